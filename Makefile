@@ -1,0 +1,31 @@
+# Two commands set everything up and run it on a fresh machine (Python 3.11+, make):
+#   make demo   - run the job locally on embedded defaults (no cloud account)
+#   make test   - lint + the whole test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint bench venv clean
+
+$(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	PYTHONPATH=shared $(PY) -m irt demo
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+
+test: lint
+	$(PY) -m pytest -q
+
+bench: $(STAMP)
+	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
+
+clean:
+	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

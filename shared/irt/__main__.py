@@ -1,0 +1,7 @@
+"""``python -m irt``: see :mod:`irt.cli`."""
+
+import sys
+
+from .cli import main
+
+sys.exit(main())

@@ -1,0 +1,715 @@
+"""Item calibration by marginal maximum likelihood (Bock-Aitkin EM) on sparse answers.
+
+The marginal log-likelihood of ``N`` students with answers ``y_{sj}`` is::
+
+    l(xi) = sum_s log sum_q w_q prod_{j in A(s)} P_j(x_q)^{y_sj} (1 - P_j(x_q))^{1 - y_sj}
+
+over fixed quadrature nodes ``x_q`` on ``[-bound, bound]`` with weights
+``w_q`` proportional to the N(0, 1) density (``A(s)``: the items student ``s``
+answered).  Internally items use the slope-intercept form ``z = a x + d``
+(``b = -d / a``) and, for the 3PL, ``c = logistic(g)``.
+
+E-step: one sparse product ``L = S @ T`` gives every student's log-likelihood
+at every node, where ``S`` (students x 2 items) has a single 1 per answer in
+column ``2 j + y`` and ``T`` (2 items x nodes) holds ``log(1 - P_j)`` and
+``log P_j``.  The posterior ``W = softmax(L + log w)`` (students x nodes) gives
+the expected counts ``S^T W`` (2 items x nodes): expected wrong and right
+answers of each item at each node.  Cost O(answers x nodes); memory
+O(answers + students x nodes).  No students x items matrix is built.
+
+M-step: per item, Fisher scoring on the expected complete-data
+log-likelihood plus log-priors, with step halving; for the 1PL and Rasch models
+the common slope couples the items, and the Newton system is solved exactly
+through its arrowhead structure.
+
+Acceleration: SQUAREM (Varadhan & Roland 2008, scheme S3) around the EM map,
+with a fall-back to the plain EM step whenever an extrapolation lowers the
+(penalised) log-likelihood, so every accepted step is monotone.
+
+Standard errors: the observed information by Louis' (1982) formula, evaluated
+per item block (the item's own parameters; covariances between items that
+share students are neglected), then the delta method for ``b`` and ``c``.
+For the common slope of the 1PL/Rasch models its own block includes every
+student's full score.  See :func:`_covariances`.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Literal
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import expit, logit
+
+from . import __version__
+from .model import MODEL_TYPES, ItemModel
+from .responses import Responses
+
+ModelName = Literal["rasch", "1pl", "2pl", "3pl"]
+
+
+@dataclass(frozen=True)
+class Quadrature:
+    """Fixed quadrature for the latent N(0, 1): ``n_points`` nodes evenly on ``[-bound, bound]``.
+
+    Weights are the normal density at the nodes, normalised to sum to one (as R mirt does).
+    """
+
+    n_points: int = 41
+    bound: float = 6.0
+
+    def __post_init__(self) -> None:
+        if self.n_points < 5:
+            raise ValueError("quadrature n_points must be at least 5")
+        if not self.bound > 0:
+            raise ValueError("quadrature bound must be positive")
+
+    def nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``(nodes, log_weights)``, each of shape ``(n_points,)``."""
+        x = np.linspace(-self.bound, self.bound, self.n_points)
+        lw = -0.5 * x**2
+        lw -= np.logaddexp.reduce(lw)
+        return x, lw
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Optional priors added to the log-likelihood in the M-step (MAP item estimates).
+
+    Attributes:
+        a_lognormal: ``(meanlog, sdlog)``: ``log a ~ N(meanlog, sdlog^2)``.
+        b_normal: ``(mean, sd)``: ``b ~ N(mean, sd^2)``.
+        c_beta: ``(alpha, beta)``: ``c ~ Beta(alpha, beta)`` (3PL only).
+    """
+
+    a_lognormal: tuple[float, float] | None = None
+    b_normal: tuple[float, float] | None = None
+    c_beta: tuple[float, float] | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("a_lognormal", "b_normal", "c_beta"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if len(value) != 2 or not all(math.isfinite(v) for v in value):
+                raise ValueError(f"prior {name} must be two finite numbers")
+            if value[1] <= 0 or (name == "c_beta" and value[0] <= 0):
+                raise ValueError(f"prior {name} needs positive scale/shape parameters")
+            object.__setattr__(self, name, (float(value[0]), float(value[1])))
+
+    @classmethod
+    def recommended(cls, model: str) -> Priors:
+        """Defaults: none, except for the 3PL: ``log a ~ N(0, 0.5^2)``, ``c ~ Beta(5, 17)``."""
+        if model == "3pl":
+            return cls(a_lognormal=(0.0, 0.5), c_beta=(5.0, 17.0))
+        return cls()
+
+    def to_dict(self) -> dict[str, list[float] | None]:
+        return {k: (list(v) if v is not None else None) for k, v in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Calibration settings.
+
+    Attributes:
+        model: ``rasch``, ``1pl``, ``2pl`` or ``3pl``.
+        quadrature: quadrature of the latent distribution.
+        priors: item priors; ``None`` = :meth:`Priors.recommended` for the model.
+        tol: convergence when no item parameter (``a``, ``d``, ``logit c``)
+            moves more than ``tol`` in one EM cycle.
+        max_iter: cap on EM cycles (E-steps).
+        min_answers_per_item: items with fewer answers are left out and reported.
+        min_slope: a fitted 2PL/3PL slope below this marks a non-discriminating
+            or mis-keyed item: it is left out and the rest refitted.
+        accelerate: use SQUAREM.
+        compute_se: compute standard errors.
+        float32_estep: run the E-step sparse products in float32 during the
+            iterations (the final E-step, the log-likelihood and SEs are float64).
+    """
+
+    model: str = "2pl"
+    quadrature: Quadrature = field(default_factory=Quadrature)
+    priors: Priors | None = None
+    tol: float = 1e-4
+    max_iter: int = 500
+    min_answers_per_item: int = 10
+    min_slope: float = 0.05
+    accelerate: bool = True
+    compute_se: bool = True
+    float32_estep: bool = True
+
+    def __post_init__(self) -> None:
+        if self.model not in MODEL_TYPES:
+            raise ValueError(f"model must be one of {', '.join(MODEL_TYPES)}, got {self.model!r}")
+        if not self.tol > 0:
+            raise ValueError("tol must be positive")
+        if self.max_iter < 1:
+            raise ValueError("max_iter must be at least 1")
+        if self.min_answers_per_item < 1:
+            raise ValueError("min_answers_per_item must be at least 1")
+
+    def resolved_priors(self) -> Priors:
+        return self.priors if self.priors is not None else Priors.recommended(self.model)
+
+
+@dataclass
+class FitResult:
+    """Outcome of :func:`fit`.
+
+    Attributes:
+        model: the calibrated :class:`~irt.model.ItemModel`.
+        iterations: EM cycles (E-steps) run.
+        converged: whether ``tol`` was reached before ``max_iter``.
+        log_likelihood: marginal log-likelihood at the estimates (without priors).
+        log_posterior: the penalised objective that EM maximised (with log-priors).
+        history: the objective after each EM cycle (for diagnostics).
+    """
+
+    model: ItemModel
+    iterations: int
+    converged: bool
+    log_likelihood: float
+    log_posterior: float
+    history: list[float]
+
+
+# --------------------------------------------------------------------------- helpers
+class _Params:
+    """Free parameters as one flat vector ``[a (n or 1), d (n), g (n, 3PL only)]``."""
+
+    def __init__(self, model: str, n_items: int) -> None:
+        self.model = model
+        self.n = n_items
+        self.common = model in ("rasch", "1pl")
+        self.n_a = 1 if self.common else n_items
+        self.has_c = model == "3pl"
+
+    def split(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        a = v[: self.n_a]
+        a = np.broadcast_to(a, (self.n,)) if self.common else a
+        d = v[self.n_a: self.n_a + self.n]
+        g = v[self.n_a + self.n:] if self.has_c else None
+        return a, d, g
+
+    def join(self, a: np.ndarray, d: np.ndarray, g: np.ndarray | None) -> np.ndarray:
+        parts = [np.atleast_1d(a[:1] if self.common else a), d]
+        if self.has_c:
+            parts.append(g)
+        return np.concatenate(parts).astype(float)
+
+
+class _EStep:
+    """Sparse E-step machinery for fixed data (students with no answers are dropped)."""
+
+    def __init__(self, responses: Responses, n_items: int, quad: Quadrature) -> None:
+        self.x, self.log_w = quad.nodes()
+        cols = 2 * responses.item.astype(np.int64) + responses.correct
+        # Compact the student index to those with answers.
+        students, row = np.unique(responses.student, return_inverse=True)
+        self.n_students = students.shape[0]
+        shape = (self.n_students, 2 * n_items)
+        ones = np.ones(responses.n_answers, dtype=np.float64)
+        self.S64 = sp.csr_matrix((ones, (row, cols)), shape=shape)
+        self.S64.sum_duplicates()
+        self.S32 = self.S64.astype(np.float32)
+        self.St64 = self.S64.T  # CSC view: fast scatter-add of posterior rows
+        self.St32 = self.S32.T
+        self.row = row.astype(np.int64)
+        self.cols = cols
+
+    def run(self, logp: np.ndarray, logq: np.ndarray, float32: bool
+            ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray]:
+        """Return ``(r, n, loglik, posterior)``.
+
+        ``r`` and ``n`` are the expected right and total answers (items x nodes),
+        ``posterior`` the students x nodes posterior weights.
+        """
+        n_items = logp.shape[0]
+        dtype = np.float32 if float32 else np.float64
+        table = np.empty((2 * n_items, logp.shape[1]), dtype=dtype)
+        table[0::2] = logq
+        table[1::2] = logp
+        S, St = (self.S32, self.St32) if float32 else (self.S64, self.St64)
+        L = S @ table
+        L += self.log_w.astype(dtype)
+        m = L.max(axis=1, keepdims=True)
+        np.subtract(L, m, out=L)
+        np.exp(L, out=L)
+        tot = L.sum(axis=1, keepdims=True)
+        loglik = float(np.sum(np.log(tot, dtype=np.float64)) + np.sum(m, dtype=np.float64))
+        L /= tot
+        counts = np.asarray(St @ L, dtype=np.float64)
+        right = counts[1::2]
+        return right, counts[0::2] + right, loglik, L
+
+
+def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
+    """``(P, P*, logP, log(1-P))`` at nodes ``x`` for every item (items x nodes)."""
+    z = a[:, None] * x[None, :] + d[:, None]
+    pstar = expit(z)
+    if g is None:
+        logp = -np.logaddexp(0.0, -z)
+        logq = -np.logaddexp(0.0, z)
+        return pstar, pstar, logp, logq
+    c = expit(g)[:, None]
+    p = c + (1.0 - c) * pstar
+    p = np.clip(p, 1e-15, 1 - 1e-15)
+    return p, pstar, np.log(p), np.log1p(-p)
+
+
+def _objective(a, d, g, r, n, x, priors: Priors, common: bool) -> np.ndarray:
+    """Expected complete-data log-likelihood plus log-priors, per item (shape ``(n_items,)``)."""
+    _, _, logp, logq = _item_probabilities(a, d, g, x)
+    obj = np.sum(r * logp + (n - r) * logq, axis=1)
+    if priors.a_lognormal is not None:
+        m, s = priors.a_lognormal
+        with np.errstate(divide="ignore", invalid="ignore"):
+            la = np.log(a)
+            pa = np.where(a > 0, -la - 0.5 * ((la - m) / s) ** 2, -np.inf)
+        obj = obj + (pa / a.shape[0] if common else pa)
+    if priors.b_normal is not None:
+        m, s = priors.b_normal
+        obj = obj - 0.5 * ((-d / a - m) / s) ** 2
+    if priors.c_beta is not None and g is not None:
+        al, be = priors.c_beta
+        # log Beta density in c plus the Jacobian of c = logistic(g).
+        obj = obj + al * (-np.logaddexp(0.0, -g)) + be * (-np.logaddexp(0.0, g))
+    return obj
+
+
+def _gradient_information(a, d, g, r, n, x, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item gradient (n_items x k) and Fisher information (n_items x k x k) in (a, d[, g])."""
+    p, pstar, _, _ = _item_probabilities(a, d, g, x)
+    ds = pstar * (1.0 - pstar)
+    if g is None:
+        resid = r - n * p  # canonical link: dl/dz = r - nP
+        w = n * ds
+        xs = x[None, :]
+        grad = np.stack([(resid * xs).sum(1), resid.sum(1)], axis=1)
+        info = np.empty((a.shape[0], 2, 2))
+        info[:, 0, 0] = (w * xs * xs).sum(1)
+        info[:, 0, 1] = info[:, 1, 0] = (w * xs).sum(1)
+        info[:, 1, 1] = w.sum(1)
+    else:
+        c = expit(g)[:, None]
+        dp = np.stack([(1 - c) * ds * x[None, :], (1 - c) * ds, c * (1 - c) * (1 - pstar)], axis=1)
+        pq = p * (1.0 - p)
+        grad = np.einsum("jq,jkq->jk", (r - n * p) / pq, dp)
+        info = np.einsum("jq,jkq,jlq->jkl", n / pq, dp, dp)
+    k = grad.shape[1]
+    if priors.a_lognormal is not None:
+        m, s = priors.a_lognormal
+        aa = np.maximum(a, 1e-8)
+        la = np.log(aa)
+        grad[:, 0] += (-1.0 - (la - m) / s**2) / aa
+        info[:, 0, 0] += (1.0 + 1.0 / s**2) / aa**2
+    if priors.b_normal is not None:
+        m, s = priors.b_normal
+        b = -d / a
+        jac = np.stack([d / a**2, -1.0 / a], axis=1)  # db/da, db/dd
+        grad[:, :2] += (-(b - m) / s**2)[:, None] * jac
+        info[:, :2, :2] += jac[:, :, None] * jac[:, None, :] / s**2
+    if priors.c_beta is not None and k == 3:
+        al, be = priors.c_beta
+        c1 = expit(g)
+        grad[:, 2] += al * (1 - c1) - be * c1
+        info[:, 2, 2] += (al + be) * c1 * (1 - c1)
+    return grad, info
+
+
+def _m_step(pm: _Params, v: np.ndarray, r: np.ndarray, n: np.ndarray, x: np.ndarray,
+            priors: Priors, max_newton: int = 8) -> np.ndarray:
+    """Maximise the expected complete-data objective by Fisher scoring with step halving."""
+    a, d, g = pm.split(v)
+    a, d = a.copy(), d.copy()
+    g = None if g is None else g.copy()
+    obj = _objective(a, d, g, r, n, x, priors, pm.common)
+    for _ in range(max_newton):
+        grad, info = _gradient_information(a, d, g, r, n, x, priors)
+        if pm.common:
+            # Arrowhead system in (a, d_1..d_n): Schur complement on the common slope.
+            idd = info[:, 1, 1] + 1e-12
+            iad = info[:, 0, 1]
+            schur = info[:, 0, 0].sum() - np.sum(iad**2 / idd)
+            step_a = (grad[:, 0].sum() - np.sum(iad * grad[:, 1] / idd)) / max(schur, 1e-12)
+            step_d = (grad[:, 1] - iad * step_a) / idd
+            step = np.concatenate([[step_a], step_d])
+            scale = 1.0
+            total = obj.sum()
+            for _h in range(12):
+                a_new = np.full_like(a, a[0] + scale * step_a)
+                d_new = d + scale * step_d
+                new = _objective(a_new, d_new, None, r, n, x, priors, True)
+                if new.sum() >= total - 1e-10 * abs(total):
+                    break
+                scale *= 0.5
+            else:
+                break
+            a, d, obj = a_new, d_new, new
+            if scale * np.max(np.abs(step)) < 1e-9:
+                break
+            continue
+        k = grad.shape[1]
+        info = info + 1e-10 * np.eye(k)[None]
+        step = np.linalg.solve(info, grad[:, :, None])[:, :, 0]
+        scale = np.ones(a.shape[0])
+        accepted = np.zeros(a.shape[0], dtype=bool)
+        cand = None
+        for _h in range(12):
+            a_new = a + scale * step[:, 0]
+            d_new = d + scale * step[:, 1]
+            g_new = None if g is None else g + scale * step[:, 2]
+            new = _objective(a_new, d_new, g_new, r, n, x, priors, False)
+            ok = np.isfinite(new) & (new >= obj - 1e-10 * np.abs(obj))
+            take = ok & ~accepted
+            if cand is None:
+                cand = [a.copy(), d.copy(), None if g is None else g.copy(), obj.copy()]
+            cand[0][take], cand[1][take] = a_new[take], d_new[take]
+            if g is not None:
+                cand[2][take] = g_new[take]
+            cand[3][take] = new[take]
+            accepted |= ok
+            if accepted.all():
+                break
+            scale = np.where(accepted, scale, scale * 0.5)
+        moved = np.max(np.abs(scale[accepted, None] * step[accepted])) if accepted.any() else 0.0
+        a, d, g, obj = cand[0], cand[1], cand[2], cand[3]
+        if moved < 1e-9:
+            break
+    return pm.join(a, d, g)
+
+
+def _start_values(responses: Responses, pm: _Params, priors: Priors) -> np.ndarray:
+    """Start from proportions correct and item-score correlations (O(answers))."""
+    n_items = pm.n
+    n_j = np.bincount(responses.item, minlength=n_items).astype(float)
+    k_j = np.bincount(responses.item, weights=responses.correct, minlength=n_items)
+    p = (k_j + 0.5) / (n_j + 1.0)
+    # Student score: logit of smoothed proportion correct, standardised.
+    n_s = np.bincount(responses.student, minlength=responses.n_students).astype(float)
+    k_s = np.bincount(responses.student, weights=responses.correct, minlength=responses.n_students)
+    score = logit((k_s + 0.5) / (n_s + 1.0))
+    answered = n_s > 0
+    score = (score - score[answered].mean()) / max(score[answered].std(), 1e-6)
+    z = score[responses.student]
+    y = responses.correct.astype(float)
+    mz = np.bincount(responses.item, weights=z, minlength=n_items) / np.maximum(n_j, 1)
+    mzz = np.bincount(responses.item, weights=z * z, minlength=n_items) / np.maximum(n_j, 1)
+    myz = np.bincount(responses.item, weights=y * z, minlength=n_items) / np.maximum(n_j, 1)
+    py = k_j / np.maximum(n_j, 1)
+    cov = myz - py * mz
+    sd = np.sqrt(np.maximum(py * (1 - py), 1e-6) * np.maximum(mzz - mz**2, 1e-6))
+    rho = np.clip(cov / sd, 0.05, 0.9)
+    a = np.clip(1.7 * rho / np.sqrt(1 - rho**2), 0.25, 2.5)
+    if pm.common:
+        a = np.full(n_items, float(np.median(a)))
+    g = None
+    if pm.has_c:
+        c0 = priors.c_beta[0] / sum(priors.c_beta) if priors.c_beta else 0.1
+        p = np.clip((p - c0) / (1 - c0), 0.02, 0.98)
+        g = np.full(n_items, float(logit(c0)))
+    d = logit(p) / 1.7 * np.sqrt(1.7**2 + a**2)
+    return pm.join(a, d, g)
+
+
+# --------------------------------------------------------------------------- EM
+def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors
+        ) -> tuple[np.ndarray, int, bool, list[float], _EStep]:
+    pm = _Params(cfg.model, n_items)
+    estep = _EStep(responses, n_items, cfg.quadrature)
+    x = estep.x
+
+    def log_prior_total(v: np.ndarray) -> float:
+        a, d, g = pm.split(v)
+        zero = np.zeros((n_items, x.shape[0]))
+        return float(_objective(a, d, g, zero, zero, x, priors, pm.common).sum())
+
+    def em_map(v: np.ndarray) -> tuple[np.ndarray, float]:
+        a, d, g = pm.split(v)
+        _, _, logp, logq = _item_probabilities(a, d, g, x)
+        r, n, loglik, _ = estep.run(logp, logq, cfg.float32_estep)
+        return _m_step(pm, v, r, n, x, priors), loglik + log_prior_total(v)
+
+    def natural(v: np.ndarray) -> np.ndarray:
+        # Convergence is judged on (a, d, c): a guessing parameter drifting to 0
+        # moves logit(c) forever but c not at all.
+        if not pm.has_c:
+            return v
+        out = v.copy()
+        out[pm.n_a + pm.n:] = expit(v[pm.n_a + pm.n:])
+        return out
+
+    def change(v_new: np.ndarray, v_old: np.ndarray) -> float:
+        return float(np.max(np.abs(natural(v_new) - natural(v_old))))
+
+    v = _start_values(responses, pm, priors)
+    history: list[float] = []
+    iterations = 0
+    converged = False
+    while iterations < cfg.max_iter:
+        v1, obj0 = em_map(v)
+        iterations += 1
+        history.append(obj0)
+        if change(v1, v) < cfg.tol:
+            v, converged = v1, True
+            break
+        if not cfg.accelerate or iterations + 2 > cfg.max_iter:
+            v = v1
+            continue
+        v2, obj1 = em_map(v1)
+        iterations += 1
+        history.append(obj1)
+        if change(v2, v1) < cfg.tol:
+            v, converged = v2, True
+            break
+        r_ = v1 - v
+        w_ = v2 - v1 - r_
+        nv = np.linalg.norm(w_)
+        alpha = -np.linalg.norm(r_) / nv if nv > 0 else -1.0
+        alpha = min(alpha, -1.0)
+        v_ext = v - 2 * alpha * r_ + alpha**2 * w_
+        v3, obj_ext = em_map(v_ext)
+        iterations += 1
+        if np.isfinite(obj_ext) and obj_ext >= obj1 - 1e-8 * abs(obj1):
+            history.append(obj_ext)
+            v = v3
+        else:
+            v = v2
+    return v, iterations, converged, history, estep
+
+
+def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses,
+                     priors: Priors) -> np.ndarray:
+    """Covariance of each item's free parameters ``[a, d, g]`` (items x k x k) by Louis' formula.
+
+    One answer's complete-data score is ``s = f_y(x) dP/dxi`` with ``f_1 = 1/P`` and
+    ``f_0 = -1/(1 - P)``, and its Hessian ``f_y d2P/dxi2 - f_y^2 dP dP'``.  Louis'
+    observed information, ``E[-H_c] - E[s_c s_c'] + E[s_c] E[s_c]'`` under the
+    posterior, restricted to the block of item ``j`` (a student answers an item at
+    most once, so the ``f_y^2`` terms cancel), is::
+
+        I_j = sum_{answers of j} m m'  -  sum_q (r_jq - n_jq P_jq) / (P_jq Q_jq) d2P_jq/dxi2
+
+    with ``m = E_post[s]`` the posterior mean score of each answer, plus the prior
+    information.  Covariances between items that share students are neglected
+    (item-block approximation).  The common slope of the 1PL/Rasch gets its own
+    1 x 1 block with each student's score summed over answers::
+
+        I_aa = sum_q [r f_1^2 + (n - r) f_0^2] (dP/da)^2 - sum_q (r - nP)/(PQ) d2P/da2
+               - sum_s Var_post(sum_{answers of s} s_a)
+
+    Covariance = I_j^-1; NaN where the block is not positive definite.
+    """
+    a, d, g = pm.split(v)
+    x = estep.x
+    n_items = pm.n
+    p, pstar, logp, logq = _item_probabilities(a, d, g, x)
+    r, n, _, post = estep.run(logp, logq, False)
+    ds = pstar * (1.0 - pstar)
+    if g is None:
+        dp = np.stack([ds * x[None, :], ds], axis=1)  # items x k x nodes
+    else:
+        c = expit(g)[:, None]
+        dp = np.stack([(1 - c) * ds * x[None, :], (1 - c) * ds, c * (1 - c) * (1 - pstar)], axis=1)
+    k = dp.shape[1]
+    pq = p * (1.0 - p)
+    f1 = 1.0 / p
+    f0 = -1.0 / (1.0 - p)
+    resid = (r - n * p) / pq
+    info = np.zeros((n_items, k, k))
+    for i in range(k):
+        for j in range(i, k):
+            info[:, i, j] = info[:, j, i] = -np.sum(resid * _d2p(a, d, g, x, i, j), axis=1)
+    # Posterior mean score of every answer: a sampled dense product, in chunks.
+    table = np.empty((2 * n_items, k, x.shape[0]))
+    table[0::2] = f0[:, None, :] * dp
+    table[1::2] = f1[:, None, :] * dp
+    item = estep.cols // 2
+    chunk = max(1, 2_000_000 // (k * x.shape[0]))
+    sum_m2_a = 0.0
+    for start in range(0, estep.cols.shape[0], chunk):
+        stop = min(estep.cols.shape[0], start + chunk)
+        m = np.einsum("nq,nkq->nk", post[estep.row[start:stop]], table[estep.cols[start:stop]])
+        sum_m2_a += float(np.sum(m[:, 0] ** 2))
+        for i in range(k):
+            for j in range(i, k):
+                add = np.bincount(item[start:stop], weights=m[:, i] * m[:, j], minlength=n_items)
+                info[:, i, j] += add
+                if i != j:
+                    info[:, j, i] += add
+    zeros = np.zeros_like(r)
+    _, prior_info = _gradient_information(a, d, g, zeros, zeros, x, priors)
+    if pm.common and priors.a_lognormal is not None:
+        prior_info[:, 0, 0] /= n_items  # the prior on the common slope counts once
+    info += prior_info
+    cov = np.full((n_items, k, k), np.nan)
+    first = 1 if pm.common else 0
+    blocks = info[:, first:, first:]
+    ok = np.linalg.det(blocks) > 0
+    if ok.any():
+        inv = np.linalg.inv(blocks[ok])
+        good = np.all(np.diagonal(inv, axis1=1, axis2=2) > 0, axis=1)
+        idx = np.flatnonzero(ok)[good]
+        cov[idx, first:, first:] = inv[good]
+    if pm.common:
+        cov[:, 0, 1:] = cov[:, 1:, 0] = 0.0
+    if pm.common:
+        # Remove the per-answer m_a^2 terms and use the per-student score variance instead.
+        w_var = r * f1**2 + (n - r) * f0**2
+        score_a = estep.S64 @ table[:, 0, :]  # students x nodes: summed slope score
+        mean_a = np.sum(post * score_a, axis=1)
+        var_a = np.sum(post * score_a**2, axis=1) - mean_a**2
+        info_aa = (info[:, 0, 0].sum() - sum_m2_a + np.sum(w_var * dp[:, 0] ** 2) - var_a.sum())
+        cov[:, 0, 0] = 1.0 / info_aa if info_aa > 0 else np.nan
+    return cov
+
+
+def _d2p(a, d, g, x, i: int, j: int) -> np.ndarray:
+    """Second derivative of P w.r.t. parameters ``i`` and ``j`` of (a, d, g), items x nodes."""
+    z = a[:, None] * x[None, :] + d[:, None]
+    ps = expit(z)
+    s1 = ps * (1 - ps)
+    s2 = s1 * (1 - 2 * ps)  # d2 logistic / dz2
+    dz = [x[None, :] * np.ones_like(z), np.ones_like(z)]
+    if g is None:
+        return s2 * dz[i] * dz[j]
+    c = expit(g)[:, None]
+    dc = c * (1 - c)
+    d2c = dc * (1 - 2 * c)
+    if i < 2 and j < 2:
+        return (1 - c) * s2 * dz[i] * dz[j]
+    if i == 2 and j == 2:
+        return d2c * (1 - ps)
+    other = j if i == 2 else i
+    return -dc * s1 * dz[other]
+
+
+# --------------------------------------------------------------------------- public API
+def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
+    """Calibrate item parameters by marginal maximum likelihood.
+
+    Items with fewer than ``config.min_answers_per_item`` answers, with every
+    answer right or every answer wrong (their difficulty is infinite without a
+    prior), or, for the 2PL/3PL, with a fitted slope below ``config.min_slope``,
+    are left out of the model and listed in ``model.excluded_items`` with the
+    reason; they are never fitted into nonsense.
+
+    Args:
+        responses: sparse answers; at most one answer per student-item pair.
+        config: settings; defaults to a 2PL with :class:`FitConfig` defaults.
+
+    Returns:
+        A :class:`FitResult` whose ``model`` is ready to serialise.
+
+    Raises:
+        ValueError: if no item is left to calibrate.
+    """
+    cfg = config or FitConfig()
+    priors = cfg.resolved_priors()
+    n_j = responses.answers_per_item()
+    k_j = np.rint(responses.correct_per_item())
+    excluded: dict[str, str] = {}
+    keep = np.ones(responses.n_items, dtype=bool)
+    for j in np.flatnonzero(n_j < cfg.min_answers_per_item):
+        excluded[responses.item_ids[j]] = (
+            f"fewer than {cfg.min_answers_per_item} answers ({int(n_j[j])})")
+        keep[j] = False
+    extreme = keep & ((k_j == 0) | (k_j == n_j))
+    if priors.b_normal is None:
+        for j in np.flatnonzero(extreme):
+            kind = "right" if k_j[j] == n_j[j] else "wrong"
+            excluded[responses.item_ids[j]] = f"every answer {kind} ({int(n_j[j])} answers)"
+            keep[j] = False
+    while True:
+        if not keep.any():
+            raise ValueError("no item left to calibrate: " + "; ".join(
+                f"{i}: {why}" for i, why in list(excluded.items())[:5]))
+        sub, kept_ids = _restrict(responses, keep)
+        pm = _Params(cfg.model, len(kept_ids))
+        v, iterations, converged, history, estep = _em(sub, len(kept_ids), cfg, priors)
+        a, d, g = pm.split(v)
+        if pm.common or not np.any(a < cfg.min_slope):
+            break
+        kept_pos = np.flatnonzero(keep)
+        for j in np.flatnonzero(a < cfg.min_slope):
+            excluded[responses.item_ids[kept_pos[j]]] = (
+                f"slope {a[j]:.3f} below {cfg.min_slope} (not discriminating or mis-keyed)")
+            keep[kept_pos[j]] = False
+
+    # Final float64 E-step: exact log-likelihood and posterior for the SEs.
+    _, _, logp, logq = _item_probabilities(a, d, g, estep.x)
+    _, _, loglik, _ = estep.run(logp, logq, False)
+    zero = np.zeros((pm.n, estep.x.shape[0]))
+    log_post = loglik + float(_objective(a, d, g, zero, zero, estep.x, priors, pm.common).sum())
+    k = 3 if pm.has_c else 2
+    cov = (_covariances(pm, v, estep, sub, priors) if cfg.compute_se
+           else np.full((pm.n, k, k), np.nan))
+
+    a_out = np.array(a, dtype=float)
+    c_out = expit(g) if g is not None else np.zeros(pm.n)
+    var_a = cov[:, 0, 0]
+    if cfg.model == "rasch":
+        # Same likelihood as the common slope on N(0,1): sigma = a, Rasch b = -d.
+        sigma = float(a_out[0])
+        b_out = -d
+        se_a = np.full(pm.n, np.nan)
+        se_b = np.sqrt(cov[:, 1, 1])
+        a_out = np.ones(pm.n)
+    else:
+        sigma = 1.0
+        b_out = -d / a_out
+        jb = np.stack([d / a_out**2, -1.0 / a_out], axis=1)  # db/da, db/dd
+        var_b = np.einsum("jk,jkl,jl->j", jb, cov[:, :2, :2], jb)
+        se_a = np.sqrt(var_a)
+        se_b = np.sqrt(var_b)
+    se_c = (c_out * (1 - c_out) * np.sqrt(cov[:, 2, 2])) if pm.has_c else np.full(pm.n, np.nan)
+
+    n_params = v.shape[0]  # rasch: sigma plays the common slope's part
+    n_students = int(np.count_nonzero(sub.answers_per_student()))
+    fit_stats = {
+        "method": "MML-EM (Bock-Aitkin)" + (", SQUAREM" if cfg.accelerate else ""),
+        "iterations": int(iterations),
+        "converged": bool(converged),
+        "tol": cfg.tol,
+        "log_likelihood": float(loglik),
+        "log_posterior": float(log_post),
+        "n_parameters": int(n_params),
+        "aic": float(-2 * loglik + 2 * n_params),
+        "bic": float(-2 * loglik + n_params * math.log(max(sub.n_answers, 1))),
+        "se_method": "Louis observed information, item blocks" if cfg.compute_se else "none",
+    }
+    if cfg.model == "rasch":
+        fit_stats["latent_variance"] = sigma**2
+    elif cfg.model == "1pl":
+        fit_stats["common_slope"] = float(a_out[0])
+    summary = {
+        "n_answers": int(sub.n_answers),
+        "n_students": n_students,
+        "n_items": int(pm.n),
+        "n_items_excluded": len(excluded),
+        "proportion_correct": float(sub.correct.mean()) if sub.n_answers else 0.0,
+    }
+    model = ItemModel(
+        model_type=cfg.model, item_ids=kept_ids, a=a_out, b=np.asarray(b_out, dtype=float),
+        c=c_out, se_a=se_a, se_b=se_b, se_c=se_c, population_sd=sigma,
+        quadrature={"n_points": cfg.quadrature.n_points, "bound": cfg.quadrature.bound,
+                    "distribution": "normal"},
+        priors=priors.to_dict(), fit=fit_stats, data_summary=summary, excluded_items=excluded,
+        created_at=_dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        code_version=__version__,
+    )
+    return FitResult(model, iterations, converged, float(loglik), float(log_post), history)
+
+
+def _restrict(responses: Responses, keep: np.ndarray) -> tuple[Responses, tuple[str, ...]]:
+    """Answers of kept items only, items re-indexed ``0..n_kept-1`` in original order."""
+    new_index = np.cumsum(keep) - 1
+    mask = keep[responses.item]
+    kept_ids = tuple(i for i, k in zip(responses.item_ids, keep, strict=True) if k)
+    sub = Responses(responses.student[mask], new_index[responses.item[mask]],
+                    responses.correct[mask], responses.student_ids, kept_ids)
+    return sub, kept_ids

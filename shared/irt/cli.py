@@ -1,0 +1,217 @@
+"""Command line for data scientists: ``python -m irt {fit,score,demo} ...``.
+
+The only module of the package that opens files (the engine itself is I/O free).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+import numpy as np
+
+from . import __version__
+from .csvio import CSVFormatError, read_answers_csv, write_scores_csv
+from .model import MODEL_TYPES, ModelFormatError, load_model
+
+EPILOG = """\
+CSV format (header required, extra columns ignored):
+  student_id,item_id,correct[,answered_at]
+  correct: 1/0, true/false (also t/f, yes/no); answered_at: ISO-8601 or epoch seconds.
+Only the first attempt per student-item pair is used (earliest answered_at, else file order).
+
+Examples:
+  python -m irt fit answers.csv --model 2pl -o model.json
+  python -m irt score model.json answers.csv -o scores.csv
+  python -m irt demo
+"""
+
+
+def _pair(text: str) -> tuple[float, float]:
+    try:
+        x, y = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two numbers 'x,y', got {text!r}") from None
+    return x, y
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m irt", description="Calibrate IRT item parameters and score students.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"irt {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    f = sub.add_parser("fit", help="calibrate a model from an answers CSV",
+                       description="Calibrate item parameters by marginal maximum likelihood "
+                       "(EM) and write the model JSON.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    f.add_argument("answers", type=Path, help="answers CSV (see format below)")
+    f.add_argument("--model", choices=MODEL_TYPES, default="2pl", help="model type (default 2pl)")
+    f.add_argument("-o", "--output", type=Path, required=True, help="model JSON to write")
+    f.add_argument("--min-answers-per-item", type=int, default=10, metavar="N",
+                   help="leave out items with fewer answers (default 10)")
+    f.add_argument("--min-answers-per-student", type=int, default=1, metavar="N",
+                   help="drop students with fewer answers before fitting (default 1)")
+    f.add_argument("--quadrature-points", type=int, default=41, metavar="Q",
+                   help="quadrature nodes on [-6, 6] (default 41)")
+    f.add_argument("--tol", type=float, default=1e-4,
+                   help="convergence: max parameter change per EM cycle (default 1e-4)")
+    f.add_argument("--max-iter", type=int, default=500, help="EM cycle cap (default 500)")
+    f.add_argument("--prior-a", type=_pair, metavar="MEANLOG,SDLOG",
+                   help="lognormal prior on slopes, e.g. 0,0.5")
+    f.add_argument("--prior-b", type=_pair, metavar="MEAN,SD", help="normal prior on difficulties")
+    f.add_argument("--prior-c", type=_pair, metavar="ALPHA,BETA",
+                   help="beta prior on guessing (3pl; default 5,17)")
+    f.add_argument("--no-priors", action="store_true",
+                   help="no priors at all (pure ML; the 3pl may then be unstable)")
+    f.add_argument("--no-se", action="store_true", help="skip standard errors")
+    f.add_argument("--lenient", action="store_true",
+                   help="drop and count bad CSV rows instead of stopping at the first one")
+
+    s = sub.add_parser("score", help="score students with a model",
+                       description="Estimate each student's ability; one output row per "
+                       "student: student_id,theta,se,n_answers.", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("model", type=Path, help="model JSON written by 'fit'")
+    s.add_argument("answers", type=Path, help="answers CSV")
+    s.add_argument("-o", "--output", type=Path, help="scores CSV to write (default stdout)")
+    s.add_argument("--method", choices=("EAP", "MAP"), default="EAP",
+                   help="EAP (posterior mean, SE = posterior SD; default) or MAP")
+    s.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
+
+    d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
+    d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    return parser
+
+
+def _read_rows(path: Path, lenient: bool) -> list[dict]:
+    with path.open(newline="", encoding="utf-8") as stream:
+        return read_answers_csv(stream, strict=not lenient)
+
+
+def _fit(args: argparse.Namespace) -> int:
+    from .calibrate import FitConfig, Priors, Quadrature, fit
+    from .preprocess import prepare_rows
+
+    rows = _read_rows(args.answers, args.lenient)
+    prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
+    _log(f"read {prepared.report.rows_in} rows, kept {prepared.report.rows_out}; dropped "
+         f"{json.dumps({k: v for k, v in prepared.report.dropped.items() if v})}")
+    if args.no_priors:
+        priors: Priors | None = Priors()
+    elif args.prior_a or args.prior_b or args.prior_c:
+        rec = Priors.recommended(args.model)
+        priors = Priors(args.prior_a or rec.a_lognormal, args.prior_b or rec.b_normal,
+                        args.prior_c or rec.c_beta)
+    else:
+        priors = None
+    config = FitConfig(model=args.model, quadrature=Quadrature(args.quadrature_points),
+                       priors=priors, tol=args.tol, max_iter=args.max_iter,
+                       min_answers_per_item=args.min_answers_per_item,
+                       compute_se=not args.no_se)
+    start = time.perf_counter()
+    result = fit(prepared.responses, config)
+    model = result.model
+    model.data_summary["preprocessing"] = prepared.report.to_dict()
+    args.output.write_text(model.to_json(), encoding="utf-8")
+    _log(f"{args.model}: {model.n_items} items, {len(model.excluded_items)} excluded, "
+         f"{result.iterations} EM cycles, converged={result.converged}, "
+         f"log-likelihood {result.log_likelihood:.3f}, {time.perf_counter() - start:.2f} s "
+         f"-> {args.output}")
+    return 0 if result.converged else 3
+
+
+def _score(args: argparse.Namespace) -> int:
+    from .ability import eap_batch, map_batch
+    from .preprocess import prepare_rows
+
+    model = load_model(args.model.read_bytes())
+    prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+    resp = prepared.responses
+    pos, unknown = model.lookup(resp.item_ids)
+    known = pos[resp.item] >= 0
+    if unknown:
+        _log(f"ignored {len(unknown)} item(s) unknown to the model, e.g. {unknown[:3]}")
+    student, item_pos, y = resp.student[known], pos[resp.item[known]], resp.correct[known]
+    scorer = eap_batch if args.method == "EAP" else map_batch
+    theta, se = scorer(model, student, item_pos, y, resp.n_students)
+    n_answers = np.bincount(student, minlength=resp.n_students)
+    out: TextIO = args.output.open("w", newline="", encoding="utf-8") if args.output else sys.stdout
+    try:
+        write_scores_csv(out, resp.student_ids, theta, se, n_answers)
+    finally:
+        if args.output:
+            out.close()
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    """Synthetic log -> preprocessing -> 2PL calibration -> scores, printed."""
+    from .ability import estimate
+    from .calibrate import FitConfig, fit
+    from .preprocess import prepare_rows
+    from .simulate import simulate
+
+    sim = simulate(2000, 60, 30, seed=args.seed)
+    r = sim.responses
+    rows = [{"student_id": r.student_ids[s], "item_id": r.item_ids[j], "correct": int(y)}
+            for s, j, y in zip(r.student.tolist(), r.item.tolist(), r.correct.tolist(),
+                                   strict=True)]
+    rows += [{"student_id": None, "item_id": "q1", "correct": 1},
+             {"student_id": "s1", "item_id": "q2", "correct": "maybe"}]
+    start = time.perf_counter()
+    prepared = prepare_rows(rows, min_answers_per_item=10)
+    result = fit(prepared.responses, FitConfig(model="2pl"))
+    model = result.model
+    took = time.perf_counter() - start
+    idx = np.array([int(i[1:]) for i in model.item_ids])
+    rmse_a = float(np.sqrt(np.mean((model.a - sim.a[idx]) ** 2)))
+    rmse_b = float(np.sqrt(np.mean((model.b - sim.b[idx]) ** 2)))
+    print(f"simulated log: {len(rows)} rows, {r.n_students} students x {r.n_items} items "
+          f"(30 answers each)")
+    print(f"preprocessing: kept {prepared.report.rows_out}, dropped "
+          f"{ {k: v for k, v in prepared.report.dropped.items() if v} }")
+    print(f"2PL calibration: {result.iterations} EM cycles, converged={result.converged}, "
+          f"log-likelihood {result.log_likelihood:.2f}, {took:.2f} s")
+    print(f"recovery vs truth: RMSE(a) = {rmse_a:.3f}, RMSE(b) = {rmse_b:.3f}")
+    print("\nfirst items:  item      a      b   se(a)  se(b)")
+    for j in range(5):
+        print(f"              {model.item_ids[j]:<6} {model.a[j]:6.3f} {model.b[j]:6.3f} "
+              f"{model.se_a[j]:6.3f} {model.se_b[j]:6.3f}")
+    print("\nscores: student  answers  true theta   EAP (se)         P(correct) on q0..q2")
+    order, indptr = r.by_student()
+    for s in range(5):
+        sel = order[indptr[s]:indptr[s + 1]]
+        ids = [r.item_ids[j] for j in r.item[sel]]
+        est = estimate(model, ids, r.correct[sel].tolist())
+        p = model.probability(est.theta, model.lookup(["q0", "q1", "q2"])[0])
+        print(f"        {r.student_ids[s]:<8} {est.n_answers:>7}  {sim.theta[s]:10.2f}   "
+              f"{est.theta:6.2f} ({est.se:.2f})   {np.round(p, 2).tolist()}")
+    none = estimate(model, [], [])
+    print(f"        (no answers) -> theta {none.theta:.2f}, se {none.se:.2f} (the prior)")
+    return 0
+
+
+def _log(message: str) -> None:
+    print(message, file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit status (2 = bad input, 3 = fit did not converge)."""
+    args = build_parser().parse_args(argv)
+    handlers = {"fit": _fit, "score": _score, "demo": _demo}
+    try:
+        return handlers[args.command](args)
+    except CSVFormatError as exc:
+        _log(f"error: {getattr(args, 'answers', '')}: {exc}")
+    except ModelFormatError as exc:
+        _log(f"error: {args.model}: invalid model: {exc}")
+    except (OSError, ValueError) as exc:
+        _log(f"error: {exc}")
+    return 2

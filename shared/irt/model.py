@@ -1,0 +1,367 @@
+"""The calibrated item bank: parameters, probabilities, information and the JSON artifact.
+
+numpy only (this module is on ``predict``'s import path).
+
+Model, traditional parameterisation on the logistic metric::
+
+    P_j(theta) = c_j + (1 - c_j) / (1 + exp(-a_j * (theta - b_j)))
+
+with ``theta ~ N(mu, sigma^2)`` in the calibration population (``mu = 0``;
+``sigma = 1`` except for the Rasch model, whose slopes are fixed at 1 and whose
+latent standard deviation is estimated).
+
+Model types (``ModelType``):
+
+* ``rasch`` - ``a_j = 1``, ``c_j = 0``, ``sigma`` estimated (R mirt ``itemtype='Rasch'``).
+* ``1pl``   - one common slope ``a`` for every item, ``c_j = 0``, ``sigma = 1``.
+* ``2pl``   - ``a_j``, ``b_j`` free, ``c_j = 0``.
+* ``3pl``   - ``a_j``, ``b_j``, ``c_j`` free (pseudo-guessing lower asymptote).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+ModelType = Literal["rasch", "1pl", "2pl", "3pl"]
+MODEL_TYPES: tuple[str, ...] = ("rasch", "1pl", "2pl", "3pl")
+SCHEMA_VERSION = 1
+
+#: Probabilities are clipped to ``[P_EPS, 1 - P_EPS]`` before taking logs.
+P_EPS = 1e-12
+
+
+class ModelFormatError(ValueError):
+    """A model artifact that is not valid JSON or breaks the schema.
+
+    Attributes:
+        field: dotted path of the offending field (e.g. ``items.Q7.a``), or ``""``.
+    """
+
+    def __init__(self, message: str, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+
+
+def logistic(x: np.ndarray) -> np.ndarray:
+    """Numerically stable ``1 / (1 + exp(-x))``."""
+    x = np.asarray(x, dtype=float)
+    out = np.empty_like(x)
+    pos = x >= 0
+    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
+    ex = np.exp(x[~pos])
+    out[~pos] = ex / (1.0 + ex)
+    return out
+
+
+def irf(theta: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Item response function, broadcast over ``theta`` and the item arrays.
+
+    ``P(correct | theta) = c + (1 - c) * logistic(a * (theta - b))``.
+    """
+    return c + (1.0 - c) * logistic(a * (np.asarray(theta, dtype=float) - b))
+
+
+def item_information(theta: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    """Fisher information of an item at ``theta`` (Birnbaum's 3PL formula).
+
+    ``I(theta) = a^2 * (Q / P) * ((P - c) / (1 - c))^2`` with ``Q = 1 - P``;
+    for ``c = 0`` this is ``a^2 P Q``.
+    """
+    p = np.clip(irf(theta, a, b, c), P_EPS, 1 - P_EPS)
+    return a**2 * ((1.0 - p) / p) * ((p - c) / (1.0 - c)) ** 2
+
+
+@dataclass
+class ItemModel:
+    """A calibrated item bank.
+
+    Attributes:
+        model_type: one of ``MODEL_TYPES``.
+        item_ids: external ids, in the order of the parameter arrays.
+        a, b, c: item parameters, each of shape ``(n_items,)``.
+        se_a, se_b, se_c: standard errors (NaN where not estimated, e.g. a fixed slope).
+        population_sd: latent standard deviation ``sigma`` (1 except for ``rasch``).
+        quadrature: quadrature settings used in calibration.
+        priors: prior settings used in calibration (JSON-ready dict).
+        fit: fit statistics (iterations, converged, log_likelihood, ...).
+        data_summary: counts describing the calibration data.
+        excluded_items: items left out of the fit, ``{item_id: reason}``.
+        created_at: ISO-8601 UTC timestamp.
+        code_version: version of the ``irt`` package that produced the model.
+        version: optional model version label assigned by the publisher.
+        options: free-form, documented model options (kept for forward compatibility).
+    """
+
+    model_type: str
+    item_ids: tuple[str, ...]
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    se_a: np.ndarray
+    se_b: np.ndarray
+    se_c: np.ndarray
+    population_sd: float = 1.0
+    quadrature: dict[str, Any] = field(default_factory=dict)
+    priors: dict[str, Any] = field(default_factory=dict)
+    fit: dict[str, Any] = field(default_factory=dict)
+    data_summary: dict[str, Any] = field(default_factory=dict)
+    excluded_items: dict[str, str] = field(default_factory=dict)
+    created_at: str = ""
+    code_version: str = ""
+    version: str = ""
+    options: dict[str, Any] = field(default_factory=dict)
+    _index: dict[str, int] | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.item_ids = tuple(self.item_ids)
+        n = len(self.item_ids)
+        for name in ("a", "b", "c", "se_a", "se_b", "se_c"):
+            arr = np.asarray(getattr(self, name), dtype=float).reshape(-1)
+            if arr.shape[0] != n:
+                raise ValueError(f"{name} has {arr.shape[0]} values for {n} items")
+            setattr(self, name, arr)
+
+    @property
+    def n_items(self) -> int:
+        return len(self.item_ids)
+
+    @property
+    def index(self) -> dict[str, int]:
+        """``item_id -> position`` map (built once)."""
+        if self._index is None:
+            self._index = {item_id: j for j, item_id in enumerate(self.item_ids)}
+        return self._index
+
+    def lookup(self, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+        """Positions of known ``item_ids`` and the list of unknown ones (in input order).
+
+        Returns:
+            ``(positions, unknown)`` where ``positions`` has ``-1`` for unknown ids.
+        """
+        index = self.index
+        pos = np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64,
+                          count=len(item_ids))
+        unknown = [i for i, p in zip(item_ids, pos, strict=True) if p < 0]
+        return pos, unknown
+
+    def probability(self, theta: float | np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """P(correct) of ``items`` (positions; all if None) at ``theta``.
+
+        A scalar ``theta`` gives shape ``(n,)``; an array of shape ``(m,)`` gives ``(m, n)``.
+        """
+        sel = slice(None) if items is None else items
+        a, b, c = self.a[sel], self.b[sel], self.c[sel]
+        th = np.asarray(theta, dtype=float)
+        if th.ndim:
+            return irf(th[:, None], a, b, c)
+        return irf(th, a, b, c)
+
+    def information(self, theta: float | np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
+        """Item information of ``items`` at ``theta`` (same shapes as :meth:`probability`)."""
+        sel = slice(None) if items is None else items
+        a, b, c = self.a[sel], self.b[sel], self.c[sel]
+        th = np.asarray(theta, dtype=float)
+        if th.ndim:
+            return item_information(th[:, None], a, b, c)
+        return item_information(th, a, b, c)
+
+    def test_information(self, theta: float | np.ndarray,
+                         items: np.ndarray | None = None) -> np.ndarray:
+        """Test information: the sum of item information over ``items``."""
+        return self.information(theta, items).sum(axis=-1)
+
+    # ------------------------------------------------------------------ JSON
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dictionary (see :func:`model_from_dict` for the schema)."""
+
+        def num(x: float) -> float | None:
+            return None if not math.isfinite(x) else float(x)
+
+        items = {
+            item_id: {
+                "a": float(self.a[j]), "b": float(self.b[j]), "c": float(self.c[j]),
+                "se_a": num(self.se_a[j]), "se_b": num(self.se_b[j]), "se_c": num(self.se_c[j]),
+            }
+            for j, item_id in enumerate(self.item_ids)
+        }
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "model_type": self.model_type,
+            "version": self.version,
+            "created_at": self.created_at,
+            "code_version": self.code_version,
+            "population": {"mean": 0.0, "sd": float(self.population_sd)},
+            "quadrature": self.quadrature,
+            "priors": self.priors,
+            "fit": self.fit,
+            "data_summary": self.data_summary,
+            "excluded_items": self.excluded_items,
+            "options": self.options,
+            "items": items,
+        }
+
+    def to_json(self, indent: int | None = 1) -> str:
+        """Serialise to JSON text (strict: no NaN/Infinity literals)."""
+        return json.dumps(self.to_dict(), indent=indent, allow_nan=False, sort_keys=False)
+
+
+def _require(mapping: Mapping[str, Any], key: str, kind: type | tuple[type, ...],
+             path: str) -> Any:
+    if key not in mapping:
+        raise ModelFormatError("is required", f"{path}{key}")
+    value = mapping[key]
+    if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+        raise ModelFormatError(f"must be {_kind_name(kind)}, got a boolean", f"{path}{key}")
+    if not isinstance(value, kind):
+        raise ModelFormatError(f"must be {_kind_name(kind)}, got {type(value).__name__}",
+                               f"{path}{key}")
+    return value
+
+
+def _kind_name(kind: type | tuple[type, ...]) -> str:
+    kinds = kind if isinstance(kind, tuple) else (kind,)
+    names = {int: "a number", float: "a number", str: "a string", dict: "an object",
+             list: "an array", bool: "a boolean"}
+    return " or ".join(dict.fromkeys(names.get(k, k.__name__) for k in kinds))
+
+
+def _finite(value: Any, path: str, lo: float = -math.inf, hi: float = math.inf,
+            closed_lo: bool = True, closed_hi: bool = True) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelFormatError("must be a number", path)
+    v = float(value)
+    if not math.isfinite(v):
+        raise ModelFormatError("must be finite", path)
+    if v < lo or v > hi or (v == lo and not closed_lo) or (v == hi and not closed_hi):
+        lb = "[" if closed_lo else "("
+        rb = "]" if closed_hi else ")"
+        raise ModelFormatError(f"must be in {lb}{lo}, {hi}{rb}, got {v}", path)
+    return v
+
+
+def model_from_dict(doc: Any) -> ItemModel:
+    """Validate a model document and build an :class:`ItemModel`.
+
+    Schema (version 1)::
+
+        {"schema_version": 1, "model_type": "2pl", "version": "...",
+         "created_at": "...", "code_version": "...",
+         "population": {"mean": 0, "sd": 1.0},
+         "quadrature": {...}, "priors": {...}, "fit": {...},
+         "data_summary": {...}, "excluded_items": {"Q9": "fewer than 20 answers"},
+         "items": {"Q1": {"a": 1.2, "b": -0.3, "c": 0.0,
+                          "se_a": 0.1, "se_b": 0.08, "se_c": null}, ...}}
+
+    Rules: ``a > 0`` and finite (``a == 1`` for Rasch, one common ``a`` for 1PL),
+    ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
+    at least one item, SEs null or finite and ``>= 0``.
+
+    Raises:
+        ModelFormatError: naming the first offending field.
+    """
+    if not isinstance(doc, dict):
+        raise ModelFormatError("model document must be a JSON object")
+    version = _require(doc, "schema_version", int, "")
+    if version != SCHEMA_VERSION:
+        raise ModelFormatError(f"unsupported schema version {version} (this code reads "
+                               f"{SCHEMA_VERSION})", "schema_version")
+    model_type = _require(doc, "model_type", str, "")
+    if model_type not in MODEL_TYPES:
+        raise ModelFormatError(f"must be one of {', '.join(MODEL_TYPES)}", "model_type")
+    population = _require(doc, "population", dict, "")
+    mean = _finite(_require(population, "mean", (int, float), "population."), "population.mean")
+    if mean != 0.0:
+        raise ModelFormatError("must be 0", "population.mean")
+    sd = _finite(_require(population, "sd", (int, float), "population."), "population.sd",
+                 lo=0.0, closed_lo=False, hi=100.0)
+    items = _require(doc, "items", dict, "")
+    if not items:
+        raise ModelFormatError("must hold at least one item", "items")
+    n = len(items)
+    ids: list[str] = []
+    cols = {k: np.empty(n) for k in ("a", "b", "c", "se_a", "se_b", "se_c")}
+    for j, (item_id, spec) in enumerate(items.items()):
+        path = f"items.{item_id}."
+        if not item_id:
+            raise ModelFormatError("item ids must be non-empty strings", "items")
+        if not isinstance(spec, dict):
+            raise ModelFormatError("must be an object", path[:-1])
+        ids.append(item_id)
+        cols["a"][j] = _finite(_require(spec, "a", (int, float), path), path + "a",
+                               lo=0.0, closed_lo=False, hi=1e3)
+        cols["b"][j] = _finite(_require(spec, "b", (int, float), path), path + "b",
+                               lo=-1e3, hi=1e3)
+        cols["c"][j] = _finite(spec.get("c", 0.0), path + "c", lo=0.0, hi=1.0, closed_hi=False)
+        for k in ("se_a", "se_b", "se_c"):
+            v = spec.get(k)
+            cols[k][j] = math.nan if v is None else _finite(v, path + k, lo=0.0)
+    if model_type != "3pl" and np.any(cols["c"] != 0.0):
+        bad = ids[int(np.flatnonzero(cols["c"] != 0.0)[0])]
+        raise ModelFormatError(f"must be 0 for a {model_type} model", f"items.{bad}.c")
+    if model_type == "rasch" and np.any(cols["a"] != 1.0):
+        bad = ids[int(np.flatnonzero(cols["a"] != 1.0)[0])]
+        raise ModelFormatError("must be 1 for a rasch model", f"items.{bad}.a")
+    if model_type == "1pl" and np.any(cols["a"] != cols["a"][0]):
+        bad = ids[int(np.flatnonzero(cols["a"] != cols["a"][0])[0])]
+        raise ModelFormatError("must equal the common slope of a 1pl model", f"items.{bad}.a")
+    if model_type != "rasch" and sd != 1.0:
+        raise ModelFormatError(f"must be 1 for a {model_type} model", "population.sd")
+
+    def obj(key: str) -> dict[str, Any]:
+        value = doc.get(key, {})
+        if not isinstance(value, dict):
+            raise ModelFormatError("must be an object", key)
+        return value
+
+    def text(key: str) -> str:
+        value = doc.get(key, "")
+        if not isinstance(value, str):
+            raise ModelFormatError("must be a string", key)
+        return value
+
+    excluded = obj("excluded_items")
+    return ItemModel(
+        model_type=model_type, item_ids=tuple(ids),
+        a=cols["a"], b=cols["b"], c=cols["c"],
+        se_a=cols["se_a"], se_b=cols["se_b"], se_c=cols["se_c"],
+        population_sd=sd, quadrature=obj("quadrature"), priors=obj("priors"),
+        fit=obj("fit"), data_summary=obj("data_summary"),
+        excluded_items={str(k): str(v) for k, v in excluded.items()},
+        created_at=text("created_at"), code_version=text("code_version"),
+        version=text("version"), options=obj("options"),
+    )
+
+
+def _reject_constant(name: str) -> float:
+    raise ModelFormatError(f"{name} is not valid JSON (non-finite number)")
+
+
+def load_model(text: str | bytes) -> ItemModel:
+    """Parse and validate model JSON text.
+
+    Raises:
+        ModelFormatError: if the text is not JSON (including NaN/Infinity literals
+            or duplicate keys) or breaks the schema.
+    """
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise ModelFormatError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    try:
+        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=no_duplicates)
+    except ModelFormatError:
+        raise
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"model is not valid JSON: {exc}") from None
+    return model_from_dict(doc)
