@@ -1,0 +1,187 @@
+"""Answers CSV in, student scores CSV out.
+
+The package opens no files: callers (the CLI) pass already-open *text* streams.
+Open input streams with ``newline=""`` as the :mod:`csv` module asks, so that
+quoted fields holding line breaks are read correctly.
+
+Answers CSV: a header naming at least ``student_id``, ``item_id`` and
+``correct``, optionally ``answered_at``; other columns are ignored.  Header
+names are matched after stripping whitespace (and a UTF-8 byte-order mark) and
+lower-casing.  Blank lines are skipped.  Line numbers in errors are physical
+lines of the file, the header being line 1; a row whose quoted field spans
+lines is reported at the line where the row starts.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Iterable
+from typing import Any, TextIO
+
+from irt.preprocess import _CORRECT_STRINGS, _timestamp_or_nan, parse_correct
+
+REQUIRED_COLUMNS: tuple[str, ...] = ("student_id", "item_id", "correct")
+OPTIONAL_COLUMNS: tuple[str, ...] = ("answered_at",)
+SCORES_HEADER: tuple[str, ...] = ("student_id", "theta", "se", "n_answers")
+
+
+class CSVFormatError(ValueError):
+    """An answers CSV that cannot be read.
+
+    Attributes:
+        line: 1-based physical line of the problem (the header is line 1).
+        reason: what is wrong, without the line prefix.
+    """
+
+    def __init__(self, line: int, reason: str) -> None:
+        super().__init__(f"line {line}: {reason}")
+        self.line = line
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.line, self.reason))
+
+
+def _header_positions(header: list[str]) -> dict[str, int]:
+    names = [name.strip().lstrip("\ufeff").strip().lower() for name in header]
+    positions: dict[str, int] = {}
+    for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+        found = [k for k, name in enumerate(names) if name == column]
+        if len(found) > 1:
+            raise CSVFormatError(1, f"duplicate column {column!r} in header")
+        if found:
+            positions[column] = found[0]
+    missing = [c for c in REQUIRED_COLUMNS if c not in positions]
+    if missing:
+        raise CSVFormatError(
+            1, f"missing required column {missing[0]!r} in header (got {', '.join(header)})"
+        )
+    return positions
+
+
+def _row_problem(fields: list[str], n_columns: int, positions: dict[str, int]) -> str | None:
+    """Why a data row is bad, or ``None`` when it is fine."""
+    if len(fields) != n_columns:
+        return f"expected {n_columns} fields, got {len(fields)}"
+    for column in ("student_id", "item_id"):
+        if not fields[positions[column]].strip():
+            return f"{column} is empty"
+    value = fields[positions["correct"]]
+    if value not in _CORRECT_STRINGS and parse_correct(value) is None:
+        return f"correct must be one of 0, 1, true, false (got {value!r})"
+    if "answered_at" in positions:
+        value = fields[positions["answered_at"]]
+        if value and _timestamp_or_nan(value) is None:  # same rules as parse_timestamp
+            return (
+                "answered_at must be epoch seconds or an ISO-8601 date-time "
+                f"(got {value!r})"
+            )
+    return None
+
+
+def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, str | None]]:
+    """Read an answers CSV into rows for :func:`irt.preprocess.prepare_rows`.
+
+    Args:
+        stream: an open text stream positioned at the header.
+        strict: when true, the first bad row raises :class:`CSVFormatError`
+            (wrong number of fields, empty ``student_id`` / ``item_id``,
+            invalid ``correct``, invalid non-empty ``answered_at``) and
+            quoting is checked strictly (``csv`` ``strict=True``: a stray
+            character after a closing quote or an unterminated quote at the
+            end of the file is an error).  When false, the CSV is parsed
+            leniently and every row is returned as read, for ``prepare_rows`` to drop
+            and count: a row with too few fields gets ``None`` for the missing
+            columns, extra fields of a row with too many are ignored (as
+            :class:`csv.DictReader` does).
+
+    Returns:
+        One dict per non-blank data row, in file order, with the keys
+        ``student_id``, ``item_id``, ``correct`` and, when the header has
+        the column, ``answered_at``; values are the raw (unstripped) strings.
+        Ids are not length-checked here; ``prepare_rows`` does that.
+
+    Raises:
+        CSVFormatError: no header, a required column missing or repeated
+            (line 1), a bad row in strict mode, or a malformed CSV line.
+    """
+    reader = csv.reader(stream, strict=strict)
+    try:
+        header = next(reader, None)
+    except csv.Error as exc:
+        raise CSVFormatError(1, f"malformed CSV: {exc}") from None
+    if header is None:
+        raise CSVFormatError(1, "empty file: missing header")
+    positions = _header_positions(header)
+    n_columns = len(header)
+    columns = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in positions]
+    wanted = [(c, positions[c]) for c in columns]
+
+    rows: list[dict[str, str | None]] = []
+    append = rows.append
+    line_end = reader.line_num
+    while True:
+        line_start = line_end + 1
+        try:
+            fields = next(reader, None)
+        except csv.Error as exc:
+            raise CSVFormatError(line_start, f"malformed CSV: {exc}") from None
+        if fields is None:
+            break
+        line_end = reader.line_num
+        if not fields:  # blank line
+            continue
+        if strict:
+            problem = _row_problem(fields, n_columns, positions)
+            if problem is not None:
+                raise CSVFormatError(line_start, problem)
+        n_fields = len(fields)
+        append({c: (fields[k] if k < n_fields else None) for c, k in wanted})
+    return rows
+
+
+def _format_float(value: float) -> str:
+    value = float(value)
+    if not math.isfinite(value):
+        return str(value)  # "nan", "inf", "-inf"
+    return f"{round(value, 6) + 0.0:.6f}"  # + 0.0 turns -0.0 into 0.0
+
+
+def write_scores_csv(
+    stream: TextIO,
+    student_ids: Iterable[str],
+    theta: Iterable[float],
+    se: Iterable[float],
+    n_answers: Iterable[int],
+) -> None:
+    """Write ``student_id,theta,se,n_answers``, one row per student.
+
+    ``theta`` and ``se`` are written with 6 decimals (``nan`` / ``inf`` as
+    such); lines end with ``\\n``; ids are quoted by :mod:`csv` when needed.
+
+    Args:
+        stream: an open text stream (open files with ``newline=""``).
+        student_ids: external student ids.
+        theta: ability estimates, aligned with ``student_ids``.
+        se: standard errors, aligned with ``student_ids``.
+        n_answers: number of answers of each student.
+
+    Raises:
+        ValueError: the four sequences differ in length.
+    """
+    ids = list(student_ids)
+    columns = [list(theta), list(se), list(n_answers)]
+    lengths = [len(ids)] + [len(c) for c in columns]
+    if len(set(lengths)) != 1:
+        raise ValueError(
+            "student_ids, theta, se and n_answers must have the same length, got "
+            + ", ".join(str(n) for n in lengths)
+        )
+    writer = csv.writer(stream, lineterminator="\n")
+    # With a "\n" terminator, csv does not quote a lone "\r"; quote such rows fully.
+    quote_all = csv.writer(stream, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    writer.writerow(SCORES_HEADER)
+    for sid, t, s, n in zip(ids, *columns, strict=True):
+        row = (sid, _format_float(t), _format_float(s), str(int(n)))
+        (quote_all if "\r" in str(sid) else writer).writerow(row)
