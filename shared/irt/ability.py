@@ -14,9 +14,11 @@ evaluated by the trapezoid rule on ``n_points`` equally spaced nodes over
 ``[-bound * sigma, bound * sigma]``, in log space (log-sum-exp), so long answer
 sets never underflow.  The trapezoid rule converges exponentially for these
 smooth, rapidly decaying integrands while the grid step ``h`` is below the
-posterior SD; a student whose posterior SD is below ``h`` (a long answer set) is
-re-integrated on a local grid of ``n_points`` nodes over ``mean +/- 10 SD``.
-The result then matches adaptive numerical integration to about 1e-8.
+posterior SD and the posterior vanishes at the grid's ends.  A student whose
+posterior SD is below ``h`` (a long answer set) or whose posterior has weight
+above ``EDGE_WEIGHT`` at an end node (an extreme pattern) is re-integrated on a
+local grid of ``n_points`` nodes over ``mean +/- 10 SD`` (repeated up to three
+times).  The result matches adaptive numerical integration to about 1e-8.
 
 MAP (maximum a posteriori): Newton-Raphson on ``log L(y | theta) - theta^2 / (2 sigma^2)``
 started at the EAP, with step halving; ``se = 1 / sqrt(-d2/dtheta2 log posterior)``.
@@ -39,6 +41,9 @@ from .model import P_EPS, ItemModel
 
 #: Batches with at least this many answers use a scipy sparse product (imported lazily).
 SPARSE_MIN_ANSWERS = 200_000
+#: A posterior weight above this at the first or last node means the grid cuts the
+#: posterior off (the prior alone puts ~1e-9 there): the student is re-integrated.
+EDGE_WEIGHT = 1e-8
 
 
 @dataclass(frozen=True)
@@ -79,12 +84,9 @@ def _loglik_single(model: ItemModel, pos: np.ndarray, y: np.ndarray, x: np.ndarr
     return np.where(y[:, None] == 1, np.log(p), np.log1p(-p)).sum(axis=0)
 
 
-def _moments(logpost: np.ndarray, x: np.ndarray) -> tuple[float, float]:
+def _posterior(logpost: np.ndarray) -> np.ndarray:
     w = np.exp(logpost - logpost.max())
-    w /= w.sum()
-    mean = float(np.dot(w, x))
-    var = float(np.dot(w, (x - mean) ** 2))
-    return mean, max(var, 0.0) ** 0.5
+    return w / w.sum()
 
 
 def eap(model: ItemModel, item_pos: np.ndarray, correct: np.ndarray, *,
@@ -107,13 +109,15 @@ def eap(model: ItemModel, item_pos: np.ndarray, correct: np.ndarray, *,
     if pos.shape[0] == 0:
         return 0.0, sigma  # the prior, exactly
     x = _grid(sigma, n_points, bound)
-    prior = -0.5 * (x / sigma) ** 2
-    mean, sd = _moments(_loglik_single(model, pos, y, x) + prior, x)
-    h = x[1] - x[0]
-    if sd < h:
+    for _ in range(4):
+        w = _posterior(_loglik_single(model, pos, y, x) - 0.5 * (x / sigma) ** 2)
+        mean = float(np.dot(w, x))
+        sd = max(float(np.dot(w, (x - mean) ** 2)), 0.0) ** 0.5
+        h = x[1] - x[0]
+        if sd >= h and max(w[0], w[-1]) <= EDGE_WEIGHT:
+            break
+        # Narrow posterior, or mass at the grid's edge: integrate again where it is.
         x = np.linspace(mean - 10 * sd - h, mean + 10 * sd + h, n_points)
-        prior = -0.5 * (x / sigma) ** 2
-        mean, sd = _moments(_loglik_single(model, pos, y, x) + prior, x)
     return mean, sd
 
 
@@ -234,7 +238,7 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
     sd = np.sqrt(np.maximum(w @ (x**2) - mean**2, 0.0))
     empty = np.bincount(owner, minlength=n_students) == 0
     mean[empty], sd[empty] = 0.0, sigma  # the prior, exactly
-    narrow = np.flatnonzero(sd < x[1] - x[0])
+    narrow = np.flatnonzero((sd < x[1] - x[0]) | (np.maximum(w[:, 0], w[:, -1]) > EDGE_WEIGHT))
     if narrow.size:
         # Long answer sets: re-integrate on a local grid, one student at a time.
         starts = np.searchsorted(owner, narrow, side="left")

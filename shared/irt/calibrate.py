@@ -257,7 +257,8 @@ def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     if g is None:
         logp = -np.logaddexp(0.0, -z)
         logq = -np.logaddexp(0.0, z)
-        return pstar, pstar, logp, logq
+        # P is clipped (steep items reach 1.0 in float64 at the outer nodes); logs are exact.
+        return np.clip(pstar, 1e-15, 1 - 1e-15), pstar, logp, logq
     c = expit(g)[:, None]
     p = c + (1.0 - c) * pstar
     p = np.clip(p, 1e-15, 1 - 1e-15)
@@ -532,11 +533,17 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
     table[0::2] = f0[:, None, :] * dp
     table[1::2] = f1[:, None, :] * dp
     item = estep.cols // 2
-    chunk = max(1, 2_000_000 // (k * x.shape[0]))
+    # float32 for the gathers (the dominant cost): ~1e-7 relative, ample for SEs.
+    post32 = post.astype(np.float32)
+    tables32 = [np.ascontiguousarray(table[:, kk, :], dtype=np.float32) for kk in range(k)]
+    chunk = 16384
     sum_m2_a = 0.0
     for start in range(0, estep.cols.shape[0], chunk):
         stop = min(estep.cols.shape[0], start + chunk)
-        m = np.einsum("nq,nkq->nk", post[estep.row[start:stop]], table[estep.cols[start:stop]])
+        rows = post32[estep.row[start:stop]]
+        cols = estep.cols[start:stop]
+        m = np.stack([np.einsum("nq,nq->n", rows, t[cols]) for t in tables32],
+                     axis=1).astype(np.float64)
         sum_m2_a += float(np.sum(m[:, 0] ** 2))
         for i in range(k):
             for j in range(i, k):
@@ -549,6 +556,12 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
     if pm.common and priors.a_lognormal is not None:
         prior_info[:, 0, 0] /= n_items  # the prior on the common slope counts once
     info += prior_info
+    boundary = np.zeros(n_items, dtype=bool)
+    if g is not None:
+        # c at its boundary 0: no SE for c; a and d get theirs with c held there.
+        boundary = expit(g) < C_BOUNDARY
+        info[boundary, 2, :2] = info[boundary, :2, 2] = 0.0
+        info[boundary, 2, 2] = 1.0
     cov = np.full((n_items, k, k), np.nan)
     first = 1 if pm.common else 0
     blocks = info[:, first:, first:]
@@ -560,6 +573,8 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
         cov[idx, first:, first:] = inv[good]
     if pm.common:
         cov[:, 0, 1:] = cov[:, 1:, 0] = 0.0
+    if boundary.any():
+        cov[boundary, 2, :] = cov[boundary, :, 2] = np.nan
     if pm.common:
         # Remove the per-answer m_a^2 terms and use the per-student score variance instead.
         w_var = r * f1**2 + (n - r) * f0**2
@@ -573,7 +588,10 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
 
 #: The full Louis information is used while students x nodes x parameters stays below this.
 FULL_LOUIS_MAX_CELLS = 20_000_000
+#: A 3PL guessing parameter below this is on its boundary (0): it gets no SE.
+C_BOUNDARY = 1e-3
 FULL_LOUIS_MAX_PARAMS = 300
+FULL_LOUIS_MAX_FLOPS = 1_000_000_000
 
 
 def _full_louis_covariances(pm: _Params, v: np.ndarray, estep: _EStep,
@@ -588,10 +606,13 @@ def _full_louis_covariances(pm: _Params, v: np.ndarray, estep: _EStep,
     """
     n_params = v.shape[0]
     x = estep.x
-    if (n_params > FULL_LOUIS_MAX_PARAMS
-            or estep.n_students * x.shape[0] * n_params > FULL_LOUIS_MAX_CELLS):
+    cells = estep.n_students * x.shape[0] * n_params
+    if n_params > FULL_LOUIS_MAX_PARAMS or cells > FULL_LOUIS_MAX_CELLS or (
+            cells * n_params > FULL_LOUIS_MAX_FLOPS):
         return None
     a, d, g = pm.split(v)
+    if g is not None and np.any(expit(g) < C_BOUNDARY):
+        return None  # singular in c: the item-block path handles the boundary
     n_items = pm.n
     p, pstar, logp, logq = _item_probabilities(a, d, g, x)
     r, n, _, post = estep.run(logp, logq, False)
@@ -622,7 +643,10 @@ def _full_louis_covariances(pm: _Params, v: np.ndarray, estep: _EStep,
     item = estep.cols // 2
     scores = np.zeros((estep.n_students, x.shape[0], n_params))
     for kk in range(k):
-        np.add.at(scores, (estep.row, slice(None), gidx[item, kk]), table[estep.cols, kk, :])
+        if kk == 0 and pm.common:
+            scores[:, :, 0] = estep.S64 @ table[:, 0, :]  # summed over the student's answers
+        else:  # one answer per (student, item): plain assignment
+            scores[estep.row, :, gidx[item, kk]] = table[estep.cols, kk, :]
     mean = np.einsum("sq,sqp->sp", post, scores)
     info -= np.einsum("sq,sqp,sqr->pr", post, scores, scores, optimize=True) - mean.T @ mean
     zeros = np.zeros_like(r)
@@ -692,7 +716,11 @@ def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
             f"fewer than {cfg.min_answers_per_item} answers ({int(n_j[j])})")
         keep[j] = False
     extreme = keep & ((k_j == 0) | (k_j == n_j))
-    if priors.b_normal is None:
+    # An all-right/all-wrong item is perfectly separable: its difficulty (and a free
+    # slope) run away.  Keep it only if priors bound both.
+    bounded = priors.b_normal is not None and (
+        cfg.model in ("rasch", "1pl") or priors.a_lognormal is not None)
+    if not bounded:
         for j in np.flatnonzero(extreme):
             kind = "right" if k_j[j] == n_j[j] else "wrong"
             excluded[responses.item_ids[j]] = f"every answer {kind} ({int(n_j[j])} answers)"
