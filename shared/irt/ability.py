@@ -109,16 +109,55 @@ def eap(model: ItemModel, item_pos: np.ndarray, correct: np.ndarray, *,
     if pos.shape[0] == 0:
         return 0.0, sigma  # the prior, exactly
     x = _grid(sigma, n_points, bound)
-    for _ in range(4):
-        w = _posterior(_loglik_single(model, pos, y, x) - 0.5 * (x / sigma) ** 2)
-        mean = float(np.dot(w, x))
-        sd = max(float(np.dot(w, (x - mean) ** 2)), 0.0) ** 0.5
-        h = x[1] - x[0]
-        if sd >= h and max(w[0], w[-1]) <= EDGE_WEIGHT:
+    w = _posterior(_loglik_single(model, pos, y, x) - 0.5 * (x / sigma) ** 2)
+    mean = np.array([np.dot(w, x)])
+    sd = np.sqrt(np.maximum(np.array([np.dot(w, x * x)]) - mean**2, 0.0))
+    if sd[0] < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
+        _refine(model, pos, y, np.zeros(pos.shape[0], dtype=np.int64),
+                np.array([pos.shape[0]]), mean, sd, sigma, n_points)
+    return float(mean[0]), float(sd[0])
+
+
+def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
+            counts: np.ndarray, mean: np.ndarray, sd: np.ndarray,
+            sigma: float, n_points: int, passes: int = 3) -> None:
+    """Re-integrate posteriors on local grids ``mean +/- (10 SD + h)``, in place.
+
+    ``pos``/``y`` are the answers of the students to refine, grouped by student;
+    ``local`` maps each answer to its student ``0..k-1``, ``counts`` gives each
+    student's number of answers; ``mean``/``sd`` (shape ``(k,)``) hold the first estimates
+    and receive the refined ones.  A student is integrated again (up to ``passes``
+    times) while its posterior is still narrower than the step or cut off at an end.
+    """
+    a, b, c = model.a[pos], model.b[pos], model.c[pos]
+    unit = np.linspace(-1.0, 1.0, n_points)
+    active = np.arange(mean.shape[0])
+    for _ in range(passes):
+        half = 10.0 * sd[active] + 2.0 * sd[active] / (n_points - 1) + 1e-3
+        grid = mean[active, None] + half[:, None] * unit[None, :]  # students x nodes
+        # answers of the active students only
+        sel = np.isin(local, active) if active.shape[0] < mean.shape[0] else slice(None)
+        own = np.searchsorted(active, local[sel])
+        z = a[sel, None] * (grid[own] - b[sel, None])
+        if model.model_type != "3pl":
+            ll = y[sel, None] * z - np.logaddexp(0.0, z)
+        else:
+            p = np.clip(c[sel, None] + (1 - c[sel, None]) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
+            ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
+        cnt = counts[active]
+        starts = np.r_[0, np.cumsum(cnt)[:-1]]
+        logpost = np.add.reduceat(ll, starts, axis=0) - 0.5 * (grid / sigma) ** 2
+        logpost -= logpost.max(axis=1, keepdims=True)
+        w = np.exp(logpost)
+        w /= w.sum(axis=1, keepdims=True)
+        m = np.einsum("sq,sq->s", w, grid)
+        v = np.einsum("sq,sq->s", w, grid * grid) - m**2
+        mean[active], sd[active] = m, np.sqrt(np.maximum(v, 0.0))
+        step = grid[:, 1] - grid[:, 0]
+        again = (sd[active] < step) | (np.maximum(w[:, 0], w[:, -1]) > EDGE_WEIGHT)
+        active = active[again]
+        if not active.size:
             break
-        # Narrow posterior, or mass at the grid's edge: integrate again where it is.
-        x = np.linspace(mean - 10 * sd - h, mean + 10 * sd + h, n_points)
-    return mean, sd
 
 
 def _derivatives(model: ItemModel, pos: np.ndarray, y: np.ndarray, theta: np.ndarray,
@@ -205,8 +244,11 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
     y = np.asarray(correct, dtype=np.int64)
     sigma = model.population_sd
     x = _grid(sigma, n_points, bound)
-    # Per (item, y) log-probability table over nodes, rows 2 j + y.
-    table = _logprob_table(model, x)
+    # Per (item, y) log-probability table over nodes, rows 2 j + y; cached on the model.
+    key = ("logprob", n_points, bound)
+    table = model._cache.get(key)
+    if table is None:
+        table = model._cache[key] = _logprob_table(model, x)
     if owner.shape[0] and np.any(owner[1:] < owner[:-1]):
         order = np.argsort(owner, kind="stable")
         owner, pos, y = owner[order], pos[order], y[order]
@@ -230,21 +272,29 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
         firsts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
         sums = np.add.reduceat(table[rows[start:stop]], firsts, axis=0)
         loglik[own[firsts]] += sums
-    logpost = loglik - 0.5 * (x / sigma) ** 2
-    logpost -= logpost.max(axis=1, keepdims=True)
-    w = np.exp(logpost)
+    # In place, and einsum rather than BLAS gemv (whose thread pool costs more than it
+    # saves at this size).
+    w = loglik
+    w -= 0.5 * (x / sigma) ** 2
+    w -= w.max(axis=1, keepdims=True)
+    np.exp(w, out=w)
     w /= w.sum(axis=1, keepdims=True)
-    mean = w @ x
-    sd = np.sqrt(np.maximum(w @ (x**2) - mean**2, 0.0))
+    mean = np.einsum("sq,q->s", w, x)
+    sd = np.sqrt(np.maximum(np.einsum("sq,q->s", w, x * x) - mean**2, 0.0))
     empty = np.bincount(owner, minlength=n_students) == 0
     mean[empty], sd[empty] = 0.0, sigma  # the prior, exactly
     narrow = np.flatnonzero((sd < x[1] - x[0]) | (np.maximum(w[:, 0], w[:, -1]) > EDGE_WEIGHT))
+    narrow = narrow[~empty[narrow]]
     if narrow.size:
-        # Long answer sets: re-integrate on a local grid, one student at a time.
+        # Long answer sets or extreme patterns: re-integrate on local grids.
         starts = np.searchsorted(owner, narrow, side="left")
-        stops = np.searchsorted(owner, narrow, side="right")
-        for s, i0, i1 in zip(narrow, starts, stops, strict=True):
-            mean[s], sd[s] = eap(model, pos[i0:i1], y[i0:i1], n_points=n_points, bound=bound)
+        counts = np.searchsorted(owner, narrow, side="right") - starts
+        local = np.repeat(np.arange(narrow.shape[0]), counts)
+        offset = np.repeat(starts - np.r_[0, np.cumsum(counts)[:-1]], counts)
+        idx = offset + np.arange(local.shape[0])
+        m, v = mean[narrow], sd[narrow]
+        _refine(model, pos[idx], y[idx], local, counts, m, v, sigma, n_points)
+        mean[narrow], sd[narrow] = m, v
     return mean, sd
 
 

@@ -241,6 +241,9 @@ class _EStep:
         L += self.log_w.astype(dtype)
         m = L.max(axis=1, keepdims=True)
         np.subtract(L, m, out=L)
+        # Weights below e^-80 (~1e-35) are raised to it: they are negligible, and float32
+        # denormals would slow the next sparse product down several times.
+        np.maximum(L, -80.0, out=L)
         np.exp(L, out=L)
         tot = L.sum(axis=1, keepdims=True)
         loglik = float(np.sum(np.log(tot, dtype=np.float64)) + np.sum(m, dtype=np.float64))

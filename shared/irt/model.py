@@ -96,6 +96,8 @@ class ItemModel:
         code_version: version of the ``irt`` package that produced the model.
         version: optional model version label assigned by the publisher.
         options: free-form, documented model options (kept for forward compatibility).
+
+    A model is treated as immutable once built: lookups and per-grid tables are cached.
     """
 
     model_type: str
@@ -117,6 +119,7 @@ class ItemModel:
     version: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     _index: dict[str, int] | None = field(default=None, repr=False, compare=False)
+    _cache: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.item_ids = tuple(self.item_ids)
