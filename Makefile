@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint bench venv clean
+.PHONY: demo serve test lint bench venv clean
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,14 @@ $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/pred
 
 venv: $(STAMP)
 
+# Calibrate a model from a synthetic log into build/local/model_dir, serve `predict` with the
+# real functions-framework on 127.0.0.1, send sample requests, print the answers.
 demo: $(STAMP)
-	PYTHONPATH=shared $(PY) -m irt demo
+	$(PY) scripts/local_stack.py demo
+
+# `predict` on http://127.0.0.1:8080 until Ctrl-C (README has the curl lines).
+serve: $(STAMP)
+	$(PY) scripts/local_stack.py serve
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
