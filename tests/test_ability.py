@@ -11,16 +11,17 @@ from __future__ import annotations
 import itertools
 import math
 
-import irt.ability
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from irt.ability import eap, eap_batch, estimate, map_batch
-from irt.model import ItemModel, irf, item_information
 from scipy.integrate import quad
 from scipy.optimize import minimize_scalar
 from scipy.special import log_expit
+
+import irt.ability
+from irt.ability import eap, eap_batch, estimate, map_batch
+from irt.model import ItemModel, irf, item_information
 
 N_BANK = 1000
 

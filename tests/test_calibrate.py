@@ -24,11 +24,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import log_expit, logsumexp
+
 from irt.calibrate import FitConfig, Priors, Quadrature, fit
 from irt.model import irf
 from irt.responses import Responses
 from irt.simulate import simulate
-from scipy.special import log_expit, logsumexp
 
 DATA = Path(__file__).parent / "data"
 

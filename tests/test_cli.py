@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from irt.cli import main
 from irt.model import load_model
 from irt.simulate import simulate

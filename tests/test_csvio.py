@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from irt.csvio import CSVFormatError, read_answers_csv, write_scores_csv
 from irt.preprocess import prepare_rows
 

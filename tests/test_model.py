@@ -12,8 +12,9 @@ import math
 
 import numpy as np
 import pytest
-from irt.model import ItemModel, ModelFormatError, load_model, model_from_dict
 from scipy.special import expit
+
+from irt.model import ItemModel, ModelFormatError, load_model, model_from_dict
 
 
 def make_model(model_type: str = "2pl", se_nan: bool = False) -> ItemModel:

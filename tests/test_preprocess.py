@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from irt.preprocess import (
     DROP_REASONS,
     PreparedAnswers,

@@ -42,6 +42,7 @@ from typing import Any
 
 import functions_framework
 from flask import Request, Response
+
 from irt.model import ItemModel, ModelFormatError, load_model
 from irt.serving import Limits, RequestError, model_metadata, recommend
 from irt.serving import predict as serve_predict
@@ -62,9 +63,20 @@ class _JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str)
 
 
+class _StdoutHandler(logging.Handler):
+    """Writes to whatever ``sys.stdout`` is at emit time, flushed per line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            sys.stdout.write(self.format(record) + "\n")
+            sys.stdout.flush()
+        except Exception:  # logging must never fail a request
+            self.handleError(record)
+
+
 log = logging.getLogger("predict")
 if not log.handlers:
-    _handler = logging.StreamHandler(sys.stdout)
+    _handler = _StdoutHandler()
     _handler.setFormatter(_JsonFormatter())
     log.addHandler(_handler)
     log.setLevel(logging.INFO)

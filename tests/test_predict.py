@@ -1,0 +1,278 @@
+"""``predict`` through the functions-framework test client, model from a local directory.
+
+``functions_framework.create_app`` executes ``functions/predict/main.py`` afresh on each
+call, so every app built here reads the environment set by its test.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import functions_framework
+import numpy as np
+import pytest
+
+from irt.ability import eap
+from irt.calibrate import FitConfig, fit
+from irt.model import ItemModel
+from irt.simulate import simulate
+
+SOURCE = str(Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py")
+
+
+@pytest.fixture(scope="module")
+def fitted() -> ItemModel:
+    return fit(simulate(2000, 40, 20, seed=5).responses, FitConfig(compute_se=False)).model
+
+
+def publish(root: Path, version: str, text: str) -> None:
+    """Write a model version and move LATEST to it (the layout prepare publishes)."""
+    folder = root / "models" / version
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "model.json").write_text(text)
+    (root / "models" / "LATEST").write_text(version + "\n")
+
+
+@pytest.fixture
+def model_dir(tmp_path: Path, fitted: ItemModel) -> Path:
+    publish(tmp_path, "v1", fitted.to_json())
+    return tmp_path
+
+
+def make_client(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str):
+    monkeypatch.delenv("MODEL_BUCKET", raising=False)
+    monkeypatch.setenv("MODEL_DIR", str(model_dir))
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    return functions_framework.create_app(target="predict", source=SOURCE).test_client()
+
+
+@pytest.fixture
+def client(monkeypatch: pytest.MonkeyPatch, model_dir: Path):
+    return make_client(monkeypatch, model_dir)
+
+
+ANSWERS = [{"item_id": f"q{j}", "correct": j % 2 == 0} for j in range(10)]
+
+
+def test_single_student_probabilities_match_the_engine(client, fitted: ItemModel) -> None:
+    r = client.post("/", json={"responses": [*ANSWERS, {"item_id": "zz", "correct": 1}],
+                               "items": ["q20", "q21", "nope"]})
+    assert r.status_code == 200
+    body = r.get_json()
+    pos, _ = fitted.lookup([a["item_id"] for a in ANSWERS])
+    theta, se = eap(fitted, pos, np.array([a["correct"] for a in ANSWERS], dtype=np.int8))
+    assert body["model_version"] == "v1"
+    assert body["ability"] == {"theta": pytest.approx(theta, abs=1e-6),
+                               "se": pytest.approx(se, abs=1e-6), "method": "EAP",
+                               "n_answers": 10}
+    want = fitted.probability(theta, fitted.lookup(["q20", "q21"])[0])
+    assert body["probabilities"] == {"q20": pytest.approx(want[0], abs=1e-6),
+                                     "q21": pytest.approx(want[1], abs=1e-6)}
+    assert body["unknown_items"] == ["zz", "nope"]
+
+
+def test_items_omitted_means_every_item_and_map_method(client, fitted: ItemModel) -> None:
+    body = client.post("/predict", json={"responses": ANSWERS, "method": "MAP"}).get_json()
+    assert set(body["probabilities"]) == set(fitted.item_ids)
+    assert body["ability"]["method"] == "MAP"
+    assert all(0.0 <= p <= 1.0 for p in body["probabilities"].values())
+
+
+def test_first_attempt_counts_by_answered_at(client) -> None:
+    later_wrong_first = [
+        {"item_id": "q1", "correct": True, "answered_at": "2026-01-02T00:00:00Z"},
+        {"item_id": "q1", "correct": False, "answered_at": "2026-01-01T00:00:00Z"},
+    ]
+    only_wrong = [{"item_id": "q1", "correct": False}]
+    a = client.post("/", json={"responses": later_wrong_first, "items": ["q2"]}).get_json()
+    b = client.post("/", json={"responses": only_wrong, "items": ["q2"]}).get_json()
+    assert a["ability"] == b["ability"]
+    assert a["ability"]["n_answers"] == 1
+
+
+def test_batch_keeps_order_and_ids(client) -> None:
+    body = client.post("/", json={"students": [
+        {"student_id": "s-1", "responses": ANSWERS, "items": ["q3"]},
+        {"student_id": "s-2", "responses": [], "items": ["q3"]},
+        {"responses": ANSWERS[:2]}]}).get_json()
+    results = body["results"]
+    assert [r["student_id"] for r in results] == ["s-1", "s-2", None]
+    assert results[1]["ability"]["theta"] == 0.0 and results[1]["ability"]["se"] == 1.0
+    assert len(results[2]["probabilities"]) == 40
+
+
+def test_next_items_strategies(client, fitted: ItemModel) -> None:
+    answered = {a["item_id"] for a in ANSWERS}
+    info = client.post("/next-items", json={"responses": ANSWERS, "k": 5}).get_json()
+    got = [i["item_id"] for i in info["items"]]
+    assert len(got) == 5 and not answered & set(got)
+    infos = [i["information"] for i in info["items"]]
+    assert infos == sorted(infos, reverse=True)
+    theta = info["ability"]["theta"]
+    rest = [j for j in range(fitted.n_items) if fitted.item_ids[j] not in answered]
+    best = max(fitted.information(theta, np.array(rest)))
+    assert infos[0] == pytest.approx(best, abs=1e-6)
+    target = client.post("/next-items", json={
+        "responses": ANSWERS, "k": 3, "strategy": "target_probability", "target": 0.7}).get_json()
+    gaps = [abs(i["probability"] - 0.7) for i in target["items"]]
+    probs = fitted.probability(theta, np.array(rest))
+    assert gaps[0] == pytest.approx(np.min(np.abs(probs - 0.7)), abs=1e-6)
+    limited = client.post("/next-items", json={
+        "responses": ANSWERS, "k": 10, "candidates": ["q30", "q31", "q1", "what"]}).get_json()
+    assert {i["item_id"] for i in limited["items"]} == {"q30", "q31"}
+    assert limited["unknown_items"] == ["what"]
+
+
+def test_model_metadata_and_health(client, fitted: ItemModel) -> None:
+    meta = client.get("/model").get_json()
+    assert meta["model_version"] == "v1"
+    assert meta["model_type"] == "2pl" and meta["n_items"] == fitted.n_items
+    assert meta["created_at"] == fitted.created_at
+    assert meta["fit"]["converged"] is True
+    assert client.get("/healthz").get_json() == {"status": "ok", "model_version": "v1"}
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"responses": [{"item_id": "q1", "correct": 2}]}, "responses[0].correct"),
+    ({"responses": [{"item_id": "q1", "correct": "true"}]}, "responses[0].correct"),
+    ({"responses": [{"item_id": "", "correct": 1}]}, "responses[0].item_id"),
+    ({"responses": [{"item_id": 7, "correct": 1}]}, "responses[0].item_id"),
+    ({"responses": [{"correct": 1}]}, "responses[0].item_id"),
+    ({"responses": [{"item_id": "q1", "correct": 1, "extra": 1}]}, "responses[0].extra"),
+    ({"responses": [{"item_id": "q1", "correct": 1, "answered_at": "yesterday"}]},
+     "responses[0].answered_at"),
+    ({"responses": "q1"}, "responses"),
+    ({"items": ["q1"]}, "responses"),
+    ({"responses": [], "items": ["q1", None]}, "items[1]"),
+    ({"responses": [], "method": "MLE"}, "method"),
+    ({"responses": [], "student_id": "x"}, "student_id"),
+    ({"students": []}, "students"),
+    ({"students": [{"responses": [], "items": "q1"}]}, "students[0].items"),
+    ({"students": [{"student_id": "", "responses": []}]}, "students[0].student_id"),
+    ({"students": [{"responses": []}], "responses": []}, "responses"),
+    ([], "body"),
+])
+def test_bad_input_is_a_400_naming_the_field(client, body, field: str) -> None:
+    r = client.post("/", json=body)
+    assert r.status_code == 400
+    error = r.get_json()["error"]
+    assert error["code"] == "invalid_request"
+    assert error["field"] == field
+    assert error["message"]
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"responses": [], "k": 0}, "k"),
+    ({"responses": [], "k": 2.5}, "k"),
+    ({"responses": [], "strategy": "random"}, "strategy"),
+    ({"responses": [], "strategy": "target_probability", "target": 1.0}, "target"),
+    ({"responses": [], "target": 0.6}, "target"),
+    ({"responses": [], "candidates": [1]}, "candidates[0]"),
+])
+def test_bad_next_items_requests(client, body, field: str) -> None:
+    r = client.post("/next-items", json=body)
+    assert r.status_code == 400
+    assert r.get_json()["error"]["field"] == field
+
+
+@pytest.mark.parametrize("raw", [b"{", b"", b"   ", b'{"responses": [], "x": NaN}',
+                                 b'{"responses": [], "responses": []}', b"[" * 50_000,
+                                 b"\xff\xfe"])
+def test_malformed_json_is_a_400(client, raw: bytes) -> None:
+    r = client.post("/", data=raw, content_type="application/json")
+    assert r.status_code == 400
+    assert r.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_wrong_content_type_method_and_path(client) -> None:
+    r = client.post("/", data="x", content_type="text/plain")
+    assert r.status_code == 415 and r.get_json()["error"]["field"] == "Content-Type"
+    r = client.get("/predict")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
+    r = client.post("/model", json={})
+    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    r = client.get("/nowhere")
+    assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+
+
+def test_size_caps_are_413(monkeypatch, model_dir: Path) -> None:
+    c = make_client(monkeypatch, model_dir, MAX_BODY_BYTES="2000", MAX_RESPONSES="5",
+                    MAX_ITEMS="3", MAX_STUDENTS="2", MAX_K="4")
+    cases = [
+        ({"responses": ANSWERS[:6]}, "responses"),
+        ({"responses": [], "items": ["q1", "q2", "q3", "q4"]}, "items"),
+        ({"students": [{"responses": []}] * 3}, "students"),
+        ({"students": [{"responses": ANSWERS[:6]}]}, "students[0].responses"),
+    ]
+    for body, field in cases:
+        r = c.post("/", json=body)
+        assert r.status_code == 413, body
+        assert r.get_json()["error"] == {"code": "too_large", "message": pytest.approx(
+            r.get_json()["error"]["message"]), "field": field}
+    assert c.post("/next-items", json={"responses": [], "k": 5}).status_code == 413
+    big = json.dumps({"responses": [], "items": ["x" * 100] * 30})
+    r = c.post("/", data=big, content_type="application/json")
+    assert r.status_code == 413 and r.get_json()["error"]["field"] == "body"
+
+
+def test_no_model_is_503_then_recovers_without_restart(monkeypatch, tmp_path: Path,
+                                                        fitted: ItemModel) -> None:
+    c = make_client(monkeypatch, tmp_path, MODEL_RETRY_SECONDS="0.2")
+    r = c.post("/", json={"responses": []})
+    assert r.status_code == 503
+    assert r.headers["Retry-After"] == "1"
+    assert r.get_json()["error"]["code"] == "model_unavailable"
+    assert c.get("/healthz").status_code == 503
+    publish(tmp_path, "v7", fitted.to_json())
+    time.sleep(0.25)
+    r = c.post("/", json={"responses": []})
+    assert r.status_code == 200 and r.get_json()["model_version"] == "v7"
+
+
+def test_hot_refresh_swaps_and_corrupt_model_keeps_the_old(monkeypatch, model_dir: Path,
+                                                           fitted: ItemModel, capsys) -> None:
+    c = make_client(monkeypatch, model_dir, MODEL_REFRESH_SECONDS="0.2")
+    assert c.get("/model").get_json()["model_version"] == "v1"
+    # A new version with different parameters is picked up after the refresh interval.
+    doc = json.loads(fitted.to_json())
+    for spec in doc["items"].values():
+        spec["b"] += 1.0
+    publish(model_dir, "v2", json.dumps(doc))
+    before = c.post("/", json={"responses": [], "items": ["q0"]}).get_json()
+    assert before["model_version"] == "v1"  # not due yet
+    time.sleep(0.25)
+    after = c.post("/", json={"responses": [], "items": ["q0"]}).get_json()
+    assert after["model_version"] == "v2"
+    assert after["probabilities"]["q0"] < before["probabilities"]["q0"]
+    # Truncated JSON, then a schema violation: both rejected, v2 keeps serving.
+    capsys.readouterr()
+    for version, text in (("v3", fitted.to_json()[:200]),
+                          ("v4", fitted.to_json().replace('"a": ', '"a": -', 1))):
+        publish(model_dir, version, text)
+        time.sleep(0.25)
+        r = c.post("/", json={"responses": [], "items": ["q0"]})
+        assert r.status_code == 200
+        assert r.get_json()["model_version"] == "v2"
+    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+    rejected = [e for e in logs if e["message"].startswith("model rejected")]
+    assert {e["model_version"] for e in rejected} == {"v3", "v4"}
+    assert all(e["severity"] == "ERROR" for e in rejected)
+
+
+def test_logs_are_structured_and_carry_no_student_ids(client, capsys) -> None:
+    capsys.readouterr()
+    secret = "student-4f9a2c"
+    client.post("/", json={"students": [{"student_id": secret, "responses": ANSWERS}]})
+    client.post("/", json={"students": [{"student_id": secret, "responses": [{"x": 1}]}]})
+    out = capsys.readouterr().out
+    assert secret not in out
+    entries = [json.loads(line) for line in out.splitlines() if line]
+    requests = [e for e in entries if e["message"] == "request"]
+    assert [e["status"] for e in requests] == [200, 400]
+    for e in requests:
+        assert e["severity"] in {"INFO", "WARNING"}
+        assert e["model_version"] == "v1"
+        assert e["latency_ms"] >= 0
