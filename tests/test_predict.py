@@ -41,6 +41,19 @@ def model_dir(tmp_path: Path, fitted: ItemModel) -> Path:
     return tmp_path
 
 
+def wait_for(client, version: str, timeout: float = 5.0) -> dict:
+    """Poll until the background refresh serves ``version``; returns the last /model body."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = client.get("/model")
+        body = r.get_json()
+        if r.status_code == 200 and body["model_version"] == version:
+            return body
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still serving {body} after {timeout} s, wanted {version}")
+        time.sleep(0.05)
+
+
 def make_client(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str):
     monkeypatch.delenv("MODEL_BUCKET", raising=False)
     monkeypatch.setenv("MODEL_DIR", str(model_dir))
@@ -227,7 +240,7 @@ def test_no_model_is_503_then_recovers_without_restart(monkeypatch, tmp_path: Pa
     assert r.get_json()["error"]["code"] == "model_unavailable"
     assert c.get("/healthz").status_code == 503
     publish(tmp_path, "v7", fitted.to_json())
-    time.sleep(0.25)
+    wait_for(c, "v7")
     r = c.post("/", json={"responses": []})
     assert r.status_code == 200 and r.get_json()["model_version"] == "v7"
 
@@ -243,20 +256,24 @@ def test_hot_refresh_swaps_and_corrupt_model_keeps_the_old(monkeypatch, model_di
     publish(model_dir, "v2", json.dumps(doc))
     before = c.post("/", json={"responses": [], "items": ["q0"]}).get_json()
     assert before["model_version"] == "v1"  # not due yet
-    time.sleep(0.25)
+    wait_for(c, "v2")
     after = c.post("/", json={"responses": [], "items": ["q0"]}).get_json()
     assert after["model_version"] == "v2"
     assert after["probabilities"]["q0"] < before["probabilities"]["q0"]
     # Truncated JSON, then a schema violation: both rejected, v2 keeps serving.
     capsys.readouterr()
+    out = ""
     for version, text in (("v3", fitted.to_json()[:200]),
                           ("v4", fitted.to_json().replace('"a": ', '"a": -', 1))):
         publish(model_dir, version, text)
-        time.sleep(0.25)
-        r = c.post("/", json={"responses": [], "items": ["q0"]})
-        assert r.status_code == 200
-        assert r.get_json()["model_version"] == "v2"
-    logs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if line]
+        deadline = time.monotonic() + 5
+        while f'"model_version": "{version}"' not in out and time.monotonic() < deadline:
+            r = c.post("/", json={"responses": [], "items": ["q0"]})
+            assert r.status_code == 200
+            assert r.get_json()["model_version"] == "v2"
+            time.sleep(0.05)
+            out += capsys.readouterr().out
+    logs = [json.loads(line) for line in out.splitlines() if line]
     rejected = [e for e in logs if e["message"].startswith("model rejected")]
     assert {e["model_version"] for e in rejected} == {"v3", "v4"}
     assert all(e["severity"] == "ERROR" for e in rejected)

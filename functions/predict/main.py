@@ -125,14 +125,15 @@ class GCSSource:
 
 
 class ModelStore:
-    """The serving model, loaded once per instance and refreshed in the background of requests.
+    """The serving model, loaded once per instance and refreshed in the background.
 
-    ``current()`` returns the cached ``(model, version)`` at once.  When a check is
-    due, one caller (never more than one at a time) re-reads the pointer; a new
-    version is downloaded, validated and swapped in with a single assignment, so
-    requests in flight keep the model they started with.  A storage error keeps the
-    cached model; an invalid model is rejected (and not fetched again) and the cached
-    one kept.
+    ``current()`` returns the cached ``(model, version)`` at once, never waiting on
+    storage.  When a check is due it starts one background thread (never more than
+    one at a time) that re-reads the pointer; a new version is downloaded, validated
+    and swapped in with a single assignment, so requests in flight keep the model
+    they started with.  A storage error keeps the cached model; an invalid model is
+    rejected (and not fetched again) and the cached one kept.  ``load()`` does the
+    same synchronously (cold start).
     """
 
     def __init__(self, source: Any, refresh_seconds: float, retry_seconds: float) -> None:
@@ -146,11 +147,20 @@ class ModelStore:
 
     def current(self) -> tuple[ItemModel, str] | None:
         if time.monotonic() >= self._next_check and self._lock.acquire(blocking=False):
-            try:
-                self._refresh()
-            finally:
-                self._lock.release()
+            threading.Thread(target=self._refresh_and_release, name="model-refresh",
+                             daemon=True).start()
         return self._current
+
+    def load(self) -> tuple[ItemModel, str] | None:
+        with self._lock:
+            self._refresh()
+        return self._current
+
+    def _refresh_and_release(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
 
     def _refresh(self) -> None:
         current = self._current
@@ -213,7 +223,7 @@ LIMITS = Limits(max_responses=_env_int("MAX_RESPONSES", 1000),
 MAX_BODY_BYTES = _env_int("MAX_BODY_BYTES", 1 << 20)
 RETRY_AFTER_SECONDS = max(1, int(float(os.environ.get("MODEL_RETRY_SECONDS", 5))))
 STORE = _make_store()
-STORE.current()  # load at cold start; a failure here is logged and retried by requests
+STORE.load()  # at cold start; a failure is logged and retried in the background
 
 
 # --------------------------------------------------------------------------- HTTP helpers
