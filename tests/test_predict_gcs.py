@@ -11,9 +11,9 @@ from pathlib import Path
 
 import functions_framework
 import pytest
+from emulators import GCSEmulator, create_bucket
 from google.cloud import storage
 
-from emulators import GCSEmulator, create_bucket
 from irt.calibrate import FitConfig, fit
 from irt.model import ItemModel
 from irt.simulate import simulate
