@@ -108,14 +108,33 @@ def eap(model: ItemModel, item_pos: np.ndarray, correct: np.ndarray, *,
     sigma = model.population_sd
     if pos.shape[0] == 0:
         return 0.0, sigma  # the prior, exactly
-    x = _grid(sigma, n_points, bound)
-    w = _posterior(_loglik_single(model, pos, y, x) - 0.5 * (x / sigma) ** 2)
+    x, log_prior, table = grid_table(model, n_points, bound)
+    w = _posterior(table[2 * pos + y].sum(axis=0) + log_prior)
     mean = np.array([np.dot(w, x)])
     sd = np.sqrt(np.maximum(np.array([np.dot(w, x * x)]) - mean**2, 0.0))
     if sd[0] < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
         _refine(model, pos, y, np.zeros(pos.shape[0], dtype=np.int64),
                 np.array([pos.shape[0]]), mean, sd, sigma, n_points)
     return float(mean[0]), float(sd[0])
+
+
+def grid_table(model: ItemModel, n_points: int = 61, bound: float = 6.0
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(nodes, log prior, log-probability table)`` of the EAP grid, cached on the model.
+
+    The table has shape ``(2 n_items, n_points)``: row ``2 j`` holds ``log(1 - P_j(x))``
+    and row ``2 j + 1`` holds ``log P_j(x)``, so one student's log-likelihood at every
+    node is ``table[2 * pos + y].sum(axis=0)``.  Call it once after loading a model to
+    keep the first request fast.
+    """
+    key = ("grid", n_points, bound)
+    cached = model._cache.get(key)
+    if cached is None:
+        sigma = model.population_sd
+        x = _grid(sigma, n_points, bound)
+        cached = (x, -0.5 * (x / sigma) ** 2, _logprob_table(model, x))
+        model._cache[key] = cached
+    return cached
 
 
 def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
@@ -243,12 +262,7 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
     pos = np.asarray(item_pos, dtype=np.int64)
     y = np.asarray(correct, dtype=np.int64)
     sigma = model.population_sd
-    x = _grid(sigma, n_points, bound)
-    # Per (item, y) log-probability table over nodes, rows 2 j + y; cached on the model.
-    key = ("logprob", n_points, bound)
-    table = model._cache.get(key)
-    if table is None:
-        table = model._cache[key] = _logprob_table(model, x)
+    x, log_prior, table = grid_table(model, n_points, bound)
     if owner.shape[0] and np.any(owner[1:] < owner[:-1]):
         order = np.argsort(owner, kind="stable")
         owner, pos, y = owner[order], pos[order], y[order]
@@ -275,7 +289,7 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
     # In place, and einsum rather than BLAS gemv (whose thread pool costs more than it
     # saves at this size).
     w = loglik
-    w -= 0.5 * (x / sigma) ** 2
+    w += log_prior
     w -= w.max(axis=1, keepdims=True)
     np.exp(w, out=w)
     w /= w.sum(axis=1, keepdims=True)

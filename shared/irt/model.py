@@ -49,14 +49,11 @@ class ModelFormatError(ValueError):
 
 
 def logistic(x: np.ndarray) -> np.ndarray:
-    """Numerically stable ``1 / (1 + exp(-x))``."""
+    """Numerically stable ``1 / (1 + exp(-x))`` (full relative precision in both tails)."""
     x = np.asarray(x, dtype=float)
-    out = np.empty_like(x)
-    pos = x >= 0
-    out[pos] = 1.0 / (1.0 + np.exp(-x[pos]))
-    ex = np.exp(x[~pos])
-    out[~pos] = ex / (1.0 + ex)
-    return out
+    e = np.exp(-np.abs(x))
+    r = 1.0 / (1.0 + e)
+    return np.where(x >= 0, r, e * r)
 
 
 def irf(theta: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:

@@ -25,12 +25,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import repeat
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
-from .ability import eap, map_batch
-from .model import ItemModel
+from .ability import eap, eap_batch, map_batch
+from .model import ItemModel, irf
 from .selection import STRATEGIES, next_items
 
 
@@ -113,6 +115,8 @@ def _object(value: Any, path: str) -> dict[str, Any]:
 
 
 def _id(value: Any, path: str, limits: Limits) -> str:
+    if value is None:
+        raise invalid(path, "is required")
     if not isinstance(value, str) or not value.strip():
         raise invalid(path, "must be a non-empty string")
     if len(value) > limits.max_id_length:
@@ -144,6 +148,38 @@ def _timestamp(value: Any, path: str) -> float:
 _ANSWER_KEYS = frozenset({"item_id", "correct", "answered_at"})
 
 
+_GET_ITEM = itemgetter("item_id")
+_GET_CORRECT = itemgetter("correct")
+
+
+def _valid_ids(ids: list[Any], max_len: int) -> bool:
+    """True if every id is a non-blank string of at most ``max_len`` characters (C-speed)."""
+    if not ids:
+        return True
+    if set(map(type, ids)) != {str}:
+        return False
+    lengths = list(map(len, ids))
+    return min(lengths) > 0 and max(lengths) <= max_len and not any(map(str.isspace, ids))
+
+
+def _plain_answers(value: list[Any], max_len: int) -> tuple[list[str], list[int]] | None:
+    """The common case at C speed: every answer exactly ``{"item_id", "correct"}``, valid,
+    no item repeated.  ``None`` sends the list through the detailed checks."""
+    if not value:
+        return [], []
+    if set(map(type, value)) != {dict} or set(map(len, value)) != {2}:
+        return None
+    try:
+        ids = list(map(_GET_ITEM, value))
+        ys = list(map(_GET_CORRECT, value))
+    except KeyError:
+        return None
+    if not _valid_ids(ids, max_len) or not set(map(type, ys)) <= {bool, int} or not (
+            set(ys) <= {0, 1}) or len(set(ids)) != len(ids):
+        return None
+    return ids, list(map(int, ys))
+
+
 def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[int]]:
     if value is None:
         raise invalid(path, "is required")
@@ -151,18 +187,31 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
         raise invalid(path, "must be an array of answers")
     if len(value) > limits.max_responses:
         raise too_large(path, f"at most {limits.max_responses} answers per student")
+    fast = _plain_answers(value, limits.max_id_length)
+    if fast is not None:
+        return fast
     ids: list[str] = []
     correct: list[int] = []
-    times: list[float] = []
-    timed = 0
+    times: dict[int, float] = {}  # answer index -> answered_at, for timed answers only
+    max_len = limits.max_id_length
     for i, answer in enumerate(value):
+        # Fast path: exactly {"item_id": <valid id>, "correct": <bool or 0/1>}.
+        if type(answer) is dict and len(answer) == 2:
+            item = answer.get("item_id")
+            y = answer.get("correct")
+            if (type(item) is str and 0 < len(item) <= max_len and not item.isspace()
+                    and (y is True or y is False or (type(y) is int and 0 <= y <= 1))):
+                ids.append(item)
+                correct.append(int(y))
+                continue
         here = f"{path}[{i}]"
         if not isinstance(answer, dict):
             raise invalid(here, "must be an object with item_id and correct")
-        if len(answer) > 2 or "item_id" not in answer or "correct" not in answer:
-            _check_keys(answer, _ANSWER_KEYS, here)
+        _check_keys(answer, _ANSWER_KEYS, here)
         ids.append(_id(answer.get("item_id"), f"{here}.item_id", limits))
         y = answer.get("correct")
+        if y is None and "correct" not in answer:
+            raise invalid(f"{here}.correct", "is required")
         if y is True or y is False:
             correct.append(int(y))
         elif type(y) is int and y in (0, 1):
@@ -171,12 +220,9 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
             raise invalid(f"{here}.correct", "must be true, false, 0 or 1")
         stamp = answer.get("answered_at")
         if stamp is not None:
-            times.append(_timestamp(stamp, f"{here}.answered_at"))
-            timed += 1
-        else:
-            times.append(math.inf)  # untimed attempts rank after timed ones
-    if timed:
-        order = sorted(range(len(ids)), key=lambda k: (times[k], k))
+            times[len(ids) - 1] = _timestamp(stamp, f"{here}.answered_at")
+    if times:  # untimed attempts rank after timed ones; ties keep the given order
+        order = sorted(range(len(ids)), key=lambda k: (times.get(k, math.inf), k))
         ids = [ids[k] for k in order]
         correct = [correct[k] for k in order]
     if len(set(ids)) != len(ids):  # first attempt per item
@@ -197,7 +243,10 @@ def _item_list(value: Any, path: str, limits: Limits, *, required: bool = False
         raise invalid(path, "must be an array of item ids")
     if len(value) > limits.max_items:
         raise too_large(path, f"at most {limits.max_items} items")
-    return [_id(v, f"{path}[{i}]", limits) for i, v in enumerate(value)]
+    if not _valid_ids(value, limits.max_id_length):
+        for i, v in enumerate(value):
+            _id(v, f"{path}[{i}]", limits)  # raises the precise error
+    return value
 
 
 def _method(value: Any) -> str:
@@ -316,10 +365,68 @@ def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dic
     students, is_batch, method = parse_predict(payload, limits)
     if not is_batch:
         return {"model_version": version, **predict_student(model, students[0], method)}
+    return {"model_version": version, "results": _predict_batch(model, students, method)}
+
+
+def _positions(get: Any, ids: list[str]) -> np.ndarray:
+    """Positions of ``ids`` via the model's index ``get``; -1 where unknown (C-speed map)."""
+    return np.fromiter(map(get, ids, repeat(-1, len(ids))), dtype=np.int64, count=len(ids))
+
+
+def _predict_batch(model: ItemModel, students: list[Student], method: str
+                   ) -> list[dict[str, Any]]:
+    """Many students at once: one vectorised ability pass and one probability pass.
+
+    Gives the same answers as :func:`predict_student` per student (to rounding).
+    """
+    get = model.index.get
+    n = len(students)
+    # Answers of every student in one flat list: one lookup pass, one ability pass.
+    counts = [len(s.item_ids) for s in students]
+    flat_ids = [item for s in students for item in s.item_ids]
+    flat_pos = _positions(get, flat_ids)
+    flat_y = np.array([c for s in students for c in s.correct], dtype=np.int8)
+    owner = np.repeat(np.arange(n), counts)
+    known = flat_pos >= 0
+    unknown: list[list[str]] = [[] for _ in range(n)]
+    for k in np.flatnonzero(~known).tolist():
+        unknown[owner[k]].append(flat_ids[k])
+    args = (model, owner[known], flat_pos[known], flat_y[known], n)
+    theta, se = eap_batch(*args) if method == "EAP" else map_batch(*args)
+    used = np.bincount(owner[known], minlength=n).tolist()
+    # Requested items, likewise flat (a repeated id just maps to the same value twice).
+    wanted = [s.items or () for s in students]
+    req_counts = [len(w) for w in wanted]
+    req_ids = [item for w in wanted for item in w]
+    req_pos = _positions(get, req_ids)
+    req_owner = np.repeat(np.arange(n), req_counts)
+    ok = req_pos >= 0
+    for k in np.flatnonzero(~ok).tolist():
+        miss = unknown[req_owner[k]]
+        if req_ids[k] not in miss:
+            miss.append(req_ids[k])
+    po, pp = req_owner[ok], req_pos[ok]
+    probs = np.round(irf(theta[po], model.a[pp], model.b[pp], model.c[pp]), 6).tolist()
+    names = [req_ids[k] for k in np.flatnonzero(ok).tolist()] if not ok.all() else req_ids
+    bounds = np.searchsorted(po, np.arange(n + 1)).tolist()
+    theta_r = np.round(theta, 6).tolist()
+    se_r = np.round(se, 6).tolist()
     results = []
-    for s in students:
-        results.append({"student_id": s.student_id, **predict_student(model, s, method)})
-    return {"model_version": version, "results": results}
+    for s_i, student in enumerate(students):
+        lo, hi = bounds[s_i], bounds[s_i + 1]
+        if student.items is None:
+            probabilities = dict(zip(model.item_ids, np.round(
+                model.probability(theta[s_i]), 6).tolist(), strict=True))
+        else:
+            probabilities = dict(zip(names[lo:hi], probs[lo:hi], strict=True))
+        results.append({
+            "student_id": student.student_id,
+            "ability": {"theta": theta_r[s_i], "se": se_r[s_i], "method": method,
+                        "n_answers": used[s_i]},
+            "probabilities": probabilities,
+            "unknown_items": unknown[s_i],
+        })
+    return results
 
 
 def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
