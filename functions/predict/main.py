@@ -43,6 +43,7 @@ from typing import Any
 import functions_framework
 from flask import Request, Response
 
+from irt.ability import grid_table
 from irt.model import ItemModel, ModelFormatError, load_model
 from irt.serving import Limits, RequestError, model_metadata, recommend
 from irt.serving import predict as serve_predict
@@ -183,6 +184,7 @@ class ModelStore:
                 return
             if not model.version:
                 model.version = version
+            grid_table(model)  # precompute the EAP table before it serves
             self._current = (model, version)  # atomic swap
             _log(logging.INFO, "model loaded", model_version=version, n_items=model.n_items,
                  model_type=model.model_type, source=self.source.where,

@@ -69,21 +69,6 @@ def _grid(sigma: float, n_points: int, bound: float) -> np.ndarray:
     return np.linspace(-bound * sigma, bound * sigma, n_points)
 
 
-def _loglik_single(model: ItemModel, pos: np.ndarray, y: np.ndarray, x: np.ndarray) -> np.ndarray:
-    """Log-likelihood of one student's answers at each node ``x`` (shape ``(len(x),)``)."""
-    if pos.shape[0] == 0:
-        return np.zeros_like(x)
-    a, b, c = model.a[pos], model.b[pos], model.c[pos]
-    z = np.multiply.outer(a, x) - (a * b)[:, None]  # answers x nodes
-    if model.model_type != "3pl":
-        # y log P + (1 - y) log(1 - P) = y z - log(1 + e^z)
-        ay = a[y == 1]
-        return x * ay.sum() - np.dot(ay, b[y == 1]) - np.logaddexp(0.0, z).sum(axis=0)
-    pstar = 1.0 / (1.0 + np.exp(-z))
-    p = np.clip(c[:, None] + (1.0 - c[:, None]) * pstar, P_EPS, 1.0 - P_EPS)
-    return np.where(y[:, None] == 1, np.log(p), np.log1p(-p)).sum(axis=0)
-
-
 def _posterior(logpost: np.ndarray) -> np.ndarray:
     w = np.exp(logpost - logpost.max())
     return w / w.sum()
