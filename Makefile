@@ -30,8 +30,11 @@ lint: $(STAMP)
 test: lint
 	$(PY) -m pytest -q
 
+# Calibration/EAP against PyPI mirt, then predict in-process, over HTTP (needs `wrk`:
+# apt-get install wrk) and cold start. Figures and how to read them: benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

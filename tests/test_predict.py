@@ -284,11 +284,13 @@ def test_logs_are_structured_and_carry_no_student_ids(client, capsys) -> None:
     secret = "student-4f9a2c"
     client.post("/", json={"students": [{"student_id": secret, "responses": ANSWERS}]})
     client.post("/", json={"students": [{"student_id": secret, "responses": [{"x": 1}]}]})
+    client.post("/", json={"responses": [], secret: 1})  # a key chosen by the caller
+    client.post("/", json={"responses": [{"item_id": secret, "correct": 1}]})
     out = capsys.readouterr().out
     assert secret not in out
     entries = [json.loads(line) for line in out.splitlines() if line]
     requests = [e for e in entries if e["message"] == "request"]
-    assert [e["status"] for e in requests] == [200, 400]
+    assert [e["status"] for e in requests] == [200, 400, 400, 200]
     for e in requests:
         assert e["severity"] in {"INFO", "WARNING"}
         assert e["model_version"] == "v1"

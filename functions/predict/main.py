@@ -231,7 +231,8 @@ STORE.load()  # at cold start; a failure is logged and retried in the background
 # --------------------------------------------------------------------------- HTTP helpers
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
           ) -> Response:
-    text = json.dumps(body, allow_nan=False, separators=(",", ":"), ensure_ascii=False)
+    # ASCII escapes: any string the caller sent (a lone surrogate too) is echoed safely.
+    text = json.dumps(body, allow_nan=False, separators=(",", ":"))
     return Response(text, status=status, mimetype="application/json", headers=headers)
 
 
@@ -366,7 +367,7 @@ def predict(request: Request) -> Response:
         "model_version": loaded[1] if loaded else None,
     }
     if error is not None:
-        fields.update(error_code=error.code, error_field=error.field)
+        fields.update(error_code=error.code, error_field=error.log_field)
     level = logging.INFO if response.status_code < 400 else (
         logging.WARNING if response.status_code < 500 else logging.ERROR)
     _log(level, "request", **fields)

@@ -46,12 +46,16 @@ class RequestError(Exception):
         field: JSON path of the offending field, or ``None``.
     """
 
-    def __init__(self, status: int, code: str, message: str, field: str | None = None) -> None:
+    def __init__(self, status: int, code: str, message: str, field: str | None = None,
+                 log_field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.field = field
+        #: ``field`` without caller-chosen text (an unknown key could be anything, even a
+        #: student id): what may go into logs.
+        self.log_field = log_field if log_field is not None else field
 
     def to_dict(self) -> dict[str, Any]:
         error: dict[str, Any] = {"code": self.code, "message": self.message}
@@ -105,7 +109,9 @@ def _check_keys(obj: dict[str, Any], allowed: frozenset[str], path: str) -> None
     for key in obj:
         if key not in allowed:
             name = f"{path}.{key}" if path else key
-            raise invalid(name, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+            err = invalid(name, f"unknown field; allowed: {', '.join(sorted(allowed))}")
+            err.log_field = f"{path}.<unknown field>" if path else "<unknown field>"
+            raise err
 
 
 def _object(value: Any, path: str) -> dict[str, Any]:
@@ -128,9 +134,13 @@ def _timestamp(value: Any, path: str) -> float:
     if isinstance(value, bool):
         raise invalid(path, "must be an ISO-8601 string or epoch seconds")
     if isinstance(value, (int, float)):
-        if not math.isfinite(value):
-            raise invalid(path, "must be finite")
-        return float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise invalid(path, "must be a finite number of seconds")
+        return seconds
     if isinstance(value, str):
         text = value.strip()
         if text.endswith(("Z", "z")):
