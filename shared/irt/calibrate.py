@@ -329,8 +329,14 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors) -> tuple[np.ndarray,
 
 
 def _m_step(pm: _Params, v: np.ndarray, r: np.ndarray, n: np.ndarray, x: np.ndarray,
-            priors: Priors, max_newton: int = 8) -> np.ndarray:
-    """Maximise the expected complete-data objective by Fisher scoring with step halving."""
+            priors: Priors, max_newton: int = 2) -> np.ndarray:
+    """Improve the expected complete-data objective by Fisher scoring with step halving.
+
+    At most ``max_newton`` steps per M-step (a generalised EM: every step raises the
+    objective, and the fixed point is the same); more steps made each EM cycle dearer
+    without saving cycles (measured: ASSISTments 2009, 17,339 items, 5.4 s with 2 steps,
+    10.5 s with 4, 21.8 s with 8, same estimates).
+    """
     a, d, g = pm.split(v)
     a, d = a.copy(), d.copy()
     g = None if g is None else g.copy()
@@ -589,6 +595,10 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
     return cov
 
 
+#: Refits after leaving out items whose slope fell below ``min_slope``; items still below
+#: it after the last refit are left out of the model without another fit.
+MAX_REFITS = 2
+
 #: The full Louis information is used while students x nodes x parameters stays below this.
 FULL_LOUIS_MAX_CELLS = 20_000_000
 #: A 3PL guessing parameter below this is on its boundary (0): it gets no SE.
@@ -728,7 +738,7 @@ def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
             kind = "right" if k_j[j] == n_j[j] else "wrong"
             excluded[responses.item_ids[j]] = f"every answer {kind} ({int(n_j[j])} answers)"
             keep[j] = False
-    while True:
+    for refit in range(MAX_REFITS + 1):
         if not keep.any():
             raise ValueError("no item left to calibrate: " + "; ".join(
                 f"{i}: {why}" for i, why in list(excluded.items())[:5]))
@@ -736,10 +746,11 @@ def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
         pm = _Params(cfg.model, len(kept_ids))
         v, iterations, converged, history, estep = _em(sub, len(kept_ids), cfg, priors)
         a, d, g = pm.split(v)
-        if pm.common or not np.any(a < cfg.min_slope):
+        low = np.zeros(pm.n, dtype=bool) if pm.common else a < cfg.min_slope
+        if not low.any() or refit == MAX_REFITS:
             break
         kept_pos = np.flatnonzero(keep)
-        for j in np.flatnonzero(a < cfg.min_slope):
+        for j in np.flatnonzero(low):
             excluded[responses.item_ids[kept_pos[j]]] = (
                 f"slope {a[j]:.3f} below {cfg.min_slope} (not discriminating or mis-keyed)")
             keep[kept_pos[j]] = False
@@ -798,16 +809,25 @@ def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
         fit_stats["latent_variance"] = sigma**2
     elif cfg.model == "1pl":
         fit_stats["common_slope"] = float(a_out[0])
+    # Slopes still below min_slope after the last refit: left out of the model (the
+    # other items' estimates come from a fit that still contained them).
+    show = ~low
+    for j in np.flatnonzero(low):
+        excluded[kept_ids[j]] = (f"slope {a_out[j]:.3f} below {cfg.min_slope} after "
+                                 f"{MAX_REFITS} refits (not discriminating or mis-keyed)")
+    if low.any():
+        fit_stats["items_left_out_after_fit"] = int(low.sum())
     summary = {
         "n_answers": int(sub.n_answers),
         "n_students": n_students,
-        "n_items": int(pm.n),
+        "n_items": int(show.sum()),
         "n_items_excluded": len(excluded),
         "proportion_correct": float(sub.correct.mean()) if sub.n_answers else 0.0,
     }
     model = ItemModel(
-        model_type=cfg.model, item_ids=kept_ids, a=a_out, b=np.asarray(b_out, dtype=float),
-        c=c_out, se_a=se_a, se_b=se_b, se_c=se_c, population_sd=sigma,
+        model_type=cfg.model, item_ids=tuple(i for i, k in zip(kept_ids, show, strict=True) if k),
+        a=a_out[show], b=np.asarray(b_out, dtype=float)[show], c=c_out[show],
+        se_a=se_a[show], se_b=se_b[show], se_c=se_c[show], population_sd=sigma,
         quadrature={"n_points": cfg.quadrature.n_points, "bound": cfg.quadrature.bound,
                     "distribution": "normal"},
         priors=priors.to_dict(), fit=fit_stats, data_summary=summary, excluded_items=excluded,
