@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo serve test lint bench venv clean
+.PHONY: demo serve test lint bench evaluate venv clean
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,14 @@ test: lint
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
+
+# Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent).
+ASSIST := ../shared/datasets/assistments2009_lpp
+evaluate: $(STAMP)
+	@if [ -f $(ASSIST)/assistments2009_lpp_train.csv.gz ]; then \
+	  PYTHONPATH=shared $(PY) -m irt evaluate $(ASSIST)/assistments2009_lpp_train.csv.gz \
+	    $(ASSIST)/assistments2009_lpp_test.csv.gz --student-column user_id --order-column seq; \
+	else echo "skipped: $(ASSIST) not found"; fi
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis

@@ -85,6 +85,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="EAP (posterior mean, SE = posterior SD; default) or MAP")
     s.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
 
+    e = sub.add_parser("evaluate", help="calibrate on a training log, predict a test log online",
+                       description="Calibrate on TRAIN, then predict every answer of every TEST "
+                       "student from only that student's earlier answers (as predict is used) "
+                       "and report AUC, log-loss, Brier score, calibration error (ECE) and the "
+                       "cost per prediction. Files may be gzip-compressed (.gz).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("train", type=Path, help="training answers CSV")
+    e.add_argument("test", type=Path, help="test answers CSV (students disjoint from TRAIN)")
+    e.add_argument("--model", choices=MODEL_TYPES, default="2pl", help="model type (default 2pl)")
+    e.add_argument("--student-column", default="student_id",
+                   help="student column (default student_id; ASSISTments files: user_id)")
+    e.add_argument("--order-column", default="answered_at",
+                   help="column giving each student's answer order, numeric "
+                   "(default answered_at; ASSISTments files: seq)")
+    e.add_argument("--min-answers-per-item", type=int, default=1, metavar="N",
+                   help="leave out items with fewer training answers (default 1)")
+    e.add_argument("--prior-a", type=_pair, default=(0.0, 0.5), metavar="MEANLOG,SDLOG",
+                   help="lognormal prior on slopes (default 0,0.5)")
+    e.add_argument("--prior-b", type=_pair, default=(0.0, 2.0), metavar="MEAN,SD",
+                   help="normal prior on difficulties (default 0,2: sparse logs)")
+    e.add_argument("--json", action="store_true", help="print the report as JSON")
+
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     return parser
@@ -151,6 +173,72 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
+def _read_log(path: Path, student_col: str, order_col: str
+              ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+    """Rows of a (possibly gzip) CSV as students, items, correct (0/1) and order keys."""
+    import csv
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        header = reader.fieldnames or []
+        for col in (student_col, "item_id", "correct", order_col):
+            if col not in header:
+                raise CSVFormatError(1, f"missing column {col!r} (header: {', '.join(header)})")
+        students, items, correct, order = [], [], [], []
+        for line, row in enumerate(reader, start=2):
+            y = row["correct"].strip().lower()
+            if y not in ("0", "1", "true", "false"):
+                raise CSVFormatError(line, f"correct must be 0, 1, true or false (got {y!r})")
+            try:
+                order.append(float(row[order_col]))
+            except ValueError:
+                raise CSVFormatError(line, f"{order_col} must be a number") from None
+            students.append(row[student_col])
+            items.append(row["item_id"])
+            correct.append(1 if y in ("1", "true") else 0)
+    return students, items, np.array(correct, dtype=np.int8), np.array(order)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from .calibrate import FitConfig, Priors, fit
+    from .evaluate import evaluate
+    from .preprocess import prepare_rows
+
+    tr_s, tr_i, tr_y, tr_o = _read_log(args.train, args.student_column, args.order_column)
+    te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column)
+    # First attempt per student-item, as in production (preprocess keeps the first).
+    train = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True)).responses
+    config = FitConfig(model=args.model, min_answers_per_item=args.min_answers_per_item,
+                       priors=Priors(a_lognormal=args.prior_a, b_normal=args.prior_b,
+                                     c_beta=Priors.recommended(args.model).c_beta),
+                       compute_se=False)
+    start = time.perf_counter()
+    result = fit(train, config)
+    fit_s = time.perf_counter() - start
+    t_index: dict[str, int] = {}
+    t_student = np.array([t_index.setdefault(s, len(t_index)) for s in te_s])
+    order = np.lexsort((te_o, t_student))
+    report, _ = evaluate(result.model, t_student[order], [te_i[k] for k in order],
+                         te_y[order])
+    out = {"model": args.model, "train_answers": train.n_answers,
+           "items_calibrated": result.model.n_items, "fit_seconds": round(fit_s, 2),
+           **report.to_dict()}
+    if args.json:
+        print(json.dumps(out, indent=1))
+    else:
+        print(f"{args.model}: calibrated {out['items_calibrated']} items on "
+              f"{out['train_answers']} answers in {fit_s:.1f} s; "
+              f"{report.n_predictions} online predictions for {report.n_students} students "
+              f"({report.n_unknown_item_predictions} on items unknown to the model)")
+        print(f"  AUC {report.auc:.4f}  log-loss {report.log_loss:.4f}  "
+              f"Brier {report.brier:.4f}  ECE {report.ece:.4f}  "
+              f"mean p {report.mean_probability:.3f} vs {report.mean_correct:.3f} correct  "
+              f"{report.us_per_prediction:.1f} us/prediction")
+    return 0
+
+
 def _demo(args: argparse.Namespace) -> int:
     """Synthetic log -> preprocessing -> 2PL calibration -> scores, printed."""
     from .ability import estimate
@@ -205,7 +293,7 @@ def _log(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 = bad input, 3 = fit did not converge)."""
     args = build_parser().parse_args(argv)
-    handlers = {"fit": _fit, "score": _score, "demo": _demo}
+    handlers = {"fit": _fit, "score": _score, "evaluate": _evaluate, "demo": _demo}
     try:
         return handlers[args.command](args)
     except CSVFormatError as exc:
