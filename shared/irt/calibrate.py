@@ -495,6 +495,43 @@ def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors
     return v, iterations, converged, history, estep
 
 
+@dataclass
+class _Scores:
+    """Posterior and per-(item, answer) complete-data score factors at the estimates.
+
+    ``dp`` (items x k x nodes) is dP/dxi; one answer's score at node ``x`` is
+    ``f_y(x) dP/dxi`` with ``f_1 = 1/P``, ``f_0 = -1/(1 - P)``; ``table`` holds those scores
+    in rows ``2 j + y`` (2 items x k x nodes); ``resid = (r - nP) / (P(1-P))``.
+    """
+
+    r: np.ndarray
+    n: np.ndarray
+    post: np.ndarray
+    p: np.ndarray
+    dp: np.ndarray
+    f1: np.ndarray
+    f0: np.ndarray
+    resid: np.ndarray
+    table: np.ndarray
+
+
+def _scores(a: np.ndarray, d: np.ndarray, g: np.ndarray | None, estep: _EStep) -> _Scores:
+    x = estep.x
+    p, pstar, logp, logq = _item_probabilities(a, d, g, x)
+    r, n, _, post = estep.run(logp, logq, False)
+    ds = pstar * (1.0 - pstar)
+    if g is None:
+        dp = np.stack([ds * x[None, :], ds], axis=1)
+    else:
+        c = expit(g)[:, None]
+        dp = np.stack([(1 - c) * ds * x[None, :], (1 - c) * ds, c * (1 - c) * (1 - pstar)], axis=1)
+    f1, f0 = 1.0 / p, -1.0 / (1.0 - p)
+    table = np.empty((2 * p.shape[0], dp.shape[1], x.shape[0]))
+    table[0::2] = f0[:, None, :] * dp
+    table[1::2] = f1[:, None, :] * dp
+    return _Scores(r, n, post, p, dp, f1, f0, (r - n * p) / (p * (1.0 - p)), table)
+
+
 def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses,
                      priors: Priors) -> np.ndarray:
     """Covariance of each item's free parameters ``[a, d, g]`` (items x k x k) by Louis' formula.
@@ -520,27 +557,15 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
     a, d, g = pm.split(v)
     x = estep.x
     n_items = pm.n
-    p, pstar, logp, logq = _item_probabilities(a, d, g, x)
-    r, n, _, post = estep.run(logp, logq, False)
-    ds = pstar * (1.0 - pstar)
-    if g is None:
-        dp = np.stack([ds * x[None, :], ds], axis=1)  # items x k x nodes
-    else:
-        c = expit(g)[:, None]
-        dp = np.stack([(1 - c) * ds * x[None, :], (1 - c) * ds, c * (1 - c) * (1 - pstar)], axis=1)
+    sc = _scores(a, d, g, estep)
+    r, n, post, dp, f1, f0, resid, table = (sc.r, sc.n, sc.post, sc.dp, sc.f1, sc.f0,
+                                            sc.resid, sc.table)
     k = dp.shape[1]
-    pq = p * (1.0 - p)
-    f1 = 1.0 / p
-    f0 = -1.0 / (1.0 - p)
-    resid = (r - n * p) / pq
     info = np.zeros((n_items, k, k))
     for i in range(k):
         for j in range(i, k):
             info[:, i, j] = info[:, j, i] = -np.sum(resid * _d2p(a, d, g, x, i, j), axis=1)
     # Posterior mean score of every answer: a sampled dense product, in chunks.
-    table = np.empty((2 * n_items, k, x.shape[0]))
-    table[0::2] = f0[:, None, :] * dp
-    table[1::2] = f1[:, None, :] * dp
     item = estep.cols // 2
     # float32 for the gathers (the dominant cost): ~1e-7 relative, ample for SEs.
     post32 = post.astype(np.float32)
@@ -627,18 +652,10 @@ def _full_louis_covariances(pm: _Params, v: np.ndarray, estep: _EStep,
     if g is not None and np.any(expit(g) < C_BOUNDARY):
         return None  # singular in c: the item-block path handles the boundary
     n_items = pm.n
-    p, pstar, logp, logq = _item_probabilities(a, d, g, x)
-    r, n, _, post = estep.run(logp, logq, False)
-    ds = pstar * (1.0 - pstar)
-    if g is None:
-        dp = np.stack([ds * x[None, :], ds], axis=1)
-    else:
-        c = expit(g)[:, None]
-        dp = np.stack([(1 - c) * ds * x[None, :], (1 - c) * ds, c * (1 - c) * (1 - pstar)], axis=1)
+    sc = _scores(a, d, g, estep)
+    r, n, post, dp, f1, f0, resid, table = (sc.r, sc.n, sc.post, sc.dp, sc.f1, sc.f0,
+                                            sc.resid, sc.table)
     k = dp.shape[1]
-    pq = p * (1.0 - p)
-    f1, f0 = 1.0 / p, -1.0 / (1.0 - p)
-    resid = (r - n * p) / pq
     w_var = r * f1**2 + (n - r) * f0**2
     # Global parameter index of (item j, local parameter k), as laid out by _Params.
     j_all = np.arange(n_items)
@@ -650,9 +667,6 @@ def _full_louis_covariances(pm: _Params, v: np.ndarray, estep: _EStep,
             block = np.sum(w_var * dp[:, i] * dp[:, m], axis=1) - np.sum(
                 resid * _d2p(a, d, g, x, min(i, m), max(i, m)), axis=1)
             np.add.at(info, (gidx[:, i], gidx[:, m]), block)
-    table = np.empty((2 * n_items, k, x.shape[0]))
-    table[0::2] = f0[:, None, :] * dp
-    table[1::2] = f1[:, None, :] * dp
     item = estep.cols // 2
     scores = np.zeros((estep.n_students, x.shape[0], n_params))
     for kk in range(k):
