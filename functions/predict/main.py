@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 import functions_framework
+import orjson
 from flask import Request, Response
 
 from irt.ability import grid_table
@@ -229,11 +230,18 @@ STORE.load()  # at cold start; a failure is logged and retried in the background
 
 
 # --------------------------------------------------------------------------- HTTP helpers
+def _dumps(body: dict[str, Any]) -> bytes:
+    """Compact JSON; orjson (10x faster), or ASCII-escaped stdlib JSON for strings orjson
+    refuses (a lone surrogate the caller sent, echoed back)."""
+    try:
+        return orjson.dumps(body)
+    except orjson.JSONEncodeError:
+        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
           ) -> Response:
-    # ASCII escapes: any string the caller sent (a lone surrogate too) is echoed safely.
-    text = json.dumps(body, allow_nan=False, separators=(",", ":"))
-    return Response(text, status=status, mimetype="application/json", headers=headers)
+    return Response(_dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 def _error(err: RequestError, headers: dict[str, str] | None = None) -> Response:
@@ -370,5 +378,12 @@ def predict(request: Request) -> Response:
         fields.update(error_code=error.code, error_field=error.log_field)
     level = logging.INFO if response.status_code < 400 else (
         logging.WARNING if response.status_code < 500 else logging.ERROR)
-    _log(level, "request", **fields)
+    # One line per request, written directly: the logging module costs ~4x more here.
+    fields = {"severity": logging.getLevelName(level), "message": "request",
+              "logger": "predict", **fields}
+    try:
+        sys.stdout.write(_dumps(fields).decode() + "\n")
+        sys.stdout.flush()
+    except Exception:  # logging must never fail a request
+        pass
     return response
