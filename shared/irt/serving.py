@@ -166,15 +166,20 @@ def _valid_ids(ids: list[Any], max_len: int) -> bool:
     """True if every id is a non-blank string of at most ``max_len`` characters (C-speed)."""
     if not ids:
         return True
-    if set(map(type, ids)) != {str}:
+    try:
+        unique = set(ids)  # one pass; the checks below run over the (few) distinct ids
+    except TypeError:  # an unhashable value (object or array) is no id
         return False
-    lengths = list(map(len, ids))
-    return min(lengths) > 0 and max(lengths) <= max_len and not any(map(str.isspace, ids))
+    if set(map(type, unique)) != {str}:
+        return False
+    lengths = list(map(len, unique))
+    return min(lengths) > 0 and max(lengths) <= max_len and not any(map(str.isspace, unique))
 
 
-def _plain_answers(value: list[Any], max_len: int) -> tuple[list[str], list[int]] | None:
+def _plain_answers(value: list[Any], max_len: int, *, unique: bool = True
+                   ) -> tuple[list[str], list[int]] | None:
     """The common case at C speed: every answer exactly ``{"item_id", "correct"}``, valid,
-    no item repeated.  ``None`` sends the list through the detailed checks."""
+    (with ``unique``) no item repeated.  ``None`` sends the list through the detailed checks."""
     if not value:
         return [], []
     if set(map(type, value)) != {dict} or set(map(len, value)) != {2}:
@@ -185,9 +190,48 @@ def _plain_answers(value: list[Any], max_len: int) -> tuple[list[str], list[int]
     except KeyError:
         return None
     if not _valid_ids(ids, max_len) or not set(map(type, ys)) <= {bool, int} or not (
-            set(ys) <= {0, 1}) or len(set(ids)) != len(ids):
+            set(ys) <= {0, 1}) or (unique and len(set(ids)) != len(ids)):
         return None
-    return ids, list(map(int, ys))
+    return ids, ys  # bools are 0/1 ints already
+
+
+def _plain_batch(raw: list[Any], limits: Limits) -> list[Student] | None:
+    """A whole batch of plain students validated in a few C-speed passes over all answers.
+
+    Plain: every student an object with ``responses`` (plain answers, no item repeated) and
+    optionally a valid ``student_id`` and an ``items`` array of valid ids, within the caps.
+    ``None`` sends the batch through the per-student checks (which name the field).
+    """
+    if set(map(type, raw)) != {dict} or not set().union(*map(dict.keys, raw)) <= _STUDENT_KEYS:
+        return None
+    answers = [e.get("responses") for e in raw]
+    items = [e.get("items") for e in raw]
+    sids = [e.get("student_id") for e in raw]
+    if set(map(type, answers)) != {list} or not set(map(type, items)) <= {list, type(None)}:
+        return None
+    counts = list(map(len, answers))
+    if max(counts) > limits.max_responses:
+        return None
+    listed = [v for v in items if v is not None]
+    if listed and max(map(len, listed)) > limits.max_items:
+        return None
+    if not _valid_ids([v for v in sids if v is not None], limits.max_id_length) or not (
+            _valid_ids([i for v in listed for i in v], limits.max_id_length)):
+        return None
+    flat = _plain_answers([a for v in answers for a in v], limits.max_id_length, unique=False)
+    if flat is None:
+        return None
+    ids, correct = flat
+    students = []
+    start = 0
+    for k, n in enumerate(counts):
+        chunk = ids[start:start + n]
+        if len(set(chunk)) != n:
+            return None  # a repeated item: the detailed path keeps the first attempt
+        students.append(Student(sids[k], chunk, correct[start:start + n], items[k],
+                                f"students[{k}]"))
+        start += n
+    return students
 
 
 def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[int]]:
@@ -293,6 +337,9 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
             raise invalid("students", "must hold at least one student")
         if len(raw) > limits.max_students:
             raise too_large("students", f"at most {limits.max_students} students per request")
+        fast = _plain_batch(raw, limits)
+        if fast is not None:
+            return fast, True, method
         students = []
         for i, entry in enumerate(raw):
             path = f"students[{i}]"
