@@ -295,3 +295,30 @@ def test_logs_are_structured_and_carry_no_student_ids(client, capsys) -> None:
         assert e["severity"] in {"INFO", "WARNING"}
         assert e["model_version"] == "v1"
         assert e["latency_ms"] >= 0
+
+
+def test_batch_answers_equal_single_answers(client) -> None:
+    """The vectorised batch path (and its fast validation) gives each student the answer the
+    single-student path gives, including unknown ids, repeated items and omitted items."""
+    students = [
+        {"student_id": "a", "responses": ANSWERS, "items": ["q3", "q30", "zz"]},
+        {"student_id": "b", "responses": [*ANSWERS[:3], {"item_id": "q1", "correct": False},
+                                          {"item_id": "new", "correct": 1}],
+         "items": ["q5", "q5", "q6"]},
+        {"responses": [{"item_id": "q2", "correct": 0}]},
+        {"student_id": "d", "responses": [], "items": []},
+    ]
+    batch = client.post("/", json={"students": students}).get_json()["results"]
+    for student, got in zip(students, batch, strict=True):
+        single = client.post("/", json={k: v for k, v in student.items()
+                                        if k != "student_id"}).get_json()
+        assert got["student_id"] == student.get("student_id")
+        assert got["ability"] == pytest.approx(single["ability"], abs=2e-6)
+        assert got["probabilities"].keys() == single["probabilities"].keys()
+        for item, p in single["probabilities"].items():
+            assert got["probabilities"][item] == pytest.approx(p, abs=2e-6)
+        assert got["unknown_items"] == single["unknown_items"]
+    bad = client.post("/", json={"students": [{"responses": ANSWERS},
+                                              {"responses": [{"item_id": " ", "correct": 1}]}]})
+    assert bad.status_code == 400
+    assert bad.get_json()["error"]["field"] == "students[1].responses[0].item_id"
