@@ -262,15 +262,13 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
         ones = np.ones(rows.shape[0])
         S = sp.csr_matrix((ones, rows, indptr), shape=(n_students, table.shape[0]))
         loglik = np.asarray(S @ table, dtype=np.float64)
-        chunk_answers = 0
     else:
         loglik = np.zeros((n_students, n_points), dtype=np.float64)
-    for start in range(0, rows.shape[0] if chunk_answers else 0, chunk_answers or 1):
-        stop = min(rows.shape[0], start + chunk_answers)
-        own = owner[start:stop]
-        firsts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
-        sums = np.add.reduceat(table[rows[start:stop]], firsts, axis=0)
-        loglik[own[firsts]] += sums
+        for start in range(0, rows.shape[0], chunk_answers):
+            stop = min(rows.shape[0], start + chunk_answers)
+            own = owner[start:stop]
+            firsts = np.flatnonzero(np.r_[True, own[1:] != own[:-1]])
+            loglik[own[firsts]] += np.add.reduceat(table[rows[start:stop]], firsts, axis=0)
     # In place, and einsum rather than BLAS gemv (whose thread pool costs more than it
     # saves at this size).
     w = loglik

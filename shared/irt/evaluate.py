@@ -28,6 +28,7 @@ from itertools import pairwise
 
 import numpy as np
 
+from .ability import _logprob_table
 from .model import ItemModel, irf
 
 
@@ -145,13 +146,7 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
     sigma = model.population_sd
     x = np.linspace(-bound * sigma, bound * sigma, n_points)
     log_prior = -0.5 * (x / sigma) ** 2
-    z = np.multiply.outer(model.a, x) - (model.a * model.b)[:, None]
-    if model.model_type == "3pl":
-        pj = np.clip(model.c[:, None] + (1 - model.c[:, None]) / (1 + np.exp(-z)), 1e-15,
-                     1 - 1e-15)
-        log_right, log_wrong = np.log(pj), np.log1p(-pj)
-    else:
-        log_right, log_wrong = -np.logaddexp(0.0, -z), -np.logaddexp(0.0, z)
+    table = _logprob_table(model, x)  # rows 2 j + y
     known = pos >= 0
     typical = (float(np.median(model.a)), float(np.median(model.b)))
     out = np.empty(n)
@@ -167,8 +162,7 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
         lo, hi = int(bounds[lo_k]), int(bounds[hi_k])
         p_chunk, k_chunk, y_chunk = pos[lo:hi], known[lo:hi], y[lo:hi]
         contrib = np.zeros((hi - lo, n_points))
-        kp = p_chunk[k_chunk]
-        contrib[k_chunk] = np.where(y_chunk[k_chunk, None] == 1, log_right[kp], log_wrong[kp])
+        contrib[k_chunk] = table[2 * p_chunk[k_chunk] + y_chunk[k_chunk]]
         inclusive = np.cumsum(contrib, axis=0)
         local_starts = bounds[lo_k:hi_k] - lo
         lengths = np.diff(np.r_[local_starts, hi - lo])
@@ -201,9 +195,7 @@ def evaluate(model: ItemModel, student: np.ndarray, item_ids: list[str] | np.nda
     Returns:
         ``(evaluation, probabilities)``.
     """
-    index = model.index
-    pos = np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64,
-                      count=len(item_ids))
+    pos = model.positions(list(item_ids))
     start = time.perf_counter()
     p = online_predictions(model, student, pos, correct, **options)
     seconds = time.perf_counter() - start

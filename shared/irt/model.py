@@ -24,6 +24,7 @@ import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from itertools import repeat
 from typing import Any, Literal
 
 import numpy as np
@@ -138,16 +139,20 @@ class ItemModel:
             self._index = {item_id: j for j, item_id in enumerate(self.item_ids)}
         return self._index
 
+    def positions(self, item_ids: Sequence[str]) -> np.ndarray:
+        """Position of each id in ``item_ids``; ``-1`` where the model does not know it."""
+        n = len(item_ids)
+        return np.fromiter(map(self.index.get, item_ids, repeat(-1, n)), dtype=np.int64,
+                           count=n)
+
     def lookup(self, item_ids: Sequence[str]) -> tuple[np.ndarray, list[str]]:
         """Positions of known ``item_ids`` and the list of unknown ones (in input order).
 
         Returns:
             ``(positions, unknown)`` where ``positions`` has ``-1`` for unknown ids.
         """
-        index = self.index
-        pos = np.fromiter((index.get(i, -1) for i in item_ids), dtype=np.int64,
-                          count=len(item_ids))
-        unknown = [i for i, p in zip(item_ids, pos, strict=True) if p < 0]
+        pos = self.positions(item_ids)
+        unknown = [item_ids[k] for k in np.flatnonzero(pos < 0).tolist()]
         return pos, unknown
 
     def probability(self, theta: float | np.ndarray, items: np.ndarray | None = None) -> np.ndarray:

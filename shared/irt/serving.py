@@ -25,7 +25,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import repeat
 from operator import itemgetter
 from typing import Any
 
@@ -99,7 +98,6 @@ class Student:
     item_ids: list[str]
     correct: list[int]
     items: list[str] | None
-    field: str  # JSON path prefix of this student, for messages
 
 
 METHODS = ("EAP", "MAP")
@@ -228,8 +226,7 @@ def _plain_batch(raw: list[Any], limits: Limits) -> list[Student] | None:
         chunk = ids[start:start + n]
         if len(set(chunk)) != n:
             return None  # a repeated item: the detailed path keeps the first attempt
-        students.append(Student(sids[k], chunk, correct[start:start + n], items[k],
-                                f"students[{k}]"))
+        students.append(Student(sids[k], chunk, correct[start:start + n], items[k]))
         start += n
     return students
 
@@ -350,13 +347,13 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
                 sid = _id(sid, f"{path}.student_id", limits)
             ids, correct = _responses(obj.get("responses"), f"{path}.responses", limits)
             items = _item_list(obj.get("items"), f"{path}.items", limits)
-            students.append(Student(sid, ids, correct, items, path))
+            students.append(Student(sid, ids, correct, items))
         return students, True, method
     _check_keys(body, _SINGLE_KEYS, "")
     method = _method(body.get("method"))
     ids, correct = _responses(body.get("responses"), "responses", limits)
     items = _item_list(body.get("items"), "items", limits)
-    return [Student(None, ids, correct, items, "")], False, method
+    return [Student(None, ids, correct, items)], False, method
 
 
 def _ability(model: ItemModel, student: Student, method: str
@@ -425,23 +422,17 @@ def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dic
     return {"model_version": version, "results": _predict_batch(model, students, method)}
 
 
-def _positions(get: Any, ids: list[str]) -> np.ndarray:
-    """Positions of ``ids`` via the model's index ``get``; -1 where unknown (C-speed map)."""
-    return np.fromiter(map(get, ids, repeat(-1, len(ids))), dtype=np.int64, count=len(ids))
-
-
 def _predict_batch(model: ItemModel, students: list[Student], method: str
                    ) -> list[dict[str, Any]]:
     """Many students at once: one vectorised ability pass and one probability pass.
 
     Gives the same answers as :func:`predict_student` per student (to rounding).
     """
-    get = model.index.get
     n = len(students)
     # Answers of every student in one flat list: one lookup pass, one ability pass.
     counts = [len(s.item_ids) for s in students]
     flat_ids = [item for s in students for item in s.item_ids]
-    flat_pos = _positions(get, flat_ids)
+    flat_pos = model.positions(flat_ids)
     flat_y = np.array([c for s in students for c in s.correct], dtype=np.int8)
     owner = np.repeat(np.arange(n), counts)
     known = flat_pos >= 0
@@ -455,7 +446,7 @@ def _predict_batch(model: ItemModel, students: list[Student], method: str
     wanted = [s.items or () for s in students]
     req_counts = [len(w) for w in wanted]
     req_ids = [item for w in wanted for item in w]
-    req_pos = _positions(get, req_ids)
+    req_pos = model.positions(req_ids)
     req_owner = np.repeat(np.arange(n), req_counts)
     ok = req_pos >= 0
     for k in np.flatnonzero(~ok).tolist():
@@ -511,7 +502,7 @@ def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> d
     if "target" in body and strategy != "target_probability":
         raise invalid("target", "applies only to strategy 'target_probability'")
     candidates = _item_list(body.get("candidates"), "candidates", limits)
-    student = Student(None, ids, correct, candidates, "")
+    student = Student(None, ids, correct, candidates)
     theta, se, pos, unknown = _ability(model, student, method)
     cand_pos = None
     if candidates is not None:
