@@ -627,3 +627,58 @@ def test_large_input_smoke() -> None:
                                                                          strict=True)))
     assert (out.responses.answers_per_student() >= 5).all()
     assert (out.responses.answers_per_item() >= 5).all()
+
+
+# --------------------------------------------------------------------------- prepare_coded
+def _encode(values):
+    """Dictionary-encode a list (None -> code -1), as Arrow's dictionary_encode does."""
+    index: dict = {}
+    codes = [-1 if v is None else index.setdefault(v, len(index)) for v in values]
+    return np.array(codes, dtype=np.int64), list(index)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_prepare_coded_equals_prepare_rows(seed):
+    """The columnar path gives exactly the rows path's answers, ids, order and report."""
+    from irt.preprocess import prepare_coded
+
+    rng = np.random.default_rng(seed)
+    n = 400
+    pool_s = [None, "", " s0", "s0", "s1 ", "s2", "s3", "x" * 40, *[f"s{k}" for k in range(4, 30)]]
+    pool_i = [None, "q0", "q0 ", "q1", "q2", "y" * 40, *[f"q{k}" for k in range(3, 12)]]
+    sids = [pool_s[k] for k in rng.integers(0, len(pool_s), n)]
+    iids = [pool_i[k] for k in rng.integers(0, len(pool_i), n)]
+    correct = rng.choice([0.0, 1.0, 1.0, 0.0, 2.0, np.nan], n)
+    times = rng.integers(0, 50, n).astype(float)
+    times[rng.random(n) < 0.1] = np.nan
+    kwargs = dict(min_answers_per_item=int(rng.integers(1, 6)),
+                  min_answers_per_student=int(rng.integers(1, 4)), max_id_length=30)
+    rows = [(s, i, (None if np.isnan(c) else int(c) if c in (0, 1) else "maybe"),
+             None if np.isnan(t) else t) for s, i, c, t in
+             zip(sids, iids, correct, times, strict=True)]
+    expected = prepare_rows(rows, **kwargs)
+    s_codes, s_dict = _encode(sids)
+    i_codes, i_dict = _encode(iids)
+    got = prepare_coded(s_codes, s_dict, i_codes, i_dict, correct, times, **kwargs)
+    assert got.report == expected.report
+    assert got.responses.student_ids == expected.responses.student_ids
+    assert got.responses.item_ids == expected.responses.item_ids
+    np.testing.assert_array_equal(got.responses.student, expected.responses.student)
+    np.testing.assert_array_equal(got.responses.item, expected.responses.item)
+    np.testing.assert_array_equal(got.responses.correct, expected.responses.correct)
+    if expected.answered_at is None:
+        assert got.answered_at is None
+    else:
+        np.testing.assert_array_equal(got.answered_at, expected.answered_at)
+
+
+def test_prepare_coded_rejects_bad_shapes_and_codes():
+    from irt.preprocess import prepare_coded
+
+    with pytest.raises(ValueError, match="same length"):
+        prepare_coded(np.array([0, 0]), ["a"], np.array([0]), ["q"], np.array([1]))
+    with pytest.raises(ValueError, match="student code outside"):
+        prepare_coded(np.array([1]), ["a"], np.array([0]), ["q"], np.array([1]))
+    with pytest.raises(ValueError, match="min_answers_per_item"):
+        prepare_coded(np.array([0]), ["a"], np.array([0]), ["q"], np.array([1]),
+                      min_answers_per_item=-1)
