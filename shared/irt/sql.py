@@ -1,0 +1,306 @@
+"""The answer-log query ``prepare`` runs, written once in BigQuery's dialect.
+
+Text only: no client, no I/O.  :func:`build_queries` returns two statements over
+the same chain of CTEs - the kept answers, and the number of rows each step
+dropped - so that BigQuery (the distributed engine) does the heavy part of the
+preparation and ``prepare`` receives a bounded, already clean result:
+
+1. ``source``    - the time window ``[@window_start, @window_end)`` on the
+   answered-at column (rows with no time are kept so they can be counted);
+   ids cast to ``STRING`` and trimmed (empty = null); ``correct`` normalised
+   from ``BOOL``/``INT64``/``FLOAT64``/``STRING`` (``1``/``0``/``true``/``false``)
+   to 1/0, anything else null.
+2. ``labelled``  - one drop reason per invalid row, checked in the order of
+   :data:`irt.preprocess.DROP_REASONS`: ``null_student_id``, ``null_item_id``,
+   ``id_too_long`` (``> @max_id_length`` characters), ``invalid_correct``,
+   ``invalid_answered_at`` (no time).
+3. ``first_attempts`` - ``QUALIFY ROW_NUMBER() OVER (PARTITION BY student, item
+   ORDER BY answered_at, correct) = 1``: the earliest attempt; a tie on the time
+   goes to the incorrect answer (deterministic, and the conservative choice).
+4. ``capped``    - at most ``@max_answers_per_item`` answers per item, chosen by
+   a deterministic sample: the students with the smallest ``MD5(student_id)``.
+   The same students are chosen for every item, so the sample keeps whole
+   answer patterns (what marginal maximum likelihood needs) and re-running the
+   same window chooses the same rows.  ``MD5`` rather than ``FARM_FINGERPRINT``
+   because DuckDB (the local path) has the same function, so both engines pick
+   the same sample.
+5. ``items_ok``  - items with at least ``@min_answers_per_item`` answers left.
+6. ``kept``      - students with at least ``@min_answers_per_student`` answers left.
+
+Steps 5-6 run once in SQL; :func:`irt.preprocess.prepare_coded` then repeats
+the whole validation on the result and takes the two minimum filters to their
+fixed point (dropping an item can take a student below the minimum).
+
+Every value goes in as a query parameter (``@name``); the only text formatted
+into the SQL is the table and column identifiers, which are validated against
+strict patterns first (:func:`parse_table`, :class:`SourceColumns`).
+:func:`to_duckdb` transpiles the same text with sqlglot for the local path.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, fields
+from datetime import datetime
+from typing import Any, ClassVar
+
+#: A column name: letters, digits, underscores, not starting with a digit.
+COLUMN_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+#: A Google Cloud project id (6-30 characters).
+PROJECT_PATTERN = re.compile(r"^[a-z][a-z0-9-]{4,28}[a-z0-9]$")
+#: A dataset or table name (the safe subset: letters, digits, underscores).
+NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
+
+#: Steps whose row counts :func:`build_queries`' counts query returns, in order.
+STAGES: tuple[str, ...] = ("rows_in", "valid", "first_attempts", "capped", "items_ok", "kept")
+#: Drop reasons the SQL assigns to single invalid rows (step 2).
+ROW_REASONS: tuple[str, ...] = ("null_student_id", "null_item_id", "id_too_long",
+                                "invalid_correct", "invalid_answered_at")
+
+
+class ConfigError(ValueError):
+    """A configuration value breaks its rule.
+
+    Attributes:
+        field: the configuration key (environment variable or request field).
+    """
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+def parse_table(text: str, field: str = "BQ_TABLE") -> tuple[str, str, str]:
+    """Split and validate ``project.dataset.table``.
+
+    Args:
+        text: the table reference.
+        field: the configuration key, named in the error.
+
+    Returns:
+        ``(project, dataset, table)``.
+
+    Raises:
+        ConfigError: not three dot-separated parts, or a part outside its
+            pattern (:data:`PROJECT_PATTERN`, :data:`NAME_PATTERN`).
+    """
+    parts = text.split(".")
+    if len(parts) != 3:
+        raise ConfigError(field, f"expected project.dataset.table, got {text!r}")
+    project, dataset, table = parts
+    if not PROJECT_PATTERN.match(project):
+        raise ConfigError(field, f"project {project!r} is not a valid project id "
+                                 f"(pattern {PROJECT_PATTERN.pattern})")
+    for kind, name in (("dataset", dataset), ("table", table)):
+        if not NAME_PATTERN.match(name):
+            raise ConfigError(field, f"{kind} {name!r} must match {NAME_PATTERN.pattern}")
+    return project, dataset, table
+
+
+@dataclass(frozen=True)
+class SourceColumns:
+    """Column mapping of the answer-log table.
+
+    Attributes:
+        student: student id column (``STRING`` or ``INT64``).
+        item: item (question) id column (``STRING`` or ``INT64``).
+        correct: answer outcome (``BOOL``, ``INT64``, ``FLOAT64`` or ``STRING``).
+        answered_at: when the answer was given (``TIMESTAMP`` or ``DATETIME``).
+        skill: optional skill id column; passed through as ``skill_id``.
+    """
+
+    student: str = "student_id"
+    item: str = "item_id"
+    correct: str = "correct"
+    answered_at: str = "answered_at"
+    skill: str | None = None
+
+    #: configuration key of each attribute (named in errors)
+    ENV: ClassVar[dict[str, str]] = {
+        "student": "COLUMN_STUDENT", "item": "COLUMN_ITEM", "correct": "COLUMN_CORRECT",
+        "answered_at": "COLUMN_ANSWERED_AT", "skill": "COLUMN_SKILL"}
+
+    def __post_init__(self) -> None:
+        seen: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None and f.name == "skill":
+                continue
+            key = self.ENV[f.name]
+            if not isinstance(value, str) or not COLUMN_PATTERN.match(value):
+                raise ConfigError(key, f"{value!r} must match {COLUMN_PATTERN.pattern}")
+            if value.lower() in seen:
+                raise ConfigError(key, f"{value!r} is already used by {seen[value.lower()]}")
+            seen[value.lower()] = key
+
+    def required(self) -> dict[str, str]:
+        """``{attribute: column}`` of every configured column."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        return {k: v for k, v in out.items() if v is not None}
+
+
+@dataclass(frozen=True)
+class QueryParams:
+    """The values bound to the query's parameters.
+
+    Attributes:
+        window_start: first instant of the time window (inclusive, UTC).
+        window_end: end of the window (exclusive, UTC).
+        max_answers_per_item: cap per item (deterministic sample, step 4).
+        min_answers_per_item: minimum answers for an item to be kept.
+        min_answers_per_student: minimum answers for a student to be kept.
+        max_id_length: longest accepted id, in characters.
+    """
+
+    window_start: datetime
+    window_end: datetime
+    max_answers_per_item: int = 5000
+    min_answers_per_item: int = 10
+    min_answers_per_student: int = 2
+    max_id_length: int = 256
+
+    def __post_init__(self) -> None:
+        if self.window_start.tzinfo is None or self.window_end.tzinfo is None:
+            raise ConfigError("window", "window bounds must be timezone-aware (UTC)")
+        if not self.window_start < self.window_end:
+            raise ConfigError("window", "window_start must be before window_end")
+        for name in ("max_answers_per_item", "min_answers_per_item",
+                     "min_answers_per_student", "max_id_length"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(name.upper(), f"must be an integer >= 1, got {value!r}")
+
+    def values(self) -> dict[str, Any]:
+        """``{parameter name: value}``."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    @staticmethod
+    def bigquery_type(name: str) -> str:
+        """BigQuery type of a parameter."""
+        return "TIMESTAMP" if name.startswith("window_") else "INT64"
+
+
+def _quote(name: str) -> str:
+    return f"`{name}`"
+
+
+def build_queries(table: str, columns: SourceColumns) -> tuple[str, str]:
+    """The answers query and the counts query, in BigQuery's dialect.
+
+    Args:
+        table: the table reference, already validated: ``project.dataset.table``
+            (checked by :func:`parse_table`) or a bare name for the local path.
+        columns: the validated column mapping.
+
+    Returns:
+        ``(answers_sql, counts_sql)``.  The first returns ``student_id``,
+        ``item_id``, ``correct`` (INT64 0/1), ``answered_at`` (and ``skill_id``
+        when mapped) of the kept answers, in no particular order.  The second
+        returns ``(stage, n)`` rows: every name of :data:`STAGES` and each
+        :data:`ROW_REASONS` entry that dropped at least one row.
+
+    Raises:
+        ConfigError: if ``table`` is neither a valid three-part reference nor a
+            plain name.
+    """
+    if table.count(".") == 2:
+        parse_table(table)
+    elif not NAME_PATTERN.match(table):
+        raise ConfigError("BQ_TABLE", f"{table!r} is not a valid table reference")
+    s, i, c, t = (_quote(x) for x in (columns.student, columns.item, columns.correct,
+                                       columns.answered_at))
+    skill = f",\n    NULLIF(TRIM(CAST({_quote(columns.skill)} AS STRING)), '') AS skill_id" \
+        if columns.skill else ""
+    ctes = f"""WITH source AS (
+  SELECT
+    NULLIF(TRIM(CAST({s} AS STRING)), '') AS student_id,
+    NULLIF(TRIM(CAST({i} AS STRING)), '') AS item_id,
+    CASE LOWER(TRIM(CAST({c} AS STRING)))
+      WHEN '1' THEN 1 WHEN 'true' THEN 1 WHEN '1.0' THEN 1
+      WHEN '0' THEN 0 WHEN 'false' THEN 0 WHEN '0.0' THEN 0
+    END AS correct,
+    CAST({t} AS TIMESTAMP) AS answered_at{skill}
+  FROM {_quote(table)}
+  WHERE {t} IS NULL OR ({t} >= @window_start AND {t} < @window_end)
+),
+labelled AS (
+  SELECT *,
+    CASE
+      WHEN student_id IS NULL THEN 'null_student_id'
+      WHEN item_id IS NULL THEN 'null_item_id'
+      WHEN LENGTH(student_id) > @max_id_length OR LENGTH(item_id) > @max_id_length
+        THEN 'id_too_long'
+      WHEN correct IS NULL THEN 'invalid_correct'
+      WHEN answered_at IS NULL THEN 'invalid_answered_at'
+    END AS drop_reason
+  FROM source
+),
+first_attempts AS (
+  SELECT * EXCEPT (drop_reason) FROM labelled
+  WHERE drop_reason IS NULL
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY student_id, item_id
+                             ORDER BY answered_at, correct) = 1
+),
+capped AS (
+  SELECT * FROM first_attempts
+  QUALIFY ROW_NUMBER() OVER (PARTITION BY item_id
+                             ORDER BY TO_HEX(MD5(student_id)), student_id)
+          <= @max_answers_per_item
+),
+items_ok AS (
+  SELECT * FROM capped
+  QUALIFY COUNT(*) OVER (PARTITION BY item_id) >= @min_answers_per_item
+),
+kept AS (
+  SELECT * FROM items_ok
+  QUALIFY COUNT(*) OVER (PARTITION BY student_id) >= @min_answers_per_student
+)
+"""
+    out_cols = "student_id, item_id, correct, answered_at" + (", skill_id" if skill else "")
+    answers = ctes + f"SELECT {out_cols} FROM kept\n"
+    counts = ctes + """SELECT 'rows_in' AS stage, COUNT(*) AS n FROM labelled
+UNION ALL SELECT drop_reason AS stage, COUNT(*) AS n FROM labelled
+  WHERE drop_reason IS NOT NULL GROUP BY drop_reason
+UNION ALL SELECT 'valid' AS stage, COUNT(*) AS n FROM labelled WHERE drop_reason IS NULL
+UNION ALL SELECT 'first_attempts' AS stage, COUNT(*) AS n FROM first_attempts
+UNION ALL SELECT 'capped' AS stage, COUNT(*) AS n FROM capped
+UNION ALL SELECT 'items_ok' AS stage, COUNT(*) AS n FROM items_ok
+UNION ALL SELECT 'kept' AS stage, COUNT(*) AS n FROM kept
+"""
+    return answers, counts
+
+
+def drops_from_counts(counts: dict[str, int]) -> dict[str, int]:
+    """Rows dropped per reason by the SQL, from the counts query's ``(stage, n)``.
+
+    Returns:
+        ``{reason: rows}`` for the :data:`ROW_REASONS` and ``duplicate_attempt``,
+        ``item_answer_cap``, ``item_below_min_answers``,
+        ``student_below_min_answers``.
+
+    Raises:
+        ValueError: a stage of :data:`STAGES` is missing, or the counts do not
+            add up (``rows_in`` != kept + every drop).
+    """
+    missing = [s for s in STAGES if s not in counts]
+    if missing:
+        raise ValueError(f"counts query did not return {', '.join(missing)}")
+    drops = {r: int(counts.get(r, 0)) for r in ROW_REASONS}
+    drops["duplicate_attempt"] = counts["valid"] - counts["first_attempts"]
+    drops["item_answer_cap"] = counts["first_attempts"] - counts["capped"]
+    drops["item_below_min_answers"] = counts["capped"] - counts["items_ok"]
+    drops["student_below_min_answers"] = counts["items_ok"] - counts["kept"]
+    if counts["rows_in"] != counts["kept"] + sum(drops.values()) or min(drops.values()) < 0:
+        raise ValueError(f"inconsistent stage counts {counts}")
+    return drops
+
+
+def to_duckdb(sql: str) -> str:
+    """Transpile a statement from BigQuery's dialect to DuckDB's (sqlglot).
+
+    ``@name`` parameters become ``$name``; bind them with a dict.
+    """
+    import sqlglot  # local path only: not a dependency of the deployed function
+
+    return sqlglot.transpile(sql, read="bigquery", write="duckdb")[0]
