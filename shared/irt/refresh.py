@@ -1,0 +1,633 @@
+"""One scheduled refresh: answer log -> prepared answers -> model -> checks -> publish.
+
+This is what the ``prepare`` Cloud Function runs (``functions/prepare/main.py``
+is the HTTP shell around :func:`run_refresh`), and what ``make demo`` runs
+locally on the embedded defaults.  Steps, each logged as one JSON line with the
+run id:
+
+1. read the pointer: the serving version, its model and its report;
+2. check the source schema against the column mapping;
+3. query the window (:mod:`irt.sql`, BigQuery or DuckDB) - kept answers and
+   the rows each SQL step dropped;
+4. :func:`irt.preprocess.prepare_coded` on the Arrow columns (re-validation
+   and the minimum-answer filters to their fixed point);
+5. data validation (:func:`irt.quality.check_data`);
+6. hold out the latest answers of a sample of students, calibrate on the rest;
+7. the quality gate: new and serving models on the same held-out answers;
+8. upload ``prepared.csv.gz``, ``model.json``, ``metrics.json`` and, last,
+   ``report.json`` under ``models/<version>/``;
+9. move ``models/LATEST`` (generation-match precondition), then mark the
+   version ``PUBLISHED``.
+
+Any failure stops the run before step 9: ``LATEST`` keeps naming the previous
+complete model.  The version id is the window end and a digest of the
+configuration and prepared data, so re-running the same window with the same
+data produces the same version and, once it is published, does nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+import traceback
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from irt import __version__
+from irt.calibrate import FitConfig, fit
+from irt.model import MODEL_TYPES, ItemModel, ModelFormatError, load_model
+from irt.preprocess import prepare_coded
+from irt.quality import (
+    DataThresholds,
+    GateConfig,
+    check_data,
+    gate,
+    holdout_mask,
+    holdout_scores,
+    items_lost,
+)
+from irt.sources import AnswerSource, SourceError, check_schema, fetch
+from irt.sql import ConfigError, QueryParams, SourceColumns, drops_from_counts, parse_table
+from irt.store import PUBLISHED, ArtifactStore, PointerConflictError, StoreError
+
+Log = Callable[..., None]
+
+
+def json_log(severity: str, message: str, **fields: Any) -> None:
+    """Write one Cloud Logging JSON line to stdout."""
+    entry = {"severity": severity, "message": message, **fields}
+    sys.stdout.write(json.dumps(entry, default=str) + "\n")
+    sys.stdout.flush()
+
+
+# --------------------------------------------------------------------------- configuration
+def _env_int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
+    raw = env.get(key, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(key, f"must be an integer, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+def _env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: float) -> float:
+    raw = env.get(key, "")
+    if raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(key, f"must be a number, got {raw!r}") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(key, f"must be between {lo} and {hi}, got {raw}")
+    return value
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    """Everything a refresh needs, read from the environment by :meth:`from_env`.
+
+    Attributes:
+        table: ``BQ_TABLE`` (``project.dataset.table``), or ``None`` for the local file.
+        source_file: ``SOURCE_FILE``: a local CSV/Parquet log (used when no ``BQ_TABLE``).
+        location: ``BQ_LOCATION``, the BigQuery job location.
+        columns: ``COLUMN_STUDENT``, ``COLUMN_ITEM``, ``COLUMN_CORRECT``,
+            ``COLUMN_ANSWERED_AT``, ``COLUMN_SKILL``.
+        model_type: ``MODEL_TYPE``: rasch, 1pl, 2pl (default) or 3pl.
+        window_days: ``WINDOW_DAYS``: the window is the last N days (default 365).
+        max_answers_per_item: ``MAX_ANSWERS_PER_ITEM`` (default 5000): the cap.
+        min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 10).
+        min_answers_per_student: ``MIN_ANSWERS_PER_STUDENT`` (default 2).
+        max_id_length: ``MAX_ID_LENGTH`` (default 256).
+        data: ``DATA_MIN_ANSWERS``, ``DATA_MAX_INVALID_SHARE``,
+            ``DATA_MIN_ROW_RATIO``, ``DATA_MAX_ROW_RATIO``, ``DATA_MAX_ITEMS_LOST``.
+        gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MAX_STUDENTS``,
+            ``GATE_HOLDOUT_LAST``, ``GATE_MAX_AUC_DROP``,
+            ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``.
+        bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
+        prefix: ``MODEL_PREFIX`` (default ``models``).
+    """
+
+    table: str | None = None
+    source_file: str | None = None
+    location: str | None = None
+    columns: SourceColumns = field(default_factory=SourceColumns)
+    model_type: str = "2pl"
+    window_days: int = 365
+    max_answers_per_item: int = 5000
+    min_answers_per_item: int = 10
+    min_answers_per_student: int = 2
+    max_id_length: int = 256
+    data: DataThresholds = field(default_factory=DataThresholds)
+    gate: GateConfig = field(default_factory=GateConfig)
+    bucket: str | None = None
+    model_dir: str | None = None
+    prefix: str = "models"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
+        """Read and validate the configuration.
+
+        Raises:
+            ConfigError: naming the variable and the rule it breaks.
+        """
+        env = os.environ if env is None else env
+        table = env.get("BQ_TABLE") or None
+        if table:
+            parse_table(table)
+        source_file = env.get("SOURCE_FILE") or None
+        if not table and not source_file:
+            raise ConfigError("BQ_TABLE", "set BQ_TABLE (or SOURCE_FILE for a local log)")
+        bucket = env.get("MODEL_BUCKET") or None
+        model_dir = env.get("MODEL_DIR") or None
+        if not bucket and not model_dir:
+            raise ConfigError("MODEL_BUCKET", "set MODEL_BUCKET (or MODEL_DIR for local runs)")
+        model_type = (env.get("MODEL_TYPE") or "2pl").lower()
+        if model_type not in MODEL_TYPES:
+            raise ConfigError("MODEL_TYPE", f"must be one of {', '.join(MODEL_TYPES)}")
+        prefix = env.get("MODEL_PREFIX") or "models"
+        if not all(part and part.replace("-", "").replace("_", "").isalnum()
+                   for part in prefix.split("/")):
+            raise ConfigError("MODEL_PREFIX", "letters, digits, '-', '_' and '/' only")
+        columns = SourceColumns(
+            student=env.get("COLUMN_STUDENT") or "student_id",
+            item=env.get("COLUMN_ITEM") or "item_id",
+            correct=env.get("COLUMN_CORRECT") or "correct",
+            answered_at=env.get("COLUMN_ANSWERED_AT") or "answered_at",
+            skill=env.get("COLUMN_SKILL") or None,
+        )
+        d, g = DataThresholds(), GateConfig()
+        data = DataThresholds(
+            min_answers=_env_int(env, "DATA_MIN_ANSWERS", d.min_answers, 1, 10**12),
+            max_invalid_share=_env_float(env, "DATA_MAX_INVALID_SHARE", d.max_invalid_share,
+                                         0, 1),
+            min_row_ratio=_env_float(env, "DATA_MIN_ROW_RATIO", d.min_row_ratio, 0, 1),
+            max_row_ratio=_env_float(env, "DATA_MAX_ROW_RATIO", d.max_row_ratio, 1, 1e6),
+            max_items_lost=_env_float(env, "DATA_MAX_ITEMS_LOST", d.max_items_lost, 0, 1),
+        )
+        gate_config = GateConfig(
+            holdout_students=_env_float(env, "GATE_HOLDOUT_STUDENTS", g.holdout_students,
+                                        1e-6, 1),
+            holdout_max_students=_env_int(env, "GATE_HOLDOUT_MAX_STUDENTS",
+                                          g.holdout_max_students, 1, 10**7),
+            holdout_last=_env_float(env, "GATE_HOLDOUT_LAST", g.holdout_last, 0.01, 0.99),
+            max_auc_drop=_env_float(env, "GATE_MAX_AUC_DROP", g.max_auc_drop, 0, 1),
+            max_logloss_rise=_env_float(env, "GATE_MAX_LOGLOSS_RISE", g.max_logloss_rise, 0, 10),
+            min_auc=_env_float(env, "GATE_MIN_AUC", g.min_auc, 0, 1),
+        )
+        return cls(
+            table=table, source_file=source_file, location=env.get("BQ_LOCATION") or None,
+            columns=columns, model_type=model_type,
+            window_days=_env_int(env, "WINDOW_DAYS", 365, 1, 36500),
+            max_answers_per_item=_env_int(env, "MAX_ANSWERS_PER_ITEM", 5000, 1, 10**9),
+            min_answers_per_item=_env_int(env, "MIN_ANSWERS_PER_ITEM", 10, 1, 10**9),
+            min_answers_per_student=_env_int(env, "MIN_ANSWERS_PER_STUDENT", 2, 1, 10**9),
+            max_id_length=_env_int(env, "MAX_ID_LENGTH", 256, 1, 4096),
+            data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready settings that shape the model (part of the version digest)."""
+        out = asdict(self)
+        out["columns"] = self.columns.required()
+        for key in ("bucket", "model_dir", "source_file", "location"):
+            out.pop(key)
+        return out
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run overrides an operator may send in the request body.
+
+    Attributes:
+        force: publish even if data validation or the quality gate fails
+            (recorded as decision ``forced``).
+        dry_run: do everything but move ``LATEST``.
+        window_end: end of the window (default: now, floored to the hour, so
+            retries within the hour see the same window).
+        window_days: window length override.
+        model_type: model type override.
+    """
+
+    force: bool = False
+    dry_run: bool = False
+    window_end: datetime | None = None
+    window_days: int | None = None
+    model_type: str | None = None
+
+    FIELDS = ("force", "dry_run", "window_end", "window_days", "model_type")
+
+    @classmethod
+    def from_json(cls, body: Any) -> RunOptions:
+        """Validate a request body.
+
+        Raises:
+            ConfigError: naming the field and the rule (unknown fields included).
+        """
+        if body is None:
+            return cls()
+        if not isinstance(body, dict):
+            raise ConfigError("body", "must be a JSON object")
+        for key in body:
+            if key not in cls.FIELDS:
+                raise ConfigError(str(key)[:64], f"unknown field; allowed: {', '.join(cls.FIELDS)}")
+        out: dict[str, Any] = {}
+        for key in ("force", "dry_run"):
+            if key in body:
+                if not isinstance(body[key], bool):
+                    raise ConfigError(key, "must be true or false")
+                out[key] = body[key]
+        if "window_end" in body:
+            raw = body["window_end"]
+            try:
+                if not isinstance(raw, str) or len(raw) > 40:
+                    raise ValueError
+                end = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                raise ConfigError("window_end", "must be an RFC 3339 timestamp with a time "
+                                                "zone, e.g. 2026-11-28T00:00:00Z") from None
+            if end.tzinfo is None:
+                raise ConfigError("window_end", "must include a time zone (e.g. Z)")
+            out["window_end"] = end.astimezone(UTC)
+        if "window_days" in body:
+            v = body["window_days"]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 36500:
+                raise ConfigError("window_days", "must be an integer between 1 and 36500")
+            out["window_days"] = v
+        if "model_type" in body:
+            v = body["model_type"]
+            if not isinstance(v, str) or v.lower() not in MODEL_TYPES:
+                raise ConfigError("model_type", f"must be one of {', '.join(MODEL_TYPES)}")
+            out["model_type"] = v.lower()
+        return cls(**out)
+
+
+# --------------------------------------------------------------------------- the run
+@dataclass
+class RunResult:
+    """What a run did.
+
+    Attributes:
+        status: HTTP status for the scheduler: 200 published or unchanged or
+            dry run; 409 lost the pointer race; 422 data or gate rejected the
+            model; 500 internal error; 503 source or store unavailable.
+        body: JSON-ready summary (also the last log line).
+    """
+
+    status: int
+    body: dict[str, Any]
+
+
+class _StopError(Exception):
+    """Ends a run early with an HTTP status, a status code and a message."""
+
+    def __init__(self, status: int, code: str, message: str, **extra: Any) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message, self.extra = status, code, message, extra
+
+
+def _floor_hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _encode(column: Any) -> tuple[np.ndarray, list[Any]]:
+    """Dictionary-encode an Arrow column: ``(int64 codes with -1 for null, dictionary)``."""
+    import pyarrow.compute as pc
+
+    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
+    enc = arr.dictionary_encode()
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return codes, enc.dictionary.to_pylist()
+
+
+def _prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.ndarray) -> bytes:
+    """The prepared answers as gzip CSV bytes, built in memory by Arrow."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    cols = {
+        "student_id": pa.DictionaryArray.from_arrays(
+            pa.array(responses.student, pa.int32()), pa.array(responses.student_ids, pa.string())
+        ).cast(pa.string()),
+        "item_id": pa.DictionaryArray.from_arrays(
+            pa.array(responses.item, pa.int32()), pa.array(responses.item_ids, pa.string())
+        ).cast(pa.string()),
+        "correct": pa.array(responses.correct, pa.int8()),
+    }
+    if answered_at is not None:
+        us = np.round(answered_at * 1e6)
+        cols["answered_at"] = pa.array(np.where(np.isnan(us), 0, us).astype(np.int64),
+                                       pa.timestamp("us", tz="UTC"), mask=np.isnan(us))
+    cols["holdout"] = pa.array(held_out.astype(np.int8), pa.int8())
+    sink = pa.BufferOutputStream()
+    with pa.CompressedOutputStream(sink, "gzip") as out:
+        pacsv.write_csv(pa.table(cols), out)
+    return sink.getvalue().to_pybytes()
+
+
+def _digest(config: dict[str, Any], window: tuple[datetime, datetime], responses: Any,
+            held_out: np.ndarray) -> str:
+    h = hashlib.sha256()
+    h.update(json.dumps({"config": config, "window": [w.isoformat() for w in window],
+                         "code_version": __version__}, sort_keys=True, default=str).encode())
+    for arr in (responses.student, responses.item, responses.correct, held_out):
+        h.update(np.ascontiguousarray(arr).tobytes())
+    h.update("\x1f".join(responses.student_ids).encode())
+    h.update("\x1e".join(responses.item_ids).encode())
+    return h.hexdigest()
+
+
+def run_refresh(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
+                options: RunOptions | None = None, log: Log = json_log,
+                now: datetime | None = None) -> RunResult:
+    """Run one refresh end to end; never raises.
+
+    Args:
+        config: the validated configuration.
+        source: where the answer log is queried.
+        store: where versions and the pointer live.
+        options: per-run overrides.
+        log: ``log(severity, message, **fields)``; every line carries ``run_id``.
+        now: the clock (tests).
+
+    Returns:
+        The HTTP status and a JSON summary.
+    """
+    options = options or RunOptions()
+    run_id = uuid.uuid4().hex[:12]
+    started = time.perf_counter()
+    summary: dict[str, Any] = {"run_id": run_id}
+
+    def say(severity: str, message: str, **fields: Any) -> None:
+        fields.pop("severity", None)
+        fields.pop("message", None)
+        log(severity, message, **{**fields, "run_id": run_id})
+
+    try:
+        body = _run(config, source, store, options, say, now or datetime.now(UTC), summary)
+        status = 200
+    except _StopError as stop:
+        status = stop.status
+        body = {**summary, "status": stop.code, "error": stop.message, **stop.extra}
+    except Exception as exc:  # a bug must still end in a clear log line and a 500
+        status = 500
+        body = {**summary, "status": "internal_error",
+                "error": f"{type(exc).__name__}: {exc}"}
+        say("ERROR", "internal error (traceback attached)", event="internal_error",
+            error=body["error"], traceback=traceback.format_exc())
+    body["seconds"] = round(time.perf_counter() - started, 3)
+    if status >= 300:
+        say("ERROR", f"refresh failed: {body.get('error')}", event="refresh_failed",
+            http_status=status, **{k: v for k, v in body.items() if k not in ("run_id",)})
+    else:
+        say("INFO", f"refresh finished: {body['status']}", event="refresh_finished", **{
+            k: v for k, v in body.items() if k != "run_id"})
+    return RunResult(status, body)
+
+
+def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
+         options: RunOptions, say: Log, now: datetime, summary: dict[str, Any]
+         ) -> dict[str, Any]:
+    if options.model_type or options.window_days:
+        config = replace(config, model_type=options.model_type or config.model_type,
+                         window_days=options.window_days or config.window_days)
+    window_end = options.window_end or _floor_hour(now)
+    window_start = window_end - timedelta(days=config.window_days)
+    summary.update(window_start=window_start.isoformat(), window_end=window_end.isoformat(),
+                   model_type=config.model_type, source=source.description,
+                   store=store.location, force=options.force, dry_run=options.dry_run)
+    say("INFO", "refresh started", event="refresh_started", **summary)
+
+    # 1. what serves now
+    try:
+        serving_version, token = store.read_pointer()
+        serving_model: ItemModel | None = None
+        previous_report: dict[str, Any] | None = None
+        if serving_version:
+            raw_model = store.get(serving_version, "model.json")
+            raw_report = store.get(serving_version, "report.json")
+            if raw_model is not None:
+                try:
+                    serving_model = load_model(raw_model)
+                except ModelFormatError as exc:
+                    say("WARNING", f"serving model {serving_version} is unreadable: {exc}; "
+                        "the gate compares against nothing", event="serving_model_invalid")
+            if raw_report is not None:
+                previous_report = json.loads(raw_report).get("data")
+    except (StoreError, OSError, ValueError) as exc:
+        raise _StopError(503, "store_unavailable", f"cannot read {store.location}: {exc}") from exc
+    except Exception as exc:
+        if _is_cloud_error(exc):
+            raise _StopError(503, "store_unavailable",
+                        f"cannot read {store.location}: {exc}") from exc
+        raise
+    summary["serving_version"] = serving_version
+
+    # 2. schema
+    try:
+        problems = check_schema(source.schema(), config.columns)
+    except SourceError as exc:
+        raise _StopError(503, "source_unavailable", str(exc)) from exc
+    if problems:
+        raise _StopError(422, "invalid_schema", "; ".join(problems))
+
+    # 3. query
+    params = QueryParams(window_start, window_end, config.max_answers_per_item,
+                         config.min_answers_per_item, config.min_answers_per_student,
+                         config.max_id_length)
+    t0 = time.perf_counter()
+    try:
+        table, counts = fetch(source, config.columns, params,
+                              config.table or getattr(source, "table", "answers"))
+        sql_drops = drops_from_counts(counts)
+    except SourceError as exc:
+        raise _StopError(503, "source_unavailable", str(exc)) from exc
+    except ValueError as exc:
+        raise _StopError(500, "source_inconsistent", str(exc)) from exc
+    say("INFO", "query done", event="queried", rows_in=counts["rows_in"],
+        rows_kept=counts["kept"], dropped=sql_drops, seconds=round(time.perf_counter() - t0, 3))
+
+    # 4. prepare on the Arrow columns
+    t0 = time.perf_counter()
+    table = table.sort_by([("student_id", "ascending"), ("answered_at", "ascending"),
+                           ("item_id", "ascending")])
+    s_codes, s_dict = _encode(table.column("student_id"))
+    i_codes, i_dict = _encode(table.column("item_id"))
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    correct = pc.fill_null(table.column("correct").cast(pa.float64()), float("nan"))
+    times_us = table.column("answered_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+    seconds = pc.fill_null(times_us.cast(pa.float64()), float("nan")).to_numpy() / 1e6
+    prepared = prepare_coded(
+        s_codes, s_dict, i_codes, i_dict, correct.to_numpy(), seconds,
+        min_answers_per_item=config.min_answers_per_item,
+        min_answers_per_student=config.min_answers_per_student,
+        max_id_length=config.max_id_length)
+    del table, s_codes, i_codes, correct, times_us, seconds
+    rep = prepared.report
+    dropped = {k: sql_drops.get(k, 0) + rep.dropped.get(k, 0)
+               for k in (*sql_drops, *rep.dropped)}
+    data_report = {"rows_in": counts["rows_in"], "rows_out": rep.rows_out, "dropped": dropped,
+                   "n_students": rep.n_students, "n_items": rep.n_items}
+    summary["data"] = data_report
+    say("INFO", "answers prepared", event="prepared", **data_report,
+        seconds=round(time.perf_counter() - t0, 3))
+
+    # 5. data validation
+    violations = check_data(data_report, config.data, previous_report)
+    if rep.rows_out == 0:
+        raise _StopError(422, "no_data", "no answers in the window after preparation",
+                         data=data_report)
+    if violations and not options.force:
+        _write_rejection(store, config, window_start, window_end, run_id=summary["run_id"],
+                         data=data_report, reasons=violations, now=now)
+        raise _StopError(422, "invalid_data", "; ".join(violations))
+
+    # 6. hold out, calibrate
+    responses = prepared.responses
+    order_key = prepared.answered_at if prepared.answered_at is not None else \
+        np.arange(responses.n_answers, dtype=float)
+    held_out = holdout_mask(responses.student, responses.student_ids, order_key, config.gate)
+    train = responses.subset(~held_out)
+    t0 = time.perf_counter()
+    fit_config = FitConfig(model=config.model_type,
+                           min_answers_per_item=config.min_answers_per_item)
+    result = fit(train, fit_config)
+    say("INFO", "model calibrated", event="calibrated", model_type=config.model_type,
+        iterations=result.iterations, converged=result.converged,
+        log_likelihood=result.log_likelihood,
+        history_tail=[round(v, 4) for v in result.history[-5:]],
+        n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
+        train_answers=train.n_answers, holdout_answers=int(held_out.sum()),
+        seconds=round(time.perf_counter() - t0, 3))
+    new_model = result.model
+    violations += items_lost(serving_model, new_model, config.data)
+
+    # 7. quality gate
+    t0 = time.perf_counter()
+    item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
+    n_hold = int(held_out.sum())
+    n_hold_students = int(np.unique(responses.student[held_out]).shape[0])
+    new_scores = holdout_scores(new_model, responses.student, item_ids, responses.correct,
+                                order_key, held_out) if n_hold else {}
+    serving_scores = None
+    if serving_model is not None and n_hold:
+        serving_scores = holdout_scores(serving_model, responses.student, item_ids,
+                                        responses.correct, order_key, held_out)
+    verdict = gate(new_scores, serving_scores, config.gate, n_hold, n_hold_students)
+    say("INFO" if verdict.passed else "WARNING", "quality gate " +
+        ("passed" if verdict.passed else "failed"), event="gate", **verdict.to_dict(),
+        seconds=round(time.perf_counter() - t0, 3))
+    reasons = violations + verdict.reasons
+
+    # 8. version, artifacts
+    config_summary = config.summary()
+    digest = _digest(config_summary, (window_start, window_end), responses, held_out)
+    version = f"{window_end:%Y%m%dT%H%M%SZ}-{digest[:10]}"
+    summary["version"] = version
+    names = store.versions().get(version, [])
+    if version == serving_version or PUBLISHED in names:
+        return {**summary, "status": "unchanged",
+                "detail": f"{version} (same window, same data) was already published; "
+                           "nothing written"}
+    if reasons and not options.force:
+        decision = "rejected"
+    elif options.dry_run:
+        decision = "dry_run"
+    else:
+        decision = "forced" if reasons else "accepted"
+    new_model = replace(new_model, version=version, created_at=now.isoformat(),
+                        data_summary={**new_model.data_summary, "prepare": data_report,
+                                      "window_start": window_start.isoformat(),
+                                      "window_end": window_end.isoformat()})
+    metrics_doc = {"version": version, "serving_version": serving_version,
+                   "gate": verdict.to_dict(), "data_violations": violations,
+                   "gate_config": asdict(config.gate)}
+    report_doc = {"version": version, "run_id": summary["run_id"], "created_at": now.isoformat(),
+                  "decision": decision, "reasons": reasons, "serving_version": serving_version,
+                  "window_start": window_start.isoformat(), "window_end": window_end.isoformat(),
+                  "source": source.description, "config": config_summary, "data": data_report,
+                  "fit": {"iterations": result.iterations, "converged": result.converged,
+                          "log_likelihood": result.log_likelihood,
+                          "n_items": new_model.n_items,
+                          "excluded_items": len(new_model.excluded_items)},
+                  "gate": verdict.to_dict(), "code_version": __version__}
+    t0 = time.perf_counter()
+    try:
+        csv_bytes = _prepared_csv(responses, prepared.answered_at, held_out)
+        store.put(version, "prepared.csv.gz", csv_bytes, "application/gzip")
+        store.put(version, "model.json", new_model.to_json().encode(), "application/json")
+        store.put(version, "metrics.json", json.dumps(metrics_doc, indent=1).encode(),
+                  "application/json")
+        store.put(version, "report.json", json.dumps(report_doc, indent=1, default=str).encode(),
+                  "application/json")
+    except Exception as exc:
+        if isinstance(exc, (StoreError, OSError)) or _is_cloud_error(exc):
+            raise _StopError(503, "store_unavailable",
+                        f"upload of {version} failed: {exc}; LATEST unchanged") from exc
+        raise
+    say("INFO", "artifacts written", event="artifacts_written", version=version,
+        prepared_csv_bytes=len(csv_bytes), seconds=round(time.perf_counter() - t0, 3))
+    summary.update(decision=decision, gate=verdict.to_dict())
+    if decision == "rejected":
+        raise _StopError(422, "rejected", "; ".join(reasons), version=version, decision=decision,
+                    gate=verdict.to_dict())
+    if decision == "dry_run":
+        return {**summary, "status": "dry_run", "reasons": reasons}
+
+    # 9. publish
+    try:
+        store.move_pointer(version, token)
+    except PointerConflictError as exc:
+        raise _StopError(409, "pointer_conflict",
+                    f"{exc}; another run or a rollback published first. {version} is "
+                    "complete but not serving", version=version) from exc
+    except Exception as exc:
+        if isinstance(exc, (StoreError, OSError)) or _is_cloud_error(exc):
+            raise _StopError(503, "store_unavailable", f"pointer move failed: {exc}") from exc
+        raise
+    try:
+        store.put(version, PUBLISHED, now.isoformat().encode(), "text/plain")
+    except Exception as exc:  # the pointer moved: the run succeeded; the marker is cosmetic
+        say("WARNING", f"could not write the PUBLISHED marker: {exc}", event="marker_failed")
+    say("INFO", f"model {version} published", event="model_published", model_version=version,
+        created_at=now.isoformat(), previous_version=serving_version, decision=decision,
+        n_items=new_model.n_items)
+    return {**summary, "status": "published", "reasons": reasons}
+
+
+def _write_rejection(store: ArtifactStore, config: RefreshConfig, start: datetime,
+                     end: datetime, *, run_id: str, data: dict[str, Any], reasons: list[str],
+                     now: datetime) -> None:
+    """Record a data-validation rejection (report.json only: no model exists)."""
+    version = f"{end:%Y%m%dT%H%M%SZ}-rejected-{run_id}"
+    doc = {"version": version, "run_id": run_id, "created_at": now.isoformat(),
+           "decision": "rejected", "reasons": reasons, "window_start": start.isoformat(),
+           "window_end": end.isoformat(), "config": config.summary(), "data": data,
+           "code_version": __version__}
+    # best effort: the rejection itself is logged and returned by the caller
+    with contextlib.suppress(Exception):
+        store.put(version, "report.json", json.dumps(doc, indent=1, default=str).encode(),
+                  "application/json")
+
+
+def _is_cloud_error(exc: BaseException) -> bool:
+    """A google-api-core / requests / network error (without importing them)."""
+    mod = type(exc).__module__ or ""
+    return mod.startswith(("google.api_core", "google.auth", "requests", "urllib3")) or \
+        isinstance(exc, (ConnectionError, TimeoutError))

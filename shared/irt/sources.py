@@ -1,0 +1,164 @@
+"""Where ``prepare`` reads the answer log: BigQuery, or DuckDB over a local file.
+
+Both run the same SQL (:mod:`irt.sql`, BigQuery's dialect; DuckDB gets it
+transpiled by sqlglot) with the same parameters and return Arrow tables - read
+in bulk, never as Python row objects.  Clients and engines are imported only by
+the source that needs them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Protocol
+
+from irt.sql import ConfigError, QueryParams, SourceColumns, build_queries, to_duckdb
+
+#: Column types each mapped column accepts, by family, for both engines.
+TYPE_FAMILIES: dict[str, set[str]] = {
+    "id": {"STRING", "INT64", "INTEGER", "VARCHAR", "BIGINT", "INT", "INT32", "HUGEINT",
+           "UBIGINT", "SMALLINT"},
+    "correct": {"BOOL", "BOOLEAN", "INT64", "INTEGER", "FLOAT64", "FLOAT", "STRING", "VARCHAR",
+                "BIGINT", "INT", "DOUBLE", "SMALLINT", "TINYINT"},
+    "time": {"TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ", "TIMESTAMP_NS",
+             "TIMESTAMP_MS", "TIMESTAMP_S"},
+}
+_FAMILY = {"student": "id", "item": "id", "correct": "correct", "answered_at": "time",
+           "skill": "id"}
+
+
+class SourceError(RuntimeError):
+    """The source could not be queried (unreachable, permission, bad SQL)."""
+
+
+class AnswerSource(Protocol):
+    """A queryable answer log."""
+
+    description: str
+
+    def schema(self) -> dict[str, str]:
+        """``{column name: type name}`` of the table."""
+
+    def query(self, sql: str, params: QueryParams) -> Any:
+        """Run BigQuery-dialect ``sql`` with ``params``; return a ``pyarrow.Table``."""
+
+
+def check_schema(schema: dict[str, str], columns: SourceColumns) -> list[str]:
+    """Problems with the table's schema for the column mapping (empty = fine).
+
+    Each names the configuration key, the column and the rule broken.
+    """
+    lower = {k.lower(): v.upper() for k, v in schema.items()}
+    out = []
+    for attr, column in columns.required().items():
+        key = SourceColumns.ENV[attr]
+        kind = lower.get(column.lower())
+        if kind is None:
+            out.append(f"{key}: column {column!r} is not in the table "
+                       f"(columns: {', '.join(sorted(schema)) or 'none'})")
+        elif kind not in TYPE_FAMILIES[_FAMILY[attr]]:
+            allowed = ", ".join(sorted(TYPE_FAMILIES[_FAMILY[attr]]))
+            out.append(f"{key}: column {column!r} has type {kind}; expected one of {allowed}")
+    return out
+
+
+def fetch(source: AnswerSource, columns: SourceColumns, params: QueryParams,
+          table: str) -> tuple[Any, dict[str, int]]:
+    """Run the answers and counts queries.
+
+    Returns:
+        ``(answers as a pyarrow.Table, {stage: rows})``.
+    """
+    answers_sql, counts_sql = build_queries(table, columns)
+    counts_table = source.query(counts_sql, params)
+    counts = {str(s): int(n) for s, n in zip(counts_table.column("stage").to_pylist(),
+                                            counts_table.column("n").to_pylist(), strict=True)}
+    return source.query(answers_sql, params), counts
+
+
+class BigQuerySource:
+    """The answer log in BigQuery (``BQ_TABLE``).
+
+    Args:
+        table: ``project.dataset.table`` (validated).
+        client: a ``google.cloud.bigquery.Client``; created from the environment
+            when omitted (the function's service account).
+        location: job location (``BQ_LOCATION``), or ``None`` for the default.
+        timeout: seconds to wait for a query.
+    """
+
+    def __init__(self, table: str, client: Any = None, location: str | None = None,
+                 timeout: float = 600.0) -> None:
+        from google.cloud import bigquery
+
+        self._bq = bigquery
+        self.table = table
+        self.client = client or bigquery.Client()
+        self.location = location
+        self.timeout = timeout
+        self.description = f"bigquery:{table}"
+
+    def schema(self) -> dict[str, str]:
+        try:
+            table = self.client.get_table(self.table, timeout=60)
+        except Exception as exc:
+            raise SourceError(f"cannot read the schema of {self.table}: {exc}") from exc
+        return {f.name: f.field_type for f in table.schema}
+
+    def query(self, sql: str, params: QueryParams) -> Any:
+        qp = [self._bq.ScalarQueryParameter(k, QueryParams.bigquery_type(k), v)
+              for k, v in params.values().items()]
+        config = self._bq.QueryJobConfig(query_parameters=qp)
+        try:
+            job = self.client.query(sql, job_config=config, location=self.location)
+            return job.result(timeout=self.timeout).to_arrow(
+                create_bqstorage_client=_use_storage_api(self.client))
+        except Exception as exc:
+            raise SourceError(f"query on {self.table} failed: {exc}") from exc
+
+
+def _use_storage_api(client: Any) -> bool:
+    """The BigQuery Storage Read API (fast Arrow download) unless on an emulator."""
+    endpoint = getattr(getattr(client, "_connection", None), "API_BASE_URL", "") or ""
+    return "googleapis.com" in endpoint and os.environ.get("BQ_STORAGE_API", "1") != "0"
+
+
+class DuckDBSource:
+    """The answer log in a local CSV or Parquet file (the embedded default).
+
+    The file is exposed to DuckDB as a view named ``answers``; the BigQuery SQL
+    is transpiled with sqlglot.  Time zone: UTC.
+
+    Args:
+        path: a ``.csv``, ``.csv.gz`` or ``.parquet`` file.
+    """
+
+    table = "answers"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        import duckdb
+
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise ConfigError("SOURCE_FILE", f"{self.path} is not a file")
+        self.description = f"duckdb:{self.path}"
+        self.con = duckdb.connect()
+        self.con.execute("SET TimeZone = 'UTC'")
+        name = self.path.name.lower()
+        # DDL takes no parameters: the path is a quoted literal (quotes doubled).
+        literal = "'" + str(self.path).replace("'", "''") + "'"
+        if name.endswith(".parquet"):
+            reader = f"read_parquet({literal})"
+        else:  # types detected over the whole file, so one odd value late on cannot fail it
+            reader = f"read_csv({literal}, header = true, sample_size = -1)"
+        self.con.execute(f"CREATE VIEW answers AS SELECT * FROM {reader}")
+
+    def schema(self) -> dict[str, str]:
+        rows = self.con.execute("DESCRIBE answers").fetchall()
+        return {r[0]: str(r[1]) for r in rows}
+
+    def query(self, sql: str, params: QueryParams) -> Any:
+        try:
+            return self.con.execute(to_duckdb(sql), params.values()).to_arrow_table()
+        except Exception as exc:
+            raise SourceError(f"query on {self.path} failed: {exc}") from exc
