@@ -75,3 +75,15 @@ def gcs_env(gcs_emulator: GCSEmulator, monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv(EMULATOR_ENV_VAR, gcs_emulator.url)
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", PROJECT)
     return gcs_emulator.url
+
+
+@pytest.fixture(scope="session")
+def bq_emulator():
+    """One bqemulator (real BigQuery REST API over DuckDB) for the whole run."""
+    from emulators import BigQueryEmulator
+
+    emu = BigQueryEmulator()
+    try:
+        yield emu.start()
+    finally:
+        emu.close()

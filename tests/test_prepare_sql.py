@@ -1,0 +1,171 @@
+"""The answer-log SQL (irt.sql) on DuckDB and on the BigQuery emulator, with the real
+``google-cloud-bigquery`` client: same rows, same counts, every bad row counted."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+
+import pytest
+from answerlogs import WINDOW, edge_rows, load_bigquery, simulated_rows, write_csv
+
+from irt.sources import BigQuerySource, DuckDBSource, check_schema, fetch
+from irt.sql import (
+    ConfigError,
+    QueryParams,
+    SourceColumns,
+    build_queries,
+    drops_from_counts,
+    parse_table,
+)
+
+COLS = SourceColumns(skill="skill_id")
+PARAMS = QueryParams(*WINDOW, max_answers_per_item=1000, min_answers_per_item=2,
+                     min_answers_per_student=2, max_id_length=256)
+
+
+def _rows(table) -> list[tuple]:
+    d = table.to_pydict()
+    out = zip(d["student_id"], d["item_id"], d["correct"],
+              [t.isoformat() for t in d["answered_at"]], d["skill_id"], strict=True)
+    return sorted(out)
+
+
+# --------------------------------------------------------------------------- identifiers
+@pytest.mark.parametrize("bad", [
+    "p.d", "a.b.c.d", "Proj.d.t", "p.d.t", "my-project.d.t`; DROP TABLE x; --",
+    "my-project.d-s.t", "my-project.ds.t x", "my-project.ds.", "my-project..t",
+])
+def test_table_reference_is_validated(bad):
+    with pytest.raises(ConfigError) as err:
+        parse_table(bad)
+    assert err.value.field == "BQ_TABLE"
+
+
+def test_valid_table_reference_splits():
+    assert parse_table("my-project.lms_logs.answers_2026") == (
+        "my-project", "lms_logs", "answers_2026")
+
+
+@pytest.mark.parametrize(("attr", "value"), [
+    ("student", "student_id`, (SELECT 1) AS x, `y"), ("item", "1item"), ("correct", ""),
+    ("answered_at", "a b"), ("skill", "skill;--"), ("item", "student_id"),
+])
+def test_column_names_are_validated(attr, value):
+    with pytest.raises(ConfigError) as err:
+        SourceColumns(**{attr: value})
+    assert err.value.field == SourceColumns.ENV[attr]
+
+
+def test_values_only_ever_go_in_as_parameters():
+    """The SQL text holds parameter names, never a window or threshold value."""
+    answers, counts = build_queries("my-project.lms.answers", COLS)
+    for sql in (answers, counts):
+        for name in PARAMS.values():
+            assert f"@{name}" in sql
+        assert "2026" not in sql and "1000" not in sql
+
+
+@pytest.mark.parametrize(("field", "kwargs"), [
+    ("MAX_ANSWERS_PER_ITEM", {"max_answers_per_item": 0}),
+    ("MIN_ANSWERS_PER_ITEM", {"min_answers_per_item": True}),
+    ("window", {"window_start": WINDOW[1]}),
+])
+def test_query_params_are_validated(field, kwargs):
+    with pytest.raises(ConfigError) as err:
+        replace(PARAMS, **kwargs)
+    assert err.value.field == field
+
+
+def test_counts_must_add_up():
+    with pytest.raises(ValueError, match=r"did not return valid, .*kept"):
+        drops_from_counts({"rows_in": 1})
+    with pytest.raises(ValueError, match="inconsistent"):
+        drops_from_counts({"rows_in": 10, "valid": 9, "first_attempts": 9, "capped": 9,
+                           "items_ok": 9, "kept": 9})
+
+
+# --------------------------------------------------------------------------- DuckDB
+def test_duckdb_counts_every_bad_row(tmp_path):
+    rows, expected = edge_rows()
+    source = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    assert check_schema(source.schema(), COLS) == []
+    table, counts = fetch(source, COLS, PARAMS, source.table)
+    assert drops_from_counts(counts) == expected
+    assert counts["rows_in"] == len(rows) - 1  # the out-of-window row is not counted
+    got = _rows(table)
+    assert [(r[0], r[1], r[2]) for r in got] == [
+        ("s1", "q1", 1), ("s1", "q2", 1), ("s2", "q1", 0), ("s2", "q2", 0),
+        ("s3", "q1", 0), ("s3", "q2", 1)]
+
+
+def test_cap_is_a_deterministic_sample_of_whole_students(tmp_path):
+    rows = simulated_rows(300, 10, None, seed=3)  # every student answers every item
+    source = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    params = replace(PARAMS, max_answers_per_item=50)
+    table, counts = fetch(source, COLS, params, source.table)
+    d = table.to_pydict()
+    per_item: dict[str, set[str]] = {}
+    for s, i in zip(d["student_id"], d["item_id"], strict=True):
+        per_item.setdefault(i, set()).add(s)
+    assert {len(v) for v in per_item.values()} == {50}
+    # the same 50 students for every item: answer patterns stay whole
+    assert len(set.union(*per_item.values())) == 50
+    assert drops_from_counts(counts)["item_answer_cap"] == 10 * 250
+    again, _ = fetch(source, COLS, params, source.table)
+    assert _rows(again) == _rows(table)
+
+
+def test_schema_problems_name_the_setting(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("student,item_id,correct,answered_at\ns1,q1,1,2026-10-01 00:00:00\n")
+    problems = check_schema(DuckDBSource(path).schema(), SourceColumns())
+    assert len(problems) == 1 and problems[0].startswith("COLUMN_STUDENT: column 'student_id'")
+    path.write_text("student_id,item_id,correct,answered_at\ns1,q1,1,yesterday\n")
+    problems = check_schema(DuckDBSource(path).schema(), SourceColumns())
+    assert problems and problems[0].startswith("COLUMN_ANSWERED_AT")
+
+
+# --------------------------------------------------------------------------- BigQuery
+@pytest.fixture
+def bq_table(bq_emulator):
+    client = bq_emulator.client()
+    return client, f"{bq_emulator.project}.lms_{uuid.uuid4().hex[:8]}.answers"
+
+
+def test_bigquery_and_duckdb_prepare_the_same_rows(bq_table, tmp_path):
+    client, table_id = bq_table
+    rows, expected = edge_rows()
+    rows += simulated_rows(60, 8, 5, seed=1)
+    load_bigquery(client, table_id, rows)
+    bq = BigQuerySource(table_id, client=client)
+    assert check_schema(bq.schema(), COLS) == []
+    bq_answers, bq_counts = fetch(bq, COLS, PARAMS, table_id)
+    duck = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    duck_answers, duck_counts = fetch(duck, COLS, PARAMS, duck.table)
+    assert bq_counts == duck_counts
+    assert drops_from_counts(bq_counts)["null_student_id"] == expected["null_student_id"]
+    assert _rows(bq_answers) == _rows(duck_answers)
+    assert len(_rows(bq_answers)) == bq_counts["kept"] > 200
+
+
+def test_bigquery_cap_matches_duckdb(bq_table, tmp_path):
+    client, table_id = bq_table
+    rows = simulated_rows(120, 6, None, seed=5)
+    load_bigquery(client, table_id, rows)
+    params = replace(PARAMS, max_answers_per_item=40)
+    bq_answers, bq_counts = fetch(BigQuerySource(table_id, client=client), COLS, params,
+                                  table_id)
+    duck = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    duck_answers, duck_counts = fetch(duck, COLS, params, duck.table)
+    assert bq_counts == duck_counts
+    assert drops_from_counts(bq_counts)["item_answer_cap"] == 6 * 80
+    assert _rows(bq_answers) == _rows(duck_answers)
+
+
+def test_bigquery_missing_table_is_a_source_error(bq_emulator):
+    from irt.sources import SourceError
+
+    src = BigQuerySource(f"{bq_emulator.project}.nope.answers", client=bq_emulator.client())
+    with pytest.raises(SourceError, match=r"nope\.answers"):
+        src.schema()
