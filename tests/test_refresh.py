@@ -1,0 +1,414 @@
+"""The refresh pipeline (irt.refresh) end to end on the local path - DuckDB over a CSV log,
+a local model directory - and on the Cloud Storage emulator: publish, re-run, data checks,
+quality gate, force, dry run, pointer race, crash before the pointer move, operator CLI."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from answerlogs import edge_rows, simulated_rows, write_csv
+
+from irt.model import load_model
+from irt.ops import main as ops_main
+from irt.quality import GateConfig, gate, holdout_mask
+from irt.refresh import RefreshConfig, RunOptions, run_refresh
+from irt.sources import DuckDBSource, SourceError
+from irt.sql import ConfigError
+from irt.store import LocalStore, PointerConflictError, describe
+
+ROOT = Path(__file__).resolve().parents[1]
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+END = {"window_end": "2026-11-01T00:00:00Z", "window_days": 61}
+
+
+class Logs:
+    """Captures log calls as the JSON lines production writes."""
+
+    def __init__(self) -> None:
+        self.lines: list[dict[str, Any]] = []
+
+    def __call__(self, severity: str, message: str, **fields: Any) -> None:
+        self.lines.append(json.loads(json.dumps(
+            {"severity": severity, "message": message, **fields}, default=str)))
+
+    def events(self) -> list[str]:
+        return [line.get("event", "") for line in self.lines]
+
+
+def config(tmp_path: Path, source_file: Path, **env: str) -> RefreshConfig:
+    base = {"SOURCE_FILE": str(source_file), "MODEL_DIR": str(tmp_path / "models"),
+            "COLUMN_SKILL": "skill_id", "MIN_ANSWERS_PER_ITEM": "5", "DATA_MIN_ANSWERS": "50",
+            "GATE_HOLDOUT_STUDENTS": "0.3"}
+    return RefreshConfig.from_env({**base, **env})
+
+
+def run(cfg: RefreshConfig, store: Any = None, options: dict | None = None,
+        logs: Logs | None = None, source: Any = None):
+    store = store or LocalStore(cfg.model_dir)
+    source = source or DuckDBSource(cfg.source_file)
+    return run_refresh(cfg, source, store, RunOptions.from_json({**END, **(options or {})}),
+                       log=logs or Logs(), now=NOW)
+
+
+@pytest.fixture
+def log_file(tmp_path):
+    return write_csv(simulated_rows(400, 25, 15, seed=11), tmp_path / "log.csv")
+
+
+# --------------------------------------------------------------------------- publish
+def test_first_run_publishes_complete_artifacts(tmp_path, log_file):
+    logs = Logs()
+    cfg = config(tmp_path, log_file)
+    result = run(cfg, logs=logs)
+    assert result.status == 200, result.body
+    body = result.body
+    assert body["status"] == "published" and body["decision"] == "accepted"
+    store = LocalStore(cfg.model_dir)
+    version, _ = store.read_pointer()
+    assert version == body["version"]
+    assert set(store.versions()[version]) == {"prepared.csv.gz", "model.json", "metrics.json",
+                                              "report.json", "PUBLISHED"}
+    model = load_model(store.get(version, "model.json"))
+    assert model.version == version and model.model_type == "2pl" and model.n_items == 25
+    report = json.loads(store.get(version, "report.json"))
+    assert report["data"]["rows_out"] == 6000 and report["decision"] == "accepted"
+    assert report["gate"]["passed"] and report["gate"]["n_holdout_answers"] > 100
+    csv_text = gzip.decompress(store.get(version, "prepared.csv.gz")).decode()
+    lines = csv_text.splitlines()
+    assert lines[0] == '"student_id","item_id","correct","answered_at","holdout"'
+    assert len(lines) - 1 == 6000
+    assert sum(line.endswith(",1") for line in lines[1:]) == report["gate"]["n_holdout_answers"]
+    # logs: one JSON object per step, all with the run id, no student id anywhere
+    assert {"refresh_started", "queried", "prepared", "calibrated", "gate",
+            "artifacts_written", "model_published", "refresh_finished"} <= set(logs.events())
+    assert {line["run_id"] for line in logs.lines} == {body["run_id"]}
+    assert "stu-" not in json.dumps(logs.lines)
+    calibrated = next(line for line in logs.lines if line.get("event") == "calibrated")
+    assert calibrated["iterations"] > 0 and calibrated["log_likelihood"] < 0
+
+
+def test_rerunning_the_same_window_changes_nothing(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    first = run(cfg)
+    store = LocalStore(cfg.model_dir)
+    stamp = {p: p.stat().st_mtime_ns for p in Path(store.location).rglob("*")}
+    second = run(cfg)
+    assert second.status == 200 and second.body["status"] == "unchanged"
+    assert second.body["version"] == first.body["version"]
+    assert {p: p.stat().st_mtime_ns for p in Path(store.location).rglob("*")} == stamp
+
+
+def test_a_new_window_is_gated_against_the_serving_model(tmp_path):
+    rows = simulated_rows(400, 25, 15, seed=11)
+    rows += simulated_rows(400, 25, 15, seed=12, start=datetime(2026, 10, 25, tzinfo=UTC),
+                           student_prefix="new")
+    cfg = config(tmp_path, write_csv(rows, tmp_path / "log.csv"))
+    first = run(cfg, options={"window_end": "2026-10-24T00:00:00Z"})
+    second = run(cfg)
+    assert first.status == second.status == 200
+    gate_doc = second.body["gate"]
+    assert gate_doc["serving"] is not None and gate_doc["passed"]
+    assert abs(gate_doc["new"]["auc"] - gate_doc["serving"]["auc"]) < 0.05
+    assert LocalStore(cfg.model_dir).read_pointer()[0] == second.body["version"]
+    statuses = {v.version: v.status for v in describe(LocalStore(cfg.model_dir))}
+    assert statuses == {first.body["version"]: "published", second.body["version"]: "serving"}
+
+
+# --------------------------------------------------------------------------- rejections
+def test_failed_gate_keeps_the_old_model_and_force_overrides(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    first = run(cfg, options={"window_days": 30})
+    strict = config(tmp_path, log_file, GATE_MIN_AUC="0.99")
+    logs = Logs()
+    failed = run(strict, logs=logs)
+    assert failed.status == 422 and failed.body["status"] == "rejected"
+    assert "AUC" in failed.body["error"] and "floor 0.99" in failed.body["error"]
+    store = LocalStore(cfg.model_dir)
+    assert store.read_pointer()[0] == first.body["version"]
+    error = logs.lines[-1]
+    assert error["severity"] == "ERROR" and error["event"] == "refresh_failed"
+    assert error["gate"]["new"]["auc"] > 0.5  # the figures are in the log line
+    statuses = {v.version: v.status for v in describe(store)}
+    assert statuses[failed.body["version"]] == "rejected"
+    forced = run(strict, options={"force": True})
+    assert forced.status == 200 and forced.body["decision"] == "forced"
+    assert store.read_pointer()[0] == forced.body["version"] == failed.body["version"]
+
+
+def test_dry_run_writes_artifacts_but_does_not_publish(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    result = run(cfg, options={"dry_run": True})
+    assert result.status == 200 and result.body["status"] == "dry_run"
+    store = LocalStore(cfg.model_dir)
+    assert store.read_pointer()[0] is None
+    assert [v.status for v in describe(store)] == ["unpublished"]
+
+
+def test_malformed_rows_beyond_the_threshold_stop_the_run(tmp_path):
+    rows = simulated_rows(200, 20, 10, seed=2)
+    for row in rows[::5]:
+        row["correct"] = "maybe"
+    cfg = config(tmp_path, write_csv(rows, tmp_path / "log.csv"))
+    result = run(cfg)
+    assert result.status == 422 and result.body["status"] == "invalid_data"
+    assert "20.0% of 2000 rows are malformed (invalid_correct 400)" in result.body["error"]
+    store = LocalStore(cfg.model_dir)
+    assert store.read_pointer()[0] is None
+    assert [(v.status, v.decision) for v in describe(store)] == [("rejected", "rejected")]
+    assert not any("model.json" in names for names in store.versions().values())
+
+
+def test_row_count_is_checked_against_the_previous_run(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    assert run(cfg).status == 200
+    small = run(cfg, options={"window_end": "2026-10-05T00:00:00Z"})  # a fifth of the log
+    assert small.status == 422 and "previous run" in small.body["error"]
+
+
+def test_empty_window_and_bad_schema_are_refused(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    empty = run(cfg, options={"window_end": "2020-01-01T00:00:00Z"})
+    assert empty.status == 422 and empty.body["status"] == "no_data"
+    renamed = config(tmp_path, log_file, COLUMN_CORRECT="is_correct")
+    bad = run(renamed)
+    assert bad.status == 422 and bad.body["status"] == "invalid_schema"
+    assert bad.body["error"].startswith("COLUMN_CORRECT: column 'is_correct' is not in the table")
+    assert LocalStore(cfg.model_dir).versions() == {}
+
+
+def test_bad_rows_are_dropped_and_counted(tmp_path):
+    rows, expected = edge_rows()
+    rows += simulated_rows(100, 10, 10, seed=4)
+    cfg = config(tmp_path, write_csv(rows, tmp_path / "log.csv"), MIN_ANSWERS_PER_ITEM="2",
+                 DATA_MIN_ANSWERS="10", DATA_MAX_INVALID_SHARE="0.5")
+    result = run(cfg)
+    assert result.status == 200, result.body
+    dropped = result.body["data"]["dropped"]
+    for reason in ("null_student_id", "null_item_id", "id_too_long", "invalid_correct",
+                   "invalid_answered_at", "duplicate_attempt"):
+        assert dropped[reason] == expected[reason], reason
+
+
+class FailingSource(DuckDBSource):
+    """Fails the answers query (the second query of a run): BigQuery dying mid-run."""
+
+    def query(self, sql, params):
+        if "FROM kept\n" in sql and "UNION ALL" not in sql:
+            raise SourceError("query on answers failed: 503 backend error")
+        return super().query(sql, params)
+
+
+def test_source_error_mid_run_publishes_nothing(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    result = run(cfg, source=FailingSource(log_file))
+    assert result.status == 503 and result.body["status"] == "source_unavailable"
+    assert LocalStore(cfg.model_dir).versions() == {}
+
+
+# --------------------------------------------------------------------------- races and crashes
+class RacingStore(LocalStore):
+    """Another run publishes between this run's uploads and its pointer move."""
+
+    def put(self, version, name, data, content_type):
+        super().put(version, name, data, content_type)
+        if name == "report.json":
+            _, token = self.read_pointer()
+            super().put("other-run", "model.json", b"{}", "application/json")
+            super().put("other-run", "report.json", b"{}", "application/json")
+            LocalStore.move_pointer(self, "other-run", token)
+
+
+def test_losing_the_pointer_race_is_a_409_and_leaves_the_winner(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    result = run(cfg, store=RacingStore(cfg.model_dir))
+    assert result.status == 409 and result.body["status"] == "pointer_conflict"
+    store = LocalStore(cfg.model_dir)
+    assert store.read_pointer()[0] == "other-run"
+    statuses = {v.version: v.status for v in describe(store)}
+    assert statuses[result.body["version"]] == "unpublished"
+
+
+class BarrierStore(LocalStore):
+    """Both runs read the pointer before either moves it."""
+
+    barrier = threading.Barrier(2)
+    waited = False
+
+    def read_pointer(self):
+        out = super().read_pointer()
+        if not self.waited:  # the run's first read (move_pointer reads again, under its lock)
+            self.waited = True
+            self.barrier.wait(timeout=60)
+        return out
+
+
+def test_two_concurrent_runs_publish_exactly_once(tmp_path, log_file):
+    cfg = config(tmp_path, log_file)
+    results: dict[str, Any] = {}
+
+    def go(end: str) -> None:
+        results[end] = run(cfg, store=BarrierStore(cfg.model_dir),
+                           options={"window_end": end})
+
+    threads = [threading.Thread(target=go, args=(end,))
+               for end in ("2026-11-01T00:00:00Z", "2026-11-01T01:00:00Z")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    statuses = sorted(r.status for r in results.values())
+    assert statuses == [200, 409]
+    winner = next(r for r in results.values() if r.status == 200)
+    assert LocalStore(cfg.model_dir).read_pointer()[0] == winner.body["version"]
+
+
+KILL_SCRIPT = """
+import os, signal, sys
+sys.path[:0] = [{shared!r}]
+from irt.refresh import RefreshConfig, RunOptions, run_refresh
+from irt.sources import DuckDBSource
+from irt.store import LocalStore
+
+class Dies(LocalStore):
+    def move_pointer(self, version, token):
+        os.kill(os.getpid(), signal.SIGKILL)   # the instance dies right here
+
+cfg = RefreshConfig.from_env({env!r})
+run_refresh(cfg, DuckDBSource(cfg.source_file), Dies(cfg.model_dir),
+            RunOptions.from_json({options!r}), log=lambda *a, **k: None)
+"""
+
+
+def test_killed_between_upload_and_pointer_move(tmp_path, log_file):
+    env = {"SOURCE_FILE": str(log_file), "MODEL_DIR": str(tmp_path / "models"),
+           "MIN_ANSWERS_PER_ITEM": "5", "GATE_HOLDOUT_STUDENTS": "0.3"}
+    cfg = RefreshConfig.from_env(env)
+    first = run(cfg, options={"window_days": 30})
+    script = KILL_SCRIPT.format(shared=str(ROOT / "shared"), env=env, options=END)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    store = LocalStore(cfg.model_dir)
+    assert store.read_pointer()[0] == first.body["version"]  # still the complete old model
+    load_model(store.get(first.body["version"], "model.json"))
+    orphans = [v for v in describe(store) if v.status == "unpublished"]
+    assert len(orphans) == 1
+    out = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(sys, "stdout", out)
+        assert ops_main(["--dir", str(tmp_path / "models"), "list"]) == 0
+    assert f"{orphans[0].version}" in out.getvalue() and "unpublished" in out.getvalue()
+
+
+# --------------------------------------------------------------------------- operator CLI
+def test_ops_show_and_rollback(tmp_path, log_file, capsys):
+    cfg = config(tmp_path, log_file)
+    old = run(cfg, options={"window_days": 30}).body["version"]
+    new = run(cfg).body["version"]
+    root = ["--dir", str(tmp_path / "models")]
+    assert ops_main([*root, "show", old]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["report"]["decision"] == "accepted" and shown["serving"] is False
+    assert ops_main([*root, "rollback", old]) == 0
+    assert f"LATEST: {new} -> {old}" in capsys.readouterr().out
+    assert LocalStore(cfg.model_dir).read_pointer()[0] == old
+    assert ops_main([*root, "rollback", "no-such-version"]) == 1
+    assert "no version no-such-version" in capsys.readouterr().err
+    assert ops_main([*root, "rollback", "../etc"]) == 2
+
+
+def test_ops_refuses_rejected_and_incomplete_versions(tmp_path, log_file, capsys):
+    cfg = config(tmp_path, log_file, GATE_MIN_AUC="0.99")
+    rejected = run(cfg).body["version"]
+    store = LocalStore(cfg.model_dir)
+    store.put("half-done", "prepared.csv.gz", b"", "application/gzip")
+    root = ["--dir", str(tmp_path / "models")]
+    assert ops_main([*root, "rollback", rejected]) == 1
+    assert "was rejected" in capsys.readouterr().err
+    assert ops_main([*root, "rollback", "half-done"]) == 1
+    assert "incomplete" in capsys.readouterr().err
+    assert ops_main([*root, "rollback", rejected, "--force"]) == 0
+    assert store.read_pointer()[0] == rejected
+
+
+def test_ops_module_runs_from_the_command_line(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "irt.ops", "--dir", str(tmp_path), "list"],
+                          capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "shared")})
+    assert proc.returncode == 0 and "no versions" in proc.stdout
+
+
+# --------------------------------------------------------------------------- configuration
+@pytest.mark.parametrize(("env", "field"), [
+    ({"BQ_TABLE": "proj.ds.t; DROP TABLE x"}, "BQ_TABLE"),
+    ({"BQ_TABLE": "my-project.ds.answers", "MODEL_TYPE": "4pl"}, "MODEL_TYPE"),
+    ({"BQ_TABLE": "my-project.ds.answers", "WINDOW_DAYS": "0"}, "WINDOW_DAYS"),
+    ({"BQ_TABLE": "my-project.ds.answers", "GATE_MAX_AUC_DROP": "nan"}, "GATE_MAX_AUC_DROP"),
+    ({"BQ_TABLE": "my-project.ds.answers", "COLUMN_ITEM": "item id"}, "COLUMN_ITEM"),
+    ({"BQ_TABLE": "my-project.ds.answers", "MODEL_PREFIX": "../x"}, "MODEL_PREFIX"),
+    ({}, "BQ_TABLE"),
+])
+def test_configuration_errors_name_the_variable(env, field):
+    base = {"MODEL_BUCKET": "b"}
+    with pytest.raises(ConfigError) as err:
+        RefreshConfig.from_env({**base, **env})
+    assert err.value.field == field
+
+
+@pytest.mark.parametrize(("body", "field"), [
+    ({"force": "yes"}, "force"), ({"window_end": "yesterday"}, "window_end"),
+    ({"window_end": "2026-11-01T00:00:00"}, "window_end"), ({"window_days": 0}, "window_days"),
+    ({"model_type": "'; DROP TABLE x"}, "model_type"), ({"table": "x"}, "table"),
+    ([], "body"),
+])
+def test_run_options_are_validated(body, field):
+    with pytest.raises(ConfigError) as err:
+        RunOptions.from_json(body)
+    assert err.value.field == field
+
+
+# --------------------------------------------------------------------------- gate units
+def test_gate_compares_with_the_serving_model():
+    new = {"auc": 0.70, "log_loss": 0.60}
+    assert gate(new, {"auc": 0.702, "log_loss": 0.598}, GateConfig(), 100, 10).passed
+    worse = gate(new, {"auc": 0.72, "log_loss": 0.55}, GateConfig(), 100, 10)
+    assert not worse.passed and len(worse.reasons) == 2
+    assert not gate(new, None, GateConfig(), 0, 0).passed
+
+
+def test_holdout_is_the_latest_answers_of_a_deterministic_sample():
+    student = np.repeat(np.arange(200), 10)
+    order = np.tile(np.arange(10.0), 200)
+    ids = [f"s{k}" for k in range(200)]
+    cfg = GateConfig(holdout_students=0.25, holdout_last=0.2)
+    mask = holdout_mask(student, ids, order, cfg)
+    assert np.array_equal(mask, holdout_mask(student, ids, order, cfg))
+    held = np.unique(student[mask])
+    assert 30 < held.size < 70
+    for s in held:
+        assert np.array_equal(np.flatnonzero(mask[student == s]), [8, 9])
+    capped = holdout_mask(student, ids, order, GateConfig(holdout_students=1.0,
+                                                          holdout_max_students=7))
+    assert np.unique(student[capped]).size == 7
+
+
+def test_local_store_pointer_compare_and_swap(tmp_path):
+    store = LocalStore(tmp_path)
+    assert store.read_pointer() == (None, None)
+    store.move_pointer("v1", None)
+    with pytest.raises(PointerConflictError):
+        store.move_pointer("v2", None)
+    _, token = store.read_pointer()
+    store.move_pointer("v2", token)
+    assert store.read_pointer()[0] == "v2"
