@@ -82,7 +82,9 @@ class BigQuerySource:
     Args:
         table: ``project.dataset.table`` (validated).
         client: a ``google.cloud.bigquery.Client``; created from the environment
-            when omitted (the function's service account).
+            when omitted (the function's service account) - or, when
+            ``BIGQUERY_EMULATOR_HOST`` is set (``http://host:port``, local tests
+            only), bound to that emulator with anonymous credentials.
         location: job location (``BQ_LOCATION``), or ``None`` for the default.
         timeout: seconds to wait for a query.
     """
@@ -93,6 +95,13 @@ class BigQuerySource:
 
         self._bq = bigquery
         self.table = table
+        if client is None and os.environ.get("BIGQUERY_EMULATOR_HOST"):
+            from google.api_core.client_options import ClientOptions
+            from google.auth.credentials import AnonymousCredentials
+
+            client = bigquery.Client(
+                project=table.split(".")[0], credentials=AnonymousCredentials(),
+                client_options=ClientOptions(api_endpoint=os.environ["BIGQUERY_EMULATOR_HOST"]))
         self.client = client or bigquery.Client()
         self.location = location
         self.timeout = timeout
