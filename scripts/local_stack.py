@@ -1,20 +1,24 @@
 """Run the system locally on embedded defaults: no cloud account needed.
 
-``python scripts/local_stack.py demo``  calibrate a model from a synthetic answer log into a
-                                        local model directory, start the real
-                                        ``functions-framework`` serving ``predict`` on
-                                        127.0.0.1, send sample requests, print the answers.
-``python scripts/local_stack.py serve`` the same model directory, ``predict`` on
-                                        http://127.0.0.1:8080 until Ctrl-C.
+``python scripts/local_stack.py demo``  the scheduled refresh, then serving: start the real
+                                        ``functions-framework`` with ``prepare`` on 127.0.0.1
+                                        over the bundled sample log (``samples/answers.csv.gz``,
+                                        DuckDB running the BigQuery SQL), POST to it as Cloud
+                                        Scheduler does - a first window, a later one (gated
+                                        against the first), a retry of the same window - list
+                                        the versions, then serve ``predict`` from the same
+                                        model directory and send it sample requests.
+``python scripts/local_stack.py serve`` ``predict`` on http://127.0.0.1:8080 until Ctrl-C
+                                        (runs one refresh first if there is no model yet).
 
 The model directory has the production layout (``models/LATEST`` names the version,
-``models/<version>/model.json``), so ``predict`` reads it exactly as it reads the bucket.
+``models/<version>/{model.json,report.json,...}``), so ``predict`` reads it exactly as it
+reads the bucket.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import signal
@@ -29,34 +33,46 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "local"
 MODEL_DIR = BUILD / "model_dir"
-VERSION = "demo-v1"
+SAMPLE_LOG = ROOT / "samples" / "answers.csv.gz"
+PREPARE_ENV = {"SOURCE_FILE": str(SAMPLE_LOG), "MODEL_DIR": str(MODEL_DIR),
+               "COLUMN_SKILL": "skill_id", "MODEL_TYPE": "2pl", "WINDOW_DAYS": "120"}
+# The sample log covers 2026-06-01 .. 2026-10-31; the operator override ``window_end``
+# pins each run's window so the demo gives the same answers whatever today's date is.
+RUNS = [("first refresh: window ending 2026-10-01", {"window_end": "2026-10-01T00:00:00Z"}),
+        ("next refresh: window ending 2026-11-01, gated against the serving model",
+         {"window_end": "2026-11-01T00:00:00Z"}),
+        ("scheduler retry of the same window", {"window_end": "2026-11-01T00:00:00Z"})]
 sys.path.insert(0, str(ROOT / "shared"))
 
 
-def make_model(force: bool = False) -> Path:
-    """Synthetic log -> ``python -m irt fit`` -> ``MODEL_DIR/models/<VERSION>/model.json``."""
-    model_path = MODEL_DIR / "models" / VERSION / "model.json"
-    if model_path.exists() and not force:
-        return model_path
-    from irt.simulate import simulate
-
-    BUILD.mkdir(parents=True, exist_ok=True)
-    sim = simulate(4000, 120, 30, seed=2026)
-    r = sim.responses
-    answers = BUILD / "answers.csv"
-    with answers.open("w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["student_id", "item_id", "correct"])
-        for s, j, y in zip(r.student.tolist(), r.item.tolist(), r.correct.tolist(), strict=True):
-            w.writerow([f"student-{s:05d}", f"Q{j:03d}", "true" if y else "false"])
-    model_path.parent.mkdir(parents=True, exist_ok=True)
+def refresh(port: int | None = None, runs: list[tuple[str, dict]] | None = None) -> None:
+    """Serve ``prepare`` with functions-framework and POST each run to it, as Scheduler does."""
+    port = port or _free_port()
+    url = f"http://127.0.0.1:{port}"
+    proc = _server(port, "prepare", PREPARE_ENV)
+    try:
+        _wait_up(url, proc)
+        print(f"prepare is serving on {url} (functions-framework; source {SAMPLE_LOG.name} "
+              f"via DuckDB; MODEL_DIR={MODEL_DIR.relative_to(ROOT)})")
+        for title, body in runs or RUNS:
+            status, answer = _call(url, body, timeout=300)
+            keep = {k: answer.get(k) for k in ("status", "version", "serving_version",
+                                                "decision", "error", "seconds")}
+            if "data" in answer:
+                keep["data"] = answer["data"]
+            if "gate" in answer:
+                g = answer["gate"]
+                keep["gate"] = {"passed": g["passed"], "holdout_answers": g["n_holdout_answers"],
+                                "new_auc": g["new"].get("auc"),
+                                "serving_auc": (g["serving"] or {}).get("auc")}
+            _show(f"POST prepare {json.dumps(body)} - {title}", status, keep)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "shared"))
-    print(f"$ python -m irt fit {answers.relative_to(ROOT)} --model 2pl -o "
-          f"{model_path.relative_to(ROOT)}")
-    subprocess.run([sys.executable, "-m", "irt", "fit", str(answers), "--model", "2pl",
-                    "-o", str(model_path)], env=env, check=True)
-    (MODEL_DIR / "models" / "LATEST").write_text(VERSION + "\n")
-    return model_path
+    print(f"\n$ python -m irt.ops --dir {MODEL_DIR.relative_to(ROOT)} list")
+    subprocess.run([sys.executable, "-m", "irt.ops", "--dir", str(MODEL_DIR), "list"],
+                   env=env, check=True)
 
 
 def _free_port() -> int:
@@ -65,25 +81,43 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _server(port: int) -> subprocess.Popen[bytes]:
-    env = dict(os.environ, MODEL_DIR=str(MODEL_DIR), PYTHONPATH=str(ROOT / "shared"))
+def _server(port: int, target: str = "predict", extra: dict[str, str] | None = None
+            ) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "MODEL_DIR": str(MODEL_DIR), "PYTHONPATH": str(ROOT / "shared"),
+           **(extra or {})}
     exe = Path(sys.executable).with_name("functions-framework")
-    cmd = [str(exe), "--target", "predict", "--source", str(ROOT / "functions/predict/main.py"),
+    cmd = [str(exe), "--target", target, "--source", str(ROOT / f"functions/{target}/main.py"),
            "--host", "127.0.0.1", "--port", str(port)]
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
 
 
-def _call(url: str, body: object | None = None, ctype: str = "application/json"
-          ) -> tuple[int, object]:
+def _call(url: str, body: object | None = None, ctype: str = "application/json",
+          timeout: float = 10) -> tuple[int, object]:
     data = None if body is None else (body if isinstance(body, bytes) else
                                       json.dumps(body).encode())
     req = urllib.request.Request(url, data=data, headers={"Content-Type": ctype})
     try:
-        with urllib.request.urlopen(req, timeout=10) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as err:
         return err.code, json.loads(err.read())
+
+
+def _wait_up(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+    """Wait until the server accepts connections (any HTTP answer)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited: " + proc.stderr.read().decode()[-2000:])
+        try:
+            urllib.request.urlopen(url, timeout=1)
+            return
+        except urllib.error.HTTPError:
+            return
+        except (urllib.error.URLError, ConnectionError):
+            time.sleep(0.1)
+    raise RuntimeError("server did not start in time")
 
 
 def _wait(url: str, proc: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
@@ -106,7 +140,11 @@ def _show(title: str, status: int, body: object) -> None:
 
 
 def demo() -> int:
-    make_model(force=True)
+    if MODEL_DIR.exists():
+        import shutil
+
+        shutil.rmtree(MODEL_DIR)
+    refresh()
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     proc = _server(port)
@@ -114,6 +152,7 @@ def demo() -> int:
         _wait(url, proc)
         print(f"\npredict is serving on {url} (functions-framework, MODEL_DIR={MODEL_DIR})")
         answers = [{"item_id": f"Q{j:03d}", "correct": j % 3 != 0} for j in range(0, 30)]
+        answers.append({"item_id": "retired-item", "correct": True})
         _show("GET /model", *_call(url + "/model"))
         _show("POST /predict, one student (30 answers, 3 requested items, 1 unknown)",
               *_call(url + "/predict", {"responses": answers,
@@ -135,12 +174,14 @@ def demo() -> int:
 
 
 def serve(port: int) -> int:
-    make_model()
+    if not (MODEL_DIR / "models" / "LATEST").exists():
+        refresh()
     proc = _server(port)
     url = f"http://127.0.0.1:{port}"
     try:
         _wait(url, proc)
-        print(f"predict is serving on {url} (model {VERSION}); Ctrl-C to stop", flush=True)
+        latest = (MODEL_DIR / "models" / "LATEST").read_text().strip()
+        print(f"predict is serving on {url} (model {latest}); Ctrl-C to stop", flush=True)
         proc.wait()
     except KeyboardInterrupt:
         pass

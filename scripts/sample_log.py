@@ -50,7 +50,7 @@ def rows() -> list[list[str]]:
             later = t + timedelta(minutes=30)
             out.append([f"stu-{s:05d}", f"Q{j:03d}", "1", later.strftime("%Y-%m-%d %H:%M:%S"),
                         f"skill-{j % 12:02d}"])
-    ts = START.strftime("%Y-%m-%d %H:%M:%S")
+    ts = (START + timedelta(days=110)).strftime("%Y-%m-%d %H:%M:%S")
     out += [["", "Q001", "1", ts, "skill-01"], ["stu-00001", "", "0", ts, "skill-01"],
             ["stu-00002", "Q002", "maybe", ts, "skill-02"], ["x" * 300, "Q003", "1", ts, ""]]
     return out
