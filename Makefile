@@ -1,12 +1,17 @@
 # Two commands set everything up and run it on a fresh machine (Python 3.11+, make):
 #   make demo   - run the job locally on embedded defaults (no cloud account)
-#   make test   - lint + the whole test suite
+#   make test   - lint + Terraform checks + the whole test suite
+#   make build  - vendor each function into build/functions/<name>/ (what Terraform deploys)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Offline Terraform tools (checkov, Terraform 1.0.3 for fmt) in their own venv: checkov pins its
+# own `hcl2` module, which would clash with python-hcl2 in .venv (terraform/requirements-tools.txt).
+TOOLS := .venv-tools
+TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo serve test lint bench evaluate venv clean
+.PHONY: demo serve test lint bench evaluate venv clean build tf-check
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +19,21 @@ $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/pred
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+$(TOOLS_STAMP): terraform/requirements-tools.txt
+	$(PYTHON) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r terraform/requirements-tools.txt
+	touch $(TOOLS_STAMP)
+
+# build/functions/<name>/ = main.py + requirements.txt + a copy of shared/irt, nothing else;
+# terraform zips these folders (README, Operations).
+build: $(STAMP)
+	$(PY) scripts/build_functions.py
+
+# terraform fmt (1.0.3) and checkov, both offline; `validate` needs providers, see README.
+tf-check: $(TOOLS_STAMP)
+	$(TOOLS)/bin/terraform fmt -check -recursive -diff terraform
+	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
 
 # Calibrate a model from a synthetic log into build/local/model_dir, serve `predict` with the
 # real functions-framework on 127.0.0.1, send sample requests, print the answers.
@@ -27,7 +47,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint
+test: lint tf-check
 	$(PY) -m pytest -q
 
 # Calibration/EAP against PyPI mirt, then predict in-process, over HTTP (needs `wrk`:
@@ -45,4 +65,4 @@ evaluate: $(STAMP)
 	else echo "skipped: $(ASSIST) not found"; fi
 
 clean:
-	rm -rf $(VENV) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) build .pytest_cache .ruff_cache .hypothesis

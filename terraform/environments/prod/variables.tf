@@ -1,0 +1,207 @@
+# The environment's inputs: the same names as modules/irt (validated there), every value set in
+# terraform.tfvars. This file is identical in every environment (tests/test_terraform.py).
+
+variable "project_id" {
+  description = "Project that holds the whole environment (functions, bucket, scheduler, alerts)."
+  type        = string
+}
+
+variable "environment" {
+  description = "Environment name, used in labels and alert names."
+  type        = string
+}
+
+variable "region" {
+  description = "Region of the functions, the scheduler job and the image repository."
+  type        = string
+}
+
+variable "name_prefix" {
+  description = "Prefix of every resource name (functions, service accounts, buckets, metrics)."
+  type        = string
+}
+
+variable "labels" {
+  description = "Labels added to every labelled resource."
+  type        = map(string)
+}
+
+variable "bucket_location" {
+  description = "Location of the model and source buckets (a region keeps data next to the functions)."
+  type        = string
+}
+
+variable "training_snapshot_retention_days" {
+  description = "Days after which a run's prepared.csv.gz (student answers) is deleted. model.json, metrics.json and report.json are kept for rollback and audit."
+  type        = number
+}
+
+variable "noncurrent_version_retention_days" {
+  description = "Days an overwritten or deleted object version (e.g. an older models/LATEST) stays restorable."
+  type        = number
+}
+
+variable "bq_project" {
+  description = "Project of the BigQuery answer-log table (may differ from project_id)."
+  type        = string
+}
+
+variable "bq_dataset" {
+  description = "Dataset of the answer-log table; prepare gets read access to this dataset only."
+  type        = string
+}
+
+variable "bq_table" {
+  description = "Answer-log table name."
+  type        = string
+}
+
+variable "bq_location" {
+  description = "BigQuery location of the dataset (e.g. EU, US, europe-west1)."
+  type        = string
+}
+
+variable "bq_columns" {
+  description = "Column names of the answer log; skill is optional (null: not used)."
+  type = object({
+    student     = string
+    item        = string
+    correct     = string
+    answered_at = string
+    skill       = optional(string)
+  })
+}
+
+variable "prepare_model_type" {
+  description = "IRT model calibrated by prepare."
+  type        = string
+}
+
+variable "prepare_window_days" {
+  description = "Days of answers read per refresh."
+  type        = number
+}
+
+variable "prepare_max_answers_per_item" {
+  description = "Cap on answers per item read from BigQuery (bounds the fit input and memory)."
+  type        = number
+}
+
+variable "prepare_min_answers_per_item" {
+  description = "Items with fewer answers are excluded from calibration."
+  type        = number
+}
+
+variable "prepare_min_answers_per_student" {
+  description = "Students with fewer answers are dropped before calibration."
+  type        = number
+}
+
+variable "prepare_gate" {
+  description = "Quality gate of prepare (GATE_MAX_AUC_DROP, GATE_MAX_LOGLOSS_RISE): how much worse than the serving model a new one may score before it is rejected (functions/prepare/README.md)."
+  type = object({
+    max_auc_drop     = number
+    max_logloss_rise = number
+  })
+}
+
+variable "prepare_env_overrides" {
+  description = "Extra prepare environment (DATA_* thresholds, GATE_MIN_AUC, GATE_HOLDOUT_*; see irt.refresh.RefreshConfig). Applied last."
+  type        = map(string)
+}
+
+variable "prepare_memory" {
+  description = "Memory of the prepare instance (Cloud Run units, e.g. 4Gi; above 4Gi needs at least 2 CPUs)."
+  type        = string
+}
+
+variable "prepare_cpu" {
+  description = "vCPUs of the prepare instance."
+  type        = string
+}
+
+variable "prepare_timeout_seconds" {
+  description = "Run time limit of one refresh; also the scheduler's attempt deadline, so at most 1800."
+  type        = number
+}
+
+variable "predict_min_instances" {
+  description = "Warm instances kept for predict (at least 1 in prod: no cold start on the LMS path)."
+  type        = number
+}
+
+variable "predict_max_instances" {
+  description = "Upper bound on predict instances (cost and blast-radius cap)."
+  type        = number
+}
+
+variable "predict_concurrency" {
+  description = "Requests one predict instance serves at once (Cloud Run concurrency)."
+  type        = number
+}
+
+variable "predict_cpu" {
+  description = "vCPUs per predict instance; also the number of gunicorn workers (WORKERS), as the work is CPU-bound under the GIL."
+  type        = number
+}
+
+variable "predict_memory" {
+  description = "Memory per predict instance (Cloud Run units, e.g. 1Gi)."
+  type        = string
+}
+
+variable "predict_invokers" {
+  description = "Principals allowed to call predict (the LMS service accounts, and the deploy pipeline's account for the smoke test), e.g. serviceAccount:lms@project.iam.gserviceaccount.com."
+  type        = list(string)
+}
+
+variable "predict_ingress" {
+  description = "Ingress of predict: ALLOW_ALL (callers outside Google Cloud, still IAM-authenticated), ALLOW_INTERNAL_AND_GCLB or ALLOW_INTERNAL_ONLY (LMS in the same VPC / project, smoke test from a private pool)."
+  type        = string
+}
+
+variable "model_refresh_seconds" {
+  description = "predict re-reads models/LATEST at most this often (MODEL_REFRESH_SECONDS)."
+  type        = number
+}
+
+variable "predict_env_overrides" {
+  description = "Extra predict environment (size caps such as MAX_BODY_BYTES, MAX_STUDENTS; see functions/predict/main.py). Applied last."
+  type        = map(string)
+}
+
+variable "refresh_schedule" {
+  description = "Cron schedule of the model refresh (Cloud Scheduler syntax)."
+  type        = string
+}
+
+variable "refresh_time_zone" {
+  description = "Time zone of refresh_schedule (tz database name)."
+  type        = string
+}
+
+variable "refresh_retry" {
+  description = "Cloud Scheduler retry policy of a failed refresh call."
+  type = object({
+    retry_count          = number
+    min_backoff_seconds  = number
+    max_backoff_seconds  = number
+    max_doublings        = number
+    max_duration_seconds = number
+  })
+}
+
+variable "notification_channels" {
+  description = "Monitoring notification channel ids (projects/P/notificationChannels/N) for every alert."
+  type        = list(string)
+}
+
+variable "model_max_age_hours" {
+  description = "Alert when no new model has been published for this many hours (at most 48)."
+  type        = number
+}
+
+variable "predict_5xx_ratio_threshold" {
+  description = "Alert when this fraction of predict responses are 5xx over 5 minutes (e.g. 0.01)."
+  type        = number
+}

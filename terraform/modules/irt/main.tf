@@ -1,0 +1,90 @@
+# The IRT service in one project: `prepare` (scheduled calibration, BigQuery -> model bucket)
+# and `predict` (the API the LMS calls, reads the model bucket), each a private gen2 function
+# with its own service account; Cloud Scheduler calls prepare with an OIDC token; log-based
+# metrics and alerts watch refreshes, model age and predict's 5xx rate.
+
+locals {
+  prefix = var.name_prefix
+
+  labels = merge(var.labels, {
+    app         = "irt"
+    environment = var.environment
+  })
+
+  # One entry per function: the folder under source_root (= functions/<name>), the entry point
+  # (the function of that name in main.py), and the Cloud Run shape.
+  functions = {
+    prepare = {
+      entry_point = "prepare"
+      description = "IRT model refresh: BigQuery answer log -> calibration -> quality gate -> model bucket."
+    }
+    predict = {
+      entry_point = "predict"
+      description = "IRT scoring API: a student's answers -> ability and P(correct) per item."
+    }
+  }
+
+  model_prefix = "models"
+
+  bq_table_id = "${var.bq_project}.${var.bq_dataset}.${var.bq_table}"
+
+  prepare_env = merge(
+    {
+      BQ_TABLE                = local.bq_table_id
+      BQ_LOCATION             = var.bq_location
+      MODEL_BUCKET            = google_storage_bucket.models.name
+      MODEL_PREFIX            = local.model_prefix
+      MODEL_TYPE              = var.prepare_model_type
+      WINDOW_DAYS             = tostring(var.prepare_window_days)
+      MAX_ANSWERS_PER_ITEM    = tostring(var.prepare_max_answers_per_item)
+      MIN_ANSWERS_PER_ITEM    = tostring(var.prepare_min_answers_per_item)
+      MIN_ANSWERS_PER_STUDENT = tostring(var.prepare_min_answers_per_student)
+      COLUMN_STUDENT          = var.bq_columns.student
+      COLUMN_ITEM             = var.bq_columns.item
+      COLUMN_CORRECT          = var.bq_columns.correct
+      COLUMN_ANSWERED_AT      = var.bq_columns.answered_at
+      GATE_MAX_AUC_DROP       = tostring(var.prepare_gate.max_auc_drop)
+      GATE_MAX_LOGLOSS_RISE   = tostring(var.prepare_gate.max_logloss_rise)
+    },
+    var.bq_columns.skill == null ? {} : { COLUMN_SKILL = var.bq_columns.skill },
+    var.prepare_env_overrides,
+  )
+
+  predict_env = merge(
+    {
+      MODEL_BUCKET          = google_storage_bucket.models.name
+      MODEL_PREFIX          = local.model_prefix
+      MODEL_REFRESH_SECONDS = tostring(var.model_refresh_seconds)
+      # functions-framework's gunicorn: one worker per vCPU (CPU-bound work under the GIL),
+      # threads so that workers x threads covers the instance's request concurrency.
+      WORKERS = tostring(var.predict_cpu)
+      THREADS = tostring(max(1, ceil(var.predict_concurrency / var.predict_cpu)))
+    },
+    var.predict_env_overrides,
+  )
+
+  services = [
+    "artifactregistry.googleapis.com",
+    "bigquery.googleapis.com",
+    "bigquerystorage.googleapis.com",
+    "cloudbuild.googleapis.com",
+    "cloudfunctions.googleapis.com",
+    "cloudresourcemanager.googleapis.com",
+    "cloudscheduler.googleapis.com",
+    "iam.googleapis.com",
+    "logging.googleapis.com",
+    "monitoring.googleapis.com",
+    "run.googleapis.com",
+    "storage.googleapis.com",
+  ]
+}
+
+resource "google_project_service" "enabled" {
+  for_each = toset(local.services)
+
+  project = var.project_id
+  service = each.value
+  # Other workloads in the project may use the same APIs: never switch them off on destroy.
+  disable_on_destroy         = false
+  disable_dependent_services = false
+}

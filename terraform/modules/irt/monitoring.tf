@@ -1,0 +1,166 @@
+# Monitoring (ML Test Score, "monitoring" tests): a refresh that fails, a model that is not
+# renewed, a predict API that answers 5xx. prepare logs one JSON line per run outcome on stdout:
+# {"severity": "ERROR", "event": "refresh_failed", ...} or
+# {"event": "model_published", "model_version": ..., "created_at": ...}; gen2 functions log
+# under the monitored resource cloud_run_revision with service_name = the function name.
+
+locals {
+  prepare_log_filter = join(" AND ", [
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=\"${google_cloudfunctions2_function.prepare.name}\"",
+  ])
+
+  # An alert policy aligns over at most 25 hours: a longer staleness threshold is the 25-hour
+  # window plus a condition duration for the rest.
+  stale_window_hours   = min(var.model_max_age_hours, 25)
+  stale_duration_hours = var.model_max_age_hours - local.stale_window_hours
+
+  alert_docs = "Runbook: README.md, section Operations (logs, manual refresh, model rollback)."
+}
+
+resource "google_logging_metric" "refresh_failed" {
+  project     = var.project_id
+  name        = "${local.prefix}-refresh-failed"
+  description = "prepare runs that failed (event=refresh_failed)."
+  filter      = "${local.prepare_log_filter} AND severity>=ERROR AND jsonPayload.event=\"refresh_failed\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT refresh failures (${var.environment})"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_logging_metric" "model_published" {
+  project     = var.project_id
+  name        = "${local.prefix}-model-published"
+  description = "New model versions published by prepare (event=model_published)."
+  filter      = "${local.prepare_log_filter} AND jsonPayload.event=\"model_published\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT models published (${var.environment})"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "refresh_failed" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: model refresh failed"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "prepare logged refresh_failed"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.refresh_failed.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A scheduled model refresh failed; predict keeps serving the previous model. Read prepare's ERROR log line (jsonPayload.event=\"refresh_failed\") for the reason. ${local.alert_docs}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "model_stale" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: no new model for ${var.model_max_age_hours} h"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "no model_published in ${var.model_max_age_hours} h"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_published.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_LT"
+      threshold_value = 1
+      duration        = "${local.stale_duration_hours * 3600}s"
+      aggregations {
+        alignment_period     = "${local.stale_window_hours * 3600}s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      # No publish in the window leaves no data point at all: that is the alert.
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_ACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "604800s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "No model has been published for ${var.model_max_age_hours} hours: refreshes fail, are rejected by the quality gate, or do not run (scheduler paused?). predict serves an ageing model. ${local.alert_docs}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "predict_5xx" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict 5xx ratio above ${var.predict_5xx_ratio_threshold}"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "5xx / all predict responses over 5 min"
+    condition_threshold {
+      filter             = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.predict.name}\" AND metric.labels.response_code_class=\"5xx\""
+      denominator_filter = "metric.type=\"run.googleapis.com/request_count\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.predict.name}\""
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.predict_5xx_ratio_threshold
+      duration           = "60s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      denominator_aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "predict answers 5xx: 503 while no model is loaded (model bucket unreadable or empty), 500 on a bug or crash, or Cloud Run could not start an instance. ${local.alert_docs}"
+  }
+}

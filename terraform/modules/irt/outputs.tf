@@ -1,0 +1,34 @@
+output "predict_url" {
+  description = "HTTPS endpoint of predict (IAM-authenticated; audience for identity tokens)."
+  value       = google_cloudfunctions2_function.predict.service_config[0].uri
+}
+
+output "prepare_url" {
+  description = "HTTPS endpoint of prepare (called by Cloud Scheduler only)."
+  value       = google_cloudfunctions2_function.prepare.service_config[0].uri
+}
+
+output "model_bucket" {
+  description = "Bucket holding models/LATEST and models/<version>/."
+  value       = google_storage_bucket.models.name
+}
+
+output "source_bucket" {
+  description = "Bucket holding the function source zips."
+  value       = google_storage_bucket.sources.name
+}
+
+output "service_accounts" {
+  description = "Service account emails by role."
+  value = {
+    prepare   = google_service_account.prepare.email
+    predict   = google_service_account.predict.email
+    scheduler = google_service_account.scheduler.email
+    build     = google_service_account.build.email
+  }
+}
+
+output "scheduler_job" {
+  description = "Cloud Scheduler job that runs the refresh (gcloud scheduler jobs run <this> --location <region>)."
+  value       = google_cloud_scheduler_job.refresh.name
+}
