@@ -20,9 +20,9 @@ $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/pred
 
 venv: $(STAMP)
 
-$(TOOLS_STAMP): terraform/requirements-tools.txt
-	$(PYTHON) -m venv $(TOOLS)
-	$(TOOLS)/bin/python -m pip install --quiet --disable-pip-version-check -r terraform/requirements-tools.txt
+$(TOOLS_STAMP): terraform/requirements-tools.txt $(STAMP)
+	$(PYTHON) -m venv --clear --without-pip $(TOOLS)
+	$(VENV)/bin/uv pip install --quiet --python $(TOOLS)/bin/python -r terraform/requirements-tools.txt
 	touch $(TOOLS_STAMP)
 
 # build/functions/<name>/ = main.py + requirements.txt + a copy of shared/irt, nothing else;

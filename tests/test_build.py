@@ -279,12 +279,18 @@ def predict_python() -> Path:
     venv = VENV_CACHE / f"predict-{digest}"
     python, stamp = venv / "bin" / "python", venv / ".installed"
     if not stamp.exists():
-        subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True,
-                       timeout=120)
-        proc = subprocess.run([str(python), "-m", "pip", "install", "--quiet",
-                               "--disable-pip-version-check", "-r", str(requirements)],
-                              env=_bare_env(), capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, f"pip install failed:\n{proc.stderr[-3000:]}"
+        uv = Path(sys.executable).with_name("uv")  # requirements-dev.txt; pip if absent
+        venv_cmd = [sys.executable, "-m", "venv", "--clear", str(venv)]
+        if uv.exists():
+            install = [str(uv), "pip", "install", "--quiet", "--python", str(python)]
+            venv_cmd.append("--without-pip")
+        else:
+            install = [str(python), "-m", "pip", "install", "--quiet",
+                       "--disable-pip-version-check"]
+        subprocess.run(venv_cmd, check=True, timeout=120)
+        proc = subprocess.run([*install, "-r", str(requirements)], env=_bare_env(),
+                              capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, f"install failed:\n{proc.stderr[-3000:]}"
         stamp.write_text(requirements.read_text())
     return python
 
