@@ -6,9 +6,9 @@ The proof for ``predict`` is end to end: a fresh virtual environment with nothin
 ``functions/predict/requirements.txt`` installed (cached under ``build/test-venvs/``, keyed by
 the requirements' hash), the real ``functions-framework`` serving the built folder on 127.0.0.1
 with ``shared/`` nowhere on the path, a model read from a local directory and from the Cloud
-Storage emulator. Every built function is also imported from its folder alone, and the
-third-party modules it imports at import time are checked against its ``requirements.txt``
-(with their dependencies).
+Storage emulator. Every built function is also imported and served (functions-framework's
+test client) from its folder alone, and the third-party modules it imports at import time are
+checked against its ``requirements.txt`` (with their dependencies).
 """
 
 from __future__ import annotations
@@ -239,10 +239,15 @@ def _bare_env(**extra: str) -> dict[str, str]:
 IMPORT_PROBE = """
 import importlib.util, json, os, sys
 import main, irt
+import functions_framework
+entry = os.environ["PROBE_ENTRY_POINT"]
+app = functions_framework.create_app(target=entry, source=os.path.abspath("main.py"))
+reply = app.test_client().get("/")
 print(json.dumps({
-    "entry_point": callable(getattr(main, os.environ["PROBE_ENTRY_POINT"], None)),
+    "entry_point": callable(getattr(main, entry, None)),
     "irt": irt.__file__, "main": main.__file__, "path": sys.path,
     "scipy": importlib.util.find_spec("scipy") is not None,
+    "get": [reply.status_code, reply.is_json],
 }))
 """
 
@@ -257,6 +262,8 @@ def _probe(python: Path | str, folder: Path, name: str, **env: str) -> dict:
 
 def _assert_self_contained(info: dict, folder: Path) -> None:
     assert info["entry_point"]
+    status, is_json = info["get"]  # served by functions-framework: a JSON answer, no crash
+    assert is_json and status in (200, 405, 503), info["get"]
     assert Path(info["irt"]).resolve().is_relative_to(folder.resolve())
     assert Path(info["main"]).resolve().is_relative_to(folder.resolve())
     shared = str(SHARED.resolve())
@@ -264,8 +271,8 @@ def _assert_self_contained(info: dict, folder: Path) -> None:
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
-def test_built_function_imports_from_its_folder_alone(built: Path, name: str,
-                                                      tmp_path: Path) -> None:
+def test_built_function_imports_and_answers_from_its_folder_alone(built: Path, name: str,
+                                                                  tmp_path: Path) -> None:
     info = _probe(sys.executable, built / name, name, MODEL_DIR=str(tmp_path))
     _assert_self_contained(info, built / name)
 
