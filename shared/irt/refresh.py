@@ -44,7 +44,7 @@ from typing import Any
 import numpy as np
 
 from irt import __version__
-from irt.calibrate import FitConfig, fit
+from irt.calibrate import FitConfig, Priors, fit
 from irt.model import MODEL_TYPES, ItemModel, ModelFormatError, load_model
 from irt.preprocess import prepare_coded
 from irt.quality import (
@@ -97,6 +97,23 @@ def _env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: 
     return value
 
 
+def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float]
+              ) -> tuple[float, float] | None:
+    raw = env.get(key, "").strip()
+    if raw == "":
+        return default
+    if raw.lower() == "none":
+        return None
+    try:
+        first, second = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise ConfigError(key, f"must be two numbers 'location,scale' or 'none', got {raw!r}"
+                          ) from None
+    if not (math.isfinite(first) and math.isfinite(second) and second > 0):
+        raise ConfigError(key, f"needs a finite location and a positive scale, got {raw!r}")
+    return first, second
+
+
 @dataclass(frozen=True)
 class RefreshConfig:
     """Everything a refresh needs, read from the environment by :meth:`from_env`.
@@ -113,6 +130,13 @@ class RefreshConfig:
         min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 10).
         min_answers_per_student: ``MIN_ANSWERS_PER_STUDENT`` (default 2).
         max_id_length: ``MAX_ID_LENGTH`` (default 256).
+        prior_a: ``PRIOR_A``: lognormal prior on slopes as ``meanlog,sdlog``
+            (default ``0,0.5``; ``none`` for plain maximum likelihood).
+        prior_b: ``PRIOR_B``: normal prior on difficulties as ``mean,sd``
+            (default ``0,2``).  LMS logs are sparse - most items have few
+            answers - and without these priors EM chases the slopes and
+            difficulties of nearly separable items for hundreds of cycles; they
+            are the settings ``python -m irt evaluate`` measures with.
         data: ``DATA_MIN_ANSWERS``, ``DATA_MAX_INVALID_SHARE``,
             ``DATA_MIN_ROW_RATIO``, ``DATA_MAX_ROW_RATIO``, ``DATA_MAX_ITEMS_LOST``.
         gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MAX_STUDENTS``,
@@ -132,6 +156,8 @@ class RefreshConfig:
     min_answers_per_item: int = 10
     min_answers_per_student: int = 2
     max_id_length: int = 256
+    prior_a: tuple[float, float] | None = (0.0, 0.5)
+    prior_b: tuple[float, float] | None = (0.0, 2.0)
     data: DataThresholds = field(default_factory=DataThresholds)
     gate: GateConfig = field(default_factory=GateConfig)
     bucket: str | None = None
@@ -197,6 +223,8 @@ class RefreshConfig:
             min_answers_per_item=_env_int(env, "MIN_ANSWERS_PER_ITEM", 10, 1, 10**9),
             min_answers_per_student=_env_int(env, "MIN_ANSWERS_PER_STUDENT", 2, 1, 10**9),
             max_id_length=_env_int(env, "MAX_ID_LENGTH", 256, 1, 4096),
+            prior_a=_env_pair(env, "PRIOR_A", (0.0, 0.5)),
+            prior_b=_env_pair(env, "PRIOR_B", (0.0, 2.0)),
             data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
         )
 
@@ -505,7 +533,9 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     held_out = holdout_mask(responses.student, responses.student_ids, order_key, config.gate)
     train = responses.subset(~held_out)
     t0 = time.perf_counter()
-    fit_config = FitConfig(model=config.model_type,
+    priors = Priors(a_lognormal=config.prior_a, b_normal=config.prior_b,
+                    c_beta=Priors.recommended(config.model_type).c_beta)
+    fit_config = FitConfig(model=config.model_type, priors=priors,
                            min_answers_per_item=config.min_answers_per_item)
     result = fit(train, fit_config)
     say("INFO", "model calibrated", event="calibrated", model_type=config.model_type,
