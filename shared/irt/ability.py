@@ -32,6 +32,7 @@ Edge cases (documented behaviour, always finite):
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -93,14 +94,43 @@ def eap(model: ItemModel, item_pos: np.ndarray, correct: np.ndarray, *,
     sigma = model.population_sd
     if pos.shape[0] == 0:
         return 0.0, sigma  # the prior, exactly
-    x, log_prior, table = grid_table(model, n_points, bound)
-    w = _posterior(table[2 * pos + y].sum(axis=0) + log_prior)
-    mean = np.array([np.dot(w, x)])
-    sd = np.sqrt(np.maximum(np.array([np.dot(w, x * x)]) - mean**2, 0.0))
-    if sd[0] < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
+    x, xx, step, log_prior, records = _single_grid(model, n_points, bound)
+    # The answers' rows of the table, summed in order.  Both steps keep the GIL (a 1-D
+    # gather of whole-row records, and reduceat): under a threaded server, an operation that
+    # releases it hands the interpreter to another request and costs a thread switch.
+    rows = records[2 * pos + y].view(np.float64).reshape(pos.shape[0], n_points)
+    w = np.add.reduceat(rows, _FIRST, axis=0)[0]
+    w += log_prior
+    w -= np.maximum.reduce(w)
+    np.exp(w, out=w)
+    w /= np.add.reduce(w)
+    mean = w @ x  # matmul (unlike np.dot) keeps the GIL; same BLAS ddot
+    var = w @ xx - mean * mean
+    sd = math.sqrt(var) if var > 0.0 else float(np.sqrt(np.maximum(var, 0.0)))
+    if sd < step or max(w[0], w[-1]) > EDGE_WEIGHT:
+        means, sds = np.array([mean]), np.array([sd])
         _refine(model, pos, y, np.zeros(pos.shape[0], dtype=np.int64),
-                np.array([pos.shape[0]]), mean, sd, sigma, n_points)
-    return float(mean[0]), float(sd[0])
+                np.array([pos.shape[0]]), means, sds, sigma, n_points)
+        return float(means[0]), float(sds[0])
+    return float(mean), sd
+
+
+_FIRST = np.zeros(1, dtype=np.intp)
+
+
+def _single_grid(model: ItemModel, n_points: int, bound: float
+                 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
+    """``(nodes, nodes squared, step, log prior, table rows as records)``, cached: the
+    table's rows viewed as one opaque record each, so that gathering rows is a 1-D take."""
+    key = ("single", n_points, bound)
+    cached = model._cache.get(key)
+    if cached is None:
+        x, log_prior, table = grid_table(model, n_points, bound)
+        table = np.ascontiguousarray(table)
+        records = table.view(np.dtype((np.void, table.itemsize * n_points))).reshape(-1)
+        cached = (x, x * x, float(x[1] - x[0]), log_prior, records)
+        model._cache[key] = cached  # type: ignore[assignment]
+    return cached  # type: ignore[return-value]
 
 
 def grid_table(model: ItemModel, n_points: int = 61, bound: float = 6.0

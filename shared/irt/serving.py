@@ -23,15 +23,17 @@ requested, are listed in ``unknown_items``, never an error.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain, islice, repeat
 from operator import itemgetter
 from typing import Any
 
 import numpy as np
 
 from .ability import eap, eap_batch, map_batch
-from .model import ItemModel, irf
+from .model import ItemModel, logistic
 from .selection import STRATEGIES, next_items
 
 
@@ -356,58 +358,242 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
     return [Student(None, ids, correct, items)], False, method
 
 
+def _known(ids: list[str], correct: list[int], pos: list[int | None]
+           ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Positions and answers of the known items, and the unknown ids (in order)."""
+    if None not in pos:
+        return np.array(pos, dtype=np.int64), np.array(correct, dtype=np.int8), []
+    keep = [k for k, j in enumerate(pos) if j is not None]
+    unknown = [item for item, j in zip(ids, pos, strict=True) if j is None]
+    return (np.array([pos[k] for k in keep], dtype=np.int64),
+            np.array([correct[k] for k in keep], dtype=np.int8), unknown)
+
+
+def _estimate(model: ItemModel, pos: np.ndarray, y: np.ndarray, method: str
+              ) -> tuple[float, float]:
+    if method == "EAP":
+        return eap(model, pos, y)
+    t, s = map_batch(model, np.zeros(pos.shape[0], dtype=np.int64), pos, y, 1)
+    return float(t[0]), float(s[0])
+
+
 def _ability(model: ItemModel, student: Student, method: str
              ) -> tuple[float, float, np.ndarray, list[str]]:
-    index = model.index
-    pos: list[int] = []
-    y: list[int] = []
-    unknown: list[str] = []
-    for item, c in zip(student.item_ids, student.correct, strict=True):
-        j = index.get(item)
-        if j is None:
-            unknown.append(item)
-        else:
-            pos.append(j)
-            y.append(c)
-    p = np.asarray(pos, dtype=np.int64)
-    ya = np.asarray(y, dtype=np.int8)
-    if method == "EAP":
-        theta, se = eap(model, p, ya)
-    else:
-        t, s = map_batch(model, np.zeros(p.shape[0], dtype=np.int64), p, ya, 1)
-        theta, se = float(t[0]), float(s[0])
-    return theta, se, p, unknown
+    pos, y, unknown = _known(student.item_ids, student.correct,
+                             list(map(model.index.get, student.item_ids)))
+    theta, se = _estimate(model, pos, y, method)
+    return theta, se, pos, unknown
 
 
 def _ability_json(theta: float, se: float, method: str, n: int) -> dict[str, Any]:
     return {"theta": round(theta, 6), "se": round(se, 6), "method": method, "n_answers": n}
 
 
-def predict_student(model: ItemModel, student: Student, method: str = "EAP") -> dict[str, Any]:
-    """Ability and P(correct) for one validated student (``items=None``: every item)."""
-    theta, se, pos, unknown = _ability(model, student, method)
-    if student.items is None:
-        ids: list[str] | tuple[str, ...] = model.item_ids
+def _probabilities(model: ItemModel, theta: float | np.ndarray, pos: np.ndarray
+                   ) -> np.ndarray:
+    """``irf(theta, a[pos], b[pos], c[pos])`` (``theta`` a scalar or aligned with ``pos``),
+    bit for bit, in fewer steps: with every ``c`` zero (Rasch, 1PL, 2PL),
+    ``c + (1 - c) * L`` is exactly ``L``.
+    """
+    a, b = model.a[pos], model.b[pos]
+    if model._cache.get("c_all_zero") is None:
+        model._cache["c_all_zero"] = not model.c.any()  # type: ignore[assignment]
+    if model._cache["c_all_zero"]:
+        return logistic(a * (theta - b))
+    c = model.c[pos]
+    return c + (1.0 - c) * logistic(a * (theta - b))
+
+
+def _single(model: ItemModel, ids: list[str], correct: list[int], pos: list[int | None],
+            items: list[str] | None, item_pos: list[int | None] | None, method: str
+            ) -> dict[str, Any]:
+    """One student's answer from looked-up positions (``None``: an id the model lacks).
+
+    ``ids`` hold no repeated item; ``items=None`` asks for every item.
+    """
+    p, y, unknown = _known(ids, correct, pos)
+    theta, se = _estimate(model, p, y, method)
+    if items is None:
+        names: list[str] | tuple[str, ...] = model.item_ids
         probs = model.probability(theta)
     else:
-        index = model.index
-        wanted = []
-        ids = []
-        for item in dict.fromkeys(student.items):
-            j = index.get(item)
-            if j is None:
-                if item not in unknown:
-                    unknown.append(item)
-            else:
-                wanted.append(j)
-                ids.append(item)
-        probs = model.probability(theta, np.asarray(wanted, dtype=np.int64))
-    out: dict[str, Any] = {
-        "ability": _ability_json(theta, se, method, int(pos.shape[0])),
-        "probabilities": dict(zip(ids, np.round(probs, 6).tolist(), strict=True)),
+        assert item_pos is not None
+        if None in item_pos:
+            names, sel = [], []
+            for item, j in zip(items, item_pos, strict=True):
+                if j is None:
+                    if item not in unknown:
+                        unknown.append(item)
+                else:
+                    names.append(item)
+                    sel.append(j)
+        else:
+            names, sel = items, item_pos
+        # A repeated id gets the same value twice; the dict keeps its first place.
+        probs = _probabilities(model, theta, np.array(sel, dtype=np.int64))
+    return {
+        "ability": _ability_json(theta, se, method, int(p.shape[0])),
+        "probabilities": dict(zip(names, np.round(probs, 6).tolist(), strict=True)),
         "unknown_items": unknown,
     }
-    return out
+
+
+def predict_student(model: ItemModel, student: Student, method: str = "EAP") -> dict[str, Any]:
+    """Ability and P(correct) for one validated student (``items=None``: every item)."""
+    get = model.index.get
+    items = student.items
+    return _single(model, student.item_ids, student.correct, list(map(get, student.item_ids)),
+                   items, None if items is None else list(map(get, items)), method)
+
+
+# --------------------------------------------------------------------------- fast path
+# The common request - plain answers, valid ids, within the caps - is checked and looked up
+# in a few C-speed passes.  Anything else (an error to name, timed or repeated answers) goes
+# through the detailed checks, which give the same answer or the field-named error.
+_DICT_TYPE = {dict}
+_LIST_TYPE = {list}
+_LIST_OR_NONE = frozenset({list, type(None)})
+_PAIR = {2}
+_BOOL_INT = frozenset({bool, int})
+_ZERO_ONE = frozenset({0, 1})
+
+
+def _ids_are_valid(model: ItemModel, max_len: int) -> bool:
+    """Whether every item id of the model passes the request's id rules (cached), so that a
+    requested id the model knows needs no further check."""
+    key = ("ids_valid", max_len)
+    ok = model._cache.get(key)
+    if ok is None:
+        ok = model._cache[key] = _valid_ids(list(model.item_ids), max_len)  # type: ignore
+    return bool(ok)
+
+
+def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: int
+                  ) -> tuple[list[str], list[int], list[int | None]] | None:
+    """Plain answers (exactly ``item_id`` and ``correct``, no item repeated) looked up:
+    ``(ids, correct, positions)``, ``None`` at a position the model lacks; ``None`` if
+    the answers are not all plain and valid."""
+    if not value:
+        return [], [], []
+    try:  # len() of a non-container, or a getter on a non-object, is a TypeError
+        if set(map(len, value)) != _PAIR:
+            return None
+        ids = list(map(_GET_ITEM, value))
+        ys = list(map(_GET_CORRECT, value))
+        pos = list(map(get, ids))  # an unhashable id is a TypeError
+    except (TypeError, KeyError):
+        return None
+    if not set(map(type, ys)) <= _BOOL_INT or not set(ys) <= _ZERO_ONE or (
+            len(set(ids)) != len(ids)):
+        return None
+    # bools are 0/1 ints already
+    return (ids, ys, pos) if _unknown_valid(ids, pos, max_len) else None
+
+
+def _fast_items(items: list[Any], get: Callable[[Any], int | None], max_len: int
+                ) -> list[int | None] | None:
+    try:
+        pos = list(map(get, items))
+    except TypeError:
+        return None
+    return pos if _unknown_valid(items, pos, max_len) else None
+
+
+def _unknown_valid(ids: list[Any], pos: list[int | None], max_len: int) -> bool:
+    """Whether the ids the model lacks (``None`` positions) are valid ids."""
+    return None not in pos or _valid_ids(
+        [i for i, j in zip(ids, pos, strict=True) if j is None], max_len)
+
+
+def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
+    """The answer to a plain predict request, or ``None`` for the detailed path."""
+    if type(payload) is not dict or not _ids_are_valid(model, limits.max_id_length):
+        return None
+    method = payload.get("method")
+    if method is None:
+        method = "EAP"
+    elif method not in METHODS:
+        return None
+    if "students" in payload:
+        raw = payload["students"]
+        if not payload.keys() <= _BATCH_KEYS or type(raw) is not list or not raw or (
+                len(raw) > limits.max_students):
+            return None
+        results = _fast_batch(model, raw, method, limits)
+        return None if results is None else {"results": results}
+    if not payload.keys() <= _SINGLE_KEYS:
+        return None
+    answers = payload.get("responses")
+    items = payload.get("items")
+    if type(answers) is not list or len(answers) > limits.max_responses or (
+            items is not None and (type(items) is not list or len(items) > limits.max_items)):
+        return None
+    get = model.index.get
+    looked = _fast_answers(answers, get, limits.max_id_length)
+    if looked is None:
+        return None
+    item_pos = None
+    if items is not None:
+        item_pos = _fast_items(items, get, limits.max_id_length)
+        if item_pos is None:
+            return None
+    return _single(model, *looked, items, item_pos, method)
+
+
+def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
+                ) -> list[dict[str, Any]] | None:
+    """A batch of plain students checked and looked up in C-speed passes over all answers."""
+    if set(map(type, raw)) != _DICT_TYPE or not set(chain.from_iterable(raw)) <= _STUDENT_KEYS:
+        return None
+    answers = [e.get("responses") for e in raw]
+    items = [e.get("items") for e in raw]
+    sids = [e.get("student_id") for e in raw]
+    if set(map(type, answers)) != _LIST_TYPE or not set(map(type, items)) <= _LIST_OR_NONE:
+        return None
+    counts = list(map(len, answers))
+    listed = [v for v in items if v is not None]
+    max_len = limits.max_id_length
+    if max(counts) > limits.max_responses or (
+            listed and max(map(len, listed)) > limits.max_items) or not _valid_ids(
+            [v for v in sids if v is not None], max_len):
+        return None
+    flat = list(chain.from_iterable(answers))
+    n = len(flat)
+    get = model.index.get
+    try:
+        if n and set(map(len, flat)) != _PAIR:
+            return None
+        ids = list(map(_GET_ITEM, flat))
+        ys = list(map(_GET_CORRECT, flat))
+        pos = np.fromiter(map(get, ids, repeat(-1, n)), dtype=np.int64, count=n)
+        req_ids = list(chain.from_iterable(listed))
+        m = len(req_ids)
+        req_pos = np.fromiter(map(get, req_ids, repeat(-1, m)), dtype=np.int64, count=m)
+    except (TypeError, KeyError):
+        return None
+    if n and (not set(map(type, ys)) <= _BOOL_INT or not set(ys) <= _ZERO_ONE):
+        return None
+    owner = np.repeat(np.arange(len(raw)), counts)
+    # No item twice for a student (the detailed path keeps the first attempt): distinct
+    # (student, position) keys among known items, distinct (student, id) among unknown ones.
+    known = pos >= 0
+    if not known.all():
+        miss = np.flatnonzero(~known).tolist()
+        unknown_ids = [ids[k] for k in miss]
+        pairs = set(zip(owner[miss].tolist(), unknown_ids, strict=True))
+        if not _valid_ids(unknown_ids, max_len) or len(pairs) != len(miss):
+            return None
+        key = owner[known] * model.n_items + pos[known]
+    else:
+        key = owner * model.n_items + pos
+    key.sort()
+    if (key[1:] == key[:-1]).any():
+        return None
+    req_miss = np.flatnonzero(req_pos < 0).tolist()
+    if req_miss and not _valid_ids([req_ids[k] for k in req_miss], max_len):
+        return None
+    return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
+                        owner, items, req_ids, req_pos)
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
@@ -416,25 +602,40 @@ def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dic
     Raises:
         RequestError: for invalid input.
     """
-    students, is_batch, method = parse_predict(payload, limits)
-    if not is_batch:
-        return {"model_version": version, **predict_student(model, students[0], method)}
-    return {"model_version": version, "results": _predict_batch(model, students, method)}
+    answer = _fast_predict(model, payload, limits)
+    if answer is None:
+        students, is_batch, method = parse_predict(payload, limits)
+        answer = ({"results": _predict_batch(model, students, method)} if is_batch
+                  else predict_student(model, students[0], method))
+    return {"model_version": version, **answer}
 
 
 def _predict_batch(model: ItemModel, students: list[Student], method: str
                    ) -> list[dict[str, Any]]:
+    """Many validated students at once (see :func:`_score_batch`)."""
+    flat_ids = list(chain.from_iterable(s.item_ids for s in students))
+    flat_y = np.array(list(chain.from_iterable(s.correct for s in students)), dtype=np.int8)
+    counts = [len(s.item_ids) for s in students]
+    wanted = [s.items for s in students]
+    req_ids = list(chain.from_iterable(w for w in wanted if w))
+    return _score_batch(model, method, [s.student_id for s in students], counts, flat_ids,
+                        model.positions(flat_ids), flat_y,
+                        np.repeat(np.arange(len(students)), counts), wanted, req_ids,
+                        model.positions(req_ids))
+
+
+def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: list[int],
+                 flat_ids: list[str], flat_pos: np.ndarray, flat_y: np.ndarray,
+                 owner: np.ndarray, wanted: list[list[str] | None], req_ids: list[str],
+                 req_pos: np.ndarray) -> list[dict[str, Any]]:
     """Many students at once: one vectorised ability pass and one probability pass.
 
-    Gives the same answers as :func:`predict_student` per student (to rounding).
+    Takes every student's answers as flat arrays (``owner``: the student of each answer,
+    ``flat_pos`` ``-1`` for unknown items; no item twice per student) and the requested
+    items likewise (``wanted[i]`` ``None``: every item).  Gives the same answers as
+    :func:`predict_student` per student (to rounding).
     """
-    n = len(students)
-    # Answers of every student in one flat list: one lookup pass, one ability pass.
-    counts = [len(s.item_ids) for s in students]
-    flat_ids = [item for s in students for item in s.item_ids]
-    flat_pos = model.positions(flat_ids)
-    flat_y = np.array([c for s in students for c in s.correct], dtype=np.int8)
-    owner = np.repeat(np.arange(n), counts)
+    n = len(counts)
     known = flat_pos >= 0
     unknown: list[list[str]] = [[] for _ in range(n)]
     for k in np.flatnonzero(~known).tolist():
@@ -442,33 +643,29 @@ def _predict_batch(model: ItemModel, students: list[Student], method: str
     args = (model, owner[known], flat_pos[known], flat_y[known], n)
     theta, se = eap_batch(*args) if method == "EAP" else map_batch(*args)
     used = np.bincount(owner[known], minlength=n).tolist()
-    # Requested items, likewise flat (a repeated id just maps to the same value twice).
-    wanted = [s.items or () for s in students]
-    req_counts = [len(w) for w in wanted]
-    req_ids = [item for w in wanted for item in w]
-    req_pos = model.positions(req_ids)
-    req_owner = np.repeat(np.arange(n), req_counts)
+    # Requested items (a repeated id just maps to the same value twice).
+    req_owner = np.repeat(np.arange(n), [0 if w is None else len(w) for w in wanted])
     ok = req_pos >= 0
     for k in np.flatnonzero(~ok).tolist():
         miss = unknown[req_owner[k]]
         if req_ids[k] not in miss:
             miss.append(req_ids[k])
     po, pp = req_owner[ok], req_pos[ok]
-    probs = np.round(irf(theta[po], model.a[pp], model.b[pp], model.c[pp]), 6).tolist()
+    probs = np.round(_probabilities(model, theta[po], pp), 6).tolist()
     names = [req_ids[k] for k in np.flatnonzero(ok).tolist()] if not ok.all() else req_ids
-    bounds = np.searchsorted(po, np.arange(n + 1)).tolist()
+    sizes = np.bincount(po, minlength=n).tolist()
+    pairs = zip(names, probs, strict=True)  # consumed student by student, in order
     theta_r = np.round(theta, 6).tolist()
     se_r = np.round(se, 6).tolist()
     results = []
-    for s_i, student in enumerate(students):
-        lo, hi = bounds[s_i], bounds[s_i + 1]
-        if student.items is None:
+    for s_i in range(n):
+        if wanted[s_i] is None:
             probabilities = dict(zip(model.item_ids, np.round(
                 model.probability(theta[s_i]), 6).tolist(), strict=True))
         else:
-            probabilities = dict(zip(names[lo:hi], probs[lo:hi], strict=True))
+            probabilities = dict(islice(pairs, sizes[s_i]))
         results.append({
-            "student_id": student.student_id,
+            "student_id": sids[s_i],
             "ability": {"theta": theta_r[s_i], "se": se_r[s_i], "method": method,
                         "n_answers": used[s_i]},
             "probabilities": probabilities,
