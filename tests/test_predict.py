@@ -193,11 +193,21 @@ def test_bad_next_items_requests(client, body, field: str) -> None:
 
 @pytest.mark.parametrize("raw", [b"{", b"", b"   ", b'{"responses": [], "x": NaN}',
                                  b'{"responses": [], "responses": []}', b"[" * 50_000,
-                                 b"\xff\xfe"])
+                                 b"\xff\xfe",
+                                 b'{"responses": [{"item_id": "q1", "correct": 1, "correct": 0}]}',
+                                 b'{"responses": [], "\\u0072esponses": []}'])
 def test_malformed_json_is_a_400(client, raw: bytes) -> None:
     r = client.post("/", data=raw, content_type="application/json")
     assert r.status_code == 400
     assert r.get_json()["error"]["code"] == "invalid_json"
+
+
+def test_integers_beyond_64_bits_stay_integers(client) -> None:
+    """A huge ``k`` is over the cap (413), not a non-integer (400): big integers are read as
+    integers, whichever parser reads the body."""
+    r = client.post("/next-items", data=b'{"responses": [], "k": 100000000000000000000}',
+                    content_type="application/json")
+    assert r.status_code == 413 and r.get_json()["error"]["field"] == "k"
 
 
 def test_wrong_content_type_method_and_path(client) -> None:

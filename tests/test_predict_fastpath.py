@@ -1,0 +1,311 @@
+"""``predict``'s fast paths give exactly what the detailed paths give.
+
+* ``main.parse_json``: orjson plus a colon count stands in for the standard library with a
+  duplicate-key hook; every document must be accepted or refused exactly as the standard
+  library path does (duplicates at any depth, keys that differ only by escapes, colons
+  inside strings, numbers orjson reads differently, encodings orjson refuses).
+* ``irt.serving``: plain requests are checked and looked up in a few C-speed passes; the
+  answer must equal the detailed path's (``parse_predict`` and the per-field checks) for
+  every request, valid or not, including the error and the field it names.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from irt import serving
+from irt.ability import eap
+from irt.calibrate import FitConfig, fit
+from irt.model import ItemModel, model_from_dict
+from irt.simulate import simulate
+
+MAIN = Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py"
+
+
+@pytest.fixture(scope="module")
+def main(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """``functions/predict/main.py`` as a module (no model: it logs that and serves 503)."""
+    mp = pytest.MonkeyPatch()
+    mp.delenv("MODEL_BUCKET", raising=False)
+    mp.setenv("MODEL_DIR", str(tmp_path_factory.mktemp("no-model")))
+    spec = importlib.util.spec_from_file_location("predict_main_under_test", MAIN)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        mp.undo()
+    return module
+
+
+def strict_stdlib(raw: bytes) -> Any:
+    """The reference: the standard library with the duplicate-key and constant hooks."""
+
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out = dict(items)
+        if len(out) != len(items):
+            raise ValueError("duplicate key")
+        return out
+
+    def constant(name: str) -> Any:
+        raise ValueError(name)
+
+    return json.loads(raw, object_pairs_hook=pairs, parse_constant=constant)
+
+
+def outcome(func: Any, raw: bytes) -> tuple[str, Any]:
+    try:
+        value = func(raw)
+    except (ValueError, RecursionError):
+        return ("refused", None)
+    return ("ok", json.dumps(value))  # dumps tells an int from a float, -0.0 from 0.0
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"a": 1, "a": 2}',
+    b'{"responses": [], "responses": []}',
+    b'{"responses": [{"item_id": "q1", "correct": true, "correct": false}]}',
+    b'{"students": [{"responses": [], "items": [], "items": []}]}',
+    b'{"x": {"y": {"z": 1, "z": 1}}}',
+    b'[{"a": 1}, {"b": 1, "b": 1}]',
+    b'{"a": 1, "\\u0061": 2}',  # the same key, once escaped
+    b'{"\\u0061": 1, "a": 2}',
+    b'{"a\\"": 1, "a\\u0022": 2}',
+    b'{"a:b": 1, "a:b": 2}',  # a colon inside the duplicated key
+    b'{"t": "10:00:00", "t": "11:00:00"}',  # colons inside the dropped values
+    b'{"a": {"b:c": "d:e"}, "a": 1}',
+    b'{"": 1, "": 2}',
+])
+def test_duplicate_keys_are_refused(main: Any, raw: bytes) -> None:
+    with pytest.raises(ValueError):
+        strict_stdlib(raw)
+    with pytest.raises(ValueError, match="duplicate key"):
+        main.parse_json(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"responses": [{"item_id": "q1", "correct": true,'
+    b' "answered_at": "2026-11-28T10:00:00Z"}]}',  # colons inside strings, no duplicate
+    b'{"a": 1, "\\u0062": 2}',  # an escape, keys distinct
+    b'{"a:": ":", ":b": {"c": "::"}}',
+    b'{"big": 123456789012345678901234567890}',  # orjson would read a float
+    b'{"k": 18446744073709551616}',
+    b'{"k": -9223372036854775809}',
+    b'{"n": 1e400}',  # the standard library reads inf (a field check refuses it later)
+    b'{"s": "\\ud800"}',  # a lone surrogate: orjson refuses, the standard library reads it
+    b'\xef\xbb\xbf{"a": 1}',  # a byte-order mark
+    '{"a": "\u00e9:\u4e2d"}'.encode(),
+    '{"a": 1}'.encode("utf-16"),
+    b' \t\r\n{"a": [1, 2.5, -0.0, true, false, null, "x"]}\n',
+    b"[" * 300 + b"]" * 300,  # deeper than orjson writes back, within the stdlib's reach
+])
+def test_valid_documents_read_as_the_standard_library_reads_them(main: Any, raw: bytes
+                                                                 ) -> None:
+    assert outcome(main.parse_json, raw) == outcome(strict_stdlib, raw)
+    assert outcome(main.parse_json, raw)[0] == "ok"
+
+
+def test_plain_documents_skip_the_standard_library(main: Any, monkeypatch) -> None:
+    """The common body never reaches the slow parser; a duplicate always does (and is
+    refused there, with the standard library's message)."""
+    calls = []
+    real = main.json.loads
+    monkeypatch.setattr(main.json, "loads", lambda *a, **k: calls.append(a) or real(*a, **k))
+    plain = (b'{"responses": [{"item_id": "q1", "correct": true}, {"item_id": "q2", '
+             b'"correct": 0}], "items": ["q3", "a:b"], "method": "EAP"}')
+    assert main.parse_json(plain) == real(plain)
+    assert calls == []
+    with pytest.raises(ValueError, match="duplicate key 'correct'"):
+        main.parse_json(b'{"responses": [{"item_id": "q1", "correct": 1, "correct": 0}]}')
+    assert len(calls) == 1
+
+
+@pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b"[-Infinity]", b"{",
+                                 b'{"a": 1,}', b"[1] x", b"\xff", b"[" * 5000 + b"]" * 5000])
+def test_invalid_documents_are_refused(main: Any, raw: bytes) -> None:
+    assert outcome(main.parse_json, raw) == ("refused", None)
+
+
+def random_document(rng: random.Random, depth: int = 0) -> str:
+    """Random JSON text: objects with repeated and escaped keys, colons, numbers."""
+    keys = ["a", "b", "a:b", ":", "\\u0061", "\\u003a", "\\\"", "item_id", "\\n", "\u00e9"]
+    r = rng.random()
+    if depth < 4 and r < 0.35:
+        n = rng.randint(0, 4)
+        members = [f'"{rng.choice(keys)}": {random_document(rng, depth + 1)}' for _ in range(n)]
+        return "{" + ", ".join(members) + "}"
+    if depth < 4 and r < 0.55:
+        return "[" + ",".join(random_document(rng, depth + 1)
+                              for _ in range(rng.randint(0, 3))) + "]"
+    return rng.choice([
+        '"x"', '"10:00"', '"\\u003a"', '"a\\\\u"', "1", "-0", "2.5", "1e400", "true", "null",
+        str(rng.choice([7, 2**63, 2**64, -(2**63) - 1, 10**25])), '"\\ud83d\\ude00"', "NaN"])
+
+
+def test_random_documents_agree_with_the_standard_library(main: Any) -> None:
+    rng = random.Random(20261128)
+    seen = {"ok": 0, "refused": 0}
+    for _ in range(4000):
+        raw = random_document(rng).encode()
+        got = outcome(main.parse_json, raw)
+        assert got == outcome(strict_stdlib, raw), raw
+        seen[got[0]] += 1
+    assert min(seen.values()) > 500  # both outcomes well exercised
+
+
+# --------------------------------------------------------------------------- serving
+@pytest.fixture(scope="module")
+def models() -> list[ItemModel]:
+    """A 2PL model, the same items as a 3PL (every c > 0), and one whose ids break the
+    request id rules (a 300-character id: the fast path must stand aside)."""
+    base = fit(simulate(1500, 30, 20, seed=11).responses, FitConfig(compute_se=False)).model
+    doc = json.loads(base.to_json())
+    for spec in doc["items"].values():
+        spec["c"] = 0.2
+    doc["model_type"] = "3pl"
+    three = model_from_dict(doc)
+    doc = json.loads(base.to_json())
+    doc["items"]["x" * 300] = doc["items"].pop("q0")
+    return [base, three, model_from_dict(doc)]
+
+
+def detailed(monkeypatch: pytest.MonkeyPatch, func: Any, *args: Any) -> Any:
+    """``func(*args)`` with the fast path switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(serving, "_fast_predict", lambda *a: None)
+        return run(func, *args)
+
+
+def run(func: Any, *args: Any) -> Any:
+    try:
+        return ("ok", json.dumps(func(*copy.deepcopy(args))))
+    except serving.RequestError as err:
+        return ("error", err.status, err.code, err.field, err.message, err.log_field)
+
+
+class Payloads:
+    """Random predict requests, mostly valid, with every kind of departure."""
+
+    def __init__(self, model: ItemModel, seed: int, noise: float) -> None:
+        self.rng = random.Random(seed)
+        self.ids = [*model.item_ids[:12], model.item_ids[-1]]
+        self.noise = noise
+
+    def odd(self, p: float) -> bool:
+        return self.rng.random() < p * self.noise
+
+    def item(self) -> Any:
+        if self.odd(0.1):
+            return self.rng.choice(["zz", "new", "x" * 300, "", " ", 5, None, True, ["q1"],
+                                    {"a": 1}, 1.5])
+        return self.rng.choice(self.ids)
+
+    def answer(self) -> dict[str, Any]:
+        answer: dict[str, Any] = {"item_id": self.item(), "correct": self.rng.choice(
+            [True, False, 0, 1] + ([2, 1.0, "1", None] if self.odd(0.5) else []))}
+        if self.odd(0.05):
+            answer["answered_at"] = self.rng.choice(["2026-11-28T10:00:00Z", 1.7e9, "x"])
+        if self.odd(0.02):
+            answer["extra"] = 1
+        if self.odd(0.02):
+            del answer["item_id"]
+        return answer
+
+    def student(self, batch: bool) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if batch and self.rng.random() < 0.7:
+            out["student_id"] = self.rng.choice(["a", "b", "c"] + (
+                ["", " ", 5, "s" * 300] if self.odd(0.3) else []))
+        if not self.odd(0.02):
+            out["responses"] = [self.answer() for _ in range(self.rng.choice([0, 1, 3, 6]))]
+        if self.rng.random() < 0.8:
+            out["items"] = [self.item() for _ in range(self.rng.choice([0, 1, 4, 9]))]
+        if self.odd(0.02):
+            out[self.rng.choice(["items", "responses"])] = self.rng.choice(["q1", {}, 5])
+        if self.odd(0.02):
+            out["other"] = 1
+        if not batch and self.rng.random() < 0.3:
+            out["method"] = self.rng.choice(["EAP", "MAP"] + (["MLE", 1] if self.odd(1) else []))
+        return out
+
+    def payload(self) -> Any:
+        if self.rng.random() < 0.5:
+            return self.student(batch=False)
+        body: dict[str, Any] = {"students": [self.student(batch=True)
+                                             for _ in range(self.rng.choice([1, 2, 5]))]}
+        if self.rng.random() < 0.3:
+            body["method"] = self.rng.choice(["EAP", "MAP"])
+        if self.odd(0.03):
+            body["responses"] = []
+        if self.odd(0.03):
+            body["students"] = self.rng.choice([[], "x", [1], [None]])
+        return body
+
+
+LIMITS = [serving.Limits(), serving.Limits(max_responses=4, max_items=3, max_students=2,
+                                           max_id_length=8)]
+
+
+@pytest.mark.parametrize("noise", [0.05, 1.0])
+def test_fast_path_answers_as_the_detailed_path(monkeypatch: pytest.MonkeyPatch,
+                                                models: list[ItemModel], noise: float) -> None:
+    answered_fast = 0
+    original = serving._fast_predict
+
+    def counting(*args: Any) -> Any:
+        nonlocal answered_fast
+        answer = original(*args)
+        answered_fast += answer is not None
+        return answer
+
+    monkeypatch.setattr(serving, "_fast_predict", counting)
+    for m, model in enumerate(models):
+        for limits in LIMITS:
+            gen = Payloads(model, seed=m * 10 + int(noise * 100), noise=noise)
+            for _ in range(400):
+                payload = gen.payload()
+                got = run(serving.predict, model, payload, limits, "v1")
+                want = detailed(monkeypatch, serving.predict, model, payload, limits, "v1")
+                assert got == want, payload
+    assert answered_fast > 200  # the fast path did answer
+
+
+def test_fast_path_keeps_unknown_and_repeated_ids_in_order(models: list[ItemModel]) -> None:
+    model = models[0]
+    body = {"responses": [{"item_id": "new", "correct": 1}, {"item_id": "q1", "correct": 0}],
+            "items": ["q2", "gone", "q2", "new", "q3", "gone"]}
+    out = serving.predict(model, body, serving.Limits(), "v1")
+    assert list(out["probabilities"]) == ["q2", "q3"]
+    assert out["unknown_items"] == ["new", "gone"]
+    pos, y = model.lookup(["q1"])[0], np.array([0], dtype=np.int8)
+    theta, se = eap(model, pos, y)
+    assert out["ability"] == {"theta": round(theta, 6), "se": round(se, 6), "method": "EAP",
+                              "n_answers": 1}
+    want = np.round(model.probability(theta, model.lookup(["q2", "q3"])[0]), 6).tolist()
+    assert list(out["probabilities"].values()) == want
+
+
+def test_batch_fast_path_refuses_an_item_twice_for_one_student(monkeypatch,
+                                                               models: list[ItemModel]) -> None:
+    """A repeated item (known or unknown) sends the batch to the detailed path, which keeps
+    the first attempt; the same item for two students is fine."""
+    model = models[0]
+    twice = [{"item_id": "q1", "correct": 1}, {"item_id": "q1", "correct": 0}]
+    unknown_twice = [{"item_id": "zz", "correct": 1}, {"item_id": "zz", "correct": 0}]
+    for answers in (twice, unknown_twice):
+        body = {"students": [{"responses": [{"item_id": "q1", "correct": 1}]},
+                             {"responses": answers}]}
+        assert serving._fast_predict(model, body, serving.Limits()) is None
+        got = run(serving.predict, model, body, serving.Limits(), "v1")
+        assert got == detailed(monkeypatch, serving.predict, model, body, serving.Limits(),
+                               "v1")
+    body = {"students": [{"responses": twice[:1]}, {"responses": twice[1:]}]}
+    assert serving._fast_predict(model, body, serving.Limits()) is not None
