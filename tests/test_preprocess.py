@@ -682,3 +682,16 @@ def test_prepare_coded_rejects_bad_shapes_and_codes():
     with pytest.raises(ValueError, match="min_answers_per_item"):
         prepare_coded(np.array([0]), ["a"], np.array([0]), ["q"], np.array([1]),
                       min_answers_per_item=-1)
+
+
+@pytest.mark.parametrize("values", [[0, 0, 1, 2, 2, 3], [0, 1, 0, 2, 1], [2, 0, 1, 2], [0, 2, 1],
+                                    [1, 1, 1], [0]])
+def test_first_appearance_fast_path_matches_the_general_one(values):
+    from irt.preprocess import _first_appearance
+
+    index = np.array(values)
+    new, old = _first_appearance(index, 5)
+    seen: dict[int, int] = {}
+    expected_new = [seen.setdefault(v, len(seen)) for v in values]
+    assert new.tolist() == expected_new
+    assert old.tolist() == list(seen)

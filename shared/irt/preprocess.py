@@ -234,6 +234,11 @@ def _first_appearance(index: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray
     """
     if index.size == 0:
         return index.astype(np.int32), np.zeros(0, dtype=np.int64)
+    # Fast path, O(n): already numbered by first appearance (e.g. codes from dictionary-
+    # encoding a sorted column) - the running maximum starts at 0 and grows by steps of 1.
+    running = np.maximum.accumulate(index)
+    if running[0] == 0 and (np.diff(running) <= 1).all():
+        return index.astype(np.int32), np.arange(int(running[-1]) + 1, dtype=np.int64)
     seen, first = np.unique(index, return_index=True)
     old_of_new = seen[np.argsort(first, kind="stable")]
     remap = np.full(n, -1, dtype=np.int64)
@@ -514,7 +519,10 @@ def _finish(student: np.ndarray, student_names: list[str], item: np.ndarray,
     keep = np.zeros(n_valid, dtype=bool)
     if n_valid:
         pair = student * n_item_prov + item  # < rows_in**2: int64 is enough
-        if any_time:
+        sorted_pair = np.sort(pair)
+        if not (sorted_pair[1:] == sorted_pair[:-1]).any():
+            keep[:] = True  # no pair repeats (the SQL path's usual case): nothing to choose
+        elif any_time:
             sort_time = times.copy()
             sort_time[np.isnan(sort_time)] = np.inf  # absent = after every timestamp
             order = np.lexsort((sort_time, pair))  # stable: ties keep input order

@@ -342,8 +342,18 @@ def _encode(column: Any) -> tuple[np.ndarray, list[Any]]:
     return codes, enc.dictionary.to_pylist()
 
 
-def _prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.ndarray) -> bytes:
-    """The prepared answers as gzip CSV bytes, built in memory by Arrow."""
+def _prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.ndarray,
+                  chunk_rows: int = 1_000_000) -> bytes:
+    """The prepared answers as gzip CSV bytes, built in memory.
+
+    Arrow writes the CSV in chunks of ``chunk_rows`` rows; each chunk is compressed
+    (gzip level 1) on its own thread and the members concatenated - a multi-member
+    gzip file, which gzip, zcat, Python, pandas and BigQuery read as one.  Level 1
+    and the threads make this ~5x faster than one level-6 stream at ~30 % more bytes.
+    """
+    import gzip
+    from concurrent.futures import ThreadPoolExecutor
+
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -361,10 +371,17 @@ def _prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.n
         cols["answered_at"] = pa.array(np.where(np.isnan(us), 0, us).astype(np.int64),
                                        pa.timestamp("us", tz="UTC"), mask=np.isnan(us))
     cols["holdout"] = pa.array(held_out.astype(np.int8), pa.int8())
-    sink = pa.BufferOutputStream()
-    with pa.CompressedOutputStream(sink, "gzip") as out:
-        pacsv.write_csv(pa.table(cols), out)
-    return sink.getvalue().to_pybytes()
+    table = pa.table(cols)
+
+    def piece(start: int) -> bytes:
+        sink = pa.BufferOutputStream()
+        pacsv.write_csv(table.slice(start, chunk_rows), sink,
+                        write_options=pacsv.WriteOptions(include_header=start == 0))
+        return gzip.compress(sink.getvalue(), compresslevel=1, mtime=0)
+
+    starts = range(0, max(table.num_rows, 1), chunk_rows)
+    with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
+        return b"".join(pool.map(piece, starts))
 
 
 def _digest(config: dict[str, Any], window: tuple[datetime, datetime], responses: Any,
