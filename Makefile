@@ -35,8 +35,9 @@ tf-check: $(TOOLS_STAMP)
 	$(TOOLS)/bin/terraform fmt -check -recursive -diff terraform
 	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
 
-# Calibrate a model from a synthetic log into build/local/model_dir, serve `predict` with the
-# real functions-framework on 127.0.0.1, send sample requests, print the answers.
+# A scheduled refresh, then serving: functions-framework runs `prepare` over the bundled sample
+# log (samples/answers.csv.gz, DuckDB running the BigQuery SQL) into build/local/model_dir and
+# is called as Cloud Scheduler calls it; then `predict` serves that model and answers samples.
 demo: $(STAMP)
 	$(PY) scripts/local_stack.py demo
 
@@ -50,11 +51,13 @@ lint: $(STAMP)
 test: lint tf-check
 	$(PY) -m pytest -q
 
-# Calibration/EAP against PyPI mirt, then predict in-process, over HTTP (needs `wrk`:
-# apt-get install wrk) and cold start. Figures and how to read them: benchmarks/README.md.
+# Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:
+# apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
+# 10M simulated answers). Figures and how to read them: benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
 
 # Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent).
 ASSIST := ../shared/datasets/assistments2009_lpp
