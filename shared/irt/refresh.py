@@ -568,7 +568,7 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     say("INFO", "model calibrated", event="calibrated", model_type=config.model_type,
         iterations=result.iterations, converged=result.converged,
         log_likelihood=result.log_likelihood,
-        history_tail=[round(v, 4) for v in result.history[-5:]],
+        log_posterior_by_iteration=[round(v, 4) for v in result.history],
         n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
         train_answers=train.n_answers, holdout_answers=int(held_out.sum()),
         seconds=round(time.perf_counter() - t0, 3))
