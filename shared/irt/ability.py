@@ -90,45 +90,80 @@ def eap(model: ItemModel, item_pos: np.ndarray, correct: np.ndarray, *,
         ``(theta, se)``.
     """
     pos = np.asarray(item_pos, dtype=np.int64)
-    y = np.asarray(correct, dtype=np.int8)
-    sigma = model.population_sd
     if pos.shape[0] == 0:
-        return 0.0, sigma  # the prior, exactly
-    x, xx, step, log_prior, records = _single_grid(model, n_points, bound)
-    # The answers' rows of the table, summed in order.  Both steps keep the GIL (a 1-D
-    # gather of whole-row records, and reduceat): under a threaded server, an operation that
-    # releases it hands the interpreter to another request and costs a thread switch.
-    rows = records[2 * pos + y].view(np.float64).reshape(pos.shape[0], n_points)
-    w = np.add.reduceat(rows, _FIRST, axis=0)[0]
-    w += log_prior
-    w -= np.maximum.reduce(w)
-    np.exp(w, out=w)
-    w /= np.add.reduce(w)
-    mean = w @ x  # matmul (unlike np.dot) keeps the GIL; same BLAS ddot
-    var = w @ xx - mean * mean
-    sd = math.sqrt(var) if var > 0.0 else float(np.sqrt(np.maximum(var, 0.0)))
-    if sd < step or max(w[0], w[-1]) > EDGE_WEIGHT:
-        means, sds = np.array([mean]), np.array([sd])
-        _refine(model, pos, y, np.zeros(pos.shape[0], dtype=np.int64),
-                np.array([pos.shape[0]]), means, sds, sigma, n_points)
-        return float(means[0]), float(sds[0])
-    return float(mean), sd
+        return 0.0, model.population_sd  # the prior, exactly
+    return eap_rows(model, 2 * pos + np.asarray(correct, dtype=np.int8), n_points=n_points,
+                    bound=bound)
+
+
+def eap_rows(model: ItemModel, rows: Sequence[int] | np.ndarray, *, n_points: int = 61,
+             bound: float = 6.0) -> tuple[float, float]:
+    """EAP ability of one student from the rows of the grid table (see :func:`grid_table`)
+    of the answers: ``2 * position + correct`` each (a list or an array; at least one).
+
+    The serving path: a handful of numpy calls, none of which releases the GIL (a 1-D
+    gather of whole-row records, a small ``matmul`` or ``reduceat``), so that under a
+    threaded server a request does not hand the interpreter to another one midway.  The
+    prior enters as weights on the nodes (``p = exp(log prior)``).
+    """
+    step, records, ones, moments = _single_grid(model, n_points, bound)
+    k = len(rows)
+    answers = records[rows if isinstance(rows, np.ndarray) else np.fromiter(
+        rows, dtype=np.intp, count=k)].view(np.float64).reshape(k, n_points)
+    # Log-likelihood at each node: BLAS gemv for short answer sets (single-threaded at this
+    # size), an ordered sum beyond (where gemv would start BLAS threads).
+    loglik = ones[:k] @ answers if k <= ones.shape[0] else np.add.reduceat(
+        answers, _FIRST, axis=0)[0]
+    w = np.exp(loglik)  # loglik <= 0: no overflow
+    # Sums of w p, w p x, w p x^2 and the weights at the two end nodes, in one product.
+    total, first, second, low, high = (w @ moments).tolist()
+    if not total > 1e-250:  # long answer sets: shift before exp, or the weights underflow
+        w = np.exp(loglik - np.maximum.reduce(loglik))
+        total, first, second, low, high = (w @ moments).tolist()
+    mean = first / total
+    var = second / total - mean * mean
+    sd = math.sqrt(var) if var > 0.0 else 0.0
+    if sd < step or max(low, high) > EDGE_WEIGHT * total:
+        # A posterior narrower than the step, or cut off at an end: re-integrate locally,
+        # starting (as eap_batch does) from the first pass in log space.
+        return _eap_refined(model, np.asarray(rows, dtype=np.int64), n_points, bound)
+    return mean, sd
+
+
+def _eap_refined(model: ItemModel, rows: np.ndarray, n_points: int, bound: float
+                 ) -> tuple[float, float]:
+    x, log_prior, table = grid_table(model, n_points, bound)
+    w = _posterior(table[rows].sum(axis=0) + log_prior)
+    mean = np.array([np.dot(w, x)])
+    sd = np.sqrt(np.maximum(np.array([np.dot(w, x * x)]) - mean**2, 0.0))
+    if sd[0] < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
+        k = rows.shape[0]
+        _refine(model, rows >> 1, (rows & 1).astype(np.int8), np.zeros(k, dtype=np.int64),
+                np.array([k]), mean, sd, model.population_sd, n_points)
+    return float(mean[0]), float(sd[0])
 
 
 _FIRST = np.zeros(1, dtype=np.intp)
 
 
 def _single_grid(model: ItemModel, n_points: int, bound: float
-                 ) -> tuple[np.ndarray, np.ndarray, float, np.ndarray, np.ndarray]:
-    """``(nodes, nodes squared, step, log prior, table rows as records)``, cached: the
-    table's rows viewed as one opaque record each, so that gathering rows is a 1-D take."""
+                 ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
+    """``(step, table rows as records, ones, moments)``, cached: ``moments`` holds
+    ``[p, p x, p x^2, p at the first node, p at the last]`` per node (``p`` the prior).
+
+    Each table row viewed as one opaque record makes gathering rows a 1-D take.
+    """
     key = ("single", n_points, bound)
     cached = model._cache.get(key)
     if cached is None:
         x, log_prior, table = grid_table(model, n_points, bound)
         table = np.ascontiguousarray(table)
         records = table.view(np.dtype((np.void, table.itemsize * n_points))).reshape(-1)
-        cached = (x, x * x, float(x[1] - x[0]), log_prior, records)
+        prior = np.exp(log_prior)
+        ends = np.zeros((2, n_points))
+        ends[0, 0], ends[1, -1] = prior[0], prior[-1]
+        moments = np.ascontiguousarray(np.stack([prior, prior * x, prior * x * x, *ends], axis=1))
+        cached = (float(x[1] - x[0]), records, np.ones(128), moments)
         model._cache[key] = cached  # type: ignore[assignment]
     return cached  # type: ignore[return-value]
 

@@ -23,16 +23,16 @@ requested, are listed in ``unknown_items``, never an error.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from itertools import chain, islice, repeat
-from operator import itemgetter
+from operator import add, itemgetter
 from typing import Any
 
 import numpy as np
 
-from .ability import eap, eap_batch, map_batch
+from .ability import eap, eap_batch, eap_rows, map_batch
 from .model import ItemModel, logistic
 from .selection import STRATEGIES, next_items
 
@@ -389,30 +389,81 @@ def _ability_json(theta: float, se: float, method: str, n: int) -> dict[str, Any
     return {"theta": round(theta, 6), "se": round(se, 6), "method": method, "n_answers": n}
 
 
-def _probabilities(model: ItemModel, theta: float | np.ndarray, pos: np.ndarray
-                   ) -> np.ndarray:
-    """``irf(theta, a[pos], b[pos], c[pos])`` (``theta`` a scalar or aligned with ``pos``),
-    bit for bit, in fewer steps: with every ``c`` zero (Rasch, 1PL, 2PL),
-    ``c + (1 - c) * L`` is exactly ``L``.
+def _item_params(model: ItemModel) -> tuple[np.ndarray, int, float, float]:
+    """``(records, width, max |a|, max |a b|)``, cached: each item's ``(a, a b)`` (and
+    ``c`` if any ``c`` is not zero) as one record, so that gathering items is one 1-D
+    fancy index (which, unlike ``take``, keeps the GIL)."""
+    cached = model._cache.get("serving_items")
+    if cached is None:
+        ab = model.a * model.b
+        cols = [model.a, ab] + ([model.c] if model.c.any() else [])
+        params = np.ascontiguousarray(np.stack(cols, axis=1))
+        records = params.view(np.dtype((np.void, params.itemsize * len(cols)))).reshape(-1)
+        cached = (records, len(cols), float(np.abs(model.a).max(initial=0.0)),
+                  float(np.abs(ab).max(initial=0.0)))
+        model._cache["serving_items"] = cached  # type: ignore[assignment]
+    return cached  # type: ignore[return-value]
+
+
+def _probabilities(model: ItemModel, theta: float | np.ndarray,
+                   pos: Sequence[int] | np.ndarray) -> np.ndarray:
+    """P(correct) of the items at ``pos`` (a list or an array) at ``theta`` (a scalar, or an
+    array aligned with ``pos``): :func:`irt.model.irf` in fewer numpy calls.
+
+    ``1 / (1 + exp(a b - a theta))`` has full relative precision in both tails, as
+    :func:`irt.model.logistic` has, unless ``exp`` overflows; where the exponent could
+    reach 700 the stable :func:`~irt.model.logistic` is used instead.
     """
-    a, b = model.a[pos], model.b[pos]
-    if model._cache.get("c_all_zero") is None:
-        model._cache["c_all_zero"] = not model.c.any()  # type: ignore[assignment]
-    if model._cache["c_all_zero"]:
-        return logistic(a * (theta - b))
-    c = model.c[pos]
-    return c + (1.0 - c) * logistic(a * (theta - b))
+    records, width, a_max, ab_max = _item_params(model)
+    if not isinstance(pos, np.ndarray):
+        pos = np.fromiter(pos, dtype=np.intp, count=len(pos))
+    params = records[pos].view(np.float64).reshape(-1, width)
+    z = params[:, 0] * -theta
+    z += params[:, 1]  # a (b - theta)
+    top = abs(theta) if isinstance(theta, float) else float(np.abs(theta).max(initial=0.0))
+    if ab_max + a_max * top < 700.0:
+        np.exp(z, out=z)
+        z += 1.0
+        p = np.reciprocal(z, out=z)
+    else:
+        p = logistic(-z)
+    if width == 3:
+        c = params[:, 2]
+        p = c + (1.0 - c) * p
+    return p
 
 
-def _single(model: ItemModel, ids: list[str], correct: list[int], pos: list[int | None],
+def _rows_index(model: ItemModel) -> dict[str, int]:
+    """``item_id -> 2 * position`` (cached): an answer's row in the EAP grid table is
+    that plus ``correct``."""
+    index = model._cache.get("rows_index")
+    if index is None:
+        index = model._cache["rows_index"] = {  # type: ignore[assignment]
+            item: 2 * j for item, j in model.index.items()}
+    return index  # type: ignore[return-value]
+
+
+def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int | None],
             items: list[str] | None, item_pos: list[int | None] | None, method: str
             ) -> dict[str, Any]:
-    """One student's answer from looked-up positions (``None``: an id the model lacks).
+    """One student's answer from looked-up ids.
 
-    ``ids`` hold no repeated item; ``items=None`` asks for every item.
+    ``rows``: ``2 * position`` of each answered item (``None``: an id the model lacks; no
+    item twice); ``item_pos``: positions of ``items`` (``None`` likewise), or both ``None``
+    for every item.
     """
-    p, y, unknown = _known(ids, correct, pos)
-    theta, se = _estimate(model, p, y, method)
+    unknown: list[str] = []
+    if None in rows:
+        unknown = [item for item, r in zip(ids, rows, strict=True) if r is None]
+        correct = [c for c, r in zip(correct, rows, strict=True) if r is not None]
+        rows = [r for r in rows if r is not None]
+    n = len(rows)
+    if method == "EAP" and n:
+        theta, se = eap_rows(model, np.fromiter(map(add, rows, correct), dtype=np.intp,
+                                                count=n))  # type: ignore[arg-type]
+    else:
+        theta, se = _estimate(model, np.array(rows, dtype=np.int64) >> 1,
+                              np.array(correct, dtype=np.int8), method)
     if items is None:
         names: list[str] | tuple[str, ...] = model.item_ids
         probs = model.probability(theta)
@@ -430,9 +481,9 @@ def _single(model: ItemModel, ids: list[str], correct: list[int], pos: list[int 
         else:
             names, sel = items, item_pos
         # A repeated id gets the same value twice; the dict keeps its first place.
-        probs = _probabilities(model, theta, np.array(sel, dtype=np.int64))
+        probs = _probabilities(model, theta, sel) if sel else np.zeros(0)
     return {
-        "ability": _ability_json(theta, se, method, int(p.shape[0])),
+        "ability": _ability_json(theta, se, method, n),
         "probabilities": dict(zip(names, np.round(probs, 6).tolist(), strict=True)),
         "unknown_items": unknown,
     }
@@ -440,10 +491,10 @@ def _single(model: ItemModel, ids: list[str], correct: list[int], pos: list[int 
 
 def predict_student(model: ItemModel, student: Student, method: str = "EAP") -> dict[str, Any]:
     """Ability and P(correct) for one validated student (``items=None``: every item)."""
-    get = model.index.get
     items = student.items
-    return _single(model, student.item_ids, student.correct, list(map(get, student.item_ids)),
-                   items, None if items is None else list(map(get, items)), method)
+    return _single(model, student.item_ids, student.correct,
+                   list(map(_rows_index(model).get, student.item_ids)), items,
+                   None if items is None else list(map(model.index.get, items)), method)
 
 
 # --------------------------------------------------------------------------- fast path
@@ -454,8 +505,10 @@ _DICT_TYPE = {dict}
 _LIST_TYPE = {list}
 _LIST_OR_NONE = frozenset({list, type(None)})
 _PAIR = {2}
-_BOOL_INT = frozenset({bool, int})
-_ZERO_ONE = frozenset({0, 1})
+#: ``correct`` values by identity: CPython's bools and small ints are singletons, so one
+#: pass checks type and value (an equal value of another type, as 1.0, is not in it and
+#: goes through the detailed checks, which refuse it).
+_ANSWER_VALUES = frozenset(map(id, (True, False, 0, 1)))
 
 
 def _ids_are_valid(model: ItemModel, max_len: int) -> bool:
@@ -470,9 +523,9 @@ def _ids_are_valid(model: ItemModel, max_len: int) -> bool:
 
 def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: int
                   ) -> tuple[list[str], list[int], list[int | None]] | None:
-    """Plain answers (exactly ``item_id`` and ``correct``, no item repeated) looked up:
-    ``(ids, correct, positions)``, ``None`` at a position the model lacks; ``None`` if
-    the answers are not all plain and valid."""
+    """Plain answers (exactly ``item_id`` and ``correct``, no item repeated), looked up:
+    ``(ids, correct, [get(id) ...])`` (``get`` answers ``None`` for an id the model lacks);
+    ``None`` if the answers are not all plain and valid."""
     if not value:
         return [], [], []
     try:  # len() of a non-container, or a getter on a non-object, is a TypeError
@@ -483,11 +536,14 @@ def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: i
         pos = list(map(get, ids))  # an unhashable id is a TypeError
     except (TypeError, KeyError):
         return None
-    if not set(map(type, ys)) <= _BOOL_INT or not set(ys) <= _ZERO_ONE or (
-            len(set(ids)) != len(ids)):
+    if not set(map(id, ys)) <= _ANSWER_VALUES:
         return None
-    # bools are 0/1 ints already
-    return (ids, ys, pos) if _unknown_valid(ids, pos, max_len) else None
+    if None in pos:  # unknown ids: valid ones, none repeated
+        if len(set(ids)) != len(ids) or not _unknown_valid(ids, pos, max_len):
+            return None
+    elif len(set(pos)) != len(pos):  # a known item repeated
+        return None
+    return ids, ys, pos  # bools are 0/1 ints already
 
 
 def _fast_items(items: list[Any], get: Callable[[Any], int | None], max_len: int
@@ -528,13 +584,12 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
     if type(answers) is not list or len(answers) > limits.max_responses or (
             items is not None and (type(items) is not list or len(items) > limits.max_items)):
         return None
-    get = model.index.get
-    looked = _fast_answers(answers, get, limits.max_id_length)
+    looked = _fast_answers(answers, _rows_index(model).get, limits.max_id_length)
     if looked is None:
         return None
     item_pos = None
     if items is not None:
-        item_pos = _fast_items(items, get, limits.max_id_length)
+        item_pos = _fast_items(items, model.index.get, limits.max_id_length)
         if item_pos is None:
             return None
     return _single(model, *looked, items, item_pos, method)
@@ -563,23 +618,25 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
     try:
         if n and set(map(len, flat)) != _PAIR:
             return None
-        ids = list(map(_GET_ITEM, flat))
+        pos = np.fromiter(map(get, map(_GET_ITEM, flat), repeat(-1, n)), dtype=np.int64,
+                          count=n)
         ys = list(map(_GET_CORRECT, flat))
-        pos = np.fromiter(map(get, ids, repeat(-1, n)), dtype=np.int64, count=n)
         req_ids = list(chain.from_iterable(listed))
         m = len(req_ids)
         req_pos = np.fromiter(map(get, req_ids, repeat(-1, m)), dtype=np.int64, count=m)
     except (TypeError, KeyError):
         return None
-    if n and (not set(map(type, ys)) <= _BOOL_INT or not set(ys) <= _ZERO_ONE):
+    if not set(map(id, ys)) <= _ANSWER_VALUES:
         return None
     owner = np.repeat(np.arange(len(raw)), counts)
     # No item twice for a student (the detailed path keeps the first attempt): distinct
     # (student, position) keys among known items, distinct (student, id) among unknown ones.
     known = pos >= 0
+    ids: dict[int, str] = {}  # the unknown ones, by answer
     if not known.all():
         miss = np.flatnonzero(~known).tolist()
-        unknown_ids = [ids[k] for k in miss]
+        unknown_ids = [flat[k]["item_id"] for k in miss]
+        ids = dict(zip(miss, unknown_ids, strict=True))
         pairs = set(zip(owner[miss].tolist(), unknown_ids, strict=True))
         if not _valid_ids(unknown_ids, max_len) or len(pairs) != len(miss):
             return None
@@ -625,15 +682,15 @@ def _predict_batch(model: ItemModel, students: list[Student], method: str
 
 
 def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: list[int],
-                 flat_ids: list[str], flat_pos: np.ndarray, flat_y: np.ndarray,
+                 flat_ids: list[str] | dict[int, str], flat_pos: np.ndarray, flat_y: np.ndarray,
                  owner: np.ndarray, wanted: list[list[str] | None], req_ids: list[str],
                  req_pos: np.ndarray) -> list[dict[str, Any]]:
     """Many students at once: one vectorised ability pass and one probability pass.
 
     Takes every student's answers as flat arrays (``owner``: the student of each answer,
-    ``flat_pos`` ``-1`` for unknown items; no item twice per student) and the requested
-    items likewise (``wanted[i]`` ``None``: every item).  Gives the same answers as
-    :func:`predict_student` per student (to rounding).
+    ``flat_pos`` ``-1`` for unknown items, whose ids ``flat_ids[k]`` gives; no item twice
+    per student) and the requested items likewise (``wanted[i]`` ``None``: every item).
+    Gives the same answers as :func:`predict_student` per student (to rounding).
     """
     n = len(counts)
     known = flat_pos >= 0
@@ -657,21 +714,19 @@ def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: 
     pairs = zip(names, probs, strict=True)  # consumed student by student, in order
     theta_r = np.round(theta, 6).tolist()
     se_r = np.round(se, 6).tolist()
-    results = []
-    for s_i in range(n):
-        if wanted[s_i] is None:
-            probabilities = dict(zip(model.item_ids, np.round(
-                model.probability(theta[s_i]), 6).tolist(), strict=True))
-        else:
-            probabilities = dict(islice(pairs, sizes[s_i]))
-        results.append({
-            "student_id": sids[s_i],
-            "ability": {"theta": theta_r[s_i], "se": se_r[s_i], "method": method,
-                        "n_answers": used[s_i]},
-            "probabilities": probabilities,
-            "unknown_items": unknown[s_i],
-        })
-    return results
+    if None in wanted:  # every item for some students
+        every = [None if w is not None else dict(zip(model.item_ids, np.round(
+            model.probability(theta[i]), 6).tolist(), strict=True))
+            for i, w in enumerate(wanted)]
+        probabilities = [dict(islice(pairs, k)) if e is None else e
+                         for e, k in zip(every, sizes, strict=True)]
+    else:
+        probabilities = [dict(islice(pairs, k)) for k in sizes]
+    return [{"student_id": sid, "ability": {"theta": t, "se": s, "method": method,
+                                            "n_answers": u},
+             "probabilities": p, "unknown_items": unk}
+            for sid, t, s, u, p, unk in zip(sids, theta_r, se_r, used, probabilities, unknown,
+                                            strict=True)]
 
 
 def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
