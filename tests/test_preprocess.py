@@ -695,3 +695,16 @@ def test_first_appearance_fast_path_matches_the_general_one(values):
     expected_new = [seen.setdefault(v, len(seen)) for v in values]
     assert new.tolist() == expected_new
     assert old.tolist() == list(seen)
+
+
+def test_prepare_coded_pairs_do_not_overflow_int32():
+    """65,537 students x 65,536 items: (student 65536, item 0) and (student 0, item 0) have
+    pair keys 2**32 apart - equal in int32 arithmetic, distinct in int64."""
+    from irt.preprocess import prepare_coded
+
+    k = np.arange(65_537)
+    got = prepare_coded(k.astype(np.int32), [f"s{j}" for j in k], (k % 65_536).astype(np.int32),
+                        [f"q{j}" for j in range(65_536)], np.ones(k.size, dtype=np.int8),
+                        k.astype(float))
+    assert got.report.dropped["duplicate_attempt"] == 0
+    assert got.report.rows_out == 65_537

@@ -449,9 +449,11 @@ def prepare_coded(
             raise ValueError(f"{name} must be >= 0, got {value}")
     if max_id_length < 1:
         raise ValueError(f"max_id_length must be >= 1, got {max_id_length}")
-    student = np.asarray(student, dtype=np.int64).reshape(-1)
-    item = np.asarray(item, dtype=np.int64).reshape(-1)
-    correct_in = np.asarray(correct, dtype=np.float64).reshape(-1)
+    student = np.asarray(student).reshape(-1)
+    item = np.asarray(item).reshape(-1)
+    if not np.issubdtype(student.dtype, np.integer) or not np.issubdtype(item.dtype, np.integer):
+        raise ValueError("student and item codes must be integers")
+    correct_in = np.asarray(correct).reshape(-1)  # any numeric dtype; no copy
     n = student.shape[0]
     if item.shape[0] != n or correct_in.shape[0] != n or (
             answered_at is not None and np.shape(answered_at)[0] != n):
@@ -461,7 +463,7 @@ def prepare_coded(
         # dictionary entry -> stripped-id index, or -1 (null) / -2 (too long)
         if codes.size and (codes.min() < -1 or codes.max() >= len(ids)):
             raise ValueError(f"{what} code outside its dictionary")
-        lookup = np.empty(len(ids) + 1, dtype=np.int64)
+        lookup = np.empty(len(ids) + 1, dtype=np.int32 if len(ids) < 2**31 - 1 else np.int64)
         lookup[-1] = -1  # code -1 (null) indexes the last slot
         index: dict[str, int] = {}
         for k, value in enumerate(ids):
@@ -518,7 +520,7 @@ def _finish(student: np.ndarray, student_names: list[str], item: np.ndarray,
     # --- first attempt per (student, item) -----------------------------------
     keep = np.zeros(n_valid, dtype=bool)
     if n_valid:
-        pair = student * n_item_prov + item  # < rows_in**2: int64 is enough
+        pair = student.astype(np.int64) * n_item_prov + item  # < rows_in**2: fits int64
         sorted_pair = np.sort(pair)
         if not (sorted_pair[1:] == sorted_pair[:-1]).any():
             keep[:] = True  # no pair repeats (the SQL path's usual case): nothing to choose

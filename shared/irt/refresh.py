@@ -335,7 +335,7 @@ def _floor_hour(t: datetime) -> datetime:
 def _encode(column: Any) -> tuple[np.ndarray, list[Any]]:
     """Dictionary-encode an Arrow string column with a *sorted* dictionary.
 
-    Returns ``(int64 codes, -1 for null; dictionary in ascending order)``: the code
+    Returns ``(int32 codes, -1 for null; dictionary in ascending order)``: the code
     order is the id order, whatever order the engine returned the rows in, so
     sorting by codes is sorting by ids - without comparing strings row by row.
     """
@@ -344,10 +344,10 @@ def _encode(column: Any) -> tuple[np.ndarray, list[Any]]:
     arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
     enc = arr.dictionary_encode()
     order = pc.array_sort_indices(enc.dictionary).to_numpy()
-    rank = np.empty(order.shape[0] + 1, dtype=np.int64)
+    rank = np.empty(order.shape[0] + 1, dtype=np.int32)
     rank[order] = np.arange(order.shape[0])
     rank[-1] = -1  # null (-1) indexes the last slot
-    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
     return rank[codes], enc.dictionary.take(order).to_pylist()
 
 
@@ -522,18 +522,25 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
 
     s_codes, s_dict = _encode(table.column("student_id"))
     i_codes, i_dict = _encode(table.column("item_id"))
-    correct = pc.fill_null(table.column("correct").cast(pa.float64()), float("nan")).to_numpy()
+    # the SQL leaves 0, 1 or NULL: int8 with -1 for NULL (invalid_correct downstream)
+    correct = pc.fill_null(table.column("correct"), -1).cast(pa.int8()).to_numpy()
     times_us = table.column("answered_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     seconds = pc.fill_null(times_us.cast(pa.float64()), float("nan")).to_numpy() / 1e6
     del table, times_us  # the columns now live in numpy; free the Arrow result
     # A deterministic order whatever order the engine returned: student, time, item.
+    # Permuted one array at a time, so at most one extra copy is alive.
     order = np.lexsort((i_codes, seconds, s_codes))
+    s_codes = s_codes[order]
+    i_codes = i_codes[order]
+    correct = correct[order]
+    seconds = seconds[order]
+    del order
     prepared = prepare_coded(
-        s_codes[order], s_dict, i_codes[order], i_dict, correct[order], seconds[order],
+        s_codes, s_dict, i_codes, i_dict, correct, seconds,
         min_answers_per_item=config.min_answers_per_item,
         min_answers_per_student=config.min_answers_per_student,
         max_id_length=config.max_id_length)
-    del s_codes, i_codes, correct, seconds, order
+    del s_codes, i_codes, correct, seconds
     rep = prepared.report
     dropped = {k: sql_drops.get(k, 0) + rep.dropped.get(k, 0)
                for k in (*sql_drops, *rep.dropped)}
