@@ -7,8 +7,9 @@
 * schemathesis generates requests from the contract - valid ones (which must be answered
   200 and match the documented response) and invalid ones (which must be refused with a
   documented 4xx) - and sends them to the live server: never a 5xx, every 4xx a JSON error
-  with ``error.code`` and ``error.message``. Bounded and deterministic (fixed seed,
-  derandomized Hypothesis, no example database).
+  with ``error.code``, ``error.message`` and the ``error.field`` it is about. Bounded and
+  deterministic (fixed seed, derandomized Hypothesis, no example database). Part of the
+  bad-input drill (``make drills`` runs it with ``IRT_DRILLS=full``, ~7x the requests).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import drillreport
 import pytest
 import requests
 import schemathesis
@@ -38,8 +40,9 @@ DOC = REPO / "docs" / "predict-openapi.yaml"
 MAIN = REPO / "functions" / "predict" / "main.py"
 SERVING = REPO / "shared" / "irt" / "serving.py"
 
-#: Fuzzing examples per operation (coverage and explicit examples come on top).
-MAX_EXAMPLES = 150
+#: Fuzzing examples per operation (coverage and explicit examples come on top); the release
+#: drill (``make drills``, ``IRT_DRILLS=full``) sends about ten times as many.
+MAX_EXAMPLES = 1000 if drillreport.full() else 150
 SEED = 20261128
 
 
@@ -363,6 +366,10 @@ def test_schemathesis_live(case: schemathesis.Case, live: LiveServer) -> None:
         assert isinstance(body, dict) and isinstance(body.get("error"), dict), repro
         assert isinstance(body["error"].get("code"), str) and body["error"]["code"], repro
         assert isinstance(body["error"].get("message"), str) and body["error"]["message"], repro
+        field = body["error"].get("field")
+        assert isinstance(field, str), repro  # the JSON path of the offending input; only an
+        assert field or (isinstance(case.body, dict) and "" in case.body), repro  # unknown
+        # key "" at the top level has the path ""
     # Every built-in check: no server error, documented status / content type / headers,
     # response body matches the documented schema, valid data accepted, invalid data
     # rejected, 405 + Allow for undocumented methods.
@@ -384,6 +391,12 @@ def test_schemathesis_exercised_every_operation() -> None:
     total = sum(OUTCOMES.values())
     print(f"schemathesis: {total} requests, by phase {dict(sorted(phases.items()))}\n"
           + "\n".join(lines))
+    statuses: Counter[int] = Counter()
+    for (_label, _phase, _mode, status), n in OUTCOMES.items():
+        statuses[status] += n
+    drillreport.record("schemathesis", {
+        "requests": total, "max_examples": MAX_EXAMPLES, "by_status": dict(statuses),
+        "server_5xx": sum(n for s, n in statuses.items() if s >= 500)})
     labels = {label for label, _, _, _ in OUTCOMES}
     assert labels == {op.label for op in (r.ok() for r in schema.get_all_operations())}
     for label in labels:
