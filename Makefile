@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo serve test lint bench evaluate venv clean build tf-check
+.PHONY: demo serve test lint bench evaluate venv clean build tf-check drills
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
+
+# Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
+# IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then
+# 2 x 60 s of load at concurrency 16 under wrk with model refreshes. ~10 minutes; figures in
+# build/drills/summary.md. `make test` runs the same drills at CI size.
+drills: $(STAMP)
+	PYTHONPATH=shared $(PY) scripts/drills.py
 
 # Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent).
 ASSIST := ../shared/datasets/assistments2009_lpp

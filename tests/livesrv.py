@@ -69,12 +69,16 @@ def model_json() -> str:
     return fit(data.responses, FitConfig()).model.to_json()
 
 
-def write_model_dir(root: Path, version: str) -> Path:
-    """``root/models/LATEST`` naming ``version`` and ``root/models/<version>/model.json``."""
+def write_model_dir(root: Path, version: str, text: str | None = None) -> Path:
+    """``root/models/LATEST`` naming ``version`` and ``root/models/<version>/model.json``
+    (``text``, or the small default model). The version is written first, then the pointer:
+    called on a served directory, this is a publish."""
     models = root / "models"
     (models / version).mkdir(parents=True, exist_ok=True)
-    (models / version / "model.json").write_text(model_json(), encoding="utf-8")
-    (models / "LATEST").write_text(version + "\n", encoding="utf-8")
+    (models / version / "model.json").write_text(text or model_json(), encoding="utf-8")
+    tmp = models / f".LATEST.{uuid.uuid4().hex}"
+    tmp.write_text(version + "\n", encoding="utf-8")
+    tmp.replace(models / "LATEST")  # atomic, as a pointer move must be
     return root
 
 
@@ -104,6 +108,8 @@ class LiveServer:
     model_version: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    #: ``MODEL_DIR`` of the server: :func:`write_model_dir` on it publishes a new version.
+    model_root: Path | None = None
 
     def output(self, tail: int = 4000) -> str:
         """The last ``tail`` characters of the server's stdout and stderr."""
@@ -114,11 +120,37 @@ class LiveServer:
         return text[-tail:]
 
 
-def _healthy(url: str, version: str) -> bool:
+def group_rss_kib(pgid: int) -> dict[int, int]:
+    """``{pid: VmRSS in KiB}`` of every live process in process group ``pgid`` (Linux /proc):
+    for a :class:`LiveServer`, ``pgid = server.process.pid`` (gunicorn master and workers)."""
+    out = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            if int(stat.rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    out[int(entry.name)] = int(line.split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def _healthy(url: str, version: str | None) -> bool:
+    """``/healthz`` answers 200 with ``version`` (``None``: answers anything in JSON, even
+    the 503 of a server that has no model yet)."""
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
             body = json.loads(resp.read())
             return resp.status == 200 and body.get("model_version") == version
+    except urllib.error.HTTPError as err:
+        if version is None:
+            with contextlib.suppress(ValueError):
+                return isinstance(json.loads(err.read()), dict)
+        return False
     except (urllib.error.URLError, OSError, ValueError, AttributeError):
         return False
 
@@ -137,20 +169,25 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 @contextlib.contextmanager
-def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = None
+def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = None,
+                model: str | None = None, wait_for_model: bool = True
                 ) -> Iterator[LiveServer]:
     """Start the real ``predict`` server on a fresh model dir; yield a :class:`LiveServer`.
 
     Args:
         start_timeout: seconds to wait for ``GET /healthz`` to answer 200 with our version.
-        env: extra environment variables for the server (e.g. ``MAX_K``).
+        env: extra environment variables for the server (e.g. ``MAX_K``; ``MODEL_BUCKET``
+            makes it read Cloud Storage instead of the model dir).
+        model: model JSON to serve instead of the small default bank.
+        wait_for_model: ``False``: wait only until ``/healthz`` answers JSON at all (a
+            server whose storage is down answers 503).
 
     Raises:
         ServerStartError: the server exited or was not healthy within ``start_timeout``.
     """
     with tempfile.TemporaryDirectory(prefix="predict-live-") as tmp:
         version = f"{MODEL_VERSION_PREFIX}-{uuid.uuid4().hex[:8]}"
-        root = write_model_dir(Path(tmp) / "store", version)
+        root = write_model_dir(Path(tmp) / "store", version, model)
         log_path = Path(tmp) / "server.log"
         port = free_port()
         url = f"http://127.0.0.1:{port}"
@@ -164,10 +201,11 @@ def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = Non
             process = subprocess.Popen(cmd, cwd=REPO, env=server_env, stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT,
                                        start_new_session=True)
-        server = LiveServer(url, version, process, log_path)
+        server = LiveServer(url, version, process, log_path, root)
         try:
             deadline = time.monotonic() + start_timeout
-            while not _healthy(url, version) or process.poll() is not None:
+            expected = version if wait_for_model else None
+            while not _healthy(url, expected) or process.poll() is not None:
                 if process.poll() is not None:
                     raise ServerStartError(
                         f"predict server exited with code {process.returncode} before it was "
