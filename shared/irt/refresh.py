@@ -46,6 +46,7 @@ import numpy as np
 from irt import __version__
 from irt.calibrate import FitConfig, Priors, fit
 from irt.model import MODEL_TYPES, ItemModel, ModelFormatError, load_model
+from irt.monitoring import MonitorConfig, canary, run_checks
 from irt.preprocess import prepare_coded
 from irt.quality import (
     DataThresholds,
@@ -144,6 +145,8 @@ class RefreshConfig:
             ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``.
         bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
         prefix: ``MODEL_PREFIX`` (default ``models``).
+        monitoring: ``MONITOR_*`` thresholds of :mod:`irt.monitoring` (not part of the
+            version digest: they judge a model, they do not shape it).
     """
 
     table: str | None = None
@@ -163,6 +166,7 @@ class RefreshConfig:
     bucket: str | None = None
     model_dir: str | None = None
     prefix: str = "models"
+    monitoring: MonitorConfig = field(default_factory=MonitorConfig)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -226,13 +230,14 @@ class RefreshConfig:
             prior_a=_env_pair(env, "PRIOR_A", (0.0, 0.5)),
             prior_b=_env_pair(env, "PRIOR_B", (0.0, 2.0)),
             data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
+            monitoring=MonitorConfig.from_env(env),
         )
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready settings that shape the model (part of the version digest)."""
         out = asdict(self)
         out["columns"] = self.columns.required()
-        for key in ("bucket", "model_dir", "source_file", "location"):
+        for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
             out.pop(key)
         return out
 
@@ -471,6 +476,8 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
         serving_version, token = store.read_pointer()
         serving_model: ItemModel | None = None
         previous_report: dict[str, Any] | None = None
+        serving_report: dict[str, Any] | None = None
+        serving_metrics: dict[str, Any] | None = None
         if serving_version:
             raw_model = store.get(serving_version, "model.json")
             raw_report = store.get(serving_version, "report.json")
@@ -481,7 +488,11 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                     say("WARNING", f"serving model {serving_version} is unreadable: {exc}; "
                         "the gate compares against nothing", event="serving_model_invalid")
             if raw_report is not None:
-                previous_report = json.loads(raw_report).get("data")
+                serving_report = json.loads(raw_report)
+                previous_report = serving_report.get("data")
+            raw_metrics = store.get(serving_version, "metrics.json")
+            if raw_metrics is not None:
+                serving_metrics = json.loads(raw_metrics)
     except (StoreError, OSError, ValueError) as exc:
         raise _StopError(503, "store_unavailable", f"cannot read {store.location}: {exc}") from exc
     except Exception as exc:
@@ -597,7 +608,25 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     say("INFO" if verdict.passed else "WARNING", "quality gate " +
         ("passed" if verdict.passed else "failed"), event="gate", **verdict.to_dict(),
         seconds=round(time.perf_counter() - t0, 3))
-    reasons = violations + verdict.reasons
+    # 7b. monitoring (irt.monitoring): input drift, numerical stability, training/serving
+    # skew, a simpler baseline, slices, the serving model on served data. Problems reject
+    # the model as a failed gate does; alerts are logged for the monitoring alert policy.
+    t0 = time.perf_counter()
+    checks = run_checks(config.monitoring, new_model=new_model, history=result.history,
+                        log_likelihood=result.log_likelihood, converged=result.converged,
+                        responses=responses, answered_at=prepared.answered_at,
+                        held_out=held_out, new_scores=new_scores or None,
+                        serving_model=serving_model, serving_report=serving_report,
+                        serving_metrics=serving_metrics,
+                        holdout_last=config.gate.holdout_last)
+    for alert in checks.alerts:
+        say("WARNING", f"monitoring alert ({alert['check']}): {alert['message']}",
+            event="monitoring_alert", check=alert["check"], detail=alert["message"])
+    say("WARNING" if checks.problems else "INFO", "monitoring checks " +
+        ("failed" if checks.problems else "passed"), event="monitoring",
+        problems=checks.problems, **{k: v for k, v in checks.figures.items() if k != "config"},
+        seconds=round(time.perf_counter() - t0, 3))
+    reasons = violations + verdict.reasons + checks.problems
 
     # 8. version, artifacts
     config_summary = config.summary()
@@ -621,7 +650,8 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                                       "window_end": window_end.isoformat()})
     metrics_doc = {"version": version, "serving_version": serving_version,
                    "gate": verdict.to_dict(), "data_violations": violations,
-                   "gate_config": asdict(config.gate)}
+                   "gate_config": asdict(config.gate), "monitoring": checks.figures,
+                   "monitoring_problems": checks.problems, "monitoring_alerts": checks.alerts}
     report_doc = {"version": version, "run_id": summary["run_id"], "created_at": now.isoformat(),
                   "decision": decision, "reasons": reasons, "serving_version": serving_version,
                   "window_start": window_start.isoformat(), "window_end": window_end.isoformat(),
@@ -630,7 +660,8 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                           "log_likelihood": result.log_likelihood,
                           "n_items": new_model.n_items,
                           "excluded_items": len(new_model.excluded_items)},
-                  "gate": verdict.to_dict(), "code_version": __version__}
+                  "gate": verdict.to_dict(), "code_version": __version__,
+                  "profile": checks.profile}
     t0 = time.perf_counter()
     try:
         csv_bytes = _prepared_csv(responses, prepared.answered_at, held_out)
@@ -648,6 +679,22 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     say("INFO", "artifacts written", event="artifacts_written", version=version,
         prepared_csv_bytes=len(csv_bytes), seconds=round(time.perf_counter() - t0, 3))
     summary.update(decision=decision, gate=verdict.to_dict())
+    if decision != "rejected":
+        # The canary: the stored artifact, loaded back, through the serving code.
+        try:
+            stored = store.get(version, "model.json") or b""
+        except Exception as exc:
+            if isinstance(exc, (StoreError, OSError)) or _is_cloud_error(exc):
+                raise _StopError(503, "store_unavailable",
+                                 f"cannot read back {version}/model.json: {exc}") from exc
+            raise
+        canary_figures, canary_problems = canary(stored, new_model, version)
+        say("ERROR" if canary_problems else "INFO", "canary " +
+            ("failed" if canary_problems else "passed"), event="canary", version=version,
+            problems=canary_problems, **canary_figures)
+        if canary_problems:
+            raise _StopError(422, "canary_failed", "; ".join(canary_problems), version=version,
+                             decision=decision)
     if decision == "rejected":
         raise _StopError(422, "rejected", "; ".join(reasons), version=version, decision=decision,
                     gate=verdict.to_dict())

@@ -1,0 +1,664 @@
+"""Checks a refresh runs beside the quality gate, and the canary before ``LATEST`` moves.
+
+These implement the tests of the ML Test Score (Breck et al. 2017) that the data checks and
+the gate of :mod:`irt.quality` leave open (``docs/ml-test-score.md``).  numpy only, no I/O:
+:func:`run_checks` takes what the run has in memory, returns figures (for ``metrics.json``)
+and sentences (problems reject the model; alerts are logged for the monitoring alert).
+
+* :func:`data_profile` / :func:`drift` - the input distribution of this window against the
+  serving model's (PSI of item p-values and of student scores, share correct);
+* :func:`numerical_checks` - finite, in-range parameters; the EM objective never fell;
+* :func:`skew_check` - the serving code path (:func:`irt.serving.predict` on the requests
+  the LMS would send) against the training-side computations (``eap_batch``; the gate's
+  online probabilities) for a sample of students: the same abilities and probabilities;
+* :func:`baseline_scores` - a simpler model (each item's smoothed proportion correct) on
+  the gate's held-out answers: the new model must beat it;
+* :func:`slice_scores` - quality on slices of the held-out answers (students' history
+  length, items' exposure): each slice above a floor;
+* :func:`served_quality` - the serving model on the answers given *after* its window,
+  predicted online as ``predict`` answered them: its quality on served data against its
+  offline (gate) figure at publication, by model age (the cost of staleness);
+* :func:`canary` - the stored ``model.json`` loaded back and put through the serving code
+  (load, EAP table, answers of known shape) before it may serve.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+from irt.ability import eap_batch, grid_table
+from irt.evaluate import metrics, online_predictions
+from irt.model import ItemModel, ModelFormatError, load_model
+from irt.quality import _unit_hash
+from irt.sql import ConfigError
+
+#: Item p-value and student score histograms: ten equal bins on [0, 1].
+BINS = np.linspace(0.0, 1.0, 11)
+
+
+def _env_number(env: Mapping[str, str], key: str, default: float, lo: float, hi: float,
+                integer: bool = False) -> Any:
+    raw = env.get(key, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw) if integer else float(raw)
+    except ValueError:
+        raise ConfigError(key, f"must be {'an integer' if integer else 'a number'}, "
+                               f"got {raw!r}") from None
+    if not (math.isfinite(value) and lo <= value <= hi):
+        raise ConfigError(key, f"must be between {lo} and {hi}, got {raw}")
+    return value
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """Thresholds of the monitoring checks (environment variables in brackets).
+
+    Attributes:
+        max_drift_psi: alert when the PSI of item p-values or of student scores against the
+            serving model's data exceeds this [``MONITOR_MAX_PSI``, 0.25: the usual "major
+            shift" level].
+        max_correct_shift: alert when the share of correct answers moves more than this
+            [``MONITOR_MAX_CORRECT_SHIFT``, 0.1].
+        served_max_auc_drop: alert when the serving model's AUC on the answers given since
+            its window is this much below its gate AUC at publication
+            [``MONITOR_SERVED_MAX_AUC_DROP``, 0.05].
+        max_students: students sampled (by a hash of the id) for the skew and served-data
+            checks [``MONITOR_MAX_STUDENTS``, 2000].
+        skew_students: students whose answers go through the serving path
+            [``MONITOR_SKEW_STUDENTS``, 200].
+        skew_theta_tolerance: largest |ability or SE difference| between ``eap_batch`` and
+            the serving path [``MONITOR_SKEW_THETA_TOL``, 2e-6: predict rounds to 6
+            decimals, +-5e-7; measured on the sample log 4.97e-7].
+        skew_p_tolerance: largest |P difference| between the gate's online probability of
+            an answer and what ``predict`` answers for the same history
+            [``MONITOR_SKEW_P_TOL``, 1e-5: the gate integrates on a 401-node grid, predict
+            on 61 nodes refined locally, and rounds to 6 decimals; measured 5.0e-7].
+        min_slice_answers: a slice is judged from this many held-out answers
+            [``MONITOR_MIN_SLICE_ANSWERS``, 100].
+        min_slice_auc: every judged slice must reach this AUC [``MONITOR_MIN_SLICE_AUC``,
+            0.5: better than chance].
+        baseline_tolerance: the new model may trail the item-proportion baseline by at most
+            this in AUC and log-loss [``MONITOR_BASELINE_TOL``, 0.0].
+    """
+
+    max_drift_psi: float = 0.25
+    max_correct_shift: float = 0.10
+    served_max_auc_drop: float = 0.05
+    max_students: int = 2000
+    skew_students: int = 200
+    skew_theta_tolerance: float = 2e-6
+    skew_p_tolerance: float = 1e-5
+    min_slice_answers: int = 100
+    min_slice_auc: float = 0.5
+    baseline_tolerance: float = 0.0
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
+        d = cls()
+        return cls(
+            max_drift_psi=_env_number(env, "MONITOR_MAX_PSI", d.max_drift_psi, 0, 100),
+            max_correct_shift=_env_number(env, "MONITOR_MAX_CORRECT_SHIFT",
+                                          d.max_correct_shift, 0, 1),
+            served_max_auc_drop=_env_number(env, "MONITOR_SERVED_MAX_AUC_DROP",
+                                            d.served_max_auc_drop, 0, 1),
+            max_students=_env_number(env, "MONITOR_MAX_STUDENTS", d.max_students, 1, 10**7,
+                                     integer=True),
+            skew_students=_env_number(env, "MONITOR_SKEW_STUDENTS", d.skew_students, 0, 10**5,
+                                      integer=True),
+            skew_theta_tolerance=_env_number(env, "MONITOR_SKEW_THETA_TOL",
+                                             d.skew_theta_tolerance, 0, 1),
+            skew_p_tolerance=_env_number(env, "MONITOR_SKEW_P_TOL", d.skew_p_tolerance, 0, 1),
+            min_slice_answers=_env_number(env, "MONITOR_MIN_SLICE_ANSWERS",
+                                          d.min_slice_answers, 1, 10**9, integer=True),
+            min_slice_auc=_env_number(env, "MONITOR_MIN_SLICE_AUC", d.min_slice_auc, 0, 1),
+            baseline_tolerance=_env_number(env, "MONITOR_BASELINE_TOL", d.baseline_tolerance,
+                                           0, 1),
+        )
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: NaN/inf floats as None, numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_clean(v) for v in value]
+    if isinstance(value, (np.floating, float)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, np.integer):
+        return int(value)
+    return value
+
+
+# --------------------------------------------------------------------------- data drift
+def _quantiles(counts: np.ndarray) -> dict[str, float]:
+    if not counts.size:
+        return {"p10": 0.0, "p50": 0.0, "p90": 0.0}
+    q = np.quantile(counts, [0.1, 0.5, 0.9])
+    return {"p10": float(q[0]), "p50": float(q[1]), "p90": float(q[2])}
+
+
+def _hist(values: np.ndarray) -> list[float]:
+    counts, _ = np.histogram(np.clip(values, 0.0, 1.0), bins=BINS)
+    return (counts / max(values.size, 1)).tolist()
+
+
+def data_profile(student: np.ndarray, item: np.ndarray, correct: np.ndarray,
+                 n_students: int, n_items: int) -> dict[str, Any]:
+    """Distribution of a prepared answer set (stored in ``report.json`` as ``profile``)."""
+    student = np.asarray(student, dtype=np.int64)
+    item = np.asarray(item, dtype=np.int64)
+    y = np.asarray(correct, dtype=float)
+    per_item = np.bincount(item, minlength=n_items)
+    per_student = np.bincount(student, minlength=n_students)
+    item_p = np.bincount(item, weights=y, minlength=n_items)[per_item > 0] / per_item[
+        per_item > 0]
+    student_p = np.bincount(student, weights=y, minlength=n_students)[per_student > 0] / \
+        per_student[per_student > 0]
+    return {"n_answers": int(y.size), "n_students": int((per_student > 0).sum()),
+            "n_items": int((per_item > 0).sum()),
+            "share_correct": float(y.mean()) if y.size else float("nan"),
+            "answers_per_student": _quantiles(per_student[per_student > 0]),
+            "answers_per_item": _quantiles(per_item[per_item > 0]),
+            "item_p_hist": _hist(item_p), "student_score_hist": _hist(student_p)}
+
+
+def psi(expected: Sequence[float], actual: Sequence[float], floor: float = 1e-4) -> float:
+    """Population stability index ``sum (a - e) ln(a / e)`` of two histograms (shares)."""
+    e = np.maximum(np.asarray(expected, dtype=float), floor)
+    a = np.maximum(np.asarray(actual, dtype=float), floor)
+    return float(np.sum((a - e) * np.log(a / e)))
+
+
+def drift(new: dict[str, Any], old: dict[str, Any] | None, config: MonitorConfig
+          ) -> tuple[dict[str, Any], list[str]]:
+    """This window's profile against the serving model's: figures and alerts."""
+    if not old:
+        return {"compared_with": None}, []
+    figures = {"psi_item_p": psi(old["item_p_hist"], new["item_p_hist"]),
+               "psi_student_score": psi(old["student_score_hist"], new["student_score_hist"]),
+               "share_correct_shift": new["share_correct"] - old["share_correct"],
+               "answers_per_student_p50": [old["answers_per_student"]["p50"],
+                                           new["answers_per_student"]["p50"]]}
+    alerts = []
+    for key in ("psi_item_p", "psi_student_score"):
+        if figures[key] > config.max_drift_psi:
+            alerts.append(f"input drift: {key} {figures[key]:.3f} above {config.max_drift_psi}")
+    if abs(figures["share_correct_shift"]) > config.max_correct_shift:
+        alerts.append(f"input drift: share correct moved {figures['share_correct_shift']:+.3f} "
+                      f"(allowed {config.max_correct_shift})")
+    return figures, alerts
+
+
+# --------------------------------------------------------------------------- numerical
+def numerical_checks(model: ItemModel, history: Sequence[float], log_likelihood: float,
+                     converged: bool) -> tuple[dict[str, Any], list[str], list[str]]:
+    """``(figures, problems, warnings)``: problems reject the model, warnings alert.
+
+    Problems: a non-finite parameter, standard error or log-likelihood; a slope not positive;
+    a guessing parameter outside [0, 1). Warnings: EM did not converge; the objective fell
+    between cycles (SQUAREM with its fall-back never lets it; float32 E-steps may wobble in
+    the last digits, so only a fall beyond 1e-6 relative counts); extreme parameters.
+    """
+    problems: list[str] = []
+    warnings: list[str] = []
+    for name in ("a", "b", "c"):
+        values = getattr(model, name)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            problems.append(f"{bad.size} non-finite {name} (first: item "
+                            f"{model.item_ids[bad[0]]})")
+    for name in ("se_a", "se_b", "se_c"):
+        values = getattr(model, name)
+        if np.isinf(values).any():
+            problems.append(f"{int(np.isinf(values).sum())} infinite {name}")
+    if model.n_items and not (model.a > 0).all():
+        problems.append(f"{int((model.a <= 0).sum())} slopes not positive")
+    if model.n_items and not ((model.c >= 0) & (model.c < 1)).all():
+        problems.append("guessing parameters outside [0, 1)")
+    if not math.isfinite(log_likelihood) or not math.isfinite(model.population_sd):
+        problems.append(f"log-likelihood {log_likelihood}, population SD {model.population_sd}")
+    h = np.asarray(history, dtype=float)
+    falls = np.diff(h) < -1e-6 * np.maximum(1.0, np.abs(h[:-1])) if h.size > 1 else \
+        np.zeros(0, dtype=bool)
+    if not np.isfinite(h).all():
+        problems.append("the EM objective was not finite in some cycle")
+    if falls.any():
+        warnings.append(f"the EM objective fell in {int(falls.sum())} cycles")
+    if not converged:
+        warnings.append(f"EM did not converge in {h.size} cycles")
+    finite_b = model.b[np.isfinite(model.b)]
+    extreme = int((np.abs(finite_b) > 10).sum() + (model.a > 10).sum())
+    if extreme:
+        warnings.append(f"{extreme} extreme parameters (|b| > 10 or a > 10)")
+    figures = {"converged": bool(converged), "iterations": int(h.size),
+               "objective_falls": int(falls.sum()),
+               "max_abs_b": float(np.abs(finite_b).max(initial=0.0)),
+               "a_range": [float(model.a.min()), float(model.a.max())] if model.n_items
+               else [],
+               "extreme_parameters": extreme}
+    return figures, problems, warnings
+
+
+# --------------------------------------------------------------------------- sampling
+def sample_students(student_ids: Sequence[str], eligible: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of up to ``limit`` eligible students, the smallest hashes of their ids first
+    (the same students every run, whatever the row order)."""
+    candidates = np.flatnonzero(eligible)
+    if candidates.size <= limit:
+        return candidates
+    h = np.fromiter((_unit_hash(student_ids[k]) for k in candidates.tolist()), dtype=float,
+                    count=candidates.size)
+    return np.sort(candidates[np.argsort(h, kind="stable")[:limit]])
+
+
+def _replay(model: ItemModel, student: np.ndarray, item_ids: np.ndarray, correct: np.ndarray,
+            order_key: np.ndarray, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Online probabilities of ``rows`` (all answers of some students), in (student, time)
+    order: ``(order, p, rank)`` - ``rank`` is each answer's number of earlier answers."""
+    order = rows[np.lexsort((order_key[rows], student[rows]))]
+    s = student[order]
+    pos = model.positions(list(item_ids[order]))
+    p = online_predictions(model, s, pos, correct[order])
+    starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1] if s.size else np.zeros(0, int)
+    lengths = np.diff(np.r_[starts, s.size])
+    rank = np.arange(s.size) - np.repeat(starts, lengths)
+    return order, p, rank
+
+
+# --------------------------------------------------------------------------- skew
+def _iso(seconds: float) -> str:
+    return datetime.fromtimestamp(seconds, UTC).isoformat().replace("+00:00", "Z")
+
+
+def skew_check(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
+               correct: np.ndarray, order_key: np.ndarray, student_ids: Sequence[str],
+               config: MonitorConfig) -> tuple[dict[str, Any], list[str]]:
+    """The serving path against the training-side computations, on the same answers.
+
+    For up to ``skew_students`` students (by hash), their answers as the LMS sends them to
+    ``predict`` (``item_id``, ``correct`` as a boolean, ``answered_at`` as ISO-8601, in a
+    shuffled order, so that predict must order them by time itself) go through
+    :func:`irt.serving.predict`; the ability must equal ``eap_batch``'s on the prepared
+    answers (what ``python -m irt score`` computes), and for each student's last answer,
+    requested with the earlier ones as the history, predict's probability must equal the one
+    the gate scored (:func:`irt.evaluate.online_predictions`).
+    """
+    from irt.serving import Limits, predict
+
+    n_students = len(student_ids)
+    counts = np.bincount(student, minlength=n_students)
+    chosen = sample_students(student_ids, counts >= 2, config.skew_students)
+    if not chosen.size or not model.n_items:
+        return {"students": 0}, []
+    rows = np.flatnonzero(np.isin(student, chosen))
+    order, p_gate, _ = _replay(model, student, item_ids, correct, order_key, rows)
+    s = student[order]
+    local = np.searchsorted(chosen, s)
+    pos = model.positions(list(item_ids[order]))
+    known = pos >= 0
+    theta_t, se_t = eap_batch(model, local[known], pos[known], correct[order][known],
+                              chosen.size)
+    limits = Limits(max_responses=10**6, max_items=10**6, max_students=10**6)
+    rng = np.random.default_rng(0)
+    starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    ends = np.r_[starts[1:], s.size]
+    d_theta = d_se = d_p = 0.0
+    for k, (lo, hi) in enumerate(zip(starts.tolist(), ends.tolist(), strict=True)):
+        answers = [{"item_id": str(item_ids[order[i]]), "correct": bool(correct[order[i]]),
+                    "answered_at": _iso(float(order_key[order[i]]))} for i in range(lo, hi)]
+        shuffled = [answers[i] for i in rng.permutation(len(answers))]
+        whole = predict(model, {"responses": shuffled}, limits, "skew")["ability"]
+        d_theta = max(d_theta, abs(whole["theta"] - float(theta_t[k])))
+        d_se = max(d_se, abs(whole["se"] - float(se_t[k])))
+        last = answers[-1]["item_id"]
+        if known[hi - 1]:
+            history = predict(model, {"responses": answers[:-1], "items": [last]}, limits,
+                              "skew")
+            d_p = max(d_p, abs(history["probabilities"][last] - float(p_gate[hi - 1])))
+    figures = {"students": int(chosen.size), "answers": int(rows.size),
+               "max_abs_theta_diff": d_theta, "max_abs_se_diff": d_se,
+               "max_abs_p_diff_vs_gate": d_p,
+               "tolerances": {"theta": config.skew_theta_tolerance,
+                              "p": config.skew_p_tolerance}}
+    problems = []
+    if not d_theta <= config.skew_theta_tolerance or not d_se <= config.skew_theta_tolerance:
+        problems.append(f"training/serving skew: ability differs by {d_theta:.2e} (SE "
+                        f"{d_se:.2e}) between eap_batch and predict; tolerance "
+                        f"{config.skew_theta_tolerance}")
+    if not d_p <= config.skew_p_tolerance:
+        problems.append(f"training/serving skew: P differs by {d_p:.2e} between the gate and "
+                        f"predict; tolerance {config.skew_p_tolerance}")
+    return figures, problems
+
+
+# --------------------------------------------------------------------------- baseline
+def baseline_scores(train_item_ids: np.ndarray, train_correct: np.ndarray,
+                    eval_item_ids: np.ndarray, eval_correct: np.ndarray,
+                    strength: float = 2.0) -> dict[str, float]:
+    """Metrics of the simplest model: each item's proportion correct in the training answers,
+    shrunk toward the overall proportion by ``strength`` pseudo-answers (an item never seen:
+    the overall proportion). No ability: every student gets the same probability."""
+    y = np.asarray(train_correct, dtype=float)
+    overall = float(y.mean()) if y.size else 0.5
+    ids, inverse = np.unique(np.asarray(train_item_ids, dtype=object).astype(str),
+                             return_inverse=True)
+    n = np.bincount(inverse, minlength=ids.size)
+    k = np.bincount(inverse, weights=y, minlength=ids.size)
+    p_item = (k + strength * overall) / (n + strength)
+    lookup = dict(zip(ids.tolist(), p_item.tolist(), strict=True))
+    p = np.fromiter((lookup.get(str(i), overall) for i in eval_item_ids), dtype=float,
+                    count=len(eval_item_ids))
+    return metrics(np.asarray(eval_correct, dtype=float), p)
+
+
+def beats_baseline(new: Mapping[str, float], baseline: Mapping[str, float],
+                   tolerance: float) -> list[str]:
+    """Problems when the simpler model does better than the new one."""
+    out = []
+    if not new["auc"] >= baseline["auc"] - tolerance:
+        out.append(f"a simpler model is better: item-proportion baseline AUC "
+                   f"{baseline['auc']:.4f} against {new['auc']:.4f}")
+    if not new["log_loss"] <= baseline["log_loss"] + tolerance:
+        out.append(f"a simpler model is better: item-proportion baseline log-loss "
+                   f"{baseline['log_loss']:.4f} against {new['log_loss']:.4f}")
+    return out
+
+
+# --------------------------------------------------------------------------- slices
+HISTORY_SLICES = (("history 0-4", 0, 5), ("history 5-19", 5, 20), ("history 20+", 20, None))
+EXPOSURE_SLICES = (("item answers <50", 0, 50), ("item answers 50-499", 50, 500),
+                   ("item answers 500+", 500, None))
+
+
+def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
+                 correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray,
+                 train_counts: Mapping[str, int], config: MonitorConfig
+                 ) -> tuple[dict[str, Any], list[str]]:
+    """The new model on slices of the gate's held-out answers: by how many earlier answers
+    the student had (cold start vs. long histories) and by how many training answers the
+    item had (rare vs. common items). A slice with at least ``min_slice_answers`` held-out
+    answers must reach ``min_slice_auc``."""
+    sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
+    sampled[student[held_out]] = True
+    rows = np.flatnonzero(sampled[student])
+    if not rows.size:
+        return {}, []
+    order, p, rank = _replay(model, student, item_ids, correct, order_key, rows)
+    scored = held_out[order]
+    y = correct[order].astype(float)
+    exposure = np.fromiter((train_counts.get(str(i), 0) for i in item_ids[order]), dtype=float,
+                           count=order.size)
+    figures: dict[str, Any] = {}
+    problems = []
+    for slices, key in ((HISTORY_SLICES, rank), (EXPOSURE_SLICES, exposure)):
+        for name, lo, hi in slices:
+            mask = scored & (key >= lo) & (key < (hi if hi is not None else np.inf))
+            n = int(mask.sum())
+            entry: dict[str, Any] = {"n": n}
+            if n >= config.min_slice_answers:
+                m = metrics(y[mask], p[mask])
+                entry.update(auc=m["auc"], log_loss=m["log_loss"], ece=m["ece"])
+                if not m["auc"] >= config.min_slice_auc:
+                    problems.append(f"slice '{name}': AUC {m['auc']:.4f} below "
+                                    f"{config.min_slice_auc} on {n} answers")
+            figures[name] = entry
+    return figures, problems
+
+
+# --------------------------------------------------------------------------- served data
+AGE_BUCKETS = (("0-6 days", 0, 7), ("7-29 days", 7, 30), ("30+ days", 30, None))
+
+
+def served_quality(serving: ItemModel, served_since: float, offline_auc: float | None,
+                   student: np.ndarray, item_ids: np.ndarray, correct: np.ndarray,
+                   order_key: np.ndarray, student_ids: Sequence[str], config: MonitorConfig,
+                   holdout_last: float = 0.2) -> tuple[dict[str, Any], list[str]]:
+    """The serving model on served data: the answers given since the end of its training
+    window (while it served), each predicted from the student's earlier answers - as
+    ``predict`` answered the LMS - broken down by the model's age at the answer (the cost of
+    staleness) and by the student's history length.
+
+    Offline vs. online: the gate measured the model at publication on the latest
+    ``holdout_last`` share of each sampled student's answers; ``online_gate_protocol`` is the
+    same measure on served data (each student's latest share, among the answers since the
+    window), so that the two compare like with like - all served answers include students'
+    first answers, which no model predicts as well. An alert when it is more than
+    ``served_max_auc_drop`` below the offline figure."""
+    n_students = len(student_ids)
+    after = order_key >= served_since
+    eligible = np.zeros(n_students, dtype=bool)
+    eligible[student[after]] = True
+    chosen = sample_students(student_ids, eligible, config.max_students)
+    in_sample = np.zeros(n_students, dtype=bool)
+    in_sample[chosen] = True
+    rows = np.flatnonzero(in_sample[student])
+    mask_rows = after[rows]
+    figures: dict[str, Any] = {"served_since": _iso(served_since), "students": int(chosen.size),
+                               "answers": int(mask_rows.sum()), "offline_auc": offline_auc}
+    if mask_rows.sum() < config.min_slice_answers:
+        figures["note"] = "too few answers since the serving model's window to judge"
+        return figures, []
+    order, p, rank = _replay(serving, student, item_ids, correct, order_key, rows)
+    scored = after[order]
+    y = correct[order].astype(float)
+    overall = metrics(y[scored], p[scored])
+    figures["online"] = {k: overall[k] for k in ("auc", "log_loss", "ece", "mean_probability",
+                                                 "mean_correct")}
+    age_days = (order_key[order] - served_since) / 86400.0
+    by_age = {}
+    for name, lo, hi in AGE_BUCKETS:
+        mask = scored & (age_days >= lo) & (age_days < (hi if hi is not None else np.inf))
+        entry: dict[str, Any] = {"n": int(mask.sum())}
+        if mask.sum() >= config.min_slice_answers:
+            m = metrics(y[mask], p[mask])
+            entry.update(auc=m["auc"], log_loss=m["log_loss"])
+        by_age[name] = entry
+    figures["by_model_age"] = by_age
+    by_history = {}
+    for name, lo, hi in HISTORY_SLICES:
+        mask = scored & (rank >= lo) & (rank < (hi if hi is not None else np.inf))
+        entry = {"n": int(mask.sum())}
+        if mask.sum() >= config.min_slice_answers:
+            entry.update(auc=metrics(y[mask], p[mask])["auc"])
+        by_history[name] = entry
+    figures["by_history"] = by_history
+    s = student[order]
+    starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1]
+    lengths = np.diff(np.r_[starts, s.size])
+    take = np.clip(np.ceil(holdout_last * lengths).astype(np.int64), 1,
+                   np.maximum(lengths - 1, 1))
+    latest = scored & (rank >= np.repeat(lengths - take, lengths))
+    protocol: dict[str, Any] = {"n": int(latest.sum())}
+    if latest.sum() >= config.min_slice_answers:
+        m = metrics(y[latest], p[latest])
+        protocol.update(auc=m["auc"], log_loss=m["log_loss"])
+    figures["online_gate_protocol"] = protocol
+    alerts = []
+    online = protocol.get("auc")
+    if offline_auc is not None and math.isfinite(offline_auc) and online is not None:
+        figures["online_minus_offline_auc"] = online - offline_auc
+        if not online >= offline_auc - config.served_max_auc_drop:
+            alerts.append(f"served-data quality: the serving model's AUC on the latest answers "
+                          f"since {figures['served_since']} is {online:.4f} against "
+                          f"{offline_auc:.4f} at publication (allowed drop "
+                          f"{config.served_max_auc_drop})")
+    return figures, alerts
+
+
+# --------------------------------------------------------------------------- canary
+def canary(model_bytes: bytes, expected: ItemModel, version: str) -> tuple[dict[str, Any],
+                                                                         list[str]]:
+    """The artifact as ``predict`` will load it, through the serving code, before it serves.
+
+    Checks: it loads (strict JSON, schema); it holds exactly the calibrated parameters; the
+    EAP table builds; no answers gives the prior (theta 0, SE = population SD); all right
+    gives a higher ability than all wrong and, item by item, a probability at least as high;
+    a batch answers as the single requests; next-items returns ``k`` distinct unanswered
+    items; every number is finite and every probability in [0, 1].
+    """
+    from irt.serving import Limits, model_metadata, predict, recommend
+
+    problems: list[str] = []
+    try:
+        model = load_model(model_bytes)
+    except ModelFormatError as exc:
+        return {"loaded": False, "passed": False}, [
+            f"canary: the stored model does not load: {exc}"]
+    if model.item_ids != expected.item_ids:
+        problems.append("canary: the stored model's items differ from the calibrated ones")
+    for name in ("a", "b", "c"):
+        if not np.array_equal(getattr(model, name), getattr(expected, name)):
+            problems.append(f"canary: stored {name} differs from the calibrated values")
+    if model.population_sd != expected.population_sd:
+        problems.append("canary: stored population SD differs")
+    if problems or not model.n_items:
+        return {"loaded": True, "n_items": model.n_items, "passed": False}, problems or [
+            "canary: the model has no items"]
+    grid_table(model)
+    limits = Limits(max_responses=10**6, max_items=10**6, max_students=10**6)
+    ids = list(model.item_ids)
+    probe = ids[:: max(1, len(ids) // 20)][:20]
+    rest = [i for i in ids if i not in set(probe)][:50] or ids[:5]
+    empty = predict(model, {"responses": []}, limits, version)
+    right = predict(model, {"responses": [{"item_id": i, "correct": True} for i in probe],
+                            "items": rest}, limits, version)
+    wrong = predict(model, {"responses": [{"item_id": i, "correct": False} for i in probe],
+                            "items": rest}, limits, version)
+    batch = predict(model, {"students": [
+        {"student_id": "canary-right", "responses": [{"item_id": i, "correct": True}
+                                                     for i in probe], "items": rest},
+        {"student_id": "canary-wrong", "responses": [{"item_id": i, "correct": False}
+                                                     for i in probe], "items": rest}]},
+        limits, version)
+    k = min(5, max(1, len(ids) - len(probe)))
+    nxt = recommend(model, {"responses": [{"item_id": probe[0], "correct": True}], "k": k},
+                    limits, version)
+    meta = model_metadata(model, version)
+    ab = empty["ability"]
+    if ab["theta"] != 0.0 or abs(ab["se"] - model.population_sd) > 1e-9:
+        problems.append(f"canary: no answers gave {ab}, not the prior")
+    if not right["ability"]["theta"] > wrong["ability"]["theta"]:
+        problems.append("canary: all right does not score above all wrong")
+    if any(right["probabilities"][i] < wrong["probabilities"][i] for i in rest):
+        problems.append("canary: a probability falls as the ability rises")
+    for answer in (empty, right, wrong):
+        values = [answer["ability"]["theta"], answer["ability"]["se"],
+                  *answer["probabilities"].values()]
+        if not all(math.isfinite(v) for v in values) or not all(
+                0.0 <= p <= 1.0 for p in answer["probabilities"].values()):
+            problems.append("canary: a non-finite number or a probability outside [0, 1]")
+    for got, single in zip(batch["results"], (right, wrong), strict=True):
+        if abs(got["ability"]["theta"] - single["ability"]["theta"]) > 1e-6:
+            problems.append("canary: a batch answers differently from single requests")
+    chosen = [i["item_id"] for i in nxt["items"]]
+    if len(chosen) != k or len(set(chosen)) != k or probe[0] in chosen:
+        problems.append(f"canary: next-items gave {chosen} for k={k}")
+    if meta["n_items"] != expected.n_items or empty["model_version"] != version:
+        problems.append("canary: metadata or version wrong")
+    figures = {"loaded": True, "n_items": model.n_items, "bytes": len(model_bytes),
+               "theta_all_right": right["ability"]["theta"],
+               "theta_all_wrong": wrong["ability"]["theta"], "passed": not problems}
+    return figures, problems
+
+
+# --------------------------------------------------------------------------- all together
+@dataclass
+class Checks:
+    """What :func:`run_checks` found: ``figures`` for ``metrics.json``, ``profile`` for
+    ``report.json``, ``problems`` (reject the model), ``alerts`` (log for the alert)."""
+
+    figures: dict[str, Any] = field(default_factory=dict)
+    profile: dict[str, Any] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    alerts: list[dict[str, str]] = field(default_factory=list)
+
+    def alert(self, check: str, messages: list[str]) -> None:
+        self.alerts += [{"check": check, "message": m} for m in messages]
+
+
+def _parse_time(text: Any) -> float | None:
+    try:
+        return datetime.fromisoformat(str(text).replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence[float],
+               log_likelihood: float, converged: bool, responses: Any,
+               answered_at: np.ndarray | None, held_out: np.ndarray,
+               new_scores: Mapping[str, float] | None, serving_model: ItemModel | None,
+               serving_report: Mapping[str, Any] | None,
+               serving_metrics: Mapping[str, Any] | None, holdout_last: float = 0.2
+               ) -> Checks:
+    """Every check of this module that a refresh runs before the decision.
+
+    Args:
+        config: thresholds.
+        new_model: the calibrated model; ``history``, ``log_likelihood``, ``converged``:
+            from its :class:`~irt.calibrate.FitResult`.
+        responses: the prepared answers (:class:`~irt.responses.Responses`).
+        answered_at: their times in epoch seconds (``None``: no times).
+        held_out: the gate's hold-out mask; ``new_scores``: the gate's metrics of the new
+            model on it (``None`` when nothing was held out).
+        serving_model: the model serving now, with its ``report.json`` and ``metrics.json``.
+        holdout_last: the gate's share of each student's latest answers (the protocol of
+            the offline figure that served-data quality is compared with).
+
+    Returns:
+        :class:`Checks`.
+    """
+    out = Checks()
+    student = np.asarray(responses.student, dtype=np.int64)
+    item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
+    correct = np.asarray(responses.correct)
+    order_key = answered_at if answered_at is not None else np.arange(student.size, dtype=float)
+    out.profile = data_profile(student, responses.item, correct, len(responses.student_ids),
+                               len(responses.item_ids))
+    previous = (serving_report or {}).get("profile")
+    out.figures["drift"], alerts = drift(out.profile, previous, config)
+    out.alert("data_drift", alerts)
+
+    figures, problems, warnings = numerical_checks(new_model, history, log_likelihood,
+                                                   converged)
+    out.figures["numerical"] = figures
+    out.problems += problems
+    out.alert("numerical", warnings)
+
+    figures, problems = skew_check(new_model, student, item_ids, correct, order_key,
+                                   responses.student_ids, config)
+    out.figures["skew"] = figures
+    out.problems += problems
+
+    if new_scores and held_out.any():
+        base = baseline_scores(item_ids[~held_out], correct[~held_out], item_ids[held_out],
+                               correct[held_out])
+        out.figures["baseline"] = {"item_proportion": base}
+        out.problems += beats_baseline(new_scores, base, config.baseline_tolerance)
+        ids, counts = np.unique(item_ids[~held_out].astype(str), return_counts=True)
+        figures, problems = slice_scores(new_model, student, item_ids, correct, order_key,
+                                         held_out, dict(zip(ids.tolist(), counts.tolist(),
+                                                            strict=True)), config)
+        out.figures["slices"] = figures
+        out.problems += problems
+
+    if serving_model is not None and answered_at is not None:
+        since = _parse_time(serving_model.data_summary.get("window_end"))
+        offline = ((serving_metrics or {}).get("gate") or {}).get("new") or {}
+        if since is not None:
+            figures, alerts = served_quality(serving_model, since, offline.get("auc"),
+                                             student, item_ids, correct, order_key,
+                                             responses.student_ids, config, holdout_last)
+            out.figures["served_quality"] = figures
+            out.alert("served_quality", alerts)
+    out.figures["config"] = asdict(config)
+    out.figures = _clean(out.figures)
+    out.profile = _clean(out.profile)
+    return out

@@ -1,0 +1,364 @@
+"""The monitoring checks and the canary of a refresh (``irt.monitoring``), alone and inside
+``run_refresh``: each check passes on sound data and fires on the fault it is there for."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from answerlogs import simulated_rows, write_csv
+
+import irt.serving
+from irt.calibrate import FitConfig, fit
+from irt.model import load_model
+from irt.monitoring import (
+    MonitorConfig,
+    baseline_scores,
+    beats_baseline,
+    canary,
+    data_profile,
+    drift,
+    numerical_checks,
+    psi,
+    served_quality,
+    skew_check,
+    slice_scores,
+)
+from irt.quality import GateConfig, holdout_mask
+from irt.refresh import RefreshConfig, RunOptions, run_refresh
+from irt.simulate import simulate
+from irt.sources import DuckDBSource
+from irt.sql import ConfigError
+from irt.store import LocalStore, describe
+
+NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
+CFG = MonitorConfig()
+
+
+@pytest.fixture(scope="module")
+def sim():
+    return simulate(1500, 40, 20, seed=3)
+
+
+@pytest.fixture(scope="module")
+def fitted(sim):
+    return fit(sim.responses, FitConfig(compute_se=False))
+
+
+def columns(responses) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    student = responses.student.astype(np.int64)
+    item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
+    order = np.arange(student.size, dtype=float) * 60.0 + 1.8e9  # a minute apart
+    return student, item_ids, responses.correct, order
+
+
+def reversed_model(model):
+    """A broken model: difficulties mirrored, so it ranks answers the wrong way round."""
+    return replace(model, b=-model.b, _cache={})
+
+
+# --------------------------------------------------------------------------- drift
+def test_psi_is_zero_for_equal_histograms_and_grows_with_the_shift() -> None:
+    base = [0.1] * 10
+    assert psi(base, base) == 0.0
+    small = psi(base, [0.12, 0.08] * 5)
+    large = psi(base, [0.5, 0.5] + [0.0] * 8)
+    assert 0 < small < 0.05 < 0.25 < large
+
+
+def test_drift_alerts_on_a_shifted_population(sim) -> None:
+    r = sim.responses
+    old = data_profile(r.student, r.item, r.correct, len(r.student_ids), len(r.item_ids))
+    same, alerts = drift(old, old, CFG)
+    assert same["psi_item_p"] == 0.0 and not alerts
+    # Two halves of the same students and items: no drift.
+    half = r.student < 750
+    first = data_profile(r.student[half], r.item[half], r.correct[half], 1500, 40)
+    second = data_profile(r.student[~half], r.item[~half], r.correct[~half], 1500, 40)
+    figures, alerts = drift(second, first, CFG)
+    assert not alerts and figures["psi_student_score"] < 0.1 and figures["psi_item_p"] < 0.1
+    # A population that gets 90% right (a broken export: only correct answers kept, say)
+    y = (np.random.default_rng(0).random(r.correct.size) < 0.9).astype(np.int8)
+    shifted = data_profile(r.student, r.item, y, len(r.student_ids), len(r.item_ids))
+    figures, alerts = drift(shifted, old, CFG)
+    assert figures["share_correct_shift"] > 0.3
+    assert any("share correct" in a for a in alerts) and any("psi" in a for a in alerts)
+    assert drift(second, None, CFG) == ({"compared_with": None}, [])
+
+
+# --------------------------------------------------------------------------- numerical
+def test_numerical_checks_pass_a_fit_and_catch_broken_parameters(fitted) -> None:
+    figures, problems, warnings = numerical_checks(fitted.model, fitted.history,
+                                                   fitted.log_likelihood, fitted.converged)
+    assert not problems and not warnings
+    assert figures["converged"] and figures["objective_falls"] == 0
+    assert 0 < figures["a_range"][0] <= figures["a_range"][1]
+    b = fitted.model.b.copy()
+    b[3] = np.nan
+    a = fitted.model.a.copy()
+    a[5] = -0.5
+    broken = replace(fitted.model, b=b, a=a, _cache={})
+    _, problems, _ = numerical_checks(broken, fitted.history, float("nan"), True)
+    assert any("non-finite b (first: item q3)" in p for p in problems)
+    assert any("slopes not positive" in p for p in problems)
+    assert any("log-likelihood nan" in p for p in problems)
+    history = [*fitted.history[:3], fitted.history[2] - 5.0, *fitted.history[3:]]
+    _, problems, warnings = numerical_checks(fitted.model, history, fitted.log_likelihood,
+                                             False)
+    assert not problems
+    assert any("fell in 1 cycles" in w for w in warnings)
+    assert any("did not converge" in w for w in warnings)
+
+
+# --------------------------------------------------------------------------- skew
+def test_skew_check_finds_none_between_the_serving_path_and_training(sim, fitted) -> None:
+    student, item_ids, correct, order = columns(sim.responses)
+    figures, problems = skew_check(fitted.model, student, item_ids, correct, order,
+                                   sim.responses.student_ids, CFG)
+    assert not problems, figures
+    assert figures["students"] == CFG.skew_students
+    assert figures["max_abs_theta_diff"] <= 1e-6 and figures["max_abs_p_diff_vs_gate"] < 1e-5
+
+
+def test_skew_check_catches_a_serving_path_that_drops_an_answer(monkeypatch, sim,
+                                                                fitted) -> None:
+    real = irt.serving.predict
+
+    def lossy(model, payload, limits, version):  # e.g. a parser that loses the last answer
+        if payload.get("responses"):
+            payload = {**payload, "responses": payload["responses"][:-1]}
+        return real(model, payload, limits, version)
+
+    monkeypatch.setattr(irt.serving, "predict", lossy)
+    student, item_ids, correct, order = columns(sim.responses)
+    figures, problems = skew_check(fitted.model, student, item_ids, correct, order,
+                                   sim.responses.student_ids, CFG)
+    assert figures["max_abs_theta_diff"] > 0.01
+    assert any("ability differs" in p for p in problems)
+    assert any("P differs" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- baseline, slices
+def _holdout(sim):
+    student, item_ids, correct, order = columns(sim.responses)
+    held = holdout_mask(student, sim.responses.student_ids, order,
+                        GateConfig(holdout_students=0.3, holdout_last=0.3))
+    return student, item_ids, correct, order, held
+
+
+def test_the_model_beats_the_item_proportion_baseline(sim) -> None:
+    student, item_ids, correct, order, held = _holdout(sim)
+    model = fit(sim.responses.subset(~held), FitConfig(compute_se=False)).model
+    from irt.quality import holdout_scores
+
+    new = holdout_scores(model, student, item_ids, correct, order, held)
+    base = baseline_scores(item_ids[~held], correct[~held], item_ids[held], correct[held])
+    assert new["auc"] > base["auc"] + 0.05
+    assert not beats_baseline(new, base, 0.0)
+    assert len(beats_baseline(base, new, 0.0)) == 2  # the other way round: both rules fire
+
+
+def test_slices_pass_a_sound_model_and_fail_a_broken_one(sim) -> None:
+    student, item_ids, correct, order, held = _holdout(sim)
+    model = fit(sim.responses.subset(~held), FitConfig(compute_se=False)).model
+    ids, counts = np.unique(item_ids[~held].astype(str), return_counts=True)
+    train_counts = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    cfg = MonitorConfig(min_slice_answers=50)
+    figures, problems = slice_scores(model, student, item_ids, correct, order, held,
+                                     train_counts, cfg)
+    assert not problems
+    judged = {k: v for k, v in figures.items() if "auc" in v}
+    assert "history 5-19" in judged and all(v["auc"] > 0.6 for v in judged.values())
+    assert sum(figures[k]["n"] for k in ("history 0-4", "history 5-19", "history 20+")) == \
+        int(held.sum())
+    _, problems = slice_scores(reversed_model(model), student, item_ids, correct, order, held,
+                               train_counts, cfg)
+    assert problems and all("below 0.5" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- served data
+def test_served_quality_compares_online_with_offline_and_by_age(sim, fitted) -> None:
+    student, item_ids, correct, order = columns(sim.responses)
+    since = float(np.quantile(order, 0.5))
+    figures, alerts = served_quality(fitted.model, since, 0.75, student, item_ids, correct,
+                                     order, sim.responses.student_ids, CFG)
+    assert not alerts
+    assert figures["answers"] > 1000 and figures["online"]["auc"] > 0.7
+    assert figures["online_gate_protocol"]["n"] < figures["answers"] / 2
+    assert abs(figures["online_minus_offline_auc"]) < 0.05
+    assert set(figures["by_model_age"]) == {"0-6 days", "7-29 days", "30+ days"}
+    figures, alerts = served_quality(reversed_model(fitted.model), since, 0.75, student,
+                                     item_ids, correct, order, sim.responses.student_ids, CFG)
+    assert figures["online_gate_protocol"]["auc"] < 0.5
+    assert alerts and "served-data quality" in alerts[0]
+    late, alerts = served_quality(fitted.model, order.max() + 1, 0.75, student, item_ids,
+                                  correct, order, sim.responses.student_ids, CFG)
+    assert late["answers"] == 0 and "too few" in late["note"] and not alerts
+
+
+# --------------------------------------------------------------------------- canary
+def test_canary_passes_the_artifact_and_fails_a_tampered_one(fitted) -> None:
+    model = replace(fitted.model, version="v9")
+    text = model.to_json()
+    figures, problems = canary(text.encode(), model, "v9")
+    assert not problems and figures["passed"]
+    assert figures["theta_all_right"] > 0 > figures["theta_all_wrong"]
+    _, problems = canary(text[:1000].encode(), model, "v9")
+    assert problems and "does not load" in problems[0]
+    doc = json.loads(text)
+    doc["items"]["q7"]["a"] *= 1.01
+    _, problems = canary(json.dumps(doc).encode(), model, "v9")
+    assert problems == ["canary: stored a differs from the calibrated values"]
+
+
+def test_monitor_configuration_is_validated() -> None:
+    cfg = MonitorConfig.from_env({"MONITOR_MAX_PSI": "0.5", "MONITOR_SKEW_STUDENTS": "10"})
+    assert cfg.max_drift_psi == 0.5 and cfg.skew_students == 10
+    with pytest.raises(ConfigError) as err:
+        MonitorConfig.from_env({"MONITOR_SERVED_MAX_AUC_DROP": "nan"})
+    assert err.value.field == "MONITOR_SERVED_MAX_AUC_DROP"
+    with pytest.raises(ConfigError) as err:
+        MonitorConfig.from_env({"MONITOR_MAX_STUDENTS": "1.5"})
+    assert err.value.field == "MONITOR_MAX_STUDENTS"
+
+
+# --------------------------------------------------------------------------- in a refresh
+class Logs(list):
+    def __call__(self, severity: str, message: str, **fields: Any) -> None:
+        self.append(json.loads(json.dumps({"severity": severity, "message": message,
+                                           **fields}, default=str)))
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        return [e for e in self if e.get("event") == name]
+
+
+def refresh(tmp: Path, log: Path, end: str, days: int = 61, store=None, **env: str):
+    cfg = RefreshConfig.from_env({"SOURCE_FILE": str(log), "MODEL_DIR": str(tmp / "models"),
+                                  "MIN_ANSWERS_PER_ITEM": "5", "GATE_HOLDOUT_STUDENTS": "0.3",
+                                  **env})
+    logs = Logs()
+    result = run_refresh(cfg, DuckDBSource(log), store or LocalStore(cfg.model_dir),
+                         RunOptions.from_json({"window_end": end, "window_days": days}),
+                         log=logs, now=NOW)
+    return result, logs
+
+
+def two_windows(tmp: Path) -> Path:
+    """Two windows of the same item bank (and abilities), new students in the second."""
+    rows = simulated_rows(400, 25, 15, seed=11)
+    rows += simulated_rows(400, 25, 15, seed=11, start=datetime(2026, 10, 25, tzinfo=UTC),
+                           student_prefix="new")
+    return write_csv(rows, tmp / "log.csv")
+
+
+def test_a_refresh_records_every_check(tmp_path) -> None:
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    assert first.status == 200, first.body
+    second, logs = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
+    assert second.status == 200, second.body
+    store = LocalStore(tmp_path / "models")
+    metrics_doc = json.loads(store.get(second.body["version"], "metrics.json"))
+    mon = metrics_doc["monitoring"]
+    assert {"drift", "numerical", "skew", "baseline", "slices", "served_quality",
+            "config"} <= set(mon)
+    assert mon["skew"]["students"] > 0 and metrics_doc["monitoring_problems"] == []
+    assert mon["served_quality"]["answers"] > 0 and mon["served_quality"]["offline_auc"]
+    assert mon["drift"]["psi_item_p"] < 0.25
+    report = json.loads(store.get(second.body["version"], "report.json"))
+    assert report["profile"]["n_answers"] == report["data"]["rows_out"]
+    (canary_line,) = logs.events("canary")
+    assert canary_line["passed"] and canary_line["version"] == second.body["version"]
+    assert not logs.events("monitoring_alert")
+
+
+def test_input_drift_is_alerted_but_does_not_block(tmp_path) -> None:
+    rows = simulated_rows(400, 25, 15, seed=11)
+    later = simulated_rows(400, 25, 15, seed=11, start=datetime(2026, 10, 25, tzinfo=UTC),
+                           student_prefix="new")
+    for row in later[::3]:  # a third of the new answers flipped to correct
+        row["correct"] = "1"
+    log = write_csv(rows + later, tmp_path / "log.csv")
+    assert refresh(tmp_path, log, "2026-10-24T00:00:00Z")[0].status == 200
+    result, logs = refresh(tmp_path, log, "2026-11-01T00:00:00Z",
+                           MONITOR_MAX_CORRECT_SHIFT="0.05")
+    alerts = logs.events("monitoring_alert")
+    assert alerts and {a["check"] for a in alerts} >= {"data_drift"}
+    assert all(a["severity"] == "WARNING" for a in alerts)
+    assert result.status in (200, 422)  # the gate decides on quality, drift only alerts
+
+
+def test_a_degraded_serving_model_raises_the_served_quality_alert(tmp_path) -> None:
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    store = LocalStore(tmp_path / "models")
+    served = load_model(store.get(first.body["version"], "model.json"))
+    store.put(first.body["version"], "model.json",
+              reversed_model(served).to_json().encode(), "application/json")
+    result, logs = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
+    alerts = [a for a in logs.events("monitoring_alert") if a["check"] == "served_quality"]
+    assert alerts and "allowed drop" in alerts[0]["detail"]
+    assert result.status == 200  # the new model is fine; the alert is about the old one
+
+
+class SkewedServing(LocalStore):
+    """A store whose readers see a different model.json than the one written."""
+
+    def get(self, version, name):
+        data = super().get(version, name)
+        if name == "model.json" and data and self.tamper:
+            doc = json.loads(data)
+            doc["items"][sorted(doc["items"])[0]]["b"] += 0.5
+            return json.dumps(doc).encode()
+        return data
+
+    tamper = True
+
+
+def test_a_canary_failure_stops_the_publish(tmp_path) -> None:
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    store = SkewedServing(tmp_path / "models")
+    store.tamper = False
+    result, logs = refresh(tmp_path, log, "2026-11-01T00:00:00Z", store=store)
+    assert result.status == 200  # untampered: published
+    LocalStore(tmp_path / "models").move_pointer(first.body["version"],
+                                                 LocalStore(tmp_path / "models").read_pointer()[1])
+    store.tamper = True
+    again, logs = refresh(tmp_path, log, "2026-11-01T00:00:00Z", days=60, store=store)
+    assert again.status == 422 and again.body["status"] == "canary_failed", again.body
+    assert "stored b differs" in again.body["error"]
+    assert LocalStore(tmp_path / "models").read_pointer()[0] == first.body["version"]
+    (line,) = logs.events("canary")
+    assert line["severity"] == "ERROR" and not line["passed"]
+    statuses = {v.version: v.status for v in describe(LocalStore(tmp_path / "models"))}
+    assert statuses[again.body["version"]] == "unpublished"
+
+
+def test_a_model_no_better_than_item_proportions_is_rejected(tmp_path) -> None:
+    """Students who all have the same ability: the IRT model has nothing to add to item
+    difficulty, and its noisy ability estimates make it worse than the baseline."""
+    rng = np.random.default_rng(5)
+    p_item = rng.uniform(0.2, 0.8, 25)
+    rows = []
+    start = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    for s in range(600):
+        for k, j in enumerate(rng.choice(25, 15, replace=False).tolist()):
+            rows.append({"student_id": f"flat-{s:04d}", "item_id": f"Q{j:02d}",
+                         "correct": str(int(rng.random() < p_item[j])),
+                         "answered_at": (start + timedelta(days=s % 20, minutes=k)).strftime(
+                             "%Y-%m-%d %H:%M:%S"), "skill_id": "k0"})
+    log = write_csv(rows, tmp_path / "log.csv")
+    result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z", GATE_MIN_AUC="0.5")
+    assert result.status == 422 and result.body["status"] == "rejected", result.body
+    assert "a simpler model is better" in result.body["error"]
+    mon = json.loads(LocalStore(tmp_path / "models").get(result.body["version"],
+                                                         "metrics.json"))["monitoring"]
+    assert mon["baseline"]["item_proportion"]["log_loss"] < \
+        json.loads(LocalStore(tmp_path / "models").get(result.body["version"],
+                                                       "metrics.json"))["gate"]["new"]["log_loss"]
