@@ -383,9 +383,12 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     for body in metrics.values():
         assert body["filter"].startswith("${local.prepare_log_filter} AND ")
     policies = of_type("google_monitoring_alert_policy")
-    assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx"}
+    assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
+                             "predict_4xx", "predict_latency", "memory"}
     for name, body in policies.items():
         assert body["notification_channels"] == "${var.notification_channels}"
+        if "dynamic" in body:  # one condition per function (memory)
+            continue
         cond = one(one(body["conditions"])["condition_threshold"])
         if name in metrics:
             assert f"google_logging_metric.{name}.name" in cond["filter"]
@@ -396,6 +399,37 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert 'metric.labels.response_code_class="5xx"' in five["filter"]
     assert "google_cloudfunctions2_function.predict.name" in five["filter"]
     assert "denominator_filter" in five
+
+
+def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None:
+    """docs/ml-test-score.md, monitoring: prepare's monitoring findings, serving inputs that
+    break the contract (4xx), p99 latency and memory of both functions."""
+    metrics = of_type("google_logging_metric")
+    finding = metrics["monitoring_alert"]
+    assert 'jsonPayload.event="monitoring_alert"' in finding["filter"]
+    assert finding["label_extractors"] == {"check": "EXTRACT(jsonPayload.check)"}
+    source = (ROOT / "shared" / "irt" / "refresh.py").read_text()
+    assert 'event="monitoring_alert", check=' in source  # the line the metric counts
+    policies = of_type("google_monitoring_alert_policy")
+    cond = one(one(policies["monitoring_alert"]["conditions"])["condition_threshold"])
+    assert one(cond["aggregations"])["group_by_fields"] == ["metric.label.check"]
+    four = one(one(policies["predict_4xx"]["conditions"])["condition_threshold"])
+    assert 'metric.labels.response_code_class="4xx"' in four["filter"]
+    assert four["denominator_filter"] == "${local.predict_requests}"
+    assert four["threshold_value"] == "${var.predict_4xx_ratio_threshold}"
+    assert "google_cloudfunctions2_function.predict.name" in locals_()["predict_requests"]
+    latency = one(one(policies["predict_latency"]["conditions"])["condition_threshold"])
+    assert "run.googleapis.com/request_latencies" in latency["filter"]
+    assert one(latency["aggregations"])["per_series_aligner"] == "ALIGN_PERCENTILE_99"
+    assert latency["threshold_value"] == "${var.predict_latency_p99_ms}"
+    memory = one(policies["memory"]["dynamic"])["conditions"]
+    functions = memory["for_each"]
+    assert set(functions) == {"predict", "prepare"}
+    mem_cond = one(one(memory["content"])["condition_threshold"])
+    assert "container/memory/utilizations" in mem_cond["filter"]
+    for env in ENVS:
+        assert 0 < tfvars(env)["predict_4xx_ratio_threshold"] < 1
+        assert tfvars(env)["predict_latency_p99_ms"] > 0
 
 
 def test_outputs_expose_urls_bucket_and_service_accounts() -> None:

@@ -65,4 +65,6 @@ module "irt" {
   notification_channels             = var.notification_channels
   model_max_age_hours               = var.model_max_age_hours
   predict_5xx_ratio_threshold       = var.predict_5xx_ratio_threshold
+  predict_4xx_ratio_threshold       = var.predict_4xx_ratio_threshold
+  predict_latency_p99_ms            = var.predict_latency_p99_ms
 }

@@ -74,3 +74,5 @@ refresh_retry = {
 notification_channels       = []
 model_max_age_hours         = 30
 predict_5xx_ratio_threshold = 0.01
+predict_4xx_ratio_threshold = 0.05
+predict_latency_p99_ms      = 250

@@ -205,3 +205,13 @@ variable "predict_5xx_ratio_threshold" {
   description = "Alert when this fraction of predict responses are 5xx over 5 minutes (e.g. 0.01)."
   type        = number
 }
+
+variable "predict_4xx_ratio_threshold" {
+  description = "Alert when this fraction of predict responses are 4xx over 15 minutes: serving inputs that break the contract (e.g. 0.05)."
+  type        = number
+}
+
+variable "predict_latency_p99_ms" {
+  description = "Alert when predict's p99 request latency stays above this many milliseconds for 10 minutes."
+  type        = number
+}

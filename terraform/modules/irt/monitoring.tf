@@ -164,3 +164,203 @@ resource "google_monitoring_alert_policy" "predict_5xx" {
     content   = "predict answers 5xx: 503 while no model is loaded (model bucket unreadable or empty), 500 on a bug or crash, or Cloud Run could not start an instance. ${local.alert_docs}"
   }
 }
+
+# --------------------------------------------------------------------------- ML monitoring
+# prepare's monitoring checks (shared/irt/monitoring.py, docs/ml-test-score.md) log one WARNING
+# line per finding: {"event": "monitoring_alert", "check": "data_drift" | "served_quality" |
+# "numerical", "detail": ...}. Findings that must block a model (training/serving skew, a
+# simpler baseline winning, a slice below the floor, a failed canary) reject the run instead
+# and reach the refresh_failed alert.
+resource "google_logging_metric" "monitoring_alert" {
+  project     = var.project_id
+  name        = "${local.prefix}-monitoring-alert"
+  description = "prepare monitoring findings (event=monitoring_alert), labelled by check."
+  filter      = "${local.prepare_log_filter} AND jsonPayload.event=\"monitoring_alert\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT monitoring findings (${var.environment})"
+    labels {
+      key         = "check"
+      value_type  = "STRING"
+      description = "data_drift, served_quality or numerical"
+    }
+  }
+
+  label_extractors = {
+    check = "EXTRACT(jsonPayload.check)"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "monitoring_alert" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: model monitoring finding (drift, served quality, numerical)"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "prepare logged monitoring_alert"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.monitoring_alert.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.check"]
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; numerical - EM did not converge or its objective fell. The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
+  }
+}
+
+locals {
+  predict_requests = join(" AND ", [
+    "metric.type=\"run.googleapis.com/request_count\"",
+    "resource.type=\"cloud_run_revision\"",
+    "resource.labels.service_name=\"${google_cloudfunctions2_function.predict.name}\"",
+  ])
+}
+
+# Serving inputs that break the contract (docs/predict-openapi.yaml): a rise in 4xx means the
+# LMS sends what predict refuses - an integration change or a data problem upstream.
+resource "google_monitoring_alert_policy" "predict_4xx" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict 4xx ratio above ${var.predict_4xx_ratio_threshold}"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "4xx / all predict responses over 15 min"
+    condition_threshold {
+      filter             = "${local.predict_requests} AND metric.labels.response_code_class=\"4xx\""
+      denominator_filter = local.predict_requests
+      comparison         = "COMPARISON_GT"
+      threshold_value    = var.predict_4xx_ratio_threshold
+      duration           = "300s"
+      aggregations {
+        alignment_period     = "900s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      denominator_aggregations {
+        alignment_period     = "900s"
+        per_series_aligner   = "ALIGN_DELTA"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "predict refuses an unusual share of requests: the serving inputs no longer match the contract (docs/predict-openapi.yaml). predict's WARNING request lines carry error_code and error_field (never the values): see which field. ${local.alert_docs}"
+  }
+}
+
+# Serving latency and memory: a regression shows here before the LMS notices
+# (benchmarks/README.md and `make drills` give the figures measured before release).
+resource "google_monitoring_alert_policy" "predict_latency" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict p99 latency above ${var.predict_latency_p99_ms} ms"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "p99 request latency over 5 min"
+    condition_threshold {
+      filter          = "metric.type=\"run.googleapis.com/request_latencies\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${google_cloudfunctions2_function.predict.name}\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.predict_latency_p99_ms
+      duration        = "600s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "predict's p99 latency is above the threshold for 10 minutes: a slower release, a larger model (n_items in GET /model), requests with more answers, or too few instances (predict_max_instances). Compare with benchmarks/README.md. ${local.alert_docs}"
+  }
+}
+
+resource "google_monitoring_alert_policy" "memory" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: function memory above 90%"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  dynamic "conditions" {
+    for_each = {
+      predict = google_cloudfunctions2_function.predict.name
+      prepare = google_cloudfunctions2_function.prepare.name
+    }
+    content {
+      display_name = "${conditions.key}: p99 memory utilisation over 5 min"
+      condition_threshold {
+        filter          = "metric.type=\"run.googleapis.com/container/memory/utilizations\" AND resource.type=\"cloud_run_revision\" AND resource.labels.service_name=\"${conditions.value}\""
+        comparison      = "COMPARISON_GT"
+        threshold_value = 0.9
+        duration        = "300s"
+        aggregations {
+          alignment_period     = "300s"
+          per_series_aligner   = "ALIGN_PERCENTILE_99"
+          cross_series_reducer = "REDUCE_MAX"
+        }
+        trigger {
+          count = 1
+        }
+        evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+      }
+    }
+  }
+
+  alert_strategy {
+    auto_close = "3600s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A function uses more than 90% of its memory: prepare on a larger log (raise prepare_memory or lower the cap MAX_ANSWERS_PER_ITEM), predict with a larger model or a leak (make drills measures RSS over time before release). ${local.alert_docs}"
+  }
+}

@@ -272,3 +272,21 @@ variable "predict_5xx_ratio_threshold" {
     error_message = "predict_5xx_ratio_threshold must be within (0, 1)."
   }
 }
+
+variable "predict_4xx_ratio_threshold" {
+  description = "Alert when this fraction of predict responses are 4xx over 15 minutes: serving inputs that break the contract (e.g. 0.05)."
+  type        = number
+  validation {
+    condition     = var.predict_4xx_ratio_threshold > 0 && var.predict_4xx_ratio_threshold < 1
+    error_message = "predict_4xx_ratio_threshold must be within (0, 1)."
+  }
+}
+
+variable "predict_latency_p99_ms" {
+  description = "Alert when predict's p99 request latency stays above this many milliseconds for 10 minutes."
+  type        = number
+  validation {
+    condition     = var.predict_latency_p99_ms > 0
+    error_message = "predict_latency_p99_ms must be positive."
+  }
+}
