@@ -26,6 +26,7 @@ from irt.monitoring import (
     numerical_checks,
     psi,
     served_quality,
+    simpler_model,
     skew_check,
     slice_scores,
 )
@@ -216,6 +217,35 @@ def test_canary_passes_the_artifact_and_fails_a_tampered_one(fitted) -> None:
     assert problems == ["canary: stored a differs from the calibrated values"]
 
 
+def test_the_simpler_challenger_alerts_only_when_it_predicts_better(sim) -> None:
+    student, item_ids, correct, order, held = _holdout(sim)
+    train = sim.responses.subset(~held)
+    from irt.quality import holdout_scores
+
+    new = fit(train, FitConfig(compute_se=False)).model
+    scores = holdout_scores(new, student, item_ids, correct, order, held)
+    calls = []
+
+    def fit_simpler(kind):
+        calls.append(kind)
+        return fit(train, FitConfig(model=kind, compute_se=False)).model
+
+    figures, alerts = simpler_model(CFG, "2pl", fit_simpler, scores, student, item_ids,
+                                    correct, order, held)
+    assert calls == ["1pl"] and figures["model_type"] == "1pl" and not alerts
+    assert figures["log_loss"] > figures["new_log_loss"]  # 2PL data: the 2PL predicts better
+    worse = {**scores, "log_loss": figures["log_loss"] + 0.01}  # pretend the 2PL were worse
+    _, alerts = simpler_model(CFG, "2pl", fit_simpler, worse, student, item_ids, correct,
+                              order, held)
+    assert alerts and "consider MODEL_TYPE=1pl" in alerts[0]
+    assert simpler_model(CFG, "1pl", fit_simpler, scores, student, item_ids, correct, order,
+                         held) == ({"model_type": None}, [])
+    off = MonitorConfig(simpler_model="none")
+    assert simpler_model(off, "2pl", fit_simpler, scores, student, item_ids, correct, order,
+                         held)[0] == {"model_type": None}
+    assert calls == ["1pl", "1pl"]
+
+
 def test_monitor_configuration_is_validated() -> None:
     cfg = MonitorConfig.from_env({"MONITOR_MAX_PSI": "0.5", "MONITOR_SKEW_STUDENTS": "10"})
     assert cfg.max_drift_psi == 0.5 and cfg.skew_students == 10
@@ -225,6 +255,10 @@ def test_monitor_configuration_is_validated() -> None:
     with pytest.raises(ConfigError) as err:
         MonitorConfig.from_env({"MONITOR_MAX_STUDENTS": "1.5"})
     assert err.value.field == "MONITOR_MAX_STUDENTS"
+    with pytest.raises(ConfigError) as err:
+        MonitorConfig.from_env({"MONITOR_SIMPLER_MODEL": "4pl"})
+    assert err.value.field == "MONITOR_SIMPLER_MODEL"
+    assert MonitorConfig.from_env({"MONITOR_SIMPLER_MODEL": " None "}).simpler_model == "none"
 
 
 # --------------------------------------------------------------------------- in a refresh
@@ -338,6 +372,26 @@ def test_a_canary_failure_stops_the_publish(tmp_path) -> None:
     assert line["severity"] == "ERROR" and not line["passed"]
     statuses = {v.version: v.status for v in describe(LocalStore(tmp_path / "models"))}
     assert statuses[again.body["version"]] == "unpublished"
+
+
+def test_a_refresh_alerts_when_a_simpler_model_predicts_better(tmp_path) -> None:
+    """A log from a 1PL world, sparse per item: the 2PL's extra slopes are noise, the 1PL
+    challenger predicts the held-out answers better, and the run says so."""
+    r = simulate(600, 60, 12, model="1pl", seed=4).responses
+    rows, seen = [], {}
+    start = datetime(2026, 10, 1, tzinfo=UTC)
+    for s, j, y in zip(r.student.tolist(), r.item.tolist(), r.correct.tolist(), strict=True):
+        k = seen[s] = seen.get(s, -1) + 1
+        rows.append({"student_id": f"stu-{s:05d}", "item_id": f"Q{j:03d}", "correct": str(y),
+                     "answered_at": (start + timedelta(days=s % 20, minutes=k)).strftime(
+                         "%Y-%m-%d %H:%M:%S"), "skill_id": "k"})
+    result, logs = refresh(tmp_path, write_csv(rows, tmp_path / "log.csv"),
+                           "2026-11-01T00:00:00Z")
+    assert result.status == 200, result.body  # an alert, not a rejection
+    (alert,) = [a for a in logs.events("monitoring_alert") if a["check"] == "simpler_model"]
+    assert "consider MODEL_TYPE=1pl" in alert["detail"]
+    (mon,) = logs.events("monitoring")
+    assert mon["simpler_model"]["log_loss"] < mon["simpler_model"]["new_log_loss"]
 
 
 def test_a_model_no_better_than_item_proportions_is_rejected(tmp_path) -> None:

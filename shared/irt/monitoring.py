@@ -12,7 +12,9 @@ and sentences (problems reject the model; alerts are logged for the monitoring a
   the LMS would send) against the training-side computations (``eap_batch``; the gate's
   online probabilities) for a sample of students: the same abilities and probabilities;
 * :func:`baseline_scores` - a simpler model (each item's smoothed proportion correct) on
-  the gate's held-out answers: the new model must beat it;
+  the gate's held-out answers: the new model must beat it; and the next simpler IRT model
+  (2PL -> 1PL, 3PL -> 2PL) fitted on the same answers as a challenger: an alert when it
+  predicts the held-out answers better (a hint to change ``MODEL_TYPE``);
 * :func:`slice_scores` - quality on slices of the held-out answers (students' history
   length, items' exposure): each slice above a floor;
 * :func:`served_quality` - the serving model on the answers given *after* its window,
@@ -25,7 +27,8 @@ and sentences (problems reject the model; alerts are logged for the monitoring a
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -35,7 +38,7 @@ import numpy as np
 from irt.ability import eap_batch, grid_table
 from irt.evaluate import metrics, online_predictions
 from irt.model import ItemModel, ModelFormatError, load_model
-from irt.quality import _unit_hash
+from irt.quality import _unit_hash, holdout_scores
 from irt.sql import ConfigError
 
 #: Item p-value and student score histograms: ten equal bins on [0, 1].
@@ -87,6 +90,11 @@ class MonitorConfig:
             0.5: better than chance].
         baseline_tolerance: the new model may trail the item-proportion baseline by at most
             this in AUC and log-loss [``MONITOR_BASELINE_TOL``, 0.0].
+        simpler_model: the challenger fitted beside the new model: ``auto`` (2PL -> 1PL,
+            3PL -> 2PL, none for 1PL and Rasch), a model type, or ``none``
+            [``MONITOR_SIMPLER_MODEL``].
+        simpler_tolerance: alert when the challenger's held-out log-loss is lower by more
+            than this [``MONITOR_SIMPLER_TOL``, 0.002].
     """
 
     max_drift_psi: float = 0.25
@@ -99,6 +107,8 @@ class MonitorConfig:
     min_slice_answers: int = 100
     min_slice_auc: float = 0.5
     baseline_tolerance: float = 0.0
+    simpler_model: str = "auto"
+    simpler_tolerance: float = 0.002
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
@@ -121,7 +131,21 @@ class MonitorConfig:
             min_slice_auc=_env_number(env, "MONITOR_MIN_SLICE_AUC", d.min_slice_auc, 0, 1),
             baseline_tolerance=_env_number(env, "MONITOR_BASELINE_TOL", d.baseline_tolerance,
                                            0, 1),
+            simpler_model=_simpler_setting(env.get("MONITOR_SIMPLER_MODEL", "")),
+            simpler_tolerance=_env_number(env, "MONITOR_SIMPLER_TOL", d.simpler_tolerance,
+                                          0, 1),
         )
+
+
+SIMPLER = {"3pl": "2pl", "2pl": "1pl"}
+
+
+def _simpler_setting(raw: str) -> str:
+    value = raw.strip().lower() or "auto"
+    if value not in ("auto", "none", "rasch", "1pl", "2pl"):
+        raise ConfigError("MONITOR_SIMPLER_MODEL", f"must be auto, none, rasch, 1pl or 2pl, "
+                                                   f"got {raw!r}")
+    return value
 
 
 def _clean(value: Any) -> Any:
@@ -357,6 +381,31 @@ def baseline_scores(train_item_ids: np.ndarray, train_correct: np.ndarray,
     p = np.fromiter((lookup.get(str(i), overall) for i in eval_item_ids), dtype=float,
                     count=len(eval_item_ids))
     return metrics(np.asarray(eval_correct, dtype=float), p)
+
+
+def simpler_model(config: MonitorConfig, model_type: str, fit_simpler: Callable[[str], ItemModel],
+                  new_scores: Mapping[str, float], student: np.ndarray, item_ids: np.ndarray,
+                  correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray
+                  ) -> tuple[dict[str, Any], list[str]]:
+    """The challenger: the next simpler IRT model fitted on the same training answers,
+    scored on the same held-out answers. An alert (not a rejection: the operator chooses the
+    model type) when it predicts them better than the new model by ``simpler_tolerance``."""
+    kind = SIMPLER.get(model_type) if config.simpler_model == "auto" else config.simpler_model
+    if kind in (None, "none") or kind == model_type:
+        return {"model_type": None}, []
+    t0 = time.perf_counter()
+    challenger = fit_simpler(kind)
+    scores = holdout_scores(challenger, student, item_ids, correct, order_key, held_out)
+    figures = {"model_type": kind, "auc": scores["auc"], "log_loss": scores["log_loss"],
+               "new_auc": new_scores["auc"], "new_log_loss": new_scores["log_loss"],
+               "seconds": round(time.perf_counter() - t0, 3)}
+    alerts = []
+    if scores["log_loss"] < new_scores["log_loss"] - config.simpler_tolerance:
+        alerts.append(f"a simpler model predicts better: {kind} log-loss "
+                      f"{scores['log_loss']:.4f} against {new_scores['log_loss']:.4f} for "
+                      f"{model_type} (AUC {scores['auc']:.4f} against {new_scores['auc']:.4f});"
+                      f" consider MODEL_TYPE={kind}")
+    return figures, alerts
 
 
 def beats_baseline(new: Mapping[str, float], baseline: Mapping[str, float],
@@ -596,8 +645,9 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                answered_at: np.ndarray | None, held_out: np.ndarray,
                new_scores: Mapping[str, float] | None, serving_model: ItemModel | None,
                serving_report: Mapping[str, Any] | None,
-               serving_metrics: Mapping[str, Any] | None, holdout_last: float = 0.2
-               ) -> Checks:
+               serving_metrics: Mapping[str, Any] | None, holdout_last: float = 0.2,
+               model_type: str = "2pl",
+               fit_simpler: Callable[[str], ItemModel] | None = None) -> Checks:
     """Every check of this module that a refresh runs before the decision.
 
     Args:
@@ -611,6 +661,8 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
         serving_model: the model serving now, with its ``report.json`` and ``metrics.json``.
         holdout_last: the gate's share of each student's latest answers (the protocol of
             the offline figure that served-data quality is compared with).
+        model_type: the new model's type; ``fit_simpler(type)``: fits the challenger on the
+            same training answers (``None``: no challenger).
 
     Returns:
         :class:`Checks`.
@@ -648,6 +700,11 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                                                             strict=True)), config)
         out.figures["slices"] = figures
         out.problems += problems
+        if fit_simpler is not None:
+            figures, alerts = simpler_model(config, model_type, fit_simpler, new_scores,
+                                            student, item_ids, correct, order_key, held_out)
+            out.figures["simpler_model"] = figures
+            out.alert("simpler_model", alerts)
 
     if serving_model is not None and answered_at is not None:
         since = _parse_time(serving_model.data_summary.get("window_end"))

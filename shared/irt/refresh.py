@@ -618,7 +618,10 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                         held_out=held_out, new_scores=new_scores or None,
                         serving_model=serving_model, serving_report=serving_report,
                         serving_metrics=serving_metrics,
-                        holdout_last=config.gate.holdout_last)
+                        holdout_last=config.gate.holdout_last, model_type=config.model_type,
+                        fit_simpler=lambda kind: fit(train, replace(
+                            fit_config, model=kind, compute_se=False, priors=replace(
+                                priors, c_beta=Priors.recommended(kind).c_beta))).model)
     for alert in checks.alerts:
         say("WARNING", f"monitoring alert ({alert['check']}): {alert['message']}",
             event="monitoring_alert", check=alert["check"], detail=alert["message"])
