@@ -168,7 +168,7 @@ resource "google_monitoring_alert_policy" "predict_5xx" {
 # --------------------------------------------------------------------------- ML monitoring
 # prepare's monitoring checks (shared/irt/monitoring.py, docs/ml-test-score.md) log one WARNING
 # line per finding: {"event": "monitoring_alert", "check": "data_drift" | "served_quality" |
-# "numerical", "detail": ...}. Findings that must block a model (training/serving skew, a
+# "numerical" | "simpler_model", "detail": ...}. Findings that must block a model (training/serving skew, a
 # simpler baseline winning, a slice below the floor, a failed canary) reject the run instead
 # and reach the refresh_failed alert.
 resource "google_logging_metric" "monitoring_alert" {
@@ -185,7 +185,7 @@ resource "google_logging_metric" "monitoring_alert" {
     labels {
       key         = "check"
       value_type  = "STRING"
-      description = "data_drift, served_quality or numerical"
+      description = "data_drift, served_quality, numerical or simpler_model"
     }
   }
 
@@ -229,7 +229,7 @@ resource "google_monitoring_alert_policy" "monitoring_alert" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; numerical - EM did not converge or its objective fell. The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
+    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; numerical - EM did not converge or its objective fell; simpler_model - the next simpler IRT model predicts the held-out answers better (consider MODEL_TYPE). The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
   }
 }
 
