@@ -311,6 +311,29 @@ def test_a_refresh_records_every_check(tmp_path) -> None:
     assert not logs.events("monitoring_alert")
 
 
+def test_new_items_enter_the_model_on_the_next_refresh(tmp_path) -> None:
+    """Items added to the bank need no code change: the next scheduled refresh calibrates
+    them and predict serves them (ML Test Score, data 6)."""
+    rows = simulated_rows(400, 25, 15, seed=11)
+    later = simulated_rows(400, 25, 15, seed=11, start=datetime(2026, 10, 25, tzinfo=UTC),
+                           student_prefix="new")
+    for row in later[::2]:  # half the new answers are to ten new items N00..N09
+        row["item_id"] = "N0" + row["item_id"][-1]
+    log = write_csv(rows + later, tmp_path / "log.csv")
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    second, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
+    assert first.status == second.status == 200, second.body
+    store = LocalStore(tmp_path / "models")
+    old = load_model(store.get(first.body["version"], "model.json"))
+    new = load_model(store.get(second.body["version"], "model.json"))
+    added = sorted(set(new.item_ids) - set(old.item_ids))
+    assert added == [f"N0{k}" for k in range(10)]
+    answer = irt.serving.predict(new, {"responses": [{"item_id": "N03", "correct": True}],
+                                       "items": added}, irt.serving.Limits(), "v")
+    assert answer["unknown_items"] == [] and set(answer["probabilities"]) == set(added)
+    assert answer["ability"]["n_answers"] == 1
+
+
 def test_input_drift_is_alerted_but_does_not_block(tmp_path) -> None:
     rows = simulated_rows(400, 25, 15, seed=11)
     later = simulated_rows(400, 25, 15, seed=11, start=datetime(2026, 10, 25, tzinfo=UTC),

@@ -384,7 +384,7 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
         assert body["filter"].startswith("${local.prepare_log_filter} AND ")
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
-                             "predict_4xx", "predict_latency", "memory"}
+                             "predict_4xx", "predict_latency", "memory", "refresh_slow"}
     for name, body in policies.items():
         assert body["notification_channels"] == "${var.notification_channels}"
         if "dynamic" in body:  # one condition per function (memory)
@@ -403,7 +403,7 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
 
 def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None:
     """docs/ml-test-score.md, monitoring: prepare's monitoring findings, serving inputs that
-    break the contract (4xx), p99 latency and memory of both functions."""
+    break the contract (4xx), p99 latency and memory of both functions, refresh duration."""
     metrics = of_type("google_logging_metric")
     finding = metrics["monitoring_alert"]
     assert 'jsonPayload.event="monitoring_alert"' in finding["filter"]
@@ -427,6 +427,14 @@ def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None
     assert set(functions) == {"predict", "prepare"}
     mem_cond = one(one(memory["content"])["condition_threshold"])
     assert "container/memory/utilizations" in mem_cond["filter"]
+    duration = metrics["refresh_seconds"]
+    assert 'jsonPayload.event="refresh_finished"' in duration["filter"]
+    assert duration["value_extractor"] == "EXTRACT(jsonPayload.seconds)"
+    assert one(duration["metric_descriptor"])["value_type"] == "DISTRIBUTION"
+    assert 'event="refresh_finished"' in source
+    slow = one(one(policies["refresh_slow"]["conditions"])["condition_threshold"])
+    assert "google_logging_metric.refresh_seconds.name" in slow["filter"]
+    assert slow["threshold_value"] == "${var.prepare_timeout_seconds / 2}"
     for env in ENVS:
         assert 0 < tfvars(env)["predict_4xx_ratio_threshold"] < 1
         assert tfvars(env)["predict_latency_p99_ms"] > 0

@@ -364,3 +364,67 @@ resource "google_monitoring_alert_policy" "memory" {
     content   = "A function uses more than 90% of its memory: prepare on a larger log (raise prepare_memory or lower the cap MAX_ANSWERS_PER_ITEM), predict with a larger model or a leak (make drills measures RSS over time before release). ${local.alert_docs}"
   }
 }
+
+# Training speed: the wall time of every refresh (prepare's refresh_finished line carries
+# "seconds"); an alert when a run takes more than half of its timeout, before it starts to
+# fail on it.
+resource "google_logging_metric" "refresh_seconds" {
+  project         = var.project_id
+  name            = "${local.prefix}-refresh-seconds"
+  description     = "Wall time of each finished refresh (event=refresh_finished, seconds)."
+  filter          = "${local.prepare_log_filter} AND jsonPayload.event=\"refresh_finished\""
+  value_extractor = "EXTRACT(jsonPayload.seconds)"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "DISTRIBUTION"
+    unit         = "s"
+    display_name = "IRT refresh duration (${var.environment})"
+  }
+
+  bucket_options {
+    exponential_buckets {
+      num_finite_buckets = 32
+      growth_factor      = 1.5
+      scale              = 1
+    }
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "refresh_slow" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: a refresh took over half its timeout"
+  combiner              = "OR"
+  notification_channels = var.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "refresh duration above ${var.prepare_timeout_seconds / 2} s"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.refresh_seconds.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = var.prepare_timeout_seconds / 2
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "3600s"
+        per_series_aligner   = "ALIGN_PERCENTILE_99"
+        cross_series_reducer = "REDUCE_MAX"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A refresh ran for more than half of prepare_timeout_seconds: the log grew (the per-item cap bounds it), BigQuery was slow, or calibration regressed (benchmarks/README.md has the expected times). The step times are in prepare's log lines (jsonPayload.seconds per event). ${local.alert_docs}"
+  }
+}
