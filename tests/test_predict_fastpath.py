@@ -309,3 +309,13 @@ def test_batch_fast_path_refuses_an_item_twice_for_one_student(monkeypatch,
                                "v1")
     body = {"students": [{"responses": twice[:1]}, {"responses": twice[1:]}]}
     assert serving._fast_predict(model, body, serving.Limits()) is not None
+
+
+def test_warm_builds_the_lookups_before_the_first_request(models: list[ItemModel]) -> None:
+    model = model_from_dict(json.loads(models[0].to_json()))  # a fresh model, empty caches
+    serving.warm(model, serving.Limits())
+    built = set(model._cache)
+    assert {"rows_index", "serving_items", ("ids_valid", 256)} <= built
+    serving.predict(model, {"responses": [{"item_id": "q1", "correct": 1}], "items": ["q2"]},
+                    serving.Limits(), "v1")
+    assert set(model._cache) == built  # the request built nothing new

@@ -46,9 +46,8 @@ import orjson
 from flask import Request, Response
 from werkzeug.wsgi import get_content_length
 
-from irt.ability import grid_table
 from irt.model import ItemModel, ModelFormatError, load_model
-from irt.serving import Limits, RequestError, model_metadata, recommend
+from irt.serving import Limits, RequestError, model_metadata, recommend, warm
 from irt.serving import predict as serve_predict
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -187,7 +186,7 @@ class ModelStore:
                 return
             if not model.version:
                 model.version = version
-            grid_table(model)  # precompute the EAP table before it serves
+            warm(model, LIMITS)  # precompute the EAP table and lookups before it serves
             self._current = (model, version)  # atomic swap
             _log(logging.INFO, "model loaded", model_version=version, n_items=model.n_items,
                  model_type=model.model_type, source=self.source.where,
@@ -231,8 +230,8 @@ STORE = _make_store()
 STORE.load()  # at cold start; a failure is logged and retried in the background
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a
-# worker for ~30 ms about once a second under load (the p99 at concurrency 16).  The
-# framework imports this module before gunicorn forks its workers, so they share it too.
+# worker for 30-40 ms every few thousand requests (2-3 ms frozen).  The framework imports
+# this module before gunicorn forks its workers, so they share the frozen objects too.
 gc.freeze()
 
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from .ability import eap, eap_batch, eap_rows, map_batch
+from .ability import _single_grid, eap, eap_batch, eap_rows, map_batch
 from .model import ItemModel, logistic
 from .selection import STRATEGIES, next_items
 
@@ -509,6 +509,15 @@ _PAIR = {2}
 #: pass checks type and value (an equal value of another type, as 1.0, is not in it and
 #: goes through the detailed checks, which refuse it).
 _ANSWER_VALUES = frozenset(map(id, (True, False, 0, 1)))
+
+
+def warm(model: ItemModel, limits: Limits) -> None:
+    """Compute, before a model serves, everything the first request would otherwise build:
+    the EAP grid table and the per-model lookups of the fast paths (all cached on it)."""
+    _single_grid(model, 61, 6.0)
+    _rows_index(model)
+    _item_params(model)
+    _ids_are_valid(model, limits.max_id_length)
 
 
 def _ids_are_valid(model: ItemModel, max_len: int) -> bool:
