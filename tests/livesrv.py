@@ -139,6 +139,15 @@ def group_rss_kib(pgid: int) -> dict[int, int]:
     return out
 
 
+def _die_with_parent() -> None:  # in the child, between fork and exec
+    """Linux: SIGTERM to the server when the process that started it dies (a test run killed
+    with SIGKILL or SIGTERM leaves no server behind)."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM), 0, 0, 0)
+
+
 def _healthy(url: str, version: str | None) -> bool:
     """``/healthz`` answers 200 with ``version`` (``None``: answers anything in JSON, even
     the 503 of a server that has no model yet)."""
@@ -200,7 +209,7 @@ def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = Non
         with open(log_path, "wb") as log:
             process = subprocess.Popen(cmd, cwd=REPO, env=server_env, stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT,
-                                       start_new_session=True)
+                                       start_new_session=True, preexec_fn=_die_with_parent)
         server = LiveServer(url, version, process, log_path, root)
         try:
             deadline = time.monotonic() + start_timeout
