@@ -372,6 +372,15 @@ def baseline_scores(train_item_ids: np.ndarray, train_correct: np.ndarray,
     the overall proportion). No ability: every student gets the same probability."""
     y = np.asarray(train_correct, dtype=float)
     overall = float(y.mean()) if y.size else 0.5
+    train_codes, eval_codes = np.asarray(train_item_ids), np.asarray(eval_item_ids)
+    if np.issubdtype(train_codes.dtype, np.integer) and np.issubdtype(eval_codes.dtype,
+                                                                       np.integer):
+        # item indices (what a refresh passes): bincounts, no string work on millions of rows
+        size = int(max(train_codes.max(initial=-1), eval_codes.max(initial=-1))) + 1
+        n_c = np.bincount(train_codes, minlength=size)
+        k_c = np.bincount(train_codes, weights=y, minlength=size)
+        p_code = (k_c + strength * overall) / (n_c + strength)  # unseen: the overall share
+        return metrics(np.asarray(eval_correct, dtype=float), p_code[eval_codes])
     ids, inverse = np.unique(np.asarray(train_item_ids, dtype=object).astype(str),
                              return_inverse=True)
     n = np.bincount(inverse, minlength=ids.size)
@@ -690,13 +699,14 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
     out.problems += problems
 
     if new_scores and held_out.any():
-        base = baseline_scores(item_ids[~held_out], correct[~held_out], item_ids[held_out],
+        codes = np.asarray(responses.item)
+        base = baseline_scores(codes[~held_out], correct[~held_out], codes[held_out],
                                correct[held_out])
         out.figures["baseline"] = {"item_proportion": base}
         out.problems += beats_baseline(new_scores, base, config.baseline_tolerance)
-        ids, counts = np.unique(item_ids[~held_out].astype(str), return_counts=True)
+        counts = np.bincount(codes[~held_out], minlength=len(responses.item_ids))
         figures, problems = slice_scores(new_model, student, item_ids, correct, order_key,
-                                         held_out, dict(zip(ids.tolist(), counts.tolist(),
+                                         held_out, dict(zip(responses.item_ids, counts.tolist(),
                                                             strict=True)), config)
         out.figures["slices"] = figures
         out.problems += problems

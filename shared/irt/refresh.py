@@ -398,6 +398,15 @@ def _prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.n
         return b"".join(pool.map(piece, starts))
 
 
+def _sample_students(responses: Any, limit: int = 1_000_000) -> Any:
+    """At most about ``limit`` answers: every k-th student (whole answer patterns), k fixed by
+    the size, so the monitoring challenger's fit stays bounded on any log."""
+    if responses.n_answers <= limit:
+        return responses
+    k = math.ceil(responses.n_answers / limit)
+    return responses.subset(responses.student % k == 0)
+
+
 def _digest(config: dict[str, Any], window: tuple[datetime, datetime], responses: Any,
             held_out: np.ndarray) -> str:
     h = hashlib.sha256()
@@ -619,7 +628,7 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                         serving_model=serving_model, serving_report=serving_report,
                         serving_metrics=serving_metrics,
                         holdout_last=config.gate.holdout_last, model_type=config.model_type,
-                        fit_simpler=lambda kind: fit(train, replace(
+                        fit_simpler=lambda kind: fit(_sample_students(train), replace(
                             fit_config, model=kind, compute_se=False, priors=replace(
                                 priors, c_beta=Priors.recommended(kind).c_beta))).model)
     for alert in checks.alerts:
