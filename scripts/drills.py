@@ -265,7 +265,7 @@ def load_drill(duration: float, connections: int, refresh_at: tuple[float, float
                                                       refreshes=refresh_at[:1]))
                 runs[name] = figures
             entries = [json.loads(line) for line in server.log_path.read_text(
-                encoding="utf-8", errors="replace").splitlines() if line.startswith("{")]
+                encoding="utf-8", errors="replace").split("\n") if line.startswith("{")]
         loaded = [e["model_version"] for e in entries if e.get("message") == "model loaded"]
         errors = [e for e in entries if e.get("severity") == "ERROR"]
     verdicts = {}
@@ -394,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     if args.step in ("all", "pytest"):
         for stale in OUT.glob("*.json"):
-            stale.unlink()
+            if args.step == "all" or stale.name != "load.json":
+                stale.unlink()
         run_pytest(args.pytest_args)
     if args.step in ("all", "load"):
         started = time.monotonic()

@@ -201,7 +201,7 @@ def test_campaign_size_and_logs(live: LiveServer) -> None:
     with open(live.log_path, "rb") as f:
         f.seek(live.log_offset)  # type: ignore[attr-defined]
         text = f.read().decode("utf-8", errors="replace")
-    lines = [line for line in text.splitlines() if line.strip()]
+    lines = [line for line in text.split("\n") if line.strip()]
     entries = []
     for line in lines:
         entry = json.loads(line)  # every line is one JSON object (gunicorn logs nothing here)

@@ -71,6 +71,11 @@ def test_bigquery_error_mid_run_publishes_nothing(bq_emulator, gcs_env, gcs_buck
     assert failed["severity"] == "ERROR" and failed["event"] == "refresh_failed"
 
 
+def _log(server) -> list[dict]:
+    text = server.log_path.read_text(encoding="utf-8", errors="replace")
+    return [json.loads(line) for line in text.split("\n") if line.startswith("{")]
+
+
 def _post(url: str) -> requests.Response:
     return requests.post(f"{url}/predict", json=REQUEST, timeout=10)
 
@@ -103,12 +108,17 @@ def test_live_predict_through_a_storage_outage(own_gcs_emulator) -> None:
             ok = r.status_code == 200 and r.json()["model_version"] == "v1"
             assert ok or r.status_code == 503, r.text
             streak = streak + 1 if ok else 0
-        # Storage down again, while warm: the cached model answers every request.
+        # Storage down again, while warm: the cached model answers every request, through
+        # failed background refreshes (each takes STORAGE_TIMEOUT_SECONDS to give up).
         own_gcs_emulator.stop()
-        answers = [_post(server.url) for _ in range(200)]
+        answers = []
+        deadline = time.monotonic() + LIVENESS_BOUND_S
+        while len(answers) < 200 or not any(
+                e["message"].startswith("model refresh failed") for e in _log(server)):
+            assert time.monotonic() < deadline, server.output()
+            answers.append(_post(server.url))
         assert {(r.status_code, r.json()["model_version"]) for r in answers} == {(200, "v1")}
-        log = [json.loads(line) for line in server.log_path.read_text().splitlines()
-               if line.startswith("{")]
+        log = _log(server)
     messages = [e["message"] for e in log]
     assert any(m.startswith("no model could be loaded") for m in messages)  # cold start
     assert any(m.startswith("model refresh failed") for m in messages)  # the warm outage

@@ -60,7 +60,7 @@ def bodies() -> list[tuple[str, bytes]]:
 
 def log_entries(server: LiveServer) -> list[dict]:
     text = server.log_path.read_text(encoding="utf-8", errors="replace")
-    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+    return [json.loads(line) for line in text.split("\n") if line.startswith("{")]
 
 
 def publish_and_wait(server: LiveServer, version: str, text: str, message: str) -> None:

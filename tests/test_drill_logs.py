@@ -95,7 +95,7 @@ def test_prepare_logs_carry_no_student_id(monkeypatch, tmp_path, capfd, name) ->
     statuses = [client.post("/", json=body).status_code for body in bodies]
     out, err = capfd.readouterr()
     assert statuses == expected, (statuses, out[-2000:])
-    lines = [line for line in (out + err).splitlines() if line.strip()]
+    lines = [line for line in (out + err).split("\n") if line.strip()]
     for line in lines:
         entry = json.loads(line)  # every line one JSON object (Cloud Logging parses it)
         assert isinstance(entry, dict) and entry.get("severity"), line[:300]
@@ -146,7 +146,7 @@ def test_predict_logs_no_student_id_from_bodies_or_query(live_url) -> None:
                 for path, body in sent]
     assert statuses == [200, 400, 400, 200, 400, 200]
     log = server.log_path.read_text(encoding="utf-8", errors="replace")
-    requests_logged = [json.loads(line) for line in log.splitlines()
+    requests_logged = [json.loads(line) for line in log.split("\n")
                        if line.startswith("{") and '"request"' in line]
     assert len(requests_logged) >= len(sent)
     assert "SID-000" not in log
