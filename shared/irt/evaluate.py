@@ -115,7 +115,23 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
                        correct: np.ndarray, *, n_points: int = 401, bound: float = 6.0,
                        chunk_answers: int = 20_000) -> np.ndarray:
-    """P(correct) of every answer from the same student's earlier answers only.
+    """P(correct) of every answer from the same student's earlier answers only, by the
+    model's own protocol: :func:`irt.learning.online_predictions` for a model with
+    learning-aware options (``options["learning"]``; ``n_points`` and ``bound`` are then the
+    model's), :func:`plain_online_predictions` otherwise.  Same arguments and result."""
+    if model.options.get("learning"):
+        from .learning import online_predictions as learning_online
+
+        return learning_online(model, student, item_pos, correct, chunk_answers=chunk_answers)
+    return plain_online_predictions(model, student, item_pos, correct, n_points=n_points,
+                                    bound=bound, chunk_answers=chunk_answers)
+
+
+def plain_online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
+                             correct: np.ndarray, *, n_points: int = 401, bound: float = 6.0,
+                             chunk_answers: int = 20_000) -> np.ndarray:
+    """P(correct) of every answer from the same student's earlier answers only (plain IRT:
+    EAP ability, the options of the model ignored).
 
     Args:
         model: calibrated items.

@@ -265,7 +265,9 @@ def model_from_dict(doc: Any) -> ItemModel:
 
     Rules: ``a > 0`` and finite (``a == 1`` for Rasch, one common ``a`` for 1PL),
     ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
-    at least one item, SEs null or finite and ``>= 0``.
+    at least one item, SEs null or finite and ``>= 0``.  ``options`` is optional (an
+    older artifact without it loads as a plain model); ``options.learning``, when present,
+    must satisfy :func:`irt.learning.learning_from_dict`.
 
     Raises:
         ModelFormatError: naming the first offending field.
@@ -331,7 +333,7 @@ def model_from_dict(doc: Any) -> ItemModel:
         return value
 
     excluded = obj("excluded_items")
-    return ItemModel(
+    model = ItemModel(
         model_type=model_type, item_ids=tuple(ids),
         a=cols["a"], b=cols["b"], c=cols["c"],
         se_a=cols["se_a"], se_b=cols["se_b"], se_c=cols["se_c"],
@@ -341,6 +343,11 @@ def model_from_dict(doc: Any) -> ItemModel:
         created_at=text("created_at"), code_version=text("code_version"),
         version=text("version"), options=obj("options"),
     )
+    if "learning" in model.options:  # learning-aware options: validated (and cached) now
+        from .learning import learning_of
+
+        learning_of(model)
+    return model
 
 
 def _reject_constant(name: str) -> float:

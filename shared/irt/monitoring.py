@@ -35,8 +35,9 @@ from typing import Any
 
 import numpy as np
 
-from irt.ability import eap_batch, grid_table
+from irt.ability import grid_table
 from irt.evaluate import metrics, online_predictions
+from irt.learning import abilities
 from irt.model import ItemModel, ModelFormatError, load_model
 from irt.quality import _unit_hash, holdout_scores
 from irt.sql import ConfigError
@@ -328,7 +329,8 @@ def skew_check(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
     local = np.searchsorted(chosen, s)
     pos = model.positions(list(item_ids[order]))
     known = pos >= 0
-    theta_t, se_t = eap_batch(model, local[known], pos[known], correct[order][known],
+    # eap_batch for a plain model; the learning-aware posterior for a model with options
+    theta_t, se_t = abilities(model, local[known], pos[known], correct[order][known],
                               chosen.size)
     limits = Limits(max_responses=10**6, max_items=10**6, max_students=10**6)
     rng = np.random.default_rng(0)

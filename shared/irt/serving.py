@@ -668,6 +668,10 @@ def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dic
     Raises:
         RequestError: for invalid input.
     """
+    if model.options.get("learning"):  # learning-aware model (irt.serving_learning)
+        from .serving_learning import predict as learning_predict
+
+        return {"model_version": version, **learning_predict(model, payload, limits)}
     answer = _fast_predict(model, payload, limits)
     if answer is None:
         students, is_batch, method = parse_predict(payload, limits)
@@ -744,6 +748,10 @@ def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> d
     Raises:
         RequestError: for invalid input.
     """
+    if model.options.get("learning"):  # learning-aware model (irt.serving_learning)
+        from .serving_learning import recommend as learning_recommend
+
+        return {"model_version": version, **learning_recommend(model, payload, limits)}
     body = _object(payload, "")
     _check_keys(body, _NEXT_KEYS, "")
     method = _method(body.get("method"))

@@ -1,0 +1,801 @@
+"""Learning-aware ability: recency weighting, per-skill offsets, performance-factor covariates.
+
+numpy only (this module is on ``predict``'s path).  A model carries these options in its
+artifact (``options["learning"]``, see :func:`learning_to_dict`); a model without them is the
+plain IRT model of :mod:`irt.model` and is served and evaluated exactly as before.
+
+The model.  Student ``s`` answers item ``j`` of skill ``k = k(j)`` at step ``t``::
+
+    logit P(y_t = 1) = a_j (theta_s + delta_sk - b_j) + beta . x_t + gamma_k . z_t
+
+    theta_s  ~ N(0, 1)            general ability (the population of the calibration)
+    delta_sk ~ N(0, tau^2)        per-skill offset around it      (option "skills")
+    b_j      ~ N(mu_k, sigma_b^2) difficulties pooled by skill    (option "skills")
+    gamma_k  ~ N(0, sigma_g^2 I)  per-skill covariate coefficients (option "pfa")
+
+``x_t`` and ``z_t`` are performance-factor covariates of the student's history *before* step
+``t`` (option "pfa"; :func:`history_features`)::
+
+    x_t = [log(1 + S_k), log(1 + F_k), log(1 + S_w), log(1 + F_w), L_k]
+    z_t = [log(1 + S_k), log(1 + F_k), L_k]
+
+with ``S_k``/``F_k`` the earlier right/wrong answers on the item's skill, ``S_w``/``F_w`` the
+right/wrong answers among the last ``w`` answers (``window``, default 10), and ``L_k`` the
+previous answer on the skill (+1 right, -1 wrong, 0 none).  Items without a skill have
+``delta = 0`` and ``S_k = F_k = L_k = 0``.  The item -> skill map, ``tau``, ``beta``,
+``gamma`` and the item parameters are calibrated together by :mod:`irt.learning_fit`.
+
+Recency (option "recency"): an earlier answer's log-likelihood is weighted by
+``lambda^m`` (``recency_decay``), ``m`` the number of the student's later answers in the
+same skill (with an item -> skill map; all later answers without one), so older answers
+count less::
+
+    log post(theta, delta) = log N(theta; 0, 1) + sum_k log N(delta_k; 0, tau^2)
+                             + sum_{i < t} lambda^{m_i} log P(y_i | theta + delta_{k_i}, x_i)
+
+Prediction (``predict`` and the online evaluation alike): the posterior above is computed on
+a grid of ``n_points`` nodes over ``[-bound, bound]`` (default 61 on +/- 6).  The per-skill
+offsets are integrated out exactly by a convolution with the discretised ``N(0, tau^2)``
+kernel ``K`` (rows normalised)::
+
+    L_k(u)    = sum_{i in k} lambda^{m_i} log P(y_i | u, x_i)      the skill's answers at u
+    g_k(th)   = sum_u K(th, u) exp(L_k(u))                          delta_k integrated out
+    pi(th)    oc N(th; 0, 1) prod_k g_k(th)                         general ability posterior
+    rho_k(u)  oc exp(L_k(u)) sum_th pi(th) / g_k(th) K(th, u)       posterior of theta + delta_k
+    u_k       = sum_u u rho_k(u)   (a skill with no answers: rho_k = pi K)
+
+and the probability of item ``j`` is the plug-in ``logistic(a_j (u_k - b_j) + beta . x + gamma_k
+. z)`` with the covariates of the next step (without skills, ``u_k`` is the general EAP).  The
+reported ability is the general ``theta`` (EAP: posterior mean and SD; MAP: the posterior
+mode, parabola through the grid's best three nodes, SE from its curvature).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any
+
+import numpy as np
+
+from .model import ItemModel, ModelFormatError
+
+#: The options a model may carry, in their canonical order.
+OPTIONS: tuple[str, ...] = ("recency", "skills", "pfa")
+#: Shared covariates ``x`` (coefficients ``beta``), in order.
+FEATURES: tuple[str, ...] = ("skill_successes", "skill_failures", "recent_successes",
+                             "recent_failures", "skill_last")
+#: Per-skill covariates ``z`` (coefficients ``gamma_k``): columns of ``x``.
+SKILL_FEATURES: tuple[str, ...] = ("skill_successes", "skill_failures", "skill_last")
+_SKILL_COLUMNS = np.array([FEATURES.index(f) for f in SKILL_FEATURES])
+#: Defaults of the options' settings.
+DEFAULT_DECAY = 0.95
+DEFAULT_WINDOW = 10
+DEFAULT_POINTS = 61
+DEFAULT_BOUND = 6.0
+
+
+def parse_options(text: str | Sequence[str] | None) -> tuple[str, ...]:
+    """Canonical option tuple from ``"skills,pfa"`` (any order, case, spaces) or a sequence.
+
+    ``""``, ``"none"``, ``"2pl"`` or ``None`` mean the plain model: ``()``.
+
+    Raises:
+        ValueError: an unknown option (the message lists the known ones).
+    """
+    if text is None:
+        return ()
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    names = {p.strip().lower() for p in parts} - {"", "none", "2pl", "plain"}
+    unknown = sorted(names - set(OPTIONS))
+    if unknown:
+        raise ValueError(f"unknown model option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
+    return tuple(o for o in OPTIONS if o in names)
+
+
+@dataclass(frozen=True)
+class Learning:
+    """The learning-aware settings of a model (``options["learning"]`` parsed).
+
+    Attributes:
+        options: subset of :data:`OPTIONS`.
+        decay: recency weight ``lambda`` per later answer (1: no recency weighting).
+        skill_sd: ``tau``, SD of the per-skill offsets (0: no offsets).
+        window: ``w``, answers in the recent window of the covariates.
+        beta: shared covariate coefficients, shape ``(len(FEATURES),)`` (zeros without pfa).
+        gamma: per-skill coefficients, shape ``(n_skills, len(SKILL_FEATURES))``.
+        skill_ids: external skill ids.
+        item_skill: skill index of each model item (``-1``: none), shape ``(n_items,)``.
+        n_points: grid nodes; ``bound``: grid half-width.
+        fit: calibration summary (free-form, kept in the artifact).
+    """
+
+    options: tuple[str, ...]
+    decay: float = 1.0
+    skill_sd: float = 0.0
+    window: int = DEFAULT_WINDOW
+    beta: np.ndarray = field(default_factory=lambda: np.zeros(len(FEATURES)))
+    gamma: np.ndarray = field(default_factory=lambda: np.zeros((0, len(SKILL_FEATURES))))
+    skill_ids: tuple[str, ...] = ()
+    item_skill: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    n_points: int = DEFAULT_POINTS
+    bound: float = DEFAULT_BOUND
+    fit: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def grouped(self) -> bool:
+        """Whether answers are grouped by skill (the model has an item -> skill map)."""
+        return bool(self.skill_ids)
+
+    @property
+    def pfa(self) -> bool:
+        return "pfa" in self.options
+
+    @property
+    def skills(self) -> bool:
+        return "skills" in self.options and self.skill_sd > 0
+
+    def grid(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(nodes, log prior, kernel)``: ``kernel[q, r]`` oc ``N(x_r - x_q; 0, tau^2)``,
+        rows summing to one (the identity without skill offsets)."""
+        x = np.linspace(-self.bound, self.bound, self.n_points)
+        return x, -0.5 * x * x, skill_kernel(x, self.skill_sd)
+
+
+def skill_kernel(x: np.ndarray, sd: float) -> np.ndarray:
+    """Discretised ``N(0, sd^2)`` offset kernel on nodes ``x``, rows normalised (identity
+    for ``sd = 0``)."""
+    if sd <= 0:
+        return np.eye(x.shape[0])
+    d = x[None, :] - x[:, None]
+    k = np.exp(-0.5 * (d / sd) ** 2)
+    return k / k.sum(axis=1, keepdims=True)
+
+
+# --------------------------------------------------------------------------- artifact
+def learning_to_dict(spec: Learning, item_ids: Sequence[str]) -> dict[str, Any]:
+    """The JSON form of ``spec`` stored under ``options["learning"]`` of the artifact::
+
+        {"options": ["skills", "pfa"], "recency_decay": 1.0, "skill_sd": 0.68,
+         "window": 10, "grid": {"n_points": 61, "bound": 6.0},
+         "coefficients": {"skill_successes": 0.2, ...},          # beta, pfa only
+         "skills": {"k1": {"skill_successes": 0.1, ...}, ...},    # gamma_k, pfa only
+         "item_skills": {"Q1": "k1", ...},                        # skills or pfa
+         "fit": {...}}
+    """
+    out: dict[str, Any] = {
+        "options": list(spec.options), "recency_decay": float(spec.decay),
+        "skill_sd": float(spec.skill_sd), "window": int(spec.window),
+        "grid": {"n_points": int(spec.n_points), "bound": float(spec.bound)},
+    }
+    if spec.pfa:
+        out["coefficients"] = {f: float(v) for f, v in zip(FEATURES, spec.beta, strict=True)}
+        out["skills"] = {s: {f: float(v) for f, v in zip(SKILL_FEATURES, row, strict=True)}
+                         for s, row in zip(spec.skill_ids, spec.gamma, strict=True)}
+    if spec.grouped:
+        out["item_skills"] = {item_ids[j]: spec.skill_ids[k]
+                              for j, k in enumerate(spec.item_skill.tolist()) if k >= 0}
+    if spec.fit:
+        out["fit"] = spec.fit
+    return out
+
+
+def _number(value: Any, path: str, lo: float, hi: float, *, open_lo: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
+            float(value)):
+        raise ModelFormatError("must be a finite number", path)
+    v = float(value)
+    if v < lo or v > hi or (open_lo and v == lo):
+        raise ModelFormatError(f"must be in {'(' if open_lo else '['}{lo}, {hi}], got {v}", path)
+    return v
+
+
+def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Learning:
+    """Validate ``options["learning"]`` of an artifact and build a :class:`Learning`.
+
+    Rules: ``options`` a non-empty list of distinct :data:`OPTIONS`; ``recency_decay`` in
+    ``(0, 1)`` with "recency", else 1 (or absent); ``skill_sd`` in ``(0, 10]`` with "skills",
+    else 0 (or absent); "skills" and "pfa" need ``item_skills`` (model item ids -> non-empty
+    skill ids); "pfa" needs every coefficient of :data:`FEATURES` (finite) and per skill the
+    :data:`SKILL_FEATURES` (a skill left out has zeros); ``window`` an integer in
+    ``[1, 10000]``; ``grid.n_points`` in ``[21, 401]``, ``grid.bound`` in ``(0, 20]``; the
+    model has no guessing parameter (not ``3pl``).
+
+    Raises:
+        ModelFormatError: naming the offending field (``options.learning.<field>``).
+    """
+    base = "options.learning"
+    if not isinstance(doc, dict):
+        raise ModelFormatError("must be an object", base)
+    known = {"options", "recency_decay", "skill_sd", "window", "grid", "coefficients", "skills",
+             "item_skills", "fit"}
+    for key in doc:
+        if key not in known:
+            raise ModelFormatError(f"unknown field; allowed: {', '.join(sorted(known))}",
+                                   f"{base}.{key}")
+    raw = doc.get("options")
+    if not isinstance(raw, list) or not raw or not all(isinstance(o, str) for o in raw):
+        raise ModelFormatError(f"must be a non-empty array of {', '.join(OPTIONS)}",
+                               f"{base}.options")
+    if len(set(raw)) != len(raw) or not set(raw) <= set(OPTIONS):
+        raise ModelFormatError(f"must hold distinct values of {', '.join(OPTIONS)}",
+                               f"{base}.options")
+    options = tuple(o for o in OPTIONS if o in raw)
+    if model_type == "3pl":
+        raise ModelFormatError("learning options need a model without guessing (not 3pl)",
+                               f"{base}.options")
+    decay = _number(doc.get("recency_decay", 1.0), f"{base}.recency_decay", 0.0, 1.0,
+                    open_lo=True)
+    if ("recency" in options) != (decay < 1.0):
+        raise ModelFormatError("must be below 1 exactly when 'recency' is an option",
+                               f"{base}.recency_decay")
+    skill_sd = _number(doc.get("skill_sd", 0.0), f"{base}.skill_sd", 0.0, 10.0)
+    if ("skills" in options) != (skill_sd > 0):
+        raise ModelFormatError("must be positive exactly when 'skills' is an option",
+                               f"{base}.skill_sd")
+    window = doc.get("window", DEFAULT_WINDOW)
+    if isinstance(window, bool) or not isinstance(window, int) or not 1 <= window <= 10_000:
+        raise ModelFormatError("must be an integer in [1, 10000]", f"{base}.window")
+    grid = doc.get("grid", {})
+    if not isinstance(grid, dict):
+        raise ModelFormatError("must be an object", f"{base}.grid")
+    n_points = grid.get("n_points", DEFAULT_POINTS)
+    if isinstance(n_points, bool) or not isinstance(n_points, int) or not 21 <= n_points <= 401:
+        raise ModelFormatError("must be an integer in [21, 401]", f"{base}.grid.n_points")
+    bound = _number(grid.get("bound", DEFAULT_BOUND), f"{base}.grid.bound", 0.0, 20.0,
+                    open_lo=True)
+    skill_ids: tuple[str, ...] = ()
+    item_skill = np.full(len(item_ids), -1, dtype=np.int64)
+    needs_map = "skills" in options or "pfa" in options
+    mapping = doc.get("item_skills")
+    if needs_map or mapping is not None:
+        if not isinstance(mapping, dict) or (needs_map and not mapping):
+            raise ModelFormatError("must be a non-empty object {item_id: skill_id}",
+                                   f"{base}.item_skills")
+        index = {item: j for j, item in enumerate(item_ids)}
+        skills: dict[str, int] = {}
+        for item, skill in mapping.items():
+            if item not in index:
+                raise ModelFormatError("is not an item of the model",
+                                       f"{base}.item_skills.{item}")
+            if not isinstance(skill, str) or not skill:
+                raise ModelFormatError("must be a non-empty string", f"{base}.item_skills.{item}")
+            item_skill[index[item]] = skills.setdefault(skill, len(skills))
+        skill_ids = tuple(skills)
+    beta = np.zeros(len(FEATURES))
+    gamma = np.zeros((len(skill_ids), len(SKILL_FEATURES)))
+    if "pfa" in options:
+        coef = doc.get("coefficients")
+        if not isinstance(coef, dict):
+            raise ModelFormatError("must be an object of the covariate coefficients",
+                                   f"{base}.coefficients")
+        for f_idx, name in enumerate(FEATURES):
+            if name not in coef:
+                raise ModelFormatError("is required", f"{base}.coefficients.{name}")
+            beta[f_idx] = _number(coef[name], f"{base}.coefficients.{name}", -100.0, 100.0)
+        per_skill = doc.get("skills", {})
+        if not isinstance(per_skill, dict):
+            raise ModelFormatError("must be an object {skill_id: coefficients}", f"{base}.skills")
+        position = {s: k for k, s in enumerate(skill_ids)}
+        for skill, values in per_skill.items():
+            path = f"{base}.skills.{skill}"
+            if skill not in position:
+                raise ModelFormatError("is not a skill of item_skills", path)
+            if not isinstance(values, dict):
+                raise ModelFormatError("must be an object", path)
+            for f_idx, name in enumerate(SKILL_FEATURES):
+                gamma[position[skill], f_idx] = _number(values.get(name, 0.0), f"{path}.{name}",
+                                                        -100.0, 100.0)
+    fit = doc.get("fit", {})
+    if not isinstance(fit, dict):
+        raise ModelFormatError("must be an object", f"{base}.fit")
+    return Learning(options=options, decay=decay, skill_sd=skill_sd, window=window, beta=beta,
+                    gamma=gamma, skill_ids=skill_ids, item_skill=item_skill, n_points=n_points,
+                    bound=bound, fit=fit)
+
+
+def learning_of(model: ItemModel) -> Learning | None:
+    """The model's learning-aware settings (parsed once, cached), or ``None`` for a plain
+    model.
+
+    Raises:
+        ModelFormatError: if ``options["learning"]`` is invalid.
+    """
+    cached = model._cache.get("learning")
+    if cached is None:
+        doc = model.options.get("learning")
+        spec = None if doc is None else learning_from_dict(doc, model.item_ids, model.model_type)
+        cached = model._cache["learning"] = (spec,)  # type: ignore[assignment]
+    return cached[0]  # type: ignore[index]
+
+
+def skill_map(items: np.ndarray, skills: np.ndarray, n_items: int) -> np.ndarray:
+    """The item -> skill map of a log: each item's most frequent skill code.
+
+    Args:
+        items: item code ``0..n_items-1`` of each row (``-1``: none, ignored).
+        skills: skill code of each row (``-1``: none, ignored).
+        n_items: number of item codes.
+
+    Returns:
+        Skill code per item, ``-1`` for items never seen with a skill; ties go to the
+        smallest code.
+    """
+    items = np.asarray(items, dtype=np.int64)
+    skills = np.asarray(skills, dtype=np.int64)
+    out = np.full(n_items, -1, dtype=np.int64)
+    sel = (skills >= 0) & (items >= 0)
+    if not sel.any():
+        return out
+    n_skills = int(skills.max()) + 1
+    pairs, counts = np.unique(items[sel] * n_skills + skills[sel], return_counts=True)
+    item, skill = pairs // n_skills, pairs % n_skills
+    # per item the largest count, then the smallest skill: sort by (item, -count, skill)
+    order = np.lexsort((skill, -counts, item))
+    first = np.r_[True, item[order][1:] != item[order][:-1]]
+    out[item[order][first]] = skill[order][first]
+    return out
+
+
+# --------------------------------------------------------------------------- covariates
+def history_features(student: np.ndarray, skill: np.ndarray, correct: np.ndarray,
+                     known: np.ndarray, window: int) -> np.ndarray:
+    """Covariates ``x`` (:data:`FEATURES`) of every answer from the same student's earlier
+    answers only.
+
+    Args:
+        student: student of each answer; each student's answers contiguous, in order.
+        skill: skill index of each answer's item (``-1``: none or unknown item).
+        correct: 0/1 answers.
+        known: answers the model uses (items it knows); only they make up the history.
+        window: ``w``, answers in the recent window.
+
+    Returns:
+        Array ``(n, len(FEATURES))``: ``log1p`` of the earlier right and wrong answers on
+        the skill, ``log1p`` of the right and wrong answers among the last ``w`` (known)
+        answers, and the previous answer on the skill (+1, -1, 0 for none).
+    """
+    student = np.asarray(student)
+    skill = np.asarray(skill, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.float64)
+    known = np.asarray(known, dtype=bool)
+    n = y.shape[0]
+    out = np.zeros((n, len(FEATURES)))
+    if n == 0:
+        return out
+    kn = known.astype(np.int64)
+    before = np.cumsum(kn) - kn  # known answers (anyone's) before each answer
+    starts = np.flatnonzero(np.r_[True, student[1:] != student[:-1]])
+    owner_start = np.repeat(before[starts], np.diff(np.r_[starts, n]))
+    lo = np.maximum(before - window, owner_start)
+    right = np.r_[0.0, np.cumsum(y[known])]
+    recent_right = right[before] - right[lo]
+    out[:, 2] = np.log1p(recent_right)
+    out[:, 3] = np.log1p(before - lo - recent_right)
+    sel = np.flatnonzero((skill >= 0) & known)
+    if sel.size:
+        # group the answers with a skill by (student, skill), in answer order
+        owner = np.repeat(np.arange(starts.shape[0]), np.diff(np.r_[starts, n]))
+        order = sel[np.lexsort((sel, skill[sel], owner[sel]))]
+        key_s, key_k = owner[order], skill[order]
+        new = np.r_[True, (key_s[1:] != key_s[:-1]) | (key_k[1:] != key_k[:-1])]
+        group_start = np.flatnonzero(new)
+        lengths = np.diff(np.r_[group_start, order.shape[0]])
+        yo = y[order]
+        cum = np.cumsum(yo) - yo
+        succ = cum - np.repeat(cum[group_start], lengths)
+        rank = np.arange(order.shape[0]) - np.repeat(group_start, lengths)
+        last = np.r_[0.0, 2.0 * yo[:-1] - 1.0]
+        last[new] = 0.0
+        out[order, 0] = np.log1p(succ)
+        out[order, 1] = np.log1p(rank - succ)
+        out[order, 4] = last
+    return out
+
+
+def next_features(skill: np.ndarray, correct: np.ndarray, window: int, n_skills: int
+                  ) -> np.ndarray:
+    """Covariates of a next answer on each skill from one student's (known) history.
+
+    Args:
+        skill: skill index of each history answer (``-1``: none), in answer order.
+        correct: 0/1 answers.
+        window: ``w``.
+        n_skills: number of skills.
+
+    Returns:
+        Array ``(n_skills + 1, len(FEATURES))``: row ``k`` for an item of skill ``k``, the
+        last row for an item without a skill.
+    """
+    skill = np.asarray(skill, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.float64)
+    out = np.zeros((n_skills + 1, len(FEATURES)))
+    recent = y[-window:] if y.shape[0] else y
+    out[:, 2] = math.log1p(float(recent.sum()))
+    out[:, 3] = math.log1p(float(recent.shape[0] - recent.sum()))
+    has = skill >= 0
+    if has.any():
+        ks, ys = skill[has], y[has]
+        right = np.bincount(ks, weights=ys, minlength=n_skills)
+        total = np.bincount(ks, minlength=n_skills)
+        out[:n_skills, 0] = np.log1p(right)
+        out[:n_skills, 1] = np.log1p(total - right)
+        # the last answer per skill: the first occurrence in reversed order
+        rev_k, first = np.unique(ks[::-1], return_index=True)
+        out[rev_k, 4] = 2.0 * ys[::-1][first] - 1.0
+    return out
+
+
+def offsets(spec: Learning, features: np.ndarray, skill: np.ndarray) -> np.ndarray:
+    """``beta . x + gamma_k . z`` of each row (zeros without pfa)."""
+    if not spec.pfa:
+        return np.zeros(features.shape[0])
+    out = features @ spec.beta
+    has = skill >= 0
+    if has.any() and spec.gamma.shape[0]:
+        out[has] += np.einsum("nf,nf->n", features[has][:, _SKILL_COLUMNS],
+                              spec.gamma[skill[has]])
+    return out
+
+
+def _answer_loglik(a: np.ndarray, b: np.ndarray, o: np.ndarray, y: np.ndarray,
+                   x: np.ndarray) -> np.ndarray:
+    """``log P(y_i | u = x_r)`` for every answer and node: ``(n, n_nodes)``."""
+    z = np.multiply.outer(a, x)
+    z -= (a * b - o)[:, None]
+    sign = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
+    z *= sign[:, None]
+    return -np.logaddexp(0.0, -z)
+
+
+def _logconv(loglik: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``log sum_u K(th, u) exp(L(u))`` per row, stable."""
+    m = loglik.max(axis=1, keepdims=True)
+    return np.log(np.exp(loglik - m) @ kernel.T) + m
+
+
+def _decayed_sums(ll: np.ndarray, group_start: np.ndarray, decay: float, weight: np.ndarray
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per group (rows contiguous from ``group_start``), the decayed sums of the rows before
+    and up to each row: ``E_i = sum_{i' < i} decay^{m(i', i)} ll_i'`` where ``m`` counts the
+    rows after ``i'`` up to ``i`` with ``weight`` 1 (rows with weight 0 do not age the sum).
+    """
+    n = ll.shape[0]
+    lengths = np.diff(np.r_[group_start, n])
+    if decay == 1.0:
+        # exclusive sums from the shifted running sum: bit for bit independent of row i
+        inclusive = np.cumsum(ll, axis=0)
+        exclusive = np.zeros_like(ll)
+        exclusive[1:] = inclusive[:-1]
+        base = np.repeat(exclusive[group_start], lengths, axis=0)
+        inclusive -= base
+        exclusive -= base
+        return exclusive, inclusive
+    exclusive = np.empty_like(ll)
+    inclusive = np.empty_like(ll)
+    state = np.zeros((group_start.shape[0], ll.shape[1]))
+    factor = np.where(weight > 0, decay, 1.0)
+    for t in range(int(lengths.max(initial=0))):
+        act = np.flatnonzero(lengths > t)
+        idx = group_start[act] + t
+        exclusive[idx] = state[act]
+        state[act] *= factor[idx, None]
+        state[act] += ll[idx]
+        inclusive[idx] = state[act]
+    return exclusive, inclusive
+
+
+# --------------------------------------------------------------------------- online harness
+def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
+                       correct: np.ndarray, *, chunk_answers: int = 20_000) -> np.ndarray:
+    """P(correct) of every answer from the same student's earlier answers only, with the
+    model's learning-aware options (see the module docstring); the plain model's
+    :func:`irt.evaluate.online_predictions` when it has none.
+
+    Args:
+        model: calibrated items (and options).
+        student: student index of each answer; each student's answers contiguous and in
+            answer order.
+        item_pos: item position in ``model`` (``-1``: unknown item: predicted with the bank's
+            typical item (median ``a`` and ``b``) and no skill, and left out of the history).
+        correct: 0/1 answers.
+        chunk_answers: answers per chunk (whole students), bounding memory.
+
+    Returns:
+        Probabilities aligned with the input.
+
+    Raises:
+        ValueError: if a student's answers are not contiguous.
+    """
+    spec = learning_of(model)
+    if spec is None:
+        from .evaluate import plain_online_predictions
+
+        return plain_online_predictions(model, student, item_pos, correct,
+                                        chunk_answers=chunk_answers)
+    student = np.asarray(student, dtype=np.int64)
+    pos = np.asarray(item_pos, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.int64)
+    n = student.shape[0]
+    if n == 0:
+        return np.zeros(0)
+    starts = np.flatnonzero(np.r_[True, student[1:] != student[:-1]])
+    if np.unique(student[starts]).shape[0] != starts.shape[0]:
+        raise ValueError("each student's answers must be contiguous (sort by student first)")
+    known = pos >= 0
+    safe = np.maximum(pos, 0)
+    a = np.where(known, model.a[safe], float(np.median(model.a)))
+    b = np.where(known, model.b[safe], float(np.median(model.b)))
+    skill = np.where(known, spec.item_skill[safe], -1) if spec.grouped else np.full(n, -1)
+    o = offsets(spec, history_features(student, skill, y, known, spec.window), skill) \
+        if spec.pfa else np.zeros(n)
+    out = np.empty(n)
+    bounds = np.r_[starts, n]
+    cut = [0]
+    for k in range(1, bounds.shape[0]):
+        if bounds[k] - bounds[cut[-1]] >= chunk_answers:
+            cut.append(k)
+    if cut[-1] != bounds.shape[0] - 1:
+        cut.append(bounds.shape[0] - 1)
+    for lo_k, hi_k in pairwise(cut):
+        lo, hi = int(bounds[lo_k]), int(bounds[hi_k])
+        out[lo:hi] = _online_chunk(spec, a[lo:hi], b[lo:hi], o[lo:hi], y[lo:hi],
+                                   known[lo:hi], skill[lo:hi], bounds[lo_k:hi_k + 1] - lo)
+    return out
+
+
+def _online_chunk(spec: Learning, a: np.ndarray, b: np.ndarray, o: np.ndarray, y: np.ndarray,
+                  known: np.ndarray, skill: np.ndarray, bounds: np.ndarray) -> np.ndarray:
+    """:func:`online_predictions` for whole students (``bounds``: their first rows and the
+    end)."""
+    n = y.shape[0]
+    x, log_prior, kernel = spec.grid()
+    ll = _answer_loglik(a, b, o, y, x)
+    ll[~known] = 0.0
+    lengths = np.diff(bounds)
+    owner = np.repeat(np.arange(lengths.shape[0]), lengths)
+    # Groups: (student, skill) with an item -> skill map, else the student.
+    order = np.lexsort((np.arange(n), skill, owner)) if spec.grouped else np.arange(n)
+    go, gs = owner[order], skill[order]
+    new = np.r_[True, (go[1:] != go[:-1]) | (gs[1:] != gs[:-1])]
+    group_start = np.flatnonzero(new)
+    exc_g, inc_g = _decayed_sums(ll[order], group_start, spec.decay, known[order])
+    exclusive = np.empty_like(ll)
+    exclusive[order] = exc_g
+    offset_rows = spec.skills & (skill >= 0)  # answers whose skill has an offset
+    if spec.skills:
+        conv = offset_rows[order]
+        lg_exc, lg_inc = exc_g.copy(), inc_g.copy()
+        lg_exc[conv] = _logconv(exc_g[conv], kernel)
+        lg_inc[conv] = _logconv(inc_g[conv], kernel)
+        delta_g = lg_inc - lg_exc
+        log_g_before = np.empty_like(ll)
+        log_g_before[order] = lg_exc
+    else:
+        delta_g = inc_g - exc_g
+    # Each group's contribution changes only at its own answers: the general posterior
+    # before answer i is the prior plus the student-exclusive running sum of the changes.
+    delta = np.empty_like(ll)
+    delta[order] = delta_g
+    run = np.zeros_like(delta)
+    np.cumsum(delta[:-1], axis=0, out=run[1:])
+    run -= np.repeat(run[bounds[:-1]], lengths, axis=0)
+    log_pi = run + log_prior
+    u = np.empty(n)
+    plain = ~offset_rows
+    if plain.any():
+        w = log_pi[plain]
+        w -= w.max(axis=1, keepdims=True)
+        np.exp(w, out=w)
+        u[plain] = (w @ x) / w.sum(axis=1)
+    if offset_rows.any():
+        rest = log_pi[offset_rows] - log_g_before[offset_rows]  # pi without skill k
+        rest -= rest.max(axis=1, keepdims=True)
+        h = np.exp(rest) @ kernel
+        lr = exclusive[offset_rows]
+        lr = lr - lr.max(axis=1, keepdims=True)
+        w = np.exp(lr) * h
+        u[offset_rows] = (w @ x) / w.sum(axis=1)
+    z = a * (u - b) + o
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+# --------------------------------------------------------------------------- one student
+@dataclass(frozen=True)
+class StudentPosterior:
+    """One student's learning-aware posterior.
+
+    Attributes:
+        theta: general ability (EAP or MAP).
+        se: its standard error.
+        n_answers: known answers used.
+        skill_ability: ``u_k`` per skill index (the last entry: items without a skill).
+        features: covariates of a next answer per skill (same rows).
+    """
+
+    theta: float
+    se: float
+    n_answers: int
+    skill_ability: np.ndarray
+    features: np.ndarray
+
+
+def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
+                      correct: np.ndarray, method: str = "EAP") -> StudentPosterior:
+    """The posterior of one student from known answers in answer order.
+
+    Args:
+        model: calibrated items.
+        spec: ``learning_of(model)``.
+        item_pos: positions of the answered (known) items, in answer order.
+        correct: 0/1 answers.
+        method: ``"EAP"`` or ``"MAP"`` for the reported general ability.
+    """
+    pos = np.asarray(item_pos, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.int64)
+    n = pos.shape[0]
+    x, log_prior, kernel = _grid_cached(model, spec)
+    n_skills = len(spec.skill_ids)
+    skill = spec.item_skill[pos] if spec.grouped else np.full(n, -1)
+    feats = history_features(np.zeros(n, dtype=np.int64), skill, y, np.ones(n, dtype=bool),
+                             spec.window) if spec.pfa and n else np.zeros((n, len(FEATURES)))
+    o = offsets(spec, feats, skill)
+    log_post = log_prior.copy()
+    skill_u = np.empty(n_skills + 1)
+    if n:
+        ll = _answer_loglik(model.a[pos], model.b[pos], o, y, x)
+        if spec.decay < 1.0:
+            # m_i: later answers of the same group (skill, or all answers without a map)
+            group = skill if spec.grouped else np.zeros(n, dtype=np.int64)
+            later = np.zeros(n)
+            for g in np.unique(group).tolist():
+                idx = np.flatnonzero(group == g)
+                later[idx] = np.arange(idx.shape[0] - 1, -1, -1)
+            ll *= (spec.decay ** later)[:, None]
+        if spec.skills:
+            codes = np.where(skill >= 0, skill, n_skills)
+            sums = np.zeros((n_skills + 1, x.shape[0]))
+            np.add.at(sums, codes, ll)
+            seen = np.unique(codes)
+            with_offset = seen[seen < n_skills]
+            lg = _logconv(sums[with_offset], kernel) if with_offset.size else sums[:0]
+            log_post += lg.sum(axis=0) + sums[n_skills]
+        else:
+            log_post += ll.sum(axis=0)
+            with_offset = np.zeros(0, dtype=np.int64)
+    w = np.exp(log_post - log_post.max())
+    w /= w.sum()
+    mean = float(w @ x)
+    sd = math.sqrt(max(float(w @ (x * x)) - mean * mean, 0.0))
+    skill_u[:] = mean
+    if spec.skills and n_skills:
+        # every skill without answers: theta + delta with delta from its prior
+        prior_u = w @ kernel
+        skill_u[:n_skills] = float(prior_u @ x)
+        if n and with_offset.size:
+            rest = log_post[None, :] - lg  # pi without each answered skill
+            rest -= rest.max(axis=1, keepdims=True)
+            h = np.exp(rest) @ kernel
+            own = sums[with_offset]
+            r = np.exp(own - own.max(axis=1, keepdims=True)) * h
+            skill_u[with_offset] = (r @ x) / r.sum(axis=1)
+    theta, se = mean, sd
+    if method == "MAP":
+        theta, se = _grid_mode(x, log_post)
+    nf = next_features(skill, y, spec.window, n_skills) if spec.pfa else np.zeros(
+        (n_skills + 1, len(FEATURES)))
+    return StudentPosterior(theta, se, n, skill_u, nf)
+
+
+def _grid_mode(x: np.ndarray, log_post: np.ndarray) -> tuple[float, float]:
+    """Posterior mode: the parabola through the best node and its neighbours (in log
+    space); SE = ``1 / sqrt(-curvature)``."""
+    q = int(np.argmax(log_post))
+    q = min(max(q, 1), x.shape[0] - 2)
+    h = float(x[1] - x[0])
+    lm, l0, lp = (float(v) for v in log_post[q - 1:q + 2])
+    curv = (lp - 2 * l0 + lm) / (h * h)
+    if not curv < 0:
+        return float(x[q]), h
+    shift = -(lp - lm) / (2 * h) / curv
+    return float(x[q] + max(min(shift, h), -h)), 1.0 / math.sqrt(-curv)
+
+
+def _grid_cached(model: ItemModel, spec: Learning) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    cached = model._cache.get("learning_grid")
+    if cached is None:
+        cached = model._cache["learning_grid"] = spec.grid()  # type: ignore[assignment]
+    return cached  # type: ignore[return-value]
+
+
+def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
+                  item_pos: np.ndarray) -> np.ndarray:
+    """P(correct) of the next answer to each item at ``item_pos`` (known positions)."""
+    pos = np.asarray(item_pos, dtype=np.int64)
+    n_skills = len(spec.skill_ids)
+    skill = spec.item_skill[pos] if spec.grouped else np.full(pos.shape[0], -1)
+    row = np.where(skill >= 0, skill, n_skills)
+    z = model.a[pos] * (post.skill_ability[row] - model.b[pos])
+    if spec.pfa:
+        z += offsets(spec, post.features[row], skill)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int],
+                items: Sequence[str] | None, method: str = "EAP") -> dict[str, Any]:
+    """The ``predict`` answer for one student with a learning-aware model (the same keys as
+    the plain model's: ``ability``, ``probabilities``, ``unknown_items``).
+
+    Args:
+        model: a model with learning options.
+        item_ids: answered item ids, in answer order (first attempts only).
+        correct: 0/1 answers.
+        items: requested item ids (``None``: every item).
+        method: ``"EAP"`` or ``"MAP"`` (the reported general ability).
+    """
+    spec = learning_of(model)
+    assert spec is not None
+    index = model.index
+    pos_all = [index.get(i) for i in item_ids]
+    unknown = [i for i, p in zip(item_ids, pos_all, strict=True) if p is None]
+    keep = [k for k, p in enumerate(pos_all) if p is not None]
+    pos = np.array([pos_all[k] for k in keep], dtype=np.int64)
+    y = np.array([correct[k] for k in keep], dtype=np.int64)
+    post = student_posterior(model, spec, pos, y, method)
+    if items is None:
+        names: Sequence[str] = model.item_ids
+        sel = np.arange(model.n_items)
+    else:
+        req = [index.get(i) for i in items]
+        names = [i for i, p in zip(items, req, strict=True) if p is not None]
+        sel = np.array([p for p in req if p is not None], dtype=np.int64)
+        for i, p in zip(items, req, strict=True):
+            if p is None and i not in unknown:
+                unknown.append(i)
+    probs = probabilities(model, spec, post, sel) if sel.size else np.zeros(0)
+    return {
+        "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6), "method": method,
+                    "n_answers": post.n_answers},
+        "probabilities": dict(zip(names, np.round(probs, 6).tolist(), strict=True)),
+        "unknown_items": unknown,
+    }
+
+
+def describe(spec: Learning) -> dict[str, Any]:
+    """A short JSON summary (``GET /model``, logs): options and scalar settings."""
+    out: dict[str, Any] = {"options": list(spec.options), "recency_decay": spec.decay,
+                           "skill_sd": spec.skill_sd, "n_skills": len(spec.skill_ids)}
+    if spec.pfa:
+        out["window"] = spec.window
+        out["coefficients"] = {f: float(v) for f, v in zip(FEATURES, spec.beta, strict=True)}
+    return out
+
+
+def abilities(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
+              correct: np.ndarray, n_students: int) -> tuple[np.ndarray, np.ndarray]:
+    """General ability (EAP) of many students by the model's own protocol: what ``predict``
+    reports.  :func:`irt.ability.eap_batch` for a plain model; for a learning-aware one
+    :func:`student_posterior` per student (answers of each student in answer order).
+
+    Returns:
+        ``(theta, se)``, each of shape ``(n_students,)``.
+    """
+    spec = learning_of(model)
+    if spec is None:
+        from .ability import eap_batch
+
+        return eap_batch(model, student, item_pos, correct, n_students)
+    student = np.asarray(student, dtype=np.int64)
+    pos = np.asarray(item_pos, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.int64)
+    theta = np.zeros(n_students)
+    se = np.ones(n_students)
+    order = np.argsort(student, kind="stable")
+    bounds = np.searchsorted(student[order], np.arange(n_students + 1))
+    for s in range(n_students):
+        rows = order[bounds[s]:bounds[s + 1]]
+        post = student_posterior(model, spec, pos[rows], y[rows])
+        theta[s], se[s] = post.theta, post.se
+    return theta, se

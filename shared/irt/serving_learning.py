@@ -1,0 +1,115 @@
+"""``predict``'s answers when the serving model has learning-aware options (numpy only).
+
+:func:`irt.serving.predict` and :func:`irt.serving.recommend` hand a model with
+``options["learning"]`` to these functions.  The request contract is unchanged: the same
+validation (:func:`irt.serving.parse_predict`), answers in the order given (or by
+``answered_at``), first attempt per item, unknown ids listed and ignored, and the same
+response shape.  Skills come from the model's item -> skill map, never from the caller.
+The formulas are in :mod:`irt.learning`.
+
+* ``ability`` is the general ability ``theta`` (``EAP``: posterior mean and SD; ``MAP``:
+  the posterior mode), ``n_answers`` the known answers used.
+* ``probabilities`` are learning-aware: the item's skill ability ``u_k`` (posterior mean)
+  and the covariates of the next answer, whatever the ``method``.
+* ``/next-items`` ranks the candidates by those probabilities: ``max_information`` by
+  ``a_j^2 p_j (1 - p_j)``, ``target_probability`` by ``|p_j - target|`` (ties: higher
+  information, then position), as :func:`irt.selection.next_items` does for plain models.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .learning import learning_of, predict_one, probabilities, student_posterior
+from .model import ItemModel
+from .selection import STRATEGIES
+from .serving import (
+    _NEXT_KEYS,
+    Limits,
+    Student,
+    _check_keys,
+    _item_list,
+    _method,
+    _object,
+    _responses,
+    invalid,
+    parse_predict,
+    too_large,
+)
+
+
+def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
+    """The answer to a predict request (single or batch), without ``model_version``.
+
+    Raises:
+        RequestError: for invalid input (as the plain model's path).
+    """
+    students, is_batch, method = parse_predict(payload, limits)
+    if is_batch:
+        return {"results": [{"student_id": s.student_id, **_one(model, s, method)}
+                            for s in students]}
+    return _one(model, students[0], method)
+
+
+def _one(model: ItemModel, student: Student, method: str) -> dict[str, Any]:
+    return predict_one(model, student.item_ids, student.correct, student.items, method)
+
+
+def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
+    """The answer to a next-items request, without ``model_version``.
+
+    Raises:
+        RequestError: for invalid input (the same rules as the plain model's path).
+    """
+    body = _object(payload, "")
+    _check_keys(body, _NEXT_KEYS, "")
+    method = _method(body.get("method"))
+    ids, correct = _responses(body.get("responses"), "responses", limits)
+    k = body.get("k", 1)
+    if type(k) is not int or k < 1:
+        raise invalid("k", "must be an integer of at least 1")
+    if k > limits.max_k:
+        raise too_large("k", f"must be at most {limits.max_k}")
+    strategy = body.get("strategy", "max_information")
+    if strategy not in STRATEGIES:
+        raise invalid("strategy", f"must be one of {', '.join(STRATEGIES)}")
+    target = body.get("target", 0.7)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not (
+            0.0 < target < 1.0):
+        raise invalid("target", "must be a number strictly between 0 and 1")
+    if "target" in body and strategy != "target_probability":
+        raise invalid("target", "applies only to strategy 'target_probability'")
+    candidates = _item_list(body.get("candidates"), "candidates", limits)
+    spec = learning_of(model)
+    assert spec is not None
+    looked, unknown = model.lookup(ids)
+    known = looked >= 0
+    pos = looked[known]
+    y = np.asarray(correct, dtype=np.int64)[known]
+    post = student_posterior(model, spec, pos, y, method)
+    if candidates is None:
+        pool = np.arange(model.n_items)
+    else:
+        cand, missing = model.lookup(list(dict.fromkeys(candidates)))
+        pool = np.unique(cand[cand >= 0])
+        unknown += [m for m in missing if m not in unknown]
+    pool = pool[~np.isin(pool, pos)]
+    p = probabilities(model, spec, post, pool) if pool.size else np.zeros(0)
+    info = model.a[pool] ** 2 * p * (1.0 - p)
+    if strategy == "max_information":
+        order = np.lexsort((pool, -info))
+    else:
+        order = np.lexsort((pool, -info, np.round(np.abs(p - target), 12)))
+    chosen = order[:k]
+    return {
+        "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6), "method": method,
+                    "n_answers": post.n_answers},
+        "strategy": strategy,
+        "items": [{"item_id": model.item_ids[j], "probability": round(float(pp), 6),
+                   "information": round(float(ii), 6)}
+                  for j, pp, ii in zip(pool[chosen].tolist(), p[chosen], info[chosen],
+                                       strict=True)],
+        "unknown_items": unknown,
+    }

@@ -1,0 +1,362 @@
+"""Learning-aware ability (irt.learning, irt.learning_fit): covariates by hand, the grid
+posterior against brute-force integration, no future leakage, the online harness equal to
+predict's single-student path, calibration against simulations with known truth, and the
+artifact round trip."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+from learning_sim import simulate_learning
+
+from irt.calibrate import FitConfig, Priors, fit
+from irt.evaluate import metrics, online_predictions, plain_online_predictions
+from irt.learning import (
+    FEATURES,
+    Learning,
+    history_features,
+    learning_from_dict,
+    learning_of,
+    learning_to_dict,
+    next_features,
+    parse_options,
+    predict_one,
+    skill_map,
+    student_posterior,
+)
+from irt.learning import online_predictions as learning_online
+from irt.learning_fit import LearningConfig, fit_learning
+from irt.model import ItemModel, ModelFormatError, load_model
+from irt.simulate import simulate
+
+COMBOS = [("recency",), ("skills",), ("pfa",), ("skills", "pfa"), ("recency", "skills", "pfa"),
+          ("recency", "pfa")]
+
+
+def make_model(options: tuple[str, ...], n_items: int = 12, n_skills: int = 3, seed: int = 0,
+               decay: float = 0.8, tau: float = 0.7) -> ItemModel:
+    """A small model with the given options and hand-set coefficients, through JSON."""
+    rng = np.random.default_rng(seed)
+    ids = tuple(f"q{j}" for j in range(n_items))
+    nan = np.full(n_items, np.nan)
+    base = ItemModel("2pl", ids, np.exp(rng.normal(0, 0.3, n_items)),
+                     rng.normal(0, 1, n_items), np.zeros(n_items), nan, nan, nan)
+    skills = tuple(f"k{k}" for k in range(n_skills))
+    item_skill = np.arange(n_items) % n_skills
+    item_skill[-1] = -1  # one item without a skill
+    spec = Learning(options=options, decay=decay if "recency" in options else 1.0,
+                    skill_sd=tau if "skills" in options else 0.0,
+                    window=3, beta=np.array([0.3, -0.2, 0.25, -0.3, 0.4]),
+                    gamma=rng.normal(0, 0.3, (n_skills, 3)), skill_ids=skills,
+                    item_skill=item_skill)
+    if not {"skills", "pfa"} & set(options):
+        spec = Learning(options=options, decay=spec.decay)
+    elif "pfa" not in options:
+        spec = Learning(options=options, decay=spec.decay, skill_sd=spec.skill_sd,
+                        skill_ids=skills, item_skill=item_skill,
+                        gamma=np.zeros((n_skills, 3)))
+    base.options = {"learning": learning_to_dict(spec, ids)}
+    return load_model(base.to_json())
+
+
+# --------------------------------------------------------------------------- options
+def test_parse_options() -> None:
+    assert parse_options("pfa, Skills") == ("skills", "pfa")
+    assert parse_options("") == parse_options(None) == parse_options("none") == ()
+    assert parse_options(["recency"]) == ("recency",)
+    with pytest.raises(ValueError, match="unknown model option 'bkt'"):
+        parse_options("skills,bkt")
+
+
+# --------------------------------------------------------------------------- covariates
+def _features_by_hand(skills: list[int], ys: list[int], known: list[bool], window: int
+                      ) -> np.ndarray:
+    """The definition, one answer at a time."""
+    out = []
+    for t in range(len(ys)):
+        hist = [(k, y) for k, y, ok in zip(skills[:t], ys[:t], known[:t], strict=True) if ok]
+        k = skills[t]
+        on = [y for kk, y in hist if kk == k and k >= 0]
+        recent = [y for _, y in hist][-window:] if window else []
+        out.append([math.log1p(sum(on)), math.log1p(len(on) - sum(on)),
+                    math.log1p(sum(recent)), math.log1p(len(recent) - sum(recent)),
+                    (2 * on[-1] - 1) if on else 0])
+    return np.array(out, dtype=float)
+
+
+def test_history_features_follow_the_definition() -> None:
+    rng = np.random.default_rng(1)
+    student = np.repeat([0, 1, 2], [9, 1, 14])
+    skill = rng.integers(-1, 3, student.shape[0])
+    y = rng.integers(0, 2, student.shape[0])
+    known = rng.random(student.shape[0]) > 0.2
+    skill[~known] = -1  # unknown items have no skill
+    got = history_features(student, skill, y, known, 3)
+    for s in range(3):
+        idx = np.flatnonzero(student == s)
+        want = _features_by_hand(skill[idx].tolist(), y[idx].tolist(), known[idx].tolist(), 3)
+        np.testing.assert_allclose(got[idx], want, atol=1e-12)
+    # a by-hand case: skill 0 right, skill 1 wrong, skill 0 wrong, then skill 0
+    f = history_features(np.zeros(4, int), np.array([0, 1, 0, 0]), np.array([1, 0, 0, 1]),
+                         np.ones(4, bool), 2)
+    np.testing.assert_allclose(f[3], [math.log(2), math.log(2), 0.0, math.log(3), -1.0])
+
+
+def test_next_features_are_those_of_a_next_answer() -> None:
+    rng = np.random.default_rng(2)
+    skill = rng.integers(-1, 4, 17)
+    y = rng.integers(0, 2, 17)
+    nxt = next_features(skill, y, 5, 4)
+    for k in [-1, 0, 1, 2, 3]:
+        full = history_features(np.zeros(18, int), np.r_[skill, k], np.r_[y, 0],
+                                np.ones(18, bool), 5)
+        np.testing.assert_allclose(nxt[k], full[-1], atol=1e-12)  # row -1: no skill
+
+
+def test_skill_map_takes_each_items_most_frequent_skill() -> None:
+    items = np.array([0, 0, 0, 1, 1, 2, -1, 3])
+    skills = np.array([2, 1, 2, 0, 1, -1, 0, -1])
+    np.testing.assert_array_equal(skill_map(items, skills, 5), [2, 0, -1, -1, -1])
+
+
+# --------------------------------------------------------------------------- numerics
+def _brute_force(model: ItemModel, spec: Learning, pos: np.ndarray, y: np.ndarray
+                 ) -> tuple[float, float, dict[int, float]]:
+    """General EAP/SD and E[theta + delta_k] by direct integration over (theta, delta_1..K)
+    on a fine product grid with the continuous densities (covariates by hand)."""
+    skills = spec.item_skill[pos] if spec.grouped else np.full(pos.shape[0], -1)
+    feats = _features_by_hand(skills.tolist(), y.tolist(), [True] * len(y), spec.window)
+    o = np.zeros(len(y))
+    if spec.pfa:
+        o = feats @ spec.beta + np.array([spec.gamma[k] @ f[[0, 1, 4]] if k >= 0 else 0.0
+                                          for k, f in zip(skills, feats, strict=True)])
+    group = skills if spec.grouped else np.zeros(len(y), int)
+    later = np.array([np.sum(group[i + 1:] == group[i]) for i in range(len(y))])
+    w = spec.decay ** later
+    used = sorted({int(k) for k in skills if k >= 0}) if spec.skills else []
+    th = np.linspace(-7, 7, 141)
+    dl = np.linspace(-5 * spec.skill_sd, 5 * spec.skill_sd, 71) if used else np.zeros(1)
+    grids = np.meshgrid(th, *([dl] * len(used)), indexing="ij")
+    logp = -0.5 * grids[0] ** 2
+    for g in grids[1:]:
+        logp = logp - 0.5 * (g / spec.skill_sd) ** 2
+    for i, j in enumerate(pos.tolist()):
+        u = grids[0] + (grids[1 + used.index(skills[i])] if skills[i] in used else 0.0)
+        z = model.a[j] * (u - model.b[j]) + o[i]
+        logp = logp + w[i] * -np.logaddexp(0.0, -(2 * y[i] - 1) * z)
+    p = np.exp(logp - logp.max())
+    p /= p.sum()
+    mean = float(np.sum(p * grids[0]))
+    sd = math.sqrt(float(np.sum(p * grids[0] ** 2)) - mean**2)
+    return mean, sd, {k: float(np.sum(p * (grids[0] + grids[1 + n])))
+                      for n, k in enumerate(used)}
+
+
+@pytest.mark.parametrize("options", COMBOS)
+def test_posterior_matches_brute_force_integration(options: tuple[str, ...]) -> None:
+    model = make_model(options, seed=3)
+    spec = learning_of(model)
+    rng = np.random.default_rng(4)
+    pos = np.array([0, 1, 3, 4, 2, 6, 11, 7, 9])  # skills 0,1,0,1,2,0,-,1,0 (two offsets)
+    if spec.skills:
+        pos = pos[spec.item_skill[pos] != 2]  # keep the brute force at three dimensions
+    y = rng.integers(0, 2, pos.shape[0])
+    post = student_posterior(model, spec, pos, y)
+    mean, sd, u = _brute_force(model, spec, pos, y)
+    assert post.theta == pytest.approx(mean, abs=2e-4)
+    assert post.se == pytest.approx(sd, abs=2e-4)
+    for k, want in u.items():
+        assert post.skill_ability[k] == pytest.approx(want, abs=2e-4)
+
+
+@pytest.mark.parametrize("options", COMBOS)
+def test_no_prediction_sees_its_own_or_a_later_answer(options: tuple[str, ...]) -> None:
+    model = make_model(options, seed=5)
+    rng = np.random.default_rng(6)
+    student = np.repeat(np.arange(6), 11)
+    pos = np.concatenate([rng.permutation(12)[:11] for _ in range(6)])
+    pos[[4, 30]] = -1  # unknown items
+    y = rng.integers(0, 2, student.shape[0])
+    p = online_predictions(model, student, pos, y)
+    for s in range(6):
+        idx = np.flatnonzero(student == s)
+        cut = 5
+        later = idx[cut:]
+        pos2, y2 = pos.copy(), y.copy()
+        perm = rng.permutation(later.shape[0])
+        pos2[later], y2[later] = pos[later][perm], 1 - y[later][perm]
+        p2 = online_predictions(model, student, pos2, y2)
+        # Later answers regroup the rows of the matrix products (by skill), which may move
+        # the last bit (1e-16); information from the future would move them by far more.
+        np.testing.assert_allclose(p2[idx[:cut]], p[idx[:cut]], rtol=0, atol=1e-12)
+        y3 = y.copy()
+        y3[idx[cut]] = 1 - y3[idx[cut]]
+        p3 = online_predictions(model, student, pos, y3)
+        np.testing.assert_allclose(p3[idx[:cut + 1]], p[idx[:cut + 1]], rtol=0, atol=1e-12)
+        if pos[idx[cut]] >= 0:  # a known answer moves the next prediction
+            assert p3[idx[cut + 1]] != p[idx[cut + 1]]
+
+
+@pytest.mark.parametrize("options", COMBOS)
+def test_online_harness_equals_predict_on_every_prefix(options: tuple[str, ...]) -> None:
+    model = make_model(options, seed=7)
+    rng = np.random.default_rng(8)
+    student = np.repeat(np.arange(3), 12)
+    pos = np.concatenate([rng.permutation(12) for _ in range(3)])
+    y = rng.integers(0, 2, student.shape[0])
+    p = online_predictions(model, student, pos, y)
+    for t in range(student.shape[0]):
+        s = student[t]
+        prefix = np.flatnonzero((student == s) & (np.arange(student.shape[0]) < t))
+        out = predict_one(model, [model.item_ids[j] for j in pos[prefix]],
+                          y[prefix].tolist(), [model.item_ids[pos[t]]])
+        assert out["probabilities"][model.item_ids[pos[t]]] == pytest.approx(p[t], abs=1e-6)
+
+
+def test_a_plain_model_keeps_the_plain_protocol() -> None:
+    model = fit(simulate(800, 20, 10, seed=9).responses, FitConfig(compute_se=False)).model
+    rng = np.random.default_rng(10)
+    student = np.repeat(np.arange(30), 8)
+    pos = np.concatenate([rng.permutation(20)[:8] for _ in range(30)])
+    y = rng.integers(0, 2, student.shape[0])
+    want = plain_online_predictions(model, student, pos, y)
+    assert learning_of(model) is None
+    np.testing.assert_array_equal(online_predictions(model, student, pos, y), want)
+    np.testing.assert_array_equal(learning_online(model, student, pos, y), want)
+
+
+def test_recency_weights_older_answers_less() -> None:
+    model = make_model(("recency",), decay=0.5)
+    spec = learning_of(model)
+    pos, y = np.array([0, 1, 2, 3]), np.array([0, 0, 1, 1])
+    flipped = student_posterior(model, spec, pos[::-1], y[::-1]).theta
+    recent_right = student_posterior(model, spec, pos, y).theta
+    assert recent_right > flipped  # the same answers, the right ones later: higher ability
+    plain = make_model(("skills",))  # decay 1: order does not matter without covariates
+    sp = learning_of(plain)
+    assert student_posterior(plain, sp, pos, y).theta == pytest.approx(
+        student_posterior(plain, sp, pos[::-1], y[::-1]).theta, abs=1e-12)
+
+
+# --------------------------------------------------------------------------- calibration
+OPTION_SETS = [(), ("skills",), ("pfa",), ("skills", "pfa")]
+
+
+@pytest.fixture(scope="module")
+def simulated():
+    """Training and new test students on the same items, a 2PL and each option set fitted."""
+    beta = np.array([0.3, -0.2, 0.2, -0.2, 0.3])
+    train = simulate_learning(600, 32, 4, tau=0.8, beta=beta, seed=11, item_seed=5)
+    test = simulate_learning(300, 32, 4, tau=0.8, beta=beta, seed=12, item_seed=5)
+    base = fit(train.responses, FitConfig(priors=Priors((0, 0.5), (0, 2)), compute_se=False,
+                                          min_answers_per_item=1)).model
+    fits = {o: fit_learning(base, train.responses, train.order, train.item_skill,
+                            train.skill_ids, LearningConfig(options=o)) for o in OPTION_SETS}
+    return train, test, base, fits
+
+
+def test_calibration_recovers_the_simulated_truth(simulated) -> None:
+    train, _, base, fits = simulated
+    result = fits[("skills", "pfa")]
+    spec = learning_of(result.model)
+    assert result.converged and result.iterations >= 2
+    assert spec.skill_sd == pytest.approx(0.8, abs=0.2)
+    np.testing.assert_allclose(spec.beta, train.beta, atol=0.15)
+    assert result.log_likelihood > base.fit["log_likelihood"]  # more parameters, better fit
+    # the objective never went down (SQUAREM falls back to plain EM steps)
+    assert all(b >= a - 1e-6 * abs(a) for a, b in itertools.pairwise(result.history))
+    # difficulties recovered, pooled by skill
+    truth = train.b[np.array([int(i[1:]) for i in result.model.item_ids])]
+    assert np.corrcoef(result.model.b, truth)[0, 1] > 0.9
+    assert fits[()].model is base  # no option: the plain model itself
+
+
+def test_learning_aware_options_predict_better_on_new_students(simulated) -> None:
+    _, test, _, fits = simulated
+    r = test.responses
+    auc = {}
+    for options, result in fits.items():
+        model = result.model
+        p = online_predictions(model, r.student, model.positions(list(r.item_ids))[r.item],
+                               r.correct)
+        auc[options] = metrics(r.correct, p)["auc"]
+    # measured: plain 0.798, skills 0.825, pfa 0.832, both 0.832 (the simulated skill
+    # offsets also drive the skill covariates, so pfa alone recovers most of them)
+    assert auc[("skills",)] > auc[()] + 0.01
+    assert auc[("pfa",)] > auc[()] + 0.01
+    assert auc[("skills", "pfa")] > auc[("skills",)] + 0.003
+    assert auc[("skills", "pfa")] > auc[("pfa",)] - 0.002
+
+
+def test_recency_alone_keeps_the_calibrated_items(simulated) -> None:
+    train, _, base, _ = simulated
+    model = fit_learning(base, train.responses, None, None, (),
+                         LearningConfig(options=("recency",), decay=0.9)).model
+    np.testing.assert_array_equal(model.a, base.a)
+    np.testing.assert_array_equal(model.se_b, base.se_b)
+    assert learning_of(model).decay == 0.9 and learning_of(base) is None
+
+
+def test_skills_and_pfa_need_a_skill_map_and_a_2pl(simulated) -> None:
+    train, _, base, _ = simulated
+    with pytest.raises(ValueError, match="skill map"):
+        fit_learning(base, train.responses, None, None, (), LearningConfig(options=("pfa",)))
+    one = fit(train.responses, FitConfig(model="1pl", compute_se=False)).model
+    with pytest.raises(ValueError, match="2pl"):
+        fit_learning(one, train.responses, None, train.item_skill, train.skill_ids,
+                     LearningConfig(options=("skills",)))
+
+
+# --------------------------------------------------------------------------- artifact
+def test_artifact_round_trip() -> None:
+    model = make_model(("recency", "skills", "pfa"))
+    spec = learning_of(model)
+    again = load_model(model.to_json())
+    other = learning_of(again)
+    assert other.options == spec.options and other.decay == spec.decay
+    assert other.skill_sd == spec.skill_sd and other.skill_ids == spec.skill_ids
+    np.testing.assert_array_equal(other.beta, spec.beta)
+    np.testing.assert_array_equal(other.gamma, spec.gamma)
+    np.testing.assert_array_equal(other.item_skill, spec.item_skill)
+    doc = model.to_dict()["options"]["learning"]
+    assert set(doc["coefficients"]) == set(FEATURES) and doc["item_skills"]["q0"] == "k0"
+    assert "q11" not in doc["item_skills"]  # the item without a skill
+
+
+def test_older_artifacts_without_options_load_as_plain_models() -> None:
+    doc = make_model(("skills",)).to_dict()
+    del doc["options"]
+    import json
+
+    model = load_model(json.dumps(doc))
+    assert model.options == {} and learning_of(model) is None
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (lambda d: d.update(options=["recency", "bkt"]), "options.learning.options"),
+    (lambda d: d.update(options=[]), "options.learning.options"),
+    (lambda d: d.update(recency_decay=1.0), "options.learning.recency_decay"),
+    (lambda d: d.update(skill_sd=0), "options.learning.skill_sd"),
+    (lambda d: d["coefficients"].pop("skill_last"), "options.learning.coefficients.skill_last"),
+    (lambda d: d["coefficients"].update(skill_last=float("nan")),
+     "options.learning.coefficients.skill_last"),
+    (lambda d: d["item_skills"].update(zz="k1"), "options.learning.item_skills.zz"),
+    (lambda d: d["skills"].update(k9={}), "options.learning.skills.k9"),
+    (lambda d: d.update(window=0), "options.learning.window"),
+    (lambda d: d.update(grid={"n_points": 5}), "options.learning.grid.n_points"),
+    (lambda d: d.update(extra=1), "options.learning.extra"),
+])
+def test_invalid_learning_options_are_rejected_naming_the_field(change, field) -> None:
+    model = make_model(("recency", "skills", "pfa"))
+    doc = model.to_dict()
+    change(doc["options"]["learning"])
+    with pytest.raises(ModelFormatError) as info:
+        learning_from_dict(doc["options"]["learning"], model.item_ids, "2pl")
+    assert info.value.field == field
+    import json
+
+    with pytest.raises(ModelFormatError):  # the loader (and so predict) refuses it too
+        load_model(json.dumps(doc, allow_nan=True).replace("NaN", "null"))
