@@ -45,6 +45,7 @@ import numpy as np
 
 from irt import __version__
 from irt.calibrate import FitConfig, Priors, fit
+from irt.learning import parse_options, skill_map
 from irt.model import MODEL_TYPES, ItemModel, ModelFormatError, load_model
 from irt.monitoring import MonitorConfig, canary, run_checks
 from irt.preprocess import prepare_coded
@@ -147,6 +148,14 @@ class RefreshConfig:
         prefix: ``MODEL_PREFIX`` (default ``models``).
         monitoring: ``MONITOR_*`` thresholds of :mod:`irt.monitoring` (not part of the
             version digest: they judge a model, they do not shape it).
+        model_options: ``MODEL_OPTIONS``: learning-aware options of :mod:`irt.learning`,
+            comma-separated ``recency``, ``skills``, ``pfa`` (default none: the plain
+            model).  ``skills`` and ``pfa`` need ``COLUMN_SKILL``; all need ``MODEL_TYPE``
+            2pl.  Calibrated by :func:`irt.learning_fit.fit_learning` on the training
+            answers after the plain fit, stored in the artifact's ``options``, gated with
+            the same online protocol and served by ``predict``.
+        recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
+        pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
     """
 
     table: str | None = None
@@ -167,6 +176,9 @@ class RefreshConfig:
     model_dir: str | None = None
     prefix: str = "models"
     monitoring: MonitorConfig = field(default_factory=MonitorConfig)
+    model_options: tuple[str, ...] = ()
+    recency_decay: float = 0.95
+    pfa_window: int = 10
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -200,6 +212,15 @@ class RefreshConfig:
             answered_at=env.get("COLUMN_ANSWERED_AT") or "answered_at",
             skill=env.get("COLUMN_SKILL") or None,
         )
+        try:
+            model_options = parse_options(env.get("MODEL_OPTIONS"))
+        except ValueError as exc:
+            raise ConfigError("MODEL_OPTIONS", str(exc)) from None
+        if model_options and model_type != "2pl":
+            raise ConfigError("MODEL_OPTIONS", "learning-aware options need MODEL_TYPE=2pl")
+        if {"skills", "pfa"} & set(model_options) and not columns.skill:
+            raise ConfigError("MODEL_OPTIONS", "options 'skills' and 'pfa' need COLUMN_SKILL "
+                                               "(the item -> skill map is learned from it)")
         d, g = DataThresholds(), GateConfig()
         data = DataThresholds(
             min_answers=_env_int(env, "DATA_MIN_ANSWERS", d.min_answers, 1, 10**12),
@@ -230,7 +251,9 @@ class RefreshConfig:
             prior_a=_env_pair(env, "PRIOR_A", (0.0, 0.5)),
             prior_b=_env_pair(env, "PRIOR_B", (0.0, 2.0)),
             data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
-            monitoring=MonitorConfig.from_env(env),
+            monitoring=MonitorConfig.from_env(env), model_options=model_options,
+            recency_decay=_env_float(env, "RECENCY_DECAY", 0.95, 0.01, 0.9999),
+            pfa_window=_env_int(env, "PFA_WINDOW", 10, 1, 10_000),
         )
 
     def summary(self) -> dict[str, Any]:
@@ -239,6 +262,9 @@ class RefreshConfig:
         out["columns"] = self.columns.required()
         for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
             out.pop(key)
+        if not self.model_options:  # a plain model: the digest of the plain settings only
+            for key in ("model_options", "recency_decay", "pfa_window"):
+                out.pop(key)
         return out
 
 
@@ -542,6 +568,11 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
 
     s_codes, s_dict = _encode(table.column("student_id"))
     i_codes, i_dict = _encode(table.column("item_id"))
+    skills = None  # the item -> skill map of the log, for the learning-aware options
+    if {"skills", "pfa"} & set(config.model_options):
+        k_codes, k_dict = _encode(table.column("skill_id"))
+        skills = (skill_map(i_codes, k_codes, len(i_dict)), i_dict, k_dict)
+        del k_codes
     # the SQL leaves 0, 1 or NULL: int8 with -1 for NULL (invalid_correct downstream)
     correct = pc.fill_null(table.column("correct"), -1).cast(pa.int8()).to_numpy()
     times_us = table.column("answered_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
@@ -600,6 +631,9 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
         train_answers=train.n_answers, holdout_answers=int(held_out.sum()),
         seconds=round(time.perf_counter() - t0, 3))
     new_model = result.model
+    if config.model_options:  # 6b. the learning-aware options, on the same training answers
+        new_model = _fit_learning(config, new_model, train, order_key[~held_out], skills,
+                                  responses.item_ids, say)
     violations += items_lost(serving_model, new_model, config.data)
 
     # 7. quality gate
@@ -732,6 +766,38 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
         created_at=now.isoformat(), previous_version=serving_version, decision=decision,
         n_items=new_model.n_items)
     return {**summary, "status": "published", "reasons": reasons}
+
+
+def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key: np.ndarray,
+                  skills: tuple[np.ndarray, list[Any], list[Any]] | None,
+                  item_ids: tuple[str, ...], say: Log) -> ItemModel:
+    """:func:`irt.learning_fit.fit_learning` with the configured options; ``skills`` is the
+    log's ``(skill code per item code, item dictionary, skill dictionary)``."""
+    from irt.learning_fit import LearningConfig, fit_learning
+
+    t0 = time.perf_counter()
+    item_skill, skill_ids = None, []
+    if skills is not None:
+        codes, i_dict, k_dict = skills
+        by_id = {str(i).strip(): int(k) for i, k in zip(i_dict, codes.tolist(), strict=True)
+                 if k >= 0}
+        item_skill = np.array([by_id.get(i, -1) for i in item_ids], dtype=np.int64)
+        skill_ids = [str(k).strip() for k in k_dict]
+    learning = LearningConfig(options=config.model_options, decay=config.recency_decay,
+                              window=config.pfa_window, prior_a=config.prior_a,
+                              prior_b=config.prior_b or (0.0, 2.0))
+    try:
+        result = fit_learning(base, train, order_key, item_skill, skill_ids, learning)
+    except ValueError as exc:  # e.g. no item has a skill in this window
+        raise _StopError(422, "invalid_data", f"learning options: {exc}") from exc
+    info = result.model.options["learning"]
+    say("INFO", "learning options calibrated", event="learning_calibrated",
+        options=list(config.model_options), iterations=result.iterations,
+        converged=result.converged, log_likelihood=result.log_likelihood,
+        skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
+        n_skills=len(set(info.get("item_skills", {}).values())),
+        seconds=round(time.perf_counter() - t0, 3))
+    return result.model
 
 
 def _write_rejection(store: ArtifactStore, config: RefreshConfig, start: datetime,

@@ -1,0 +1,109 @@
+"""The learning-aware options end to end: prepare's configuration (MODEL_OPTIONS) -> the
+calibrated artifact's ``options`` -> the gate with the same online protocol -> predict."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from answerlogs import T0, write_csv
+from learning_sim import simulate_learning
+from test_predict import make_client
+from test_refresh import Logs, config, run
+
+from irt.evaluate import metrics, plain_online_predictions
+from irt.learning import learning_of, predict_one
+from irt.learning import online_predictions as learning_online
+from irt.model import load_model
+from irt.refresh import RefreshConfig
+from irt.sql import ConfigError
+from irt.store import LocalStore
+
+
+def learning_rows(n_students: int = 400, seed: int = 31) -> list[dict[str, str]]:
+    """A log from the learning-aware model, a minute between a student's answers."""
+    from datetime import timedelta
+
+    sim = simulate_learning(n_students, 24, 3, tau=0.8,
+                            beta=np.array([0.3, -0.2, 0.2, -0.2, 0.3]), seed=seed, item_seed=3)
+    r = sim.responses
+    rows, step = [], {}
+    for s, j, y in zip(r.student.tolist(), r.item.tolist(), r.correct.tolist(), strict=True):
+        k = step[s] = step.get(s, -1) + 1
+        t = T0 + timedelta(days=s % 20, minutes=k)
+        rows.append({"student_id": f"stu-{s:04d}", "item_id": f"Q{j:02d}", "correct": str(y),
+                     "answered_at": t.strftime("%Y-%m-%d %H:%M:%S"),
+                     "skill_id": f"k{sim.item_skill[j]}"})
+    return rows
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"MODEL_OPTIONS": "skills,bkt"}, "unknown model option"),
+    ({"MODEL_OPTIONS": "pfa", "COLUMN_SKILL": ""}, "COLUMN_SKILL"),
+    ({"MODEL_OPTIONS": "recency", "MODEL_TYPE": "3pl"}, "2pl"),
+])
+def test_model_options_are_validated(tmp_path: Path, env: dict[str, str], message: str) -> None:
+    base = {"SOURCE_FILE": "x.csv", "MODEL_DIR": str(tmp_path), "COLUMN_SKILL": "skill_id"}
+    with pytest.raises(ConfigError) as info:
+        RefreshConfig.from_env({**base, **env})
+    assert info.value.field == "MODEL_OPTIONS" and message in str(info.value)
+
+
+def test_model_options_are_read_and_shape_the_version(tmp_path: Path) -> None:
+    base = {"SOURCE_FILE": "x.csv", "MODEL_DIR": str(tmp_path), "COLUMN_SKILL": "skill_id"}
+    plain = RefreshConfig.from_env(base)
+    learned = RefreshConfig.from_env({**base, "MODEL_OPTIONS": "pfa, skills",
+                                      "RECENCY_DECAY": "0.9", "PFA_WINDOW": "5"})
+    assert plain.model_options == () and learned.model_options == ("skills", "pfa")
+    assert (learned.recency_decay, learned.pfa_window) == (0.9, 5)
+    assert "model_options" not in plain.summary()  # plain digests as before
+    assert learned.summary()["model_options"] == ("skills", "pfa")
+
+
+def test_prepare_publishes_a_learning_model_gated_and_served(tmp_path: Path,
+                                                             monkeypatch) -> None:
+    log_file = write_csv(learning_rows(), tmp_path / "log.csv")
+    cfg = config(tmp_path, log_file, MODEL_OPTIONS="skills,pfa", MIN_ANSWERS_PER_ITEM="5")
+    logs = Logs()
+    result = run(cfg, logs=logs)
+    assert result.status == 200, result.body
+    store = LocalStore(cfg.model_dir)
+    version, _ = store.read_pointer()
+    model = load_model(store.get(version, "model.json"))
+    spec = learning_of(model)
+    assert spec is not None and spec.options == ("skills", "pfa")
+    assert set(model.options["learning"]["item_skills"].values()) == {"k0", "k1", "k2"}
+    assert model.options["learning"]["item_skills"]["Q04"] == "k1"
+    assert 0.3 < spec.skill_sd < 1.5
+    learned = next(line for line in logs.lines if line.get("event") == "learning_calibrated")
+    assert learned["options"] == ["skills", "pfa"] and learned["iterations"] > 0
+    # The gate scored the held-out answers with the learning-aware protocol: recompute it
+    # from the published prepared answers (holdout column) independently of irt.quality.
+    report = json.loads(store.get(version, "report.json"))
+    with gzip.open(io.BytesIO(store.get(version, "prepared.csv.gz")), "rt") as f:
+        lines = f.read().splitlines()[1:]
+    rows = [line.replace('"', "").split(",") for line in lines]
+    students = {r[0] for r in rows if r[4] == "1"}
+    rows = sorted((r for r in rows if r[0] in students), key=lambda r: (r[0], r[3]))
+    ids = sorted(students)
+    student = np.array([ids.index(r[0]) for r in rows])
+    pos = model.positions([r[1] for r in rows])
+    y = np.array([int(r[2]) for r in rows])
+    held = np.array([r[4] == "1" for r in rows])
+    p = learning_online(model, student, pos, y)
+    gate_auc = report["gate"]["new"]["auc"]
+    assert gate_auc == pytest.approx(metrics(y[held], p[held])["auc"], abs=1e-12)
+    plain = plain_online_predictions(model, student, pos, y)
+    assert gate_auc != pytest.approx(metrics(y[held], plain[held])["auc"], abs=1e-6)
+    # predict serves it: the same answers as the engine
+    client = make_client(monkeypatch, Path(cfg.model_dir))
+    answers = [{"item_id": "Q01", "correct": True}, {"item_id": "Q04", "correct": False}]
+    body = client.post("/predict", json={"responses": answers, "items": ["Q07", "Q02"]})
+    assert body.status_code == 200
+    want = predict_one(model, ["Q01", "Q04"], [1, 0], ["Q07", "Q02"])
+    assert body.get_json()["probabilities"] == want["probabilities"]
+    assert body.get_json()["model_version"] == version
