@@ -61,7 +61,7 @@ bench: $(STAMP)
 
 # Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
 # IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then
-# 2 x 60 s of load at concurrency 16 under wrk with model refreshes. ~10 minutes; figures in
+# 2 x 60 s of load at concurrency 16 under wrk with model refreshes. ~12 minutes; figures in
 # build/drills/summary.md. `make test` runs the same drills at CI size.
 drills: $(STAMP)
 	PYTHONPATH=shared $(PY) scripts/drills.py

@@ -6,7 +6,7 @@
     python scripts/drills.py summary    # print build/drills/summary.md again
 
 1. **pytest drills** (``tests/drill_registry.py`` names them): bad input (10,000 hostile
-   requests plus the schemathesis campaign at ~7x its CI size), the fault drills, the CI-size
+   requests plus the schemathesis campaign at ~3x its CI size), the fault drills, the CI-size
    load drill, the log scans, size caps, the secret scan, the Terraform invariants.
 2. **load drill**: ``predict`` under functions-framework/gunicorn with the production settings
    of a 2-vCPU instance (``WORKERS=2 THREADS=4``, from ``terraform/environments/prod``),
@@ -15,7 +15,8 @@
    new version in ``MODEL_DIR``) 20 s in and again 40 s in. Reported per run: requests,
    errors (non-2xx and socket), p50/p90/p99/max latency, the versions that answered, and the
    RSS of the server's processes every second. **Pass**: zero errors, only published versions
-   answer (the last one by the end), each worker loads each new version once, and RSS flat:
+   answer (the last one by the end), each new version is loaded (once by each worker that
+   serves requests: wrk's keep-alive connections may all land on one), and RSS flat:
    steady run, the total at the end within ``RSS_TOLERANCE_MIB`` of the total 10 s in (after
    warm-up); refresh run, the total at the end within the same tolerance of the total just
    before the second refresh (a refresh may raise RSS once - the allocator keeps the freed
@@ -284,9 +285,11 @@ def load_drill(duration: float, connections: int, refresh_at: tuple[float, float
             problems.append(f"RSS grew {fig['rss']['growth_mib']} MiB")
         verdicts[name] = problems
     for version in (v2, v3):
-        if loaded.count(version) != int(PRODUCTION["WORKERS"]):
+        # Each worker refreshes on its own requests: one that wrk's keep-alive connections
+        # never reach keeps the old model until its next request (then swaps in background).
+        if not 1 <= loaded.count(version) <= int(PRODUCTION["WORKERS"]):
             verdicts["refresh"].append(f"'model loaded' for {version} {loaded.count(version)} "
-                                       "times, expected once per worker")
+                                       "times, expected once per worker that served")
     if errors:
         verdicts["refresh"].append(f"{len(errors)} ERROR log lines")
     return {"ran": True, "settings": {**env, "connections": connections, "duration_s": duration,
