@@ -119,11 +119,6 @@ def live_url():
         yield server
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: predict logs the request path verbatim on a 404 ('path' in the request log "
-    "line), so a student id in a wrong URL reaches the log; closing it needs main.py to log "
-    "only known routes (e.g. '<unknown path>') - Cloud Run's own request log records the URL "
-    "in any case"))
 def test_predict_logs_no_student_id_from_a_wrong_url(live_url) -> None:
     server = live_url
     r = requests.post(f"{server.url}/students/SID-0042/predict", json={"responses": []},
