@@ -66,12 +66,14 @@ bench: $(STAMP)
 drills: $(STAMP)
 	PYTHONPATH=shared $(PY) scripts/drills.py
 
-# Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent).
+# Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent): the
+# plain 2PL and every learning-aware option set (irt.learning), against the published figures.
 ASSIST := ../shared/datasets/assistments2009_lpp
 evaluate: $(STAMP)
 	@if [ -f $(ASSIST)/assistments2009_lpp_train.csv.gz ]; then \
 	  PYTHONPATH=shared $(PY) -m irt evaluate $(ASSIST)/assistments2009_lpp_train.csv.gz \
-	    $(ASSIST)/assistments2009_lpp_test.csv.gz --student-column user_id --order-column seq; \
+	    $(ASSIST)/assistments2009_lpp_test.csv.gz --student-column user_id --order-column seq \
+	    --skill-column skill_id --table; \
 	else echo "skipped: $(ASSIST) not found"; fi
 
 clean:

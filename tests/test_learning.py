@@ -360,3 +360,45 @@ def test_invalid_learning_options_are_rejected_naming_the_field(change, field) -
 
     with pytest.raises(ModelFormatError):  # the loader (and so predict) refuses it too
         load_model(json.dumps(doc, allow_nan=True).replace("NaN", "null"))
+
+
+# --------------------------------------------------------------------------- CLI
+def _write_log(path, sim, offset: int = 0) -> None:
+    import csv
+
+    r = sim.responses
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["user_id", "item_id", "correct", "skill_id", "seq"])
+        for k, (s, j, y) in enumerate(zip(r.student.tolist(), r.item.tolist(),
+                                          r.correct.tolist(), strict=True)):
+            w.writerow([f"u{s + offset}", r.item_ids[j], y, f"k{sim.item_skill[j]}", k])
+
+
+def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
+    import json
+
+    from irt.cli import main
+
+    beta = np.array([0.3, -0.2, 0.2, -0.2, 0.3])
+    _write_log(tmp_path / "train.csv", simulate_learning(400, 24, 3, beta=beta, seed=41,
+                                                         item_seed=2))
+    _write_log(tmp_path / "test.csv", simulate_learning(150, 24, 3, beta=beta, seed=42,
+                                                        item_seed=2), offset=1000)
+    common = [str(tmp_path / "train.csv"), str(tmp_path / "test.csv"), "--student-column",
+              "user_id", "--order-column", "seq"]
+    assert main(["evaluate", *common, "--options", "pfa"]) == 2  # needs --skill-column
+    assert "--skill-column" in capsys.readouterr().err
+    assert main(["evaluate", *common, "--skill-column", "skill_id", "--table", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    names = [tuple(r["options"]) for r in rows]
+    assert names == [(), ("recency",), ("skills",), ("pfa",), ("skills", "pfa"),
+                     ("recency", "skills", "pfa")]
+    auc = {n: r["auc"] for n, r in zip(names, rows, strict=True)}
+    assert auc[("skills", "pfa")] > auc[()] + 0.01
+    assert all(r["n_predictions"] == 150 * 24 and r["predict_us_per_request"] > 0 for r in rows)
+    from irt.cli import _print_table
+
+    _print_table(rows)
+    table = capsys.readouterr().out
+    assert "2pl+skills+pfa" in table and "Best-LR 0.77" in table

@@ -105,6 +105,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="lognormal prior on slopes (default 0,0.5)")
     e.add_argument("--prior-b", type=_pair, default=(0.0, 2.0), metavar="MEAN,SD",
                    help="normal prior on difficulties (default 0,2: sparse logs)")
+    e.add_argument("--options", default="",
+                   help="learning-aware options, comma-separated: recency, skills, pfa "
+                   "(default none: the plain model; formulas in irt.learning)")
+    e.add_argument("--skill-column", default=None,
+                   help="skill column of TRAIN, for the item -> skill map that 'skills' and "
+                   "'pfa' learn (ASSISTments files: skill_id)")
+    e.add_argument("--recency-decay", type=float, default=0.95, metavar="LAMBDA",
+                   help="recency weight per later answer (default 0.95)")
+    e.add_argument("--window", type=int, default=10,
+                   help="answers in the recent window of the pfa covariates (default 10)")
+    e.add_argument("--table", action="store_true",
+                   help="evaluate the plain model and every option set, with predict's "
+                   "per-request cost, against the published figures")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
@@ -173,9 +186,10 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_log(path: Path, student_col: str, order_col: str
+def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | None = None
               ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Rows of a (possibly gzip) CSV as students, items, correct (0/1) and order keys."""
+    """Rows of a (possibly gzip) CSV as students, items, correct (0/1) and order keys (and,
+    with ``skill_col``, the skills as a fifth list: ``""`` for none)."""
     import csv
     import gzip
 
@@ -183,10 +197,11 @@ def _read_log(path: Path, student_col: str, order_col: str
     with opener(path, "rt", newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
-        for col in (student_col, "item_id", "correct", order_col):
+        for col in (student_col, "item_id", "correct", order_col, *([skill_col] if skill_col
+                                                                    else [])):
             if col not in header:
                 raise CSVFormatError(1, f"missing column {col!r} (header: {', '.join(header)})")
-        students, items, correct, order = [], [], [], []
+        students, items, correct, order, skills = [], [], [], [], []
         for line, row in enumerate(reader, start=2):
             y = row["correct"].strip().lower()
             if y not in ("0", "1", "true", "false"):
@@ -198,18 +213,38 @@ def _read_log(path: Path, student_col: str, order_col: str
             students.append(row[student_col])
             items.append(row["item_id"])
             correct.append(1 if y in ("1", "true") else 0)
-    return students, items, np.array(correct, dtype=np.int8), np.array(order)
+            if skill_col:
+                skills.append(row[skill_col].strip())
+    out = (students, items, np.array(correct, dtype=np.int8), np.array(order))
+    return (*out, skills) if skill_col else out  # type: ignore[return-value]
+
+
+#: Published test AUCs on the same ASSISTments 2009 files (Gervet et al. 2020, README of
+#: github.com/theophilegervet/learner-performance-prediction at a7ae193).
+PUBLISHED_AUC = (("item-only IRT", 0.69), ("PFA", 0.72), ("DKT", 0.75), ("Best-LR", 0.77))
+#: The option sets ``--table`` evaluates (besides the plain model).
+TABLE_OPTIONS = (("recency",), ("skills",), ("pfa",), ("skills", "pfa"),
+                 ("recency", "skills", "pfa"))
 
 
 def _evaluate(args: argparse.Namespace) -> int:
     from .calibrate import FitConfig, Priors, fit
     from .evaluate import evaluate
+    from .learning import parse_options
+    from .learning_fit import with_recency
     from .preprocess import prepare_rows
 
-    tr_s, tr_i, tr_y, tr_o = _read_log(args.train, args.student_column, args.order_column)
-    te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column)
+    options = parse_options(args.options)
+    needs_skills = args.table or bool({"skills", "pfa"} & set(options))
+    if needs_skills and not args.skill_column:
+        raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
+    skill_col = args.skill_column if needs_skills else None
+    tr = _read_log(args.train, args.student_column, args.order_column, skill_col)
+    te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column)[:4]
+    tr_s, tr_i, tr_y, tr_o = tr[:4]
     # First attempt per student-item, as in production (preprocess keeps the first).
-    train = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True)).responses
+    prepared = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True))
+    train = prepared.responses
     config = FitConfig(model=args.model, min_answers_per_item=args.min_answers_per_item,
                        priors=Priors(a_lognormal=args.prior_a, b_normal=args.prior_b,
                                      c_beta=Priors.recommended(args.model).c_beta),
@@ -220,23 +255,128 @@ def _evaluate(args: argparse.Namespace) -> int:
     t_index: dict[str, int] = {}
     t_student = np.array([t_index.setdefault(s, len(t_index)) for s in te_s])
     order = np.lexsort((te_o, t_student))
-    report, _ = evaluate(result.model, t_student[order], [te_i[k] for k in order],
-                         te_y[order])
-    out = {"model": args.model, "train_answers": train.n_answers,
-           "items_calibrated": result.model.n_items, "fit_seconds": round(fit_s, 2),
-           **report.to_dict()}
+    test = (t_student[order], [te_i[k] for k in order], te_y[order])
+    skills = _train_skills(train, tr_i, tr[4]) if skill_col else None
+    runs = [(), *TABLE_OPTIONS] if args.table else [options]
+    rows = []
+    fitted: dict[tuple[str, ...], tuple] = {}
+    for opts in runs:
+        model, extra_s, info = result.model, 0.0, {}
+        calibrated = tuple(o for o in opts if o != "recency")
+        if calibrated in fitted:  # recency is not calibrated: reuse the fit without it
+            model, extra_s, info = fitted[calibrated]
+            model = with_recency(model, args.recency_decay)
+        elif opts:
+            model, extra_s, info = _fit_options(result.model, train, prepared.answered_at,
+                                                skills, opts, args)
+            fitted[opts] = (model, extra_s, info)
+        report, _ = evaluate(model, *test)
+        out = {"model": args.model, "options": list(opts), "train_answers": train.n_answers,
+               "items_calibrated": model.n_items, "fit_seconds": round(fit_s + extra_s, 2),
+               **info, **report.to_dict()}
+        if args.table:
+            out["predict_us_per_request"] = _predict_cost(model, *test)
+        rows.append(out)
     if args.json:
-        print(json.dumps(out, indent=1))
+        print(json.dumps(rows if args.table else rows[0], indent=1))
+    elif args.table:
+        _print_table(rows)
     else:
-        print(f"{args.model}: calibrated {out['items_calibrated']} items on "
-              f"{out['train_answers']} answers in {fit_s:.1f} s; "
-              f"{report.n_predictions} online predictions for {report.n_students} students "
-              f"({report.n_unknown_item_predictions} on items unknown to the model)")
-        print(f"  AUC {report.auc:.4f}  log-loss {report.log_loss:.4f}  "
-              f"Brier {report.brier:.4f}  ECE {report.ece:.4f}  "
-              f"mean p {report.mean_probability:.3f} vs {report.mean_correct:.3f} correct  "
-              f"{report.us_per_prediction:.1f} us/prediction")
+        out = rows[0]
+        name = "+".join(out["options"]) or args.model
+        print(f"{name}: calibrated {out['items_calibrated']} items on "
+              f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s; "
+              f"{out['n_predictions']} online predictions for {out['n_students']} students "
+              f"({out['n_unknown_item_predictions']} on items unknown to the model)")
+        print(f"  AUC {out['auc']:.4f}  log-loss {out['log_loss']:.4f}  "
+              f"Brier {out['brier']:.4f}  ECE {out['ece']:.4f}  "
+              f"mean p {out['mean_probability']:.3f} vs {out['mean_correct']:.3f} correct  "
+              f"{out['us_per_prediction']:.1f} us/prediction")
     return 0
+
+
+def _train_skills(train, items: list[str], skills: list[str]
+                  ) -> tuple[np.ndarray, tuple[str, ...]]:
+    """The item -> skill map of the training rows (each item's most frequent skill) as
+    ``(skill index per item of train, skill ids)``."""
+    from .learning import skill_map
+
+    item_index = {item: j for j, item in enumerate(train.item_ids)}
+    skill_index: dict[str, int] = {}
+    codes = np.array([skill_index.setdefault(k, len(skill_index)) if k else -1
+                      for k in skills], dtype=np.int64)
+    rows = np.array([item_index.get(i.strip(), -1) for i in items], dtype=np.int64)
+    return skill_map(rows, codes, train.n_items), tuple(skill_index)
+
+
+def _fit_options(base, train, answered_at, skills, options: tuple[str, ...],
+                 args: argparse.Namespace):
+    """``(model with the options, seconds, summary)`` by :func:`irt.learning_fit.fit_learning`."""
+    from .learning import learning_of
+    from .learning_fit import LearningConfig, fit_learning
+
+    item_skill, skill_ids = skills if skills is not None else (None, ())
+    config = LearningConfig(options=options, decay=args.recency_decay, window=args.window,
+                            prior_a=args.prior_a, prior_b=args.prior_b)
+    start = time.perf_counter()
+    result = fit_learning(base, train, answered_at, item_skill, skill_ids, config)
+    seconds = time.perf_counter() - start
+    spec = learning_of(result.model)
+    info = {"em_iterations": result.iterations, "em_converged": result.converged,
+            "skill_sd": spec.skill_sd if spec else 0.0}
+    if spec is not None and spec.pfa:
+        info["coefficients"] = dict(zip(("skill_successes", "skill_failures",
+                                         "recent_successes", "recent_failures", "skill_last"),
+                                        np.round(spec.beta, 4).tolist(), strict=True))
+    return result.model, seconds, info
+
+
+def _predict_cost(model, student: np.ndarray, item_ids: list[str], correct: np.ndarray,
+                  n_requests: int = 300) -> float:
+    """Median microseconds of one ``predict`` request (:func:`irt.serving.predict`, in
+    process, no HTTP) that sends a test student's earlier answers and asks for the next item:
+    the online protocol as the LMS uses it."""
+    from .serving import Limits, predict
+
+    rng = np.random.default_rng(0)
+    starts = np.r_[0, np.flatnonzero(student[1:] != student[:-1]) + 1]
+    ends = np.r_[starts[1:], student.shape[0]]
+    picks = rng.integers(0, starts.shape[0], n_requests)
+    limits = Limits()
+    times = []
+    for s in picks.tolist():
+        lo, hi = int(starts[s]), int(ends[s])
+        t = int(rng.integers(lo, min(hi, lo + limits.max_responses)))
+        seen: set[str] = set()
+        answers = []
+        for k in range(lo, t):  # first attempts only, as the LMS would send them
+            if item_ids[k] not in seen:
+                seen.add(item_ids[k])
+                answers.append({"item_id": item_ids[k], "correct": bool(correct[k])})
+        payload = {"responses": answers, "items": [item_ids[t]]}
+        begin = time.perf_counter()
+        predict(model, payload, limits, "evaluate")
+        times.append(time.perf_counter() - begin)
+    return round(float(np.median(times)) * 1e6, 1)
+
+
+def _print_table(rows: list[dict]) -> None:
+    first = rows[0]
+    print(f"calibrated {first['items_calibrated']} items on {first['train_answers']} answers; "
+          f"{first['n_predictions']} online predictions for {first['n_students']} test "
+          f"students ({first['n_unknown_item_predictions']} on items unknown to the model); "
+          "each answer predicted from the same student's earlier answers only")
+    print(f"{'model':<24}{'AUC':>8}{'log-loss':>10}{'Brier':>8}{'ECE':>8}"
+          f"{'fit s':>8}{'us/pred':>9}{'predict us':>12}")
+    for r in rows:
+        name = "2pl" + ("+" + "+".join(r["options"]) if r["options"] else " (plain)")
+        print(f"{name:<24}{r['auc']:>8.4f}{r['log_loss']:>10.4f}{r['brier']:>8.4f}"
+              f"{r['ece']:>8.4f}{r['fit_seconds']:>8.1f}{r['us_per_prediction']:>9.1f}"
+              f"{r['predict_us_per_request']:>12.1f}")
+    print("published AUC on the same files (Gervet et al. 2020): " + ", ".join(
+        f"{name} {auc:.2f}" for name, auc in PUBLISHED_AUC))
+    print("us/pred: the online evaluation's cost per prediction (all students at once); "
+          "predict us: median of one in-process predict request (history -> next item)")
 
 
 def _demo(args: argparse.Namespace) -> int:

@@ -644,27 +644,30 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     o = offsets(spec, feats, skill)
     log_post = log_prior.copy()
     skill_u = np.empty(n_skills + 1)
+    with_offset = np.zeros(0, dtype=np.int64)
     if n:
         ll = _answer_loglik(model.a[pos], model.b[pos], o, y, x)
-        if spec.decay < 1.0:
-            # m_i: later answers of the same group (skill, or all answers without a map)
-            group = skill if spec.grouped else np.zeros(n, dtype=np.int64)
-            later = np.zeros(n)
-            for g in np.unique(group).tolist():
-                idx = np.flatnonzero(group == g)
-                later[idx] = np.arange(idx.shape[0] - 1, -1, -1)
-            ll *= (spec.decay ** later)[:, None]
+        # groups: the skills (n_skills: items without one), or all answers without a map
+        group = np.where(skill >= 0, skill, n_skills) if spec.grouped else np.zeros(
+            n, dtype=np.int64)
+        order = np.argsort(group, kind="stable")
+        g_sorted = group[order]
+        starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
+        rows = ll[order]
+        if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
+            lengths = np.diff(np.r_[starts, n])
+            later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
+            rows *= (spec.decay ** later)[:, None]
+        sums = np.add.reduceat(rows, starts, axis=0)
+        codes = g_sorted[starts]
         if spec.skills:
-            codes = np.where(skill >= 0, skill, n_skills)
-            sums = np.zeros((n_skills + 1, x.shape[0]))
-            np.add.at(sums, codes, ll)
-            seen = np.unique(codes)
-            with_offset = seen[seen < n_skills]
-            lg = _logconv(sums[with_offset], kernel) if with_offset.size else sums[:0]
-            log_post += lg.sum(axis=0) + sums[n_skills]
+            off = codes < n_skills
+            with_offset = codes[off]
+            own = sums[off]
+            lg = _logconv(own, kernel) if with_offset.size else own
+            log_post += lg.sum(axis=0) + sums[~off].sum(axis=0)
         else:
-            log_post += ll.sum(axis=0)
-            with_offset = np.zeros(0, dtype=np.int64)
+            log_post += sums.sum(axis=0)
     w = np.exp(log_post - log_post.max())
     w /= w.sum()
     mean = float(w @ x)
@@ -674,11 +677,10 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         # every skill without answers: theta + delta with delta from its prior
         prior_u = w @ kernel
         skill_u[:n_skills] = float(prior_u @ x)
-        if n and with_offset.size:
+        if with_offset.size:
             rest = log_post[None, :] - lg  # pi without each answered skill
             rest -= rest.max(axis=1, keepdims=True)
             h = np.exp(rest) @ kernel
-            own = sums[with_offset]
             r = np.exp(own - own.max(axis=1, keepdims=True)) * h
             skill_u[with_offset] = (r @ x) / r.sum(axis=1)
     theta, se = mean, sd
