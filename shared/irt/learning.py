@@ -34,7 +34,9 @@ count less::
                              + sum_{i < t} lambda^{m_i} log P(y_i | theta + delta_{k_i}, x_i)
 
 Prediction (``predict`` and the online evaluation alike): the posterior above is computed on
-a grid of ``n_points`` nodes over ``[-bound, bound]`` (default 61 on +/- 6).  The per-skill
+a grid of ``n_points`` nodes over ``[-bound, bound]`` (default 41 on +/- 6, the calibration's
+quadrature; on ASSISTments 2009 31, 41 and 61 nodes give the same online AUC and log-loss
+to 1e-5, and 41 keeps a 1,000-answer request under a millisecond).  The per-skill
 offsets are integrated out exactly by a convolution with the discretised ``N(0, tau^2)``
 kernel ``K`` (rows normalised)::
 
@@ -73,7 +75,7 @@ _SKILL_COLUMNS = np.array([FEATURES.index(f) for f in SKILL_FEATURES])
 #: Defaults of the options' settings.
 DEFAULT_DECAY = 0.95
 DEFAULT_WINDOW = 10
-DEFAULT_POINTS = 61
+DEFAULT_POINTS = 41
 DEFAULT_BOUND = 6.0
 
 
@@ -442,12 +444,21 @@ def offsets(spec: Learning, features: np.ndarray, skill: np.ndarray) -> np.ndarr
 
 def _answer_loglik(a: np.ndarray, b: np.ndarray, o: np.ndarray, y: np.ndarray,
                    x: np.ndarray) -> np.ndarray:
-    """``log P(y_i | u = x_r)`` for every answer and node: ``(n, n_nodes)``."""
+    """``log P(y_i | u = x_r)`` for every answer and node: ``(n, n_nodes)``.
+
+    ``log logistic(z) = min(z, 0) - log1p(exp(-|z|))``: exact in both tails, and about twice
+    as fast as ``np.logaddexp`` (which has no vectorised loop).
+    """
     z = np.multiply.outer(a, x)
     z -= (a * b - o)[:, None]
-    sign = 2.0 * np.asarray(y, dtype=np.float64) - 1.0
-    z *= sign[:, None]
-    return -np.logaddexp(0.0, -z)
+    z *= (2.0 * np.asarray(y, dtype=np.float64) - 1.0)[:, None]
+    out = np.abs(z)
+    np.negative(out, out=out)
+    np.exp(out, out=out)
+    np.log1p(out, out=out)
+    np.minimum(z, 0.0, out=z)
+    z -= out
+    return z
 
 
 def _logconv(loglik: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -626,6 +637,11 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
                       correct: np.ndarray, method: str = "EAP") -> StudentPosterior:
     """The posterior of one student from known answers in answer order.
 
+    The serving path: the answers are grouped once (a stable sort by skill), and the
+    covariates, the decayed log-likelihood sums and the next answer's covariates all come
+    from that order - the same values as :func:`history_features`, :func:`next_features`
+    and the online harness (the tests hold them equal).
+
     Args:
         model: calibrated items.
         spec: ``learning_of(model)``.
@@ -634,32 +650,69 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         method: ``"EAP"`` or ``"MAP"`` for the reported general ability.
     """
     pos = np.asarray(item_pos, dtype=np.int64)
-    y = np.asarray(correct, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.float64)
     n = pos.shape[0]
     x, log_prior, kernel = _grid_cached(model, spec)
     n_skills = len(spec.skill_ids)
-    skill = spec.item_skill[pos] if spec.grouped else np.full(n, -1)
-    feats = history_features(np.zeros(n, dtype=np.int64), skill, y, np.ones(n, dtype=bool),
-                             spec.window) if spec.pfa and n else np.zeros((n, len(FEATURES)))
-    o = offsets(spec, feats, skill)
+    nf = np.zeros((n_skills + 1, len(FEATURES)))  # covariates of a next answer, per skill
     log_post = log_prior.copy()
-    skill_u = np.empty(n_skills + 1)
     with_offset = np.zeros(0, dtype=np.int64)
     if n:
-        ll = _answer_loglik(model.a[pos], model.b[pos], o, y, x)
+        skill = spec.item_skill[pos] if spec.grouped else np.full(n, -1)
         # groups: the skills (n_skills: items without one), or all answers without a map
         group = np.where(skill >= 0, skill, n_skills) if spec.grouped else np.zeros(
             n, dtype=np.int64)
-        order = np.argsort(group, kind="stable")
+        order = np.argsort(group, kind="stable")  # by group, in answer order within
         g_sorted = group[order]
-        starts = np.flatnonzero(np.r_[True, g_sorted[1:] != g_sorted[:-1]])
-        rows = ll[order]
-        if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
-            lengths = np.diff(np.r_[starts, n])
-            later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
-            rows *= (spec.decay ** later)[:, None]
-        sums = np.add.reduceat(rows, starts, axis=0)
+        new = np.ones(n, dtype=bool)
+        np.not_equal(g_sorted[1:], g_sorted[:-1], out=new[1:])
+        starts = np.flatnonzero(new)
+        lengths = np.diff(np.append(starts, n))
         codes = g_sorted[starts]
+        o = np.zeros(n)
+        if spec.pfa:
+            ys = y[order]
+            excl = np.cumsum(ys) - ys
+            right = excl - np.repeat(excl[starts], lengths)  # earlier right, same group
+            rank = np.arange(n) - np.repeat(starts, lengths)
+            prev = np.empty(n)
+            prev[0] = 0.0
+            np.subtract(2.0 * ys[:-1], 1.0, out=prev[1:])
+            prev[starts] = 0.0
+            feats = np.empty((n, len(FEATURES)))
+            feats[order, 0] = np.log1p(right)
+            feats[order, 1] = np.log1p(rank - right)
+            feats[order, 4] = prev
+            idx = np.arange(n)
+            lo = np.maximum(idx - spec.window, 0)
+            cum = np.zeros(n + 1)
+            np.cumsum(y, out=cum[1:])
+            recent = cum[idx] - cum[lo]
+            feats[:, 2] = np.log1p(recent)
+            feats[:, 3] = np.log1p(idx - lo - recent)
+            has = skill >= 0
+            feats[np.ix_(~has, _SKILL_COLUMNS)] = 0.0  # no skill: no skill covariates
+            o = feats @ spec.beta
+            if has.any():
+                o[has] += np.einsum("nf,nf->n", feats[has][:, _SKILL_COLUMNS],
+                                    spec.gamma[skill[has]])
+            # the next answer: totals and last answer per group, recent window
+            total_right = np.add.reduceat(ys, starts)
+            last = ys[starts + lengths - 1]
+            if spec.grouped:
+                skilled = codes < n_skills
+                nf[codes[skilled], 0] = np.log1p(total_right[skilled])
+                nf[codes[skilled], 1] = np.log1p(lengths[skilled] - total_right[skilled])
+                nf[codes[skilled], 4] = 2.0 * last[skilled] - 1.0
+            tail = y[-spec.window:]
+            nf[:, 2] = math.log1p(float(tail.sum()))
+            nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
+        p_sorted = pos[order]  # the rows straight in group order: no gather of a big array
+        sorted_ll = _answer_loglik(model.a[p_sorted], model.b[p_sorted], o[order], y[order], x)
+        if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
+            later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
+            sorted_ll *= (spec.decay ** later)[:, None]
+        sums = np.add.reduceat(sorted_ll, starts, axis=0)
         if spec.skills:
             off = codes < n_skills
             with_offset = codes[off]
@@ -672,11 +725,10 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     w /= w.sum()
     mean = float(w @ x)
     sd = math.sqrt(max(float(w @ (x * x)) - mean * mean, 0.0))
-    skill_u[:] = mean
+    skill_u = np.full(n_skills + 1, mean)
     if spec.skills and n_skills:
         # every skill without answers: theta + delta with delta from its prior
-        prior_u = w @ kernel
-        skill_u[:n_skills] = float(prior_u @ x)
+        skill_u[:n_skills] = float((w @ kernel) @ x)
         if with_offset.size:
             rest = log_post[None, :] - lg  # pi without each answered skill
             rest -= rest.max(axis=1, keepdims=True)
@@ -686,8 +738,6 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     theta, se = mean, sd
     if method == "MAP":
         theta, se = _grid_mode(x, log_post)
-    nf = next_features(skill, y, spec.window, n_skills) if spec.pfa else np.zeros(
-        (n_skills + 1, len(FEATURES)))
     return StudentPosterior(theta, se, n, skill_u, nf)
 
 
@@ -739,23 +789,26 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
     """
     spec = learning_of(model)
     assert spec is not None
-    index = model.index
-    pos_all = [index.get(i) for i in item_ids]
-    unknown = [i for i, p in zip(item_ids, pos_all, strict=True) if p is None]
-    keep = [k for k, p in enumerate(pos_all) if p is not None]
-    pos = np.array([pos_all[k] for k in keep], dtype=np.int64)
-    y = np.array([correct[k] for k in keep], dtype=np.int64)
+    pos = model.positions(item_ids)
+    y = np.asarray(correct, dtype=np.int64)
+    known = pos >= 0
+    unknown = [] if known.all() else [item_ids[k] for k in np.flatnonzero(~known).tolist()]
+    if unknown:
+        pos, y = pos[known], y[known]
     post = student_posterior(model, spec, pos, y, method)
     if items is None:
         names: Sequence[str] = model.item_ids
         sel = np.arange(model.n_items)
     else:
-        req = [index.get(i) for i in items]
-        names = [i for i, p in zip(items, req, strict=True) if p is not None]
-        sel = np.array([p for p in req if p is not None], dtype=np.int64)
-        for i, p in zip(items, req, strict=True):
-            if p is None and i not in unknown:
-                unknown.append(i)
+        sel = model.positions(items)
+        names = items
+        if not (sel >= 0).all():
+            missing = np.flatnonzero(sel < 0).tolist()
+            for k in missing:
+                if items[k] not in unknown:
+                    unknown.append(items[k])
+            names = [items[k] for k in np.flatnonzero(sel >= 0).tolist()]
+            sel = sel[sel >= 0]
     probs = probabilities(model, spec, post, sel) if sel.size else np.zeros(0)
     return {
         "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6), "method": method,
