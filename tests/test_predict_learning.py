@@ -128,3 +128,15 @@ def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Pat
     client = make_client(monkeypatch, tmp_path)
     r = client.post("/", json={"responses": []})
     assert r.status_code == 503
+
+
+def test_the_learning_serving_path_does_not_import_scipy() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    code = ("import sys, irt.serving, irt.serving_learning, irt.learning; "
+            "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)")
+    done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
