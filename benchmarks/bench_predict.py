@@ -167,15 +167,26 @@ def group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def group_cpu_seconds(pgid: int) -> float:
-    """User + system CPU time of the live processes of a group."""
+def process_cpu_seconds(pgid: int) -> dict[int, float]:
+    """User + system CPU time of each live process of a group."""
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+    out = {}
     for pid in group_pids(pgid):
         with contextlib.suppress(OSError):
             fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+    return out
+
+
+def worker_split(before: dict[int, float], after: dict[int, float], leader: int) -> str:
+    """How the CPU time of a run divided between the workers (not the arbiter), in %.
+
+    With keep-alive, wrk's connections stay with the worker that accepted them: a lopsided
+    split (e.g. 90/10) means one worker served most of the run, on one core.
+    """
+    used = sorted((after[p] - before.get(p, 0.0) for p in after if p != leader), reverse=True)
+    total = sum(used)
+    return "/".join(f"{100 * u / total:.0f}" for u in used) if total > 0 else "-"
 
 
 def group_maps_mention(pgid: int, needle: str) -> bool:
@@ -557,10 +568,12 @@ def run_wrk(wrk: str, script: Path, url: str, conns: int, duration: float,
     threads = 1 if conns == 1 else 2
     cmd = [wrk, f"-t{threads}", f"-c{conns}", f"-d{duration:g}s", "--timeout", "5s",
            "--latency", "-s", str(script), url]
-    cpu0 = group_cpu_seconds(pgid)
+    per0 = process_cpu_seconds(pgid)
+    cpu0 = sum(per0.values())
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 30,
                          check=False)
-    cpu1 = group_cpu_seconds(pgid)
+    per1 = process_cpu_seconds(pgid)
+    cpu1 = sum(per1.values())
     if not group_pids(pgid):
         raise RuntimeError(f"the server (process group {pgid}) is gone after wrk: "
                            f"{res.stdout[-300:]}")
@@ -572,6 +585,7 @@ def run_wrk(wrk: str, script: Path, url: str, conns: int, duration: float,
     vals["rps"] = vals["requests"] / (vals["duration_us"] / 1e6)
     vals["socket_errors"] = sum(vals[k] for k in ("connect", "read", "write", "timeout"))
     vals["cpu_us_per_req"] = (cpu1 - cpu0) / max(vals["requests"], 1) * 1e6
+    vals["split"] = worker_split(per0, per1, pgid)  # type: ignore[assignment]
     return vals
 
 
@@ -630,7 +644,8 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
                         f"p99 {vals['p99'] / 1e3:6.2f} ms  max {vals['max'] / 1e3:6.1f} ms  "
                         f"non-2xx {vals['status']:.0f}  socket errors "
                         f"{vals['socket_errors']:.0f}  server CPU "
-                        f"{vals['cpu_us_per_req']:.0f} us/req  load {os.getloadavg()[0]:.2f}")
+                        f"{vals['cpu_us_per_req']:.0f} us/req (workers {vals['split']})  "
+                        f"load {os.getloadavg()[0]:.2f}")
     except Exception:
         for srv in servers.values():
             DETAILS.append(f"{srv.name} server exited: {exited(srv.proc)}; log tail: "
