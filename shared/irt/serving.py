@@ -742,16 +742,16 @@ def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: 
                                             strict=True)]
 
 
-def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
-    """Answer a next-items request.
+def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int], int, str,
+                                                      float, list[str] | None]:
+    """Validate a next-items request (shared by the plain and learning-aware paths).
+
+    Returns:
+        ``(method, answered ids, answers, k, strategy, target, candidates or None)``.
 
     Raises:
-        RequestError: for invalid input.
+        RequestError: naming the field and the rule.
     """
-    if model.options.get("learning"):  # learning-aware model (irt.serving_learning)
-        from .serving_learning import recommend as learning_recommend
-
-        return {"model_version": version, **learning_recommend(model, payload, limits)}
     body = _object(payload, "")
     _check_keys(body, _NEXT_KEYS, "")
     method = _method(body.get("method"))
@@ -771,6 +771,20 @@ def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> d
     if "target" in body and strategy != "target_probability":
         raise invalid("target", "applies only to strategy 'target_probability'")
     candidates = _item_list(body.get("candidates"), "candidates", limits)
+    return method, ids, correct, k, strategy, target, candidates
+
+
+def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
+    """Answer a next-items request.
+
+    Raises:
+        RequestError: for invalid input.
+    """
+    if model.options.get("learning"):  # learning-aware model (irt.serving_learning)
+        from .serving_learning import recommend as learning_recommend
+
+        return {"model_version": version, **learning_recommend(model, payload, limits)}
+    method, ids, correct, k, strategy, target, candidates = parse_next(payload, limits)
     student = Student(None, ids, correct, candidates)
     theta, se, pos, unknown = _ability(model, student, method)
     cand_pos = None

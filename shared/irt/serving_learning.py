@@ -24,20 +24,7 @@ import numpy as np
 
 from .learning import learning_of, predict_one, probabilities, student_posterior
 from .model import ItemModel
-from .selection import STRATEGIES
-from .serving import (
-    _NEXT_KEYS,
-    Limits,
-    Student,
-    _check_keys,
-    _item_list,
-    _method,
-    _object,
-    _responses,
-    invalid,
-    parse_predict,
-    too_large,
-)
+from .serving import Limits, Student, parse_next, parse_predict
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
@@ -63,25 +50,7 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     Raises:
         RequestError: for invalid input (the same rules as the plain model's path).
     """
-    body = _object(payload, "")
-    _check_keys(body, _NEXT_KEYS, "")
-    method = _method(body.get("method"))
-    ids, correct = _responses(body.get("responses"), "responses", limits)
-    k = body.get("k", 1)
-    if type(k) is not int or k < 1:
-        raise invalid("k", "must be an integer of at least 1")
-    if k > limits.max_k:
-        raise too_large("k", f"must be at most {limits.max_k}")
-    strategy = body.get("strategy", "max_information")
-    if strategy not in STRATEGIES:
-        raise invalid("strategy", f"must be one of {', '.join(STRATEGIES)}")
-    target = body.get("target", 0.7)
-    if isinstance(target, bool) or not isinstance(target, (int, float)) or not (
-            0.0 < target < 1.0):
-        raise invalid("target", "must be a number strictly between 0 and 1")
-    if "target" in body and strategy != "target_probability":
-        raise invalid("target", "applies only to strategy 'target_probability'")
-    candidates = _item_list(body.get("candidates"), "candidates", limits)
+    method, ids, correct, k, strategy, target, candidates = parse_next(payload, limits)
     spec = learning_of(model)
     assert spec is not None
     looked, unknown = model.lookup(ids)
