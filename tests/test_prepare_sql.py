@@ -11,12 +11,15 @@ from answerlogs import WINDOW, edge_rows, load_bigquery, simulated_rows, write_c
 
 from irt.sources import BigQuerySource, DuckDBSource, check_schema, fetch
 from irt.sql import (
+    ROW_REASONS,
+    STAGES,
     ConfigError,
     QueryParams,
     SourceColumns,
     build_queries,
     drops_from_counts,
     parse_table,
+    stage_sql,
 )
 
 COLS = SourceColumns(skill="skill_id")
@@ -60,10 +63,18 @@ def test_column_names_are_validated(attr, value):
 def test_values_only_ever_go_in_as_parameters():
     """The SQL text holds parameter names, never a window or threshold value."""
     answers, counts = build_queries("my-project.lms.answers", COLS)
+    for name in PARAMS.values():
+        assert f"@{name}" in answers
+    # the counts query stops before the per-student minimum (kept = the answers' rows)
+    assert set(PARAMS.values(counts)) == set(PARAMS.values()) - {"min_answers_per_student"}
     for sql in (answers, counts):
-        for name in PARAMS.values():
-            assert f"@{name}" in sql
         assert "2026" not in sql and "1000" not in sql
+
+
+def test_only_the_parameters_a_statement_uses_are_bound():
+    sql = "SELECT @max_answers_per_item, @max_id_length_x"
+    assert PARAMS.values(sql) == {"max_answers_per_item": 1000}
+    assert PARAMS.values("SELECT $window_start", "$") == {"window_start": WINDOW[0]}
 
 
 @pytest.mark.parametrize(("field", "kwargs"), [
@@ -97,6 +108,39 @@ def test_duckdb_counts_every_bad_row(tmp_path):
     assert [(r[0], r[1], r[2]) for r in got] == [
         ("s1", "q1", 1), ("s1", "q2", 1), ("s2", "q1", 0), ("s2", "q2", 0),
         ("s3", "q1", 0), ("s3", "q2", 1)]
+
+
+def _stage_counts(source, table: str, params: QueryParams) -> dict[str, int]:
+    """Each stage counted on the answers query's own CTE chain (irt.sql.stage_sql)."""
+    out = {}
+    for stage in STAGES:
+        n = source.query(stage_sql(table, COLS, stage), params).column("n").to_pylist()
+        out[stage] = int(n[0])
+    return out
+
+
+@pytest.mark.parametrize("cap", [1000, 7, 3])
+def test_counts_query_equals_the_chain_it_summarises(tmp_path, cap):
+    """The counts query derives first attempts, cap and item minimum from aggregates;
+    they must equal the rows of the CTE chain itself, with and without the cap
+    binding and with items dropped by the minimum after the cap (cap 3 < minimum 4)."""
+    rows, _ = edge_rows()
+    rows += simulated_rows(40, 6, 4, seed=2)
+    source = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    params = replace(PARAMS, max_answers_per_item=cap, min_answers_per_item=4)
+    _, counts = fetch(source, COLS, params, source.table)
+    reasons = {k: v for k, v in counts.items() if k not in STAGES}
+    assert {k: counts[k] for k in STAGES} == _stage_counts(source, source.table, params)
+    assert reasons and set(reasons) <= set(ROW_REASONS)
+    drops = drops_from_counts(counts)
+    assert (drops["item_answer_cap"] > 0) == (cap < 1000)
+    assert drops["item_below_min_answers"] > 0
+    assert (counts["kept"] == 0) == (cap == 3)  # every item capped below the minimum
+
+
+def test_stage_sql_refuses_an_unknown_stage():
+    with pytest.raises(ConfigError, match="stage"):
+        stage_sql("answers", COLS, "capped; DROP TABLE answers")
 
 
 def test_cap_is_a_deterministic_sample_of_whole_students(tmp_path):
@@ -154,11 +198,12 @@ def test_bigquery_cap_matches_duckdb(bq_table, tmp_path):
     rows = simulated_rows(120, 6, None, seed=5)
     load_bigquery(client, table_id, rows)
     params = replace(PARAMS, max_answers_per_item=40)
-    bq_answers, bq_counts = fetch(BigQuerySource(table_id, client=client), COLS, params,
-                                  table_id)
+    bq = BigQuerySource(table_id, client=client)
+    bq_answers, bq_counts = fetch(bq, COLS, params, table_id)
     duck = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
     duck_answers, duck_counts = fetch(duck, COLS, params, duck.table)
     assert bq_counts == duck_counts
+    assert bq_counts == _stage_counts(bq, table_id, params)
     assert drops_from_counts(bq_counts)["item_answer_cap"] == 6 * 80
     assert _rows(bq_answers) == _rows(duck_answers)
 

@@ -65,16 +65,19 @@ def check_schema(schema: dict[str, str], columns: SourceColumns) -> list[str]:
 
 def fetch(source: AnswerSource, columns: SourceColumns, params: QueryParams,
           table: str) -> tuple[Any, dict[str, int]]:
-    """Run the answers and counts queries.
+    """Run the counts and answers queries.
 
     Returns:
-        ``(answers as a pyarrow.Table, {stage: rows})``.
+        ``(answers as a pyarrow.Table, {stage: rows})``; ``kept`` is the
+        answers' row count (see :mod:`irt.sql`).
     """
     answers_sql, counts_sql = build_queries(table, columns)
     counts_table = source.query(counts_sql, params)
     counts = {str(s): int(n) for s, n in zip(counts_table.column("stage").to_pylist(),
                                             counts_table.column("n").to_pylist(), strict=True)}
-    return source.query(answers_sql, params), counts
+    answers = source.query(answers_sql, params)
+    counts["kept"] = answers.num_rows  # the last stage is the answers themselves
+    return answers, counts
 
 
 class BigQuerySource:
@@ -117,7 +120,7 @@ class BigQuerySource:
 
     def query(self, sql: str, params: QueryParams) -> Any:
         qp = [self._bq.ScalarQueryParameter(k, QueryParams.bigquery_type(k), v)
-              for k, v in params.values().items()]
+              for k, v in params.values(sql).items()]
         config = self._bq.QueryJobConfig(query_parameters=qp)
         try:
             job = self.client.query(sql, job_config=config, location=self.location)
@@ -177,6 +180,7 @@ class DuckDBSource:
 
     def query(self, sql: str, params: QueryParams) -> Any:
         try:
-            return self.con.execute(to_duckdb(sql), params.values()).to_arrow_table()
+            text = to_duckdb(sql)
+            return self.con.execute(text, params.values(text, "$")).to_arrow_table()
         except Exception as exc:
             raise SourceError(f"query on {self.path} failed: {exc}") from exc
