@@ -288,8 +288,14 @@ def _objective(a, d, g, r, n, x, priors: Priors, common: bool) -> np.ndarray:
     return obj
 
 
-def _gradient_information(a, d, g, r, n, x, priors: Priors) -> tuple[np.ndarray, np.ndarray]:
-    """Per-item gradient (n_items x k) and Fisher information (n_items x k x k) in (a, d[, g])."""
+def _gradient_information(a, d, g, r, n, x, priors: Priors, common: bool = False
+                          ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-item gradient (n_items x k) and Fisher information (n_items x k x k) in (a, d[, g]).
+
+    With ``common`` (one slope shared by every item, 1PL) the slope prior's terms are
+    spread over the items (divided by their number), so that summing the slope column
+    over items counts the prior once - as :func:`_objective` does.
+    """
     p, pstar, _, _ = _item_probabilities(a, d, g, x)
     ds = pstar * (1.0 - pstar)
     if g is None:
@@ -312,8 +318,9 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors) -> tuple[np.ndarray,
         m, s = priors.a_lognormal
         aa = np.maximum(a, 1e-8)
         la = np.log(aa)
-        grad[:, 0] += (-1.0 - (la - m) / s**2) / aa
-        info[:, 0, 0] += (1.0 + 1.0 / s**2) / aa**2
+        share = 1.0 / a.shape[0] if common else 1.0
+        grad[:, 0] += share * (-1.0 - (la - m) / s**2) / aa
+        info[:, 0, 0] += share * (1.0 + 1.0 / s**2) / aa**2
     if priors.b_normal is not None:
         m, s = priors.b_normal
         b = -d / a
@@ -342,7 +349,7 @@ def _m_step(pm: _Params, v: np.ndarray, r: np.ndarray, n: np.ndarray, x: np.ndar
     g = None if g is None else g.copy()
     obj = _objective(a, d, g, r, n, x, priors, pm.common)
     for _ in range(max_newton):
-        grad, info = _gradient_information(a, d, g, r, n, x, priors)
+        grad, info = _gradient_information(a, d, g, r, n, x, priors, pm.common)
         if pm.common:
             # Arrowhead system in (a, d_1..d_n): Schur complement on the common slope.
             idd = info[:, 1, 1] + 1e-12
@@ -586,9 +593,8 @@ def _covariances(pm: _Params, v: np.ndarray, estep: _EStep, responses: Responses
                 if i != j:
                     info[:, j, i] += add
     zeros = np.zeros_like(r)
-    _, prior_info = _gradient_information(a, d, g, zeros, zeros, x, priors)
-    if pm.common and priors.a_lognormal is not None:
-        prior_info[:, 0, 0] /= n_items  # the prior on the common slope counts once
+    # the prior on the common slope counts once (spread over the items)
+    _, prior_info = _gradient_information(a, d, g, zeros, zeros, x, priors, pm.common)
     info += prior_info
     boundary = np.zeros(n_items, dtype=bool)
     if g is not None:
@@ -677,9 +683,7 @@ def _full_louis_covariances(pm: _Params, v: np.ndarray, estep: _EStep,
     mean = np.einsum("sq,sqp->sp", post, scores)
     info -= np.einsum("sq,sqp,sqr->pr", post, scores, scores, optimize=True) - mean.T @ mean
     zeros = np.zeros_like(r)
-    _, prior_info = _gradient_information(a, d, g, zeros, zeros, x, priors)
-    if pm.common and priors.a_lognormal is not None:
-        prior_info[:, 0, 0] /= n_items
+    _, prior_info = _gradient_information(a, d, g, zeros, zeros, x, priors, pm.common)
     for i in range(k):
         for m in range(k):
             np.add.at(info, (gidx[:, i], gidx[:, m]), prior_info[:, i, m])
