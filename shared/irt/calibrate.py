@@ -256,10 +256,13 @@ class _EStep:
 def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray | None]:
     """``(P, P*, logP, log(1-P))`` at nodes ``x`` for every item (items x nodes)."""
     z = a[:, None] * x[None, :] + d[:, None]
-    pstar = expit(z)
+    # log P* = min(z, 0) - log1p(e^-|z|), log(1 - P*) = -max(z, 0) - log1p(e^-|z|): exact
+    # for any z, and half the time of two np.logaddexp calls (the M-step's main cost).
+    soft = np.log1p(np.exp(-np.abs(z)))
+    logp = np.minimum(z, 0.0) - soft
+    pstar = np.exp(logp)
     if g is None:
-        logp = -np.logaddexp(0.0, -z)
-        logq = -np.logaddexp(0.0, z)
+        logq = -np.maximum(z, 0.0) - soft
         # P is clipped (steep items reach 1.0 in float64 at the outer nodes); logs are exact.
         return np.clip(pstar, 1e-15, 1 - 1e-15), pstar, logp, logq
     c = expit(g)[:, None]
