@@ -179,11 +179,14 @@ def plain_online_predictions(model: ItemModel, student: np.ndarray, item_pos: np
         p_chunk, k_chunk, y_chunk = pos[lo:hi], known[lo:hi], y[lo:hi]
         contrib = np.zeros((hi - lo, n_points))
         contrib[k_chunk] = table[2 * p_chunk[k_chunk] + y_chunk[k_chunk]]
-        inclusive = np.cumsum(contrib, axis=0)
         local_starts = bounds[lo_k:hi_k] - lo
         lengths = np.diff(np.r_[local_starts, hi - lo])
-        # log-likelihood of the answers strictly before each one, within its student
-        before = inclusive - contrib
+        # log-likelihood of the answers strictly before each one, within its student: an
+        # exclusive running sum, so that an answer's own row never enters its prediction,
+        # not even as rounding (inclusive sum minus own row differed in the last bit)
+        before = np.empty_like(contrib)
+        before[0] = 0.0
+        np.cumsum(contrib[:-1], axis=0, out=before[1:])
         before -= np.repeat(before[local_starts], lengths, axis=0)
         before += log_prior
         before -= before.max(axis=1, keepdims=True)
