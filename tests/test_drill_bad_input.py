@@ -25,7 +25,7 @@ from typing import Any
 import drillreport
 import pytest
 import requests
-from drill_payloads import KINDS, KNOWN_GAPS, MODEL_ITEMS, ROUTES, SID_MARK, Case
+from drill_payloads import KINDS, MODEL_ITEMS, ROUTER_404, ROUTES, SID_MARK, Case
 from hypothesis import HealthCheck, Phase, given, settings
 from livesrv import LiveServer, live_server
 
@@ -229,13 +229,10 @@ def test_campaign_size_and_logs(live: LiveServer) -> None:
     assert SID_MARK not in text  # raw, and JSON-escaped forms all contain the ASCII mark
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known gap: Flask's router (functions-framework's <path:path> rule) does not match a "
-    "path with a newline and answers its own HTML 404 before predict() runs; closing it "
-    "needs a 404 handler on the app or a catch-all rule, outside irt.serving"))
-@pytest.mark.parametrize("name", sorted(KNOWN_GAPS))
-def test_known_gaps(live: LiveServer, name: str) -> None:
-    method, path = KNOWN_GAPS[name]
+@pytest.mark.parametrize("name", sorted(ROUTER_404))
+def test_paths_the_router_cannot_match_get_the_json_404(live: LiveServer, name: str) -> None:
+    """Flask answers these before predict() runs; predict's 404 handler answers as predict."""
+    method, path = ROUTER_404[name]
     response = SESSION.request(method, live.url + path, timeout=10)
     assert response.status_code == 404
     assert response.headers.get("Content-Type", "").startswith("application/json")

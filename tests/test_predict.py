@@ -221,6 +221,21 @@ def test_wrong_content_type_method_and_path(client) -> None:
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
 
 
+def test_a_path_the_router_cannot_match_gets_the_same_json_404(client, capsys) -> None:
+    """A newline in the path: Flask's router answers before predict() runs; predict's 404
+    handler makes it the JSON error and one request log line without the path."""
+    capsys.readouterr()
+    r = client.post("/SID-7%0Asecret", json={})
+    assert r.status_code == 404 and r.mimetype == "application/json"
+    assert r.get_json()["error"] == {"code": "not_found", "field": "path", "message": (
+        "unknown path; use one of /, /healthz, /model, /next-items, /predict")}
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.strip()]
+    logged = [x for x in lines if x.get("message") == "request"]
+    assert len(logged) == 1 and logged[0]["path"] == "<unknown path>"
+    assert logged[0]["status"] == 404 and logged[0]["method"] == "POST"
+    assert "SID-7" not in json.dumps(lines)
+
+
 def test_size_caps_are_413(monkeypatch, model_dir: Path) -> None:
     c = make_client(monkeypatch, model_dir, MAX_BODY_BYTES="2000", MAX_RESPONSES="5",
                     MAX_ITEMS="3", MAX_STUDENTS="2", MAX_K="4")

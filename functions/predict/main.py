@@ -41,6 +41,7 @@ from functools import wraps
 from pathlib import Path
 from typing import Any
 
+import flask
 import functions_framework
 import orjson
 from flask import Request, Response
@@ -386,6 +387,28 @@ def _health(model: ItemModel, version: str) -> dict[str, Any]:
 
 ROUTES: dict[str, Handler] = {"/": _predict, "/predict": _predict, "/next-items": _next_items,
                               "/model": _metadata, "/healthz": _health}
+
+
+@functions_framework.errorhandler(404)
+def _router_not_found(error: Exception) -> Response:
+    """Flask's own 404, for a path its router cannot match (functions-framework's
+    ``/<path:path>`` rule does not match a newline): the same JSON 404 and log line as an
+    unknown path that reaches :func:`predict`, not Flask's HTML page."""
+    err = RequestError(404, "not_found",
+                       f"unknown path; use one of {', '.join(sorted(ROUTES))}", "path")
+    fields = {"severity": "WARNING", "message": "request", "logger": "predict",
+              "path": "<unknown path>", "method": flask.request.method, "status": 404,
+              "model_version": None,
+              "error_code": err.code, "error_field": err.log_field}
+    loaded = STORE._current
+    if loaded:
+        fields["model_version"] = loaded[1]
+    try:
+        sys.stdout.write(_dumps(fields).decode() + "\n")
+        sys.stdout.flush()
+    except Exception:  # logging must never fail a request
+        pass
+    return _error(err)
 
 
 @functions_framework.http
