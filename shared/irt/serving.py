@@ -15,9 +15,10 @@ Contract (see ``docs/predict-openapi.yaml``):
 
 Answers: ``correct`` is a JSON boolean or the integer 0/1; ``answered_at`` is
 optional (ISO-8601 string or epoch seconds).  If the same item is answered more
-than once, the first attempt counts (earliest ``answered_at`` when given, else
-the first in the list), as in calibration.  Unknown item ids, answered or
-requested, are listed in ``unknown_items``, never an error.
+than once, the first attempt counts (earliest ``answered_at`` when given - at the
+same time the incorrect one - else the first in the list), as in calibration.
+Unknown item ids, answered or requested, are listed in ``unknown_items``, never an
+error.
 """
 
 from __future__ import annotations
@@ -274,8 +275,12 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
         stamp = answer.get("answered_at")
         if stamp is not None:
             times[len(ids) - 1] = _timestamp(stamp, f"{here}.answered_at")
-    if times:  # untimed attempts rank after timed ones; ties keep the given order
-        order = sorted(range(len(ids)), key=lambda k: (times.get(k, math.inf), k))
+    if times:
+        # Earliest first, as the answer-log SQL orders (ORDER BY answered_at, correct): at the
+        # same time the incorrect attempt first; untimed attempts after the timed ones, in
+        # the given order.
+        order = sorted(range(len(ids)), key=lambda k: (
+            (times[k], correct[k], k) if k in times else (math.inf, 0, k)))
         ids = [ids[k] for k in order]
         correct = [correct[k] for k in order]
     if len(set(ids)) != len(ids):  # first attempt per item
