@@ -28,6 +28,7 @@ Configuration (environment):
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import logging
@@ -389,7 +390,6 @@ ROUTES: dict[str, Handler] = {"/": _predict, "/predict": _predict, "/next-items"
                               "/model": _metadata, "/healthz": _health}
 
 
-@functions_framework.errorhandler(404)
 def _router_not_found(error: Exception) -> Response:
     """Flask's own 404, for a path its router cannot match (functions-framework's
     ``/<path:path>`` rule does not match a newline): the same JSON 404 and log line as an
@@ -409,6 +409,14 @@ def _router_not_found(error: Exception) -> Response:
     except Exception:  # logging must never fail a request
         pass
     return _error(err)
+
+
+# functions-framework points ``errorhandler`` at the app it is creating before it runs this
+# module. A plain import (a tool, a test loading main.py as a module) finds the last app
+# created instead, which Flask refuses to change once it has served: then there is no app
+# of ours to register on.
+with contextlib.suppress(AssertionError):
+    functions_framework.errorhandler(404)(_router_not_found)
 
 
 @functions_framework.http
