@@ -15,7 +15,8 @@ Kinds (the ``kind`` of each case):
                    Content-Length or chunked), ids over 256 characters -> 413 / 400
 * ``deep``         arrays and objects nested 2 .. 100,000 deep -> 400 (``body`` once too deep)
 * ``unicode``      ids and student ids of any code point (lone surrogates, NUL, RTL marks,
-                   emoji, combining marks) -> 200 with the id echoed exactly, or 400 if blank
+                   emoji, combining marks) -> 200 with the id echoed (a student id exactly,
+                   an item id trimmed of surrounding whitespace), or 400 if blank
 * ``nonfinite``    ``NaN``/``Infinity`` literals -> 400 ``body``; ``1e999`` -> 400 at the field
 * ``dup_key``      a key twice in one object, at any level -> 400 ``body``
 * ``empty``        empty, blank or non-object bodies, garbage bytes, truncated JSON, invalid
@@ -79,7 +80,8 @@ class Case:
         statuses: the statuses allowed.
         fields: the ``error.field`` values allowed on a 4xx (``None``: any non-empty string).
         echo: on a 200, strings that must come back exactly: ``("unknown", id)`` in
-            ``unknown_items``, ``("student", index, id)`` as that result's ``student_id``.
+            ``unknown_items`` (item ids trimmed), ``("student", index, id)`` as that
+            result's ``student_id``.
         student_ids: student ids the request carries anywhere (for the log scan).
     """
 
@@ -307,12 +309,14 @@ def _echoes(req: Request) -> tuple[tuple[Any, ...], ...]:
         for i, student in enumerate(body["students"]):
             out.append(("student", i, student.get("student_id")))
             for answer in student["responses"]:
-                if answer["item_id"] not in MODEL_ITEMS:
-                    out.append(("unknown", i, answer["item_id"]))
+                item = answer["item_id"].strip()  # predict trims item ids, as training does
+                if item not in MODEL_ITEMS:
+                    out.append(("unknown", i, item))
     else:
         for answer in body["responses"]:
-            if answer["item_id"] not in MODEL_ITEMS:
-                out.append(("unknown", None, answer["item_id"]))
+            item = answer["item_id"].strip()
+            if item not in MODEL_ITEMS:
+                out.append(("unknown", None, item))
     return tuple(out)
 
 

@@ -206,6 +206,9 @@ class Payloads:
         if self.odd(0.1):
             return self.rng.choice(["zz", "new", "x" * 300, "", " ", 5, None, True, ["q1"],
                                     {"a": 1}, 1.5])
+        if self.odd(0.1):  # padded with whitespace, which both paths trim
+            return self.rng.choice([" {}", "{} ", "\t{}\n", " {} "]).format(
+                self.rng.choice([*self.ids, "new"]))
         return self.rng.choice(self.ids)
 
     def answer(self) -> dict[str, Any]:
@@ -291,6 +294,32 @@ def test_fast_path_keeps_unknown_and_repeated_ids_in_order(models: list[ItemMode
                               "n_answers": 1}
     want = np.round(model.probability(theta, model.lookup(["q2", "q3"])[0]), 6).tolist()
     assert list(out["probabilities"].values()) == want
+
+
+def test_padded_ids_are_trimmed_as_the_answer_log_sql_trims_them(monkeypatch,
+                                                               models: list[ItemModel]) -> None:
+    """' q1 ' is q1: it counts as an answer to q1 (a retry as 'q1' is a second attempt),
+    a requested ' q2' is answered as q2, single and batch, fast path or not."""
+    model = models[0]
+    padded = {"responses": [{"item_id": " q1 ", "correct": 1}, {"item_id": "q1", "correct": 0},
+                            {"item_id": "\tq4", "correct": 0}, {"item_id": " new", "correct": 1}],
+              "items": [" q2", "q3", "gone "]}
+    plain = {"responses": [{"item_id": "q1", "correct": 1}, {"item_id": "q4", "correct": 0},
+                           {"item_id": "new", "correct": 1}],
+             "items": ["q2", "q3", "gone"]}
+    limits = serving.Limits()
+    want = serving.predict(model, plain, limits, "v1")
+    assert want["ability"]["n_answers"] == 2 and want["unknown_items"] == ["new", "gone"]
+    assert serving.predict(model, padded, limits, "v1") == want
+    assert detailed(monkeypatch, serving.predict, model, padded, limits, "v1") == run(
+        serving.predict, model, plain, limits, "v1")
+    batch = serving.predict(model, {"students": [padded, plain]}, limits, "v1")["results"]
+    assert batch[0] == batch[1]
+    assert {k: batch[0][k] for k in want if k != "model_version"} == {
+        k: want[k] for k in want if k != "model_version"}
+    nxt = serving.recommend(model, {"responses": padded["responses"], "k": 2,
+                                    "candidates": [" q5", "q6 "]}, limits, "v1")
+    assert sorted(i["item_id"] for i in nxt["items"]) == ["q5", "q6"]
 
 
 def test_batch_fast_path_refuses_an_item_twice_for_one_student(monkeypatch,

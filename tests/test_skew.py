@@ -4,11 +4,10 @@ the JSON the LMS sends to ``predict`` (``irt.serving.predict``), must give each 
 same answers counted - first attempt per item, by time - and the same ability.
 
 Hypothesis writes the logs: retries of the same item (the first counts), answers out of time
-order, unknown items, ``correct`` spelt 1/0/true/false, several students. One difference
-between the paths exists today and is pinned below as a strict xfail (``docs/ml-test-score.md``,
-monitoring 3): ids with surrounding blanks (SQL trims them, predict does not). Two attempts at
-the same item with the same timestamp were another (fixed: both keep the incorrect one).
-The refresh's own skew check (``irt.monitoring.skew_check``) compares the two on the
+order, unknown items, ``correct`` spelt 1/0/true/false, several students. The two differences
+the tests below pin were found here and fixed: ids with surrounding blanks (both paths trim
+them now) and two attempts at the same item with the same timestamp (both keep the incorrect
+one). The refresh's own skew check (``irt.monitoring.skew_check``) compares the two on the
 prepared answers of every run.
 """
 
@@ -124,11 +123,11 @@ def test_retries_and_order_agree(model, tmp_path) -> None:
     assert not compare(model, rows, tmp_path)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "known skew: the answer-log SQL trims ids (' q1 ' is q1) but predict takes ids as sent "
-    "(' q1 ' is an unknown item), so a padded id counts in training and not in serving"))
 def test_padded_ids_agree(model, tmp_path) -> None:
+    """Both paths trim ids: ' q1 ' is q1 (and a retry of it as 'q1' is a second attempt)."""
     rows = [_row("s1", " q1 ", "1", 1), _row("s1", "q2", "0", 2)]
+    assert not compare(model, rows, tmp_path)
+    rows += [_row("s1", "q1", "0", 3), _row("s1", "\tq3", "1", 4)]
     assert not compare(model, rows, tmp_path)
 
 

@@ -17,6 +17,8 @@ Answers: ``correct`` is a JSON boolean or the integer 0/1; ``answered_at`` is
 optional (ISO-8601 string or epoch seconds).  If the same item is answered more
 than once, the first attempt counts (earliest ``answered_at`` when given - at the
 same time the incorrect one - else the first in the list), as in calibration.
+Item ids are trimmed of surrounding whitespace (``' Q1 '`` is ``Q1``), as the
+answer-log SQL and the preprocessing trim them; student ids are echoed as sent.
 Unknown item ids, answered or requested, are listed in ``unknown_items``, never an
 error.
 """
@@ -128,7 +130,18 @@ def _id(value: Any, path: str, limits: Limits) -> str:
         raise invalid(path, "must be a non-empty string")
     if len(value) > limits.max_id_length:
         raise invalid(path, f"must be at most {limits.max_id_length} characters")
-    return value
+    return value.strip()
+
+
+def _padded(ids: list[Any]) -> bool:
+    """Whether some id (a non-empty string) has whitespace around it, which the answer-log
+    SQL trims (and so must predict: ``' Q1 '`` is ``Q1``)."""
+    return any(i[0].isspace() or i[-1].isspace() for i in ids)
+
+
+def _trimmed(ids: list[str]) -> list[str]:
+    """``ids`` with surrounding whitespace removed (the same list when none has any)."""
+    return [i.strip() for i in ids] if _padded(ids) else ids
 
 
 def _timestamp(value: Any, path: str) -> float:
@@ -220,8 +233,8 @@ def _plain_batch(raw: list[Any], limits: Limits) -> list[Student] | None:
             _valid_ids([i for v in listed for i in v], limits.max_id_length)):
         return None
     flat = _plain_answers([a for v in answers for a in v], limits.max_id_length, unique=False)
-    if flat is None:
-        return None
+    if flat is None or _padded(flat[0]) or any(_padded(v) for v in listed):
+        return None  # padded ids: the per-student checks trim them
     ids, correct = flat
     students = []
     start = 0
@@ -242,7 +255,7 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
     if len(value) > limits.max_responses:
         raise too_large(path, f"at most {limits.max_responses} answers per student")
     fast = _plain_answers(value, limits.max_id_length)
-    if fast is not None:
+    if fast is not None and not _padded(fast[0]):
         return fast
     ids: list[str] = []
     correct: list[int] = []
@@ -275,6 +288,7 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
         stamp = answer.get("answered_at")
         if stamp is not None:
             times[len(ids) - 1] = _timestamp(stamp, f"{here}.answered_at")
+    ids = _trimmed(ids)  # as the answer-log SQL trims them: ' Q1 ' is Q1
     if times:
         # Earliest first, as the answer-log SQL orders (ORDER BY answered_at, correct): at the
         # same time the incorrect attempt first; untimed attempts after the timed ones, in
@@ -304,7 +318,7 @@ def _item_list(value: Any, path: str, limits: Limits, *, required: bool = False
     if not _valid_ids(value, limits.max_id_length):
         for i, v in enumerate(value):
             _id(v, f"{path}[{i}]", limits)  # raises the precise error
-    return value
+    return _trimmed(value)
 
 
 def _method(value: Any) -> str:
@@ -570,9 +584,12 @@ def _fast_items(items: list[Any], get: Callable[[Any], int | None], max_len: int
 
 
 def _unknown_valid(ids: list[Any], pos: list[int | None], max_len: int) -> bool:
-    """Whether the ids the model lacks (``None`` positions) are valid ids."""
-    return None not in pos or _valid_ids(
-        [i for i, j in zip(ids, pos, strict=True) if j is None], max_len)
+    """Whether the ids the model lacks (``None`` positions) are valid ids, none padded with
+    whitespace (those go through the detailed path, which trims them as the SQL does)."""
+    if None not in pos:
+        return True
+    unknown = [i for i, j in zip(ids, pos, strict=True) if j is None]
+    return _valid_ids(unknown, max_len) and not _padded(unknown)
 
 
 def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
@@ -652,7 +669,8 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
         unknown_ids = [flat[k]["item_id"] for k in miss]
         ids = dict(zip(miss, unknown_ids, strict=True))
         pairs = set(zip(owner[miss].tolist(), unknown_ids, strict=True))
-        if not _valid_ids(unknown_ids, max_len) or len(pairs) != len(miss):
+        if not _valid_ids(unknown_ids, max_len) or len(pairs) != len(miss) or _padded(
+                unknown_ids):
             return None
         key = owner[known] * model.n_items + pos[known]
     else:
@@ -661,8 +679,10 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
     if (key[1:] == key[:-1]).any():
         return None
     req_miss = np.flatnonzero(req_pos < 0).tolist()
-    if req_miss and not _valid_ids([req_ids[k] for k in req_miss], max_len):
-        return None
+    if req_miss:
+        missing = [req_ids[k] for k in req_miss]
+        if not _valid_ids(missing, max_len) or _padded(missing):
+            return None
     return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
                         owner, items, req_ids, req_pos)
 
