@@ -315,12 +315,15 @@ def test_earliest_timestamp_wins_over_input_order() -> None:
     assert nonzero_drops(out) == {"duplicate_attempt": 2}
 
 
-def test_timestamp_ties_fall_back_to_input_order() -> None:
+def test_timestamp_ties_go_to_the_incorrect_attempt_then_input_order() -> None:
+    """As the answer-log SQL (ORDER BY answered_at, correct) and predict break them."""
     rows = [
-        ("s", "i", 0, 50), ("s", "i", 1, "1970-01-01T00:00:50+00:00"), ("s", "i", 1, 50.0),
+        ("s", "i", 1, 50), ("s", "i", 0, "1970-01-01T00:00:50+00:00"), ("s", "i", 1, 50.0),
+        ("t", "i", 1, 50), ("t", "i", 1, 50.0, ), ("t", "j", 1), ("t", "j", 0),
     ]
     out = prepare_rows(rows)
-    assert answers(out) == [("s", "i", 0)]
+    assert answers(out) == [("s", "i", 0), ("t", "i", 1), ("t", "j", 1)]
+    assert out.report.dropped["duplicate_attempt"] == 4
 
 
 def test_rows_without_timestamp_lose_to_timestamped_ones() -> None:
@@ -503,8 +506,9 @@ def reference(rows: list[object], min_item: int, min_student: int, max_len: int
     for rec in valid:
         key = (rec[1], rec[2])
         cur = best.get(key)
-        rank = (math.inf if rec[4] is None else rec[4], rec[0])
-        if cur is None or rank < (math.inf if cur[4] is None else cur[4], cur[0]):
+        rank = (math.inf, 0, rec[0]) if rec[4] is None else (rec[4], rec[3], rec[0])
+        if cur is None or rank < ((math.inf, 0, cur[0]) if cur[4] is None
+                                  else (cur[4], cur[3], cur[0])):
             best[key] = rec
     drops["duplicate_attempt"] = len(valid) - len(best)
     kept = sorted(best.values())
@@ -601,9 +605,9 @@ def test_kept_answer_is_earliest_valid_attempt(rows: list[tuple[str, str, int, i
                                                ) -> None:
     out = prepare_rows(rows)
     for k, (sid, iid, c) in enumerate(answers(out)):
-        attempts = [(math.inf if t is None else t, pos, cc)
+        attempts = [(math.inf, 0, pos, cc) if t is None else (t, cc, pos, cc)
                     for pos, (s, i, cc, t) in enumerate(rows) if (s, i) == (sid, iid)]
-        t_best, _, c_best = min(attempts)
+        t_best, _, _, c_best = min(attempts)
         assert c == c_best
         got_t = None if out.answered_at is None else out.answered_at[k]
         if t_best == math.inf:

@@ -7,9 +7,11 @@ Plain Python and numpy only; no I/O.  The pipeline of :func:`prepare_rows`:
    (student id, then item id), ``invalid_correct``, ``invalid_answered_at``.
 2. **Keep the first attempt** of every (student, item) pair; later attempts are
    dropped as ``duplicate_attempt``.  "First" means the earliest ``answered_at``;
-   attempts without a timestamp count as later than every timestamped attempt,
-   and ties (equal timestamps, or no timestamps at all) go to the attempt that
-   comes first in the input.
+   attempts without a timestamp count as later than every timestamped attempt.
+   Of attempts with equal timestamps the incorrect one counts (as the answer-log
+   SQL orders them, ``ORDER BY answered_at, correct``, and as ``predict`` does);
+   remaining ties (equal timestamp and outcome, or no timestamps at all) go to
+   the attempt that comes first in the input.
 3. **Minimum-answer filters**, repeated until nothing changes: every round first
    drops the answers of items with fewer than ``min_answers_per_item`` answers
    (``item_below_min_answers``), then those of students with fewer than
@@ -525,9 +527,11 @@ def _finish(student: np.ndarray, student_names: list[str], item: np.ndarray,
         if not (sorted_pair[1:] == sorted_pair[:-1]).any():
             keep[:] = True  # no pair repeats (the SQL path's usual case): nothing to choose
         elif any_time:
-            sort_time = times.copy()
-            sort_time[np.isnan(sort_time)] = np.inf  # absent = after every timestamp
-            order = np.lexsort((sort_time, pair))  # stable: ties keep input order
+            untimed = np.isnan(times)
+            sort_time = np.where(untimed, np.inf, times)  # absent = after every timestamp
+            # at one timestamp the incorrect attempt first; untimed ones in input order
+            outcome = np.where(untimed, 0, correct)
+            order = np.lexsort((outcome, sort_time, pair))  # stable: ties keep input order
             sorted_pair = pair[order]
             is_first = np.empty(n_valid, dtype=bool)
             is_first[0] = True
