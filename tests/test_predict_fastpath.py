@@ -322,6 +322,20 @@ def test_padded_ids_are_trimmed_as_the_answer_log_sql_trims_them(monkeypatch,
     assert sorted(i["item_id"] for i in nxt["items"]) == ["q5", "q6"]
 
 
+def test_same_time_attempts_keep_the_incorrect_one_and_the_order_of_the_rest() -> None:
+    """Of two attempts at one item at one time the incorrect one counts (as the training
+    SQL picks it); answers to different items at one time stay in the order given."""
+    t = "2026-11-28T10:00:00Z"
+    body = {"responses": [{"item_id": "q2", "correct": True, "answered_at": t},
+                          {"item_id": "q1", "correct": True, "answered_at": t},
+                          {"item_id": "q1", "correct": False, "answered_at": t},
+                          {"item_id": "q3", "correct": True},
+                          {"item_id": "q3", "correct": False}]}
+    students, _, _ = serving.parse_predict(body, serving.Limits())
+    assert students[0].item_ids == ["q2", "q1", "q3"]
+    assert students[0].correct == [1, 0, 1]  # untimed: the first given
+
+
 def test_batch_fast_path_refuses_an_item_twice_for_one_student(monkeypatch,
                                                                models: list[ItemModel]) -> None:
     """A repeated item (known or unknown) sends the batch to the detailed path, which keeps

@@ -289,17 +289,21 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
         if stamp is not None:
             times[len(ids) - 1] = _timestamp(stamp, f"{here}.answered_at")
     ids = _trimmed(ids)  # as the answer-log SQL trims them: ' Q1 ' is Q1
-    if times:
-        # Earliest first, as the answer-log SQL orders (ORDER BY answered_at, correct): at the
-        # same time the incorrect attempt first; untimed attempts after the timed ones, in
-        # the given order.
-        order = sorted(range(len(ids)), key=lambda k: (
-            (times[k], correct[k], k) if k in times else (math.inf, 0, k)))
+    rank = [math.inf] * len(ids)
+    if times:  # earliest first; untimed attempts after the timed ones, in the given order
+        order = sorted(range(len(ids)), key=lambda k: (times.get(k, math.inf), k))
         ids = [ids[k] for k in order]
         correct = [correct[k] for k in order]
-    if len(set(ids)) != len(ids):  # first attempt per item
-        seen: set[str] = set()
-        keep = [k for k, item in enumerate(ids) if not (item in seen or seen.add(item))]
+        rank = [times.get(k, math.inf) for k in order]
+    if len(set(ids)) != len(ids):
+        # First attempt per item, as the answer-log SQL picks it (ORDER BY answered_at,
+        # correct): the earliest; at the same time the incorrect one; else the first given.
+        best: dict[str, tuple[float, int, int]] = {}
+        for k, item in enumerate(ids):
+            key = (rank[k], correct[k] if rank[k] != math.inf else 0, k)
+            if item not in best or key < best[item]:
+                best[item] = key
+        keep = sorted(key[2] for key in best.values())
         ids = [ids[k] for k in keep]
         correct = [correct[k] for k in keep]
     return ids, correct
