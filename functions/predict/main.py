@@ -392,31 +392,9 @@ ROUTES: dict[str, Handler] = {"/": _predict, "/predict": _predict, "/next-items"
 
 def _router_not_found(error: Exception) -> Response:
     """Flask's own 404, for a path its router cannot match (functions-framework's
-    ``/<path:path>`` rule does not match a newline): the same JSON 404 and log line as an
-    unknown path that reaches :func:`predict`, not Flask's HTML page."""
-    err = RequestError(404, "not_found",
-                       f"unknown path; use one of {', '.join(sorted(ROUTES))}", "path")
-    fields = {"severity": "WARNING", "message": "request", "logger": "predict",
-              "path": "<unknown path>", "method": flask.request.method, "status": 404,
-              "model_version": None,
-              "error_code": err.code, "error_field": err.log_field}
-    loaded = STORE._current
-    if loaded:
-        fields["model_version"] = loaded[1]
-    try:
-        sys.stdout.write(_dumps(fields).decode() + "\n")
-        sys.stdout.flush()
-    except Exception:  # logging must never fail a request
-        pass
-    return _error(err)
-
-
-# functions-framework points ``errorhandler`` at the app it is creating before it runs this
-# module. A plain import (a tool, a test loading main.py as a module) finds the last app
-# created instead, which Flask refuses to change once it has served: then there is no app
-# of ours to register on.
-with contextlib.suppress(AssertionError):
-    functions_framework.errorhandler(404)(_router_not_found)
+    ``/<path:path>`` rule does not match a newline): answered by :func:`predict` itself,
+    which finds no route for it - the same JSON 404 and log line as any unknown path."""
+    return predict(flask.request)
 
 
 @functions_framework.http
@@ -462,3 +440,11 @@ def predict(request: Request) -> Response:
     except Exception:  # logging must never fail a request
         pass
     return response
+
+
+# functions-framework points ``errorhandler`` at the app it is creating before it runs this
+# module. A plain import (a tool, a test loading main.py as a module) finds the last app
+# created instead, which Flask refuses to change once it has served: then there is no app
+# of ours to register on.
+with contextlib.suppress(AssertionError):
+    functions_framework.errorhandler(404)(_router_not_found)
