@@ -315,6 +315,10 @@ def test_padded_ids_are_trimmed_as_the_answer_log_sql_trims_them(monkeypatch,
         serving.predict, model, plain, limits, "v1")
     batch = serving.predict(model, {"students": [padded, plain]}, limits, "v1")["results"]
     assert batch[0] == batch[1]
+    for students in ([{**plain, "student_id": " s1 "}],
+                     [{**plain, "student_id": " s1 "}, {**padded, "student_id": "s2"}]):
+        out = serving.predict(model, {"students": students}, limits, "v1")["results"]
+        assert out[0]["student_id"] == " s1 "  # student ids are echoed as sent
     assert {k: batch[0][k] for k in want if k != "model_version"} == {
         k: want[k] for k in want if k != "model_version"}
     nxt = serving.recommend(model, {"responses": padded["responses"], "k": 2,

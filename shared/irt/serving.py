@@ -130,18 +130,13 @@ def _id(value: Any, path: str, limits: Limits) -> str:
         raise invalid(path, "must be a non-empty string")
     if len(value) > limits.max_id_length:
         raise invalid(path, f"must be at most {limits.max_id_length} characters")
-    return value.strip()
+    return value
 
 
-def _padded(ids: list[Any]) -> bool:
-    """Whether some id (a non-empty string) has whitespace around it, which the answer-log
-    SQL trims (and so must predict: ``' Q1 '`` is ``Q1``)."""
-    return any(i[0].isspace() or i[-1].isspace() for i in ids)
-
-
-def _trimmed(ids: list[str]) -> list[str]:
-    """``ids`` with surrounding whitespace removed (the same list when none has any)."""
-    return [i.strip() for i in ids] if _padded(ids) else ids
+def _item_id(value: Any, path: str, limits: Limits) -> str:
+    """A valid item id, trimmed as the answer-log SQL trims them (``' Q1 '`` is ``Q1``);
+    student ids (:func:`_id`) are echoed as sent."""
+    return _id(value, path, limits).strip()
 
 
 def _timestamp(value: Any, path: str) -> float:
@@ -177,7 +172,9 @@ _GET_CORRECT = itemgetter("correct")
 
 
 def _valid_ids(ids: list[Any], max_len: int) -> bool:
-    """True if every id is a non-blank string of at most ``max_len`` characters (C-speed)."""
+    """True if every id is a string of 1 to ``max_len`` characters with no whitespace around
+    it (C-speed): what the fast paths take as is.  ``False`` sends the ids through the
+    detailed checks, which name a blank or too long id and trim a padded one."""
     if not ids:
         return True
     try:
@@ -187,7 +184,8 @@ def _valid_ids(ids: list[Any], max_len: int) -> bool:
     if set(map(type, unique)) != {str}:
         return False
     lengths = list(map(len, unique))
-    return min(lengths) > 0 and max(lengths) <= max_len and not any(map(str.isspace, unique))
+    # a stripped id never has whitespace around it: equal sets mean none had any
+    return min(lengths) > 0 and max(lengths) <= max_len and set(map(str.strip, unique)) == unique
 
 
 def _plain_answers(value: list[Any], max_len: int, *, unique: bool = True
@@ -233,8 +231,8 @@ def _plain_batch(raw: list[Any], limits: Limits) -> list[Student] | None:
             _valid_ids([i for v in listed for i in v], limits.max_id_length)):
         return None
     flat = _plain_answers([a for v in answers for a in v], limits.max_id_length, unique=False)
-    if flat is None or _padded(flat[0]) or any(_padded(v) for v in listed):
-        return None  # padded ids: the per-student checks trim them
+    if flat is None:
+        return None
     ids, correct = flat
     students = []
     start = 0
@@ -255,7 +253,7 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
     if len(value) > limits.max_responses:
         raise too_large(path, f"at most {limits.max_responses} answers per student")
     fast = _plain_answers(value, limits.max_id_length)
-    if fast is not None and not _padded(fast[0]):
+    if fast is not None:
         return fast
     ids: list[str] = []
     correct: list[int] = []
@@ -268,14 +266,14 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
             y = answer.get("correct")
             if (type(item) is str and 0 < len(item) <= max_len and not item.isspace()
                     and (y is True or y is False or (type(y) is int and 0 <= y <= 1))):
-                ids.append(item)
+                ids.append(item.strip())  # as _item_id trims it
                 correct.append(int(y))
                 continue
         here = f"{path}[{i}]"
         if not isinstance(answer, dict):
             raise invalid(here, "must be an object with item_id and correct")
         _check_keys(answer, _ANSWER_KEYS, here)
-        ids.append(_id(answer.get("item_id"), f"{here}.item_id", limits))
+        ids.append(_item_id(answer.get("item_id"), f"{here}.item_id", limits))
         y = answer.get("correct")
         if y is None and "correct" not in answer:
             raise invalid(f"{here}.correct", "is required")
@@ -288,7 +286,6 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
         stamp = answer.get("answered_at")
         if stamp is not None:
             times[len(ids) - 1] = _timestamp(stamp, f"{here}.answered_at")
-    ids = _trimmed(ids)  # as the answer-log SQL trims them: ' Q1 ' is Q1
     rank = [math.inf] * len(ids)
     if times:  # earliest first; untimed attempts after the timed ones, in the given order
         order = sorted(range(len(ids)), key=lambda k: (times.get(k, math.inf), k))
@@ -319,10 +316,9 @@ def _item_list(value: Any, path: str, limits: Limits, *, required: bool = False
         raise invalid(path, "must be an array of item ids")
     if len(value) > limits.max_items:
         raise too_large(path, f"at most {limits.max_items} items")
-    if not _valid_ids(value, limits.max_id_length):
-        for i, v in enumerate(value):
-            _id(v, f"{path}[{i}]", limits)  # raises the precise error
-    return _trimmed(value)
+    if _valid_ids(value, limits.max_id_length):
+        return value
+    return [_item_id(v, f"{path}[{i}]", limits) for i, v in enumerate(value)]
 
 
 def _method(value: Any) -> str:
@@ -588,12 +584,9 @@ def _fast_items(items: list[Any], get: Callable[[Any], int | None], max_len: int
 
 
 def _unknown_valid(ids: list[Any], pos: list[int | None], max_len: int) -> bool:
-    """Whether the ids the model lacks (``None`` positions) are valid ids, none padded with
-    whitespace (those go through the detailed path, which trims them as the SQL does)."""
-    if None not in pos:
-        return True
-    unknown = [i for i, j in zip(ids, pos, strict=True) if j is None]
-    return _valid_ids(unknown, max_len) and not _padded(unknown)
+    """Whether the ids the model lacks (``None`` positions) pass :func:`_valid_ids`."""
+    return None not in pos or _valid_ids(
+        [i for i, j in zip(ids, pos, strict=True) if j is None], max_len)
 
 
 def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
@@ -673,8 +666,7 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
         unknown_ids = [flat[k]["item_id"] for k in miss]
         ids = dict(zip(miss, unknown_ids, strict=True))
         pairs = set(zip(owner[miss].tolist(), unknown_ids, strict=True))
-        if not _valid_ids(unknown_ids, max_len) or len(pairs) != len(miss) or _padded(
-                unknown_ids):
+        if not _valid_ids(unknown_ids, max_len) or len(pairs) != len(miss):
             return None
         key = owner[known] * model.n_items + pos[known]
     else:
@@ -683,10 +675,8 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
     if (key[1:] == key[:-1]).any():
         return None
     req_miss = np.flatnonzero(req_pos < 0).tolist()
-    if req_miss:
-        missing = [req_ids[k] for k in req_miss]
-        if not _valid_ids(missing, max_len) or _padded(missing):
-            return None
+    if req_miss and not _valid_ids([req_ids[k] for k in req_miss], max_len):
+        return None
     return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
                         owner, items, req_ids, req_pos)
 
