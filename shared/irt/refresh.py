@@ -453,18 +453,18 @@ def _iso_utc(seconds: np.ndarray, fraction: bool | None = None) -> Any:
         stamps = pa.array(us if fraction else whole,
                           pa.timestamp("us" if fraction else "s", tz="UTC"))
         text = pc.strftime(stamps, "%Y-%m-%dT%H:%M:%SZ")
-        return pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
-    days = np.datetime_as_string(np.arange(first, first + span).astype("datetime64[D]"))
-    day_text = pa.DictionaryArray.from_arrays(
-        pa.array((day - first).astype(np.int32)), pa.array([d + "T" for d in days])
-    ).cast(pa.string())
-    tod_text = pa.DictionaryArray.from_arrays(pa.array(tod.astype(np.int32)), _clock_text()
-                                              ).cast(pa.string())
-    parts = [day_text, tod_text]
-    if fraction:
-        digits = pc.utf8_lpad(pa.array(frac).cast(pa.string()), width=6, padding="0")
-        parts.append(pc.binary_join_element_wise(".", digits, ""))
-    text = pc.binary_join_element_wise(*parts, "Z", "")
+    else:
+        days = np.datetime_as_string(np.arange(first, first + span).astype("datetime64[D]"))
+        day_text = pa.DictionaryArray.from_arrays(
+            pa.array((day - first).astype(np.int32)), pa.array([d + "T" for d in days])
+        ).cast(pa.string())
+        tod_text = pa.DictionaryArray.from_arrays(pa.array(tod.astype(np.int32)),
+                                                  _clock_text()).cast(pa.string())
+        parts = [day_text, tod_text]
+        if fraction:
+            digits = pc.utf8_lpad(pa.array(frac).cast(pa.string()), width=6, padding="0")
+            parts.append(pc.binary_join_element_wise(".", digits, ""))
+        text = pc.binary_join_element_wise(*parts, "Z", "")
     if missing.any():
         text = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
     return text
