@@ -127,6 +127,26 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
                                     bound=bound, chunk_answers=chunk_answers)
 
 
+def answer_runs(student: np.ndarray, item_pos: np.ndarray, correct: np.ndarray
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The online protocols' input as int64 arrays, and where each student's run starts.
+
+    Returns:
+        ``(student, item_pos, correct, starts)``.
+
+    Raises:
+        ValueError: if a student's answers are not contiguous.
+    """
+    student = np.asarray(student, dtype=np.int64)
+    pos = np.asarray(item_pos, dtype=np.int64)
+    y = np.asarray(correct, dtype=np.int64)
+    starts = np.flatnonzero(np.r_[True, student[1:] != student[:-1]]) if student.size else (
+        np.zeros(0, dtype=np.int64))
+    if np.unique(student[starts]).shape[0] != starts.shape[0]:
+        raise ValueError("each student's answers must be contiguous (sort by student first)")
+    return student, pos, y, starts
+
+
 def plain_online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
                              correct: np.ndarray, *, n_points: int = 401, bound: float = 6.0,
                              chunk_answers: int = 20_000) -> np.ndarray:
@@ -149,16 +169,10 @@ def plain_online_predictions(model: ItemModel, student: np.ndarray, item_pos: np
     Raises:
         ValueError: if a student's answers are not contiguous.
     """
-    student = np.asarray(student, dtype=np.int64)
-    pos = np.asarray(item_pos, dtype=np.int64)
-    y = np.asarray(correct, dtype=np.int64)
+    student, pos, y, starts = answer_runs(student, item_pos, correct)
     n = student.shape[0]
     if n == 0:
         return np.zeros(0)
-    change = np.flatnonzero(student[1:] != student[:-1]) + 1
-    starts = np.r_[0, change]
-    if np.unique(student[starts]).shape[0] != starts.shape[0]:
-        raise ValueError("each student's answers must be contiguous (sort by student first)")
     sigma = model.population_sd
     x = np.linspace(-bound * sigma, bound * sigma, n_points)
     log_prior = -0.5 * (x / sigma) ** 2

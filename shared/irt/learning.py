@@ -521,20 +521,15 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
         ValueError: if a student's answers are not contiguous.
     """
     spec = learning_of(model)
-    if spec is None:
-        from .evaluate import plain_online_predictions
+    from .evaluate import answer_runs, plain_online_predictions  # evaluate imports this
 
+    if spec is None:
         return plain_online_predictions(model, student, item_pos, correct,
                                         chunk_answers=chunk_answers)
-    student = np.asarray(student, dtype=np.int64)
-    pos = np.asarray(item_pos, dtype=np.int64)
-    y = np.asarray(correct, dtype=np.int64)
+    student, pos, y, starts = answer_runs(student, item_pos, correct)
     n = student.shape[0]
     if n == 0:
         return np.zeros(0)
-    starts = np.flatnonzero(np.r_[True, student[1:] != student[:-1]])
-    if np.unique(student[starts]).shape[0] != starts.shape[0]:
-        raise ValueError("each student's answers must be contiguous (sort by student first)")
     known = pos >= 0
     safe = np.maximum(pos, 0)
     a = np.where(known, model.a[safe], float(np.median(model.a)))
