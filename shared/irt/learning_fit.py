@@ -54,6 +54,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .calibrate import squarem
 from .learning import (
     _SKILL_COLUMNS,
     DEFAULT_BOUND,
@@ -646,13 +647,14 @@ class _EM:
         return a, d, beta, gamma
 
     # ---------------------------------------------------------------- EM loop
-    def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float, float]:
+    def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float]:
+        """One EM step: ``(next v, log posterior at v)`` (see :func:`irt.calibrate.squarem`)."""
         a, d, _, gamma, _, mu = self.split(v)
         prior = self.log_prior(a, d, gamma, mu)
         if not math.isfinite(prior):
-            return v, -math.inf, -math.inf
+            return v, -math.inf
         rho, loglik, stat, expected = self.estep(v)
-        return self.mstep(v, rho, stat, expected), loglik + prior, loglik
+        return self.mstep(v, rho, stat, expected), loglik + prior
 
     def run(self) -> tuple[np.ndarray, int, bool, list[float], float]:
         base = self.base
@@ -668,42 +670,11 @@ class _EM:
         v = self.join(base.a.copy(), -base.a * base.b, beta, gamma,
                       self.cfg.skill_sd_start, mu)
         cfg = self.cfg
-        history: list[float] = []
-        iterations = 0
-        converged = False
-        loglik = math.nan
-        while iterations < cfg.max_iter:
-            v1, obj0, loglik = self.em_map(v)
-            iterations += 1
-            history.append(obj0)
-            if np.max(np.abs(v1 - v)) < cfg.tol:
-                v, converged = v1, True
-                break
-            if not cfg.accelerate or iterations + 2 > cfg.max_iter:
-                v = v1
-                continue
-            v2, obj1, loglik = self.em_map(v1)
-            iterations += 1
-            history.append(obj1)
-            if np.max(np.abs(v2 - v1)) < cfg.tol:
-                v, converged = v2, True
-                break
-            r = v1 - v
-            w = v2 - v1 - r
-            nw = np.linalg.norm(w)
-            alpha = min(-np.linalg.norm(r) / nw if nw > 0 else -1.0, -1.0)
-            v_ext = v - 2 * alpha * r + alpha**2 * w
-            v3, obj_ext, ll_ext = self.em_map(v_ext)
-            iterations += 1
-            if math.isfinite(obj_ext) and obj_ext >= obj1 - 1e-8 * abs(obj1):
-                history.append(obj_ext)
-                v, loglik = v3, ll_ext
-            else:
-                v = v2
+        n_answers = self.data.n
+        v, iterations, converged, history = squarem(
+            self.em_map, v, tol=cfg.tol, max_iter=cfg.max_iter, accelerate=cfg.accelerate,
             # the objective hardly rises any more: per answer and E-step, below ftol
-            if len(history) >= 4 and history[-1] - history[-4] < 3 * cfg.ftol * self.data.n:
-                converged = True
-                break
+            stop=lambda h: len(h) >= 4 and h[-1] - h[-4] < 3 * cfg.ftol * n_answers)
         # the log-likelihood at the final parameters, in float64
         self.dtype = np.float64
         _, loglik, _, _ = self.estep(v)
