@@ -9,14 +9,16 @@ Sections (``--sections inproc,http,cold``; all by default):
 * ``http``   - the real ``functions-framework --target predict`` (gunicorn with the production
   settings: ``WORKERS`` = vCPUs, ``THREADS`` = ceil(8 / vCPUs)) and a hello-world function
   (``benchmarks/hello/main.py``) with the same settings, loaded with ``wrk`` at concurrency 1
-  and 16; the throughput ratio predict/hello.
+  and 16; the throughput ratio predict/hello.  A third server, the floor
+  (``benchmarks/floor/main.py``: the same answer with no validation, routing or log line),
+  shows how much of that ratio the request's numerical work alone leaves.
 * ``cold``   - process start to the first correct 200 from ``/predict`` with the model read
   from the Cloud Storage emulator (fake-gcs-server), hello world for reference;
   ``python -X importtime`` of the function's imports, and a check that scipy is not loaded.
 
 Run from the repository root with the project's virtual environment::
 
-    .venv/bin/python benchmarks/bench_predict.py            # about 4 minutes
+    .venv/bin/python benchmarks/bench_predict.py            # about 5 minutes
     .venv/bin/python benchmarks/bench_predict.py --quick    # smoke run, about 1 minute
 
 Every server and emulator runs in its own process group and is killed (group-wide) on
@@ -60,6 +62,7 @@ import numpy as np  # noqa: E402
 
 PREDICT_SOURCE = "functions/predict/main.py"
 HELLO_SOURCE = "benchmarks/hello/main.py"
+FLOOR_SOURCE = "benchmarks/floor/main.py"
 VENV_BIN = Path(sys.executable).parent
 BUCKET = "bench-models"
 VERSION = "v1"
@@ -344,6 +347,17 @@ def check_single(model_version: str) -> Callable[[int, bytes], bool]:
     return check
 
 
+def check_same(expected: dict[str, Any]) -> Callable[[int, bytes], bool]:
+    """The floor's answer must be predict's, to the last digit."""
+    def check(code: int, data: bytes) -> bool:
+        try:
+            return code == 200 and json.loads(data) == expected
+        except ValueError:
+            return False
+
+    return check
+
+
 def check_hello(code: int, data: bytes) -> bool:
     return code == 200 and data.strip() == b'{"message":"hello"}'
 
@@ -611,15 +625,20 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
     script = workdir / "post.lua"
     script.write_text(WRK_LUA.replace("{body}", str(body_path)))
 
+    model_dir = {"MODEL_DIR": str(workdir)}
     servers = {
-        "predict": Server("predict", "predict", PREDICT_SOURCE, {"MODEL_DIR": str(workdir)},
-                          workdir),
+        "predict": Server("predict", "predict", PREDICT_SOURCE, model_dir, workdir),
         "hello": Server("hello", "hello", HELLO_SOURCE, {}, workdir),
+        "floor": Server("floor", "floor", FLOOR_SOURCE, model_dir, workdir),
     }
-    paths = {"predict": "/predict", "hello": "/"}
+    names = tuple(servers)
+    paths = {"predict": "/predict", "hello": "/", "floor": "/"}
     checks = {"predict": check_single(VERSION), "hello": check_hello}
     try:
         for name, srv in servers.items():
+            if name == "floor":  # predict has answered by now: the floor must answer the same
+                checks[name] = check_same(json.loads(request(
+                    servers["predict"].port, "POST", "/predict", single_body)[1]))
             if not poll(srv.proc, srv.port, "POST", paths[name], single_body, checks[name], 60):
                 raise RuntimeError(f"{name} server did not answer correctly:\n"
                                    f"{log_tail(srv.log)}")
@@ -630,7 +649,8 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
             time.sleep(0.1)  # the first answer can come before every worker has booted
         procs = {name: len(group_pids(srv.proc.pid)) for name, srv in servers.items()}
         DETAILS.append(f"HTTP: wrk {' '.join(wrk_version)}; POST with the single-student body "
-                       f"({len(single_body):,} B) to both functions (hello ignores it); "
+                       f"({len(single_body):,} B) to all three functions (hello ignores it; "
+                       "the floor's answer was checked equal to predict's); "
                        f"{duration:g} s per run, {repeats} run(s) per case, interleaved, after a "
                        f"{warmup:g} s warm-up per server; -t1 at c=1, -t2 at c=16; wrk and the "
                        f"server share the 2 cores. Processes per server group: {procs} "
@@ -641,8 +661,9 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
         results: dict[tuple[str, int], list[dict[str, float]]] = {}
         for r in range(repeats):
             for conns in (1, 16):
-                order = ("hello", "predict") if r % 2 == 0 else ("predict", "hello")
-                for name in order:
+                # interleaved, each server first in turn
+                shift = (r + (conns > 1)) % len(names)
+                for name in names[shift:] + names[:shift]:
                     srv = servers[name]
                     for attempt in range(1 + LOPSIDED_RETRIES):
                         vals = run_wrk(wrk, script, f"http://{HOST}:{srv.port}{paths[name]}",
@@ -698,6 +719,11 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
         cp, ch = med("predict", conns, "cpu_us_per_req"), med("hello", conns, "cpu_us_per_req")
         row(f"  (info) HTTP c={conns}: server CPU per request", f"{cp:.0f} us",
             f"hello {ch:.0f} us", fmt_ratio(cp / ch))
+        rf = med("floor", conns, "rps")
+        row(f"  (info) HTTP c={conns}: floor requests/s (the answer alone)", f"{rf:,.0f}",
+            f"hello {rh:,.0f}", fmt_ratio(rf / rh))
+        row(f"  (info) HTTP c={conns}: predict / floor requests/s", f"{rp:,.0f}",
+            f"floor {rf:,.0f}", fmt_ratio(rp / rf))
     DETAILS.append(f"hello world reference from elsewhere: {REFERENCE_HELLO_RPS}")
     missed = any(med("predict", c, "rps") < T_RATIO * med("hello", c, "rps") for c in (1, 16))
     if (missed or med("predict", 16, "p99") / 1e3 > T_P99_C16_MS) and APP_CALL:
