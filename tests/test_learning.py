@@ -6,6 +6,7 @@ artifact round trip."""
 from __future__ import annotations
 
 import itertools
+import json
 import math
 
 import numpy as np
@@ -326,11 +327,29 @@ def test_artifact_round_trip() -> None:
     assert "q11" not in doc["item_skills"]  # the item without a skill
 
 
+def test_learning_artifacts_are_schema_2_so_older_readers_refuse_them() -> None:
+    """A reader from before learning-aware models accepted exactly schema 1 and ignored
+    ``options``: it would have served a learning model as a plain one.  Schema 2 makes it
+    refuse the model (and keep its previous one); plain models stay 1 for every reader."""
+    learning = make_model(("recency", "skills"))
+    assert learning.to_dict()["schema_version"] == 2
+    plain = make_model(("recency",))
+    plain.options = {}
+    assert plain.to_dict()["schema_version"] == 1
+    assert load_model(plain.to_json()).options == {}
+    # Learning artifacts written before schema 2 existed (as 1) still load, options and all.
+    doc = learning.to_dict()
+    doc["schema_version"] = 1
+    again = load_model(json.dumps(doc))
+    assert learning_of(again).options == learning_of(learning).options
+    doc["schema_version"] = 3
+    with pytest.raises(ModelFormatError, match="unsupported schema version 3"):
+        load_model(json.dumps(doc))
+
+
 def test_older_artifacts_without_options_load_as_plain_models() -> None:
     doc = make_model(("skills",)).to_dict()
     del doc["options"]
-    import json
-
     model = load_model(json.dumps(doc))
     assert model.options == {} and learning_of(model) is None
 
@@ -356,8 +375,6 @@ def test_invalid_learning_options_are_rejected_naming_the_field(change, field) -
     with pytest.raises(ModelFormatError) as info:
         learning_from_dict(doc["options"]["learning"], model.item_ids, "2pl")
     assert info.value.field == field
-    import json
-
     with pytest.raises(ModelFormatError):  # the loader (and so predict) refuses it too
         load_model(json.dumps(doc, allow_nan=True).replace("NaN", "null"))
 
@@ -376,8 +393,6 @@ def _write_log(path, sim, offset: int = 0) -> None:
 
 
 def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
-    import json
-
     from irt.cli import main
 
     beta = np.array([0.3, -0.2, 0.2, -0.2, 0.3])

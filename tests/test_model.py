@@ -134,7 +134,7 @@ def test_rejects_missing_schema_version():
     _raises_field(doc, "schema_version", "required")
 
 
-@pytest.mark.parametrize("bad", [2, 0, "1", True])
+@pytest.mark.parametrize("bad", [3, 0, "1", True, 1.0])
 def test_rejects_wrong_schema_version(bad):
     doc = valid_doc()
     doc["schema_version"] = bad

@@ -31,7 +31,13 @@ import numpy as np
 
 ModelType = Literal["rasch", "1pl", "2pl", "3pl"]
 MODEL_TYPES: tuple[str, ...] = ("rasch", "1pl", "2pl", "3pl")
-SCHEMA_VERSION = 1
+#: The artifact's schema versions this code reads.  Version 2 is version 1 plus
+#: ``options.learning``: a learning-aware model is written as 2, so that a reader from before
+#: learning-aware models (which accepts exactly 1, and would otherwise ignore the options and
+#: serve the model as a plain one) rejects it and keeps its previous model.  A plain model is
+#: still written as 1, which every reader takes.
+SCHEMA_VERSIONS = (1, 2)
+SCHEMA_VERSION = SCHEMA_VERSIONS[-1]
 
 #: Probabilities are clipped to ``[P_EPS, 1 - P_EPS]`` before taking logs.
 P_EPS = 1e-12
@@ -196,7 +202,7 @@ class ItemModel:
             for j, item_id in enumerate(self.item_ids)
         }
         return {
-            "schema_version": SCHEMA_VERSION,
+            "schema_version": 2 if "learning" in self.options else 1,
             "model_type": self.model_type,
             "version": self.version,
             "created_at": self.created_at,
@@ -253,7 +259,7 @@ def _finite(value: Any, path: str, lo: float = -math.inf, hi: float = math.inf,
 def model_from_dict(doc: Any) -> ItemModel:
     """Validate a model document and build an :class:`ItemModel`.
 
-    Schema (version 1)::
+    Schema (version 1; version 2 is the same with ``options.learning``)::
 
         {"schema_version": 1, "model_type": "2pl", "version": "...",
          "created_at": "...", "code_version": "...",
@@ -267,7 +273,9 @@ def model_from_dict(doc: Any) -> ItemModel:
     ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
     at least one item, SEs null or finite and ``>= 0``.  ``options`` is optional (an
     older artifact without it loads as a plain model); ``options.learning``, when present,
-    must satisfy :func:`irt.learning.learning_from_dict`.
+    must satisfy :func:`irt.learning.learning_from_dict`.  ``schema_version`` is 1 or 2
+    (see :data:`SCHEMA_VERSIONS`); this code reads both the same way, including
+    ``options.learning`` under 1 (written before version 2 existed).
 
     Raises:
         ModelFormatError: naming the first offending field.
@@ -275,9 +283,9 @@ def model_from_dict(doc: Any) -> ItemModel:
     if not isinstance(doc, dict):
         raise ModelFormatError("model document must be a JSON object")
     version = _require(doc, "schema_version", int, "")
-    if version != SCHEMA_VERSION:
+    if version not in SCHEMA_VERSIONS:
         raise ModelFormatError(f"unsupported schema version {version} (this code reads "
-                               f"{SCHEMA_VERSION})", "schema_version")
+                               f"{' and '.join(map(str, SCHEMA_VERSIONS))})", "schema_version")
     model_type = _require(doc, "model_type", str, "")
     if model_type not in MODEL_TYPES:
         raise ModelFormatError(f"must be one of {', '.join(MODEL_TYPES)}", "model_type")
