@@ -83,7 +83,8 @@ resource "google_cloudfunctions2_function" "prepare" {
     available_cpu                    = var.prepare_cpu
     timeout_seconds                  = var.prepare_timeout_seconds
     environment_variables            = local.prepare_env
-    # Only Cloud Scheduler (same project: internal traffic) calls it.
+    # Only Cloud Scheduler calls it. Cloud Run counts Cloud Scheduler in the same project as
+    # internal traffic (https://cloud.google.com/run/docs/securing/ingress, "Internal").
     ingress_settings               = "ALLOW_INTERNAL_ONLY"
     all_traffic_on_latest_revision = true
     service_account_email          = google_service_account.prepare.email
