@@ -37,7 +37,6 @@ MODEL_TYPES: tuple[str, ...] = ("rasch", "1pl", "2pl", "3pl")
 #: serve the model as a plain one) rejects it and keeps its previous model.  A plain model is
 #: still written as 1, which every reader takes.
 SCHEMA_VERSIONS = (1, 2)
-SCHEMA_VERSION = SCHEMA_VERSIONS[-1]
 
 #: Probabilities are clipped to ``[P_EPS, 1 - P_EPS]`` before taking logs.
 P_EPS = 1e-12
