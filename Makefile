@@ -67,7 +67,7 @@ drills: $(STAMP)
 	PYTHONPATH=shared $(PY) scripts/drills.py
 
 # Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent): the
-# plain 2PL and every learning-aware option set (irt.learning), against the published figures.
+# plain 2PL and every learning-aware option set (irt.engine.learning), against the published figures.
 ASSIST := ../shared/datasets/assistments2009_lpp
 evaluate: $(STAMP)
 	@if [ -f $(ASSIST)/assistments2009_lpp_train.csv.gz ]; then \

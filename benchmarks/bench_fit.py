@@ -127,7 +127,7 @@ def _rmse(est: np.ndarray, true: np.ndarray) -> float:
 
 
 def _load_responses(path: str):
-    from irt.responses import Responses
+    from irt.engine.responses import Responses
 
     d = np.load(path)
     ns, ni = int(d["n_students"]), int(d["n_items"])
@@ -144,8 +144,8 @@ def _dense(student: np.ndarray, item: np.ndarray, correct: np.ndarray, ns: int, 
 
 
 def _worker_ours_fit(spec: dict[str, Any]) -> dict[str, Any]:
-    from irt.calibrate import FitConfig, fit
-    from irt.simulate import simulate
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.simulate import simulate
 
     cfg = FitConfig(model="2pl", compute_se=spec["compute_se"])
     fit(simulate(300, 10, seed=0).responses, cfg)  # warm-up
@@ -195,12 +195,12 @@ def _worker_ref_fit(spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def _worker_ours_eap(spec: dict[str, Any]) -> dict[str, Any]:
-    from irt.calibrate import FitConfig, fit
+    from irt.engine.calibrate import FitConfig, fit
 
     try:
-        from irt.ability import eap_batch
+        from irt.engine.ability import eap_batch
     except ImportError as exc:  # module being written concurrently
-        raise RuntimeError(f"irt.ability.eap_batch not importable: {exc}") from exc
+        raise RuntimeError(f"irt.engine.ability.eap_batch not importable: {exc}") from exc
     r, a_true, b_true = _load_responses(spec["data"])
     t0 = time.perf_counter()
     res = fit(r, FitConfig(model="2pl", compute_se=False))
@@ -281,7 +281,7 @@ def _worker_simulate(spec: dict[str, Any]) -> dict[str, Any]:
     starts from its parent's peak RSS (the kernel records the old mm's high-water mark
     at exec, and ``subprocess`` uses vfork).
     """
-    from irt.simulate import simulate
+    from irt.engine.simulate import simulate
 
     t0 = time.perf_counter()
     sim = simulate(spec["n_students"], spec["n_items"], spec["per_student"], model="2pl",
@@ -296,7 +296,7 @@ def _worker_simulate(spec: dict[str, Any]) -> dict[str, Any]:
 
 def _simulate_scoring(path: str, a: np.ndarray, b: np.ndarray, seed: int) -> None:
     """New students answering ``EAP_ANSWERS`` random items of the calibration bank."""
-    from irt.model import irf
+    from irt.engine.model import irf
 
     n_items = a.shape[0]
     rng = np.random.default_rng(seed)
@@ -470,7 +470,7 @@ def _header(args: argparse.Namespace) -> None:
           f"  mirt (PyPI) {mirt_v}")
     print(f"  os.cpu_count() = {os.cpu_count()}  platform {platform.platform()}")
     print(f"  load average at start: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
-    print(f"  ours: irt.calibrate.fit 2PL, FitConfig defaults (41 nodes, SEs "
+    print(f"  ours: irt.engine.calibrate.fit 2PL, FitConfig defaults (41 nodes, SEs "
           f"{'on' if not args.no_se else 'off'}); each fit in a fresh process after a warm-up")
     print(f"  reference: mirt.fit_mirt(dense float matrix, NaN = missing, '2PL', n_quadpts="
           f"{args.ref_quadpts}, compute_standard_errors={args.ref_se}); RLIMIT_AS "

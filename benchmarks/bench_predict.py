@@ -292,8 +292,8 @@ def print_table() -> None:
 # --------------------------------------------------------------------------- data
 def make_model(workdir: Path) -> Any:
     """Fit the bench model on simulated data; write ``<workdir>/models/{LATEST,v1/model.json}``."""
-    from irt.calibrate import FitConfig, fit
-    from irt.simulate import simulate
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.simulate import simulate
 
     t0 = time.perf_counter()
     model = fit(simulate(20000, 2000, 40, seed=1).responses, FitConfig()).model
@@ -401,8 +401,8 @@ APP_CALL: list[Callable[[], Any]] = []
 def section_inproc(model: Any, payloads: tuple[Any, Any, bytes, bytes], workdir: Path,
                    repeat: int) -> None:
     from irt import serving
-    from irt.ability import eap_batch
-    from irt.model import irf
+    from irt.engine.ability import eap_batch
+    from irt.engine.model import irf
 
     single, batch, single_body, batch_body = payloads
     lim1, lim_b = serving.Limits(), serving.Limits(max_students=N_BATCH)
@@ -879,7 +879,7 @@ def section_cold(workdir: Path, single_body: bytes, starts: int) -> None:
         kill_group(emu)
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
 
-    from irt.model import load_model
+    from irt.engine.model import load_model
 
     text = (workdir / "models" / VERSION / "model.json").read_bytes()
     tl = time_per_call(lambda: load_model(text), 7, min_time=0.0)

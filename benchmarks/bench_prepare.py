@@ -1,7 +1,7 @@
 """``prepare`` end to end through the DuckDB path: time and peak memory.
 
 Each measured run is a fresh process (imports included) doing one whole refresh with
-:func:`irt.refresh.run_refresh`: DuckDB runs the BigQuery SQL over a Parquet log, Arrow
+:func:`irt.refresh.pipeline.run_refresh`: DuckDB runs the BigQuery SQL over a Parquet log, Arrow
 columns -> ``prepare_coded`` -> hold-out -> calibration (2PL) -> quality gate -> artifacts
 (gzip CSV, model, metrics, report) -> pointer.  Peak memory is the child's ``ru_maxrss``.
 
@@ -45,8 +45,8 @@ if mode == "read":
     out = {{"rows": table.num_rows}}
 else:
     from datetime import datetime, UTC
-    from irt.refresh import RefreshConfig, RunOptions, run_refresh
-    from irt.sources import DuckDBSource
+    from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+    from irt.refresh.sources import DuckDBSource
     from irt.store import LocalStore
     cfg = RefreshConfig.from_env({{"SOURCE_FILE": log, "MODEL_DIR": model_dir,
                                   "COLUMN_SKILL": "skill_id", "WINDOW_DAYS": "3650"}})
@@ -92,7 +92,7 @@ def simulated_parquet(n_students: int = 200_000, n_items: int = 2_000, per: int 
     import pyarrow.parquet as pq
 
     sys.path.insert(0, str(ROOT / "shared"))
-    from irt.simulate import simulate
+    from irt.engine.simulate import simulate
 
     BENCH.mkdir(parents=True, exist_ok=True)
     r = simulate(n_students, n_items, per, seed=10).responses

@@ -1,7 +1,7 @@
 """What the per-item answer cap (``MAX_ANSWERS_PER_ITEM``) costs in accuracy.
 
 A simulated 2PL log with known item parameters goes through the real SQL (DuckDB path,
-:mod:`irt.sql`) with several caps; each capped result is calibrated and its item
+:mod:`irt.refresh.sql`) with several caps; each capped result is calibrated and its item
 parameters compared with the truth (RMSE of a and b), and its calibration time reported.
 The uncapped fit is the reference measured in the same run.
 
@@ -21,11 +21,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from irt.calibrate import FitConfig, Priors, fit
-from irt.preprocess import prepare_coded
-from irt.simulate import simulate
-from irt.sources import DuckDBSource, fetch
-from irt.sql import QueryParams, SourceColumns
+from irt.engine.calibrate import FitConfig, Priors, fit
+from irt.engine.preprocess import prepare_coded
+from irt.engine.simulate import simulate
+from irt.refresh.sources import DuckDBSource, fetch
+from irt.refresh.sql import QueryParams, SourceColumns
 
 
 def main() -> int:

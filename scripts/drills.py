@@ -134,8 +134,8 @@ def bank_and_body(workdir: Path) -> tuple[str, Any, Path]:
     request body."""
     import numpy as np
 
-    from irt.calibrate import FitConfig, fit
-    from irt.simulate import simulate
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.simulate import simulate
 
     model = fit(simulate(20000, 2000, 40, seed=1).responses, FitConfig(compute_se=False)).model
     v1 = model.to_json()

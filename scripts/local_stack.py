@@ -71,7 +71,7 @@ def refresh(port: int | None = None, runs: list[tuple[str, dict]] | None = None)
         proc.wait(timeout=10)
     env = dict(os.environ, PYTHONPATH=str(ROOT / "shared"))
     print(f"\n$ python -m irt.ops --dir {MODEL_DIR.relative_to(ROOT)} list")
-    subprocess.run([sys.executable, "-m", "irt.ops", "--dir", str(MODEL_DIR), "list"],
+    subprocess.run([sys.executable, "-m", "irt.tools.ops", "--dir", str(MODEL_DIR), "list"],
                    env=env, check=True)
 
 

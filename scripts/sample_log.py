@@ -23,7 +23,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "shared"))
 
-from irt.simulate import simulate  # noqa: E402
+from irt.engine.simulate import simulate  # noqa: E402
 
 START = datetime(2026, 6, 1, tzinfo=UTC)
 DAYS = 152

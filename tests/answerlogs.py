@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from irt.simulate import simulate
+from irt.engine.simulate import simulate
 
 COLUMNS = ("student_id", "item_id", "correct", "answered_at", "skill_id")
 T0 = datetime(2026, 10, 1, 9, 0, tzinfo=UTC)

@@ -1,4 +1,5 @@
-"""Answer logs simulated from the learning-aware model (:mod:`irt.learning`) with known truth.
+"""Answer logs simulated from the learning-aware model (:mod:`irt.engine.learning`) with known
+truth.
 
 Each student works through skills in blocks (as in skill builders): a block of one skill,
 items of that skill in random order, then another skill.  Each answer is drawn from::
@@ -6,7 +7,7 @@ items of that skill in random order, then another skill.  Each answer is drawn f
     logit P = a_j (theta_s + delta_sk - b_j) + beta . x_t + gamma_k . z_t
 
 with the covariates of the student's history, computed here from their definition (the
-tests compare them with :func:`irt.learning.history_features`).
+tests compare them with :func:`irt.engine.learning.history_features`).
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from irt.learning import _SKILL_COLUMNS, FEATURES
-from irt.responses import Responses
+from irt.engine.learning import _SKILL_COLUMNS, FEATURES
+from irt.engine.responses import Responses
 
 
 @dataclass

@@ -62,8 +62,8 @@ class ServerStartError(RuntimeError):
 @functools.cache
 def model_json() -> str:
     """A small fitted model (2000 simulated students x 50 items), built once per process."""
-    from irt.calibrate import FitConfig, fit
-    from irt.simulate import simulate
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.simulate import simulate
 
     data = simulate(2000, N_ITEMS, 20, seed=1)
     return fit(data.responses, FitConfig()).model.to_json()

@@ -1,4 +1,4 @@
-"""Tests of ``irt.ability``: EAP and MAP abilities against brute-force numerical truth.
+"""Tests of ``irt.engine.ability``: EAP and MAP abilities against brute-force numerical truth.
 
 Reference values are computed here, independently of the engine: the exact log
 posterior (``scipy.special.log_expit``), integrated with ``scipy.integrate.quad``
@@ -19,9 +19,9 @@ from scipy.integrate import quad
 from scipy.optimize import minimize_scalar
 from scipy.special import log_expit
 
-import irt.ability
-from irt.ability import eap, eap_batch, estimate, map_batch
-from irt.model import ItemModel, irf, item_information
+import irt.engine.ability
+from irt.engine.ability import eap, eap_batch, estimate, map_batch
+from irt.engine.model import ItemModel, irf, item_information
 
 N_BANK = 1000
 
@@ -216,7 +216,7 @@ def test_eap_batch_equals_per_student_eap_unsorted(bank):
 
 def test_eap_batch_sparse_path_equals_per_student_eap():
     model = BANKS["2pl"]
-    n_min = irt.ability.SPARSE_MIN_ANSWERS
+    n_min = irt.engine.ability.SPARSE_MIN_ANSWERS
     n_students = n_min // 100 + 5
     rng = np.random.default_rng(9)
     k = np.full(n_students, 100)

@@ -13,8 +13,8 @@ import functions_framework
 import numpy as np
 import pytest
 
-from irt.calibrate import FitConfig, fit
-from irt.simulate import simulate
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOOR = str(ROOT / "benchmarks" / "floor" / "main.py")

@@ -36,9 +36,9 @@ from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from irt.calibrate import FitConfig, fit
-from irt.model import ItemModel
-from irt.simulate import simulate
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.model import ItemModel
+from irt.engine.simulate import simulate
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT / "shared"
@@ -181,11 +181,13 @@ def import_time_third_party(folder: Path) -> dict[str, str]:
                 top = name.split(".")[0]
                 if top == "irt":
                     parts = name.split(".")
-                    queue.append(folder / "irt" / "__init__.py")
+                    for k in range(1, len(parts) + 1):  # each package's __init__ runs too
+                        queue.append(folder.joinpath(*parts[:k], "__init__.py"))
                     queue.append(folder.joinpath(*parts).with_suffix(".py"))
                     if isinstance(node, ast.ImportFrom):
-                        queue.extend(folder.joinpath(*parts, a.name).with_suffix(".py")
-                                     for a in node.names)
+                        for a in node.names:
+                            queue.append(folder.joinpath(*parts, a.name).with_suffix(".py"))
+                            queue.append(folder.joinpath(*parts, a.name, "__init__.py"))
                 elif top not in STDLIB:
                     found.setdefault(top, f"{rel}:{node.lineno}")
     return found

@@ -1,4 +1,4 @@
-"""Tests of ``irt.calibrate``: item calibration against published estimates and known truth.
+"""Tests of ``irt.engine.calibrate``: item calibration against published estimates and known truth.
 
 Published figures (see ``tests/data/SOURCE.md``):
 
@@ -26,10 +26,10 @@ import numpy as np
 import pytest
 from scipy.special import log_expit, logsumexp
 
-from irt.calibrate import FitConfig, Priors, Quadrature, fit
-from irt.model import irf
-from irt.responses import Responses
-from irt.simulate import simulate
+from irt.engine.calibrate import FitConfig, Priors, Quadrature, fit
+from irt.engine.model import irf
+from irt.engine.responses import Responses
+from irt.engine.simulate import simulate
 
 DATA = Path(__file__).parent / "data"
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irt.cli import main
-from irt.model import load_model
-from irt.simulate import simulate
+from irt.engine.model import load_model
+from irt.engine.simulate import simulate
+from irt.tools.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
 

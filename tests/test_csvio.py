@@ -1,4 +1,4 @@
-"""Tests for irt.csvio: answers CSV reading and scores CSV writing."""
+"""Tests for irt.tools.csvio: answers CSV reading and scores CSV writing."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from irt.csvio import CSVFormatError, read_answers_csv, write_scores_csv
-from irt.preprocess import prepare_rows
+from irt.engine.preprocess import prepare_rows
+from irt.errors import CSVFormatError
+from irt.tools.csvio import read_answers_csv, write_scores_csv
 
 
 def read(text: str, *, strict: bool = True) -> list[dict[str, str | None]]:
@@ -217,7 +218,7 @@ def test_non_strict_still_rejects_bad_header() -> None:
 
 
 def test_error_pickles() -> None:
-    err = CSVFormatError(4, "student_id is empty")
+    err = CSVFormatError("student_id is empty", 4)
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.line, copy.reason, str(copy)) == (4, "student_id is empty",
                                                    "line 4: student_id is empty")

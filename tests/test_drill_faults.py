@@ -22,8 +22,8 @@ from answerlogs import load_bigquery, simulated_rows
 from emulators import CALL_TIMEOUT, EMULATOR_ENV_VAR, PROJECT, create_bucket, short_retry
 from livesrv import live_server, model_json
 
-from irt.refresh import RefreshConfig, RunOptions, run_refresh
-from irt.sources import BigQuerySource
+from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+from irt.refresh.sources import BigQuerySource
 from irt.store import GCSStore
 
 pytestmark = pytest.mark.drills

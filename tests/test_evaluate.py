@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irt.ability import eap
-from irt.calibrate import FitConfig, fit
-from irt.cli import main
-from irt.evaluate import auc, calibration_error, evaluate, metrics, online_predictions
-from irt.model import ItemModel, irf
-from irt.simulate import simulate
+from irt.engine.ability import eap
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.evaluate import auc, calibration_error, evaluate, metrics, online_predictions
+from irt.engine.model import ItemModel, irf
+from irt.engine.simulate import simulate
+from irt.tools.cli import main
 
 
 @pytest.fixture(scope="module")

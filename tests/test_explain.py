@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from irt.calibrate import FitConfig, fit
-from irt.explain import explain
-from irt.serving import RequestError
-from irt.simulate import simulate
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.simulate import simulate
+from irt.errors import RequestError
+from irt.tools.explain import explain
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -70,16 +70,16 @@ def test_command_line(model, tmp_path) -> None:
     path = tmp_path / "model.json"
     path.write_text(model.to_json())
     env = {**os.environ, "PYTHONPATH": str(ROOT / "shared")}
-    run = subprocess.run([sys.executable, "-m", "irt.explain", str(path),
+    run = subprocess.run([sys.executable, "-m", "irt.tools.explain", str(path),
                           json.dumps(REQUESTS[1])], capture_output=True, text=True, env=env,
                          timeout=60, check=False)
     assert run.returncode == 0, run.stderr
     assert run.stdout.startswith("1. request: 2 answers sent, 2 counted")
     assert "4. predict answers theta" in run.stdout and "zz" in run.stdout
-    as_json = subprocess.run([sys.executable, "-m", "irt.explain", str(path), "-", "--json"],
+    as_json = subprocess.run([sys.executable, "-m", "irt.tools.explain", str(path), "-", "--json"],
                              input=json.dumps(REQUESTS[0]), capture_output=True, text=True,
                              env=env, timeout=60, check=False)
     assert json.loads(as_json.stdout)["posterior"]["theta"] == pytest.approx(0.0, abs=1e-9)
-    bad = subprocess.run([sys.executable, "-m", "irt.explain", str(path), '{"responses": 1}'],
+    bad = subprocess.run([sys.executable, "-m", "irt.tools.explain", str(path), '{"responses": 1}'],
                          capture_output=True, text=True, env=env, timeout=60, check=False)
     assert bad.returncode == 2 and "invalid request (responses)" in bad.stderr

@@ -1,4 +1,4 @@
-"""DIF (``irt.fairness``, Mantel-Haenszel with ETS classes): found where it was planted,
+"""DIF (``irt.tools.fairness``, Mantel-Haenszel with ETS classes): found where it was planted,
 not elsewhere, and on real data (VerbAgg, by gender) the pattern the literature reports."""
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irt.calibrate import FitConfig, fit
-from irt.fairness import mantel_haenszel
-from irt.model import irf
-from irt.responses import Responses
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.model import irf
+from irt.engine.responses import Responses
+from irt.tools.fairness import mantel_haenszel
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -94,7 +94,7 @@ def test_command_line(tmp_path) -> None:
         w = csv.writer(f)
         w.writerow(["student_id", "group"])
         w.writerows(groups.items())
-    run = subprocess.run([sys.executable, "-m", "irt.fairness", str(answers), str(group_file),
+    run = subprocess.run([sys.executable, "-m", "irt.tools.fairness", str(answers), str(group_file),
                           "--reference", "ref", "--focal", "focal"], capture_output=True,
                          text=True, timeout=120, check=False,
                          env={**os.environ, "PYTHONPATH": str(ROOT / "shared")})

@@ -1,5 +1,5 @@
-"""Learning-aware ability (irt.learning, irt.learning_fit): covariates by hand, the grid
-posterior against brute-force integration, no future leakage, the online harness equal to
+"""Learning-aware ability (irt.engine.learning, irt.engine.learning_fit): covariates by hand, the
+grid posterior against brute-force integration, no future leakage, the online harness equal to
 predict's single-student path, calibration against simulations with known truth, and the
 artifact round trip."""
 
@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from learning_sim import simulate_learning
 
-from irt.calibrate import FitConfig, Priors, fit
-from irt.evaluate import metrics, online_predictions, plain_online_predictions
-from irt.learning import (
+from irt.engine.calibrate import FitConfig, Priors, fit
+from irt.engine.evaluate import metrics, online_predictions, plain_online_predictions
+from irt.engine.learning import (
     FEATURES,
     Learning,
     history_features,
@@ -28,10 +28,11 @@ from irt.learning import (
     skill_map,
     student_posterior,
 )
-from irt.learning import online_predictions as learning_online
-from irt.learning_fit import LearningConfig, fit_learning
-from irt.model import ItemModel, ModelFormatError, load_model
-from irt.simulate import simulate
+from irt.engine.learning import online_predictions as learning_online
+from irt.engine.learning_fit import LearningConfig, fit_learning
+from irt.engine.model import ItemModel, load_model
+from irt.engine.simulate import simulate
+from irt.errors import ModelFormatError
 
 COMBOS = [("recency",), ("skills",), ("pfa",), ("skills", "pfa"), ("recency", "skills", "pfa"),
           ("recency", "pfa")]
@@ -393,7 +394,7 @@ def _write_log(path, sim, offset: int = 0) -> None:
 
 
 def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
-    from irt.cli import main
+    from irt.tools.cli import main
 
     beta = np.array([0.3, -0.2, 0.2, -0.2, 0.3])
     _write_log(tmp_path / "train.csv", simulate_learning(400, 24, 3, beta=beta, seed=41,
@@ -412,7 +413,7 @@ def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
     auc = {n: r["auc"] for n, r in zip(names, rows, strict=True)}
     assert auc[("skills", "pfa")] > auc[()] + 0.01
     assert all(r["n_predictions"] == 150 * 24 and r["predict_us_per_request"] > 0 for r in rows)
-    from irt.cli import _print_table
+    from irt.tools.cli import _print_table
 
     _print_table(rows)
     table = capsys.readouterr().out

@@ -1,4 +1,5 @@
-"""Tests of ``irt.model``: the item bank, its probabilities/information and the JSON artifact.
+"""Tests of ``irt.engine.model``: the item bank, its probabilities/information and the JSON
+artifact.
 
 Expected values come from the defining formulas, evaluated independently here
 (``scipy.special.expit``, finite differences), never from the code under test.
@@ -14,7 +15,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from irt.model import ItemModel, ModelFormatError, load_model, model_from_dict
+from irt.engine.model import ItemModel, load_model, model_from_dict
+from irt.errors import ModelFormatError
 
 
 def make_model(model_type: str = "2pl", se_nan: bool = False) -> ItemModel:

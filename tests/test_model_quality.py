@@ -29,19 +29,19 @@ import numpy as np
 import pytest
 from answerlogs import COLUMNS
 
-from irt.calibrate import FitConfig, Priors, fit
-from irt.evaluate import evaluate
-from irt.monitoring import baseline_scores
-from irt.preprocess import prepare_rows
-from irt.refresh import RefreshConfig, RunOptions, run_refresh
-from irt.sources import DuckDBSource
+from irt.engine.calibrate import FitConfig, Priors, fit
+from irt.engine.evaluate import evaluate
+from irt.engine.preprocess import prepare_rows
+from irt.refresh.monitoring import baseline_scores
+from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+from irt.refresh.sources import DuckDBSource
 from irt.store import LocalStore
 
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = 0.005
 #: (AUC, log-loss) of prepare's default 2PL, measured 2026-11-28.
 PINNED = {"sample": (0.7760, 0.5691), "sat12": (0.8318, 0.5008)}
-#: prepare's defaults (irt.refresh.RefreshConfig: PRIOR_A 0,0.5; PRIOR_B 0,2).
+#: prepare's defaults (irt.refresh.pipeline.RefreshConfig: PRIOR_A 0,0.5; PRIOR_B 0,2).
 DEFAULT_PRIORS = Priors(a_lognormal=(0.0, 0.5), b_normal=(0.0, 2.0))
 
 
@@ -105,7 +105,8 @@ def test_a_simpler_model_is_not_better(split) -> None:
     """The item-proportion baseline loses on both data sets. The 1PL loses clearly on the
     real SAT12 answers; on the sparse simulated sample log it ties (within 0.003: 150 items,
     ~150 answers each, leave little to learn a slope from) - which is why every refresh also
-    fits the 1PL as a challenger and alerts when it wins (``irt.monitoring.simpler_model``)."""
+    fits the 1PL as a challenger and alerts when it wins
+    (``irt.refresh.monitoring.simpler_model``)."""
     train = split["train"]
     train_ids = np.asarray(train.item_ids, dtype=object)[train.item]
     base = baseline_scores(train_ids, train.correct, split["item_ids"], split["correct"])

@@ -1,4 +1,4 @@
-"""The monitoring checks and the canary of a refresh (``irt.monitoring``), alone and inside
+"""The monitoring checks and the canary of a refresh (``irt.refresh.monitoring``), alone and inside
 ``run_refresh``: each check passes on sound data and fires on the fault it is there for."""
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import pytest
 from answerlogs import simulated_rows, write_csv
 
 import irt.serving
-from irt.calibrate import FitConfig, fit
-from irt.model import load_model
-from irt.monitoring import (
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.model import load_model
+from irt.engine.simulate import simulate
+from irt.errors import ConfigError
+from irt.refresh.monitoring import (
     MonitorConfig,
     baseline_scores,
     beats_baseline,
@@ -30,11 +32,9 @@ from irt.monitoring import (
     skew_check,
     slice_scores,
 )
-from irt.quality import GateConfig, holdout_mask
-from irt.refresh import RefreshConfig, RunOptions, run_refresh
-from irt.simulate import simulate
-from irt.sources import DuckDBSource
-from irt.sql import ConfigError
+from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+from irt.refresh.quality import GateConfig, holdout_mask
+from irt.refresh.sources import DuckDBSource
 from irt.store import LocalStore, describe
 
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -155,7 +155,7 @@ def _holdout(sim):
 def test_the_model_beats_the_item_proportion_baseline(sim) -> None:
     student, item_ids, correct, order, held = _holdout(sim)
     model = fit(sim.responses.subset(~held), FitConfig(compute_se=False)).model
-    from irt.quality import holdout_scores
+    from irt.refresh.quality import holdout_scores
 
     new = holdout_scores(model, student, item_ids, correct, order, held)
     base = baseline_scores(item_ids[~held], correct[~held], item_ids[held], correct[held])
@@ -220,7 +220,7 @@ def test_canary_passes_the_artifact_and_fails_a_tampered_one(fitted) -> None:
 def test_the_simpler_challenger_alerts_only_when_it_predicts_better(sim) -> None:
     student, item_ids, correct, order, held = _holdout(sim)
     train = sim.responses.subset(~held)
-    from irt.quality import holdout_scores
+    from irt.refresh.quality import holdout_scores
 
     new = fit(train, FitConfig(compute_se=False)).model
     scores = holdout_scores(new, student, item_ids, correct, order, held)

@@ -14,10 +14,10 @@ import functions_framework
 import numpy as np
 import pytest
 
-from irt.ability import eap
-from irt.calibrate import FitConfig, fit
-from irt.model import ItemModel
-from irt.simulate import simulate
+from irt.engine.ability import eap
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.model import ItemModel
+from irt.engine.simulate import simulate
 
 SOURCE = str(Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py")
 

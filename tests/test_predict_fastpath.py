@@ -22,10 +22,11 @@ import numpy as np
 import pytest
 
 from irt import serving
-from irt.ability import eap
-from irt.calibrate import FitConfig, fit
-from irt.model import ItemModel, model_from_dict
-from irt.simulate import simulate
+from irt.engine.ability import eap
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.model import ItemModel, model_from_dict
+from irt.engine.simulate import simulate
+from irt.serving import plain
 
 MAIN = Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py"
 
@@ -180,7 +181,7 @@ def models() -> list[ItemModel]:
 def detailed(monkeypatch: pytest.MonkeyPatch, func: Any, *args: Any) -> Any:
     """``func(*args)`` with the fast path switched off."""
     with monkeypatch.context() as m:
-        m.setattr(serving, "_fast_predict", lambda *a: None)
+        m.setattr(plain, "_fast_predict", lambda *a: None)
         return run(func, *args)
 
 
@@ -261,7 +262,7 @@ LIMITS = [serving.Limits(), serving.Limits(max_responses=4, max_items=3, max_stu
 def test_fast_path_answers_as_the_detailed_path(monkeypatch: pytest.MonkeyPatch,
                                                 models: list[ItemModel], noise: float) -> None:
     answered_fast = 0
-    original = serving._fast_predict
+    original = plain._fast_predict
 
     def counting(*args: Any) -> Any:
         nonlocal answered_fast
@@ -269,7 +270,7 @@ def test_fast_path_answers_as_the_detailed_path(monkeypatch: pytest.MonkeyPatch,
         answered_fast += answer is not None
         return answer
 
-    monkeypatch.setattr(serving, "_fast_predict", counting)
+    monkeypatch.setattr(plain, "_fast_predict", counting)
     for m, model in enumerate(models):
         for limits in LIMITS:
             gen = Payloads(model, seed=m * 10 + int(noise * 100), noise=noise)
@@ -350,12 +351,12 @@ def test_batch_fast_path_refuses_an_item_twice_for_one_student(monkeypatch,
     for answers in (twice, unknown_twice):
         body = {"students": [{"responses": [{"item_id": "q1", "correct": 1}]},
                              {"responses": answers}]}
-        assert serving._fast_predict(model, body, serving.Limits()) is None
+        assert plain._fast_predict(model, body, serving.Limits()) is None
         got = run(serving.predict, model, body, serving.Limits(), "v1")
         assert got == detailed(monkeypatch, serving.predict, model, body, serving.Limits(),
                                "v1")
     body = {"students": [{"responses": twice[:1]}, {"responses": twice[1:]}]}
-    assert serving._fast_predict(model, body, serving.Limits()) is not None
+    assert plain._fast_predict(model, body, serving.Limits()) is not None
 
 
 def test_warm_builds_the_lookups_before_the_first_request(models: list[ItemModel]) -> None:

@@ -14,9 +14,9 @@ import pytest
 from emulators import GCSEmulator, create_bucket
 from google.cloud import storage
 
-from irt.calibrate import FitConfig, fit
-from irt.model import ItemModel
-from irt.simulate import simulate
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.model import ItemModel
+from irt.engine.simulate import simulate
 
 SOURCE = str(Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py")
 REQUEST = {"responses": [{"item_id": "q1", "correct": True}], "items": ["q0"]}

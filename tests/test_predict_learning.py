@@ -1,4 +1,4 @@
-"""``predict`` serving a learning-aware model (irt.serving_learning) through the
+"""``predict`` serving a learning-aware model (irt.serving.learning) through the
 functions-framework test client: the same contract, learning-aware answers."""
 
 from __future__ import annotations
@@ -11,10 +11,10 @@ import pytest
 from learning_sim import simulate_learning
 from test_predict import make_client, publish
 
-from irt.calibrate import FitConfig, Priors, fit
-from irt.learning import learning_of, predict_one, probabilities, student_posterior
-from irt.learning_fit import LearningConfig, fit_learning
-from irt.model import ItemModel
+from irt.engine.calibrate import FitConfig, Priors, fit
+from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
+from irt.engine.learning_fit import LearningConfig, fit_learning
+from irt.engine.model import ItemModel
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +135,7 @@ def test_the_learning_serving_path_does_not_import_scipy() -> None:
     import sys
 
     root = Path(__file__).resolve().parents[1]
-    code = ("import sys, irt.serving, irt.serving_learning, irt.learning; "
+    code = ("import sys, irt.serving, irt.serving.learning, irt.engine.learning; "
             "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)")
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},
                           capture_output=True, text=True, timeout=60)

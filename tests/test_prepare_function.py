@@ -13,8 +13,9 @@ import pytest
 from answerlogs import load_bigquery, simulated_rows, write_csv
 from emulators import CALL_TIMEOUT, short_retry
 
-from irt.model import load_model
-from irt.store import GCSStore, PointerConflictError
+from irt.engine.model import load_model
+from irt.errors import PointerConflictError
+from irt.store import GCSStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SOURCE = str(ROOT / "functions" / "prepare" / "main.py")
@@ -155,8 +156,8 @@ def test_failure_between_upload_and_pointer_on_cloud_storage(monkeypatch, cloud)
     env, bucket = cloud
     first = app_for(monkeypatch, **env).post("/", json={**BODY, "window_days": 45})
     served = first.get_json()["version"]
-    from irt.refresh import RefreshConfig, RunOptions, run_refresh
-    from irt.sources import BigQuerySource
+    from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+    from irt.refresh.sources import BigQuerySource
 
     cfg = RefreshConfig.from_env(env)
     store = DiesBeforePointer(bucket.name, client=bucket.client, retry=short_retry(),

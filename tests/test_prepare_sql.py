@@ -1,4 +1,4 @@
-"""The answer-log SQL (irt.sql) on DuckDB and on the BigQuery emulator, with the real
+"""The answer-log SQL (irt.refresh.sql) on DuckDB and on the BigQuery emulator, with the real
 ``google-cloud-bigquery`` client: same rows, same counts, every bad row counted."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from dataclasses import replace
 import pytest
 from answerlogs import WINDOW, edge_rows, load_bigquery, simulated_rows, write_csv
 
-from irt.sources import BigQuerySource, DuckDBSource, check_schema, fetch
-from irt.sql import (
+from irt.errors import ConfigError
+from irt.refresh.sources import BigQuerySource, DuckDBSource, check_schema, fetch
+from irt.refresh.sql import (
     ROW_REASONS,
     STAGES,
-    ConfigError,
     QueryParams,
     SourceColumns,
     build_queries,
@@ -111,7 +111,7 @@ def test_duckdb_counts_every_bad_row(tmp_path):
 
 
 def _stage_counts(source, table: str, params: QueryParams) -> dict[str, int]:
-    """Each stage counted on the answers query's own CTE chain (irt.sql.stage_sql)."""
+    """Each stage counted on the answers query's own CTE chain (irt.refresh.sql.stage_sql)."""
     out = {}
     for stage in STAGES:
         n = source.query(stage_sql(table, COLS, stage), params).column("n").to_pylist()
@@ -209,7 +209,7 @@ def test_bigquery_cap_matches_duckdb(bq_table, tmp_path):
 
 
 def test_bigquery_missing_table_is_a_source_error(bq_emulator):
-    from irt.sources import SourceError
+    from irt.errors import SourceError
 
     src = BigQuerySource(f"{bq_emulator.project}.nope.answers", client=bq_emulator.client())
     with pytest.raises(SourceError, match=r"nope\.answers"):

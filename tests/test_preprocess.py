@@ -1,4 +1,4 @@
-"""Tests for irt.preprocess: row validation, first-attempt dedup, min-answer filters."""
+"""Tests for irt.engine.preprocess: row validation, first-attempt dedup, min-answer filters."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from irt.preprocess import (
+from irt.engine.preprocess import (
     DROP_REASONS,
     PreparedAnswers,
     PrepareReport,
@@ -644,7 +644,7 @@ def _encode(values):
 @pytest.mark.parametrize("seed", range(8))
 def test_prepare_coded_equals_prepare_rows(seed):
     """The columnar path gives exactly the rows path's answers, ids, order and report."""
-    from irt.preprocess import prepare_coded
+    from irt.engine.preprocess import prepare_coded
 
     rng = np.random.default_rng(seed)
     n = 400
@@ -677,7 +677,7 @@ def test_prepare_coded_equals_prepare_rows(seed):
 
 
 def test_prepare_coded_rejects_bad_shapes_and_codes():
-    from irt.preprocess import prepare_coded
+    from irt.engine.preprocess import prepare_coded
 
     with pytest.raises(ValueError, match="same length"):
         prepare_coded(np.array([0, 0]), ["a"], np.array([0]), ["q"], np.array([1]))
@@ -691,7 +691,7 @@ def test_prepare_coded_rejects_bad_shapes_and_codes():
 @pytest.mark.parametrize("values", [[0, 0, 1, 2, 2, 3], [0, 1, 0, 2, 1], [2, 0, 1, 2], [0, 2, 1],
                                     [1, 1, 1], [0]])
 def test_first_appearance_fast_path_matches_the_general_one(values):
-    from irt.preprocess import _first_appearance
+    from irt.engine.preprocess import _first_appearance
 
     index = np.array(values)
     new, old = _first_appearance(index, 5)
@@ -704,7 +704,7 @@ def test_first_appearance_fast_path_matches_the_general_one(values):
 def test_prepare_coded_pairs_do_not_overflow_int32():
     """65,537 students x 65,536 items: (student 65536, item 0) and (student 0, item 0) have
     pair keys 2**32 apart - equal in int32 arithmetic, distinct in int64."""
-    from irt.preprocess import prepare_coded
+    from irt.engine.preprocess import prepare_coded
 
     k = np.arange(65_537)
     got = prepare_coded(k.astype(np.int32), [f"s{j}" for j in k], (k % 65_536).astype(np.int32),

@@ -1,4 +1,4 @@
-"""The refresh pipeline (irt.refresh) end to end on the local path - DuckDB over a CSV log,
+"""The refresh pipeline (irt.refresh.pipeline) end to end on the local path - DuckDB over a CSV log,
 a local model directory - and on the Cloud Storage emulator: publish, re-run, data checks,
 quality gate, force, dry run, pointer race, crash before the pointer move, operator CLI."""
 
@@ -20,13 +20,13 @@ import numpy as np
 import pytest
 from answerlogs import edge_rows, simulated_rows, write_csv
 
-from irt.model import load_model
-from irt.ops import main as ops_main
-from irt.quality import GateConfig, gate, holdout_mask
-from irt.refresh import RefreshConfig, RunOptions, run_refresh
-from irt.sources import DuckDBSource, SourceError
-from irt.sql import ConfigError
-from irt.store import LocalStore, PointerConflictError, describe
+from irt.engine.model import load_model
+from irt.errors import ConfigError, PointerConflictError, SourceError
+from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+from irt.refresh.quality import GateConfig, gate, holdout_mask
+from irt.refresh.sources import DuckDBSource
+from irt.store import LocalStore, describe
+from irt.tools.ops import main as ops_main
 
 ROOT = Path(__file__).resolve().parents[1]
 NOW = datetime(2026, 11, 28, 12, tzinfo=UTC)
@@ -277,8 +277,8 @@ def test_two_concurrent_runs_publish_exactly_once(tmp_path, log_file):
 KILL_SCRIPT = """
 import os, signal, sys
 sys.path[:0] = [{shared!r}]
-from irt.refresh import RefreshConfig, RunOptions, run_refresh
-from irt.sources import DuckDBSource
+from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
+from irt.refresh.sources import DuckDBSource
 from irt.store import LocalStore
 
 class Dies(LocalStore):
@@ -343,7 +343,7 @@ def test_ops_refuses_rejected_and_incomplete_versions(tmp_path, log_file, capsys
 
 
 def test_ops_module_runs_from_the_command_line(tmp_path):
-    proc = subprocess.run([sys.executable, "-m", "irt.ops", "--dir", str(tmp_path), "list"],
+    proc = subprocess.run([sys.executable, "-m", "irt.tools.ops", "--dir", str(tmp_path), "list"],
                           capture_output=True, text=True, timeout=60,
                           env={**os.environ, "PYTHONPATH": str(ROOT / "shared")})
     assert proc.returncode == 0 and "no versions" in proc.stdout

@@ -13,8 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pytest
 
-from irt.refresh import _answer_order, _iso_utc, _prepared_csv
-from irt.simulate import simulate
+from irt.engine.simulate import simulate
+from irt.refresh.pipeline import _answer_order, _iso_utc, _prepared_csv
 
 
 def test_answer_order_equals_lexsort_with_ties_and_missing_times():

@@ -15,12 +15,12 @@ from learning_sim import simulate_learning
 from test_predict import make_client
 from test_refresh import Logs, config, run
 
-from irt.evaluate import metrics, plain_online_predictions
-from irt.learning import learning_of, predict_one
-from irt.learning import online_predictions as learning_online
-from irt.model import load_model
-from irt.refresh import RefreshConfig
-from irt.sql import ConfigError
+from irt.engine.evaluate import metrics, plain_online_predictions
+from irt.engine.learning import learning_of, predict_one
+from irt.engine.learning import online_predictions as learning_online
+from irt.engine.model import load_model
+from irt.errors import ConfigError
+from irt.refresh.pipeline import RefreshConfig
 from irt.store import LocalStore
 
 
@@ -82,7 +82,7 @@ def test_prepare_publishes_a_learning_model_gated_and_served(tmp_path: Path,
     learned = next(line for line in logs.lines if line.get("event") == "learning_calibrated")
     assert learned["options"] == ["skills", "pfa"] and learned["iterations"] > 0
     # The gate scored the held-out answers with the learning-aware protocol: recompute it
-    # from the published prepared answers (holdout column) independently of irt.quality.
+    # from the published prepared answers (holdout column) independently of irt.refresh.quality.
     report = json.loads(store.get(version, "report.json"))
     with gzip.open(io.BytesIO(store.get(version, "prepared.csv.gz")), "rt") as f:
         lines = f.read().splitlines()[1:]

@@ -1,5 +1,5 @@
 """Training/serving skew on raw answers: the same LMS answers, once through ``prepare``'s path
-(the answer-log SQL on DuckDB, ``prepare_coded``, as ``irt.refresh`` runs them) and once as
+(the answer-log SQL on DuckDB, ``prepare_coded``, as ``irt.refresh.pipeline`` runs them) and once as
 the JSON the LMS sends to ``predict`` (``irt.serving.predict``), must give each student the
 same answers counted - first attempt per item, by time - and the same ability.
 
@@ -7,7 +7,7 @@ Hypothesis writes the logs: retries of the same item (the first counts), answers
 order, unknown items, ``correct`` spelt 1/0/true/false, several students. The two differences
 the tests below pin were found here and fixed: ids with surrounding blanks (both paths trim
 them now) and two attempts at the same item with the same timestamp (both keep the incorrect
-one). The refresh's own skew check (``irt.monitoring.skew_check``) compares the two on the
+one). The refresh's own skew check (``irt.refresh.monitoring.skew_check``) compares the two on the
 prepared answers of every run.
 """
 
@@ -25,14 +25,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from irt.ability import eap
-from irt.calibrate import FitConfig, fit
-from irt.preprocess import prepare_coded
-from irt.refresh import _encode
+from irt.engine.ability import eap
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.preprocess import prepare_coded
+from irt.engine.simulate import simulate
+from irt.refresh.pipeline import _encode
+from irt.refresh.sources import DuckDBSource, fetch
+from irt.refresh.sql import QueryParams, SourceColumns
 from irt.serving import Limits, predict
-from irt.simulate import simulate
-from irt.sources import DuckDBSource, fetch
-from irt.sql import QueryParams, SourceColumns
 
 T0 = datetime(2026, 10, 1, tzinfo=UTC)
 WINDOW = QueryParams(T0 - timedelta(days=1), T0 + timedelta(days=30), 10**6, 1, 1, 256)

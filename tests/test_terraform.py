@@ -343,9 +343,9 @@ def test_function_environment_names_are_read_by_the_code() -> None:
             "MIN_ANSWERS_PER_STUDENT", "COLUMN_STUDENT", "COLUMN_ITEM", "COLUMN_CORRECT",
             "COLUMN_ANSWERED_AT", "COLUMN_SKILL", "GATE_MAX_AUC_DROP",
             "GATE_MAX_LOGLOSS_RISE"} <= prepare_keys
+    package = sorted((ROOT / "shared" / "irt").rglob("*.py"))
     code = {name: "\n".join(p.read_text() for p in [ROOT / "functions" / name / "main.py",
-                                                    *sorted((ROOT / "shared" / "irt").glob("*.py"))]
-                            if p.exists())
+                                                    *package] if p.exists())
             for name in ("prepare", "predict")}
     if (ROOT / "functions" / "prepare" / "main.py").exists():
         unread = [k for k in prepare_keys if f'"{k}"' not in code["prepare"]]
@@ -408,7 +408,7 @@ def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None
     finding = metrics["monitoring_alert"]
     assert 'jsonPayload.event="monitoring_alert"' in finding["filter"]
     assert finding["label_extractors"] == {"check": "EXTRACT(jsonPayload.check)"}
-    source = (ROOT / "shared" / "irt" / "refresh.py").read_text()
+    source = (ROOT / "shared" / "irt" / "refresh" / "pipeline.py").read_text()
     assert 'event="monitoring_alert", check=' in source  # the line the metric counts
     policies = of_type("google_monitoring_alert_policy")
     cond = one(one(policies["monitoring_alert"]["conditions"])["condition_threshold"])

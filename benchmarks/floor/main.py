@@ -26,9 +26,10 @@ import numpy as np
 import orjson
 from flask import Request, Response
 
-from irt.ability import eap_rows
-from irt.model import load_model
-from irt.serving import Limits, _probabilities, _rows_index, warm
+from irt.engine.ability import eap_rows
+from irt.engine.model import load_model
+from irt.serving import Limits, warm
+from irt.serving.plain import _probabilities, _rows_index
 
 _MODELS = Path(os.environ["MODEL_DIR"]) / "models"
 VERSION = (_MODELS / "LATEST").read_text(encoding="utf-8").strip()

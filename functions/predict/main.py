@@ -48,8 +48,9 @@ import orjson
 from flask import Request, Response
 from werkzeug.wsgi import get_content_length
 
-from irt.model import ItemModel, ModelFormatError, load_model
-from irt.serving import Limits, RequestError, model_metadata, recommend, warm
+from irt.engine.model import ItemModel, load_model
+from irt.errors import ModelFormatError, RequestError
+from irt.serving import Limits, model_metadata, recommend, warm
 from irt.serving import predict as serve_predict
 
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
@@ -313,27 +314,29 @@ def read_json(request: Request) -> Any:
     environ = request.environ  # read directly: werkzeug's header accessors cost more here
     if environ.get("CONTENT_TYPE") != "application/json" and (
             request.mimetype or "").lower() != "application/json":
-        raise RequestError(415, "unsupported_media_type",
-                           "Content-Type must be application/json", "Content-Type")
+        raise RequestError("Content-Type must be application/json", "Content-Type", status=415,
+                           code="unsupported_media_type")
     length = get_content_length(environ)  # None when chunked
     if length is not None and length > MAX_BODY_BYTES:
-        raise RequestError(413, "too_large", f"body must be at most {MAX_BODY_BYTES} bytes",
-                           "body")
+        raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
+                           code="too_large")
     # With a Content-Length the stream stops there: read it all, cached, so that the
     # framework's own read after the response finds it; without one (chunked), bounded.
     raw = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
-        raise RequestError(413, "too_large", f"body must be at most {MAX_BODY_BYTES} bytes",
-                           "body")
+        raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
+                           code="too_large")
     if not raw.strip():
-        raise RequestError(400, "invalid_json", "body is empty; send a JSON object", "body")
+        raise RequestError("body is empty; send a JSON object", "body", status=400,
+                           code="invalid_json")
     try:
         return parse_json(raw)
     except RecursionError:
-        raise RequestError(400, "invalid_json", "JSON is nested too deeply", "body") from None
+        raise RequestError("JSON is nested too deeply", "body", status=400,
+                           code="invalid_json") from None
     except (ValueError, UnicodeDecodeError) as exc:
-        raise RequestError(400, "invalid_json", f"body is not valid JSON: {exc}"[:300],
-                           "body") from None
+        raise RequestError(f"body is not valid JSON: {exc}"[:300], "body", status=400,
+                           code="invalid_json") from None
 
 
 Handler = Callable[[Request, ItemModel, str], Response]
@@ -350,13 +353,13 @@ def endpoint(method: str, *, json_body: bool) -> Callable[[Callable[..., dict[st
         @wraps(func)
         def handler(request: Request) -> Response:
             if request.method != method:
-                raise RequestError(405, "method_not_allowed",
-                                   f"use {method} for {request.path}", "method")
+                raise RequestError(f"use {method} for {request.path}", "method", status=405,
+                                   code="method_not_allowed")
             payload = read_json(request) if json_body else None
             loaded = STORE.current()
             if loaded is None:
-                raise RequestError(503, "model_unavailable",
-                                   "no model is loaded yet; retry later")
+                raise RequestError("no model is loaded yet; retry later", status=503,
+                                   code="model_unavailable")
             model, version = loaded
             args = (model, version, payload) if json_body else (model, version)
             return _json(func(*args))
@@ -408,8 +411,8 @@ def predict(request: Request) -> Response:
     error: RequestError | None = None
     try:
         if route is None:
-            raise RequestError(404, "not_found",
-                               f"unknown path; use one of {', '.join(sorted(ROUTES))}", "path")
+            raise RequestError(f"unknown path; use one of {', '.join(sorted(ROUTES))}", "path",
+                               status=404, code="not_found")
         response = route(request)
     except RequestError as exc:
         error = exc

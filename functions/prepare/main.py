@@ -3,7 +3,7 @@
 Cloud Scheduler POSTs here (OIDC, private function) e.g. nightly.  One run reads
 the answer log, prepares it, calibrates, validates and - if the new model is
 good enough - publishes it where ``predict`` picks it up.  The work is
-:func:`irt.refresh.run_refresh` (vendored); this module holds what touches the
+:func:`irt.refresh.pipeline.run_refresh` (vendored); this module holds what touches the
 outside world: configuration from the environment, the clients (created once
 per instance), HTTP in and out.
 
@@ -18,7 +18,7 @@ rejected the model (nothing published); ``500`` configuration or internal
 error; ``503`` BigQuery or Cloud Storage unavailable.  Every non-2xx is also an
 ``ERROR`` log line with ``"event": "refresh_failed"`` (alerting keys on it).
 
-Configuration (environment; :class:`irt.refresh.RefreshConfig` documents every key):
+Configuration (environment; :class:`irt.refresh.pipeline.RefreshConfig` documents every key):
 ``BQ_TABLE`` (or ``SOURCE_FILE`` locally), ``BQ_LOCATION``, ``COLUMN_*``,
 ``WINDOW_DAYS``, ``MODEL_TYPE``, ``MAX_ANSWERS_PER_ITEM``, ``MIN_ANSWERS_PER_*``,
 ``DATA_*`` and ``GATE_*`` thresholds, ``MODEL_BUCKET`` (or ``MODEL_DIR``),
@@ -33,8 +33,8 @@ from typing import Any
 import functions_framework
 from flask import Request, Response
 
-from irt.refresh import RefreshConfig, RunOptions, json_log, run_refresh
-from irt.sql import ConfigError
+from irt.errors import ConfigError
+from irt.refresh.pipeline import RefreshConfig, RunOptions, json_log, run_refresh
 
 MAX_BODY_BYTES = 64 * 1024
 
@@ -44,11 +44,11 @@ def _build() -> tuple[RefreshConfig | None, Any, Any, str | None]:
     try:
         config = RefreshConfig.from_env()
         if config.table:
-            from irt.sources import BigQuerySource
+            from irt.refresh.sources import BigQuerySource
 
             source: Any = BigQuerySource(config.table, location=config.location)
         else:
-            from irt.sources import DuckDBSource
+            from irt.refresh.sources import DuckDBSource
 
             source = DuckDBSource(config.source_file or "")
         if config.bucket:

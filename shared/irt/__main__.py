@@ -1,7 +1,7 @@
-"""``python -m irt``: see :mod:`irt.cli`."""
+"""``python -m irt``: see :mod:`irt.tools.cli`."""
 
 import sys
 
-from .cli import main
+from irt.tools.cli import main
 
 sys.exit(main())

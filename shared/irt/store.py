@@ -4,7 +4,7 @@
 
     <prefix>/LATEST                      the serving version id (what predict reads)
     <prefix>/<version>/prepared.csv.gz   the calibration answers
-    <prefix>/<version>/model.json        the item parameters (irt.model)
+    <prefix>/<version>/model.json        the item parameters (irt.engine.model)
     <prefix>/<version>/metrics.json      the quality gate's figures
     <prefix>/<version>/report.json       the run: config, counts, checks, decision
     <prefix>/<version>/PUBLISHED         written after LATEST first named the version
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from irt.errors import PointerConflictError
+
 #: A version id (also safe as a path segment and an object name part).
 VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 #: Artifact names, in upload order (report.json marks a complete version).
@@ -37,12 +39,8 @@ POINTER = "LATEST"
 PUBLISHED = "PUBLISHED"
 
 
-class PointerConflictError(RuntimeError):
-    """``LATEST`` changed since it was read: another run (or a rollback) moved it."""
 
 
-class StoreError(RuntimeError):
-    """The store could not be read or written."""
 
 
 class ArtifactStore(Protocol):

@@ -11,7 +11,7 @@ receives a bounded, already clean result.  The answers query is a chain of CTEs:
    from ``BOOL``/``INT64``/``FLOAT64``/``STRING`` (``1``/``0``/``true``/``false``)
    to 1/0, anything else null.
 2. ``labelled``  - one drop reason per invalid row, checked in the order of
-   :data:`irt.preprocess.DROP_REASONS`: ``null_student_id``, ``null_item_id``,
+   :data:`irt.engine.preprocess.DROP_REASONS`: ``null_student_id``, ``null_item_id``,
    ``id_too_long`` (``> @max_id_length`` characters), ``invalid_correct``,
    ``invalid_answered_at`` (no time).
 3. ``first_attempts`` - ``QUALIFY ROW_NUMBER() OVER (PARTITION BY student, item
@@ -35,11 +35,11 @@ of distinct students per item among the valid rows (first attempts; capped =
 ``LEAST(n, cap)`` per item; items ok = those with ``LEAST(n, cap) >=`` the
 minimum).  So it needs no sort and no hash of ids - about a third of the
 answers query's cost instead of all of it.  The last stage, ``kept``, is the
-answers query's row count (:func:`irt.sources.fetch` adds it); :func:`stage_sql`
+answers query's row count (:func:`irt.refresh.sources.fetch` adds it); :func:`stage_sql`
 gives any stage's rows from the chain itself, which the tests compare with the
 counts.
 
-Steps 5-6 run once in SQL; :func:`irt.preprocess.prepare_coded` then repeats
+Steps 5-6 run once in SQL; :func:`irt.engine.preprocess.prepare_coded` then repeats
 the whole validation on the result and takes the two minimum filters to their
 fixed point (dropping an item can take a student below the minimum).
 
@@ -56,6 +56,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
+from irt.errors import ConfigError
+
 #: A column name: letters, digits, underscores, not starting with a digit.
 COLUMN_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 #: A Google Cloud project id (6-30 characters).
@@ -71,17 +73,6 @@ ROW_REASONS: tuple[str, ...] = ("null_student_id", "null_item_id", "id_too_long"
                                 "invalid_correct", "invalid_answered_at")
 
 
-class ConfigError(ValueError):
-    """A configuration value breaks its rule.
-
-    Attributes:
-        field: the configuration key (environment variable or request field).
-    """
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 def parse_table(text: str, field: str = "BQ_TABLE") -> tuple[str, str, str]:
@@ -100,14 +91,14 @@ def parse_table(text: str, field: str = "BQ_TABLE") -> tuple[str, str, str]:
     """
     parts = text.split(".")
     if len(parts) != 3:
-        raise ConfigError(field, f"expected project.dataset.table, got {text!r}")
+        raise ConfigError(f"expected project.dataset.table, got {text!r}", field)
     project, dataset, table = parts
     if not PROJECT_PATTERN.match(project):
-        raise ConfigError(field, f"project {project!r} is not a valid project id "
-                                 f"(pattern {PROJECT_PATTERN.pattern})")
+        raise ConfigError(f"project {project!r} is not a valid project id "
+                                 f"(pattern {PROJECT_PATTERN.pattern})", field)
     for kind, name in (("dataset", dataset), ("table", table)):
         if not NAME_PATTERN.match(name):
-            raise ConfigError(field, f"{kind} {name!r} must match {NAME_PATTERN.pattern}")
+            raise ConfigError(f"{kind} {name!r} must match {NAME_PATTERN.pattern}", field)
     return project, dataset, table
 
 
@@ -142,9 +133,9 @@ class SourceColumns:
                 continue
             key = self.ENV[f.name]
             if not isinstance(value, str) or not COLUMN_PATTERN.match(value):
-                raise ConfigError(key, f"{value!r} must match {COLUMN_PATTERN.pattern}")
+                raise ConfigError(f"{value!r} must match {COLUMN_PATTERN.pattern}", key)
             if value.lower() in seen:
-                raise ConfigError(key, f"{value!r} is already used by {seen[value.lower()]}")
+                raise ConfigError(f"{value!r} is already used by {seen[value.lower()]}", key)
             seen[value.lower()] = key
 
     def required(self) -> dict[str, str]:
@@ -175,14 +166,14 @@ class QueryParams:
 
     def __post_init__(self) -> None:
         if self.window_start.tzinfo is None or self.window_end.tzinfo is None:
-            raise ConfigError("window", "window bounds must be timezone-aware (UTC)")
+            raise ConfigError("window bounds must be timezone-aware (UTC)", "window")
         if not self.window_start < self.window_end:
-            raise ConfigError("window", "window_start must be before window_end")
+            raise ConfigError("window_start must be before window_end", "window")
         for name in ("max_answers_per_item", "min_answers_per_item",
                      "min_answers_per_student", "max_id_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(name.upper(), f"must be an integer >= 1, got {value!r}")
+                raise ConfigError(f"must be an integer >= 1, got {value!r}", name.upper())
 
     def values(self, sql: str | None = None, marker: str = "@") -> dict[str, Any]:
         """``{parameter name: value}``.
@@ -213,7 +204,7 @@ def _chain(table: str, columns: SourceColumns) -> tuple[str, str]:
     if table.count(".") == 2:
         parse_table(table)
     elif not NAME_PATTERN.match(table):
-        raise ConfigError("BQ_TABLE", f"{table!r} is not a valid table reference")
+        raise ConfigError(f"{table!r} is not a valid table reference", "BQ_TABLE")
     s, i, c, t = (_quote(x) for x in (columns.student, columns.item, columns.correct,
                                        columns.answered_at))
     skill = f",\n    NULLIF(TRIM(CAST({_quote(columns.skill)} AS STRING)), '') AS skill_id" \
@@ -327,7 +318,7 @@ def stage_sql(table: str, columns: SourceColumns, stage: str) -> str:
         ConfigError: an unknown stage, or an invalid table reference.
     """
     if stage not in STAGES:
-        raise ConfigError("stage", f"{stage!r} is not one of {', '.join(STAGES)}")
+        raise ConfigError(f"{stage!r} is not one of {', '.join(STAGES)}", "stage")
     ctes, _ = _chain(table, columns)
     source = {"rows_in": "labelled", "valid": "labelled WHERE drop_reason IS NULL"}
     return ctes + f"SELECT COUNT(*) AS n FROM {source.get(stage, stage)}\n"

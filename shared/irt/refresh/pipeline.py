@@ -7,11 +7,11 @@ run id:
 
 1. read the pointer: the serving version, its model and its report;
 2. check the source schema against the column mapping;
-3. query the window (:mod:`irt.sql`, BigQuery or DuckDB) - kept answers and
+3. query the window (:mod:`irt.refresh.sql`, BigQuery or DuckDB) - kept answers and
    the rows each SQL step dropped;
-4. :func:`irt.preprocess.prepare_coded` on the Arrow columns (re-validation
+4. :func:`irt.engine.preprocess.prepare_coded` on the Arrow columns (re-validation
    and the minimum-answer filters to their fixed point);
-5. data validation (:func:`irt.quality.check_data`);
+5. data validation (:func:`irt.refresh.quality.check_data`);
 6. hold out the latest answers of a sample of students, calibrate on the rest;
 7. the quality gate: new and serving models on the same held-out answers;
 8. upload ``prepared.csv.gz``, ``model.json``, ``metrics.json`` and, last,
@@ -45,12 +45,13 @@ from typing import Any
 import numpy as np
 
 from irt import __version__
-from irt.calibrate import FitConfig, Priors, fit
-from irt.learning import parse_options, skill_map
-from irt.model import MODEL_TYPES, ItemModel, ModelFormatError, load_model
-from irt.monitoring import MonitorConfig, canary, run_checks
-from irt.preprocess import prepare_coded
-from irt.quality import (
+from irt.engine.calibrate import FitConfig, Priors, fit
+from irt.engine.learning import parse_options, skill_map
+from irt.engine.model import MODEL_TYPES, ItemModel, load_model
+from irt.engine.preprocess import prepare_coded
+from irt.errors import ConfigError, ModelFormatError, PointerConflictError, SourceError, StoreError
+from irt.refresh.monitoring import MonitorConfig, canary, run_checks
+from irt.refresh.quality import (
     DataThresholds,
     GateConfig,
     check_data,
@@ -59,9 +60,9 @@ from irt.quality import (
     holdout_scores,
     items_lost,
 )
-from irt.sources import AnswerSource, SourceError, check_schema, fetch
-from irt.sql import ConfigError, QueryParams, SourceColumns, drops_from_counts, parse_table
-from irt.store import PUBLISHED, ArtifactStore, PointerConflictError, StoreError
+from irt.refresh.sources import AnswerSource, check_schema, fetch
+from irt.refresh.sql import QueryParams, SourceColumns, drops_from_counts, parse_table
+from irt.store import PUBLISHED, ArtifactStore
 
 Log = Callable[..., None]
 
@@ -81,9 +82,9 @@ def _env_int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -
     try:
         value = int(raw)
     except ValueError:
-        raise ConfigError(key, f"must be an integer, got {raw!r}") from None
+        raise ConfigError(f"must be an integer, got {raw!r}", key) from None
     if not lo <= value <= hi:
-        raise ConfigError(key, f"must be between {lo} and {hi}, got {value}")
+        raise ConfigError(f"must be between {lo} and {hi}, got {value}", key)
     return value
 
 
@@ -94,9 +95,9 @@ def _env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: 
     try:
         value = float(raw)
     except ValueError:
-        raise ConfigError(key, f"must be a number, got {raw!r}") from None
+        raise ConfigError(f"must be a number, got {raw!r}", key) from None
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(key, f"must be between {lo} and {hi}, got {raw}")
+        raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
     return value
 
 
@@ -110,10 +111,10 @@ def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float]
     try:
         first, second = (float(v) for v in raw.split(","))
     except ValueError:
-        raise ConfigError(key, f"must be two numbers 'location,scale' or 'none', got {raw!r}"
+        raise ConfigError(f"must be two numbers 'location,scale' or 'none', got {raw!r}", key
                           ) from None
     if not (math.isfinite(first) and math.isfinite(second) and second > 0):
-        raise ConfigError(key, f"needs a finite location and a positive scale, got {raw!r}")
+        raise ConfigError(f"needs a finite location and a positive scale, got {raw!r}", key)
     return first, second
 
 
@@ -147,12 +148,12 @@ class RefreshConfig:
             ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``.
         bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
         prefix: ``MODEL_PREFIX`` (default ``models``).
-        monitoring: ``MONITOR_*`` thresholds of :mod:`irt.monitoring` (not part of the
+        monitoring: ``MONITOR_*`` thresholds of :mod:`irt.refresh.monitoring` (not part of the
             version digest: they judge a model, they do not shape it).
-        model_options: ``MODEL_OPTIONS``: learning-aware options of :mod:`irt.learning`,
+        model_options: ``MODEL_OPTIONS``: learning-aware options of :mod:`irt.engine.learning`,
             comma-separated ``recency``, ``skills``, ``pfa`` (default none: the plain
             model).  ``skills`` and ``pfa`` need ``COLUMN_SKILL``; all need ``MODEL_TYPE``
-            2pl.  Calibrated by :func:`irt.learning_fit.fit_learning` on the training
+            2pl.  Calibrated by :func:`irt.engine.learning_fit.fit_learning` on the training
             answers after the plain fit, stored in the artifact's ``options``, gated with
             the same online protocol and served by ``predict``.
         recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
@@ -194,18 +195,18 @@ class RefreshConfig:
             parse_table(table)
         source_file = env.get("SOURCE_FILE") or None
         if not table and not source_file:
-            raise ConfigError("BQ_TABLE", "set BQ_TABLE (or SOURCE_FILE for a local log)")
+            raise ConfigError("set BQ_TABLE (or SOURCE_FILE for a local log)", "BQ_TABLE")
         bucket = env.get("MODEL_BUCKET") or None
         model_dir = env.get("MODEL_DIR") or None
         if not bucket and not model_dir:
-            raise ConfigError("MODEL_BUCKET", "set MODEL_BUCKET (or MODEL_DIR for local runs)")
+            raise ConfigError("set MODEL_BUCKET (or MODEL_DIR for local runs)", "MODEL_BUCKET")
         model_type = (env.get("MODEL_TYPE") or "2pl").lower()
         if model_type not in MODEL_TYPES:
-            raise ConfigError("MODEL_TYPE", f"must be one of {', '.join(MODEL_TYPES)}")
+            raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "MODEL_TYPE")
         prefix = env.get("MODEL_PREFIX") or "models"
         if not all(part and part.replace("-", "").replace("_", "").isalnum()
                    for part in prefix.split("/")):
-            raise ConfigError("MODEL_PREFIX", "letters, digits, '-', '_' and '/' only")
+            raise ConfigError("letters, digits, '-', '_' and '/' only", "MODEL_PREFIX")
         columns = SourceColumns(
             student=env.get("COLUMN_STUDENT") or "student_id",
             item=env.get("COLUMN_ITEM") or "item_id",
@@ -216,12 +217,12 @@ class RefreshConfig:
         try:
             model_options = parse_options(env.get("MODEL_OPTIONS"))
         except ValueError as exc:
-            raise ConfigError("MODEL_OPTIONS", str(exc)) from None
+            raise ConfigError(str(exc), "MODEL_OPTIONS") from None
         if model_options and model_type != "2pl":
-            raise ConfigError("MODEL_OPTIONS", "learning-aware options need MODEL_TYPE=2pl")
+            raise ConfigError("learning-aware options need MODEL_TYPE=2pl", "MODEL_OPTIONS")
         if {"skills", "pfa"} & set(model_options) and not columns.skill:
-            raise ConfigError("MODEL_OPTIONS", "options 'skills' and 'pfa' need COLUMN_SKILL "
-                                               "(the item -> skill map is learned from it)")
+            raise ConfigError("options 'skills' and 'pfa' need COLUMN_SKILL "
+                              "(the item -> skill map is learned from it)", "MODEL_OPTIONS")
         d, g = DataThresholds(), GateConfig()
         data = DataThresholds(
             min_answers=_env_int(env, "DATA_MIN_ANSWERS", d.min_answers, 1, 10**12),
@@ -301,15 +302,15 @@ class RunOptions:
         if body is None:
             return cls()
         if not isinstance(body, dict):
-            raise ConfigError("body", "must be a JSON object")
+            raise ConfigError("must be a JSON object", "body")
         for key in body:
             if key not in cls.FIELDS:
-                raise ConfigError(str(key)[:64], f"unknown field; allowed: {', '.join(cls.FIELDS)}")
+                raise ConfigError(f"unknown field; allowed: {', '.join(cls.FIELDS)}", str(key)[:64])
         out: dict[str, Any] = {}
         for key in ("force", "dry_run"):
             if key in body:
                 if not isinstance(body[key], bool):
-                    raise ConfigError(key, "must be true or false")
+                    raise ConfigError("must be true or false", key)
                 out[key] = body[key]
         if "window_end" in body:
             raw = body["window_end"]
@@ -318,20 +319,20 @@ class RunOptions:
                     raise ValueError
                 end = datetime.fromisoformat(raw.replace("Z", "+00:00"))
             except ValueError:
-                raise ConfigError("window_end", "must be an RFC 3339 timestamp with a time "
-                                                "zone, e.g. 2026-11-28T00:00:00Z") from None
+                raise ConfigError("must be an RFC 3339 timestamp with a time "
+                                  "zone, e.g. 2026-11-28T00:00:00Z", "window_end") from None
             if end.tzinfo is None:
-                raise ConfigError("window_end", "must include a time zone (e.g. Z)")
+                raise ConfigError("must include a time zone (e.g. Z)", "window_end")
             out["window_end"] = end.astimezone(UTC)
         if "window_days" in body:
             v = body["window_days"]
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 36500:
-                raise ConfigError("window_days", "must be an integer between 1 and 36500")
+                raise ConfigError("must be an integer between 1 and 36500", "window_days")
             out["window_days"] = v
         if "model_type" in body:
             v = body["model_type"]
             if not isinstance(v, str) or v.lower() not in MODEL_TYPES:
-                raise ConfigError("model_type", f"must be one of {', '.join(MODEL_TYPES)}")
+                raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "model_type")
             out["model_type"] = v.lower()
         return cls(**out)
 
@@ -745,7 +746,7 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     say("INFO" if verdict.passed else "WARNING", "quality gate " +
         ("passed" if verdict.passed else "failed"), event="gate", **verdict.to_dict(),
         seconds=round(time.perf_counter() - t0, 3))
-    # 7b. monitoring (irt.monitoring): input drift, numerical stability, training/serving
+    # 7b. monitoring (irt.refresh.monitoring): input drift, numerical stability, training/serving
     # skew, a simpler baseline, slices, the serving model on served data. Problems reject
     # the model as a failed gate does; alerts are logged for the monitoring alert policy.
     t0 = time.perf_counter()
@@ -865,9 +866,9 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
 def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key: np.ndarray,
                   skills: tuple[np.ndarray, list[Any], list[Any]] | None,
                   item_ids: tuple[str, ...], say: Log) -> ItemModel:
-    """:func:`irt.learning_fit.fit_learning` with the configured options; ``skills`` is the
+    """:func:`irt.engine.learning_fit.fit_learning` with the configured options; ``skills`` is the
     log's ``(skill code per item code, item dictionary, skill dictionary)``."""
-    from irt.learning_fit import LearningConfig, fit_learning
+    from irt.engine.learning_fit import LearningConfig, fit_learning
 
     t0 = time.perf_counter()
     item_skill, skill_ids = None, []

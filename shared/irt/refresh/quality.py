@@ -7,7 +7,7 @@ numpy only, no I/O.  Two checks, both with thresholds from configuration:
   the serving model's items lost.  A violation stops the run before fitting.
 * :func:`gate` - is the new model at least as good as the one serving?  Both
   predict the same held-out answers, each from the same student's earlier
-  answers only (the way ``predict`` is used; :func:`irt.evaluate.online_predictions`),
+  answers only (the way ``predict`` is used; :func:`irt.engine.evaluate.online_predictions`),
   and the new one must not be worse beyond a tolerance in AUC and log-loss.
 
 The hold-out (:func:`holdout_mask`): a deterministic sample of students (by a
@@ -26,8 +26,8 @@ from typing import Any
 
 import numpy as np
 
-from irt.evaluate import metrics, online_predictions
-from irt.model import ItemModel
+from irt.engine.evaluate import metrics, online_predictions
+from irt.engine.model import ItemModel
 
 #: Drop reasons that mean a malformed source row (not an expected filter).
 INVALID_REASONS: tuple[str, ...] = ("null_student_id", "null_item_id", "id_too_long",
@@ -130,7 +130,7 @@ class GateConfig:
             raise ValueError("holdout_max_students must be >= 1")
 
 
-def _unit_hash(text: str) -> float:
+def unit_hash(text: str) -> float:
     """A stable number in [0, 1) from a string (first 8 bytes of its MD5)."""
     return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big") / 2.0 ** 64
 
@@ -155,7 +155,7 @@ def holdout_mask(student: np.ndarray, student_ids: Sequence[str], order_key: np.
     mask = np.zeros(student.shape[0], dtype=bool)
     if not n_students:
         return mask
-    h = np.fromiter((_unit_hash(s) for s in student_ids), dtype=float, count=n_students)
+    h = np.fromiter((unit_hash(s) for s in student_ids), dtype=float, count=n_students)
     counts = np.bincount(student, minlength=n_students)
     eligible = np.flatnonzero((h < config.holdout_students) & (counts >= 2))
     if eligible.size > config.holdout_max_students:
@@ -226,7 +226,7 @@ def holdout_scores(model: ItemModel, student: np.ndarray, item_ids: Sequence[str
         held_out: mask from :func:`holdout_mask`.
 
     Returns:
-        :func:`irt.evaluate.metrics` of the held-out answers.
+        :func:`irt.engine.evaluate.metrics` of the held-out answers.
     """
     student = np.asarray(student, dtype=np.int64)
     sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)

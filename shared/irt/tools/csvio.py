@@ -17,30 +17,16 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Iterable
-from typing import Any, TextIO
+from typing import TextIO
 
-from irt.preprocess import _CORRECT_STRINGS, _timestamp_or_nan, parse_correct
+from irt.engine.preprocess import CORRECT_STRINGS, parse_correct, timestamp_or_nan
+from irt.errors import CSVFormatError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("student_id", "item_id", "correct")
 OPTIONAL_COLUMNS: tuple[str, ...] = ("answered_at",)
 SCORES_HEADER: tuple[str, ...] = ("student_id", "theta", "se", "n_answers")
 
 
-class CSVFormatError(ValueError):
-    """An answers CSV that cannot be read.
-
-    Attributes:
-        line: 1-based physical line of the problem (the header is line 1).
-        reason: what is wrong, without the line prefix.
-    """
-
-    def __init__(self, line: int, reason: str) -> None:
-        super().__init__(f"line {line}: {reason}")
-        self.line = line
-        self.reason = reason
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.line, self.reason))
 
 
 def _header_positions(header: list[str]) -> dict[str, int]:
@@ -49,13 +35,13 @@ def _header_positions(header: list[str]) -> dict[str, int]:
     for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
         found = [k for k, name in enumerate(names) if name == column]
         if len(found) > 1:
-            raise CSVFormatError(1, f"duplicate column {column!r} in header")
+            raise CSVFormatError(f"duplicate column {column!r} in header", 1)
         if found:
             positions[column] = found[0]
     missing = [c for c in REQUIRED_COLUMNS if c not in positions]
     if missing:
         raise CSVFormatError(
-            1, f"missing required column {missing[0]!r} in header (got {', '.join(header)})"
+            f"missing required column {missing[0]!r} in header (got {', '.join(header)})", 1
         )
     return positions
 
@@ -68,11 +54,11 @@ def _row_problem(fields: list[str], n_columns: int, positions: dict[str, int]) -
         if not fields[positions[column]].strip():
             return f"{column} is empty"
     value = fields[positions["correct"]]
-    if value not in _CORRECT_STRINGS and parse_correct(value) is None:
+    if value not in CORRECT_STRINGS and parse_correct(value) is None:
         return f"correct must be one of 0, 1, true, false (got {value!r})"
     if "answered_at" in positions:
         value = fields[positions["answered_at"]]
-        if value and _timestamp_or_nan(value) is None:  # same rules as parse_timestamp
+        if value and timestamp_or_nan(value) is None:  # same rules as parse_timestamp
             return (
                 "answered_at must be epoch seconds or an ISO-8601 date-time "
                 f"(got {value!r})"
@@ -81,7 +67,7 @@ def _row_problem(fields: list[str], n_columns: int, positions: dict[str, int]) -
 
 
 def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, str | None]]:
-    """Read an answers CSV into rows for :func:`irt.preprocess.prepare_rows`.
+    """Read an answers CSV into rows for :func:`irt.engine.preprocess.prepare_rows`.
 
     Args:
         stream: an open text stream positioned at the header.
@@ -110,9 +96,9 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, s
     try:
         header = next(reader, None)
     except csv.Error as exc:
-        raise CSVFormatError(1, f"malformed CSV: {exc}") from None
+        raise CSVFormatError(f"malformed CSV: {exc}", 1) from None
     if header is None:
-        raise CSVFormatError(1, "empty file: missing header")
+        raise CSVFormatError("empty file: missing header", 1)
     positions = _header_positions(header)
     n_columns = len(header)
     columns = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in positions]
@@ -126,7 +112,7 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, s
         try:
             fields = next(reader, None)
         except csv.Error as exc:
-            raise CSVFormatError(line_start, f"malformed CSV: {exc}") from None
+            raise CSVFormatError(f"malformed CSV: {exc}", line_start) from None
         if fields is None:
             break
         line_end = reader.line_num
@@ -135,7 +121,7 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, s
         if strict:
             problem = _row_problem(fields, n_columns, positions)
             if problem is not None:
-                raise CSVFormatError(line_start, problem)
+                raise CSVFormatError(problem, line_start)
         n_fields = len(fields)
         append({c: (fields[k] if k < n_fields else None) for c, k in wanted})
     return rows

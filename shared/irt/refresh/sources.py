@@ -1,6 +1,6 @@
 """Where ``prepare`` reads the answer log: BigQuery, or DuckDB over a local file.
 
-Both run the same SQL (:mod:`irt.sql`, BigQuery's dialect; DuckDB gets it
+Both run the same SQL (:mod:`irt.refresh.sql`, BigQuery's dialect; DuckDB gets it
 transpiled by sqlglot) with the same parameters and return Arrow tables - read
 in bulk, never as Python row objects.  Clients and engines are imported only by
 the source that needs them.
@@ -13,7 +13,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Protocol
 
-from irt.sql import ConfigError, QueryParams, SourceColumns, build_queries, to_duckdb
+from irt.errors import ConfigError, SourceError
+from irt.refresh.sql import QueryParams, SourceColumns, build_queries, to_duckdb
 
 #: Column types each mapped column accepts, by family, for both engines.
 TYPE_FAMILIES: dict[str, set[str]] = {
@@ -28,8 +29,6 @@ _FAMILY = {"student": "id", "item": "id", "correct": "correct", "answered_at": "
            "skill": "id"}
 
 
-class SourceError(RuntimeError):
-    """The source could not be queried (unreachable, permission, bad SQL)."""
 
 
 class AnswerSource(Protocol):
@@ -69,7 +68,7 @@ def fetch(source: AnswerSource, columns: SourceColumns, params: QueryParams,
 
     Returns:
         ``(answers as a pyarrow.Table, {stage: rows})``; ``kept`` is the
-        answers' row count (see :mod:`irt.sql`).
+        answers' row count (see :mod:`irt.refresh.sql`).
     """
     answers_sql, counts_sql = build_queries(table, columns)
     counts_table = source.query(counts_sql, params)
@@ -157,7 +156,7 @@ class DuckDBSource:
 
         self.path = Path(path)
         if not self.path.is_file():
-            raise ConfigError("SOURCE_FILE", f"{self.path} is not a file")
+            raise ConfigError(f"{self.path} is not a file", "SOURCE_FILE")
         self.description = f"duckdb:{self.path}"
         self.con = duckdb.connect()
         self.con.execute("SET TimeZone = 'UTC'")

@@ -17,7 +17,7 @@ from typing import Literal
 
 import numpy as np
 
-from .model import ItemModel
+from irt.engine.model import ItemModel
 
 Strategy = Literal["max_information", "target_probability"]
 STRATEGIES: tuple[str, ...] = ("max_information", "target_probability")

@@ -2,7 +2,7 @@
 
 numpy only (this module is on ``predict``'s path).  A model carries these options in its
 artifact (``options["learning"]``, see :func:`learning_to_dict`); a model without them is the
-plain IRT model of :mod:`irt.model` and is served and evaluated exactly as before.
+plain IRT model of :mod:`irt.engine.model` and is served and evaluated exactly as before.
 
 The model.  Student ``s`` answers item ``j`` of skill ``k = k(j)`` at step ``t``::
 
@@ -23,7 +23,7 @@ with ``S_k``/``F_k`` the earlier right/wrong answers on the item's skill, ``S_w`
 right/wrong answers among the last ``w`` answers (``window``, default 10), and ``L_k`` the
 previous answer on the skill (+1 right, -1 wrong, 0 none).  Items without a skill have
 ``delta = 0`` and ``S_k = F_k = L_k = 0``.  The item -> skill map, ``tau``, ``beta``,
-``gamma`` and the item parameters are calibrated together by :mod:`irt.learning_fit`.
+``gamma`` and the item parameters are calibrated together by :mod:`irt.engine.learning_fit`.
 
 Recency (option "recency"): an earlier answer's log-likelihood is weighted by
 ``lambda^m`` (``recency_decay``), ``m`` the number of the student's later answers in the
@@ -62,7 +62,8 @@ from typing import Any
 
 import numpy as np
 
-from .model import ItemModel, ModelFormatError
+from irt.engine.model import ItemModel
+from irt.errors import ModelFormatError
 
 #: The options a model may carry, in their canonical order.
 OPTIONS: tuple[str, ...] = ("recency", "skills", "pfa")
@@ -503,7 +504,7 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
                        correct: np.ndarray, *, chunk_answers: int = 20_000) -> np.ndarray:
     """P(correct) of every answer from the same student's earlier answers only, with the
     model's learning-aware options (see the module docstring); the plain model's
-    :func:`irt.evaluate.online_predictions` when it has none.
+    :func:`irt.engine.evaluate.online_predictions` when it has none.
 
     Args:
         model: calibrated items (and options).
@@ -521,7 +522,7 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
         ValueError: if a student's answers are not contiguous.
     """
     spec = learning_of(model)
-    from .evaluate import answer_runs, plain_online_predictions  # evaluate imports this
+    from irt.engine.evaluate import answer_runs, plain_online_predictions  # evaluate imports this
 
     if spec is None:
         return plain_online_predictions(model, student, item_pos, correct,
@@ -826,7 +827,7 @@ def describe(spec: Learning) -> dict[str, Any]:
 def abilities(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
               correct: np.ndarray, n_students: int) -> tuple[np.ndarray, np.ndarray]:
     """General ability (EAP) of many students by the model's own protocol: what ``predict``
-    reports.  :func:`irt.ability.eap_batch` for a plain model; for a learning-aware one
+    reports.  :func:`irt.engine.ability.eap_batch` for a plain model; for a learning-aware one
     :func:`student_posterior` per student (answers of each student in answer order).
 
     Returns:
@@ -834,7 +835,7 @@ def abilities(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
     """
     spec = learning_of(model)
     if spec is None:
-        from .ability import eap_batch
+        from irt.engine.ability import eap_batch
 
         return eap_batch(model, student, item_pos, correct, n_students)
     student = np.asarray(student, dtype=np.int64)

@@ -27,7 +27,7 @@ class Responses:
         item_ids: external item id of each item index.
 
     At most one answer per (student, item) pair is expected (the first attempt);
-    :func:`irt.preprocess.prepare_rows` guarantees it.
+    :func:`irt.engine.preprocess.prepare_rows` guarantees it.
     """
 
     student: np.ndarray

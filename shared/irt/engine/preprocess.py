@@ -1,4 +1,4 @@
-"""Turn raw answer rows into a clean :class:`~irt.responses.Responses`.
+"""Turn raw answer rows into a clean :class:`~irt.engine.responses.Responses`.
 
 Plain Python and numpy only; no I/O.  The pipeline of :func:`prepare_rows`:
 
@@ -34,7 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from irt.responses import Responses
+from irt.engine.responses import Responses
 
 #: Every drop reason reported by :func:`prepare_rows`, in pipeline order.
 DROP_REASONS: tuple[str, ...] = (
@@ -48,7 +48,7 @@ DROP_REASONS: tuple[str, ...] = (
     "student_below_min_answers",
 )
 
-_CORRECT_STRINGS: dict[str, int] = {
+CORRECT_STRINGS: dict[str, int] = {
     "0": 0, "1": 1,
     "false": 0, "true": 1,
     "f": 0, "t": 1,
@@ -132,7 +132,7 @@ def parse_correct(value: Any) -> int | None:
             return 1
         return None
     if isinstance(value, str):
-        return _CORRECT_STRINGS.get(value.strip().lower())
+        return CORRECT_STRINGS.get(value.strip().lower())
     return None
 
 
@@ -206,7 +206,7 @@ def _datetime_seconds(value: datetime) -> float:
         raise ValueError(f"timestamp out of range: {value!r}") from None
 
 
-def _timestamp_or_nan(value: Any) -> float | None:
+def timestamp_or_nan(value: Any) -> float | None:
     """Epoch seconds, ``NaN`` for absent, ``None`` for invalid."""
     tv = type(value)
     if tv is float:
@@ -327,7 +327,7 @@ def prepare_rows(
     times: list[float] = []
     any_time = False
     rows_in = 0
-    correct_strings = _CORRECT_STRINGS
+    correct_strings = CORRECT_STRINGS
 
     for row in rows:
         rows_in += 1
@@ -378,7 +378,7 @@ def prepare_rows(
             t = tval
             any_time = True
         else:
-            t = _timestamp_or_nan(tval)
+            t = timestamp_or_nan(tval)
             if t is None:
                 n_bad_time += 1
                 continue

@@ -29,6 +29,8 @@ from typing import Any, Literal
 
 import numpy as np
 
+from irt.errors import ModelFormatError
+
 ModelType = Literal["rasch", "1pl", "2pl", "3pl"]
 MODEL_TYPES: tuple[str, ...] = ("rasch", "1pl", "2pl", "3pl")
 #: The artifact's schema versions this code reads.  Version 2 is version 1 plus
@@ -42,16 +44,6 @@ SCHEMA_VERSIONS = (1, 2)
 P_EPS = 1e-12
 
 
-class ModelFormatError(ValueError):
-    """A model artifact that is not valid JSON or breaks the schema.
-
-    Attributes:
-        field: dotted path of the offending field (e.g. ``items.Q7.a``), or ``""``.
-    """
-
-    def __init__(self, message: str, field: str = "") -> None:
-        super().__init__(f"{field}: {message}" if field else message)
-        self.field = field
 
 
 def logistic(x: np.ndarray) -> np.ndarray:
@@ -272,7 +264,7 @@ def model_from_dict(doc: Any) -> ItemModel:
     ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
     at least one item, SEs null or finite and ``>= 0``.  ``options`` is optional (an
     older artifact without it loads as a plain model); ``options.learning``, when present,
-    must satisfy :func:`irt.learning.learning_from_dict`.  ``schema_version`` is 1 or 2
+    must satisfy :func:`irt.engine.learning.learning_from_dict`.  ``schema_version`` is 1 or 2
     (see :data:`SCHEMA_VERSIONS`); this code reads both the same way, including
     ``options.learning`` under 1 (written before version 2 existed).
 
@@ -351,7 +343,7 @@ def model_from_dict(doc: Any) -> ItemModel:
         version=text("version"), options=obj("options"),
     )
     if "learning" in model.options:  # learning-aware options: validated (and cached) now
-        from .learning import learning_of
+        from irt.engine.learning import learning_of
 
         learning_of(model)
     return model

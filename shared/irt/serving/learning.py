@@ -5,7 +5,7 @@
 validation (:func:`irt.serving.parse_predict`), answers in the order given (or by
 ``answered_at``), first attempt per item, unknown ids listed and ignored, and the same
 response shape.  Skills come from the model's item -> skill map, never from the caller.
-The formulas are in :mod:`irt.learning`.
+The formulas are in :mod:`irt.engine.learning`.
 
 * ``ability`` is the general ability ``theta`` (``EAP``: posterior mean and SD; ``MAP``:
   the posterior mode), ``n_answers`` the known answers used.
@@ -13,7 +13,7 @@ The formulas are in :mod:`irt.learning`.
   and the covariates of the next answer, whatever the ``method``.
 * ``/next-items`` ranks the candidates by those probabilities: ``max_information`` by
   ``a_j^2 p_j (1 - p_j)``, ``target_probability`` by ``|p_j - target|`` (ties: higher
-  information, then position), as :func:`irt.selection.next_items` does for plain models.
+  information, then position), as :func:`irt.engine.selection.next_items` does for plain models.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from .learning import learning_of, predict_one, probabilities, student_posterior
-from .model import ItemModel
-from .serving import Limits, Student, parse_next, parse_predict
+from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
+from irt.engine.model import ItemModel
+from irt.serving import Limits, Student, parse_next, parse_predict
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:

@@ -1,8 +1,9 @@
-"""Calibration of the learning-aware model (:mod:`irt.learning`) by marginal maximum likelihood.
+"""Calibration of the learning-aware model (:mod:`irt.engine.learning`) by marginal maximum
+likelihood.
 
 numpy only; used by ``prepare`` and the CLI, never by ``predict``.
 
-Starting from a calibrated 2PL (:func:`irt.calibrate.fit`), EM maximises over the item
+Starting from a calibrated 2PL (:func:`irt.engine.calibrate.fit`), EM maximises over the item
 parameters ``a_j, d_j = -a_j b_j``, the offset SD ``tau``, the covariate coefficients
 ``beta, gamma_k`` and the skill means of the difficulties ``mu_k``::
 
@@ -37,7 +38,7 @@ size ``5 + 3 K``); then ``mu_k`` in closed form::
 
     mu_k = (sum_{j in k} b_j / sigma_b^2 + m_0 / s_0^2) / (n_k / sigma_b^2 + 1 / s_0^2)
 
-SQUAREM (as :func:`irt.calibrate.fit`) accelerates the EM map, with a fall-back to the plain
+SQUAREM (as :func:`irt.engine.calibrate.fit`) accelerates the EM map, with a fall-back to the plain
 step whenever an extrapolation lowers the penalised objective.  Convergence: every
 parameter moves less than ``tol`` in an E-step, or the objective rises by less than ``ftol``
 per answer and E-step; ``max_iter`` caps the E-steps.  The answers x nodes arrays are
@@ -54,8 +55,8 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .calibrate import squarem
-from .learning import (
+from irt.engine.calibrate import squarem
+from irt.engine.learning import (
     _SKILL_COLUMNS,
     DEFAULT_BOUND,
     DEFAULT_DECAY,
@@ -68,8 +69,8 @@ from .learning import (
     learning_to_dict,
     skill_kernel,
 )
-from .model import ItemModel
-from .responses import Responses
+from irt.engine.model import ItemModel
+from irt.engine.responses import Responses
 
 _NF = len(FEATURES)
 _NZ = len(SKILL_FEATURES)
@@ -80,7 +81,7 @@ class LearningConfig:
     """Settings of the learning-aware options.
 
     Attributes:
-        options: subset of :data:`irt.learning.OPTIONS` (``()``: the plain model).
+        options: subset of :data:`irt.engine.learning.OPTIONS` (``()``: the plain model).
         decay: recency weight ``lambda`` per later answer ("recency").
         window: ``w``, answers in the covariates' recent window ("pfa").
         difficulty_sd: ``sigma_b``, SD of item difficulties around their skill's mean
@@ -120,7 +121,7 @@ class LearningConfig:
     chunk_answers: int = 50_000
 
     def __post_init__(self) -> None:
-        from .learning import OPTIONS
+        from irt.engine.learning import OPTIONS
 
         if not set(self.options) <= set(OPTIONS):
             raise ValueError(f"options must be among {', '.join(OPTIONS)}")
@@ -648,7 +649,8 @@ class _EM:
 
     # ---------------------------------------------------------------- EM loop
     def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float]:
-        """One EM step: ``(next v, log posterior at v)`` (see :func:`irt.calibrate.squarem`)."""
+        """One EM step: ``(next v, log posterior at v)`` (see
+        :func:`irt.engine.calibrate.squarem`)."""
         a, d, _, gamma, _, mu = self.split(v)
         prior = self.log_prior(a, d, gamma, mu)
         if not math.isfinite(prior):

@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import irf
-from .responses import Responses
+from irt.engine.model import irf
+from irt.engine.responses import Responses
 
 
 @dataclass(frozen=True)

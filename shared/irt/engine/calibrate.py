@@ -48,9 +48,9 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logit
 
-from . import __version__
-from .model import MODEL_TYPES, ItemModel
-from .responses import Responses
+from irt import __version__
+from irt.engine.model import MODEL_TYPES, ItemModel
+from irt.engine.responses import Responses
 
 ModelName = Literal["rasch", "1pl", "2pl", "3pl"]
 
@@ -165,7 +165,7 @@ class FitResult:
     """Outcome of :func:`fit`.
 
     Attributes:
-        model: the calibrated :class:`~irt.model.ItemModel`.
+        model: the calibrated :class:`~irt.engine.model.ItemModel`.
         iterations: EM cycles (E-steps) run.
         converged: whether ``tol`` was reached before ``max_iter``.
         log_likelihood: marginal log-likelihood at the estimates (without priors).

@@ -28,8 +28,8 @@ from itertools import pairwise
 
 import numpy as np
 
-from .ability import _logprob_table
-from .model import ItemModel, irf
+from irt.engine.ability import logprob_table
+from irt.engine.model import ItemModel, irf
 
 
 @dataclass(frozen=True)
@@ -116,11 +116,11 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
                        correct: np.ndarray, *, n_points: int = 401, bound: float = 6.0,
                        chunk_answers: int = 20_000) -> np.ndarray:
     """P(correct) of every answer from the same student's earlier answers only, by the
-    model's own protocol: :func:`irt.learning.online_predictions` for a model with
+    model's own protocol: :func:`irt.engine.learning.online_predictions` for a model with
     learning-aware options (``options["learning"]``; ``n_points`` and ``bound`` are then the
     model's), :func:`plain_online_predictions` otherwise.  Same arguments and result."""
     if model.options.get("learning"):
-        from .learning import online_predictions as learning_online
+        from irt.engine.learning import online_predictions as learning_online
 
         return learning_online(model, student, item_pos, correct, chunk_answers=chunk_answers)
     return plain_online_predictions(model, student, item_pos, correct, n_points=n_points,
@@ -176,7 +176,7 @@ def plain_online_predictions(model: ItemModel, student: np.ndarray, item_pos: np
     sigma = model.population_sd
     x = np.linspace(-bound * sigma, bound * sigma, n_points)
     log_prior = -0.5 * (x / sigma) ** 2
-    table = _logprob_table(model, x)  # rows 2 j + y
+    table = logprob_table(model, x)  # rows 2 j + y
     known = pos >= 0
     typical = (float(np.median(model.a)), float(np.median(model.b)))
     out = np.empty(n)

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .model import P_EPS, ItemModel
+from irt.engine.model import P_EPS, ItemModel
 
 #: Batches with at least this many answers use a scipy sparse product (imported lazily).
 SPARSE_MIN_ANSWERS = 200_000
@@ -106,7 +106,7 @@ def eap_rows(model: ItemModel, rows: Sequence[int] | np.ndarray, *, n_points: in
     threaded server a request does not hand the interpreter to another one midway.  The
     prior enters as weights on the nodes (``p = exp(log prior)``).
     """
-    step, records, ones, moments = _single_grid(model, n_points, bound)
+    step, records, ones, moments = single_grid(model, n_points, bound)
     k = len(rows)
     answers = records[rows if isinstance(rows, np.ndarray) else np.fromiter(
         rows, dtype=np.intp, count=k)].view(np.float64).reshape(k, n_points)
@@ -146,7 +146,7 @@ def _eap_refined(model: ItemModel, rows: np.ndarray, n_points: int, bound: float
 _FIRST = np.zeros(1, dtype=np.intp)
 
 
-def _single_grid(model: ItemModel, n_points: int, bound: float
+def single_grid(model: ItemModel, n_points: int, bound: float
                  ) -> tuple[float, np.ndarray, np.ndarray, np.ndarray]:
     """``(step, table rows as records, ones, moments)``, cached: ``moments`` holds
     ``[p, p x, p x^2, p at the first node, p at the last]`` per node (``p`` the prior).
@@ -182,7 +182,7 @@ def grid_table(model: ItemModel, n_points: int = 61, bound: float = 6.0
     if cached is None:
         sigma = model.population_sd
         x = _grid(sigma, n_points, bound)
-        cached = (x, -0.5 * (x / sigma) ** 2, _logprob_table(model, x))
+        cached = (x, -0.5 * (x / sigma) ** 2, logprob_table(model, x))
         model._cache[key] = cached
     return cached
 
@@ -360,7 +360,7 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
     return mean, sd
 
 
-def _logprob_table(model: ItemModel, x: np.ndarray) -> np.ndarray:
+def logprob_table(model: ItemModel, x: np.ndarray) -> np.ndarray:
     """``(2 n_items, n_nodes)``: row ``2 j`` = log(1 - P_j(x)), row ``2 j + 1`` = log P_j(x)."""
     z = np.multiply.outer(model.a, x) - (model.a * model.b)[:, None]
     table = np.empty((2 * model.n_items, x.shape[0]))

@@ -1,7 +1,7 @@
 """Checks a refresh runs beside the quality gate, and the canary before ``LATEST`` moves.
 
 These implement the tests of the ML Test Score (Breck et al. 2017) that the data checks and
-the gate of :mod:`irt.quality` leave open (``docs/ml-test-score.md``).  numpy only, no I/O:
+the gate of :mod:`irt.refresh.quality` leave open (``docs/ml-test-score.md``).  numpy only, no I/O:
 :func:`run_checks` takes what the run has in memory, returns figures (for ``metrics.json``)
 and sentences (problems reject the model; alerts are logged for the monitoring alert).
 
@@ -35,12 +35,12 @@ from typing import Any
 
 import numpy as np
 
-from irt.ability import grid_table
-from irt.evaluate import metrics, online_predictions
-from irt.learning import abilities
-from irt.model import ItemModel, ModelFormatError, load_model
-from irt.quality import _unit_hash, holdout_scores
-from irt.sql import ConfigError
+from irt.engine.ability import grid_table
+from irt.engine.evaluate import metrics, online_predictions
+from irt.engine.learning import abilities
+from irt.engine.model import ItemModel, load_model
+from irt.errors import ConfigError, ModelFormatError
+from irt.refresh.quality import holdout_scores, unit_hash
 
 #: Item p-value and student score histograms: ten equal bins on [0, 1].
 BINS = np.linspace(0.0, 1.0, 11)
@@ -54,10 +54,10 @@ def _env_number(env: Mapping[str, str], key: str, default: float, lo: float, hi:
     try:
         value = int(raw) if integer else float(raw)
     except ValueError:
-        raise ConfigError(key, f"must be {'an integer' if integer else 'a number'}, "
-                               f"got {raw!r}") from None
+        raise ConfigError(f"must be {'an integer' if integer else 'a number'}, "
+                               f"got {raw!r}", key) from None
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(key, f"must be between {lo} and {hi}, got {raw}")
+        raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
     return value
 
 
@@ -144,8 +144,8 @@ SIMPLER = {"3pl": "2pl", "2pl": "1pl"}
 def _simpler_setting(raw: str) -> str:
     value = raw.strip().lower() or "auto"
     if value not in ("auto", "none", "rasch", "1pl", "2pl"):
-        raise ConfigError("MONITOR_SIMPLER_MODEL", f"must be auto, none, rasch, 1pl or 2pl, "
-                                                   f"got {raw!r}")
+        raise ConfigError(f"must be auto, none, rasch, 1pl or 2pl, got {raw!r}",
+                          "MONITOR_SIMPLER_MODEL")
     return value
 
 
@@ -279,7 +279,7 @@ def sample_students(student_ids: Sequence[str], eligible: np.ndarray, limit: int
     candidates = np.flatnonzero(eligible)
     if candidates.size <= limit:
         return candidates
-    h = np.fromiter((_unit_hash(student_ids[k]) for k in candidates.tolist()), dtype=float,
+    h = np.fromiter((unit_hash(student_ids[k]) for k in candidates.tolist()), dtype=float,
                     count=candidates.size)
     return np.sort(candidates[np.argsort(h, kind="stable")[:limit]])
 
@@ -314,7 +314,7 @@ def skew_check(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
     :func:`irt.serving.predict`; the ability must equal ``eap_batch``'s on the prepared
     answers (what ``python -m irt score`` computes), and for each student's last answer,
     requested with the earlier ones as the history, predict's probability must equal the one
-    the gate scored (:func:`irt.evaluate.online_predictions`).
+    the gate scored (:func:`irt.engine.evaluate.online_predictions`).
     """
     from irt.serving import Limits, predict
 
@@ -664,8 +664,8 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
     Args:
         config: thresholds.
         new_model: the calibrated model; ``history``, ``log_likelihood``, ``converged``:
-            from its :class:`~irt.calibrate.FitResult`.
-        responses: the prepared answers (:class:`~irt.responses.Responses`).
+            from its :class:`~irt.engine.calibrate.FitResult`.
+        responses: the prepared answers (:class:`~irt.engine.responses.Responses`).
         answered_at: their times in epoch seconds (``None``: no times).
         held_out: the gate's hold-out mask; ``new_scores``: the gate's metrics of the new
             model on it (``None`` when nothing was held out).

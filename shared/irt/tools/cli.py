@@ -15,9 +15,10 @@ from typing import TextIO
 
 import numpy as np
 
-from . import __version__
-from .csvio import CSVFormatError, read_answers_csv, write_scores_csv
-from .model import MODEL_TYPES, ModelFormatError, load_model
+from irt import __version__
+from irt.engine.model import MODEL_TYPES, load_model
+from irt.errors import CSVFormatError, ModelFormatError
+from irt.tools.csvio import read_answers_csv, write_scores_csv
 
 EPILOG = """\
 CSV format (header required, extra columns ignored):
@@ -107,7 +108,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="normal prior on difficulties (default 0,2: sparse logs)")
     e.add_argument("--options", default="",
                    help="learning-aware options, comma-separated: recency, skills, pfa "
-                   "(default none: the plain model; formulas in irt.learning)")
+                   "(default none: the plain model; formulas in irt.engine.learning)")
     e.add_argument("--skill-column", default=None,
                    help="skill column of TRAIN, for the item -> skill map that 'skills' and "
                    "'pfa' learn (ASSISTments files: skill_id)")
@@ -131,8 +132,8 @@ def _read_rows(path: Path, lenient: bool) -> list[dict]:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from .calibrate import FitConfig, Priors, Quadrature, fit
-    from .preprocess import prepare_rows
+    from irt.engine.calibrate import FitConfig, Priors, Quadrature, fit
+    from irt.engine.preprocess import prepare_rows
 
     rows = _read_rows(args.answers, args.lenient)
     prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
@@ -163,8 +164,8 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from .ability import eap_batch, map_batch
-    from .preprocess import prepare_rows
+    from irt.engine.ability import eap_batch, map_batch
+    from irt.engine.preprocess import prepare_rows
 
     model = load_model(args.model.read_bytes())
     prepared = prepare_rows(_read_rows(args.answers, args.lenient))
@@ -200,16 +201,16 @@ def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | Non
         for col in (student_col, "item_id", "correct", order_col, *([skill_col] if skill_col
                                                                     else [])):
             if col not in header:
-                raise CSVFormatError(1, f"missing column {col!r} (header: {', '.join(header)})")
+                raise CSVFormatError(f"missing column {col!r} (header: {', '.join(header)})", 1)
         students, items, correct, order, skills = [], [], [], [], []
         for line, row in enumerate(reader, start=2):
             y = row["correct"].strip().lower()
             if y not in ("0", "1", "true", "false"):
-                raise CSVFormatError(line, f"correct must be 0, 1, true or false (got {y!r})")
+                raise CSVFormatError(f"correct must be 0, 1, true or false (got {y!r})", line)
             try:
                 order.append(float(row[order_col]))
             except ValueError:
-                raise CSVFormatError(line, f"{order_col} must be a number") from None
+                raise CSVFormatError(f"{order_col} must be a number", line) from None
             students.append(row[student_col])
             items.append(row["item_id"])
             correct.append(1 if y in ("1", "true") else 0)
@@ -228,11 +229,11 @@ TABLE_OPTIONS = (("recency",), ("skills",), ("pfa",), ("skills", "pfa"),
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from .calibrate import FitConfig, Priors, fit
-    from .evaluate import evaluate
-    from .learning import parse_options
-    from .learning_fit import with_recency
-    from .preprocess import prepare_rows
+    from irt.engine.calibrate import FitConfig, Priors, fit
+    from irt.engine.evaluate import evaluate
+    from irt.engine.learning import parse_options
+    from irt.engine.learning_fit import with_recency
+    from irt.engine.preprocess import prepare_rows
 
     options = parse_options(args.options)
     needs_skills = args.table or bool({"skills", "pfa"} & set(options))
@@ -299,7 +300,7 @@ def _train_skills(train, items: list[str], skills: list[str]
                   ) -> tuple[np.ndarray, tuple[str, ...]]:
     """The item -> skill map of the training rows (each item's most frequent skill) as
     ``(skill index per item of train, skill ids)``."""
-    from .learning import skill_map
+    from irt.engine.learning import skill_map
 
     item_index = {item: j for j, item in enumerate(train.item_ids)}
     skill_index: dict[str, int] = {}
@@ -311,9 +312,10 @@ def _train_skills(train, items: list[str], skills: list[str]
 
 def _fit_options(base, train, answered_at, skills, options: tuple[str, ...],
                  args: argparse.Namespace):
-    """``(model with the options, seconds, summary)`` by :func:`irt.learning_fit.fit_learning`."""
-    from .learning import learning_of
-    from .learning_fit import LearningConfig, fit_learning
+    """``(model with the options, seconds, summary)`` by
+    :func:`irt.engine.learning_fit.fit_learning`."""
+    from irt.engine.learning import learning_of
+    from irt.engine.learning_fit import LearningConfig, fit_learning
 
     item_skill, skill_ids = skills if skills is not None else (None, ())
     config = LearningConfig(options=options, decay=args.recency_decay, window=args.window,
@@ -336,7 +338,7 @@ def _predict_cost(model, student: np.ndarray, item_ids: list[str], correct: np.n
     """Median microseconds of one ``predict`` request (:func:`irt.serving.predict`, in
     process, no HTTP) that sends a test student's earlier answers and asks for the next item:
     the online protocol as the LMS uses it."""
-    from .serving import Limits, predict
+    from irt.serving import Limits, predict
 
     rng = np.random.default_rng(0)
     starts = np.r_[0, np.flatnonzero(student[1:] != student[:-1]) + 1]
@@ -381,10 +383,10 @@ def _print_table(rows: list[dict]) -> None:
 
 def _demo(args: argparse.Namespace) -> int:
     """Synthetic log -> preprocessing -> 2PL calibration -> scores, printed."""
-    from .ability import estimate
-    from .calibrate import FitConfig, fit
-    from .preprocess import prepare_rows
-    from .simulate import simulate
+    from irt.engine.ability import estimate
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.preprocess import prepare_rows
+    from irt.engine.simulate import simulate
 
     sim = simulate(2000, 60, 30, seed=args.seed)
     r = sim.responses

@@ -1,0 +1,12 @@
+"""The refresh layer: ``prepare``'s pipeline, source -> prepare -> check -> calibrate -> gate
+-> publish (:mod:`irt.refresh.pipeline`).
+
+* :mod:`~irt.refresh.sql`        - the answer-log SQL and its parameters;
+* :mod:`~irt.refresh.sources`    - BigQuery and DuckDB answer sources;
+* :mod:`~irt.refresh.quality`    - the quality gate's online comparison;
+* :mod:`~irt.refresh.monitoring` - data checks, drift, the serving canary and skew replay;
+* :mod:`~irt.refresh.pipeline`   - the run, one named function per step.
+
+Uses the engine, the store and :mod:`irt.errors`; uses the serving layer only to exercise
+``predict``'s own answers (the canary and the skew replay in :mod:`~irt.refresh.monitoring`).
+"""

@@ -1,0 +1,66 @@
+"""The ``predict`` API's answers, free of HTTP and I/O (numpy only): one entry per route.
+
+``functions/predict/main.py`` maps HTTP onto these functions.  A model with learning-aware
+options (``options["learning"]``) is answered by :mod:`irt.serving.learning`, any other by
+:mod:`irt.serving.plain`; both validate with :mod:`irt.serving.requests` and raise
+:class:`irt.errors.RequestError` naming the field and the rule.  The learning-aware path is
+imported only when such a model serves.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from irt.engine.model import ItemModel
+from irt.serving import plain
+from irt.serving.requests import Limits
+
+
+def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
+    """Answer a predict request (single or batch).
+
+    Raises:
+        RequestError: for invalid input.
+    """
+    if model.options.get("learning"):
+        from irt.serving import learning
+
+        return {"model_version": version, **learning.predict(model, payload, limits)}
+    return {"model_version": version, **plain.predict(model, payload, limits)}
+
+
+def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
+    """Answer a next-items request.
+
+    Raises:
+        RequestError: for invalid input.
+    """
+    if model.options.get("learning"):
+        from irt.serving import learning
+
+        return {"model_version": version, **learning.recommend(model, payload, limits)}
+    return {"model_version": version, **plain.recommend(model, payload, limits)}
+
+
+def warm(model: ItemModel, limits: Limits) -> None:
+    """Compute, before a model serves, what its first request would otherwise build (the
+    plain path's grid table and lookups, cached on the model)."""
+    plain.warm(model, limits)
+
+
+def model_metadata(model: ItemModel, version: str) -> dict[str, Any]:
+    """Serving model summary for ``GET /model``."""
+    fit = model.fit
+    return {
+        "model_version": version,
+        "model_type": model.model_type,
+        "n_items": model.n_items,
+        "created_at": model.created_at,
+        "code_version": model.code_version,
+        "population": {"mean": 0.0, "sd": model.population_sd},
+        "fit": {k: fit[k] for k in ("method", "iterations", "converged", "log_likelihood",
+                                    "aic", "bic", "se_method") if k in fit},
+        "data_summary": {k: v for k, v in model.data_summary.items()
+                         if isinstance(v, (int, float, str, bool))},
+        "n_excluded_items": len(model.excluded_items),
+    }

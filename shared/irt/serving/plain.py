@@ -1,0 +1,447 @@
+"""``predict``'s answers for a plain IRT model (numpy only).
+
+:mod:`irt.serving.api` hands a model without learning-aware options to :func:`predict` and
+:func:`recommend`; requests are validated by :mod:`irt.serving.requests`.  Ability is the
+EAP (or MAP) of :mod:`irt.engine.ability` on the model's grid, probabilities the item
+response function of :mod:`irt.engine.model` at that ability.
+
+Fast path: the common request - plain answers, valid ids, within the caps - is checked and
+looked up in a few C-speed passes (``_fast_predict``).  Anything else (an error to name,
+timed or repeated answers) goes through the detailed checks of
+:func:`irt.serving.requests.parse_predict`, which give the same answer or the field-named
+error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from itertools import chain, islice, repeat
+from operator import add
+from typing import Any
+
+import numpy as np
+
+from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
+from irt.engine.model import ItemModel, logistic
+from irt.engine.selection import next_items
+from irt.serving.requests import (
+    BATCH_KEYS,
+    GET_CORRECT,
+    GET_ITEM_ID,
+    METHODS,
+    SINGLE_KEYS,
+    STUDENT_KEYS,
+    Limits,
+    Student,
+    parse_next,
+    parse_predict,
+    valid_ids,
+)
+
+
+def _known(ids: list[str], correct: list[int], pos: list[int | None]
+           ) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Positions and answers of the known items, and the unknown ids (in order)."""
+    if None not in pos:
+        return np.array(pos, dtype=np.int64), np.array(correct, dtype=np.int8), []
+    keep = [k for k, j in enumerate(pos) if j is not None]
+    unknown = [item for item, j in zip(ids, pos, strict=True) if j is None]
+    return (np.array([pos[k] for k in keep], dtype=np.int64),
+            np.array([correct[k] for k in keep], dtype=np.int8), unknown)
+
+
+def _estimate(model: ItemModel, pos: np.ndarray, y: np.ndarray, method: str
+              ) -> tuple[float, float]:
+    if method == "EAP":
+        return eap(model, pos, y)
+    t, s = map_batch(model, np.zeros(pos.shape[0], dtype=np.int64), pos, y, 1)
+    return float(t[0]), float(s[0])
+
+
+def _ability(model: ItemModel, student: Student, method: str
+             ) -> tuple[float, float, np.ndarray, list[str]]:
+    pos, y, unknown = _known(student.item_ids, student.correct,
+                             list(map(model.index.get, student.item_ids)))
+    theta, se = _estimate(model, pos, y, method)
+    return theta, se, pos, unknown
+
+
+def _ability_json(theta: float, se: float, method: str, n: int) -> dict[str, Any]:
+    return {"theta": round(theta, 6), "se": round(se, 6), "method": method, "n_answers": n}
+
+
+def _item_params(model: ItemModel) -> tuple[np.ndarray, int, float, float]:
+    """``(records, width, max |a|, max |a b|)``, cached: each item's ``(a, a b)`` (and
+    ``c`` if any ``c`` is not zero) as one record, so that gathering items is one 1-D
+    fancy index (which, unlike ``take``, keeps the GIL)."""
+    cached = model._cache.get("serving_items")
+    if cached is None:
+        ab = model.a * model.b
+        cols = [model.a, ab] + ([model.c] if model.c.any() else [])
+        params = np.ascontiguousarray(np.stack(cols, axis=1))
+        records = params.view(np.dtype((np.void, params.itemsize * len(cols)))).reshape(-1)
+        cached = (records, len(cols), float(np.abs(model.a).max(initial=0.0)),
+                  float(np.abs(ab).max(initial=0.0)))
+        model._cache["serving_items"] = cached  # type: ignore[assignment]
+    return cached  # type: ignore[return-value]
+
+
+def _probabilities(model: ItemModel, theta: float | np.ndarray,
+                   pos: Sequence[int] | np.ndarray) -> np.ndarray:
+    """P(correct) of the items at ``pos`` (a list or an array) at ``theta`` (a scalar, or an
+    array aligned with ``pos``): :func:`irt.engine.model.irf` in fewer numpy calls.
+
+    ``1 / (1 + exp(a b - a theta))`` has full relative precision in both tails, as
+    :func:`irt.engine.model.logistic` has, unless ``exp`` overflows; where the exponent could
+    reach 700 the stable :func:`~irt.engine.model.logistic` is used instead.
+    """
+    records, width, a_max, ab_max = _item_params(model)
+    if not isinstance(pos, np.ndarray):
+        pos = np.fromiter(pos, dtype=np.intp, count=len(pos))
+    params = records[pos].view(np.float64).reshape(-1, width)
+    z = params[:, 0] * -theta
+    z += params[:, 1]  # a (b - theta)
+    top = abs(theta) if isinstance(theta, float) else float(np.abs(theta).max(initial=0.0))
+    if ab_max + a_max * top < 700.0:
+        np.exp(z, out=z)
+        z += 1.0
+        p = np.reciprocal(z, out=z)
+    else:
+        p = logistic(-z)
+    if width == 3:
+        c = params[:, 2]
+        p = c + (1.0 - c) * p
+    return p
+
+
+def _rows_index(model: ItemModel) -> dict[str, int]:
+    """``item_id -> 2 * position`` (cached): an answer's row in the EAP grid table is
+    that plus ``correct``."""
+    index = model._cache.get("rows_index")
+    if index is None:
+        index = model._cache["rows_index"] = {  # type: ignore[assignment]
+            item: 2 * j for item, j in model.index.items()}
+    return index  # type: ignore[return-value]
+
+
+def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int | None],
+            items: list[str] | None, item_pos: list[int | None] | None, method: str
+            ) -> dict[str, Any]:
+    """One student's answer from looked-up ids.
+
+    ``rows``: ``2 * position`` of each answered item (``None``: an id the model lacks; no
+    item twice); ``item_pos``: positions of ``items`` (``None`` likewise), or both ``None``
+    for every item.
+    """
+    unknown: list[str] = []
+    if None in rows:
+        unknown = [item for item, r in zip(ids, rows, strict=True) if r is None]
+        correct = [c for c, r in zip(correct, rows, strict=True) if r is not None]
+        rows = [r for r in rows if r is not None]
+    n = len(rows)
+    if method == "EAP" and n:
+        theta, se = eap_rows(model, np.fromiter(map(add, rows, correct), dtype=np.intp,
+                                                count=n))  # type: ignore[arg-type]
+    else:
+        theta, se = _estimate(model, np.array(rows, dtype=np.int64) >> 1,
+                              np.array(correct, dtype=np.int8), method)
+    if items is None:
+        names: list[str] | tuple[str, ...] = model.item_ids
+        probs = model.probability(theta)
+    else:
+        assert item_pos is not None
+        if None in item_pos:
+            names, sel = [], []
+            for item, j in zip(items, item_pos, strict=True):
+                if j is None:
+                    if item not in unknown:
+                        unknown.append(item)
+                else:
+                    names.append(item)
+                    sel.append(j)
+        else:
+            names, sel = items, item_pos
+        # A repeated id gets the same value twice; the dict keeps its first place.
+        probs = _probabilities(model, theta, sel) if sel else np.zeros(0)
+    return {
+        "ability": _ability_json(theta, se, method, n),
+        "probabilities": dict(zip(names, np.round(probs, 6).tolist(), strict=True)),
+        "unknown_items": unknown,
+    }
+
+
+def predict_student(model: ItemModel, student: Student, method: str = "EAP") -> dict[str, Any]:
+    """Ability and P(correct) for one validated student (``items=None``: every item)."""
+    items = student.items
+    return _single(model, student.item_ids, student.correct,
+                   list(map(_rows_index(model).get, student.item_ids)), items,
+                   None if items is None else list(map(model.index.get, items)), method)
+
+
+# --------------------------------------------------------------------------- fast path
+# The common request - plain answers, valid ids, within the caps - is checked and looked up
+# in a few C-speed passes.  Anything else (an error to name, timed or repeated answers) goes
+# through the detailed checks, which give the same answer or the field-named error.
+_DICT_TYPE = {dict}
+_LIST_TYPE = {list}
+_LIST_OR_NONE = frozenset({list, type(None)})
+_PAIR = {2}
+#: ``correct`` values by identity: CPython's bools and small ints are singletons, so one
+#: pass checks type and value (an equal value of another type, as 1.0, is not in it and
+#: goes through the detailed checks, which refuse it).
+_ANSWER_VALUES = frozenset(map(id, (True, False, 0, 1)))
+
+
+def warm(model: ItemModel, limits: Limits) -> None:
+    """Compute, before a model serves, everything the first request would otherwise build:
+    the EAP grid table and the per-model lookups of the fast paths (all cached on it)."""
+    single_grid(model, 61, 6.0)
+    _rows_index(model)
+    _item_params(model)
+    _ids_are_valid(model, limits.max_id_length)
+
+
+def _ids_are_valid(model: ItemModel, max_len: int) -> bool:
+    """Whether every item id of the model passes the request's id rules (cached), so that a
+    requested id the model knows needs no further check."""
+    key = ("ids_valid", max_len)
+    ok = model._cache.get(key)
+    if ok is None:
+        ok = model._cache[key] = valid_ids(list(model.item_ids), max_len)  # type: ignore
+    return bool(ok)
+
+
+def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: int
+                  ) -> tuple[list[str], list[int], list[int | None]] | None:
+    """Plain answers (exactly ``item_id`` and ``correct``, no item repeated), looked up:
+    ``(ids, correct, [get(id) ...])`` (``get`` answers ``None`` for an id the model lacks);
+    ``None`` if the answers are not all plain and valid."""
+    if not value:
+        return [], [], []
+    try:  # len() of a non-container, or a getter on a non-object, is a TypeError
+        if set(map(len, value)) != _PAIR:
+            return None
+        ids = list(map(GET_ITEM_ID, value))
+        ys = list(map(GET_CORRECT, value))
+        pos = list(map(get, ids))  # an unhashable id is a TypeError
+    except (TypeError, KeyError):
+        return None
+    if not set(map(id, ys)) <= _ANSWER_VALUES:
+        return None
+    if None in pos:  # unknown ids: valid ones, none repeated
+        if len(set(ids)) != len(ids) or not _unknown_valid(ids, pos, max_len):
+            return None
+    elif len(set(pos)) != len(pos):  # a known item repeated
+        return None
+    return ids, ys, pos  # bools are 0/1 ints already
+
+
+def _fast_items(items: list[Any], get: Callable[[Any], int | None], max_len: int
+                ) -> list[int | None] | None:
+    try:
+        pos = list(map(get, items))
+    except TypeError:
+        return None
+    return pos if _unknown_valid(items, pos, max_len) else None
+
+
+def _unknown_valid(ids: list[Any], pos: list[int | None], max_len: int) -> bool:
+    """Whether the ids the model lacks (``None`` positions) pass :func:`valid_ids`."""
+    return None not in pos or valid_ids(
+        [i for i, j in zip(ids, pos, strict=True) if j is None], max_len)
+
+
+def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
+    """The answer to a plain predict request, or ``None`` for the detailed path."""
+    if type(payload) is not dict or not _ids_are_valid(model, limits.max_id_length):
+        return None
+    method = payload.get("method")
+    if method is None:
+        method = "EAP"
+    elif method not in METHODS:
+        return None
+    if "students" in payload:
+        raw = payload["students"]
+        if not payload.keys() <= BATCH_KEYS or type(raw) is not list or not raw or (
+                len(raw) > limits.max_students):
+            return None
+        results = _fast_batch(model, raw, method, limits)
+        return None if results is None else {"results": results}
+    if not payload.keys() <= SINGLE_KEYS:
+        return None
+    answers = payload.get("responses")
+    items = payload.get("items")
+    if type(answers) is not list or len(answers) > limits.max_responses or (
+            items is not None and (type(items) is not list or len(items) > limits.max_items)):
+        return None
+    looked = _fast_answers(answers, _rows_index(model).get, limits.max_id_length)
+    if looked is None:
+        return None
+    item_pos = None
+    if items is not None:
+        item_pos = _fast_items(items, model.index.get, limits.max_id_length)
+        if item_pos is None:
+            return None
+    return _single(model, *looked, items, item_pos, method)
+
+
+def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
+                ) -> list[dict[str, Any]] | None:
+    """A batch of plain students checked and looked up in C-speed passes over all answers."""
+    if set(map(type, raw)) != _DICT_TYPE or not set(chain.from_iterable(raw)) <= STUDENT_KEYS:
+        return None
+    answers = [e.get("responses") for e in raw]
+    items = [e.get("items") for e in raw]
+    sids = [e.get("student_id") for e in raw]
+    if set(map(type, answers)) != _LIST_TYPE or not set(map(type, items)) <= _LIST_OR_NONE:
+        return None
+    counts = list(map(len, answers))
+    listed = [v for v in items if v is not None]
+    max_len = limits.max_id_length
+    if max(counts) > limits.max_responses or (
+            listed and max(map(len, listed)) > limits.max_items) or not valid_ids(
+            [v for v in sids if v is not None], max_len):
+        return None
+    flat = list(chain.from_iterable(answers))
+    n = len(flat)
+    get = model.index.get
+    try:
+        if n and set(map(len, flat)) != _PAIR:
+            return None
+        pos = np.fromiter(map(get, map(GET_ITEM_ID, flat), repeat(-1, n)), dtype=np.int64,
+                          count=n)
+        ys = list(map(GET_CORRECT, flat))
+        req_ids = list(chain.from_iterable(listed))
+        m = len(req_ids)
+        req_pos = np.fromiter(map(get, req_ids, repeat(-1, m)), dtype=np.int64, count=m)
+    except (TypeError, KeyError):
+        return None
+    if not set(map(id, ys)) <= _ANSWER_VALUES:
+        return None
+    owner = np.repeat(np.arange(len(raw)), counts)
+    # No item twice for a student (the detailed path keeps the first attempt): distinct
+    # (student, position) keys among known items, distinct (student, id) among unknown ones.
+    known = pos >= 0
+    ids: dict[int, str] = {}  # the unknown ones, by answer
+    if not known.all():
+        miss = np.flatnonzero(~known).tolist()
+        unknown_ids = [flat[k]["item_id"] for k in miss]
+        ids = dict(zip(miss, unknown_ids, strict=True))
+        pairs = set(zip(owner[miss].tolist(), unknown_ids, strict=True))
+        if not valid_ids(unknown_ids, max_len) or len(pairs) != len(miss):
+            return None
+        key = owner[known] * model.n_items + pos[known]
+    else:
+        key = owner * model.n_items + pos
+    key.sort()
+    if (key[1:] == key[:-1]).any():
+        return None
+    req_miss = np.flatnonzero(req_pos < 0).tolist()
+    if req_miss and not valid_ids([req_ids[k] for k in req_miss], max_len):
+        return None
+    return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
+                        owner, items, req_ids, req_pos)
+
+
+def _predict_batch(model: ItemModel, students: list[Student], method: str
+                   ) -> list[dict[str, Any]]:
+    """Many validated students at once (see :func:`_score_batch`)."""
+    flat_ids = list(chain.from_iterable(s.item_ids for s in students))
+    flat_y = np.array(list(chain.from_iterable(s.correct for s in students)), dtype=np.int8)
+    counts = [len(s.item_ids) for s in students]
+    wanted = [s.items for s in students]
+    req_ids = list(chain.from_iterable(w for w in wanted if w))
+    return _score_batch(model, method, [s.student_id for s in students], counts, flat_ids,
+                        model.positions(flat_ids), flat_y,
+                        np.repeat(np.arange(len(students)), counts), wanted, req_ids,
+                        model.positions(req_ids))
+
+
+def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: list[int],
+                 flat_ids: list[str] | dict[int, str], flat_pos: np.ndarray, flat_y: np.ndarray,
+                 owner: np.ndarray, wanted: list[list[str] | None], req_ids: list[str],
+                 req_pos: np.ndarray) -> list[dict[str, Any]]:
+    """Many students at once: one vectorised ability pass and one probability pass.
+
+    Takes every student's answers as flat arrays (``owner``: the student of each answer,
+    ``flat_pos`` ``-1`` for unknown items, whose ids ``flat_ids[k]`` gives; no item twice
+    per student) and the requested items likewise (``wanted[i]`` ``None``: every item).
+    Gives the same answers as :func:`predict_student` per student (to rounding).
+    """
+    n = len(counts)
+    known = flat_pos >= 0
+    unknown: list[list[str]] = [[] for _ in range(n)]
+    for k in np.flatnonzero(~known).tolist():
+        unknown[owner[k]].append(flat_ids[k])
+    args = (model, owner[known], flat_pos[known], flat_y[known], n)
+    theta, se = eap_batch(*args) if method == "EAP" else map_batch(*args)
+    used = np.bincount(owner[known], minlength=n).tolist()
+    # Requested items (a repeated id just maps to the same value twice).
+    req_owner = np.repeat(np.arange(n), [0 if w is None else len(w) for w in wanted])
+    ok = req_pos >= 0
+    for k in np.flatnonzero(~ok).tolist():
+        miss = unknown[req_owner[k]]
+        if req_ids[k] not in miss:
+            miss.append(req_ids[k])
+    po, pp = req_owner[ok], req_pos[ok]
+    probs = np.round(_probabilities(model, theta[po], pp), 6).tolist()
+    names = [req_ids[k] for k in np.flatnonzero(ok).tolist()] if not ok.all() else req_ids
+    sizes = np.bincount(po, minlength=n).tolist()
+    pairs = zip(names, probs, strict=True)  # consumed student by student, in order
+    theta_r = np.round(theta, 6).tolist()
+    se_r = np.round(se, 6).tolist()
+    if None in wanted:  # every item for some students
+        every = [None if w is not None else dict(zip(model.item_ids, np.round(
+            model.probability(theta[i]), 6).tolist(), strict=True))
+            for i, w in enumerate(wanted)]
+        probabilities = [dict(islice(pairs, k)) if e is None else e
+                         for e, k in zip(every, sizes, strict=True)]
+    else:
+        probabilities = [dict(islice(pairs, k)) for k in sizes]
+    return [{"student_id": sid, "ability": {"theta": t, "se": s, "method": method,
+                                            "n_answers": u},
+             "probabilities": p, "unknown_items": unk}
+            for sid, t, s, u, p, unk in zip(sids, theta_r, se_r, used, probabilities, unknown,
+                                            strict=True)]
+
+
+def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
+    """The answer to a predict request (single or batch) for a plain model, without
+    ``model_version``.
+
+    Raises:
+        RequestError: for invalid input.
+    """
+    answer = _fast_predict(model, payload, limits)
+    if answer is None:
+        students, is_batch, method = parse_predict(payload, limits)
+        answer = ({"results": _predict_batch(model, students, method)} if is_batch
+                  else predict_student(model, students[0], method))
+    return answer
+
+def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
+    """The answer to a next-items request for a plain model, without ``model_version``.
+
+    Raises:
+        RequestError: for invalid input.
+    """
+    method, ids, correct, k, strategy, target, candidates = parse_next(payload, limits)
+    student = Student(None, ids, correct, candidates)
+    theta, se, pos, unknown = _ability(model, student, method)
+    cand_pos = None
+    if candidates is not None:
+        looked, missing = model.lookup(list(dict.fromkeys(candidates)))
+        cand_pos = looked[looked >= 0]
+        unknown += [m for m in missing if m not in unknown]
+    chosen = next_items(model, theta, k, strategy=strategy, target=float(target), exclude=pos,
+                        candidates=cand_pos)
+    probs = model.probability(theta, chosen)
+    info = model.information(theta, chosen)
+    return {
+        "ability": _ability_json(theta, se, method, int(pos.shape[0])),
+        "strategy": strategy,
+        "items": [{"item_id": model.item_ids[j], "probability": round(float(p), 6),
+                   "information": round(float(i), 6)}
+                  for j, p, i in zip(chosen.tolist(), probs, info, strict=True)],
+        "unknown_items": unknown,
+    }

@@ -1,0 +1,378 @@
+"""The ``predict`` API's request contract: validation, free of HTTP and I/O (numpy only).
+
+Everything a request can get wrong is detected here and raised as
+:class:`irt.errors.RequestError` naming the field (``responses[3].correct``) and the rule;
+:mod:`irt.serving.plain` and :mod:`irt.serving.learning` answer the validated requests.
+
+Contract (see ``docs/predict-openapi.yaml``):
+
+* predict, one student: ``{"responses": [{"item_id": "Q1", "correct": true,
+  "answered_at": "2026-11-28T10:00:00Z"}, ...], "items": ["Q7"], "method": "EAP"}``
+* predict, a batch: ``{"students": [{"student_id": "...", "responses": [...],
+  "items": [...]}, ...], "method": "EAP"}``
+* next items: ``{"responses": [...], "k": 3, "strategy": "max_information",
+  "target": 0.7, "candidates": ["Q7", ...]}``
+
+Answers: ``correct`` is a JSON boolean or the integer 0/1; ``answered_at`` is
+optional (ISO-8601 string or epoch seconds).  If the same item is answered more
+than once, the first attempt counts (earliest ``answered_at`` when given - at the
+same time the incorrect one - else the first in the list), as in calibration.
+Item ids are trimmed of surrounding whitespace (``' Q1 '`` is ``Q1``), as the
+answer-log SQL and the preprocessing trim them; student ids are echoed as sent.
+Unknown item ids, answered or requested, are listed in ``unknown_items``, never an
+error.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from operator import itemgetter
+from typing import Any
+
+from irt.engine.selection import STRATEGIES
+from irt.errors import RequestError
+
+
+def invalid(message: str, field: str) -> RequestError:
+    """A 400 ``invalid_request`` naming ``field``."""
+    return RequestError(message, field, status=400, code="invalid_request")
+
+
+def too_large(message: str, field: str) -> RequestError:
+    """A 413 ``too_large`` naming ``field``."""
+    return RequestError(message, field, status=413, code="too_large")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Size caps; exceeding one is a 413.
+
+    Attributes:
+        max_responses: answers per student.
+        max_items: requested items (or candidates) per student.
+        max_students: students per batch.
+        max_id_length: characters in an id.
+        max_k: next items per request.
+    """
+
+    max_responses: int = 1000
+    max_items: int = 5000
+    max_students: int = 100
+    max_id_length: int = 256
+    max_k: int = 100
+
+
+@dataclass(frozen=True)
+class Student:
+    """One student's validated request."""
+
+    student_id: str | None
+    item_ids: list[str]
+    correct: list[int]
+    items: list[str] | None
+
+
+METHODS = ("EAP", "MAP")
+
+
+def _check_keys(obj: dict[str, Any], allowed: frozenset[str], path: str) -> None:
+    for key in obj:
+        if key not in allowed:
+            name = f"{path}.{key}" if path else key
+            err = invalid(f"unknown field; allowed: {', '.join(sorted(allowed))}", name)
+            err.log_field = f"{path}.<unknown field>" if path else "<unknown field>"
+            raise err
+
+
+def _object(value: Any, path: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise invalid("must be a JSON object", path or "body")
+    return value
+
+
+def _id(value: Any, path: str, limits: Limits) -> str:
+    if value is None:
+        raise invalid("is required", path)
+    if not isinstance(value, str) or not value.strip():
+        raise invalid("must be a non-empty string", path)
+    if len(value) > limits.max_id_length:
+        raise invalid(f"must be at most {limits.max_id_length} characters", path)
+    return value
+
+
+def _item_id(value: Any, path: str, limits: Limits) -> str:
+    """A valid item id, trimmed as the answer-log SQL trims them (``' Q1 '`` is ``Q1``);
+    student ids (:func:`_id`) are echoed as sent."""
+    return _id(value, path, limits).strip()
+
+
+def _timestamp(value: Any, path: str) -> float:
+    if isinstance(value, bool):
+        raise invalid("must be an ISO-8601 string or epoch seconds", path)
+    if isinstance(value, (int, float)):
+        try:
+            seconds = float(value)
+        except OverflowError:
+            seconds = math.inf
+        if not math.isfinite(seconds):
+            raise invalid("must be a finite number of seconds", path)
+        return seconds
+    if isinstance(value, str):
+        text = value.strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            raise invalid("must be an ISO-8601 date-time or epoch seconds", path) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=UTC)
+        return moment.timestamp()
+    raise invalid("must be an ISO-8601 string or epoch seconds", path)
+
+
+_ANSWER_KEYS = frozenset({"item_id", "correct", "answered_at"})
+
+
+GET_ITEM_ID = itemgetter("item_id")
+GET_CORRECT = itemgetter("correct")
+
+
+def valid_ids(ids: list[Any], max_len: int) -> bool:
+    """True if every id is a string of 1 to ``max_len`` characters with no whitespace around
+    it (C-speed): what the fast paths take as is.  ``False`` sends the ids through the
+    detailed checks, which name a blank or too long id and trim a padded one."""
+    if not ids:
+        return True
+    try:
+        unique = set(ids)  # one pass; the checks below run over the (few) distinct ids
+    except TypeError:  # an unhashable value (object or array) is no id
+        return False
+    if set(map(type, unique)) != {str}:
+        return False
+    lengths = list(map(len, unique))
+    # a stripped id never has whitespace around it: equal sets mean none had any
+    return min(lengths) > 0 and max(lengths) <= max_len and set(map(str.strip, unique)) == unique
+
+
+def _plain_answers(value: list[Any], max_len: int, *, unique: bool = True
+                   ) -> tuple[list[str], list[int]] | None:
+    """The common case at C speed: every answer exactly ``{"item_id", "correct"}``, valid,
+    (with ``unique``) no item repeated.  ``None`` sends the list through the detailed checks."""
+    if not value:
+        return [], []
+    if set(map(type, value)) != {dict} or set(map(len, value)) != {2}:
+        return None
+    try:
+        ids = list(map(GET_ITEM_ID, value))
+        ys = list(map(GET_CORRECT, value))
+    except KeyError:
+        return None
+    if not valid_ids(ids, max_len) or not set(map(type, ys)) <= {bool, int} or not (
+            set(ys) <= {0, 1}) or (unique and len(set(ids)) != len(ids)):
+        return None
+    return ids, ys  # bools are 0/1 ints already
+
+
+def _plain_batch(raw: list[Any], limits: Limits) -> list[Student] | None:
+    """A whole batch of plain students validated in a few C-speed passes over all answers.
+
+    Plain: every student an object with ``responses`` (plain answers, no item repeated) and
+    optionally a valid ``student_id`` and an ``items`` array of valid ids, within the caps.
+    ``None`` sends the batch through the per-student checks (which name the field).
+    """
+    if set(map(type, raw)) != {dict} or not set().union(*map(dict.keys, raw)) <= STUDENT_KEYS:
+        return None
+    answers = [e.get("responses") for e in raw]
+    items = [e.get("items") for e in raw]
+    sids = [e.get("student_id") for e in raw]
+    if set(map(type, answers)) != {list} or not set(map(type, items)) <= {list, type(None)}:
+        return None
+    counts = list(map(len, answers))
+    if max(counts) > limits.max_responses:
+        return None
+    listed = [v for v in items if v is not None]
+    if listed and max(map(len, listed)) > limits.max_items:
+        return None
+    if not valid_ids([v for v in sids if v is not None], limits.max_id_length) or not (
+            valid_ids([i for v in listed for i in v], limits.max_id_length)):
+        return None
+    flat = _plain_answers([a for v in answers for a in v], limits.max_id_length, unique=False)
+    if flat is None:
+        return None
+    ids, correct = flat
+    students = []
+    start = 0
+    for k, n in enumerate(counts):
+        chunk = ids[start:start + n]
+        if len(set(chunk)) != n:
+            return None  # a repeated item: the detailed path keeps the first attempt
+        students.append(Student(sids[k], chunk, correct[start:start + n], items[k]))
+        start += n
+    return students
+
+
+def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[int]]:
+    if value is None:
+        raise invalid("is required", path)
+    if not isinstance(value, list):
+        raise invalid("must be an array of answers", path)
+    if len(value) > limits.max_responses:
+        raise too_large(f"at most {limits.max_responses} answers per student", path)
+    fast = _plain_answers(value, limits.max_id_length)
+    if fast is not None:
+        return fast
+    ids: list[str] = []
+    correct: list[int] = []
+    times: dict[int, float] = {}  # answer index -> answered_at, for timed answers only
+    max_len = limits.max_id_length
+    for i, answer in enumerate(value):
+        # Fast path: exactly {"item_id": <valid id>, "correct": <bool or 0/1>}.
+        if type(answer) is dict and len(answer) == 2:
+            item = answer.get("item_id")
+            y = answer.get("correct")
+            if (type(item) is str and 0 < len(item) <= max_len and not item.isspace()
+                    and (y is True or y is False or (type(y) is int and 0 <= y <= 1))):
+                ids.append(item.strip())  # as _item_id trims it
+                correct.append(int(y))
+                continue
+        here = f"{path}[{i}]"
+        if not isinstance(answer, dict):
+            raise invalid("must be an object with item_id and correct", here)
+        _check_keys(answer, _ANSWER_KEYS, here)
+        ids.append(_item_id(answer.get("item_id"), f"{here}.item_id", limits))
+        y = answer.get("correct")
+        if y is None and "correct" not in answer:
+            raise invalid("is required", f"{here}.correct")
+        if y is True or y is False:
+            correct.append(int(y))
+        elif type(y) is int and y in (0, 1):
+            correct.append(y)
+        else:
+            raise invalid("must be true, false, 0 or 1", f"{here}.correct")
+        stamp = answer.get("answered_at")
+        if stamp is not None:
+            times[len(ids) - 1] = _timestamp(stamp, f"{here}.answered_at")
+    rank = [math.inf] * len(ids)
+    if times:  # earliest first; untimed attempts after the timed ones, in the given order
+        order = sorted(range(len(ids)), key=lambda k: (times.get(k, math.inf), k))
+        ids = [ids[k] for k in order]
+        correct = [correct[k] for k in order]
+        rank = [times.get(k, math.inf) for k in order]
+    if len(set(ids)) != len(ids):
+        # First attempt per item, as the answer-log SQL picks it (ORDER BY answered_at,
+        # correct): the earliest; at the same time the incorrect one; else the first given.
+        best: dict[str, tuple[float, int, int]] = {}
+        for k, item in enumerate(ids):
+            key = (rank[k], correct[k] if rank[k] != math.inf else 0, k)
+            if item not in best or key < best[item]:
+                best[item] = key
+        keep = sorted(key[2] for key in best.values())
+        ids = [ids[k] for k in keep]
+        correct = [correct[k] for k in keep]
+    return ids, correct
+
+
+def _item_list(value: Any, path: str, limits: Limits, *, required: bool = False
+               ) -> list[str] | None:
+    if value is None:
+        if required:
+            raise invalid("is required", path)
+        return None
+    if not isinstance(value, list):
+        raise invalid("must be an array of item ids", path)
+    if len(value) > limits.max_items:
+        raise too_large(f"at most {limits.max_items} items", path)
+    if valid_ids(value, limits.max_id_length):
+        return value
+    return [_item_id(v, f"{path}[{i}]", limits) for i, v in enumerate(value)]
+
+
+def _method(value: Any) -> str:
+    if value is None:
+        return "EAP"
+    if value not in METHODS:
+        raise invalid("must be 'EAP' or 'MAP'", "method")
+    return value
+
+
+SINGLE_KEYS = frozenset({"responses", "items", "method"})
+BATCH_KEYS = frozenset({"students", "method"})
+STUDENT_KEYS = frozenset({"student_id", "responses", "items"})
+_NEXT_KEYS = frozenset({"responses", "k", "strategy", "target", "candidates", "method"})
+
+
+def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, str]:
+    """Validate a predict request.
+
+    Returns:
+        ``(students, is_batch, method)``.
+
+    Raises:
+        RequestError: naming the first offending field.
+    """
+    body = _object(payload, "")
+    if "students" in body:
+        _check_keys(body, BATCH_KEYS, "")
+        method = _method(body.get("method"))
+        raw = body["students"]
+        if not isinstance(raw, list):
+            raise invalid("must be an array of students", "students")
+        if not raw:
+            raise invalid("must hold at least one student", "students")
+        if len(raw) > limits.max_students:
+            raise too_large(f"at most {limits.max_students} students per request", "students")
+        fast = _plain_batch(raw, limits)
+        if fast is not None:
+            return fast, True, method
+        students = []
+        for i, entry in enumerate(raw):
+            path = f"students[{i}]"
+            obj = _object(entry, path)
+            _check_keys(obj, STUDENT_KEYS, path)
+            sid = obj.get("student_id")
+            if sid is not None:
+                sid = _id(sid, f"{path}.student_id", limits)
+            ids, correct = _responses(obj.get("responses"), f"{path}.responses", limits)
+            items = _item_list(obj.get("items"), f"{path}.items", limits)
+            students.append(Student(sid, ids, correct, items))
+        return students, True, method
+    _check_keys(body, SINGLE_KEYS, "")
+    method = _method(body.get("method"))
+    ids, correct = _responses(body.get("responses"), "responses", limits)
+    items = _item_list(body.get("items"), "items", limits)
+    return [Student(None, ids, correct, items)], False, method
+
+
+def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int], int, str,
+                                                      float, list[str] | None]:
+    """Validate a next-items request (shared by the plain and learning-aware paths).
+
+    Returns:
+        ``(method, answered ids, answers, k, strategy, target, candidates or None)``.
+
+    Raises:
+        RequestError: naming the field and the rule.
+    """
+    body = _object(payload, "")
+    _check_keys(body, _NEXT_KEYS, "")
+    method = _method(body.get("method"))
+    ids, correct = _responses(body.get("responses"), "responses", limits)
+    k = body.get("k", 1)
+    if type(k) is not int or k < 1:
+        raise invalid("must be an integer of at least 1", "k")
+    if k > limits.max_k:
+        raise too_large(f"must be at most {limits.max_k}", "k")
+    strategy = body.get("strategy", "max_information")
+    if strategy not in STRATEGIES:
+        raise invalid(f"must be one of {', '.join(STRATEGIES)}", "strategy")
+    target = body.get("target", 0.7)
+    if isinstance(target, bool) or not isinstance(target, (int, float)) or not (
+            0.0 < target < 1.0):
+        raise invalid("must be a number strictly between 0 and 1", "target")
+    if "target" in body and strategy != "target_probability":
+        raise invalid("applies only to strategy 'target_probability'", "target")
+    candidates = _item_list(body.get("candidates"), "candidates", limits)
+    return method, ids, correct, k, strategy, target, candidates

@@ -1,0 +1,162 @@
+"""Differential item functioning (DIF): does an item favour one group of students over another
+of the same ability? Mantel-Haenszel, with the ETS A/B/C classification.
+
+    python -m irt.fairness ANSWERS.csv GROUPS.csv --reference F --focal M [--model model.json]
+
+``ANSWERS.csv``: ``student_id,item_id,correct[,answered_at]`` (as ``python -m irt fit``);
+``GROUPS.csv``: ``student_id,group``. Without ``--model`` a 2PL is fitted on the answers.
+The LMS answer log carries no group attribute (by design), so this is a procedure run by hand
+on an export joined with one (ML Test Score, model 7; ``docs/ml-test-score.md``).
+
+Method: students are matched on ability - the EAP estimate from all their answers, cut into
+``strata`` quantile bins (a total score is no match on sparse logs, where students answer
+different items). For each item and stratum ``k``, the 2x2 table reference/focal x
+right/wrong gives the Mantel-Haenszel common odds ratio
+``alpha = sum(A_k D_k / N_k) / sum(B_k C_k / N_k)`` (``A``, ``B``: reference right, wrong;
+``C``, ``D``: focal right, wrong), ``MH D-DIF = -2.35 ln alpha`` (negative: the item is
+harder for the focal group at equal ability) and the continuity-corrected MH chi-square.
+ETS classes: **A** negligible (``|D| < 1`` or not significant at 5 %), **C** large
+(``|D| >= 1.5`` and significantly beyond 1), **B** the rest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import math
+import sys
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from irt.engine.ability import eap_batch
+from irt.engine.model import ItemModel
+from irt.engine.responses import Responses
+
+
+def _chi2_sf_1df(x: float) -> float:
+    """P(chi-square with 1 df > x)."""
+    return math.erfc(math.sqrt(max(x, 0.0) / 2.0))
+
+
+def mantel_haenszel(model: ItemModel, responses: Responses, groups: Mapping[str, str],
+                    reference: str, focal: str, strata: int = 10, min_per_group: int = 50
+                    ) -> list[dict[str, Any]]:
+    """MH DIF of every item of ``model`` answered by both groups.
+
+    Args:
+        model: calibrated items (the ability scale students are matched on).
+        responses: the answers.
+        groups: ``student_id -> group``; students in neither group are ignored.
+        reference, focal: the two groups compared.
+        strata: ability strata (quantile bins of the EAP estimates of both groups).
+        min_per_group: items with fewer answers from either group are reported unclassified.
+
+    Returns:
+        One dict per item: ``item_id``, ``n_reference``, ``n_focal``, ``alpha``, ``delta``
+        (MH D-DIF), ``chi2``, ``p_value``, ``ets`` (A/B/C, or ``None`` when unclassified).
+    """
+    label = np.array([{reference: 0, focal: 1}.get(groups.get(s, ""), -1)
+                      for s in responses.student_ids])
+    pos = model.positions(list(responses.item_ids))[responses.item]
+    known = pos >= 0
+    theta, _ = eap_batch(model, responses.student[known], pos[known],
+                         responses.correct[known], len(responses.student_ids))
+    in_groups = label >= 0
+    edges = np.quantile(theta[in_groups], np.linspace(0, 1, strata + 1)[1:-1])
+    stratum = np.searchsorted(edges, theta, side="right")
+    rows = known & (label[responses.student] >= 0)
+    s, j = responses.student[rows], pos[rows]
+    g, y, k = label[s], responses.correct[rows].astype(np.int64), stratum[s]
+    # counts[item, stratum, group, correct]
+    counts = np.zeros((model.n_items, strata, 2, 2))
+    np.add.at(counts, (j, k, g, y), 1.0)
+    out = []
+    for item in range(model.n_items):
+        t = counts[item]
+        n_ref, n_foc = int(t[:, 0].sum()), int(t[:, 1].sum())
+        entry: dict[str, Any] = {"item_id": model.item_ids[item], "n_reference": n_ref,
+                                 "n_focal": n_foc, "alpha": None, "delta": None, "chi2": None,
+                                 "p_value": None, "ets": None}
+        if n_ref < min_per_group or n_foc < min_per_group:
+            out.append(entry)
+            continue
+        a, b = t[:, 0, 1], t[:, 0, 0]  # reference right, wrong
+        c, d = t[:, 1, 1], t[:, 1, 0]  # focal right, wrong
+        n = a + b + c + d
+        use = n > 1
+        a, b, c, d, n = a[use], b[use], c[use], d[use], n[use]
+        num, den = float(np.sum(a * d / n)), float(np.sum(b * c / n))
+        if num == 0 or den == 0:
+            out.append(entry)
+            continue
+        alpha = num / den
+        delta = -2.35 * math.log(alpha)
+        m1, m0, n_r, n_f = a + c, b + d, a + b, c + d
+        expected = float(np.sum(n_r * m1 / n))
+        var = float(np.sum(n_r * n_f * m1 * m0 / (n * n * (n - 1))))
+        chi2 = (abs(float(a.sum()) - expected) - 0.5) ** 2 / var if var > 0 else 0.0
+        p_value = _chi2_sf_1df(chi2)
+        # ETS: C needs |D| >= 1.5 and |D| significantly above 1 (a one-sided test on the
+        # log odds ratio, SE by the Robins-Breslow-Greenland formula).
+        se = _rbg_se(a, b, c, d, n) * 2.35
+        if abs(delta) < 1.0 or p_value >= 0.05:
+            ets = "A"
+        elif abs(delta) >= 1.5 and (abs(delta) - 1.0) / se > 1.645:
+            ets = "C"
+        else:
+            ets = "B"
+        entry.update(alpha=alpha, delta=delta, chi2=chi2, p_value=p_value, ets=ets)
+        out.append(entry)
+    return out
+
+
+def _rbg_se(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, n: np.ndarray
+            ) -> float:
+    """Robins-Breslow-Greenland standard error of ln(alpha_MH)."""
+    p, q = (a + d) / n, (b + c) / n
+    r, s = a * d / n, b * c / n
+    sr, ss = r.sum(), s.sum()
+    var = (np.sum(p * r) / (2 * sr ** 2) + np.sum(p * s + q * r) / (2 * sr * ss)
+           + np.sum(q * s) / (2 * ss ** 2))
+    return float(math.sqrt(var))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.model import load_model
+    from irt.engine.preprocess import prepare_rows
+    from irt.tools.csvio import read_answers_csv
+
+    parser = argparse.ArgumentParser(prog="python -m irt.fairness",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("answers", type=Path)
+    parser.add_argument("groups", type=Path, help="CSV: student_id,group")
+    parser.add_argument("--reference", required=True)
+    parser.add_argument("--focal", required=True)
+    parser.add_argument("--model", type=Path, help="model.json (default: fit a 2PL)")
+    parser.add_argument("--strata", type=int, default=10)
+    args = parser.parse_args(argv)
+    with args.answers.open(newline="", encoding="utf-8") as f:
+        responses = prepare_rows(read_answers_csv(f)).responses
+    with args.groups.open(newline="", encoding="utf-8") as f:
+        groups = {row["student_id"]: row["group"] for row in csv.DictReader(f)}
+    model = load_model(args.model.read_bytes()) if args.model else fit(
+        responses, FitConfig(compute_se=False)).model
+    results = mantel_haenszel(model, responses, groups, args.reference, args.focal,
+                              args.strata)
+    print(f"{'item':>16} {'n_ref':>6} {'n_foc':>6} {'MH D-DIF':>9} {'p':>8}  ETS")
+    for r in sorted(results, key=lambda r: -abs(r["delta"] or 0.0)):
+        delta = "-" if r["delta"] is None else f"{r['delta']:+.2f}"
+        p_value = "-" if r["p_value"] is None else f"{r['p_value']:.4f}"
+        print(f"{r['item_id']:>16} {r['n_reference']:>6} {r['n_focal']:>6} {delta:>9} "
+              f"{p_value:>8}  {r['ets'] or '-'}")
+    counts = {c: sum(r["ets"] == c for r in results) for c in "ABC"}
+    print(f"ETS classes: {counts} (negative D-DIF: harder for {args.focal} at equal ability)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
