@@ -5,7 +5,7 @@
     python scripts/drills.py load       # 2 x 60 s at concurrency 16 under wrk
     python scripts/drills.py summary    # print build/drills/summary.md again
 
-1. **pytest drills** (``tests/drill_registry.py`` names them): bad input (10,000 hostile
+1. **pytest drills** (``tests/support/drill_registry.py`` names them): bad input (10,000 hostile
    requests plus the schemathesis campaign at ~3x its CI size), the fault drills, the CI-size
    load drill, the log scans, size caps, the secret scan, the Terraform invariants.
 2. **load drill**: ``predict`` under functions-framework/gunicorn with the production settings
@@ -46,7 +46,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "build" / "drills"
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT / "shared")]
+sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "shared")]
 
 from drill_registry import DRILLS  # noqa: E402
 from drillreport import REPORT_DIR_ENV, SCALE_ENV  # noqa: E402

@@ -1,4 +1,5 @@
-"""Shared fixtures. The Cloud Storage ones start a real local emulator (``tests/emulators.py``).
+"""Shared fixtures. The Cloud Storage ones start a real local emulator
+(``tests/support/emulators.py``).
 
 * ``gcs_emulator`` (session): one fake-gcs-server for the whole run, stopped at the end.
 * ``gcs_client``: a new ``google.cloud.storage.Client`` bound to it (anonymous, test-project).
@@ -91,7 +92,7 @@ def bq_emulator():
 
 @pytest.hookimpl(tryfirst=True)  # before `-m drills` deselects by marker
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark the drills registered in ``tests/drill_registry.py`` (tests that existed before
+    """Mark the drills registered in ``tests/support/drill_registry.py`` (tests that existed before
     the drills were named as a set) with ``drills``."""
     from drill_registry import is_drill
 

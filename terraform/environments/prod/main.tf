@@ -1,5 +1,5 @@
 # One environment = one project, one state (backend.tf), one terraform.tfvars. This file is the
-# same in every environment (tests/test_terraform.py checks it); the differences live in
+# same in every environment (tests/deploy/test_terraform.py checks it); the differences live in
 # terraform.tfvars and backend.tf only.
 
 terraform {

@@ -1,5 +1,5 @@
 # The environment's inputs: the same names as modules/irt (validated there), every value set in
-# terraform.tfvars. This file is identical in every environment (tests/test_terraform.py).
+# terraform.tfvars. This file is identical in every environment (tests/deploy/test_terraform.py).
 
 variable "project_id" {
   description = "Project that holds the whole environment (functions, bucket, scheduler, alerts)."

@@ -1,5 +1,5 @@
 # Inputs of the IRT service. Each environment (terraform/environments/*) sets every one of them
-# explicitly from its own terraform.tfvars (tests/test_terraform.py checks that), so nothing
+# explicitly from its own terraform.tfvars (tests/deploy/test_terraform.py checks that), so nothing
 # differs between staging and prod by accident of a default.
 
 # --------------------------------------------------------------------------- project

@@ -7,7 +7,7 @@ import ast
 import re
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "ml-test-score.md"
 SECTIONS = ("Data", "Model", "Infrastructure", "Monitoring")
 

@@ -41,7 +41,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "functions" / "predict" / "main.py"
 MODEL_VERSION_PREFIX = "v1"
 N_ITEMS = 50

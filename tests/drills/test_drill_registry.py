@@ -1,4 +1,5 @@
-"""The drill registry (``tests/drill_registry.py``) names tests that exist, and ``-m drills``
+"""The drill registry (``tests/support/drill_registry.py``) names tests that exist, and ``-m
+drills``
 selects them."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from pathlib import Path
 import pytest
 from drill_registry import DRILLS, is_drill, node_ids
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 
 
 def _defined(path: Path) -> set[str]:
@@ -29,11 +30,11 @@ def test_every_registered_drill_names_an_existing_test() -> None:
 
 
 @pytest.mark.parametrize(("nodeid", "expected"), [
-    ("tests/test_refresh.py::test_two_concurrent_runs_publish_exactly_once", True),
-    ("tests/test_predict_live.py::test_schemathesis_live[POST /predict]", True),
-    ("tests/test_terraform.py::test_no_public_principals_anywhere", True),
-    ("tests/test_refresh.py::test_ops_show_and_rollback", False),
-    ("tests/test_predict_live.py::test_smoke_batch", False),
+    ("tests/refresh/test_refresh.py::test_two_concurrent_runs_publish_exactly_once", True),
+    ("tests/serving/test_predict_live.py::test_schemathesis_live[POST /predict]", True),
+    ("tests/deploy/test_terraform.py::test_no_public_principals_anywhere", True),
+    ("tests/refresh/test_refresh.py::test_ops_show_and_rollback", False),
+    ("tests/serving/test_predict_live.py::test_smoke_batch", False),
 ])
 def test_registry_matches_node_ids(nodeid: str, expected: bool) -> None:
     assert is_drill(nodeid) is expected

@@ -22,7 +22,7 @@ from livesrv import LiveServer, live_server
 
 pytestmark = pytest.mark.drills
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MIB = 1 << 20
 
 # --------------------------------------------------------------------------- size caps

@@ -17,7 +17,7 @@ from irt.engine.model import load_model
 from irt.errors import PointerConflictError
 from irt.store import GCSStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = str(ROOT / "functions" / "prepare" / "main.py")
 PREDICT = str(ROOT / "functions" / "predict" / "main.py")
 BODY = {"window_end": "2026-11-01T00:00:00Z", "window_days": 61}

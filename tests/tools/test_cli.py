@@ -16,7 +16,7 @@ from irt.engine.model import load_model
 from irt.engine.simulate import simulate
 from irt.tools.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _write_answers(path: Path, n_students: int = 1500, n_items: int = 30, k: int = 20) -> None:

@@ -40,7 +40,7 @@ from irt.engine.calibrate import FitConfig, fit
 from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED = ROOT / "shared"
 VENV_CACHE = ROOT / "build" / "test-venvs"
 EXPECTED_FUNCTIONS = ("predict", "prepare")

@@ -18,7 +18,7 @@ from irt.engine.calibrate import FitConfig, fit
 from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
 
-SOURCE = str(Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py")
+SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "predict" / "main.py")
 REQUEST = {"responses": [{"item_id": "q1", "correct": True}], "items": ["q0"]}
 
 

@@ -1,4 +1,4 @@
-"""Fault drills that the rest of the suite does not already run (``tests/drill_registry.py``
+"""Fault drills that the rest of the suite does not already run (``tests/support/drill_registry.py``
 lists those it does), each against real emulators and with its expected outcome asserted:
 
 * BigQuery fails in the middle of a refresh - the table disappears between the schema check

@@ -16,7 +16,7 @@ from irt.engine.simulate import simulate
 from irt.errors import RequestError
 from irt.tools.explain import explain
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

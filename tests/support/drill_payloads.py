@@ -1,4 +1,5 @@
-"""Hostile requests for the bad-input drill (``tests/test_drill_bad_input.py``), each with the
+"""Hostile requests for the bad-input drill (``tests/drills/test_drill_bad_input.py``), each with
+the
 answer the contract (``docs/predict-openapi.yaml``, README "predict") requires of it.
 
 Every strategy here yields a :class:`Case`: the raw HTTP request (method, path, bytes, content
@@ -50,7 +51,7 @@ from urllib.parse import quote, unquote
 
 from hypothesis import strategies as st
 
-#: The model the live server serves (``tests/livesrv.py``: items q0 .. q49).
+#: The model the live server serves (``tests/support/livesrv.py``: items q0 .. q49).
 N_ITEMS = 50
 MODEL_ITEMS = tuple(f"q{j}" for j in range(N_ITEMS))
 MAX_RESPONSES, MAX_ITEMS, MAX_STUDENTS, MAX_K, MAX_ID = 1000, 5000, 100, 100, 256
@@ -659,7 +660,7 @@ def valid_cases(draw: st.DrawFn) -> Case:
 
 
 #: Requests the function never sees, so it cannot answer them with its JSON errors (module
-#: docstring); ``tests/test_drill_bad_input.py`` pins them with a strict xfail.
+#: docstring); ``tests/drills/test_drill_bad_input.py`` pins them with a strict xfail.
 ROUTER_404 = {"newline-in-path": ("GET", "/0/%0A"), "newline-post": ("POST", "/a%0Ab")}
 
 #: Strategy and share of the campaign for each kind (shares sum to 1).

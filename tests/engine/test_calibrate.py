@@ -31,7 +31,7 @@ from irt.engine.model import irf
 from irt.engine.responses import Responses
 from irt.engine.simulate import simulate
 
-DATA = Path(__file__).parent / "data"
+DATA = Path(__file__).parents[1] / "data"
 
 
 def patterns(name: str) -> np.ndarray:

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from answerlogs import T0, write_csv
 from learning_sim import simulate_learning
-from test_predict import make_client
-from test_refresh import Logs, config, run
+from predict_app import make_client
+from refresh_run import Logs, config, run
 
 from irt.engine.evaluate import metrics, plain_online_predictions
 from irt.engine.learning import learning_of, predict_one

@@ -16,7 +16,7 @@ import pytest
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.simulate import simulate
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 FLOOR = str(ROOT / "benchmarks" / "floor" / "main.py")
 PREDICT = str(ROOT / "functions" / "predict" / "main.py")
 

@@ -10,29 +10,20 @@ import json
 import time
 from pathlib import Path
 
-import functions_framework
 import numpy as np
 import pytest
+from predict_app import make_client, publish
 
 from irt.engine.ability import eap
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
 
-SOURCE = str(Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py")
-
 
 @pytest.fixture(scope="module")
 def fitted() -> ItemModel:
     return fit(simulate(2000, 40, 20, seed=5).responses, FitConfig(compute_se=False)).model
 
-
-def publish(root: Path, version: str, text: str) -> None:
-    """Write a model version and move LATEST to it (the layout prepare publishes)."""
-    folder = root / "models" / version
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "model.json").write_text(text)
-    (root / "models" / "LATEST").write_text(version + "\n")
 
 
 @pytest.fixture
@@ -53,13 +44,6 @@ def wait_for(client, version: str, timeout: float = 5.0) -> dict:
             raise AssertionError(f"still serving {body} after {timeout} s, wanted {version}")
         time.sleep(0.05)
 
-
-def make_client(monkeypatch: pytest.MonkeyPatch, model_dir: Path, **env: str):
-    monkeypatch.delenv("MODEL_BUCKET", raising=False)
-    monkeypatch.setenv("MODEL_DIR", str(model_dir))
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return functions_framework.create_app(target="predict", source=SOURCE).test_client()
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ import hcl2
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"
 MODULE = TF / "modules" / "irt"
 ENVS = ("staging", "prod")

@@ -29,7 +29,7 @@ A call to a stopped emulator then fails after ~2 s with ``google.api_core.except
 measured (download, multipart upload, metadata get, list); with ``retry=None`` the bare
 ``requests.exceptions.ConnectionError`` comes at once. ``CONNECTION_ERRORS`` holds both.
 
-Known gaps of fake-gcs-server (checked in ``tests/test_gcs_emulator.py``):
+Known gaps of fake-gcs-server (checked in ``tests/refresh/test_gcs_emulator.py``):
 
 * ``list_blobs(versions=True)`` lists only live objects: the Python client sends
   ``versions=True`` and the emulator only accepts the exact string ``true``. Real GCS lists

@@ -28,7 +28,7 @@ from irt.engine.model import ItemModel, model_from_dict
 from irt.engine.simulate import simulate
 from irt.serving import plain
 
-MAIN = Path(__file__).resolve().parents[1] / "functions" / "predict" / "main.py"
+MAIN = Path(__file__).resolve().parents[2] / "functions" / "predict" / "main.py"
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from irt.refresh.pipeline import RefreshConfig, RunOptions, run_refresh
 from irt.refresh.sources import DuckDBSource
 from irt.store import LocalStore
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 0.005
 #: (AUC, log-loss) of prepare's default 2PL, measured 2026-11-28.
 PINNED = {"sample": (0.7760, 0.5691), "sat12": (0.8318, 0.5008)}

@@ -35,7 +35,7 @@ from openapi_spec_validator import validate as validate_spec
 
 from irt.serving import Limits
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "predict-openapi.yaml"
 MAIN = REPO / "functions" / "predict" / "main.py"
 SERVING = REPO / "shared" / "irt" / "serving" / "requests.py"

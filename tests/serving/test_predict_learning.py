@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from learning_sim import simulate_learning
-from test_predict import make_client, publish
+from predict_app import make_client, publish
 
 from irt.engine.calibrate import FitConfig, Priors, fit
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
@@ -134,7 +134,7 @@ def test_the_learning_serving_path_does_not_import_scipy() -> None:
     import subprocess
     import sys
 
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     code = ("import sys, irt.serving, irt.serving.learning, irt.engine.learning; "
             "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)")
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},

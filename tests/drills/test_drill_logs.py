@@ -9,8 +9,9 @@ artifacts ``predict`` loads or an operator reads (``model.json``, ``metrics.json
 ``report.json``) must not carry it either; only ``prepared.csv.gz`` (the calibration answers,
 deleted after ``training_snapshot_retention_days``) does.
 
-``predict``'s side: ``tests/test_drill_bad_input.py`` puts student ids everywhere in 10k
-requests and scans the live server's log; ``tests/test_predict.py`` checks the test-client log.
+``predict``'s side: ``tests/drills/test_drill_bad_input.py`` puts student ids everywhere in 10k
+requests and scans the live server's log; ``tests/serving/test_predict.py`` checks the test-client
+log.
 One gap is pinned below: an unknown URL path is logged verbatim.
 """
 
@@ -29,7 +30,7 @@ from livesrv import live_server
 
 pytestmark = pytest.mark.drills
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SOURCE = str(ROOT / "functions" / "prepare" / "main.py")
 MARK = "SID-"
 BODY = {"window_end": "2026-11-01T00:00:00Z", "window_days": 61}

@@ -17,7 +17,7 @@ from irt.engine.model import irf
 from irt.engine.responses import Responses
 from irt.tools.fairness import mantel_haenszel
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def two_groups(shift: float = 1.0, n: int = 3000, items: int = 20, seed: int = 1):
