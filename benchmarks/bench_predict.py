@@ -879,7 +879,7 @@ def section_cold(workdir: Path, single_body: bytes, starts: int) -> None:
         kill_group(emu)
         os.environ.pop("STORAGE_EMULATOR_HOST", None)
 
-    from irt.engine.model import load_model
+    from irt.engine.artifact import load_model
 
     text = (workdir / "models" / VERSION / "model.json").read_bytes()
     tl = time_per_call(lambda: load_model(text), 7, min_time=0.0)

@@ -27,7 +27,7 @@ import orjson
 from flask import Request, Response
 
 from irt.engine.ability import eap_rows
-from irt.engine.model import load_model
+from irt.engine.artifact import load_model
 from irt.serving import Limits, warm
 from irt.serving.plain import _probabilities, _rows_index
 

@@ -8,22 +8,17 @@ Entry point ``predict`` (functions-framework).  Routes on the request path:
 * ``GET /healthz``               - 200 when a model is loaded, else 503.
 
 The contract is ``docs/predict-openapi.yaml``; validation and answers live in
-``irt.serving`` (vendored).  This module holds what touches the outside world:
-configuration from the environment, the model store (Cloud Storage or a local
-directory), HTTP mapping and structured logs.
+:mod:`irt.serving` (vendored), the model's loading and refresh in
+:mod:`irt.serving.loader`, the artifact layout in :mod:`irt.store`.  This module maps HTTP
+onto them and back: configuration, routing, status codes and structured logs.
 
-Configuration (environment):
-
-* ``MODEL_BUCKET``            - Cloud Storage bucket holding ``<MODEL_PREFIX>/LATEST``
-                                (a version id) and ``<MODEL_PREFIX>/<version>/model.json``;
-* ``MODEL_DIR``               - the same layout in a local directory (used when no bucket);
-* ``MODEL_PREFIX``            - default ``models``;
-* ``MODEL_REFRESH_SECONDS``   - re-read the pointer at most this often (default 60);
-* ``MODEL_RETRY_SECONDS``     - while no model is loaded, retry at most this often (default 5);
-* ``STORAGE_TIMEOUT_SECONDS`` - per storage call, retries included (default 2);
-* ``MAX_BODY_BYTES`` (1 MiB), ``MAX_RESPONSES`` (1000 answers per student),
-  ``MAX_ITEMS`` (5000 requested items), ``MAX_STUDENTS`` (100 per batch),
-  ``MAX_K`` (100 next items) - size caps, each a 413 when exceeded.
+Configuration (environment), checked once at start by
+:class:`irt.serving.config.PredictConfig` (which documents each rule; a broken rule stops
+the instance with a log line naming the variable): ``MODEL_BUCKET`` (or ``MODEL_DIR``),
+``MODEL_PREFIX``, ``MODEL_REFRESH_SECONDS``, ``MODEL_RETRY_SECONDS``,
+``STORAGE_TIMEOUT_SECONDS``, and the size caps ``MAX_BODY_BYTES`` (1 MiB),
+``MAX_RESPONSES`` (1000 answers per student), ``MAX_ITEMS`` (5000 requested items),
+``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), each a 413 when exceeded.
 """
 
 from __future__ import annotations
@@ -33,9 +28,7 @@ import gc
 import json
 import logging
 import os
-import re
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import wraps
@@ -44,16 +37,17 @@ from typing import Any
 
 import flask
 import functions_framework
-import orjson
 from flask import Request, Response
 from werkzeug.wsgi import get_content_length
 
-from irt.engine.model import ItemModel, load_model
-from irt.errors import ModelFormatError, RequestError
-from irt.serving import Limits, model_metadata, recommend, warm
+from irt.engine.model import ItemModel
+from irt.errors import ConfigError, RequestError
+from irt.serving import model_metadata, recommend
 from irt.serving import predict as serve_predict
-
-VERSION_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+from irt.serving.body import dumps, parse_json
+from irt.serving.config import PredictConfig
+from irt.serving.loader import ModelCache, ModelSource
+from irt.store import GCSStore, LocalStore
 
 
 # --------------------------------------------------------------------------- logging
@@ -93,143 +87,35 @@ def _log(level: int, message: str, **fields: Any) -> None:
     log.log(level, message, extra={"fields": fields})
 
 
-# --------------------------------------------------------------------------- model store
-class LocalSource:
-    """``<root>/<prefix>/LATEST`` and ``<root>/<prefix>/<version>/model.json`` on disk."""
-
-    def __init__(self, root: str, prefix: str) -> None:
-        self.base = Path(root) / prefix
-        self.where = str(self.base)
-
-    def pointer(self) -> str:
-        return (self.base / "LATEST").read_text(encoding="utf-8")
-
-    def model_text(self, version: str) -> bytes:
-        return (self.base / version / "model.json").read_bytes()
+# --------------------------------------------------------------------------- configuration, model
+def _configure() -> PredictConfig:
+    """The configuration, checked once at start: a value that breaks its rule is logged
+    (naming the variable) and stops the instance, so a bad revision never serves."""
+    try:
+        return PredictConfig.from_env(os.environ, str(Path(__file__).resolve().parent / "model"))
+    except ConfigError as exc:
+        _log(logging.CRITICAL, f"predict is misconfigured: {exc}", event="misconfigured",
+             field=exc.field, error=exc.message)
+        raise
 
 
-class GCSSource:
-    """The same layout in a Cloud Storage bucket; short timeouts so a dead store fails fast."""
+def _open_store(config: PredictConfig) -> ModelSource:
+    """The artifact store the model is read from: the bucket, else the directory."""
+    if config.bucket:
+        from google.api_core.retry import Retry  # only with a bucket: not needed locally
 
-    def __init__(self, bucket: str, prefix: str, timeout: float) -> None:
-        from google.api_core.retry import Retry
-        from google.cloud import storage
-
-        self.bucket = storage.Client().bucket(bucket)
-        self.prefix = prefix
-        self.timeout = timeout
-        self.retry = Retry(initial=0.1, maximum=0.5, multiplier=2.0, timeout=timeout)
-        self.where = f"gs://{bucket}/{prefix}"
-
-    def pointer(self) -> str:
-        blob = self.bucket.blob(f"{self.prefix}/LATEST")
-        return blob.download_as_text(timeout=self.timeout, retry=self.retry)
-
-    def model_text(self, version: str) -> bytes:
-        blob = self.bucket.blob(f"{self.prefix}/{version}/model.json")
-        return blob.download_as_bytes(timeout=self.timeout, retry=self.retry)
+        timeout = config.storage_timeout_seconds  # short: a dead store fails fast
+        return GCSStore(config.bucket, config.prefix, timeout=timeout,
+                        retry=Retry(initial=0.1, maximum=0.5, multiplier=2.0, timeout=timeout))
+    return LocalStore(config.model_dir, config.prefix)
 
 
-class ModelStore:
-    """The serving model, loaded once per instance and refreshed in the background.
-
-    ``current()`` returns the cached ``(model, version)`` at once, never waiting on
-    storage.  When a check is due it starts one background thread (never more than
-    one at a time) that re-reads the pointer; a new version is downloaded, validated
-    and swapped in with a single assignment, so requests in flight keep the model
-    they started with.  A storage error keeps the cached model; an invalid model is
-    rejected (and not fetched again) and the cached one kept.  ``load()`` does the
-    same synchronously (cold start).
-    """
-
-    def __init__(self, source: Any, refresh_seconds: float, retry_seconds: float) -> None:
-        self.source = source
-        self.refresh_seconds = refresh_seconds
-        self.retry_seconds = retry_seconds
-        self._current: tuple[ItemModel, str] | None = None
-        self._next_check = 0.0
-        self._lock = threading.Lock()
-        self._rejected: set[str] = set()
-
-    def current(self) -> tuple[ItemModel, str] | None:
-        if time.monotonic() >= self._next_check and self._lock.acquire(blocking=False):
-            threading.Thread(target=self._refresh_and_release, name="model-refresh",
-                             daemon=True).start()
-        return self._current
-
-    def load(self) -> tuple[ItemModel, str] | None:
-        with self._lock:
-            self._refresh()
-        return self._current
-
-    def _refresh_and_release(self) -> None:
-        try:
-            self._refresh()
-        finally:
-            self._lock.release()
-
-    def _refresh(self) -> None:
-        current = self._current
-        try:
-            version = self.source.pointer().strip()
-            if not VERSION_PATTERN.match(version):
-                raise ModelFormatError(f"pointer names an invalid version {version[:40]!r}")
-            if (current is not None and version == current[1]) or version in self._rejected:
-                self._schedule(ok=True)
-                return
-            text = self.source.model_text(version)
-            try:
-                model = load_model(text)
-            except ModelFormatError as exc:
-                self._rejected.add(version)
-                _log(logging.ERROR, "model rejected: invalid artifact, keeping the previous one",
-                     model_version=version, error=str(exc)[:500],
-                     serving_version=current[1] if current else None)
-                self._schedule(ok=current is not None)
-                return
-            if not model.version:
-                model.version = version
-            warm(model, LIMITS)  # precompute the EAP table and lookups before it serves
-            self._current = (model, version)  # atomic swap
-            _log(logging.INFO, "model loaded", model_version=version, n_items=model.n_items,
-                 model_type=model.model_type, source=self.source.where,
-                 previous_version=current[1] if current else None)
-            self._schedule(ok=True)
-        except Exception as exc:  # storage unreachable, missing object, bad pointer...
-            _log(logging.WARNING if current else logging.ERROR,
-                 "model refresh failed, keeping the cached model" if current
-                 else "no model could be loaded", error=f"{type(exc).__name__}: {exc}"[:500],
-                 source=self.source.where, serving_version=current[1] if current else None)
-            self._schedule(ok=current is not None)
-
-    def _schedule(self, ok: bool) -> None:
-        delay = self.refresh_seconds if ok else self.retry_seconds
-        self._next_check = time.monotonic() + delay
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, default))
-
-
-def _make_store() -> ModelStore:
-    prefix = os.environ.get("MODEL_PREFIX", "models").strip("/")
-    refresh = float(os.environ.get("MODEL_REFRESH_SECONDS", 60))
-    retry = float(os.environ.get("MODEL_RETRY_SECONDS", 5))
-    bucket = os.environ.get("MODEL_BUCKET")
-    if bucket:
-        timeout = float(os.environ.get("STORAGE_TIMEOUT_SECONDS", 2))
-        return ModelStore(GCSSource(bucket, prefix, timeout), refresh, retry)
-    root = os.environ.get("MODEL_DIR", str(Path(__file__).resolve().parent / "model"))
-    return ModelStore(LocalSource(root, prefix), refresh, retry)
-
-
-LIMITS = Limits(max_responses=_env_int("MAX_RESPONSES", 1000),
-                max_items=_env_int("MAX_ITEMS", 5000),
-                max_students=_env_int("MAX_STUDENTS", 100),
-                max_k=_env_int("MAX_K", 100))
-MAX_BODY_BYTES = _env_int("MAX_BODY_BYTES", 1 << 20)
-RETRY_AFTER_SECONDS = max(1, int(float(os.environ.get("MODEL_RETRY_SECONDS", 5))))
-STORE = _make_store()
+CONFIG = _configure()
+LIMITS = CONFIG.limits
+MAX_BODY_BYTES = CONFIG.max_body_bytes
+RETRY_AFTER_SECONDS = CONFIG.retry_after_seconds
+STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.retry_seconds,
+                   log)
 STORE.load()  # at cold start; a failure is logged and retried in the background
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a
@@ -239,70 +125,13 @@ gc.freeze()
 
 
 # --------------------------------------------------------------------------- HTTP helpers
-def _dumps(body: dict[str, Any]) -> bytes:
-    """Compact JSON; orjson (10x faster), or ASCII-escaped stdlib JSON for strings orjson
-    refuses (a lone surrogate the caller sent, echoed back)."""
-    try:
-        return orjson.dumps(body)
-    except orjson.JSONEncodeError:
-        return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
-
-
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
           ) -> Response:
-    return Response(_dumps(body), status=status, mimetype="application/json", headers=headers)
+    return Response(dumps(body), status=status, mimetype="application/json", headers=headers)
 
 
 def _error(err: RequestError, headers: dict[str, str] | None = None) -> Response:
     return _json(err.to_dict(), err.status, headers)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out = dict(pairs)
-    if len(out) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise ValueError(f"duplicate key {key[:60]!r}")
-            seen.add(key)
-    return out
-
-
-#: Maps every digit to ``0`` and every other byte to a space: a run of 19 zeros in the
-#: translation is a run of 19 digits in the text.
-_DIGITS = bytes(48 if 48 <= b <= 57 else 32 for b in range(256))
-_LONG_NUMBER = b"0" * 19
-
-
-def parse_json(raw: bytes) -> Any:
-    """Strict JSON: no ``NaN``/``Infinity`` literals, no key twice in an object.
-
-    The fast path is orjson (C) with a check that no key was dropped: orjson keeps the last
-    of duplicate keys, so the text's colons are counted against the colons of the parsed
-    value written back.  Outside strings a colon ends a key, one per pair; inside strings
-    colons survive the round trip unchanged as long as the text has no escape (a ``\\u003a``
-    is a colon too), so equal counts mean no pair was dropped.  Texts with a backslash, with
-    a run of 19+ digits (an integer orjson would turn into a float), or that orjson refuses
-    (it also refuses lone surrogates and non-UTF-8 encodings, which the standard library
-    accepts) go through the standard library with a duplicate-key hook, as before.
-
-    Raises:
-        ValueError: not valid JSON (``json.JSONDecodeError``, ``UnicodeDecodeError`` or a
-            duplicate key).
-        RecursionError: nested too deeply.
-    """
-    if b"\\" not in raw and _LONG_NUMBER not in raw.translate(_DIGITS):
-        try:
-            value = orjson.loads(raw)
-            if raw.count(b":") == orjson.dumps(value).count(b":"):
-                return value
-        except (orjson.JSONDecodeError, orjson.JSONEncodeError):
-            pass  # the standard library decides, and names the error
-    return json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
 
 
 def read_json(request: Request) -> Any:
@@ -424,7 +253,7 @@ def predict(request: Request) -> Response:
     except Exception:  # a bug, never bad input: log it, answer a JSON 500
         log.exception("unhandled error", extra={"fields": {"path": logged_path}})
         response = _json({"error": {"code": "internal", "message": "internal error"}}, 500)
-    loaded = STORE._current
+    loaded = STORE.loaded
     status = response.status_code
     # One line per request, written directly: the logging module costs ~4x more here.
     fields: dict[str, Any] = {
@@ -438,7 +267,7 @@ def predict(request: Request) -> Response:
         fields["error_code"] = error.code
         fields["error_field"] = error.log_field
     try:
-        sys.stdout.write(_dumps(fields).decode() + "\n")
+        sys.stdout.write(dumps(fields).decode() + "\n")
         sys.stdout.flush()
     except Exception:  # logging must never fail a request
         pass

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from learning_sim import simulate_learning
 
+from irt.engine.artifact import load_model
 from irt.engine.calibrate import FitConfig, Priors, fit
 from irt.engine.evaluate import metrics, online_predictions, plain_online_predictions
 from irt.engine.learning import (
@@ -30,7 +31,7 @@ from irt.engine.learning import (
 )
 from irt.engine.learning import online_predictions as learning_online
 from irt.engine.learning_fit import LearningConfig, fit_learning
-from irt.engine.model import ItemModel, load_model
+from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
 from irt.errors import ModelFormatError
 

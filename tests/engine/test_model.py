@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from irt.engine.model import ItemModel, load_model, model_from_dict
+from irt.engine.artifact import load_model, model_from_dict
+from irt.engine.model import ItemModel
 from irt.errors import ModelFormatError
 
 

@@ -14,8 +14,8 @@ import pytest
 from answerlogs import simulated_rows, write_csv
 
 import irt.serving
+from irt.engine.artifact import load_model
 from irt.engine.calibrate import FitConfig, fit
-from irt.engine.model import load_model
 from irt.engine.simulate import simulate
 from irt.errors import ConfigError
 from irt.refresh.monitoring import (

@@ -13,7 +13,7 @@ import pytest
 from answerlogs import load_bigquery, simulated_rows, write_csv
 from emulators import CALL_TIMEOUT, short_retry
 
-from irt.engine.model import load_model
+from irt.engine.artifact import load_model
 from irt.errors import PointerConflictError
 from irt.store import GCSStore
 

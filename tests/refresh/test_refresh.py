@@ -21,7 +21,7 @@ import pytest
 from answerlogs import edge_rows, simulated_rows, write_csv
 from refresh_run import END, Logs, config, run
 
-from irt.engine.model import load_model
+from irt.engine.artifact import load_model
 from irt.errors import ConfigError, PointerConflictError, SourceError
 from irt.refresh.pipeline import RefreshConfig, RunOptions
 from irt.refresh.quality import GateConfig, gate, holdout_mask

@@ -15,10 +15,10 @@ from learning_sim import simulate_learning
 from predict_app import make_client
 from refresh_run import Logs, config, run
 
+from irt.engine.artifact import load_model
 from irt.engine.evaluate import metrics, plain_online_predictions
 from irt.engine.learning import learning_of, predict_one
 from irt.engine.learning import online_predictions as learning_online
-from irt.engine.model import load_model
 from irt.errors import ConfigError
 from irt.refresh.pipeline import RefreshConfig
 from irt.store import LocalStore

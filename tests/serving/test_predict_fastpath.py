@@ -1,6 +1,7 @@
 """``predict``'s fast paths give exactly what the detailed paths give.
 
-* ``main.parse_json``: orjson plus a colon count stands in for the standard library with a
+* ``irt.serving.body.parse_json``: orjson plus a colon count stands in for the standard library
+with a
   duplicate-key hook; every document must be accepted or refused exactly as the standard
   library path does (duplicates at any depth, keys that differ only by escapes, colons
   inside strings, numbers orjson reads differently, encodings orjson refuses).
@@ -23,10 +24,11 @@ import pytest
 
 from irt import serving
 from irt.engine.ability import eap
+from irt.engine.artifact import model_from_dict
 from irt.engine.calibrate import FitConfig, fit
-from irt.engine.model import ItemModel, model_from_dict
+from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
-from irt.serving import plain
+from irt.serving import body, plain
 
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "predict" / "main.py"
 
@@ -89,7 +91,7 @@ def test_duplicate_keys_are_refused(main: Any, raw: bytes) -> None:
     with pytest.raises(ValueError):
         strict_stdlib(raw)
     with pytest.raises(ValueError, match="duplicate key"):
-        main.parse_json(raw)
+        body.parse_json(raw)
 
 
 @pytest.mark.parametrize("raw", [
@@ -110,29 +112,29 @@ def test_duplicate_keys_are_refused(main: Any, raw: bytes) -> None:
 ])
 def test_valid_documents_read_as_the_standard_library_reads_them(main: Any, raw: bytes
                                                                  ) -> None:
-    assert outcome(main.parse_json, raw) == outcome(strict_stdlib, raw)
-    assert outcome(main.parse_json, raw)[0] == "ok"
+    assert outcome(body.parse_json, raw) == outcome(strict_stdlib, raw)
+    assert outcome(body.parse_json, raw)[0] == "ok"
 
 
 def test_plain_documents_skip_the_standard_library(main: Any, monkeypatch) -> None:
     """The common body never reaches the slow parser; a duplicate always does (and is
     refused there, with the standard library's message)."""
     calls = []
-    real = main.json.loads
-    monkeypatch.setattr(main.json, "loads", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = body.json.loads
+    monkeypatch.setattr(body.json, "loads", lambda *a, **k: calls.append(a) or real(*a, **k))
     plain = (b'{"responses": [{"item_id": "q1", "correct": true}, {"item_id": "q2", '
              b'"correct": 0}], "items": ["q3", "a:b"], "method": "EAP"}')
-    assert main.parse_json(plain) == real(plain)
+    assert body.parse_json(plain) == real(plain)
     assert calls == []
     with pytest.raises(ValueError, match="duplicate key 'correct'"):
-        main.parse_json(b'{"responses": [{"item_id": "q1", "correct": 1, "correct": 0}]}')
+        body.parse_json(b'{"responses": [{"item_id": "q1", "correct": 1, "correct": 0}]}')
     assert len(calls) == 1
 
 
 @pytest.mark.parametrize("raw", [b'{"a": NaN}', b'{"a": Infinity}', b"[-Infinity]", b"{",
                                  b'{"a": 1,}', b"[1] x", b"\xff", b"[" * 5000 + b"]" * 5000])
 def test_invalid_documents_are_refused(main: Any, raw: bytes) -> None:
-    assert outcome(main.parse_json, raw) == ("refused", None)
+    assert outcome(body.parse_json, raw) == ("refused", None)
 
 
 def random_document(rng: random.Random, depth: int = 0) -> str:
@@ -156,7 +158,7 @@ def test_random_documents_agree_with_the_standard_library(main: Any) -> None:
     seen = {"ok": 0, "refused": 0}
     for _ in range(4000):
         raw = random_document(rng).encode()
-        got = outcome(main.parse_json, raw)
+        got = outcome(body.parse_json, raw)
         assert got == outcome(strict_stdlib, raw), raw
         seen[got[0]] += 1
     assert min(seen.values()) > 500  # both outcomes well exercised

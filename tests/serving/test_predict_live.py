@@ -34,6 +34,7 @@ from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate as validate_spec
 
 from irt.serving import Limits
+from irt.serving.config import PredictConfig
 
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "predict-openapi.yaml"
@@ -240,14 +241,13 @@ def _const_int(node: ast.expr) -> int:
 
 
 def _main_int_defaults() -> dict[str, int]:
-    """``{NAME: default}`` of every ``_env_int("NAME", default)`` in main.py."""
-    tree = ast.parse(MAIN.read_text(encoding="utf-8"))
-    out = {}
-    for node in ast.walk(tree):
-        if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-                and node.func.id == "_env_int"):
-            out[ast.literal_eval(node.args[0])] = _const_int(node.args[1])
-    return out
+    """``{NAME: default}`` of predict's size caps, as its configuration reads them with no
+    variable set (:class:`irt.serving.config.PredictConfig`)."""
+    config = PredictConfig.from_env({}, "unused")
+    return {"MAX_BODY_BYTES": config.max_body_bytes,
+            "MAX_RESPONSES": config.limits.max_responses,
+            "MAX_ITEMS": config.limits.max_items, "MAX_STUDENTS": config.limits.max_students,
+            "MAX_K": config.limits.max_k}
 
 
 def _schema(spec: dict[str, Any], name: str) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irt.engine.model import load_model
+from irt.engine.artifact import load_model
 from irt.engine.simulate import simulate
 from irt.tools.cli import main
 

@@ -62,7 +62,9 @@ from typing import Any
 
 import numpy as np
 
+from irt.engine.ability import eap_batch
 from irt.engine.model import ItemModel
+from irt.engine.online import answer_runs, plain_online_predictions, student_chunks
 from irt.errors import ModelFormatError
 
 #: The options a model may carry, in their canonical order.
@@ -522,8 +524,6 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
         ValueError: if a student's answers are not contiguous.
     """
     spec = learning_of(model)
-    from irt.engine.evaluate import answer_runs, plain_online_predictions  # evaluate imports this
-
     if spec is None:
         return plain_online_predictions(model, student, item_pos, correct,
                                         chunk_answers=chunk_answers)
@@ -540,13 +540,7 @@ def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarr
         if spec.pfa else np.zeros(n)
     out = np.empty(n)
     bounds = np.r_[starts, n]
-    cut = [0]
-    for k in range(1, bounds.shape[0]):
-        if bounds[k] - bounds[cut[-1]] >= chunk_answers:
-            cut.append(k)
-    if cut[-1] != bounds.shape[0] - 1:
-        cut.append(bounds.shape[0] - 1)
-    for lo_k, hi_k in pairwise(cut):
+    for lo_k, hi_k in pairwise(student_chunks(bounds, chunk_answers)):
         lo, hi = int(bounds[lo_k]), int(bounds[hi_k])
         out[lo:hi] = _online_chunk(spec, a[lo:hi], b[lo:hi], o[lo:hi], y[lo:hi],
                                    known[lo:hi], skill[lo:hi], bounds[lo_k:hi_k + 1] - lo)
@@ -835,7 +829,6 @@ def abilities(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
     """
     spec = learning_of(model)
     if spec is None:
-        from irt.engine.ability import eap_batch
 
         return eap_batch(model, student, item_pos, correct, n_students)
     student = np.asarray(student, dtype=np.int64)

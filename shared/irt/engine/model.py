@@ -180,7 +180,7 @@ class ItemModel:
 
     # ------------------------------------------------------------------ JSON
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready dictionary (see :func:`model_from_dict` for the schema)."""
+        """JSON-ready dictionary (see :func:`item_bank_from_dict` for the schema)."""
 
         def num(x: float) -> float | None:
             return None if not math.isfinite(x) else float(x)
@@ -247,8 +247,8 @@ def _finite(value: Any, path: str, lo: float = -math.inf, hi: float = math.inf,
     return v
 
 
-def model_from_dict(doc: Any) -> ItemModel:
-    """Validate a model document and build an :class:`ItemModel`.
+def item_bank_from_dict(doc: Any) -> ItemModel:
+    """Validate a model document's item bank and build an :class:`ItemModel`.
 
     Schema (version 1; version 2 is the same with ``options.learning``)::
 
@@ -263,8 +263,10 @@ def model_from_dict(doc: Any) -> ItemModel:
     Rules: ``a > 0`` and finite (``a == 1`` for Rasch, one common ``a`` for 1PL),
     ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
     at least one item, SEs null or finite and ``>= 0``.  ``options`` is optional (an
-    older artifact without it loads as a plain model); ``options.learning``, when present,
-    must satisfy :func:`irt.engine.learning.learning_from_dict`.  ``schema_version`` is 1 or 2
+    older artifact without it loads as a plain model) and kept as given: its
+    ``options.learning`` is read and checked by the learning code
+    (:func:`irt.engine.learning.learning_from_dict`); :func:`irt.engine.artifact.load_model`
+    and :func:`irt.engine.artifact.model_from_dict` check both.  ``schema_version`` is 1 or 2
     (see :data:`SCHEMA_VERSIONS`); this code reads both the same way, including
     ``options.learning`` under 1 (written before version 2 existed).
 
@@ -342,37 +344,4 @@ def model_from_dict(doc: Any) -> ItemModel:
         created_at=text("created_at"), code_version=text("code_version"),
         version=text("version"), options=obj("options"),
     )
-    if "learning" in model.options:  # learning-aware options: validated (and cached) now
-        from irt.engine.learning import learning_of
-
-        learning_of(model)
     return model
-
-
-def _reject_constant(name: str) -> float:
-    raise ModelFormatError(f"{name} is not valid JSON (non-finite number)")
-
-
-def load_model(text: str | bytes) -> ItemModel:
-    """Parse and validate model JSON text.
-
-    Raises:
-        ModelFormatError: if the text is not JSON (including NaN/Infinity literals
-            or duplicate keys) or breaks the schema.
-    """
-
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise ModelFormatError(f"duplicate key {key!r}")
-            out[key] = value
-        return out
-
-    try:
-        doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=no_duplicates)
-    except ModelFormatError:
-        raise
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise ModelFormatError(f"model is not valid JSON: {exc}") from None
-    return model_from_dict(doc)

@@ -36,9 +36,10 @@ from typing import Any
 import numpy as np
 
 from irt.engine.ability import grid_table
+from irt.engine.artifact import load_model
 from irt.engine.evaluate import metrics, online_predictions
 from irt.engine.learning import abilities
-from irt.engine.model import ItemModel, load_model
+from irt.engine.model import ItemModel
 from irt.errors import ConfigError, ModelFormatError
 from irt.refresh.quality import holdout_scores, unit_hash
 

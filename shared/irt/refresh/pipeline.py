@@ -45,9 +45,10 @@ from typing import Any
 import numpy as np
 
 from irt import __version__
+from irt.engine.artifact import load_model
 from irt.engine.calibrate import FitConfig, Priors, fit
 from irt.engine.learning import parse_options, skill_map
-from irt.engine.model import MODEL_TYPES, ItemModel, load_model
+from irt.engine.model import MODEL_TYPES, ItemModel
 from irt.engine.preprocess import prepare_coded
 from irt.errors import ConfigError, ModelFormatError, PointerConflictError, SourceError, StoreError
 from irt.refresh.monitoring import MonitorConfig, canary, run_checks

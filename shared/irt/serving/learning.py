@@ -24,7 +24,7 @@ import numpy as np
 
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
-from irt.serving import Limits, Student, parse_next, parse_predict
+from irt.serving.requests import Limits, Student, parse_next, parse_predict
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:

@@ -16,7 +16,8 @@ from typing import TextIO
 import numpy as np
 
 from irt import __version__
-from irt.engine.model import MODEL_TYPES, load_model
+from irt.engine.artifact import load_model
+from irt.engine.model import MODEL_TYPES
 from irt.errors import CSVFormatError, ModelFormatError
 from irt.tools.csvio import read_answers_csv, write_scores_csv
 

@@ -34,7 +34,8 @@ from typing import Any
 
 import numpy as np
 
-from irt.engine.model import ItemModel, irf, load_model
+from irt.engine.artifact import load_model
+from irt.engine.model import ItemModel, irf
 from irt.errors import RequestError
 from irt.serving import Limits, parse_predict, predict
 

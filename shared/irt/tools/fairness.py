@@ -125,8 +125,8 @@ def _rbg_se(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, n: np.nd
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from irt.engine.artifact import load_model
     from irt.engine.calibrate import FitConfig, fit
-    from irt.engine.model import load_model
     from irt.engine.preprocess import prepare_rows
     from irt.tools.csvio import read_answers_csv
 

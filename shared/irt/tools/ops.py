@@ -28,7 +28,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from irt.engine.model import load_model
+from irt.engine.artifact import load_model
 from irt.errors import ModelFormatError, PointerConflictError
 from irt.store import ArtifactStore, check_version, describe
 

@@ -1,0 +1,151 @@
+"""The serving model: loaded from the artifact store once per instance, refreshed in the
+background, never half-loaded.
+
+``predict`` reads the layout :mod:`irt.store` writes: ``<prefix>/LATEST`` names a version,
+``<prefix>/<version>/model.json`` is its model.  :class:`ModelCache` keeps the model that
+serves; a new version replaces it only once it has been downloaded, validated
+(:func:`irt.engine.artifact.load_model`) and warmed (:func:`irt.serving.api.warm`), with a
+single assignment, so a request in flight keeps the model it started with.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Protocol
+
+from irt.engine.artifact import load_model
+from irt.engine.model import ItemModel
+from irt.errors import ModelFormatError, StoreError
+from irt.serving.api import warm
+from irt.serving.requests import Limits
+from irt.store import VERSION_PATTERN
+
+
+class ModelSource(Protocol):
+    """What the cache reads from a store (:class:`irt.store.LocalStore`,
+    :class:`irt.store.GCSStore`)."""
+
+    location: str
+
+    def read_pointer(self) -> tuple[str | None, object]:
+        """``(version named by LATEST or None, token)``."""
+
+    def get(self, version: str, name: str) -> bytes | None:
+        """One artifact's bytes, ``None`` if absent."""
+
+
+class ModelCache:
+    """The serving model, loaded once per instance and refreshed in the background.
+
+    :meth:`current` returns the cached ``(model, version)`` at once, never waiting on
+    storage.  When a check is due it starts one background thread (never more than one at a
+    time) that re-reads the pointer; a new version is downloaded, validated and swapped in
+    with a single assignment.  A storage error keeps the cached model; an invalid model is
+    rejected (and not fetched again) and the cached one kept.  :meth:`load` does the same
+    synchronously (cold start).
+
+    Args:
+        source: the store to read.
+        limits: the request caps the model is warmed for.
+        refresh_seconds: re-read the pointer at most this often while a model serves.
+        retry_seconds: while no model is loaded, retry at most this often.
+        log: where the ``model loaded`` / ``model rejected`` / ``model refresh failed``
+            lines go (their fields in ``extra={"fields": ...}``).
+    """
+
+    def __init__(self, source: ModelSource, limits: Limits, refresh_seconds: float,
+                 retry_seconds: float, log: logging.Logger) -> None:
+        self.source = source
+        self.limits = limits
+        self.refresh_seconds = refresh_seconds
+        self.retry_seconds = retry_seconds
+        self.log = log
+        self._current: tuple[ItemModel, str] | None = None
+        self._next_check = 0.0
+        self._lock = threading.Lock()
+        self._rejected: set[str] = set()
+
+    @property
+    def loaded(self) -> tuple[ItemModel, str] | None:
+        """The serving ``(model, version)`` without scheduling a check (for log lines)."""
+        return self._current
+
+    def current(self) -> tuple[ItemModel, str] | None:
+        """The serving ``(model, version)``, or ``None`` before any model loaded; starts a
+        background refresh when one is due."""
+        if time.monotonic() >= self._next_check and self._lock.acquire(blocking=False):
+            threading.Thread(target=self._refresh_and_release, name="model-refresh",
+                             daemon=True).start()
+        return self._current
+
+    def load(self) -> tuple[ItemModel, str] | None:
+        """Refresh now (blocking) and return the serving ``(model, version)`` or ``None``."""
+        with self._lock:
+            self._refresh()
+        return self._current
+
+    def _refresh_and_release(self) -> None:
+        try:
+            self._refresh()
+        finally:
+            self._lock.release()
+
+    def _say(self, level: int, message: str, **fields: object) -> None:
+        self.log.log(level, message, extra={"fields": fields})
+
+    def _refresh(self) -> None:
+        current = self._current
+        try:
+            version = self._pointer()
+            if (current is not None and version == current[1]) or version in self._rejected:
+                self._schedule(ok=True)
+                return
+            text = self.source.get(version, "model.json")
+            if text is None:
+                raise StoreError(f"{version}/model.json is missing", "model.json")
+            try:
+                model = load_model(text)
+            except ModelFormatError as exc:
+                self._rejected.add(version)
+                self._say(logging.ERROR, "model rejected: invalid artifact, keeping the "
+                          "previous one", model_version=version, error=str(exc)[:500],
+                          serving_version=current[1] if current else None)
+                self._schedule(ok=current is not None)
+                return
+            if not model.version:
+                model.version = version
+            warm(model, self.limits)  # precompute the EAP table and lookups before it serves
+            self._current = (model, version)  # atomic swap
+            self._say(logging.INFO, "model loaded", model_version=version,
+                      n_items=model.n_items, model_type=model.model_type,
+                      source=self.source.location,
+                      previous_version=current[1] if current else None)
+            self._schedule(ok=True)
+        except Exception as exc:  # storage unreachable, missing object, bad pointer...
+            self._say(logging.WARNING if current else logging.ERROR,
+                      "model refresh failed, keeping the cached model" if current
+                      else "no model could be loaded",
+                      error=f"{type(exc).__name__}: {exc}"[:500], source=self.source.location,
+                      serving_version=current[1] if current else None)
+            self._schedule(ok=current is not None)
+
+    def _pointer(self) -> str:
+        """The version ``LATEST`` names.
+
+        Raises:
+            StoreError: no pointer yet.
+            ModelFormatError: the pointer names an invalid version id.
+        """
+        version, _ = self.source.read_pointer()
+        if version is None:
+            raise StoreError(f"no {self.source.location}/LATEST pointer yet", "LATEST")
+        version = version.strip()
+        if not VERSION_PATTERN.match(version):
+            raise ModelFormatError(f"pointer names an invalid version {version[:40]!r}")
+        return version
+
+    def _schedule(self, ok: bool) -> None:
+        delay = self.refresh_seconds if ok else self.retry_seconds
+        self._next_check = time.monotonic() + delay
