@@ -9,6 +9,7 @@ student's index, the item's position, 0/1), never a dense matrix.
 * :mod:`~irt.engine.model`       - the item bank (parameters, IRF, information, JSON);
 * :mod:`~irt.engine.artifact`    - reading a model artifact (plain or learning-aware);
 * :mod:`~irt.engine.calibrate`   - marginal maximum likelihood (EM) for 1PL/2PL/3PL/Rasch;
+* :mod:`~irt.engine.squarem`     - the accelerated EM driver both calibrations use;
 * :mod:`~irt.engine.ability`     - EAP/MAP ability estimates;
 * :mod:`~irt.engine.learning`    - learning-aware ability (recency, skills, PFA covariates);
 * :mod:`~irt.engine.learning_fit` - calibration of the learning-aware options;

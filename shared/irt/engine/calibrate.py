@@ -40,7 +40,6 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Literal
 
@@ -51,6 +50,7 @@ from scipy.special import expit, logit
 from irt import __version__
 from irt.engine.model import MODEL_TYPES, ItemModel
 from irt.engine.responses import Responses
+from irt.engine.squarem import squarem
 
 ModelName = Literal["rasch", "1pl", "2pl", "3pl"]
 
@@ -441,70 +441,6 @@ def _start_values(responses: Responses, pm: _Params, priors: Priors) -> np.ndarr
 
 
 # --------------------------------------------------------------------------- EM
-def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndarray, *,
-            tol: float, max_iter: int, accelerate: bool,
-            change: Callable[[np.ndarray, np.ndarray], float] | None = None,
-            stop: Callable[[list[float]], bool] | None = None
-            ) -> tuple[np.ndarray, int, bool, list[float]]:
-    """EM cycles, accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3).
-
-    Two EM steps ``v -> v1 -> v2`` give ``r = v1 - v`` and ``w = v2 - v1 - r``; the
-    extrapolation ``v - 2 alpha r + alpha^2 w`` with ``alpha = min(-|r| / |w|, -1)`` is
-    taken through one more EM step, and kept only if its objective is not below ``v2``'s
-    (so the objective never falls); otherwise the cycle ends at ``v2``.
-
-    Args:
-        em_map: one EM step: ``v -> (next v, objective at v)``.
-        v: the start.
-        tol: converged when ``change(new, old) < tol`` after a plain step.
-        max_iter: cap on EM steps (E-steps).
-        accelerate: ``False``: plain EM.
-        change: distance between two parameter vectors (default: max absolute
-            difference).
-        stop: also converged when it returns ``True`` on the objectives so far (checked
-            after each accelerated cycle).
-
-    Returns:
-        ``(v, EM steps run, converged, objective after each kept step)``.
-    """
-    if change is None:
-        def change(new: np.ndarray, old: np.ndarray) -> float:
-            return float(np.max(np.abs(new - old)))
-    history: list[float] = []
-    iterations = 0
-    converged = False
-    while iterations < max_iter:
-        v1, obj0 = em_map(v)
-        iterations += 1
-        history.append(obj0)
-        if change(v1, v) < tol:
-            v, converged = v1, True
-            break
-        if not accelerate or iterations + 2 > max_iter:
-            v = v1
-            continue
-        v2, obj1 = em_map(v1)
-        iterations += 1
-        history.append(obj1)
-        if change(v2, v1) < tol:
-            v, converged = v2, True
-            break
-        r = v1 - v
-        w = v2 - v1 - r
-        nw = np.linalg.norm(w)
-        alpha = min(-np.linalg.norm(r) / nw if nw > 0 else -1.0, -1.0)
-        v3, obj_ext = em_map(v - 2 * alpha * r + alpha**2 * w)
-        iterations += 1
-        if math.isfinite(obj_ext) and obj_ext >= obj1 - 1e-8 * abs(obj1):
-            history.append(obj_ext)
-            v = v3
-        else:
-            v = v2
-        if stop is not None and stop(history):
-            converged = True
-            break
-    return v, iterations, converged, history
-
 
 def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors
         ) -> tuple[np.ndarray, int, bool, list[float], _EStep]:

@@ -55,7 +55,6 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from irt.engine.calibrate import squarem
 from irt.engine.learning import (
     _SKILL_COLUMNS,
     DEFAULT_BOUND,
@@ -71,6 +70,7 @@ from irt.engine.learning import (
 )
 from irt.engine.model import ItemModel
 from irt.engine.responses import Responses
+from irt.engine.squarem import squarem
 
 _NF = len(FEATURES)
 _NZ = len(SKILL_FEATURES)
@@ -650,7 +650,7 @@ class _EM:
     # ---------------------------------------------------------------- EM loop
     def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float]:
         """One EM step: ``(next v, log posterior at v)`` (see
-        :func:`irt.engine.calibrate.squarem`)."""
+        :func:`irt.engine.squarem.squarem`)."""
         a, d, _, gamma, _, mu = self.split(v)
         prior = self.log_prior(a, d, gamma, mu)
         if not math.isfinite(prior):
