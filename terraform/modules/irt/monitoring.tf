@@ -166,7 +166,7 @@ resource "google_monitoring_alert_policy" "predict_5xx" {
 }
 
 # --------------------------------------------------------------------------- ML monitoring
-# prepare's monitoring checks (shared/irt/monitoring.py, docs/ml-test-score.md) log one WARNING
+# prepare's monitoring checks (shared/irt/refresh/monitoring.py, docs/ml-test-score.md) log one WARNING
 # line per finding: {"event": "monitoring_alert", "check": "data_drift" | "served_quality" |
 # "numerical" | "simpler_model", "detail": ...}. Findings that must block a model (training/serving skew, a
 # simpler baseline winning, a slice below the floor, a failed canary) reject the run instead
