@@ -348,3 +348,11 @@ def test_eap_increases_when_a_wrong_answer_becomes_right(items, data):
     t_before, _ = map_batch(model, np.zeros(n, np.int64), pos, y, 1)
     t_after, _ = map_batch(model, np.zeros(n, np.int64), pos, y2, 1)
     assert t_after[0] >= t_before[0] - 1e-7
+
+
+@pytest.mark.parametrize("scorer", [eap_batch, map_batch])
+def test_batch_scorers_refuse_answer_arrays_of_different_lengths(scorer) -> None:
+    model = ItemModel("2pl", ("q1", "q2"), [1.0, 1.5], [0.0, 0.5], [0.0, 0.0],
+                      [np.nan] * 2, [np.nan] * 2, [np.nan] * 2)
+    with pytest.raises(ValueError, match="one length, got 3, 2 and 3"):
+        scorer(model, np.array([0, 0, 1]), np.array([0, 1]), np.array([1, 0, 1]), 2)

@@ -246,27 +246,49 @@ def _derivatives(model: ItemModel, pos: np.ndarray, y: np.ndarray, theta: np.nda
     return (np.bincount(owner, ll, n), np.bincount(owner, g, n), np.bincount(owner, h, n))
 
 
+def _answer_arrays(student: np.ndarray, item_pos: np.ndarray, correct: np.ndarray,
+                   y_dtype: type) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The batch scorers' answers as arrays, checked to be of one length (as scikit-learn's
+    ``check_consistent_length``)."""
+    owner = np.asarray(student, dtype=np.int64)
+    pos = np.asarray(item_pos, dtype=np.int64)
+    y = np.asarray(correct, dtype=y_dtype)
+    if not owner.shape[0] == pos.shape[0] == y.shape[0]:
+        raise ValueError(f"student, item_pos and correct must have one length, got "
+                         f"{owner.shape[0]}, {pos.shape[0]} and {y.shape[0]}")
+    return owner, pos, y
+
+
 def map_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, correct: np.ndarray,
               n_students: int, *, start: np.ndarray | None = None, max_iter: int = 50,
               tol: float = 1e-8) -> tuple[np.ndarray, np.ndarray]:
     """MAP abilities of many students (vectorised Newton-Raphson with step halving).
 
+    Maximises ``log p(theta_s) + sum_i log P(y_i | theta_s)`` over each student's answers,
+    with the prior ``N(0, sigma^2)`` (``sigma = model.population_sd``); the SE is
+    ``1 / sqrt(-d2/dtheta2 log posterior)`` at the mode (the prior SD where that is not
+    positive).  Abilities are in logits on the calibration's scale.
+
     Args:
         model: calibrated items.
-        student: student index ``0..n_students-1`` of each answer.
-        item_pos: item position of each answer.
-        correct: 0/1 of each answer.
-        n_students: number of students.
-        start: starting values (default: EAP).
-        max_iter: Newton iterations.
-        tol: stop when every step is below ``tol``.
+        student: int array of shape ``(n_answers,)``: the student index
+            ``0..n_students-1`` of each answer (long format, students x items).
+        item_pos: int array of shape ``(n_answers,)``: the item's position in ``model``
+            (``0..n_items-1``; known items only).
+        correct: array of shape ``(n_answers,)`` of 0/1 answers.
+        n_students: number of students (those without answers get the prior's mode, 0).
+        start: array of shape ``(n_students,)``, default=None: starting values (``None``:
+            the EAP).
+        max_iter: int, default=50: Newton iterations.
+        tol: float, default=1e-8: stop when every step is below ``tol`` (logits).
 
     Returns:
-        ``(theta, se)``, each of shape ``(n_students,)``.
+        ``(theta, se)``, each a float array of shape ``(n_students,)``.
+
+    Raises:
+        ValueError: if ``student``, ``item_pos`` and ``correct`` differ in length.
     """
-    owner = np.asarray(student, dtype=np.int64)
-    pos = np.asarray(item_pos, dtype=np.int64)
-    y = np.asarray(correct, dtype=np.float64)
+    owner, pos, y = _answer_arrays(student, item_pos, correct, np.float64)
     sigma2 = model.population_sd**2
     theta = (eap_batch(model, owner, pos, y, n_students)[0] if start is None
              else np.array(start, dtype=float))
@@ -301,16 +323,32 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
               chunk_answers: int = 8192) -> tuple[np.ndarray, np.ndarray]:
     """EAP abilities of many students.
 
-    Same arguments as :func:`map_batch`.  Students with no answers get the prior
-    (``0``, ``sigma``).  Works in chunks of ``chunk_answers`` answers so memory stays
-    O(chunk x nodes + students x nodes).
+    ``theta_s = sum_q x_q w_sq`` and ``se_s = sqrt(sum_q x_q^2 w_sq - theta_s^2)`` with the
+    posterior weights ``w_sq oc N(x_q; 0, sigma^2) prod_i P(y_i | x_q)`` on ``n_points``
+    nodes over ``[-bound sigma, bound sigma]``; students whose posterior is narrower than a
+    grid step (or leans on the grid's edge) are re-integrated on a local grid.  Students with
+    no answers get the prior (``0``, ``sigma``).  Works in chunks of ``chunk_answers``
+    answers so memory stays O(chunk x nodes + students x nodes).
+
+    Args:
+        model: calibrated items.
+        student: int array of shape ``(n_answers,)``: the student index
+            ``0..n_students-1`` of each answer (long format, students x items).
+        item_pos: int array of shape ``(n_answers,)``: the item's position in ``model``
+            (``0..n_items-1``; known items only).
+        correct: array of shape ``(n_answers,)`` of 0/1 answers.
+        n_students: number of students.
+        n_points: int, default=61: grid nodes.
+        bound: float, default=6.0: grid half-width in prior SDs.
+        chunk_answers: int, default=8192: answers per chunk of the dense path.
 
     Returns:
-        ``(theta, se)``, each of shape ``(n_students,)``.
+        ``(theta, se)``, each a float array of shape ``(n_students,)`` (logits).
+
+    Raises:
+        ValueError: if ``student``, ``item_pos`` and ``correct`` differ in length.
     """
-    owner = np.asarray(student, dtype=np.int64)
-    pos = np.asarray(item_pos, dtype=np.int64)
-    y = np.asarray(correct, dtype=np.int64)
+    owner, pos, y = _answer_arrays(student, item_pos, correct, np.int64)
     sigma = model.population_sd
     x, log_prior, table = grid_table(model, n_points, bound)
     if owner.shape[0] and np.any(owner[1:] < owner[:-1]):

@@ -41,18 +41,15 @@ from __future__ import annotations
 import datetime as _dt
 import math
 from dataclasses import asdict, dataclass, field
-from typing import Literal
 
 import numpy as np
 import scipy.sparse as sp
 from scipy.special import expit, logit
 
 from irt import __version__
-from irt.engine.model import MODEL_TYPES, ItemModel
+from irt.engine.model import MODEL_TYPES, ItemModel, ModelType
 from irt.engine.responses import Responses
 from irt.engine.squarem import squarem
-
-ModelName = Literal["rasch", "1pl", "2pl", "3pl"]
 
 
 @dataclass(frozen=True)
@@ -120,7 +117,8 @@ class FitConfig:
     """Calibration settings.
 
     Attributes:
-        model: ``rasch``, ``1pl``, ``2pl`` or ``3pl``.
+        model: one of :data:`irt.engine.model.MODEL_TYPES` (the ``ModelType`` literal):
+            ``rasch``, ``1pl``, ``2pl`` or ``3pl``; checked at construction.
         quadrature: quadrature of the latent distribution.
         priors: item priors; ``None`` = :meth:`Priors.recommended` for the model.
         tol: convergence when no item parameter (``a``, ``d``, ``logit c``)
@@ -135,7 +133,7 @@ class FitConfig:
             iterations (the final E-step, the log-likelihood and SEs are float64).
     """
 
-    model: str = "2pl"
+    model: ModelType = "2pl"
     quadrature: Quadrature = field(default_factory=Quadrature)
     priors: Priors | None = None
     tol: float = 1e-4

@@ -10,6 +10,15 @@ with ``theta ~ N(mu, sigma^2)`` in the calibration population (``mu = 0``;
 ``sigma = 1`` except for the Rasch model, whose slopes are fixed at 1 and whose
 latent standard deviation is estimated).
 
+Parameters and units (the logistic metric, no 1.7 factor):
+
+* ``theta`` - ability in logits on the calibration's scale (mostly within +/- 3 sigma);
+* ``a_j``   - slope (discrimination), ``a > 0``, per logit of ability; usually 0.3-2.5, and
+  an artifact allows ``(0, 1000]``;
+* ``b_j``   - difficulty in logits (the ``theta`` where ``P = (1 + c) / 2``); usually
+  -3 to 3, an artifact allows ``[-1000, 1000]``;
+* ``c_j``   - lower asymptote (pseudo-guessing), ``0 <= c < 1``; usually below 0.35.
+
 Model types (``ModelType``):
 
 * ``rasch`` - ``a_j = 1``, ``c_j = 0``, ``sigma`` estimated (R mirt ``itemtype='Rasch'``).
@@ -22,6 +31,7 @@ from __future__ import annotations
 
 import json
 import math
+import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import repeat
@@ -32,7 +42,7 @@ import numpy as np
 from irt.errors import ModelFormatError
 
 ModelType = Literal["rasch", "1pl", "2pl", "3pl"]
-MODEL_TYPES: tuple[str, ...] = ("rasch", "1pl", "2pl", "3pl")
+MODEL_TYPES: tuple[ModelType, ...] = typing.get_args(ModelType)
 #: The artifact's schema versions this code reads.  Version 2 is version 1 plus
 #: ``options.learning``: a learning-aware model is written as 2, so that a reader from before
 #: learning-aware models (which accepts exactly 1, and would otherwise ignore the options and
