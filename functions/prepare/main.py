@@ -18,7 +18,7 @@ rejected the model (nothing published); ``500`` configuration or internal
 error; ``503`` BigQuery or Cloud Storage unavailable.  Every non-2xx is also an
 ``ERROR`` log line with ``"event": "refresh_failed"`` (alerting keys on it).
 
-Configuration (environment; :class:`irt.refresh.pipeline.RefreshConfig` documents every key):
+Configuration (environment; :class:`irt.refresh.config.RefreshConfig` documents every key):
 ``BQ_TABLE`` (or ``SOURCE_FILE`` locally), ``BQ_LOCATION``, ``COLUMN_*``,
 ``WINDOW_DAYS``, ``MODEL_TYPE``, ``MAX_ANSWERS_PER_ITEM``, ``MIN_ANSWERS_PER_*``,
 ``DATA_*`` and ``GATE_*`` thresholds, ``MODEL_BUCKET`` (or ``MODEL_DIR``),
@@ -34,7 +34,9 @@ import functions_framework
 from flask import Request, Response
 
 from irt.errors import ConfigError
-from irt.refresh.pipeline import RefreshConfig, RunOptions, json_log, run_refresh
+from irt.refresh.config import RefreshConfig, RunOptions
+from irt.refresh.logs import json_log
+from irt.refresh.pipeline import run_refresh
 
 MAX_BODY_BYTES = 64 * 1024
 

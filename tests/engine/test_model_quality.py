@@ -41,7 +41,7 @@ ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 0.005
 #: (AUC, log-loss) of prepare's default 2PL, measured 2026-11-28.
 PINNED = {"sample": (0.7760, 0.5691), "sat12": (0.8318, 0.5008)}
-#: prepare's defaults (irt.refresh.pipeline.RefreshConfig: PRIOR_A 0,0.5; PRIOR_B 0,2).
+#: prepare's defaults (irt.refresh.config.RefreshConfig: PRIOR_A 0,0.5; PRIOR_B 0,2).
 DEFAULT_PRIORS = Priors(a_lognormal=(0.0, 0.5), b_normal=(0.0, 2.0))
 
 

@@ -14,7 +14,7 @@ import pyarrow.csv as pacsv
 import pytest
 
 from irt.engine.simulate import simulate
-from irt.refresh.pipeline import _answer_order, _iso_utc, _prepared_csv
+from irt.refresh.columns import answer_order, iso_utc, prepared_csv
 
 
 def test_answer_order_equals_lexsort_with_ties_and_missing_times():
@@ -26,7 +26,7 @@ def test_answer_order_equals_lexsort_with_ties_and_missing_times():
     missing = rng.random(n) < 0.05
     seconds = np.where(missing, np.nan, us / 1e6)
     times = pa.array(us, pa.int64(), mask=missing)
-    got = _answer_order(student, times, item)
+    got = answer_order(student, times, item)
     assert np.array_equal(got, np.lexsort((item, seconds, student)))
 
 
@@ -52,16 +52,16 @@ def test_timestamp_text_equals_arrow_strftime(fraction, low, high):
     back = np.round(np.where(np.isnan(seconds), 0, seconds) * 1e6).astype(np.int64)
     expected = [None if np.isnan(x) else t
                 for x, t in zip(seconds, _strftime(back, fraction), strict=True)]
-    assert _iso_utc(seconds).to_pylist() == expected
+    assert iso_utc(seconds).to_pylist() == expected
 
 
 def test_timestamp_text_sorts_in_time_order_when_one_value_has_microseconds():
     seconds = np.array([1_790_000_000.0, 1_790_000_000.5, 1_790_000_001.0])
-    text = _iso_utc(seconds).to_pylist()
+    text = iso_utc(seconds).to_pylist()
     assert text == ["2026-09-21T14:13:20.000000Z", "2026-09-21T14:13:20.500000Z",
                     "2026-09-21T14:13:21.000000Z"]
     assert sorted(text) == text
-    assert _iso_utc(np.array([])).to_pylist() == []
+    assert iso_utc(np.array([])).to_pylist() == []
 
 
 def test_prepared_csv_reads_back_to_the_same_answers():
@@ -70,7 +70,7 @@ def test_prepared_csv_reads_back_to_the_same_answers():
     seconds = 1.79e9 + rng.integers(0, 10**7, r.n_answers).astype(float)
     seconds[5] = np.nan
     held_out = rng.random(r.n_answers) < 0.2
-    blob = _prepared_csv(r, seconds, held_out, chunk_rows=7_000)  # several gzip members
+    blob = prepared_csv(r, seconds, held_out, chunk_rows=7_000)  # several gzip members
     table = pacsv.read_csv(io.BytesIO(gzip.decompress(blob)), convert_options=pacsv.ConvertOptions(
         column_types={"student_id": pa.string(), "item_id": pa.string()}))
     assert table.column_names == ["student_id", "item_id", "correct", "answered_at", "holdout"]

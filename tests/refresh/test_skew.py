@@ -29,7 +29,7 @@ from irt.engine.ability import eap
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.preprocess import prepare_coded
 from irt.engine.simulate import simulate
-from irt.refresh.pipeline import _encode
+from irt.refresh.columns import encode
 from irt.refresh.sources import DuckDBSource, fetch
 from irt.refresh.sql import QueryParams, SourceColumns
 from irt.serving import Limits, predict
@@ -51,8 +51,8 @@ def training_answers(rows: list[dict[str, Any]], folder: Path) -> dict[str, list
         w.writeheader()
         w.writerows(rows)
     table, _ = fetch(DuckDBSource(path), SourceColumns(), WINDOW, "answers")
-    s_codes, s_dict = _encode(table.column("student_id"))
-    i_codes, i_dict = _encode(table.column("item_id"))
+    s_codes, s_dict = encode(table.column("student_id"))
+    i_codes, i_dict = encode(table.column("item_id"))
     correct = pc.fill_null(table.column("correct").cast(pa.float64()), float("nan")).to_numpy()
     us = table.column("answered_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     seconds = pc.fill_null(us.cast(pa.float64()), float("nan")).to_numpy() / 1e6

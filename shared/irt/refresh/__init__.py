@@ -5,6 +5,9 @@
 * :mod:`~irt.refresh.sources`    - BigQuery and DuckDB answer sources;
 * :mod:`~irt.refresh.quality`    - the quality gate's online comparison;
 * :mod:`~irt.refresh.monitoring` - data checks, drift, the serving canary and skew replay;
+* :mod:`~irt.refresh.config`     - the configuration (environment) and the per-run options;
+* :mod:`~irt.refresh.logs`       - the JSON log lines, one shape for every step's outcome;
+* :mod:`~irt.refresh.columns`    - Arrow and numpy helpers: answer codes and order, the CSV;
 * :mod:`~irt.refresh.pipeline`   - the run, one named function per step.
 
 Uses the engine, the store and :mod:`irt.errors`; uses the serving layer only to exercise

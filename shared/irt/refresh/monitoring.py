@@ -42,24 +42,10 @@ from irt.engine.learning import abilities
 from irt.engine.model import ItemModel
 from irt.errors import ConfigError, ModelFormatError
 from irt.refresh.quality import holdout_scores, unit_hash
+from irt.settings import env_float, env_int
 
 #: Item p-value and student score histograms: ten equal bins on [0, 1].
 BINS = np.linspace(0.0, 1.0, 11)
-
-
-def _env_number(env: Mapping[str, str], key: str, default: float, lo: float, hi: float,
-                integer: bool = False) -> Any:
-    raw = env.get(key, "").strip()
-    if raw == "":
-        return default
-    try:
-        value = int(raw) if integer else float(raw)
-    except ValueError:
-        raise ConfigError(f"must be {'an integer' if integer else 'a number'}, "
-                               f"got {raw!r}", key) from None
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
-    return value
 
 
 @dataclass(frozen=True)
@@ -116,25 +102,23 @@ class MonitorConfig:
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
         d = cls()
         return cls(
-            max_drift_psi=_env_number(env, "MONITOR_MAX_PSI", d.max_drift_psi, 0, 100),
-            max_correct_shift=_env_number(env, "MONITOR_MAX_CORRECT_SHIFT",
+            max_drift_psi=env_float(env, "MONITOR_MAX_PSI", d.max_drift_psi, 0, 100),
+            max_correct_shift=env_float(env, "MONITOR_MAX_CORRECT_SHIFT",
                                           d.max_correct_shift, 0, 1),
-            served_max_auc_drop=_env_number(env, "MONITOR_SERVED_MAX_AUC_DROP",
+            served_max_auc_drop=env_float(env, "MONITOR_SERVED_MAX_AUC_DROP",
                                             d.served_max_auc_drop, 0, 1),
-            max_students=_env_number(env, "MONITOR_MAX_STUDENTS", d.max_students, 1, 10**7,
-                                     integer=True),
-            skew_students=_env_number(env, "MONITOR_SKEW_STUDENTS", d.skew_students, 0, 10**5,
-                                      integer=True),
-            skew_theta_tolerance=_env_number(env, "MONITOR_SKEW_THETA_TOL",
+            max_students=env_int(env, "MONITOR_MAX_STUDENTS", d.max_students, 1, 10**7),
+            skew_students=env_int(env, "MONITOR_SKEW_STUDENTS", d.skew_students, 0, 10**5),
+            skew_theta_tolerance=env_float(env, "MONITOR_SKEW_THETA_TOL",
                                              d.skew_theta_tolerance, 0, 1),
-            skew_p_tolerance=_env_number(env, "MONITOR_SKEW_P_TOL", d.skew_p_tolerance, 0, 1),
-            min_slice_answers=_env_number(env, "MONITOR_MIN_SLICE_ANSWERS",
-                                          d.min_slice_answers, 1, 10**9, integer=True),
-            min_slice_auc=_env_number(env, "MONITOR_MIN_SLICE_AUC", d.min_slice_auc, 0, 1),
-            baseline_tolerance=_env_number(env, "MONITOR_BASELINE_TOL", d.baseline_tolerance,
+            skew_p_tolerance=env_float(env, "MONITOR_SKEW_P_TOL", d.skew_p_tolerance, 0, 1),
+            min_slice_answers=env_int(env, "MONITOR_MIN_SLICE_ANSWERS",
+                                          d.min_slice_answers, 1, 10**9),
+            min_slice_auc=env_float(env, "MONITOR_MIN_SLICE_AUC", d.min_slice_auc, 0, 1),
+            baseline_tolerance=env_float(env, "MONITOR_BASELINE_TOL", d.baseline_tolerance,
                                            0, 1),
             simpler_model=_simpler_setting(env.get("MONITOR_SIMPLER_MODEL", "")),
-            simpler_tolerance=_env_number(env, "MONITOR_SIMPLER_TOL", d.simpler_tolerance,
+            simpler_tolerance=env_float(env, "MONITOR_SIMPLER_TOL", d.simpler_tolerance,
                                           0, 1),
         )
 

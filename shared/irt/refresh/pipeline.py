@@ -2,21 +2,24 @@
 
 This is what the ``prepare`` Cloud Function runs (``functions/prepare/main.py``
 is the HTTP shell around :func:`run_refresh`), and what ``make demo`` runs
-locally on the embedded defaults.  Steps, each logged as one JSON line with the
-run id:
+locally on the embedded defaults.  ``_run`` calls the steps in order, one function each,
+each logging its outcome as one JSON line with the run id (:func:`irt.refresh.logs.log_step`):
 
-1. read the pointer: the serving version, its model and its report;
-2. check the source schema against the column mapping;
-3. query the window (:mod:`irt.refresh.sql`, BigQuery or DuckDB) - kept answers and
-   the rows each SQL step dropped;
-4. :func:`irt.engine.preprocess.prepare_coded` on the Arrow columns (re-validation
-   and the minimum-answer filters to their fixed point);
-5. data validation (:func:`irt.refresh.quality.check_data`);
-6. hold out the latest answers of a sample of students, calibrate on the rest;
-7. the quality gate: new and serving models on the same held-out answers;
-8. upload ``prepared.csv.gz``, ``model.json``, ``metrics.json`` and, last,
-   ``report.json`` under ``models/<version>/``;
-9. move ``models/LATEST`` (generation-match precondition), then mark the
+1. :func:`read_serving`: the pointer, the serving version, its model and its report;
+2. :func:`check_source_schema`: the source schema against the column mapping;
+3. :func:`query_answers`: the window (:mod:`irt.refresh.sql`, BigQuery or DuckDB) - kept
+   answers and the rows each SQL step dropped;
+4. :func:`prepare_answers`: :func:`irt.engine.preprocess.prepare_coded` on the Arrow columns
+   (re-validation and the minimum-answer filters to their fixed point);
+5. :func:`validate_data`: data validation (:func:`irt.refresh.quality.check_data`);
+6. :func:`hold_out` the latest answers of a sample of students, :func:`calibrate` on the rest
+   (with the learning-aware options, if any);
+7. :func:`quality_gate`: new and serving models on the same held-out answers; then
+   :func:`monitor`: the checks of :mod:`irt.refresh.monitoring`;
+8. :func:`name_version`, then :func:`write_artifacts`: ``prepared.csv.gz``, ``model.json``,
+   ``metrics.json`` and, last, ``report.json`` under ``models/<version>/``; then
+   :func:`run_canary`: the stored model, read back, through the serving code;
+9. :func:`publish`: move ``models/LATEST`` (generation-match precondition), then mark the
    version ``PUBLISHED``.
 
 Any failure stops the run before step 9: ``LATEST`` keeps naming the previous
@@ -28,17 +31,12 @@ data produces the same version and, once it is published, does nothing.
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import json
-import math
-import os
-import sys
 import time
 import traceback
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -46,15 +44,23 @@ import numpy as np
 
 from irt import __version__
 from irt.engine.artifact import load_model
-from irt.engine.calibrate import FitConfig, Priors, fit
-from irt.engine.learning import parse_options, skill_map
-from irt.engine.model import MODEL_TYPES, ItemModel
+from irt.engine.calibrate import FitConfig, FitResult, Priors, fit
+from irt.engine.learning import skill_map
+from irt.engine.model import ItemModel
 from irt.engine.preprocess import prepare_coded
-from irt.errors import ConfigError, ModelFormatError, PointerConflictError, SourceError, StoreError
-from irt.refresh.monitoring import MonitorConfig, canary, run_checks
+from irt.errors import ModelFormatError, PointerConflictError, SourceError, StoreError
+from irt.refresh.columns import (
+    answer_order,
+    encode,
+    prepared_csv,
+    sample_students,
+    version_digest,
+)
+from irt.refresh.config import RefreshConfig, RunOptions
+from irt.refresh.logs import Log, json_log, log_step
+from irt.refresh.monitoring import Checks, canary, run_checks
 from irt.refresh.quality import (
-    DataThresholds,
-    GateConfig,
+    GateResult,
     check_data,
     gate,
     holdout_mask,
@@ -62,283 +68,15 @@ from irt.refresh.quality import (
     items_lost,
 )
 from irt.refresh.sources import AnswerSource, check_schema, fetch
-from irt.refresh.sql import QueryParams, SourceColumns, drops_from_counts, parse_table
+from irt.refresh.sql import QueryParams, drops_from_counts
 from irt.store import PUBLISHED, ArtifactStore
 
-Log = Callable[..., None]
+#: What callers import from here (``functions/prepare/main.py``, the tests, the benchmarks); the
+#: configuration and the log writer live in :mod:`irt.refresh.config` and :mod:`irt.refresh.logs`.
+__all__ = ["RefreshConfig", "RunOptions", "RunResult", "json_log", "run_refresh"]
 
 
-def json_log(severity: str, message: str, **fields: Any) -> None:
-    """Write one Cloud Logging JSON line to stdout."""
-    entry = {"severity": severity, "message": message, **fields}
-    sys.stdout.write(json.dumps(entry, default=str) + "\n")
-    sys.stdout.flush()
-
-
-# --------------------------------------------------------------------------- configuration
-def _env_int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
-    raw = env.get(key, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"must be an integer, got {raw!r}", key) from None
-    if not lo <= value <= hi:
-        raise ConfigError(f"must be between {lo} and {hi}, got {value}", key)
-    return value
-
-
-def _env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: float) -> float:
-    raw = env.get(key, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"must be a number, got {raw!r}", key) from None
-    if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
-    return value
-
-
-def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float]
-              ) -> tuple[float, float] | None:
-    raw = env.get(key, "").strip()
-    if raw == "":
-        return default
-    if raw.lower() == "none":
-        return None
-    try:
-        first, second = (float(v) for v in raw.split(","))
-    except ValueError:
-        raise ConfigError(f"must be two numbers 'location,scale' or 'none', got {raw!r}", key
-                          ) from None
-    if not (math.isfinite(first) and math.isfinite(second) and second > 0):
-        raise ConfigError(f"needs a finite location and a positive scale, got {raw!r}", key)
-    return first, second
-
-
-@dataclass(frozen=True)
-class RefreshConfig:
-    """Everything a refresh needs, read from the environment by :meth:`from_env`.
-
-    Attributes:
-        table: ``BQ_TABLE`` (``project.dataset.table``), or ``None`` for the local file.
-        source_file: ``SOURCE_FILE``: a local CSV/Parquet log (used when no ``BQ_TABLE``).
-        location: ``BQ_LOCATION``, the BigQuery job location.
-        columns: ``COLUMN_STUDENT``, ``COLUMN_ITEM``, ``COLUMN_CORRECT``,
-            ``COLUMN_ANSWERED_AT``, ``COLUMN_SKILL``.
-        model_type: ``MODEL_TYPE``: rasch, 1pl, 2pl (default) or 3pl.
-        window_days: ``WINDOW_DAYS``: the window is the last N days (default 365).
-        max_answers_per_item: ``MAX_ANSWERS_PER_ITEM`` (default 5000): the cap.
-        min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 10).
-        min_answers_per_student: ``MIN_ANSWERS_PER_STUDENT`` (default 2).
-        max_id_length: ``MAX_ID_LENGTH`` (default 256).
-        prior_a: ``PRIOR_A``: lognormal prior on slopes as ``meanlog,sdlog``
-            (default ``0,0.5``; ``none`` for plain maximum likelihood).
-        prior_b: ``PRIOR_B``: normal prior on difficulties as ``mean,sd``
-            (default ``0,2``).  LMS logs are sparse - most items have few
-            answers - and without these priors EM chases the slopes and
-            difficulties of nearly separable items for hundreds of cycles; they
-            are the settings ``python -m irt evaluate`` measures with.
-        data: ``DATA_MIN_ANSWERS``, ``DATA_MAX_INVALID_SHARE``,
-            ``DATA_MIN_ROW_RATIO``, ``DATA_MAX_ROW_RATIO``, ``DATA_MAX_ITEMS_LOST``.
-        gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MAX_STUDENTS``,
-            ``GATE_HOLDOUT_LAST``, ``GATE_MAX_AUC_DROP``,
-            ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``.
-        bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
-        prefix: ``MODEL_PREFIX`` (default ``models``).
-        monitoring: ``MONITOR_*`` thresholds of :mod:`irt.refresh.monitoring` (not part of the
-            version digest: they judge a model, they do not shape it).
-        model_options: ``MODEL_OPTIONS``: learning-aware options of :mod:`irt.engine.learning`,
-            comma-separated ``recency``, ``skills``, ``pfa`` (default none: the plain
-            model).  ``skills`` and ``pfa`` need ``COLUMN_SKILL``; all need ``MODEL_TYPE``
-            2pl.  Calibrated by :func:`irt.engine.learning_fit.fit_learning` on the training
-            answers after the plain fit, stored in the artifact's ``options``, gated with
-            the same online protocol and served by ``predict``.
-        recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
-        pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
-    """
-
-    table: str | None = None
-    source_file: str | None = None
-    location: str | None = None
-    columns: SourceColumns = field(default_factory=SourceColumns)
-    model_type: str = "2pl"
-    window_days: int = 365
-    max_answers_per_item: int = 5000
-    min_answers_per_item: int = 10
-    min_answers_per_student: int = 2
-    max_id_length: int = 256
-    prior_a: tuple[float, float] | None = (0.0, 0.5)
-    prior_b: tuple[float, float] | None = (0.0, 2.0)
-    data: DataThresholds = field(default_factory=DataThresholds)
-    gate: GateConfig = field(default_factory=GateConfig)
-    bucket: str | None = None
-    model_dir: str | None = None
-    prefix: str = "models"
-    monitoring: MonitorConfig = field(default_factory=MonitorConfig)
-    model_options: tuple[str, ...] = ()
-    recency_decay: float = 0.95
-    pfa_window: int = 10
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
-        """Read and validate the configuration.
-
-        Raises:
-            ConfigError: naming the variable and the rule it breaks.
-        """
-        env = os.environ if env is None else env
-        table = env.get("BQ_TABLE") or None
-        if table:
-            parse_table(table)
-        source_file = env.get("SOURCE_FILE") or None
-        if not table and not source_file:
-            raise ConfigError("set BQ_TABLE (or SOURCE_FILE for a local log)", "BQ_TABLE")
-        bucket = env.get("MODEL_BUCKET") or None
-        model_dir = env.get("MODEL_DIR") or None
-        if not bucket and not model_dir:
-            raise ConfigError("set MODEL_BUCKET (or MODEL_DIR for local runs)", "MODEL_BUCKET")
-        model_type = (env.get("MODEL_TYPE") or "2pl").lower()
-        if model_type not in MODEL_TYPES:
-            raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "MODEL_TYPE")
-        prefix = env.get("MODEL_PREFIX") or "models"
-        if not all(part and part.replace("-", "").replace("_", "").isalnum()
-                   for part in prefix.split("/")):
-            raise ConfigError("letters, digits, '-', '_' and '/' only", "MODEL_PREFIX")
-        columns = SourceColumns(
-            student=env.get("COLUMN_STUDENT") or "student_id",
-            item=env.get("COLUMN_ITEM") or "item_id",
-            correct=env.get("COLUMN_CORRECT") or "correct",
-            answered_at=env.get("COLUMN_ANSWERED_AT") or "answered_at",
-            skill=env.get("COLUMN_SKILL") or None,
-        )
-        try:
-            model_options = parse_options(env.get("MODEL_OPTIONS"))
-        except ValueError as exc:
-            raise ConfigError(str(exc), "MODEL_OPTIONS") from None
-        if model_options and model_type != "2pl":
-            raise ConfigError("learning-aware options need MODEL_TYPE=2pl", "MODEL_OPTIONS")
-        if {"skills", "pfa"} & set(model_options) and not columns.skill:
-            raise ConfigError("options 'skills' and 'pfa' need COLUMN_SKILL "
-                              "(the item -> skill map is learned from it)", "MODEL_OPTIONS")
-        d, g = DataThresholds(), GateConfig()
-        data = DataThresholds(
-            min_answers=_env_int(env, "DATA_MIN_ANSWERS", d.min_answers, 1, 10**12),
-            max_invalid_share=_env_float(env, "DATA_MAX_INVALID_SHARE", d.max_invalid_share,
-                                         0, 1),
-            min_row_ratio=_env_float(env, "DATA_MIN_ROW_RATIO", d.min_row_ratio, 0, 1),
-            max_row_ratio=_env_float(env, "DATA_MAX_ROW_RATIO", d.max_row_ratio, 1, 1e6),
-            max_items_lost=_env_float(env, "DATA_MAX_ITEMS_LOST", d.max_items_lost, 0, 1),
-        )
-        gate_config = GateConfig(
-            holdout_students=_env_float(env, "GATE_HOLDOUT_STUDENTS", g.holdout_students,
-                                        1e-6, 1),
-            holdout_max_students=_env_int(env, "GATE_HOLDOUT_MAX_STUDENTS",
-                                          g.holdout_max_students, 1, 10**7),
-            holdout_last=_env_float(env, "GATE_HOLDOUT_LAST", g.holdout_last, 0.01, 0.99),
-            max_auc_drop=_env_float(env, "GATE_MAX_AUC_DROP", g.max_auc_drop, 0, 1),
-            max_logloss_rise=_env_float(env, "GATE_MAX_LOGLOSS_RISE", g.max_logloss_rise, 0, 10),
-            min_auc=_env_float(env, "GATE_MIN_AUC", g.min_auc, 0, 1),
-        )
-        return cls(
-            table=table, source_file=source_file, location=env.get("BQ_LOCATION") or None,
-            columns=columns, model_type=model_type,
-            window_days=_env_int(env, "WINDOW_DAYS", 365, 1, 36500),
-            max_answers_per_item=_env_int(env, "MAX_ANSWERS_PER_ITEM", 5000, 1, 10**9),
-            min_answers_per_item=_env_int(env, "MIN_ANSWERS_PER_ITEM", 10, 1, 10**9),
-            min_answers_per_student=_env_int(env, "MIN_ANSWERS_PER_STUDENT", 2, 1, 10**9),
-            max_id_length=_env_int(env, "MAX_ID_LENGTH", 256, 1, 4096),
-            prior_a=_env_pair(env, "PRIOR_A", (0.0, 0.5)),
-            prior_b=_env_pair(env, "PRIOR_B", (0.0, 2.0)),
-            data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
-            monitoring=MonitorConfig.from_env(env), model_options=model_options,
-            recency_decay=_env_float(env, "RECENCY_DECAY", 0.95, 0.01, 0.9999),
-            pfa_window=_env_int(env, "PFA_WINDOW", 10, 1, 10_000),
-        )
-
-    def summary(self) -> dict[str, Any]:
-        """JSON-ready settings that shape the model (part of the version digest)."""
-        out = asdict(self)
-        out["columns"] = self.columns.required()
-        for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
-            out.pop(key)
-        if not self.model_options:  # a plain model: the digest of the plain settings only
-            for key in ("model_options", "recency_decay", "pfa_window"):
-                out.pop(key)
-        return out
-
-
-@dataclass(frozen=True)
-class RunOptions:
-    """Per-run overrides an operator may send in the request body.
-
-    Attributes:
-        force: publish even if data validation or the quality gate fails
-            (recorded as decision ``forced``).
-        dry_run: do everything but move ``LATEST``.
-        window_end: end of the window (default: now, floored to the hour, so
-            retries within the hour see the same window).
-        window_days: window length override.
-        model_type: model type override.
-    """
-
-    force: bool = False
-    dry_run: bool = False
-    window_end: datetime | None = None
-    window_days: int | None = None
-    model_type: str | None = None
-
-    FIELDS = ("force", "dry_run", "window_end", "window_days", "model_type")
-
-    @classmethod
-    def from_json(cls, body: Any) -> RunOptions:
-        """Validate a request body.
-
-        Raises:
-            ConfigError: naming the field and the rule (unknown fields included).
-        """
-        if body is None:
-            return cls()
-        if not isinstance(body, dict):
-            raise ConfigError("must be a JSON object", "body")
-        for key in body:
-            if key not in cls.FIELDS:
-                raise ConfigError(f"unknown field; allowed: {', '.join(cls.FIELDS)}", str(key)[:64])
-        out: dict[str, Any] = {}
-        for key in ("force", "dry_run"):
-            if key in body:
-                if not isinstance(body[key], bool):
-                    raise ConfigError("must be true or false", key)
-                out[key] = body[key]
-        if "window_end" in body:
-            raw = body["window_end"]
-            try:
-                if not isinstance(raw, str) or len(raw) > 40:
-                    raise ValueError
-                end = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-            except ValueError:
-                raise ConfigError("must be an RFC 3339 timestamp with a time "
-                                  "zone, e.g. 2026-11-28T00:00:00Z", "window_end") from None
-            if end.tzinfo is None:
-                raise ConfigError("must include a time zone (e.g. Z)", "window_end")
-            out["window_end"] = end.astimezone(UTC)
-        if "window_days" in body:
-            v = body["window_days"]
-            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 36500:
-                raise ConfigError("must be an integer between 1 and 36500", "window_days")
-            out["window_days"] = v
-        if "model_type" in body:
-            v = body["model_type"]
-            if not isinstance(v, str) or v.lower() not in MODEL_TYPES:
-                raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "model_type")
-            out["model_type"] = v.lower()
-        return cls(**out)
-
-
-# --------------------------------------------------------------------------- the run
+# --------------------------------------------------------------------------- what steps hand on
 @dataclass
 class RunResult:
     """What a run did.
@@ -362,184 +100,106 @@ class _StopError(Exception):
         self.status, self.code, self.message, self.extra = status, code, message, extra
 
 
-def _floor_hour(t: datetime) -> datetime:
-    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+@dataclass(frozen=True)
+class Run:
+    """What every step may read: the configuration with the request's overrides applied, the
+    options, the window, the clock, the run id, the source, the store and the log."""
+
+    config: RefreshConfig
+    options: RunOptions
+    source: AnswerSource
+    store: ArtifactStore
+    say: Log
+    now: datetime
+    window_start: datetime
+    window_end: datetime
+    run_id: str
 
 
-def _encode(column: Any) -> tuple[np.ndarray, list[Any]]:
-    """Dictionary-encode an Arrow string column with a *sorted* dictionary.
+@dataclass(frozen=True)
+class Serving:
+    """What serves now (step 1): the version ``LATEST`` names (``None`` or empty: nothing),
+    the pointer's token for the move of step 9, and that version's model (``None`` when
+    absent or unreadable), ``report.json``, the report's ``data`` and ``metrics.json``."""
 
-    Returns ``(int32 codes, -1 for null; dictionary in ascending order)``: the code
-    order is the id order, whatever order the engine returned the rows in, so
-    sorting by codes is sorting by ids - without comparing strings row by row.
-    """
-    import pyarrow.compute as pc
-
-    arr = column.combine_chunks() if hasattr(column, "combine_chunks") else column
-    enc = arr.dictionary_encode()
-    order = pc.array_sort_indices(enc.dictionary).to_numpy()
-    rank = np.empty(order.shape[0] + 1, dtype=np.int32)
-    rank[order] = np.arange(order.shape[0])
-    rank[-1] = -1  # null (-1) indexes the last slot
-    codes = pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False)
-    return rank[codes], enc.dictionary.take(order).to_pylist()
+    version: str | None
+    token: Any
+    model: ItemModel | None = None
+    report: dict[str, Any] | None = None
+    data: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
 
 
-def _answer_order(student: np.ndarray, times_us: Any, item: np.ndarray) -> np.ndarray:
-    """The permutation that sorts answers by student, time (missing last), item.
+@dataclass(frozen=True)
+class Answers:
+    """The query's result (step 3): the kept answers as an Arrow table, the SQL's row counts
+    and the rows each SQL step dropped."""
 
-    Arrow's multi-key sort: the same order as ``np.lexsort((item, seconds,
-    student))``, ten times faster on 10M answers (0.5 s against 6 s).
-
-    Args:
-        student: int32 student codes.
-        times_us: answer times as an Arrow int64 array of epoch microseconds (null
-            = missing).
-        item: int32 item codes.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    keys = pa.table({"s": student, "t": times_us, "i": item})
-    return pc.sort_indices(keys, sort_keys=[
-        ("s", "ascending", "at_end"), ("t", "ascending", "at_end"),
-        ("i", "ascending", "at_end")]).to_numpy()
+    table: Any
+    counts: dict[str, int]
+    dropped: dict[str, int]
 
 
-def _epoch_us(seconds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(integer microseconds, 0 where missing; the NaN mask)``."""
-    missing = np.isnan(seconds)
-    return np.round(np.where(missing, 0, seconds) * 1e6).astype(np.int64), missing
+@dataclass(frozen=True)
+class Prepared:
+    """The prepared answers (step 4): the engine's ``Responses``, their times (epoch seconds,
+    ``None`` when the log has none), the data report (rows in and out, drops by reason,
+    students, items) and, for the learning-aware options, the log's item -> skill map as
+    ``(skill code per item code, item dictionary, skill dictionary)``."""
+
+    responses: Any
+    answered_at: np.ndarray | None
+    data: dict[str, Any]
+    skills: tuple[np.ndarray, list[Any], list[Any]] | None
 
 
-@functools.cache
-def _clock_text() -> Any:
-    """``HH:MM:SS`` for every second of a day, as a pyarrow array (built once)."""
-    import pyarrow as pa
+@dataclass(frozen=True)
+class Holdout:
+    """The gate's split (step 6): each answer's order within its student (its time, or its
+    row), the held-out mask and the training answers (the rest)."""
 
-    t = np.arange(86_400)
-    return pa.array([f"{h:02d}:{m:02d}:{x:02d}" for h, m, x in
-                     zip((t // 3600).tolist(), (t // 60 % 60).tolist(), (t % 60).tolist(),
-                         strict=True)])
-
-
-def _iso_utc(seconds: np.ndarray, fraction: bool | None = None) -> Any:
-    """Epoch seconds (NaN = missing) as RFC 3339 UTC text, e.g. ``2026-10-27T16:57:18Z``.
-
-    Seven times faster than Arrow's timestamp formatting (which the CSV writer
-    uses): the date and the time of day are looked up in small dictionaries of
-    pre-formatted text (one entry per day of the data's span, one per second
-    of a day) and joined.
-
-    Args:
-        seconds: epoch seconds, NaN where the time is missing.
-        fraction: write microseconds (``.ffffff``) on every row; ``None``: when
-            some value has them.  One choice for a whole file keeps the text
-            sorting in time order.
-
-    Returns:
-        a ``pyarrow.StringArray``, null where ``seconds`` is NaN.
-    """
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    us, missing = _epoch_us(seconds)
-    whole, frac = np.divmod(us, 1_000_000)
-    if fraction is None:
-        fraction = bool(frac.any())
-    day, tod = np.divmod(whole, 86_400)
-    first = int(day.min()) if day.size else 0
-    span = int(day.max()) - first + 1 if day.size else 1
-    if span > 200_000:  # a span of centuries: not worth a dictionary
-        # Arrow's %S carries the fraction of the timestamp's unit: us or whole s
-        stamps = pa.array(us if fraction else whole,
-                          pa.timestamp("us" if fraction else "s", tz="UTC"))
-        text = pc.strftime(stamps, "%Y-%m-%dT%H:%M:%SZ")
-    else:
-        days = np.datetime_as_string(np.arange(first, first + span).astype("datetime64[D]"))
-        day_text = pa.DictionaryArray.from_arrays(
-            pa.array((day - first).astype(np.int32)), pa.array([d + "T" for d in days])
-        ).cast(pa.string())
-        tod_text = pa.DictionaryArray.from_arrays(pa.array(tod.astype(np.int32)),
-                                                  _clock_text()).cast(pa.string())
-        parts = [day_text, tod_text]
-        if fraction:
-            digits = pc.utf8_lpad(pa.array(frac).cast(pa.string()), width=6, padding="0")
-            parts.append(pc.binary_join_element_wise(".", digits, ""))
-        text = pc.binary_join_element_wise(*parts, "Z", "")
-    if missing.any():
-        text = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), text)
-    return text
+    order_key: np.ndarray
+    held_out: np.ndarray
+    train: Any
 
 
-def _prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.ndarray,
-                  chunk_rows: int = 1_000_000) -> bytes:
-    """The prepared answers as gzip CSV bytes, built in memory.
+@dataclass(frozen=True)
+class Calibrated:
+    """The new model (step 6): with its learning-aware options if any; the plain fit's
+    result and the settings it ran with (the monitoring challenger reuses them)."""
 
-    Columns ``student_id``, ``item_id``, ``correct`` (0/1), ``answered_at``
-    (RFC 3339 UTC, see :func:`_iso_utc`; absent when the answers have no time)
-    and ``holdout`` (1 = held out from the fit for the quality gate).
-
-    Arrow writes the CSV in chunks of ``chunk_rows`` rows; each chunk is formatted
-    and compressed (gzip level 1) on its own thread and the members concatenated -
-    a multi-member gzip file, which gzip, zcat, Python, pandas and BigQuery read
-    as one.  Level 1 and the threads make this ~5x faster than one level-6 stream
-    at ~30 % more bytes.
-    """
-    import gzip
-    from concurrent.futures import ThreadPoolExecutor
-
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    students = pa.array(responses.student_ids, pa.string())
-    items = pa.array(responses.item_ids, pa.string())
-    n = responses.n_answers
-    fraction = answered_at is not None and bool((_epoch_us(answered_at)[0] % 1_000_000).any())
-
-    def piece(start: int) -> bytes:
-        stop = min(start + chunk_rows, n)
-        cols = {
-            "student_id": pa.DictionaryArray.from_arrays(
-                pa.array(responses.student[start:stop], pa.int32()), students).cast(pa.string()),
-            "item_id": pa.DictionaryArray.from_arrays(
-                pa.array(responses.item[start:stop], pa.int32()), items).cast(pa.string()),
-            "correct": pa.array(responses.correct[start:stop], pa.int8()),
-        }
-        if answered_at is not None:
-            cols["answered_at"] = _iso_utc(answered_at[start:stop], fraction)
-        cols["holdout"] = pa.array(held_out[start:stop].astype(np.int8), pa.int8())
-        sink = pa.BufferOutputStream()
-        pacsv.write_csv(pa.table(cols), sink,
-                        write_options=pacsv.WriteOptions(include_header=start == 0))
-        return gzip.compress(sink.getvalue(), compresslevel=1, mtime=0)
-
-    starts = range(0, max(n, 1), chunk_rows)
-    with ThreadPoolExecutor(max_workers=min(len(starts), os.cpu_count() or 1)) as pool:
-        return b"".join(pool.map(piece, starts))
+    model: ItemModel
+    result: FitResult
+    fit_config: FitConfig
 
 
-def _sample_students(responses: Any, limit: int = 1_000_000) -> Any:
-    """At most about ``limit`` answers: every k-th student (whole answer patterns), k fixed by
-    the size, so the monitoring challenger's fit stays bounded on any log."""
-    if responses.n_answers <= limit:
-        return responses
-    k = math.ceil(responses.n_answers / limit)
-    return responses.subset(responses.student % k == 0)
+@dataclass(frozen=True)
+class Findings:
+    """What steps 5-7 found: data violations (with the serving items lost), the gate's
+    verdict and the monitoring checks."""
+
+    violations: list[str]
+    verdict: GateResult
+    checks: Checks
+
+    @property
+    def reasons(self) -> list[str]:
+        """Every reason to reject the model (none: it may publish)."""
+        return self.violations + self.verdict.reasons + self.checks.problems
 
 
-def _digest(config: dict[str, Any], window: tuple[datetime, datetime], responses: Any,
-            held_out: np.ndarray) -> str:
-    h = hashlib.sha256()
-    h.update(json.dumps({"config": config, "window": [w.isoformat() for w in window],
-                         "code_version": __version__}, sort_keys=True, default=str).encode())
-    for arr in (responses.student, responses.item, responses.correct, held_out):
-        h.update(np.ascontiguousarray(arr).tobytes())
-    h.update("\x1f".join(responses.student_ids).encode())
-    h.update("\x1e".join(responses.item_ids).encode())
-    return h.hexdigest()
+@dataclass(frozen=True)
+class Candidate:
+    """The new version as it is stored (step 8): its id, the decision (``accepted``,
+    ``forced``, ``dry_run`` or ``rejected``), the model stamped with both, and the findings."""
+
+    version: str
+    decision: str
+    model: ItemModel
+    findings: Findings
 
 
+# --------------------------------------------------------------------------- the run
 def run_refresh(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                 options: RunOptions | None = None, log: Log = json_log,
                 now: datetime | None = None) -> RunResult:
@@ -576,21 +236,68 @@ def run_refresh(config: RefreshConfig, source: AnswerSource, store: ArtifactStor
         status = 500
         body = {**summary, "status": "internal_error",
                 "error": f"{type(exc).__name__}: {exc}"}
-        say("ERROR", "internal error (traceback attached)", event="internal_error",
-            error=body["error"], traceback=traceback.format_exc())
+        log_step(say, "internal error (traceback attached)", severity="ERROR",
+                 event="internal_error", error=body["error"], traceback=traceback.format_exc())
     body["seconds"] = round(time.perf_counter() - started, 3)
     if status >= 300:
-        say("ERROR", f"refresh failed: {body.get('error')}", event="refresh_failed",
-            http_status=status, **{k: v for k, v in body.items() if k not in ("run_id",)})
+        log_step(say, f"refresh failed: {body.get('error')}", severity="ERROR",
+                 event="refresh_failed", http_status=status,
+                 **{k: v for k, v in body.items() if k not in ("run_id",)})
     else:
-        say("INFO", f"refresh finished: {body['status']}", event="refresh_finished", **{
-            k: v for k, v in body.items() if k != "run_id"})
+        log_step(say, f"refresh finished: {body['status']}", event="refresh_finished",
+                 **{k: v for k, v in body.items() if k != "run_id"})
     return RunResult(status, body)
 
 
 def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
          options: RunOptions, say: Log, now: datetime, summary: dict[str, Any]
          ) -> dict[str, Any]:
+    """The steps in order; ``summary`` gathers what the response reports, on failure too."""
+    run = start_run(config, source, store, options, say, now, summary)
+    serving = read_serving(run)
+    summary["serving_version"] = serving.version
+    check_source_schema(run)
+    # One expression: prepare_answers then holds the only reference to the Arrow result.
+    prepared = prepare_answers(run, query_answers(run))
+    summary["data"] = prepared.data
+    violations = validate_data(run, prepared, serving)
+    holdout = hold_out(run, prepared)
+    calibrated = calibrate(run, prepared, holdout)
+    violations += items_lost(serving.model, calibrated.model, run.config.data)  # a data violation
+    verdict = quality_gate(run, prepared, holdout, calibrated.model, serving)
+    checks = monitor(run, prepared, holdout, calibrated, serving, verdict)
+    findings = Findings(violations, verdict, checks)
+
+    version = name_version(run, prepared, holdout)
+    summary["version"] = version
+    if version == serving.version or PUBLISHED in store.versions().get(version, []):
+        return {**summary, "status": "unchanged",
+                "detail": f"{version} (same window, same data) was already published; "
+                          "nothing written"}
+    candidate = Candidate(version, decide(options, findings.reasons),
+                          stamp_model(run, calibrated.model, version, prepared.data), findings)
+    write_artifacts(run, candidate, prepared, holdout, calibrated, serving)
+    summary.update(decision=candidate.decision, gate=verdict.to_dict())
+    if candidate.decision == "rejected":
+        raise _StopError(422, "rejected", "; ".join(findings.reasons), version=version,
+                         decision=candidate.decision, gate=verdict.to_dict())
+    run_canary(run, candidate)
+    if candidate.decision == "dry_run":
+        return {**summary, "status": "dry_run", "reasons": findings.reasons}
+    publish(run, candidate, serving)
+    return {**summary, "status": "published", "reasons": findings.reasons}
+
+
+# --------------------------------------------------------------------------- the steps
+def start_run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
+              options: RunOptions, say: Log, now: datetime, summary: dict[str, Any]) -> Run:
+    """Apply the request's overrides, fix the window and log that the refresh started.
+
+    The window ends at ``options.window_end``, else at ``now`` floored to the hour (retries
+    within the hour see the same window), and spans ``window_days``.  Adds the window, model
+    type, source, store and options to ``summary`` and logs it all (INFO ``refresh_started``).
+    Raises nothing.
+    """
     if options.model_type or options.window_days:
         config = replace(config, model_type=options.model_type or config.model_type,
                          window_days=options.window_days or config.window_days)
@@ -599,269 +306,392 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     summary.update(window_start=window_start.isoformat(), window_end=window_end.isoformat(),
                    model_type=config.model_type, source=source.description,
                    store=store.location, force=options.force, dry_run=options.dry_run)
-    say("INFO", "refresh started", event="refresh_started", **summary)
+    log_step(say, "refresh started", event="refresh_started", **summary)
+    return Run(config=config, options=options, source=source, store=store, say=say, now=now,
+               window_start=window_start, window_end=window_end, run_id=summary["run_id"])
 
-    # 1. what serves now
-    try:
-        serving_version, token = store.read_pointer()
-        serving_model: ItemModel | None = None
-        previous_report: dict[str, Any] | None = None
-        serving_report: dict[str, Any] | None = None
-        serving_metrics: dict[str, Any] | None = None
-        if serving_version:
-            raw_model = store.get(serving_version, "model.json")
-            raw_report = store.get(serving_version, "report.json")
-            if raw_model is not None:
-                try:
-                    serving_model = load_model(raw_model)
-                except ModelFormatError as exc:
-                    say("WARNING", f"serving model {serving_version} is unreadable: {exc}; "
-                        "the gate compares against nothing", event="serving_model_invalid")
-            if raw_report is not None:
-                serving_report = json.loads(raw_report)
-                previous_report = serving_report.get("data")
-            raw_metrics = store.get(serving_version, "metrics.json")
-            if raw_metrics is not None:
-                serving_metrics = json.loads(raw_metrics)
-    except (StoreError, OSError, ValueError) as exc:
-        raise _StopError(503, "store_unavailable", f"cannot read {store.location}: {exc}") from exc
-    except Exception as exc:
-        if _is_cloud_error(exc):
-            raise _StopError(503, "store_unavailable",
-                        f"cannot read {store.location}: {exc}") from exc
-        raise
-    summary["serving_version"] = serving_version
 
-    # 2. schema
+def read_serving(run: Run) -> Serving:
+    """Step 1: read ``LATEST`` and the serving version's ``model.json``, ``report.json`` and
+    ``metrics.json`` (each may be absent).
+
+    A serving model that does not load is logged (WARNING ``serving_model_invalid``) and the
+    gate then compares against nothing; nothing else is logged.  Raises :class:`_StopError`
+    503 ``store_unavailable`` when the store cannot be read or a file in it is invalid (a
+    ``ValueError``: JSON that does not parse).
+    """
+    store = run.store
+    with _store_unavailable(f"cannot read {store.location}", also=(ValueError,)):
+        version, token = store.read_pointer()
+        if not version:
+            return Serving(version, token)
+        raw_model = store.get(version, "model.json")
+        raw_report = store.get(version, "report.json")
+        model = report = data = None
+        if raw_model is not None:
+            try:
+                model = load_model(raw_model)
+            except ModelFormatError as exc:
+                log_step(run.say, f"serving model {version} is unreadable: {exc}; "
+                         "the gate compares against nothing", severity="WARNING",
+                         event="serving_model_invalid")
+        if raw_report is not None:
+            report = json.loads(raw_report)
+            data = report.get("data")
+        raw_metrics = store.get(version, "metrics.json")
+        metrics = json.loads(raw_metrics) if raw_metrics is not None else None
+    return Serving(version, token, model, report, data, metrics)
+
+
+def check_source_schema(run: Run) -> None:
+    """Step 2: check the source's columns against the configured column mapping.
+
+    Logs nothing.  Raises :class:`_StopError` 503 ``source_unavailable`` when the source
+    cannot be read, 422 ``invalid_schema`` (every problem, ``; ``-joined) when a column is
+    missing or of the wrong type.
+    """
     try:
-        problems = check_schema(source.schema(), config.columns)
+        problems = check_schema(run.source.schema(), run.config.columns)
     except SourceError as exc:
         raise _StopError(503, "source_unavailable", str(exc)) from exc
     if problems:
         raise _StopError(422, "invalid_schema", "; ".join(problems))
 
-    # 3. query
-    params = QueryParams(window_start, window_end, config.max_answers_per_item,
+
+def query_answers(run: Run) -> Answers:
+    """Step 3: run the answer-log SQL (:mod:`irt.refresh.sql`) over the window.
+
+    Logs INFO ``queried`` with the rows in, the rows kept and the rows each SQL step dropped.
+    Raises :class:`_StopError` 503 ``source_unavailable`` when the source fails, 500
+    ``source_inconsistent`` when its row counts do not add up.
+    """
+    config = run.config
+    params = QueryParams(run.window_start, run.window_end, config.max_answers_per_item,
                          config.min_answers_per_item, config.min_answers_per_student,
                          config.max_id_length)
     t0 = time.perf_counter()
     try:
-        table, counts = fetch(source, config.columns, params,
-                              config.table or getattr(source, "table", "answers"))
-        sql_drops = drops_from_counts(counts)
+        table, counts = fetch(run.source, config.columns, params,
+                              config.table or getattr(run.source, "table", "answers"))
+        dropped = drops_from_counts(counts)
     except SourceError as exc:
         raise _StopError(503, "source_unavailable", str(exc)) from exc
     except ValueError as exc:
         raise _StopError(500, "source_inconsistent", str(exc)) from exc
-    say("INFO", "query done", event="queried", rows_in=counts["rows_in"],
-        rows_kept=counts["kept"], dropped=sql_drops, seconds=round(time.perf_counter() - t0, 3))
+    log_step(run.say, "query done", event="queried", since=t0, rows_in=counts["rows_in"],
+             rows_kept=counts["kept"], dropped=dropped)
+    return Answers(table, counts, dropped)
 
-    # 4. prepare on the Arrow columns
-    t0 = time.perf_counter()
+
+def prepare_answers(run: Run, answers: Answers) -> Prepared:
+    """Step 4: the Arrow columns as codes in one answer order, then ``prepare_coded``.
+
+    Pass ``answers`` straight from :func:`query_answers` (as ``_run`` does): this function
+    then holds the only reference to the Arrow result and frees it once the columns are in
+    numpy, before sorting and preparing.  Logs INFO ``prepared`` with the data report (SQL and
+    preparation drops added up).  Raises nothing of its own.
+    """
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    s_codes, s_dict = _encode(table.column("student_id"))
-    i_codes, i_dict = _encode(table.column("item_id"))
+    t0 = time.perf_counter()
+    table, rows_in, sql_drops = answers.table, answers.counts["rows_in"], answers.dropped
+    del answers
+    s_codes, s_dict = encode(table.column("student_id"))
+    i_codes, i_dict = encode(table.column("item_id"))
     skills = None  # the item -> skill map of the log, for the learning-aware options
-    if {"skills", "pfa"} & set(config.model_options):
-        k_codes, k_dict = _encode(table.column("skill_id"))
-        skills = (skill_map(i_codes, k_codes, len(i_dict)), i_dict, k_dict)
-        del k_codes
+    if {"skills", "pfa"} & set(run.config.model_options):
+        skills = _skills(table, i_codes, i_dict)
     # the SQL leaves 0, 1 or NULL: int8 with -1 for NULL (invalid_correct downstream)
     correct = pc.fill_null(table.column("correct"), -1).cast(pa.int8()).to_numpy()
     times_us = table.column("answered_at").cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
     seconds = pc.fill_null(times_us.cast(pa.float64()), float("nan")).to_numpy() / 1e6
     del table  # the columns now live in numpy; free the Arrow result
-    # A deterministic order whatever order the engine returned (see _answer_order).
+    # A deterministic order whatever order the engine returned (see answer_order).
     # Permuted one array at a time, so at most one extra copy is alive.
-    order = _answer_order(s_codes, times_us, i_codes)
+    order = answer_order(s_codes, times_us, i_codes)
     del times_us
-    s_codes = s_codes[order]
-    i_codes = i_codes[order]
-    correct = correct[order]
-    seconds = seconds[order]
+    s_codes, i_codes = s_codes[order], i_codes[order]
+    correct, seconds = correct[order], seconds[order]
     del order
     prepared = prepare_coded(
         s_codes, s_dict, i_codes, i_dict, correct, seconds,
-        min_answers_per_item=config.min_answers_per_item,
-        min_answers_per_student=config.min_answers_per_student,
-        max_id_length=config.max_id_length)
+        min_answers_per_item=run.config.min_answers_per_item,
+        min_answers_per_student=run.config.min_answers_per_student,
+        max_id_length=run.config.max_id_length)
     del s_codes, i_codes, correct, seconds
-    rep = prepared.report
-    dropped = {k: sql_drops.get(k, 0) + rep.dropped.get(k, 0)
-               for k in (*sql_drops, *rep.dropped)}
-    data_report = {"rows_in": counts["rows_in"], "rows_out": rep.rows_out, "dropped": dropped,
-                   "n_students": rep.n_students, "n_items": rep.n_items}
-    summary["data"] = data_report
-    say("INFO", "answers prepared", event="prepared", **data_report,
-        seconds=round(time.perf_counter() - t0, 3))
+    data = _data_report(rows_in, sql_drops, prepared.report)
+    log_step(run.say, "answers prepared", event="prepared", since=t0, **data)
+    return Prepared(prepared.responses, prepared.answered_at, data, skills)
 
-    # 5. data validation
-    violations = check_data(data_report, config.data, previous_report)
-    if rep.rows_out == 0:
+
+def validate_data(run: Run, prepared: Prepared, serving: Serving) -> list[str]:
+    """Step 5: check the prepared data against the thresholds and the serving run's data.
+
+    Logs nothing; returns the violations (the decision counts them, ``force`` overrides
+    them).  Raises :class:`_StopError` 422 ``no_data`` when no answer is left, 422
+    ``invalid_data`` on violations without ``force``, after writing a rejection
+    ``report.json`` (best effort).
+    """
+    violations = check_data(prepared.data, run.config.data, serving.data)
+    if prepared.data["rows_out"] == 0:
         raise _StopError(422, "no_data", "no answers in the window after preparation",
-                         data=data_report)
-    if violations and not options.force:
-        _write_rejection(store, config, window_start, window_end, run_id=summary["run_id"],
-                         data=data_report, reasons=violations, now=now)
+                         data=prepared.data)
+    if violations and not run.options.force:
+        _write_rejection(run, prepared.data, violations)
         raise _StopError(422, "invalid_data", "; ".join(violations))
+    return violations
 
-    # 6. hold out, calibrate
+
+def hold_out(run: Run, prepared: Prepared) -> Holdout:
+    """Step 6, first half: hold out the latest answers of a sample of students for the gate.
+
+    Orders each student's answers by time (by row when the log has no times).  Logs nothing
+    and raises nothing.
+    """
     responses = prepared.responses
     order_key = prepared.answered_at if prepared.answered_at is not None else \
         np.arange(responses.n_answers, dtype=float)
-    held_out = holdout_mask(responses.student, responses.student_ids, order_key, config.gate)
-    train = responses.subset(~held_out)
+    held_out = holdout_mask(responses.student, responses.student_ids, order_key,
+                            run.config.gate)
+    return Holdout(order_key, held_out, responses.subset(~held_out))
+
+
+def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
+    """Step 6: calibrate the configured model on the training answers, with the priors.
+
+    Logs INFO ``calibrated`` (iterations, convergence, log-likelihood and its history, items,
+    training and held-out answers); with ``MODEL_OPTIONS``, then fits the learning-aware
+    options (step 6b, :func:`_fit_learning`: INFO ``learning_calibrated``; 422
+    ``invalid_data`` when they cannot be fitted).  Raises nothing else of its own.
+    """
+    config, train, held_out = run.config, holdout.train, holdout.held_out
     t0 = time.perf_counter()
     priors = Priors(a_lognormal=config.prior_a, b_normal=config.prior_b,
                     c_beta=Priors.recommended(config.model_type).c_beta)
     fit_config = FitConfig(model=config.model_type, priors=priors,
                            min_answers_per_item=config.min_answers_per_item)
     result = fit(train, fit_config)
-    say("INFO", "model calibrated", event="calibrated", model_type=config.model_type,
-        iterations=result.iterations, converged=result.converged,
-        log_likelihood=result.log_likelihood,
-        log_posterior_by_iteration=[round(v, 4) for v in result.history],
-        n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
-        train_answers=train.n_answers, holdout_answers=int(held_out.sum()),
-        seconds=round(time.perf_counter() - t0, 3))
-    new_model = result.model
+    log_step(run.say, "model calibrated", event="calibrated", since=t0,
+             model_type=config.model_type, iterations=result.iterations,
+             converged=result.converged, log_likelihood=result.log_likelihood,
+             log_posterior_by_iteration=[round(v, 4) for v in result.history],
+             n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
+             train_answers=train.n_answers, holdout_answers=int(held_out.sum()))
+    model = result.model
     if config.model_options:  # 6b. the learning-aware options, on the same training answers
-        new_model = _fit_learning(config, new_model, train, order_key[~held_out], skills,
-                                  responses.item_ids, say)
-    violations += items_lost(serving_model, new_model, config.data)
+        model = _fit_learning(config, model, train, holdout.order_key[~held_out],
+                              prepared.skills, prepared.responses.item_ids, run.say)
+    return Calibrated(model, result, fit_config)
 
-    # 7. quality gate
+
+def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,
+                 serving: Serving) -> GateResult:
+    """Step 7: score the new and the serving model on the same held-out answers, online.
+
+    Logs the verdict (INFO ``gate`` when it passed, WARNING when it failed) with both models'
+    metrics; a failed gate rejects the model later, at the decision.  Raises nothing.
+    """
     t0 = time.perf_counter()
+    responses, held_out, order_key = prepared.responses, holdout.held_out, holdout.order_key
     item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
     n_hold = int(held_out.sum())
     n_hold_students = int(np.unique(responses.student[held_out]).shape[0])
-    new_scores = holdout_scores(new_model, responses.student, item_ids, responses.correct,
+    new_scores = holdout_scores(model, responses.student, item_ids, responses.correct,
                                 order_key, held_out) if n_hold else {}
     serving_scores = None
-    if serving_model is not None and n_hold:
-        serving_scores = holdout_scores(serving_model, responses.student, item_ids,
+    if serving.model is not None and n_hold:
+        serving_scores = holdout_scores(serving.model, responses.student, item_ids,
                                         responses.correct, order_key, held_out)
-    verdict = gate(new_scores, serving_scores, config.gate, n_hold, n_hold_students)
-    say("INFO" if verdict.passed else "WARNING", "quality gate " +
-        ("passed" if verdict.passed else "failed"), event="gate", **verdict.to_dict(),
-        seconds=round(time.perf_counter() - t0, 3))
-    # 7b. monitoring (irt.refresh.monitoring): input drift, numerical stability, training/serving
-    # skew, a simpler baseline, slices, the serving model on served data. Problems reject
-    # the model as a failed gate does; alerts are logged for the monitoring alert policy.
-    t0 = time.perf_counter()
-    checks = run_checks(config.monitoring, new_model=new_model, history=result.history,
-                        log_likelihood=result.log_likelihood, converged=result.converged,
-                        responses=responses, answered_at=prepared.answered_at,
-                        held_out=held_out, new_scores=new_scores or None,
-                        serving_model=serving_model, serving_report=serving_report,
-                        serving_metrics=serving_metrics,
-                        holdout_last=config.gate.holdout_last, model_type=config.model_type,
-                        fit_simpler=lambda kind: fit(_sample_students(train), replace(
-                            fit_config, model=kind, compute_se=False, priors=replace(
-                                priors, c_beta=Priors.recommended(kind).c_beta))).model)
-    for alert in checks.alerts:
-        say("WARNING", f"monitoring alert ({alert['check']}): {alert['message']}",
-            event="monitoring_alert", check=alert["check"], detail=alert["message"])
-    say("WARNING" if checks.problems else "INFO", "monitoring checks " +
-        ("failed" if checks.problems else "passed"), event="monitoring",
-        problems=checks.problems, **{k: v for k, v in checks.figures.items() if k != "config"},
-        seconds=round(time.perf_counter() - t0, 3))
-    reasons = violations + verdict.reasons + checks.problems
+    verdict = gate(new_scores, serving_scores, run.config.gate, n_hold, n_hold_students)
+    log_step(run.say, "quality gate " + ("passed" if verdict.passed else "failed"),
+             severity="INFO" if verdict.passed else "WARNING", event="gate", since=t0,
+             **verdict.to_dict())
+    return verdict
 
-    # 8. version, artifacts
-    config_summary = config.summary()
-    digest = _digest(config_summary, (window_start, window_end), responses, held_out)
-    version = f"{window_end:%Y%m%dT%H%M%SZ}-{digest[:10]}"
-    summary["version"] = version
-    names = store.versions().get(version, [])
-    if version == serving_version or PUBLISHED in names:
-        return {**summary, "status": "unchanged",
-                "detail": f"{version} (same window, same data) was already published; "
-                           "nothing written"}
-    if reasons and not options.force:
-        decision = "rejected"
-    elif options.dry_run:
-        decision = "dry_run"
-    else:
-        decision = "forced" if reasons else "accepted"
-    new_model = replace(new_model, version=version, created_at=now.isoformat(),
-                        data_summary={**new_model.data_summary, "prepare": data_report,
-                                      "window_start": window_start.isoformat(),
-                                      "window_end": window_end.isoformat()})
-    metrics_doc = {"version": version, "serving_version": serving_version,
-                   "gate": verdict.to_dict(), "data_violations": violations,
-                   "gate_config": asdict(config.gate), "monitoring": checks.figures,
-                   "monitoring_problems": checks.problems, "monitoring_alerts": checks.alerts}
-    report_doc = {"version": version, "run_id": summary["run_id"], "created_at": now.isoformat(),
-                  "decision": decision, "reasons": reasons, "serving_version": serving_version,
-                  "window_start": window_start.isoformat(), "window_end": window_end.isoformat(),
-                  "source": source.description, "config": config_summary, "data": data_report,
-                  "fit": {"iterations": result.iterations, "converged": result.converged,
-                          "log_likelihood": result.log_likelihood,
-                          "n_items": new_model.n_items,
-                          "excluded_items": len(new_model.excluded_items)},
-                  "gate": verdict.to_dict(), "code_version": __version__,
-                  "profile": checks.profile}
+
+def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrated,
+            serving: Serving, verdict: GateResult) -> Checks:
+    """Step 7b: the monitoring checks (:mod:`irt.refresh.monitoring`).
+
+    Input drift, numerical stability, training/serving skew, a simpler baseline, slices, the
+    serving model on served data.  Logs each alert (WARNING ``monitoring_alert``, for the
+    monitoring alert policy), then the outcome (INFO ``monitoring``, WARNING when a problem
+    was found) with the figures.  Problems reject the model later, as a failed gate does.
+    Raises nothing.
+    """
+    config, fit_config = run.config, calibrated.fit_config
     t0 = time.perf_counter()
-    try:
-        csv_bytes = _prepared_csv(responses, prepared.answered_at, held_out)
+
+    def fit_simpler(kind: str) -> ItemModel:
+        priors = replace(fit_config.priors, c_beta=Priors.recommended(kind).c_beta)
+        return fit(sample_students(holdout.train), replace(
+            fit_config, model=kind, compute_se=False, priors=priors)).model
+
+    result = calibrated.result
+    checks = run_checks(config.monitoring, new_model=calibrated.model, history=result.history,
+                        log_likelihood=result.log_likelihood, converged=result.converged,
+                        responses=prepared.responses, answered_at=prepared.answered_at,
+                        held_out=holdout.held_out, new_scores=verdict.new or None,
+                        serving_model=serving.model, serving_report=serving.report,
+                        serving_metrics=serving.metrics,
+                        holdout_last=config.gate.holdout_last, model_type=config.model_type,
+                        fit_simpler=fit_simpler)
+    for alert in checks.alerts:
+        log_step(run.say, f"monitoring alert ({alert['check']}): {alert['message']}",
+                 severity="WARNING", event="monitoring_alert", check=alert["check"],
+                 detail=alert["message"])
+    log_step(run.say, "monitoring checks " + ("failed" if checks.problems else "passed"),
+             severity="WARNING" if checks.problems else "INFO", event="monitoring", since=t0,
+             problems=checks.problems,
+             **{k: v for k, v in checks.figures.items() if k != "config"})
+    return checks
+
+
+def name_version(run: Run, prepared: Prepared, holdout: Holdout) -> str:
+    """Step 8: the version id, ``<window end>-<digest>``: the same window, settings, code and
+    data give the same id.  Logs nothing and raises nothing."""
+    digest = version_digest(run.config.summary(), (run.window_start, run.window_end),
+                            prepared.responses, holdout.held_out)
+    return f"{run.window_end:%Y%m%dT%H%M%SZ}-{digest[:10]}"
+
+
+def decide(options: RunOptions, reasons: list[str]) -> str:
+    """The decision: ``rejected`` on any reason (unless forced), else ``dry_run`` when asked,
+    else ``forced`` (reasons overridden) or ``accepted``."""
+    if reasons and not options.force:
+        return "rejected"
+    if options.dry_run:
+        return "dry_run"
+    return "forced" if reasons else "accepted"
+
+
+def stamp_model(run: Run, model: ItemModel, version: str, data: dict[str, Any]) -> ItemModel:
+    """The model with its version, creation time, data report and window."""
+    return replace(model, version=version, created_at=run.now.isoformat(),
+                   data_summary={**model.data_summary, "prepare": data,
+                                 "window_start": run.window_start.isoformat(),
+                                 "window_end": run.window_end.isoformat()})
+
+
+def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
+                    calibrated: Calibrated, serving: Serving) -> None:
+    """Step 8: upload ``prepared.csv.gz``, ``model.json``, ``metrics.json`` and, last,
+    ``report.json`` under the version (a rejected model's too: its report says why).
+
+    Logs INFO ``artifacts_written`` with the size of the prepared CSV.  Raises
+    :class:`_StopError` 503 ``store_unavailable`` when an upload fails (``LATEST`` unchanged).
+    """
+    version, store = candidate.version, run.store
+    metrics_doc = _metrics_doc(run, candidate, serving)
+    report_doc = _report_doc(run, candidate, prepared, calibrated, serving)
+    t0 = time.perf_counter()
+    with _store_unavailable(f"upload of {version} failed", after="; LATEST unchanged"):
+        csv_bytes = prepared_csv(prepared.responses, prepared.answered_at, holdout.held_out)
         store.put(version, "prepared.csv.gz", csv_bytes, "application/gzip")
-        store.put(version, "model.json", new_model.to_json().encode(), "application/json")
+        store.put(version, "model.json", candidate.model.to_json().encode(),
+                  "application/json")
         store.put(version, "metrics.json", json.dumps(metrics_doc, indent=1).encode(),
                   "application/json")
         store.put(version, "report.json", json.dumps(report_doc, indent=1, default=str).encode(),
                   "application/json")
-    except Exception as exc:
-        if isinstance(exc, (StoreError, OSError)) or _is_cloud_error(exc):
-            raise _StopError(503, "store_unavailable",
-                        f"upload of {version} failed: {exc}; LATEST unchanged") from exc
-        raise
-    say("INFO", "artifacts written", event="artifacts_written", version=version,
-        prepared_csv_bytes=len(csv_bytes), seconds=round(time.perf_counter() - t0, 3))
-    summary.update(decision=decision, gate=verdict.to_dict())
-    if decision != "rejected":
-        # The canary: the stored artifact, loaded back, through the serving code.
-        try:
-            stored = store.get(version, "model.json") or b""
-        except Exception as exc:
-            if isinstance(exc, (StoreError, OSError)) or _is_cloud_error(exc):
-                raise _StopError(503, "store_unavailable",
-                                 f"cannot read back {version}/model.json: {exc}") from exc
-            raise
-        canary_figures, canary_problems = canary(stored, new_model, version)
-        say("ERROR" if canary_problems else "INFO", "canary " +
-            ("failed" if canary_problems else "passed"), event="canary", version=version,
-            problems=canary_problems, **canary_figures)
-        if canary_problems:
-            raise _StopError(422, "canary_failed", "; ".join(canary_problems), version=version,
-                             decision=decision)
-    if decision == "rejected":
-        raise _StopError(422, "rejected", "; ".join(reasons), version=version, decision=decision,
-                    gate=verdict.to_dict())
-    if decision == "dry_run":
-        return {**summary, "status": "dry_run", "reasons": reasons}
+    log_step(run.say, "artifacts written", event="artifacts_written", since=t0,
+             version=version, prepared_csv_bytes=len(csv_bytes))
 
-    # 9. publish
+
+def run_canary(run: Run, candidate: Candidate) -> None:
+    """Step 8, for a model that may serve: the stored ``model.json``, read back, through the
+    serving code (:func:`irt.refresh.monitoring.canary`).
+
+    Logs the outcome (INFO ``canary``, ERROR when it failed) with its figures.  Raises
+    :class:`_StopError` 503 ``store_unavailable`` when the model cannot be read back, 422
+    ``canary_failed`` when the serving code does not answer as the calibrated model should.
+    """
+    version = candidate.version
+    with _store_unavailable(f"cannot read back {version}/model.json"):
+        stored = run.store.get(version, "model.json") or b""
+    figures, problems = canary(stored, candidate.model, version)
+    log_step(run.say, "canary " + ("failed" if problems else "passed"),
+             severity="ERROR" if problems else "INFO", event="canary", version=version,
+             problems=problems, **figures)
+    if problems:
+        raise _StopError(422, "canary_failed", "; ".join(problems), version=version,
+                         decision=candidate.decision)
+
+
+def publish(run: Run, candidate: Candidate, serving: Serving) -> None:
+    """Step 9: move ``LATEST`` to the version if it still names what served at step 1, then
+    write the ``PUBLISHED`` marker (best effort: WARNING ``marker_failed``).
+
+    Logs INFO ``model_published``.  Raises :class:`_StopError` 409 ``pointer_conflict`` when
+    another run or a rollback moved ``LATEST`` first (the version stays complete but not
+    serving), 503 ``store_unavailable`` when the move fails.
+    """
+    version, store = candidate.version, run.store
+    with _store_unavailable("pointer move failed"):
+        try:
+            store.move_pointer(version, serving.token)
+        except PointerConflictError as exc:
+            raise _StopError(409, "pointer_conflict",
+                             f"{exc}; another run or a rollback published first. {version} is "
+                             "complete but not serving", version=version) from exc
     try:
-        store.move_pointer(version, token)
-    except PointerConflictError as exc:
-        raise _StopError(409, "pointer_conflict",
-                    f"{exc}; another run or a rollback published first. {version} is "
-                    "complete but not serving", version=version) from exc
-    except Exception as exc:
-        if isinstance(exc, (StoreError, OSError)) or _is_cloud_error(exc):
-            raise _StopError(503, "store_unavailable", f"pointer move failed: {exc}") from exc
-        raise
-    try:
-        store.put(version, PUBLISHED, now.isoformat().encode(), "text/plain")
+        store.put(version, PUBLISHED, run.now.isoformat().encode(), "text/plain")
     except Exception as exc:  # the pointer moved: the run succeeded; the marker is cosmetic
-        say("WARNING", f"could not write the PUBLISHED marker: {exc}", event="marker_failed")
-    say("INFO", f"model {version} published", event="model_published", model_version=version,
-        created_at=now.isoformat(), previous_version=serving_version, decision=decision,
-        n_items=new_model.n_items)
-    return {**summary, "status": "published", "reasons": reasons}
+        log_step(run.say, f"could not write the PUBLISHED marker: {exc}", severity="WARNING",
+                 event="marker_failed")
+    log_step(run.say, f"model {version} published", event="model_published",
+             model_version=version, created_at=run.now.isoformat(),
+             previous_version=serving.version, decision=candidate.decision,
+             n_items=candidate.model.n_items)
+
+
+# --------------------------------------------------------------------------- helpers
+def _floor_hour(t: datetime) -> datetime:
+    return t.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+def _skills(table: Any, i_codes: np.ndarray, i_dict: list[Any]
+            ) -> tuple[np.ndarray, list[Any], list[Any]]:
+    """The log's item -> skill map, for the learning-aware options: ``(skill code per item
+    code, item dictionary, skill dictionary)``."""
+    k_codes, k_dict = encode(table.column("skill_id"))
+    return skill_map(i_codes, k_codes, len(i_dict)), i_dict, k_dict
+
+
+def _data_report(rows_in: int, sql_drops: dict[str, int], report: Any) -> dict[str, Any]:
+    """Rows in and out, the SQL's and the preparation's drops added up, students and items."""
+    dropped = {k: sql_drops.get(k, 0) + report.dropped.get(k, 0)
+               for k in (*sql_drops, *report.dropped)}
+    return {"rows_in": rows_in, "rows_out": report.rows_out, "dropped": dropped,
+            "n_students": report.n_students, "n_items": report.n_items}
+
+
+def _metrics_doc(run: Run, candidate: Candidate, serving: Serving) -> dict[str, Any]:
+    """``metrics.json``: the gate's and the monitoring checks' figures."""
+    findings = candidate.findings
+    checks = findings.checks
+    return {"version": candidate.version, "serving_version": serving.version,
+            "gate": findings.verdict.to_dict(), "data_violations": findings.violations,
+            "gate_config": asdict(run.config.gate), "monitoring": checks.figures,
+            "monitoring_problems": checks.problems, "monitoring_alerts": checks.alerts}
+
+
+def _report_doc(run: Run, candidate: Candidate, prepared: Prepared, calibrated: Calibrated,
+                serving: Serving) -> dict[str, Any]:
+    """``report.json``: the decision and why, the window, settings, data, fit and gate."""
+    result, model, findings = calibrated.result, candidate.model, candidate.findings
+    return {"version": candidate.version, "run_id": run.run_id,
+            "created_at": run.now.isoformat(), "decision": candidate.decision,
+            "reasons": findings.reasons, "serving_version": serving.version,
+            "window_start": run.window_start.isoformat(),
+            "window_end": run.window_end.isoformat(), "source": run.source.description,
+            "config": run.config.summary(), "data": prepared.data,
+            "fit": {"iterations": result.iterations, "converged": result.converged,
+                    "log_likelihood": result.log_likelihood, "n_items": model.n_items,
+                    "excluded_items": len(model.excluded_items)},
+            "gate": findings.verdict.to_dict(), "code_version": __version__,
+            "profile": findings.checks.profile}
 
 
 def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key: np.ndarray,
@@ -887,28 +717,39 @@ def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key:
     except ValueError as exc:  # e.g. no item has a skill in this window
         raise _StopError(422, "invalid_data", f"learning options: {exc}") from exc
     info = result.model.options["learning"]
-    say("INFO", "learning options calibrated", event="learning_calibrated",
-        options=list(config.model_options), iterations=result.iterations,
-        converged=result.converged, log_likelihood=result.log_likelihood,
-        skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
-        n_skills=len(set(info.get("item_skills", {}).values())),
-        seconds=round(time.perf_counter() - t0, 3))
+    log_step(say, "learning options calibrated", event="learning_calibrated", since=t0,
+             options=list(config.model_options), iterations=result.iterations,
+             converged=result.converged, log_likelihood=result.log_likelihood,
+             skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
+             n_skills=len(set(info.get("item_skills", {}).values())))
     return result.model
 
 
-def _write_rejection(store: ArtifactStore, config: RefreshConfig, start: datetime,
-                     end: datetime, *, run_id: str, data: dict[str, Any], reasons: list[str],
-                     now: datetime) -> None:
+def _write_rejection(run: Run, data: dict[str, Any], reasons: list[str]) -> None:
     """Record a data-validation rejection (report.json only: no model exists)."""
-    version = f"{end:%Y%m%dT%H%M%SZ}-rejected-{run_id}"
-    doc = {"version": version, "run_id": run_id, "created_at": now.isoformat(),
-           "decision": "rejected", "reasons": reasons, "window_start": start.isoformat(),
-           "window_end": end.isoformat(), "config": config.summary(), "data": data,
-           "code_version": __version__}
+    version = f"{run.window_end:%Y%m%dT%H%M%SZ}-rejected-{run.run_id}"
+    doc = {"version": version, "run_id": run.run_id, "created_at": run.now.isoformat(),
+           "decision": "rejected", "reasons": reasons,
+           "window_start": run.window_start.isoformat(),
+           "window_end": run.window_end.isoformat(), "config": run.config.summary(),
+           "data": data, "code_version": __version__}
     # best effort: the rejection itself is logged and returned by the caller
     with contextlib.suppress(Exception):
-        store.put(version, "report.json", json.dumps(doc, indent=1, default=str).encode(),
-                  "application/json")
+        run.store.put(version, "report.json", json.dumps(doc, indent=1, default=str).encode(),
+                      "application/json")
+
+
+@contextlib.contextmanager
+def _store_unavailable(what: str, after: str = "",
+                       also: tuple[type[Exception], ...] = ()) -> Iterator[None]:
+    """Turn a store, OS or cloud error (or one of ``also``) into :class:`_StopError` 503
+    ``store_unavailable``: ``"<what>: <error><after>"``.  Other errors pass unchanged."""
+    try:
+        yield
+    except Exception as exc:
+        if isinstance(exc, (StoreError, OSError, *also)) or _is_cloud_error(exc):
+            raise _StopError(503, "store_unavailable", f"{what}: {exc}{after}") from exc
+        raise
 
 
 def _is_cloud_error(exc: BaseException) -> bool:

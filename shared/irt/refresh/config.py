@@ -1,0 +1,260 @@
+"""The refresh's configuration: :class:`RefreshConfig` from the environment, :class:`RunOptions`
+from the request body.
+
+Both validate what they read and raise :class:`irt.errors.ConfigError` naming the variable or
+field and the rule it breaks; :mod:`irt.refresh.pipeline` runs with what they return.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from irt.engine.learning import parse_options
+from irt.engine.model import MODEL_TYPES
+from irt.errors import ConfigError
+from irt.refresh.monitoring import MonitorConfig
+from irt.refresh.quality import DataThresholds, GateConfig
+from irt.refresh.sql import SourceColumns, parse_table
+from irt.settings import env_float, env_int
+
+
+def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float]
+              ) -> tuple[float, float] | None:
+    raw = env.get(key, "").strip()
+    if raw == "":
+        return default
+    if raw.lower() == "none":
+        return None
+    try:
+        first, second = (float(v) for v in raw.split(","))
+    except ValueError:
+        raise ConfigError(f"must be two numbers 'location,scale' or 'none', got {raw!r}", key
+                          ) from None
+    if not (math.isfinite(first) and math.isfinite(second) and second > 0):
+        raise ConfigError(f"needs a finite location and a positive scale, got {raw!r}", key)
+    return first, second
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    """Everything a refresh needs, read from the environment by :meth:`from_env`.
+
+    Attributes:
+        table: ``BQ_TABLE`` (``project.dataset.table``), or ``None`` for the local file.
+        source_file: ``SOURCE_FILE``: a local CSV/Parquet log (used when no ``BQ_TABLE``).
+        location: ``BQ_LOCATION``, the BigQuery job location.
+        columns: ``COLUMN_STUDENT``, ``COLUMN_ITEM``, ``COLUMN_CORRECT``,
+            ``COLUMN_ANSWERED_AT``, ``COLUMN_SKILL``.
+        model_type: ``MODEL_TYPE``: rasch, 1pl, 2pl (default) or 3pl.
+        window_days: ``WINDOW_DAYS``: the window is the last N days (default 365).
+        max_answers_per_item: ``MAX_ANSWERS_PER_ITEM`` (default 5000): the cap.
+        min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 10).
+        min_answers_per_student: ``MIN_ANSWERS_PER_STUDENT`` (default 2).
+        max_id_length: ``MAX_ID_LENGTH`` (default 256).
+        prior_a: ``PRIOR_A``: lognormal prior on slopes as ``meanlog,sdlog``
+            (default ``0,0.5``; ``none`` for plain maximum likelihood).
+        prior_b: ``PRIOR_B``: normal prior on difficulties as ``mean,sd``
+            (default ``0,2``).  LMS logs are sparse - most items have few
+            answers - and without these priors EM chases the slopes and
+            difficulties of nearly separable items for hundreds of cycles; they
+            are the settings ``python -m irt evaluate`` measures with.
+        data: ``DATA_MIN_ANSWERS``, ``DATA_MAX_INVALID_SHARE``,
+            ``DATA_MIN_ROW_RATIO``, ``DATA_MAX_ROW_RATIO``, ``DATA_MAX_ITEMS_LOST``.
+        gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MAX_STUDENTS``,
+            ``GATE_HOLDOUT_LAST``, ``GATE_MAX_AUC_DROP``,
+            ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``.
+        bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
+        prefix: ``MODEL_PREFIX`` (default ``models``).
+        monitoring: ``MONITOR_*`` thresholds of :mod:`irt.refresh.monitoring` (not part of the
+            version digest: they judge a model, they do not shape it).
+        model_options: ``MODEL_OPTIONS``: learning-aware options of :mod:`irt.engine.learning`,
+            comma-separated ``recency``, ``skills``, ``pfa`` (default none: the plain
+            model).  ``skills`` and ``pfa`` need ``COLUMN_SKILL``; all need ``MODEL_TYPE``
+            2pl.  Calibrated by :func:`irt.engine.learning_fit.fit_learning` on the training
+            answers after the plain fit, stored in the artifact's ``options``, gated with
+            the same online protocol and served by ``predict``.
+        recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
+        pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
+    """
+
+    table: str | None = None
+    source_file: str | None = None
+    location: str | None = None
+    columns: SourceColumns = field(default_factory=SourceColumns)
+    model_type: str = "2pl"
+    window_days: int = 365
+    max_answers_per_item: int = 5000
+    min_answers_per_item: int = 10
+    min_answers_per_student: int = 2
+    max_id_length: int = 256
+    prior_a: tuple[float, float] | None = (0.0, 0.5)
+    prior_b: tuple[float, float] | None = (0.0, 2.0)
+    data: DataThresholds = field(default_factory=DataThresholds)
+    gate: GateConfig = field(default_factory=GateConfig)
+    bucket: str | None = None
+    model_dir: str | None = None
+    prefix: str = "models"
+    monitoring: MonitorConfig = field(default_factory=MonitorConfig)
+    model_options: tuple[str, ...] = ()
+    recency_decay: float = 0.95
+    pfa_window: int = 10
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
+        """Read and validate the configuration.
+
+        Raises:
+            ConfigError: naming the variable and the rule it breaks.
+        """
+        env = os.environ if env is None else env
+        table = env.get("BQ_TABLE") or None
+        if table:
+            parse_table(table)
+        source_file = env.get("SOURCE_FILE") or None
+        if not table and not source_file:
+            raise ConfigError("set BQ_TABLE (or SOURCE_FILE for a local log)", "BQ_TABLE")
+        bucket = env.get("MODEL_BUCKET") or None
+        model_dir = env.get("MODEL_DIR") or None
+        if not bucket and not model_dir:
+            raise ConfigError("set MODEL_BUCKET (or MODEL_DIR for local runs)", "MODEL_BUCKET")
+        model_type = (env.get("MODEL_TYPE") or "2pl").lower()
+        if model_type not in MODEL_TYPES:
+            raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "MODEL_TYPE")
+        prefix = env.get("MODEL_PREFIX") or "models"
+        if not all(part and part.replace("-", "").replace("_", "").isalnum()
+                   for part in prefix.split("/")):
+            raise ConfigError("letters, digits, '-', '_' and '/' only", "MODEL_PREFIX")
+        columns = SourceColumns(
+            student=env.get("COLUMN_STUDENT") or "student_id",
+            item=env.get("COLUMN_ITEM") or "item_id",
+            correct=env.get("COLUMN_CORRECT") or "correct",
+            answered_at=env.get("COLUMN_ANSWERED_AT") or "answered_at",
+            skill=env.get("COLUMN_SKILL") or None,
+        )
+        try:
+            model_options = parse_options(env.get("MODEL_OPTIONS"))
+        except ValueError as exc:
+            raise ConfigError(str(exc), "MODEL_OPTIONS") from None
+        if model_options and model_type != "2pl":
+            raise ConfigError("learning-aware options need MODEL_TYPE=2pl", "MODEL_OPTIONS")
+        if {"skills", "pfa"} & set(model_options) and not columns.skill:
+            raise ConfigError("options 'skills' and 'pfa' need COLUMN_SKILL "
+                              "(the item -> skill map is learned from it)", "MODEL_OPTIONS")
+        d, g = DataThresholds(), GateConfig()
+        data = DataThresholds(
+            min_answers=env_int(env, "DATA_MIN_ANSWERS", d.min_answers, 1, 10**12),
+            max_invalid_share=env_float(env, "DATA_MAX_INVALID_SHARE", d.max_invalid_share,
+                                         0, 1),
+            min_row_ratio=env_float(env, "DATA_MIN_ROW_RATIO", d.min_row_ratio, 0, 1),
+            max_row_ratio=env_float(env, "DATA_MAX_ROW_RATIO", d.max_row_ratio, 1, 1e6),
+            max_items_lost=env_float(env, "DATA_MAX_ITEMS_LOST", d.max_items_lost, 0, 1),
+        )
+        gate_config = GateConfig(
+            holdout_students=env_float(env, "GATE_HOLDOUT_STUDENTS", g.holdout_students,
+                                        1e-6, 1),
+            holdout_max_students=env_int(env, "GATE_HOLDOUT_MAX_STUDENTS",
+                                          g.holdout_max_students, 1, 10**7),
+            holdout_last=env_float(env, "GATE_HOLDOUT_LAST", g.holdout_last, 0.01, 0.99),
+            max_auc_drop=env_float(env, "GATE_MAX_AUC_DROP", g.max_auc_drop, 0, 1),
+            max_logloss_rise=env_float(env, "GATE_MAX_LOGLOSS_RISE", g.max_logloss_rise, 0, 10),
+            min_auc=env_float(env, "GATE_MIN_AUC", g.min_auc, 0, 1),
+        )
+        return cls(
+            table=table, source_file=source_file, location=env.get("BQ_LOCATION") or None,
+            columns=columns, model_type=model_type,
+            window_days=env_int(env, "WINDOW_DAYS", 365, 1, 36500),
+            max_answers_per_item=env_int(env, "MAX_ANSWERS_PER_ITEM", 5000, 1, 10**9),
+            min_answers_per_item=env_int(env, "MIN_ANSWERS_PER_ITEM", 10, 1, 10**9),
+            min_answers_per_student=env_int(env, "MIN_ANSWERS_PER_STUDENT", 2, 1, 10**9),
+            max_id_length=env_int(env, "MAX_ID_LENGTH", 256, 1, 4096),
+            prior_a=_env_pair(env, "PRIOR_A", (0.0, 0.5)),
+            prior_b=_env_pair(env, "PRIOR_B", (0.0, 2.0)),
+            data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
+            monitoring=MonitorConfig.from_env(env), model_options=model_options,
+            recency_decay=env_float(env, "RECENCY_DECAY", 0.95, 0.01, 0.9999),
+            pfa_window=env_int(env, "PFA_WINDOW", 10, 1, 10_000),
+        )
+
+    def summary(self) -> dict[str, Any]:
+        """JSON-ready settings that shape the model (part of the version digest)."""
+        out = asdict(self)
+        out["columns"] = self.columns.required()
+        for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
+            out.pop(key)
+        if not self.model_options:  # a plain model: the digest of the plain settings only
+            for key in ("model_options", "recency_decay", "pfa_window"):
+                out.pop(key)
+        return out
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Per-run overrides an operator may send in the request body.
+
+    Attributes:
+        force: publish even if data validation or the quality gate fails
+            (recorded as decision ``forced``).
+        dry_run: do everything but move ``LATEST``.
+        window_end: end of the window (default: now, floored to the hour, so
+            retries within the hour see the same window).
+        window_days: window length override.
+        model_type: model type override.
+    """
+
+    force: bool = False
+    dry_run: bool = False
+    window_end: datetime | None = None
+    window_days: int | None = None
+    model_type: str | None = None
+
+    FIELDS = ("force", "dry_run", "window_end", "window_days", "model_type")
+
+    @classmethod
+    def from_json(cls, body: Any) -> RunOptions:
+        """Validate a request body.
+
+        Raises:
+            ConfigError: naming the field and the rule (unknown fields included).
+        """
+        if body is None:
+            return cls()
+        if not isinstance(body, dict):
+            raise ConfigError("must be a JSON object", "body")
+        for key in body:
+            if key not in cls.FIELDS:
+                raise ConfigError(f"unknown field; allowed: {', '.join(cls.FIELDS)}", str(key)[:64])
+        out: dict[str, Any] = {}
+        for key in ("force", "dry_run"):
+            if key in body:
+                if not isinstance(body[key], bool):
+                    raise ConfigError("must be true or false", key)
+                out[key] = body[key]
+        if "window_end" in body:
+            raw = body["window_end"]
+            try:
+                if not isinstance(raw, str) or len(raw) > 40:
+                    raise ValueError
+                end = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+            except ValueError:
+                raise ConfigError("must be an RFC 3339 timestamp with a time "
+                                  "zone, e.g. 2026-11-28T00:00:00Z", "window_end") from None
+            if end.tzinfo is None:
+                raise ConfigError("must include a time zone (e.g. Z)", "window_end")
+            out["window_end"] = end.astimezone(UTC)
+        if "window_days" in body:
+            v = body["window_days"]
+            if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 36500:
+                raise ConfigError("must be an integer between 1 and 36500", "window_days")
+            out["window_days"] = v
+        if "model_type" in body:
+            v = body["model_type"]
+            if not isinstance(v, str) or v.lower() not in MODEL_TYPES:
+                raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "model_type")
+            out["model_type"] = v.lower()
+        return cls(**out)
+
