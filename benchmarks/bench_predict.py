@@ -464,7 +464,7 @@ def section_inproc(model: Any, payloads: tuple[Any, Any, bytes, bytes], workdir:
 
     # The same through the framework's test client (information).
     os.environ.update(MODEL_DIR=str(workdir), MAX_STUDENTS=str(N_BATCH),
-                      MAX_BODY_BYTES=str(64 << 20))
+                      MAX_BODY_BYTES=str(16 << 20))
     import functions_framework
 
     devnull = open(os.devnull, "w")  # noqa: SIM115 - lives for the whole run
@@ -503,7 +503,7 @@ def section_inproc(model: Any, payloads: tuple[Any, Any, bytes, bytes], workdir:
         "in-process call", fmt_ratio(median(tc1) / median(t1)))
     row(f"  (info) test client POST /predict, batch of {N_BATCH:,}", fmt_ms(median(tcb), 1),
         "in-process call", fmt_ratio(median(tcb) / median(tb)))
-    DETAILS.append(f"test client: MODEL_DIR, MAX_STUDENTS={N_BATCH}, MAX_BODY_BYTES=64 MiB; "
+    DETAILS.append(f"test client: MODEL_DIR, MAX_STUDENTS={N_BATCH}, MAX_BODY_BYTES=16 MiB; "
                    f"bodies {len(single_body):,} B (single) and {len(batch_body):,} B (batch); "
                    "request logs formatted and written to /dev/null")
     for key in ("MODEL_DIR", "MAX_STUDENTS", "MAX_BODY_BYTES"):
