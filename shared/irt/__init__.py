@@ -1,7 +1,17 @@
-"""``irt``: Item Response Theory engine shared by the ``prepare`` and ``predict`` functions.
+"""``irt``: Item Response Theory for the ``prepare`` and ``predict`` Cloud Functions.
 
-numpy-only at import time; :mod:`irt.engine.calibrate` (which needs scipy) is imported
-lazily by callers that fit models, so ``predict`` never loads scipy.
+One package, in layers (its folders), whose imports go one way (``tests/test_layers.py``):
+
+* :mod:`irt.engine`  - the numerics (numpy/scipy only; no HTTP, cloud client, I/O or
+  environment variable);
+* :mod:`irt.serving` - ``predict``'s request contract and answers, and its model loader;
+* :mod:`irt.refresh` - ``prepare``'s pipeline, source to published model;
+* :mod:`irt.tools`   - the command lines (``python -m irt``, ``irt.ops``, ``irt.explain``,
+  ``irt.fairness``);
+
+beside :mod:`irt.store` (the artifact layout), :mod:`irt.errors` (every error class) and
+:mod:`irt.settings` (environment values, checked).  Importing the package imports nothing:
+``predict`` loads only what a request needs (never scipy, the refresh layer or the tools).
 """
 
 __version__ = "0.1.0"

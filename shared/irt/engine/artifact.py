@@ -14,7 +14,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from irt.engine.learning import learning_of
 from irt.engine.model import ItemModel, item_bank_from_dict
 from irt.errors import ModelFormatError
 
@@ -29,6 +28,9 @@ def model_from_dict(doc: Any) -> ItemModel:
     """
     model = item_bank_from_dict(doc)
     if "learning" in model.options:  # validated (and cached on the model) now
+        # imported here: a plain model (most of predict's) needs none of the learning code
+        from irt.engine.learning import learning_of
+
         learning_of(model)
     return model
 
