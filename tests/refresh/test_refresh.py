@@ -38,6 +38,21 @@ def log_file(tmp_path):
 
 
 # --------------------------------------------------------------------------- publish
+def test_every_step_logs_its_outcome_in_one_shape(tmp_path, log_file):
+    """Each step of a publishing run logs one line: its event, the run id and the step's wall
+    time in ``seconds`` (last), in the order the steps run."""
+    logs = Logs()
+    assert run(config(tmp_path, log_file), logs=logs).status == 200
+    steps = ["queried", "prepared", "calibrated", "gate", "monitoring", "artifacts_written",
+             "canary", "model_published"]
+    lines = {line["event"]: line for line in logs.lines if line.get("event") in steps}
+    assert [e for e in logs.events() if e in steps] == steps
+    for event in steps:
+        line = lines[event]
+        assert list(line)[-1] == "seconds" or list(line)[-2:] == ["seconds", "run_id"], event
+        assert isinstance(line["seconds"], float) and line["seconds"] >= 0, event
+
+
 def test_first_run_publishes_complete_artifacts(tmp_path, log_file):
     logs = Logs()
     cfg = config(tmp_path, log_file)

@@ -608,12 +608,13 @@ def run_canary(run: Run, candidate: Candidate) -> None:
     ``canary_failed`` when the serving code does not answer as the calibrated model should.
     """
     version = candidate.version
+    t0 = time.perf_counter()
     with _store_unavailable(f"cannot read back {version}/model.json"):
         stored = run.store.get(version, "model.json") or b""
     figures, problems = canary(stored, candidate.model, version)
     log_step(run.say, "canary " + ("failed" if problems else "passed"),
-             severity="ERROR" if problems else "INFO", event="canary", version=version,
-             problems=problems, **figures)
+             severity="ERROR" if problems else "INFO", event="canary", since=t0,
+             version=version, problems=problems, **figures)
     if problems:
         raise _StopError(422, "canary_failed", "; ".join(problems), version=version,
                          decision=candidate.decision)
@@ -628,6 +629,7 @@ def publish(run: Run, candidate: Candidate, serving: Serving) -> None:
     serving), 503 ``store_unavailable`` when the move fails.
     """
     version, store = candidate.version, run.store
+    t0 = time.perf_counter()
     with _store_unavailable("pointer move failed"):
         try:
             store.move_pointer(version, serving.token)
@@ -640,7 +642,7 @@ def publish(run: Run, candidate: Candidate, serving: Serving) -> None:
     except Exception as exc:  # the pointer moved: the run succeeded; the marker is cosmetic
         log_step(run.say, f"could not write the PUBLISHED marker: {exc}", severity="WARNING",
                  event="marker_failed")
-    log_step(run.say, f"model {version} published", event="model_published",
+    log_step(run.say, f"model {version} published", event="model_published", since=t0,
              model_version=version, created_at=run.now.isoformat(),
              previous_version=serving.version, decision=candidate.decision,
              n_items=candidate.model.n_items)
