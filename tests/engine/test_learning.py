@@ -416,6 +416,10 @@ def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
     assert all(r["n_predictions"] == 150 * 24 and r["predict_us_per_request"] > 0 for r in rows)
     from irt.tools.cli import _print_table
 
-    _print_table(rows)
+    _print_table(rows, published=False)  # these files are not the published split
     table = capsys.readouterr().out
-    assert "2pl+skills+pfa" in table and "Best-LR 0.77" in table
+    assert "2pl+skills+pfa" in table and "Best-LR" not in table
+    assert table.splitlines()[1].split()[-1] == "converged"
+    assert all(line.split()[-1] in ("yes", "NO") for line in table.splitlines()[2:8])
+    _print_table(rows, published=True)
+    assert "Best-LR 0.77" in capsys.readouterr().out

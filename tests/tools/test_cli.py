@@ -94,3 +94,78 @@ def test_demo_runs_as_a_module() -> None:
     assert done.returncode == 0, done.stderr
     assert "converged=True" in done.stdout
     assert "RMSE(a)" in done.stdout
+
+
+def _write_split(folder: Path, item_column: str = "item_id") -> list[str]:
+    """A train/test pair (students disjoint) in the ASSISTments layout; the common arguments."""
+    sim = simulate(1200, 40, 20, seed=23)
+    r = sim.responses
+    order, indptr = r.by_student()
+    for name, students in (("train.csv", range(0, 1000)), ("test.csv", range(1000, 1200))):
+        with (folder / name).open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow(["user_id", item_column, "correct", "seq"])
+            for s in students:
+                for t, k in enumerate(order[indptr[s]:indptr[s + 1]]):
+                    w.writerow([f"u{s}", r.item_ids[r.item[k]], int(r.correct[k]), t])
+    return [str(folder / "train.csv"), str(folder / "test.csv"), "--student-column",
+            "user_id", "--order-column", "seq"]
+
+
+def test_evaluate_reads_another_item_column(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    plain = _write_split(tmp_path / "a")
+    renamed = _write_split(tmp_path / "b", item_column="problem_id")
+    assert main(["evaluate", *plain, "--json"]) == 0
+    want = json.loads(capsys.readouterr().out)
+    assert main(["evaluate", *renamed, "--json"]) == 2  # no item_id column
+    assert "item_id" in capsys.readouterr().err
+    assert main(["evaluate", *renamed, "--item-column", "problem_id", "--json"]) == 0
+    got = json.loads(capsys.readouterr().out)
+    for key in ("auc", "log_loss", "items_calibrated", "n_predictions"):
+        assert got[key] == want[key], key
+
+
+def test_evaluate_reports_convergence_in_text_and_json(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    common = _write_split(tmp_path)
+    assert main(["evaluate", *common, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["fit_converged"] is True and row["converged"] is True
+    assert 1 < row["fit_iterations"] < 500
+    assert main(["evaluate", *common]) == 0
+    out = capsys.readouterr()
+    assert f"2PL EM: converged after {row['fit_iterations']} cycles" in out.out
+    assert "did not converge" not in out.err
+    # stopped at the cap: said in the text, on stderr and in the JSON
+    assert main(["evaluate", *common, "--max-iter", "2"]) == 0
+    out = capsys.readouterr()
+    assert "2PL EM: NOT converged after 2 cycles" in out.out
+    assert "warning: 2pl did not converge" in out.err
+    assert main(["evaluate", *common, "--max-iter", "2", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)
+    assert row["fit_converged"] is False and row["converged"] is False
+    assert row["fit_iterations"] == 2
+
+
+def test_published_figures_only_for_the_published_split(tmp_path: Path) -> None:
+    from irt.tools.cli import PUBLISHED_SPLIT, _is_published_split, _read_log
+
+    common = _write_split(tmp_path)
+    train = _read_log(Path(common[0]), "user_id", "seq")
+    test = _read_log(Path(common[1]), "user_id", "seq")
+    assert not _is_published_split(train[0], train[2], test[0], test[2])
+    assist = ROOT.parent / "shared" / "datasets" / "assistments2009_lpp"
+    if not (assist / "assistments2009_lpp_train.csv.gz").exists():
+        pytest.skip(f"{assist} absent: the positive case needs the published split")
+    train = _read_log(assist / "assistments2009_lpp_train.csv.gz", "user_id", "seq")
+    test = _read_log(assist / "assistments2009_lpp_test.csv.gz", "user_id", "seq")
+    assert _is_published_split(train[0], train[2], test[0], test[2])
+    assert PUBLISHED_SPLIT[0] == len(train[0]) and PUBLISHED_SPLIT[3] == len(test[0])
+    # the same split with one test answer flipped is not it
+    flipped = test[2].copy()
+    flipped[0] = 1 - flipped[0]
+    assert not _is_published_split(train[0], train[2], test[0], flipped)

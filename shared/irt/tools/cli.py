@@ -98,11 +98,16 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--model", choices=MODEL_TYPES, default="2pl", help="model type (default 2pl)")
     e.add_argument("--student-column", default="student_id",
                    help="student column (default student_id; ASSISTments files: user_id)")
+    e.add_argument("--item-column", default="item_id",
+                   help="item column (default item_id; for a log whose items are named "
+                   "otherwise, e.g. problem_id)")
     e.add_argument("--order-column", default="answered_at",
                    help="column giving each student's answer order, numeric "
                    "(default answered_at; ASSISTments files: seq)")
     e.add_argument("--min-answers-per-item", type=int, default=1, metavar="N",
                    help="leave out items with fewer training answers (default 1)")
+    e.add_argument("--max-iter", type=int, default=500,
+                   help="EM cycle cap of the 2PL fit (default 500)")
     e.add_argument("--prior-a", type=_pair, default=(0.0, 0.5), metavar="MEANLOG,SDLOG",
                    help="lognormal prior on slopes (default 0,0.5)")
     e.add_argument("--prior-b", type=_pair, default=(0.0, 2.0), metavar="MEAN,SD",
@@ -188,8 +193,8 @@ def _score(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | None = None
-              ) -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
+def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | None = None,
+              item_col: str = "item_id") -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
     """Rows of a (possibly gzip) CSV as students, items, correct (0/1) and order keys (and,
     with ``skill_col``, the skills as a fifth list: ``""`` for none)."""
     import csv
@@ -199,8 +204,8 @@ def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | Non
     with opener(path, "rt", newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
         header = reader.fieldnames or []
-        for col in (student_col, "item_id", "correct", order_col, *([skill_col] if skill_col
-                                                                    else [])):
+        for col in (student_col, item_col, "correct", order_col, *([skill_col] if skill_col
+                                                                  else [])):
             if col not in header:
                 raise CSVFormatError(f"missing column {col!r} (header: {', '.join(header)})", 1)
         students, items, correct, order, skills = [], [], [], [], []
@@ -213,7 +218,7 @@ def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | Non
             except ValueError:
                 raise CSVFormatError(f"{order_col} must be a number", line) from None
             students.append(row[student_col])
-            items.append(row["item_id"])
+            items.append(row[item_col])
             correct.append(1 if y in ("1", "true") else 0)
             if skill_col:
                 skills.append(row[skill_col].strip())
@@ -241,8 +246,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     if needs_skills and not args.skill_column:
         raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
     skill_col = args.skill_column if needs_skills else None
-    tr = _read_log(args.train, args.student_column, args.order_column, skill_col)
-    te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column)[:4]
+    tr = _read_log(args.train, args.student_column, args.order_column, skill_col,
+                   args.item_column)
+    te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column,
+                                       item_col=args.item_column)[:4]
+    published = _is_published_split(tr[0], tr[2], te_s, te_y)
     tr_s, tr_i, tr_y, tr_o = tr[:4]
     # First attempt per student-item, as in production (preprocess keeps the first).
     prepared = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True))
@@ -250,7 +258,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     config = FitConfig(model=args.model, min_answers_per_item=args.min_answers_per_item,
                        priors=Priors(a_lognormal=args.prior_a, b_normal=args.prior_b,
                                      c_beta=Priors.recommended(args.model).c_beta),
-                       compute_se=False)
+                       max_iter=args.max_iter, compute_se=False)
     start = time.perf_counter()
     result = fit(train, config)
     fit_s = time.perf_counter() - start
@@ -275,14 +283,16 @@ def _evaluate(args: argparse.Namespace) -> int:
         report, _ = evaluate(model, *test)
         out = {"model": args.model, "options": list(opts), "train_answers": train.n_answers,
                "items_calibrated": model.n_items, "fit_seconds": round(fit_s + extra_s, 2),
+               "fit_iterations": result.iterations, "fit_converged": result.converged,
                **info, **report.to_dict()}
+        out["converged"] = bool(result.converged and info.get("em_converged", True))
         if args.table:
             out["predict_us_per_request"] = _predict_cost(model, *test)
         rows.append(out)
     if args.json:
         print(json.dumps(rows if args.table else rows[0], indent=1))
     elif args.table:
-        _print_table(rows)
+        _print_table(rows, published)
     else:
         out = rows[0]
         name = "+".join(out["options"]) or args.model
@@ -294,7 +304,35 @@ def _evaluate(args: argparse.Namespace) -> int:
               f"Brier {out['brier']:.4f}  ECE {out['ece']:.4f}  "
               f"mean p {out['mean_probability']:.3f} vs {out['mean_correct']:.3f} correct  "
               f"{out['us_per_prediction']:.1f} us/prediction")
+        print("  " + _convergence(out))
+    for out in rows:
+        if not out["converged"]:
+            _log(f"warning: {'+'.join(out['options']) or args.model} did not converge: "
+                 f"{_convergence(out)}")
     return 0
+
+
+def _convergence(row: dict) -> str:
+    """How a row's calibration ended, in words."""
+    text = (f"2PL EM: {'converged' if row['fit_converged'] else 'NOT converged'} after "
+            f"{row['fit_iterations']} cycles")
+    if "em_converged" in row:
+        text += (f"; options EM: {'converged' if row['em_converged'] else 'NOT converged'} "
+                 f"after {row['em_iterations']} iterations")
+    return text
+
+
+#: The ASSISTments 2009 split the published figures were measured on (``make evaluate``):
+#: train rows, train students, train correct, test rows, test students, test correct.
+PUBLISHED_SPLIT = (220_070, 2_491, 144_847, 58_266, 623, 38_456)
+
+
+def _is_published_split(train_students: list[str], train_y: np.ndarray,
+                        test_students: list[str], test_y: np.ndarray) -> bool:
+    """Whether TRAIN and TEST are the ASSISTments 2009 split of :data:`PUBLISHED_AUC` (by
+    their counts, whatever the files' names, compression or line endings)."""
+    return (len(train_students), len(set(train_students)), int(train_y.sum()),
+            len(test_students), len(set(test_students)), int(test_y.sum())) == PUBLISHED_SPLIT
 
 
 def _train_skills(train, items: list[str], skills: list[str]
@@ -363,23 +401,25 @@ def _predict_cost(model, student: np.ndarray, item_ids: list[str], correct: np.n
     return round(float(np.median(times)) * 1e6, 1)
 
 
-def _print_table(rows: list[dict]) -> None:
+def _print_table(rows: list[dict], published: bool) -> None:
     first = rows[0]
     print(f"calibrated {first['items_calibrated']} items on {first['train_answers']} answers; "
           f"{first['n_predictions']} online predictions for {first['n_students']} test "
           f"students ({first['n_unknown_item_predictions']} on items unknown to the model); "
           "each answer predicted from the same student's earlier answers only")
     print(f"{'model':<24}{'AUC':>8}{'log-loss':>10}{'Brier':>8}{'ECE':>8}"
-          f"{'fit s':>8}{'us/pred':>9}{'predict us':>12}")
+          f"{'fit s':>8}{'us/pred':>9}{'predict us':>12}{'converged':>11}")
     for r in rows:
         name = "2pl" + ("+" + "+".join(r["options"]) if r["options"] else " (plain)")
         print(f"{name:<24}{r['auc']:>8.4f}{r['log_loss']:>10.4f}{r['brier']:>8.4f}"
               f"{r['ece']:>8.4f}{r['fit_seconds']:>8.1f}{r['us_per_prediction']:>9.1f}"
-              f"{r['predict_us_per_request']:>12.1f}")
-    print("published AUC on the same files (Gervet et al. 2020): " + ", ".join(
-        f"{name} {auc:.2f}" for name, auc in PUBLISHED_AUC))
+              f"{r['predict_us_per_request']:>12.1f}{'yes' if r['converged'] else 'NO':>11}")
+    if published:
+        print("published AUC on the same files (Gervet et al. 2020): " + ", ".join(
+            f"{name} {auc:.2f}" for name, auc in PUBLISHED_AUC))
     print("us/pred: the online evaluation's cost per prediction (all students at once); "
-          "predict us: median of one in-process predict request (history -> next item)")
+          "predict us: median of one in-process predict request (history -> next item); "
+          "converged: the 2PL EM and, with options, their EM stopped by their criterion")
 
 
 def _demo(args: argparse.Namespace) -> int:
