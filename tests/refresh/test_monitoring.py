@@ -110,10 +110,14 @@ def test_numerical_checks_pass_a_fit_and_catch_broken_parameters(fitted) -> None
     assert any("log-likelihood nan" in p for p in problems)
     history = [*fitted.history[:3], fitted.history[2] - 5.0, *fitted.history[3:]]
     _, problems, warnings = numerical_checks(fitted.model, history, fitted.log_likelihood,
-                                             False)
+                                             True)
     assert not problems
     assert any("fell in 1 cycles" in w for w in warnings)
-    assert any("did not converge" in w for w in warnings)
+    # an unconverged fit is a problem (the run is rejected), not just an alert
+    _, problems, warnings = numerical_checks(fitted.model, fitted.history,
+                                             fitted.log_likelihood, False)
+    assert problems == [f"EM did not converge in {len(fitted.history)} cycles"]
+    assert not any("converge" in w for w in warnings)
 
 
 # --------------------------------------------------------------------------- skew

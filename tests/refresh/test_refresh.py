@@ -112,6 +112,39 @@ def test_a_new_window_is_gated_against_the_serving_model(tmp_path):
 
 
 # --------------------------------------------------------------------------- rejections
+def test_an_unconverged_fit_is_never_published(tmp_path, log_file, monkeypatch):
+    """The real calibration, capped at 2 EM cycles: the run says why and is rejected, the
+    served model stays; with the learning-aware options, their EM is held to the same rule."""
+    from dataclasses import replace
+
+    from irt.engine import learning_fit
+    from irt.refresh import pipeline
+
+    cfg = config(tmp_path, log_file)
+    first = run(cfg, options={"window_days": 30})
+    real_fit = pipeline.fit
+    monkeypatch.setattr(pipeline, "fit", lambda responses, fit_config: real_fit(
+        responses, replace(fit_config, max_iter=2)))
+    logs = Logs()
+    failed = run(cfg, logs=logs)
+    assert failed.status == 422 and failed.body["status"] == "rejected"
+    assert "EM did not converge in 2 cycles" in failed.body["error"]
+    calibrated = next(line for line in logs.lines if line.get("event") == "calibrated")
+    assert calibrated["converged"] is False and calibrated["iterations"] == 2
+    store = LocalStore(cfg.model_dir)
+    assert store.read_pointer()[0] == first.body["version"]
+    assert {v.version: v.status for v in describe(store)}[failed.body["version"]] == "rejected"
+    monkeypatch.setattr(pipeline, "fit", real_fit)
+    real_learning = learning_fit.fit_learning
+    monkeypatch.setattr(learning_fit, "fit_learning", lambda *args: real_learning(
+        *args[:-1], replace(args[-1], max_iter=1)))
+    options = config(tmp_path, log_file, MODEL_OPTIONS="skills,pfa")
+    failed = run(options)
+    assert failed.status == 422, failed.body
+    assert "learning options: EM did not converge in" in failed.body["error"]
+    assert store.read_pointer()[0] == first.body["version"]
+
+
 def test_failed_gate_keeps_the_old_model_and_force_overrides(tmp_path, log_file):
     cfg = config(tmp_path, log_file)
     first = run(cfg, options={"window_days": 30})

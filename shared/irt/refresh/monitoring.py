@@ -213,9 +213,10 @@ def numerical_checks(model: ItemModel, history: Sequence[float], log_likelihood:
     """``(figures, problems, warnings)``: problems reject the model, warnings alert.
 
     Problems: a non-finite parameter, standard error or log-likelihood; a slope not positive;
-    a guessing parameter outside [0, 1). Warnings: EM did not converge; the objective fell
-    between cycles (SQUAREM with its fall-back never lets it; float32 E-steps may wobble in
-    the last digits, so only a fall beyond 1e-6 relative counts); extreme parameters.
+    a guessing parameter outside [0, 1); EM did not converge (stopped at its cycle cap: an
+    unconverged model is never published).  Warnings: the objective fell between cycles
+    (SQUAREM with its fall-back never lets it; float32 E-steps may wobble in the last
+    digits, so only a fall beyond 1e-6 relative counts); extreme parameters.
     """
     problems: list[str] = []
     warnings: list[str] = []
@@ -243,7 +244,7 @@ def numerical_checks(model: ItemModel, history: Sequence[float], log_likelihood:
     if falls.any():
         warnings.append(f"the EM objective fell in {int(falls.sum())} cycles")
     if not converged:
-        warnings.append(f"EM did not converge in {h.size} cycles")
+        problems.append(f"EM did not converge in {h.size} cycles")
     finite_b = model.b[np.isfinite(model.b)]
     extreme = int((np.abs(finite_b) > 10).sum() + (model.a > 10).sum())
     if extreme:

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -70,6 +70,9 @@ from irt.refresh.quality import (
 from irt.refresh.sources import AnswerSource, check_schema, fetch
 from irt.refresh.sql import QueryParams, drops_from_counts
 from irt.store import PUBLISHED, ArtifactStore
+
+if TYPE_CHECKING:
+    from irt.engine.learning_fit import LearningFit
 
 #: What callers import from here (``functions/prepare/main.py``, the tests, the benchmarks); the
 #: configuration and the log writer live in :mod:`irt.refresh.config` and :mod:`irt.refresh.logs`.
@@ -166,11 +169,14 @@ class Holdout:
 @dataclass(frozen=True)
 class Calibrated:
     """The new model (step 6): with its learning-aware options if any; the plain fit's
-    result and the settings it ran with (the monitoring challenger reuses them)."""
+    result and the settings it ran with (the monitoring challenger reuses them); how the
+    options' EM ended (``None`` without options)."""
 
     model: ItemModel
     result: FitResult
     fit_config: FitConfig
+    learning_converged: bool | None = None
+    learning_iterations: int = 0
 
 
 @dataclass(frozen=True)
@@ -478,11 +484,12 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
              log_posterior_by_iteration=[round(v, 4) for v in result.history],
              n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
              train_answers=train.n_answers, holdout_answers=int(held_out.sum()))
-    model = result.model
     if config.model_options:  # 6b. the learning-aware options, on the same training answers
-        model = _fit_learning(config, model, train, holdout.order_key[~held_out],
-                              prepared.skills, prepared.responses.item_ids, run.say)
-    return Calibrated(model, result, fit_config)
+        learning = _fit_learning(config, result.model, train, holdout.order_key[~held_out],
+                                 prepared.skills, prepared.responses.item_ids, run.say)
+        return Calibrated(learning.model, result, fit_config, learning.converged,
+                          learning.iterations)
+    return Calibrated(result.model, result, fit_config)
 
 
 def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,
@@ -537,6 +544,9 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
                         serving_metrics=serving.metrics,
                         holdout_last=config.gate.holdout_last, model_type=config.model_type,
                         fit_simpler=fit_simpler)
+    if calibrated.learning_converged is False:  # as the plain EM's, in numerical_checks
+        checks.problems.append(f"learning options: EM did not converge in "
+                               f"{calibrated.learning_iterations} iterations")
     for alert in checks.alerts:
         log_step(run.say, f"monitoring alert ({alert['check']}): {alert['message']}",
                  severity="WARNING", event="monitoring_alert", check=alert["check"],
@@ -698,7 +708,7 @@ def _report_doc(run: Run, candidate: Candidate, prepared: Prepared, calibrated: 
 
 def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key: np.ndarray,
                   skills: tuple[np.ndarray, list[Any], list[Any]] | None,
-                  item_ids: tuple[str, ...], say: Log) -> ItemModel:
+                  item_ids: tuple[str, ...], say: Log) -> LearningFit:
     """:func:`irt.engine.learning_fit.fit_learning` with the configured options; ``skills`` is the
     log's ``(skill code per item code, item dictionary, skill dictionary)``."""
     from irt.engine.learning_fit import LearningConfig, fit_learning
@@ -724,7 +734,7 @@ def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key:
              converged=result.converged, log_likelihood=result.log_likelihood,
              skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
              n_skills=len(set(info.get("item_skills", {}).values())))
-    return result.model
+    return result
 
 
 def _write_rejection(run: Run, data: dict[str, Any], reasons: list[str]) -> None:
