@@ -53,11 +53,12 @@ test: lint tf-check
 
 # Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:
 # apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
-# 10M simulated answers). Figures and how to read them: benchmarks/README.md.
+# 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure). Figures and how to read them: benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_sparse.py --skip-no-priors
 
 # Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
 # IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then
