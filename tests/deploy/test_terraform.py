@@ -478,3 +478,27 @@ def test_cloudbuild_steps_have_ids_explicit_order_and_apply_the_saved_plan() -> 
     # every shell variable is escaped ($$X); only substitutions are $_X / ${_X}
     text = (ROOT / "cloudbuild.yaml").read_text()
     assert not re.findall(r"(?<!\$)\$(?!\$|_|\{_)[A-Za-z({]", text)
+
+
+# --------------------------------------------------------------------------- defaults
+CALIBRATION_VARIABLES = {"prepare_model_type": "MODEL_TYPE",
+                         "prepare_min_answers_per_item": "MIN_ANSWERS_PER_ITEM",
+                         "prepare_min_answers_per_student": "MIN_ANSWERS_PER_STUDENT"}
+
+
+def test_calibration_settings_are_the_project_defaults_unless_an_environment_sets_them() -> None:
+    """#13: prepare calibrates with irt.engine.defaults.DEFAULTS, as `irt fit` does.  The
+    Terraform variables for those settings default to null, an environment's tfvars leave them
+    out, and a null one is not put in the function's environment (so from_env falls back to
+    DEFAULTS) - rather than a fourth set of defaults in the tfvars."""
+    for folder in (MODULE, *(TF / "environments" / env for env in ENVS)):
+        declared = variables(folder)
+        for name in CALIBRATION_VARIABLES:
+            assert declared[name].get("default", "missing") is None, (folder.name, name)
+    for env in ENVS:
+        assert not set(CALIBRATION_VARIABLES) & set(tfvars(env)), env
+    expr = str(locals_()["prepare_env"])
+    for name, key in CALIBRATION_VARIABLES.items():
+        # set only when not null
+        assert re.search(rf"{key}\s*=\s*[^,}}]*var\.{name}", expr), key
+    assert "if value != null" in expr.replace('"', ""), expr

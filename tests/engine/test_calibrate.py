@@ -340,6 +340,25 @@ def test_3pl_with_default_priors_recovers_guessing():
     assert rmse(m.b, b) < 0.25
 
 
+@pytest.mark.parametrize("name", ["lsat6", "lsat7"])
+@pytest.mark.parametrize("model", ["2pl", "1pl", "rasch"])
+def test_the_default_priors_move_dense_estimates_by_less_than_half_a_standard_error(name, model):
+    """The defaults (irt.engine.defaults.DEFAULTS: log a ~ N(0, 0.5^2), b ~ N(0, 2^2)) against
+    maximum likelihood (R mirt's estimates, pinned above): on LSAT6/7 every parameter moves by
+    less than 0.5 of its ML standard error (measured 0.48 at most, LSAT6 2PL slopes)."""
+    ml = lsat_fit(name, model)
+    default = fit(lsat(name), FitConfig(model=model)).model
+    assert default.fit["converged"]
+    assert np.all(np.abs(default.b - ml.model.b) < 0.5 * ml.model.se_b)
+    if model == "2pl":
+        assert np.all(np.abs(default.a - ml.model.a) < 0.5 * ml.model.se_a)
+    elif model == "1pl":  # the common slope, against its own size
+        assert abs(default.a[0] - ml.model.a[0]) < 0.05 * ml.model.a[0]
+    else:  # the Rasch model's latent SD
+        assert abs(default.population_sd - ml.model.population_sd) < 0.05 * default.population_sd
+    assert not np.allclose(default.b, ml.model.b, atol=1e-4)  # the priors are on
+
+
 # --------------------------------------------------------------------------- exclusions
 def _with_bad_items():
     """Dense 2PL data (8 items) plus: a rarely answered item, an all-right item, an
@@ -366,8 +385,9 @@ def _with_bad_items():
 
 
 def test_bad_items_are_excluded_with_a_reason():
+    # maximum likelihood (no priors): an all-right / all-wrong item has no estimate
     full, sim = _with_bad_items()
-    res = fit(full, FitConfig(model="2pl", min_answers_per_item=10))
+    res = fit(full, FitConfig(model="2pl", min_answers_per_item=10, priors=Priors()))
     m = res.model
     ex = m.excluded_items
     assert set(ex) == {"rare", "easy", "hard", "miskeyed"}
@@ -378,7 +398,8 @@ def test_bad_items_are_excluded_with_a_reason():
     assert m.item_ids == tuple(f"q{k}" for k in range(8))
     assert m.data_summary["n_items_excluded"] == 4
     # the kept items are fitted exactly as if the bad items had never been there
-    clean = fit(sim.responses, FitConfig(model="2pl", min_answers_per_item=10)).model
+    clean = fit(sim.responses, FitConfig(model="2pl", min_answers_per_item=10,
+                                         priors=Priors())).model
     np.testing.assert_allclose(m.a, clean.a, atol=1e-6)
     np.testing.assert_allclose(m.b, clean.b, atol=1e-6)
 
@@ -442,8 +463,8 @@ def test_fit_with_every_item_excluded_raises():
     with pytest.raises(ValueError, match="no item left"):
         fit(r, FitConfig(min_answers_per_item=10))
     all_right = Responses.from_dense(np.ones((50, 3)))
-    with pytest.raises(ValueError, match="no item left"):
-        fit(all_right, FitConfig(min_answers_per_item=1))
+    with pytest.raises(ValueError, match="no item left"):  # maximum likelihood: no estimate
+        fit(all_right, FitConfig(min_answers_per_item=1, priors=Priors()))
 
 
 # --------------------------------------------------------------------------- convergence

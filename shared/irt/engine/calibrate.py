@@ -47,6 +47,8 @@ import scipy.sparse as sp
 from scipy.special import expit, logit
 
 from irt import __version__
+from irt.engine import defaults
+from irt.engine.defaults import Defaults
 from irt.engine.model import MODEL_TYPES, ItemModel, ModelType
 from irt.engine.responses import Responses
 from irt.engine.squarem import squarem
@@ -102,11 +104,14 @@ class Priors:
             object.__setattr__(self, name, (float(value[0]), float(value[1])))
 
     @classmethod
-    def recommended(cls, model: str) -> Priors:
-        """Defaults: none, except for the 3PL: ``log a ~ N(0, 0.5^2)``, ``c ~ Beta(5, 17)``."""
-        if model == "3pl":
-            return cls(a_lognormal=(0.0, 0.5), c_beta=(5.0, 17.0))
-        return cls()
+    def default(cls, model: str, settings: Defaults | None = None) -> Priors:
+        """The priors of ``settings`` (default :data:`irt.engine.defaults.DEFAULTS`) for
+        ``model``: the slope and difficulty priors for all (the slope prior falls on the 1PL's
+        common slope, and on the Rasch model's latent SD, which plays its part in the
+        calibration), the guessing prior for the 3PL only."""
+        s = settings if settings is not None else defaults.DEFAULTS
+        return cls(a_lognormal=s.prior_a, b_normal=s.prior_b,
+                   c_beta=s.prior_c if model == "3pl" else None)
 
     def to_dict(self) -> dict[str, list[float] | None]:
         return {k: (list(v) if v is not None else None) for k, v in asdict(self).items()}
@@ -114,13 +119,15 @@ class Priors:
 
 @dataclass(frozen=True)
 class FitConfig:
-    """Calibration settings.
+    """Calibration settings; a field left out takes its value from
+    :data:`irt.engine.defaults.DEFAULTS` (read when the config is made).
 
     Attributes:
         model: one of :data:`irt.engine.model.MODEL_TYPES` (the ``ModelType`` literal):
             ``rasch``, ``1pl``, ``2pl`` or ``3pl``; checked at construction.
         quadrature: quadrature of the latent distribution.
-        priors: item priors; ``None`` = :meth:`Priors.recommended` for the model.
+        priors: item priors; ``None`` = :meth:`Priors.default` for the model (the defaults'
+            priors); ``Priors()`` = none (maximum likelihood, as R mirt).
         tol: convergence when no item parameter (``a``, ``d``, ``logit c``)
             moves more than ``tol`` in one EM cycle.
         max_iter: cap on EM cycles (E-steps).
@@ -133,13 +140,15 @@ class FitConfig:
             iterations (the final E-step, the log-likelihood and SEs are float64).
     """
 
-    model: ModelType = "2pl"
-    quadrature: Quadrature = field(default_factory=Quadrature)
+    model: ModelType = field(default_factory=lambda: defaults.DEFAULTS.model)
+    quadrature: Quadrature = field(
+        default_factory=lambda: Quadrature(defaults.DEFAULTS.quadrature_points))
     priors: Priors | None = None
-    tol: float = 1e-4
-    max_iter: int = 500
-    min_answers_per_item: int = 10
-    min_slope: float = 0.05
+    tol: float = field(default_factory=lambda: defaults.DEFAULTS.tol)
+    max_iter: int = field(default_factory=lambda: defaults.DEFAULTS.max_iter)
+    min_answers_per_item: int = field(
+        default_factory=lambda: defaults.DEFAULTS.min_answers_per_item)
+    min_slope: float = field(default_factory=lambda: defaults.DEFAULTS.min_slope)
     accelerate: bool = True
     compute_se: bool = True
     float32_estep: bool = True
@@ -155,7 +164,8 @@ class FitConfig:
             raise ValueError("min_answers_per_item must be at least 1")
 
     def resolved_priors(self) -> Priors:
-        return self.priors if self.priors is not None else Priors.recommended(self.model)
+        """:attr:`priors`, or the defaults' for :attr:`model` when ``None``."""
+        return self.priors if self.priors is not None else Priors.default(self.model)
 
 
 @dataclass

@@ -75,8 +75,8 @@ FEATURES: tuple[str, ...] = ("skill_successes", "skill_failures", "recent_succes
 #: Per-skill covariates ``z`` (coefficients ``gamma_k``): columns of ``x``.
 SKILL_FEATURES: tuple[str, ...] = ("skill_successes", "skill_failures", "skill_last")
 _SKILL_COLUMNS = np.array([FEATURES.index(f) for f in SKILL_FEATURES])
-#: Defaults of the options' settings.
-DEFAULT_DECAY = 0.95
+#: The covariates' window of an artifact that does not state one (the artifact format's
+#: value; calibration takes its settings from :data:`irt.engine.defaults.DEFAULTS`).
 DEFAULT_WINDOW = 10
 DEFAULT_POINTS = 41
 DEFAULT_BOUND = 6.0

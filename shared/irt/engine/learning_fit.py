@@ -55,12 +55,11 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from irt.engine import defaults
 from irt.engine.learning import (
     _SKILL_COLUMNS,
     DEFAULT_BOUND,
-    DEFAULT_DECAY,
     DEFAULT_POINTS,
-    DEFAULT_WINDOW,
     FEATURES,
     SKILL_FEATURES,
     Learning,
@@ -104,13 +103,14 @@ class LearningConfig:
     """
 
     options: tuple[str, ...] = ()
-    decay: float = DEFAULT_DECAY
-    window: int = DEFAULT_WINDOW
+    decay: float = field(default_factory=lambda: defaults.DEFAULTS.recency_decay)
+    window: int = field(default_factory=lambda: defaults.DEFAULTS.pfa_window)
     difficulty_sd: float = 1.0
     coefficient_sd: float = 0.3
     skill_sd_start: float = 0.8
-    prior_a: tuple[float, float] | None = (0.0, 0.5)
-    prior_b: tuple[float, float] = (0.0, 2.0)
+    prior_a: tuple[float, float] | None = field(default_factory=lambda: defaults.DEFAULTS.prior_a)
+    prior_b: tuple[float, float] = field(
+        default_factory=lambda: defaults.DEFAULTS.prior_b)  # type: ignore[arg-type, return-value]
     n_quadrature: int = 41
     n_points: int = DEFAULT_POINTS
     bound: float = DEFAULT_BOUND
@@ -129,6 +129,9 @@ class LearningConfig:
             raise ValueError("decay must be in (0, 1]")
         if self.window < 1:
             raise ValueError("window must be at least 1")
+        if self.prior_b is None:
+            raise ValueError("the learning-aware options need a difficulty prior (prior_b): "
+                             "it is the prior of the skill means")
         for name in ("difficulty_sd", "coefficient_sd", "skill_sd_start", "tol", "ftol",
                      "bound"):
             if not getattr(self, name) > 0:

@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from irt.engine import defaults
+from irt.engine.calibrate import FitConfig, Priors
 from irt.engine.learning import parse_options
 from irt.engine.model import MODEL_TYPES
 from irt.errors import ConfigError
@@ -23,7 +25,7 @@ from irt.refresh.sql import SourceColumns, parse_table
 from irt.settings import env_float, env_int
 
 
-def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float]
+def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | None
               ) -> tuple[float, float] | None:
     raw = env.get(key, "").strip()
     if raw == "":
@@ -51,9 +53,14 @@ class RefreshConfig:
         columns: ``COLUMN_STUDENT``, ``COLUMN_ITEM``, ``COLUMN_CORRECT``,
             ``COLUMN_ANSWERED_AT``, ``COLUMN_SKILL``.
         model_type: ``MODEL_TYPE``: rasch, 1pl, 2pl (default) or 3pl.
+
+        The calibration settings' defaults (model type, minimum answers, priors, options,
+        recency decay, pfa window) are :data:`irt.engine.defaults.DEFAULTS`, which the CLI
+        uses too; the values below are those defaults.
         window_days: ``WINDOW_DAYS``: the window is the last N days (default 365).
         max_answers_per_item: ``MAX_ANSWERS_PER_ITEM`` (default 5000): the cap.
-        min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 10).
+        min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 1: every answered item;
+            the priors shrink a rarely answered one).
         min_answers_per_student: ``MIN_ANSWERS_PER_STUDENT`` (default 2).
         max_id_length: ``MAX_ID_LENGTH`` (default 256).
         prior_a: ``PRIOR_A``: lognormal prior on slopes as ``meanlog,sdlog``
@@ -86,23 +93,25 @@ class RefreshConfig:
     source_file: str | None = None
     location: str | None = None
     columns: SourceColumns = field(default_factory=SourceColumns)
-    model_type: str = "2pl"
+    model_type: str = field(default_factory=lambda: defaults.DEFAULTS.model)
     window_days: int = 365
     max_answers_per_item: int = 5000
-    min_answers_per_item: int = 10
-    min_answers_per_student: int = 2
+    min_answers_per_item: int = field(
+        default_factory=lambda: defaults.DEFAULTS.min_answers_per_item)
+    min_answers_per_student: int = field(
+        default_factory=lambda: defaults.DEFAULTS.min_answers_per_student)
     max_id_length: int = 256
-    prior_a: tuple[float, float] | None = (0.0, 0.5)
-    prior_b: tuple[float, float] | None = (0.0, 2.0)
+    prior_a: tuple[float, float] | None = field(default_factory=lambda: defaults.DEFAULTS.prior_a)
+    prior_b: tuple[float, float] | None = field(default_factory=lambda: defaults.DEFAULTS.prior_b)
     data: DataThresholds = field(default_factory=DataThresholds)
     gate: GateConfig = field(default_factory=GateConfig)
     bucket: str | None = None
     model_dir: str | None = None
     prefix: str = "models"
     monitoring: MonitorConfig = field(default_factory=MonitorConfig)
-    model_options: tuple[str, ...] = ()
-    recency_decay: float = 0.95
-    pfa_window: int = 10
+    model_options: tuple[str, ...] = field(default_factory=lambda: defaults.DEFAULTS.options)
+    recency_decay: float = field(default_factory=lambda: defaults.DEFAULTS.recency_decay)
+    pfa_window: int = field(default_factory=lambda: defaults.DEFAULTS.pfa_window)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -112,6 +121,7 @@ class RefreshConfig:
             ConfigError: naming the variable and the rule it breaks.
         """
         env = os.environ if env is None else env
+        base = defaults.DEFAULTS
         table = env.get("BQ_TABLE") or None
         if table:
             parse_table(table)
@@ -122,7 +132,7 @@ class RefreshConfig:
         model_dir = env.get("MODEL_DIR") or None
         if not bucket and not model_dir:
             raise ConfigError("set MODEL_BUCKET (or MODEL_DIR for local runs)", "MODEL_BUCKET")
-        model_type = (env.get("MODEL_TYPE") or "2pl").lower()
+        model_type = (env.get("MODEL_TYPE") or base.model).lower()
         if model_type not in MODEL_TYPES:
             raise ConfigError(f"must be one of {', '.join(MODEL_TYPES)}", "MODEL_TYPE")
         prefix = env.get("MODEL_PREFIX") or "models"
@@ -137,7 +147,9 @@ class RefreshConfig:
             skill=env.get("COLUMN_SKILL") or None,
         )
         try:
-            model_options = parse_options(env.get("MODEL_OPTIONS"))
+            raw_options = env.get("MODEL_OPTIONS")
+            model_options = parse_options(raw_options) if raw_options is not None \
+                else base.options
         except ValueError as exc:
             raise ConfigError(str(exc), "MODEL_OPTIONS") from None
         if model_options and model_type != "2pl":
@@ -169,16 +181,27 @@ class RefreshConfig:
             columns=columns, model_type=model_type,
             window_days=env_int(env, "WINDOW_DAYS", 365, 1, 36500),
             max_answers_per_item=env_int(env, "MAX_ANSWERS_PER_ITEM", 5000, 1, 10**9),
-            min_answers_per_item=env_int(env, "MIN_ANSWERS_PER_ITEM", 10, 1, 10**9),
-            min_answers_per_student=env_int(env, "MIN_ANSWERS_PER_STUDENT", 2, 1, 10**9),
+            min_answers_per_item=env_int(env, "MIN_ANSWERS_PER_ITEM",
+                                         base.min_answers_per_item, 1, 10**9),
+            min_answers_per_student=env_int(env, "MIN_ANSWERS_PER_STUDENT",
+                                            base.min_answers_per_student, 1, 10**9),
             max_id_length=env_int(env, "MAX_ID_LENGTH", 256, 1, 4096),
-            prior_a=_env_pair(env, "PRIOR_A", (0.0, 0.5)),
-            prior_b=_env_pair(env, "PRIOR_B", (0.0, 2.0)),
+            prior_a=_env_pair(env, "PRIOR_A", base.prior_a),
+            prior_b=_env_pair(env, "PRIOR_B", base.prior_b),
             data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
             monitoring=MonitorConfig.from_env(env), model_options=model_options,
-            recency_decay=env_float(env, "RECENCY_DECAY", 0.95, 0.01, 0.9999),
-            pfa_window=env_int(env, "PFA_WINDOW", 10, 1, 10_000),
+            recency_decay=env_float(env, "RECENCY_DECAY", base.recency_decay, 0.01, 0.9999),
+            pfa_window=env_int(env, "PFA_WINDOW", base.pfa_window, 1, 10_000),
         )
+
+    def fit_config(self) -> FitConfig:
+        """The calibration settings of a run: :data:`irt.engine.defaults.DEFAULTS` with this
+        configuration's model type, minimum answers per item and priors (the 3PL's guessing
+        prior from the defaults)."""
+        priors = Priors(a_lognormal=self.prior_a,
+                        b_normal=self.prior_b, c_beta=Priors.default(self.model_type).c_beta)
+        return FitConfig(model=self.model_type, priors=priors,  # type: ignore[arg-type]
+                         min_answers_per_item=self.min_answers_per_item)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready settings that shape the model (part of the version digest)."""

@@ -473,10 +473,7 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
     """
     config, train, held_out = run.config, holdout.train, holdout.held_out
     t0 = time.perf_counter()
-    priors = Priors(a_lognormal=config.prior_a, b_normal=config.prior_b,
-                    c_beta=Priors.recommended(config.model_type).c_beta)
-    fit_config = FitConfig(model=config.model_type, priors=priors,
-                           min_answers_per_item=config.min_answers_per_item)
+    fit_config = config.fit_config()
     result = fit(train, fit_config)
     log_step(run.say, "model calibrated", event="calibrated", since=t0,
              model_type=config.model_type, iterations=result.iterations,
@@ -531,7 +528,7 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
     t0 = time.perf_counter()
 
     def fit_simpler(kind: str) -> ItemModel:
-        priors = replace(fit_config.priors, c_beta=Priors.recommended(kind).c_beta)
+        priors = replace(fit_config.priors, c_beta=Priors.default(kind).c_beta)
         return fit(sample_students(holdout.train), replace(
             fit_config, model=kind, compute_se=False, priors=priors)).model
 

@@ -52,10 +52,11 @@ strict patterns first (:func:`parse_table`, :class:`SourceColumns`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, ClassVar
 
+from irt.engine import defaults
 from irt.errors import ConfigError
 
 #: A column name: letters, digits, underscores, not starting with a digit.
@@ -160,8 +161,10 @@ class QueryParams:
     window_start: datetime
     window_end: datetime
     max_answers_per_item: int = 5000
-    min_answers_per_item: int = 10
-    min_answers_per_student: int = 2
+    min_answers_per_item: int = field(
+        default_factory=lambda: defaults.DEFAULTS.min_answers_per_item)
+    min_answers_per_student: int = field(
+        default_factory=lambda: defaults.DEFAULTS.min_answers_per_student)
     max_id_length: int = 256
 
     def __post_init__(self) -> None:

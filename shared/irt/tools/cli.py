@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 import numpy as np
 
 from irt import __version__
+from irt.engine import defaults
 from irt.engine.artifact import load_model
 from irt.engine.model import MODEL_TYPES
 from irt.errors import CSVFormatError, ModelFormatError
@@ -34,12 +36,71 @@ Examples:
 """
 
 
-def _pair(text: str) -> tuple[float, float]:
+def _pair(text: str) -> tuple[float, float] | None:
+    """``'x,y'`` as two finite numbers (the second positive), or ``'none'`` as ``None``."""
+    if text.strip().lower() == "none":
+        return None
     try:
         x, y = (float(v) for v in text.split(","))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected two numbers 'x,y', got {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"expected two numbers 'x,y' or 'none', got {text!r}") from None
+    if not (math.isfinite(x) and math.isfinite(y) and y > 0):
+        raise argparse.ArgumentTypeError(f"needs finite numbers, the second positive: {text!r}")
     return x, y
+
+
+def _show(pair: tuple[float, float] | None) -> str:
+    return "none" if pair is None else f"{pair[0]:g},{pair[1]:g}"
+
+
+def _add_calibration_arguments(p: argparse.ArgumentParser, what: str = "answers") -> None:
+    """The calibration settings ``fit`` and ``evaluate`` share, defaulting to
+    :data:`irt.engine.defaults.DEFAULTS` (as ``prepare`` does)."""
+    d = defaults.DEFAULTS
+    p.add_argument("--model", choices=MODEL_TYPES, default=d.model,
+                   help="model type (default %(default)s)")
+    p.add_argument("--min-answers-per-item", type=int, default=d.min_answers_per_item,
+                   metavar="N", help=f"leave out items with fewer {what} (default %(default)s)")
+    p.add_argument("--min-answers-per-student", type=int, default=d.min_answers_per_student,
+                   metavar="N", help=f"leave out students with fewer {what} before "
+                   "calibrating (default %(default)s)")
+    p.add_argument("--quadrature-points", type=int, default=d.quadrature_points, metavar="Q",
+                   help="quadrature nodes on [-6, 6] (default %(default)s)")
+    p.add_argument("--tol", type=float, default=d.tol,
+                   help="convergence: max parameter change per EM cycle (default %(default)s)")
+    p.add_argument("--max-iter", type=int, default=d.max_iter,
+                   help="EM cycle cap (default %(default)s; reaching it = not converged)")
+    p.add_argument("--prior-a", type=_pair, default=d.prior_a, metavar="MEANLOG,SDLOG",
+                   help=f"lognormal prior on slopes, or 'none' (default {_show(d.prior_a)})")
+    p.add_argument("--prior-b", type=_pair, default=d.prior_b, metavar="MEAN,SD",
+                   help=f"normal prior on difficulties, or 'none' (default {_show(d.prior_b)})")
+    p.add_argument("--prior-c", type=_pair, default=d.prior_c, metavar="ALPHA,BETA",
+                   help=f"beta prior on the 3pl's guessing, or 'none' "
+                   f"(default {_show(d.prior_c)})")
+    p.add_argument("--no-priors", action="store_true",
+                   help="no priors at all: maximum likelihood, R mirt's default (sparse logs "
+                   "may then not converge; the 3pl may be unstable)")
+
+
+def _fit_config(args: argparse.Namespace, **settings: Any):
+    """The :class:`~irt.engine.calibrate.FitConfig` of the parsed calibration arguments."""
+    from irt.engine.calibrate import FitConfig, Priors, Quadrature
+
+    if args.no_priors:
+        priors = Priors()
+    else:
+        priors = Priors(a_lognormal=args.prior_a,
+                        b_normal=args.prior_b,
+                        c_beta=args.prior_c if args.model == "3pl" else None)
+    return FitConfig(model=args.model, quadrature=Quadrature(args.quadrature_points),
+                     priors=priors, tol=args.tol, max_iter=args.max_iter,
+                     min_answers_per_item=args.min_answers_per_item, **settings)
+
+
+def _defaults_epilog() -> str:
+    return (EPILOG + "\nDefaults (irt.engine.defaults.DEFAULTS; prepare uses the same):\n"
+            + defaults.DEFAULTS.describe() + "\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,28 +111,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     f = sub.add_parser("fit", help="calibrate a model from an answers CSV",
-                       description="Calibrate item parameters by marginal maximum likelihood "
-                       "(EM) and write the model JSON.", epilog=EPILOG,
+                       description="Calibrate item parameters by marginal maximum a posteriori "
+                       "(EM; maximum likelihood with --no-priors) and write the model JSON. "
+                       "The defaults are prepare's.", epilog=_defaults_epilog(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("answers", type=Path, help="answers CSV (see format below)")
-    f.add_argument("--model", choices=MODEL_TYPES, default="2pl", help="model type (default 2pl)")
     f.add_argument("-o", "--output", type=Path, required=True, help="model JSON to write")
-    f.add_argument("--min-answers-per-item", type=int, default=10, metavar="N",
-                   help="leave out items with fewer answers (default 10)")
-    f.add_argument("--min-answers-per-student", type=int, default=1, metavar="N",
-                   help="drop students with fewer answers before fitting (default 1)")
-    f.add_argument("--quadrature-points", type=int, default=41, metavar="Q",
-                   help="quadrature nodes on [-6, 6] (default 41)")
-    f.add_argument("--tol", type=float, default=1e-4,
-                   help="convergence: max parameter change per EM cycle (default 1e-4)")
-    f.add_argument("--max-iter", type=int, default=500, help="EM cycle cap (default 500)")
-    f.add_argument("--prior-a", type=_pair, metavar="MEANLOG,SDLOG",
-                   help="lognormal prior on slopes, e.g. 0,0.5")
-    f.add_argument("--prior-b", type=_pair, metavar="MEAN,SD", help="normal prior on difficulties")
-    f.add_argument("--prior-c", type=_pair, metavar="ALPHA,BETA",
-                   help="beta prior on guessing (3pl; default 5,17)")
-    f.add_argument("--no-priors", action="store_true",
-                   help="no priors at all (pure ML; the 3pl may then be unstable)")
+    _add_calibration_arguments(f)
     f.add_argument("--no-se", action="store_true", help="skip standard errors")
     f.add_argument("--lenient", action="store_true",
                    help="drop and count bad CSV rows instead of stopping at the first one")
@@ -83,8 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", type=Path, help="model JSON written by 'fit'")
     s.add_argument("answers", type=Path, help="answers CSV")
     s.add_argument("-o", "--output", type=Path, help="scores CSV to write (default stdout)")
-    s.add_argument("--method", choices=("EAP", "MAP"), default="EAP",
-                   help="EAP (posterior mean, SE = posterior SD; default) or MAP")
+    s.add_argument("--method", choices=("EAP", "MAP"), default=defaults.DEFAULTS.score_method,
+                   help="EAP (posterior mean, SE = posterior SD) or MAP (default %(default)s)")
     s.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
 
     e = sub.add_parser("evaluate", help="calibrate on a training log, predict a test log online",
@@ -92,10 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
                        "student from only that student's earlier answers (as predict is used) "
                        "and report AUC, log-loss, Brier score, calibration error (ECE) and the "
                        "cost per prediction. Files may be gzip-compressed (.gz).",
-                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                       epilog=_defaults_epilog(),
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("train", type=Path, help="training answers CSV")
     e.add_argument("test", type=Path, help="test answers CSV (students disjoint from TRAIN)")
-    e.add_argument("--model", choices=MODEL_TYPES, default="2pl", help="model type (default 2pl)")
     e.add_argument("--student-column", default="student_id",
                    help="student column (default student_id; ASSISTments files: user_id)")
     e.add_argument("--item-column", default="item_id",
@@ -104,24 +150,18 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--order-column", default="answered_at",
                    help="column giving each student's answer order, numeric "
                    "(default answered_at; ASSISTments files: seq)")
-    e.add_argument("--min-answers-per-item", type=int, default=1, metavar="N",
-                   help="leave out items with fewer training answers (default 1)")
-    e.add_argument("--max-iter", type=int, default=500,
-                   help="EM cycle cap of the 2PL fit (default 500)")
-    e.add_argument("--prior-a", type=_pair, default=(0.0, 0.5), metavar="MEANLOG,SDLOG",
-                   help="lognormal prior on slopes (default 0,0.5)")
-    e.add_argument("--prior-b", type=_pair, default=(0.0, 2.0), metavar="MEAN,SD",
-                   help="normal prior on difficulties (default 0,2: sparse logs)")
-    e.add_argument("--options", default="",
+    _add_calibration_arguments(e, "training answers")
+    e.add_argument("--options", default=",".join(defaults.DEFAULTS.options),
                    help="learning-aware options, comma-separated: recency, skills, pfa "
                    "(default none: the plain model; formulas in irt.engine.learning)")
     e.add_argument("--skill-column", default=None,
                    help="skill column of TRAIN, for the item -> skill map that 'skills' and "
                    "'pfa' learn (ASSISTments files: skill_id)")
-    e.add_argument("--recency-decay", type=float, default=0.95, metavar="LAMBDA",
-                   help="recency weight per later answer (default 0.95)")
-    e.add_argument("--window", type=int, default=10,
-                   help="answers in the recent window of the pfa covariates (default 10)")
+    e.add_argument("--recency-decay", type=float, default=defaults.DEFAULTS.recency_decay,
+                   metavar="LAMBDA", help="recency weight per later answer (default %(default)s)")
+    e.add_argument("--window", type=int, default=defaults.DEFAULTS.pfa_window,
+                   help="answers in the recent window of the pfa covariates "
+                   "(default %(default)s)")
     e.add_argument("--table", action="store_true",
                    help="evaluate the plain model and every option set, with predict's "
                    "per-request cost, against the published figures")
@@ -138,25 +178,14 @@ def _read_rows(path: Path, lenient: bool) -> list[dict]:
 
 
 def _fit(args: argparse.Namespace) -> int:
-    from irt.engine.calibrate import FitConfig, Priors, Quadrature, fit
+    from irt.engine.calibrate import fit
     from irt.engine.preprocess import prepare_rows
 
     rows = _read_rows(args.answers, args.lenient)
     prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
     _log(f"read {prepared.report.rows_in} rows, kept {prepared.report.rows_out}; dropped "
          f"{json.dumps({k: v for k, v in prepared.report.dropped.items() if v})}")
-    if args.no_priors:
-        priors: Priors | None = Priors()
-    elif args.prior_a or args.prior_b or args.prior_c:
-        rec = Priors.recommended(args.model)
-        priors = Priors(args.prior_a or rec.a_lognormal, args.prior_b or rec.b_normal,
-                        args.prior_c or rec.c_beta)
-    else:
-        priors = None
-    config = FitConfig(model=args.model, quadrature=Quadrature(args.quadrature_points),
-                       priors=priors, tol=args.tol, max_iter=args.max_iter,
-                       min_answers_per_item=args.min_answers_per_item,
-                       compute_se=not args.no_se)
+    config = _fit_config(args, compute_se=not args.no_se)
     start = time.perf_counter()
     result = fit(prepared.responses, config)
     model = result.model
@@ -235,7 +264,7 @@ TABLE_OPTIONS = (("recency",), ("skills",), ("pfa",), ("skills", "pfa"),
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from irt.engine.calibrate import FitConfig, Priors, fit
+    from irt.engine.calibrate import fit
     from irt.engine.evaluate import evaluate
     from irt.engine.learning import parse_options
     from irt.engine.learning_fit import with_recency
@@ -253,12 +282,10 @@ def _evaluate(args: argparse.Namespace) -> int:
     published = _is_published_split(tr[0], tr[2], te_s, te_y)
     tr_s, tr_i, tr_y, tr_o = tr[:4]
     # First attempt per student-item, as in production (preprocess keeps the first).
-    prepared = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True))
+    prepared = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True),
+                            min_answers_per_student=args.min_answers_per_student)
     train = prepared.responses
-    config = FitConfig(model=args.model, min_answers_per_item=args.min_answers_per_item,
-                       priors=Priors(a_lognormal=args.prior_a, b_normal=args.prior_b,
-                                     c_beta=Priors.recommended(args.model).c_beta),
-                       max_iter=args.max_iter, compute_se=False)
+    config = _fit_config(args, compute_se=False)
     start = time.perf_counter()
     result = fit(train, config)
     fit_s = time.perf_counter() - start
@@ -358,7 +385,8 @@ def _fit_options(base, train, answered_at, skills, options: tuple[str, ...],
 
     item_skill, skill_ids = skills if skills is not None else (None, ())
     config = LearningConfig(options=options, decay=args.recency_decay, window=args.window,
-                            prior_a=args.prior_a, prior_b=args.prior_b)
+                            prior_a=None if args.no_priors else args.prior_a,
+                            prior_b=None if args.no_priors else args.prior_b)
     start = time.perf_counter()
     result = fit_learning(base, train, answered_at, item_skill, skill_ids, config)
     seconds = time.perf_counter() - start
@@ -437,8 +465,10 @@ def _demo(args: argparse.Namespace) -> int:
     rows += [{"student_id": None, "item_id": "q1", "correct": 1},
              {"student_id": "s1", "item_id": "q2", "correct": "maybe"}]
     start = time.perf_counter()
-    prepared = prepare_rows(rows, min_answers_per_item=10)
-    result = fit(prepared.responses, FitConfig(model="2pl"))
+    d = defaults.DEFAULTS
+    prepared = prepare_rows(rows, min_answers_per_item=d.min_answers_per_item,
+                            min_answers_per_student=d.min_answers_per_student)
+    result = fit(prepared.responses, FitConfig())
     model = result.model
     took = time.perf_counter() - start
     idx = np.array([int(i[1:]) for i in model.item_ids])

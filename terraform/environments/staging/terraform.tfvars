@@ -29,12 +29,10 @@ bq_columns = {
   skill       = null
 }
 
-# prepare
-prepare_model_type              = "2PL"
-prepare_window_days             = 180
-prepare_max_answers_per_item    = 2000
-prepare_min_answers_per_item    = 10
-prepare_min_answers_per_student = 5
+# prepare (model type, minimum answers and priors: the project defaults,
+# irt.engine.defaults.DEFAULTS, unless set here - see variables.tf)
+prepare_window_days          = 180
+prepare_max_answers_per_item = 2000
 prepare_gate = {
   max_auc_drop     = 0.02
   max_logloss_rise = 0.02

@@ -73,8 +73,9 @@ variable "bq_columns" {
 }
 
 variable "prepare_model_type" {
-  description = "IRT model calibrated by prepare."
+  description = "IRT model calibrated by prepare (MODEL_TYPE); null: the project's default, 2PL (irt.engine.defaults.DEFAULTS, shared with `python -m irt fit`)."
   type        = string
+  default     = null
 }
 
 variable "prepare_window_days" {
@@ -88,13 +89,15 @@ variable "prepare_max_answers_per_item" {
 }
 
 variable "prepare_min_answers_per_item" {
-  description = "Items with fewer answers are excluded from calibration."
+  description = "Items with fewer answers are excluded from calibration (MIN_ANSWERS_PER_ITEM); null: the project's default, 1 (every answered item; the priors shrink rare ones)."
   type        = number
+  default     = null
 }
 
 variable "prepare_min_answers_per_student" {
-  description = "Students with fewer answers are dropped before calibration."
+  description = "Students with fewer answers are dropped before calibration (MIN_ANSWERS_PER_STUDENT); null: the project's default, 2."
   type        = number
+  default     = null
 }
 
 variable "prepare_gate" {

@@ -30,22 +30,26 @@ locals {
 
   prepare_env = merge(
     {
-      BQ_TABLE                = local.bq_table_id
-      BQ_LOCATION             = var.bq_location
-      MODEL_BUCKET            = google_storage_bucket.models.name
-      MODEL_PREFIX            = local.model_prefix
-      MODEL_TYPE              = var.prepare_model_type
-      WINDOW_DAYS             = tostring(var.prepare_window_days)
-      MAX_ANSWERS_PER_ITEM    = tostring(var.prepare_max_answers_per_item)
-      MIN_ANSWERS_PER_ITEM    = tostring(var.prepare_min_answers_per_item)
-      MIN_ANSWERS_PER_STUDENT = tostring(var.prepare_min_answers_per_student)
-      COLUMN_STUDENT          = var.bq_columns.student
-      COLUMN_ITEM             = var.bq_columns.item
-      COLUMN_CORRECT          = var.bq_columns.correct
-      COLUMN_ANSWERED_AT      = var.bq_columns.answered_at
-      GATE_MAX_AUC_DROP       = tostring(var.prepare_gate.max_auc_drop)
-      GATE_MAX_LOGLOSS_RISE   = tostring(var.prepare_gate.max_logloss_rise)
+      BQ_TABLE              = local.bq_table_id
+      BQ_LOCATION           = var.bq_location
+      MODEL_BUCKET          = google_storage_bucket.models.name
+      MODEL_PREFIX          = local.model_prefix
+      WINDOW_DAYS           = tostring(var.prepare_window_days)
+      MAX_ANSWERS_PER_ITEM  = tostring(var.prepare_max_answers_per_item)
+      COLUMN_STUDENT        = var.bq_columns.student
+      COLUMN_ITEM           = var.bq_columns.item
+      COLUMN_CORRECT        = var.bq_columns.correct
+      COLUMN_ANSWERED_AT    = var.bq_columns.answered_at
+      GATE_MAX_AUC_DROP     = tostring(var.prepare_gate.max_auc_drop)
+      GATE_MAX_LOGLOSS_RISE = tostring(var.prepare_gate.max_logloss_rise)
     },
+    # Calibration settings left null are not set: prepare then uses the project's one default
+    # configuration (irt.engine.defaults.DEFAULTS), the one `python -m irt fit` uses.
+    { for name, value in {
+      MODEL_TYPE              = var.prepare_model_type
+      MIN_ANSWERS_PER_ITEM    = var.prepare_min_answers_per_item == null ? null : tostring(var.prepare_min_answers_per_item)
+      MIN_ANSWERS_PER_STUDENT = var.prepare_min_answers_per_student == null ? null : tostring(var.prepare_min_answers_per_student)
+    } : name => value if value != null },
     var.bq_columns.skill == null ? {} : { COLUMN_SKILL = var.bq_columns.skill },
     var.prepare_env_overrides,
   )

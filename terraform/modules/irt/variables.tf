@@ -99,10 +99,11 @@ variable "bq_columns" {
 
 # --------------------------------------------------------------------------- prepare
 variable "prepare_model_type" {
-  description = "IRT model calibrated by prepare."
+  description = "IRT model calibrated by prepare (MODEL_TYPE); null: the project's default, 2PL (irt.engine.defaults.DEFAULTS, shared with `python -m irt fit`)."
   type        = string
+  default     = null
   validation {
-    condition     = contains(["RASCH", "1PL", "2PL", "3PL"], upper(var.prepare_model_type))
+    condition     = var.prepare_model_type == null ? true : contains(["RASCH", "1PL", "2PL", "3PL"], upper(var.prepare_model_type))
     error_message = "prepare_model_type must be one of Rasch, 1PL, 2PL, 3PL."
   }
 }
@@ -118,13 +119,15 @@ variable "prepare_max_answers_per_item" {
 }
 
 variable "prepare_min_answers_per_item" {
-  description = "Items with fewer answers are excluded from calibration."
+  description = "Items with fewer answers are excluded from calibration (MIN_ANSWERS_PER_ITEM); null: the project's default, 1 (every answered item; the priors shrink rare ones)."
   type        = number
+  default     = null
 }
 
 variable "prepare_min_answers_per_student" {
-  description = "Students with fewer answers are dropped before calibration."
+  description = "Students with fewer answers are dropped before calibration (MIN_ANSWERS_PER_STUDENT); null: the project's default, 2."
   type        = number
+  default     = null
 }
 
 variable "prepare_gate" {
