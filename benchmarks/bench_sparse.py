@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from dataclasses import replace
 
 import numpy as np
 
@@ -28,10 +29,12 @@ from irt.engine.simulate import simulate, simulate_sparse
 TARGET_SECONDS = 10.0
 
 
-def _fit(responses, priors: Priors, min_answers: int) -> tuple[float, object]:
+def _fit(responses, priors: Priors | None, min_answers: int | None) -> tuple[float, object]:
     start = time.perf_counter()
-    result = fit(responses, FitConfig(priors=priors, min_answers_per_item=min_answers,
-                                      compute_se=False))
+    config = FitConfig(priors=priors, compute_se=False)
+    if min_answers is not None:
+        config = replace(config, min_answers_per_item=min_answers)
+    result = fit(responses, config)
     return time.perf_counter() - start, result
 
 
@@ -51,8 +54,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=1, help="fits per case (median)")
-    parser.add_argument("--min-answers", type=int, default=1,
-                        help="MIN_ANSWERS_PER_ITEM of the fits (default 1: every item)")
+    parser.add_argument("--min-answers", type=int, default=None,
+                        help="MIN_ANSWERS_PER_ITEM of the fits (default: the defaults', 1)")
     parser.add_argument("--skip-no-priors", action="store_true",
                         help="skip the fit without priors (it may run to the 500-cycle cap)")
     args = parser.parse_args()
@@ -63,9 +66,9 @@ def main() -> int:
           f"{int((counts >= 100).sum())} at least 100 times")
     dense = simulate(5000, 100, 20, seed=1)
     ids = list(sparse.responses.item_ids)
-    priors = Priors(a_lognormal=(0.0, 0.5), b_normal=(0.0, 2.0))
-    cases = [("dense reference, priors", dense.responses, priors),
-             ("sparse, priors (prepare's default)", sparse.responses, priors)]
+    cases: list[tuple[str, object, Priors | None]] = [
+        ("dense reference, priors", dense.responses, None),
+        ("sparse, priors (the defaults)", sparse.responses, None)]
     if not args.skip_no_priors:
         cases.append(("sparse, no priors", sparse.responses, Priors()))
     seconds: dict[str, float] = {}
@@ -79,7 +82,7 @@ def main() -> int:
             ra, rb, n = _rmse(result, sparse, ids)
             line += f"  RMSE a {ra:.3f}, b {rb:.3f} on the {n} items with >= 20 answers"
         print(line, flush=True)
-    main_case = "sparse, priors (prepare's default)"
+    main_case = "sparse, priors (the defaults)"
     ratio = seconds[main_case] / seconds["dense reference, priors"]
     status = "PASS" if seconds[main_case] <= TARGET_SECONDS else "MISS"
     print(f"sparse / dense time: {ratio:.1f}x; target: the default fit converges in "
