@@ -375,6 +375,8 @@ def test_ops_module_runs_from_the_command_line(tmp_path):
     ({"BQ_TABLE": "my-project.ds.answers", "GATE_MAX_AUC_DROP": "nan"}, "GATE_MAX_AUC_DROP"),
     ({"BQ_TABLE": "my-project.ds.answers", "COLUMN_ITEM": "item id"}, "COLUMN_ITEM"),
     ({"BQ_TABLE": "my-project.ds.answers", "MODEL_PREFIX": "../x"}, "MODEL_PREFIX"),
+    ({"BQ_TABLE": "my-project.ds.answers", "MODEL_OPTIONS": "recency", "PRIOR_B": "none"},
+     "PRIOR_B"),
     ({}, "BQ_TABLE"),
 ])
 def test_configuration_errors_name_the_variable(env, field):

@@ -157,6 +157,10 @@ class RefreshConfig:
         if {"skills", "pfa"} & set(model_options) and not columns.skill:
             raise ConfigError("options 'skills' and 'pfa' need COLUMN_SKILL "
                               "(the item -> skill map is learned from it)", "MODEL_OPTIONS")
+        prior_b = _env_pair(env, "PRIOR_B", base.prior_b)
+        if model_options and prior_b is None:
+            raise ConfigError("learning-aware options (MODEL_OPTIONS) need a difficulty prior: "
+                              "it is the prior of the skill means", "PRIOR_B")
         d, g = DataThresholds(), GateConfig()
         data = DataThresholds(
             min_answers=env_int(env, "DATA_MIN_ANSWERS", d.min_answers, 1, 10**12),
@@ -187,7 +191,7 @@ class RefreshConfig:
                                             base.min_answers_per_student, 1, 10**9),
             max_id_length=env_int(env, "MAX_ID_LENGTH", 256, 1, 4096),
             prior_a=_env_pair(env, "PRIOR_A", base.prior_a),
-            prior_b=_env_pair(env, "PRIOR_B", base.prior_b),
+            prior_b=prior_b,
             data=data, gate=gate_config, bucket=bucket, model_dir=model_dir, prefix=prefix,
             monitoring=MonitorConfig.from_env(env), model_options=model_options,
             recency_decay=env_float(env, "RECENCY_DECAY", base.recency_decay, 0.01, 0.9999),

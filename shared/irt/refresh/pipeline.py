@@ -720,7 +720,7 @@ def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key:
         skill_ids = [str(k).strip() for k in k_dict]
     learning = LearningConfig(options=config.model_options, decay=config.recency_decay,
                               window=config.pfa_window, prior_a=config.prior_a,
-                              prior_b=config.prior_b or (0.0, 2.0))
+                              prior_b=config.prior_b)  # set: from_env refuses PRIOR_B=none
     try:
         result = fit_learning(base, train, order_key, item_skill, skill_ids, learning)
     except ValueError as exc:  # e.g. no item has a skill in this window
