@@ -57,6 +57,12 @@ class Defaults:
         options: learning-aware options (``()``: the plain model).
         recency_decay: weight per later answer of the ``recency`` option.
         pfa_window: answers in the recent window of the ``pfa`` covariates.
+        pfa_beta_sd: SD of the normal prior on the ``pfa`` option's shared coefficients.
+        auto_validation_share: share of the training students ``auto`` validates on.
+        auto_noise_z: ``auto`` keeps plain unless an option set's validation gain exceeds
+            this many standard errors.
+        max_ece_over_plain: ``auto`` and the quality gate refuse an option set whose
+            calibration error (ECE) exceeds the plain 2PL's by more than this.
     """
 
     model: ModelType = "2pl"
@@ -73,6 +79,10 @@ class Defaults:
     options: tuple[str, ...] = ()
     recency_decay: float = 0.95
     pfa_window: int = 10
+    pfa_beta_sd: float = 1.0
+    auto_validation_share: float = 0.2
+    auto_noise_z: float = 2.0
+    max_ece_over_plain: float = 0.01
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_TYPES:
@@ -104,7 +114,11 @@ class Defaults:
             f"{self.min_slope:g} left out",
             f"  scoring {self.score_method}; options "
             f"{','.join(self.options) or 'none (plain model)'}; recency decay "
-            f"{self.recency_decay:g}; pfa window {self.pfa_window}",
+            f"{self.recency_decay:g}; pfa window {self.pfa_window}, coefficients ~ "
+            f"N(0,{self.pfa_beta_sd:g}^2)",
+            f"  options auto: validated on {self.auto_validation_share:.0%} of the training "
+            f"students; kept only if the gain > {self.auto_noise_z:g} x its standard error "
+            f"and ECE <= plain + {self.max_ece_over_plain:g}",
         ])
 
 
