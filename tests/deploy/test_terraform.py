@@ -12,94 +12,27 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
-from functools import cache
-from pathlib import Path
-from typing import Any
 
-import hcl2
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-TF = ROOT / "terraform"
-MODULE = TF / "modules" / "irt"
-ENVS = ("staging", "prod")
-OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False,
-                                    strip_string_quotes=True)
-PUBLIC = ("allusers", "allauthenticatedusers")
-DOC_KEYS = {"description", "error_message", "content", "display_name"}
-
-
-@cache
-def parse(path: Path) -> dict[str, Any]:
-    with path.open() as f:
-        return hcl2.load(f, serialization_options=OPTIONS)
-
-
-def merged(folder: Path) -> dict[str, list]:
-    """All top-level blocks of the folder's .tf files, by block type."""
-    out: dict[str, list] = {}
-    for path in sorted(folder.glob("*.tf")):
-        for key, value in parse(path).items():
-            out.setdefault(key, []).extend(value)
-    return out
-
-
-def resources(folder: Path = MODULE) -> dict[tuple[str, str], dict]:
-    """(type, name) -> body of every resource in the folder."""
-    out = {}
-    for block in merged(folder).get("resource", []):
-        for rtype, named in block.items():
-            for name, body in named.items():
-                out[(rtype, name)] = body
-    return out
-
-
-def of_type(rtype: str) -> dict[str, dict]:
-    return {name: body for (t, name), body in resources().items() if t == rtype}
-
-
-def variables(folder: Path) -> dict[str, dict]:
-    return {name: body for block in merged(folder).get("variable", [])
-            for name, body in block.items()}
-
-
-def locals_(folder: Path = MODULE) -> dict[str, Any]:
-    return {k: v for block in merged(folder).get("locals", []) for k, v in block.items()}
-
-
-def tfvars(env: str) -> dict[str, Any]:
-    return parse(TF / "environments" / env / "terraform.tfvars")
-
-
-def module_call(env: str) -> dict[str, Any]:
-    (block,) = merged(TF / "environments" / env)["module"]
-    return block["irt"]
-
-
-def strings(value: Any, skip: set[str] = DOC_KEYS) -> Iterator[str]:
-    """Every string in a parsed value (and every dict key), except under documentation keys."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            if key not in skip:
-                yield from strings(item, skip)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item, skip)
-
-
-def one(value: list[dict]) -> dict:
-    """A nested block (hcl2 gives a list of one dict)."""
-    assert isinstance(value, list) and len(value) == 1, value
-    return value[0]
-
-
-def all_tf_files() -> list[Path]:
-    return sorted([*TF.rglob("*.tf"), *TF.rglob("*.tfvars")])
+from tfconfig import (
+    ENVS,
+    MODULE,
+    PUBLIC,
+    ROOT,
+    TF,
+    all_tf_files,
+    locals_,
+    merged,
+    module_call,
+    of_type,
+    one,
+    parse,
+    resources,
+    strings,
+    tfvars,
+    variables,
+)
 
 
 def function_dirs() -> list[str]:
@@ -192,7 +125,11 @@ def test_project_level_roles_are_few_and_never_basic() -> None:
             project_roles.add(body["role"])
     assert not project_roles & {"roles/owner", "roles/editor", "roles/viewer"}
     assert project_roles == {"roles/bigquery.jobUser", "roles/bigquery.readSessionUser",
-                             "roles/logging.logWriter"}
+                             "roles/logging.logWriter", "roles/storage.objectViewer"}
+    # the one project-level storage grant is held to Cloud Functions' source copy (#14, 1)
+    storage = [b for (t, _), b in resources().items()
+               if t == "google_project_iam_member" and b["role"] == "roles/storage.objectViewer"]
+    assert [one(b["condition"])["expression"].count("gcf_sources_bucket") for b in storage] == [2]
     for (rtype, name), body in resources().items():
         if "_iam_" in rtype:
             role = body.get("role", "")
@@ -235,6 +172,7 @@ def test_grants_follow_least_privilege_per_account() -> None:
     assert grants["predict"] == {("storage_bucket", "roles/storage.objectViewer")}
     assert grants["scheduler"] == {("cloud_run_v2_service", "roles/run.invoker")}
     assert grants["build"] == {("project", "roles/logging.logWriter"),
+                               ("project", "roles/storage.objectViewer"),
                                ("storage_bucket", "roles/storage.objectViewer"),
                                ("artifact_registry_repository", "roles/artifactregistry.writer")}
     buckets = {name: body["bucket"] for (t, name), body in resources().items()
@@ -379,14 +317,14 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert 'jsonPayload.event="refresh_failed"' in metrics["refresh_failed"]["filter"]
     assert "severity>=ERROR" in metrics["refresh_failed"]["filter"]
     assert 'jsonPayload.event="model_published"' in metrics["model_published"]["filter"]
-    assert "google_cloudfunctions2_function.prepare.name" in locals_()["prepare_log_filter"]
+    assert "local.function_names.prepare" in locals_()["prepare_log_filter"]
     for body in metrics.values():
         assert body["filter"].startswith("${local.prepare_log_filter} AND ")
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
                              "predict_4xx", "predict_latency", "memory", "refresh_slow"}
     for name, body in policies.items():
-        assert body["notification_channels"] == "${var.notification_channels}"
+        assert body["notification_channels"] == "${local.notification_channels}"
         if "dynamic" in body:  # one condition per function (memory)
             continue
         cond = one(one(body["conditions"])["condition_threshold"])

@@ -3,7 +3,7 @@
 # terraform.tfvars and backend.tf only.
 
 terraform {
-  required_version = ">= 1.5.0"
+  required_version = ">= 1.9.0"
 
   required_providers {
     google = {
@@ -13,6 +13,10 @@ terraform {
     archive = {
       source  = "hashicorp/archive"
       version = "2.7.1"
+    }
+    time = {
+      source  = "hashicorp/time"
+      version = "0.13.1"
     }
   }
 }
@@ -63,6 +67,7 @@ module "irt" {
   refresh_time_zone                 = var.refresh_time_zone
   refresh_retry                     = var.refresh_retry
   notification_channels             = var.notification_channels
+  notification_emails               = var.notification_emails
   model_max_age_hours               = var.model_max_age_hours
   predict_5xx_ratio_threshold       = var.predict_5xx_ratio_threshold
   predict_4xx_ratio_threshold       = var.predict_4xx_ratio_threshold

@@ -194,6 +194,11 @@ variable "refresh_retry" {
   })
 }
 
+variable "notification_emails" {
+  description = "Addresses that get an email notification channel named by every alert."
+  type        = list(string)
+}
+
 variable "notification_channels" {
   description = "Monitoring notification channel ids (projects/P/notificationChannels/N) for every alert."
   type        = list(string)

@@ -5,10 +5,13 @@
 # |-----------|------------------------------------------------------------------------------|
 # | prepare   | run BigQuery jobs and read sessions (project), read the source dataset      |
 # |           | (dataset), read/write objects of the model bucket (bucket)                   |
-# | predict   | read objects of the model bucket (bucket)                                    |
+# | predict   | read models/LATEST and models/*/model.json of the model bucket (condition)   |
 # | scheduler | invoke prepare (prepare's Cloud Run service; see functions.tf)               |
 # | build     | build the function images: write build logs (project), read the source       |
-# |           | bucket (bucket), push to the functions' image repository (repository)        |
+# |           | bucket (bucket) and Cloud Functions' copy of it (gcf-v2-sources-*, condition),|
+# |           | push to the functions' image repository (repository)                         |
+#
+# README.md, Operations, "Least privilege", has the same table with the reasons.
 
 resource "google_service_account" "prepare" {
   project      = var.project_id
@@ -68,13 +71,30 @@ resource "google_storage_bucket_iam_member" "prepare_writes_models" {
 }
 
 # --------------------------------------------------------------------------- predict
+# predict reads two kinds of object only: the pointer models/LATEST and a version's
+# models/<version>/model.json (irt.store.GCSStore.read_pointer / get). The condition keeps it
+# from the rest of the bucket, above all the training snapshots models/<version>/prepared.csv.gz
+# (student answers). Cloud Storage IAM conditions on the object name:
+# https://cloud.google.com/storage/docs/access-control/iam#conditions and
+# https://cloud.google.com/iam/docs/conditions-resource-attributes#resource-name
+# (format projects/_/buckets/BUCKET/objects/OBJECT; needs uniform bucket-level access).
 resource "google_storage_bucket_iam_member" "predict_reads_models" {
   bucket = google_storage_bucket.models.name
   role   = "roles/storage.objectViewer"
   member = "serviceAccount:${google_service_account.predict.email}"
+
+  condition {
+    title       = "serving-objects-only"
+    description = "models/LATEST and models/<version>/model.json; never the training snapshots."
+    expression  = local.predict_objects_condition
+  }
 }
 
 # --------------------------------------------------------------------------- build
+# The build account's roles are those Google lists for a function's build account
+# (https://cloud.google.com/functions/docs/securing/build-custom-sa: logging.logWriter,
+# artifactregistry.writer, storage.objectViewer "for retrieving the function source"), each on
+# the narrowest resource.
 resource "google_project_iam_member" "build_log_writer" {
   project = var.project_id
   role    = "roles/logging.logWriter"
@@ -87,10 +107,53 @@ resource "google_storage_bucket_iam_member" "build_reads_sources" {
   member = "serviceAccount:${google_service_account.build.email}"
 }
 
+# Cloud Functions copies the zip named in storage_source into its own bucket
+# gcf-v2-sources-<project number>-<region> (https://cloud.google.com/functions/docs/building)
+# and the build fetches it from there: without read access there every build fails with
+# "Access to bucket gcf-v2-sources-... denied. You must grant Storage Object Viewer permission"
+# (hashicorp/terraform-provider-google#20571). Cloud Functions creates that bucket itself on
+# the first deployment, so it cannot carry a bucket-level grant before then: the grant is on
+# the project, held by a condition to that one bucket and its objects.
+resource "google_project_iam_member" "build_reads_function_sources" {
+  project = var.project_id
+  role    = "roles/storage.objectViewer"
+  member  = "serviceAccount:${google_service_account.build.email}"
+
+  condition {
+    title       = "gcf-v2-sources-bucket-only"
+    description = "Cloud Functions' copy of the source zips (${local.gcf_sources_bucket})."
+    expression  = "resource.name == \"projects/_/buckets/${local.gcf_sources_bucket}\" || resource.name.startsWith(\"projects/_/buckets/${local.gcf_sources_bucket}/objects/\")"
+  }
+}
+
 resource "google_artifact_registry_repository_iam_member" "build_pushes_images" {
   project    = google_artifact_registry_repository.functions.project
   location   = google_artifact_registry_repository.functions.location
   repository = google_artifact_registry_repository.functions.name
   role       = "roles/artifactregistry.writer"
   member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+# --------------------------------------------------------------------------- propagation
+# A new grant takes effect within about 2 minutes, sometimes 7 or more
+# (https://cloud.google.com/iam/docs/access-change-propagation). The functions' builds run
+# as the build account the moment the functions are created, so they wait for its grants (and
+# the runtime grants) as the provider's own example does ("builder permissions need to
+# stabilize before it can pull the source zip": time_sleep.wait_60s before the function,
+# website/docs/r/cloudfunctions2_function, example cloudfunctions2_basic_builder). Any changed
+# grant (triggers) waits again; an apply that changes no grant does not wait.
+resource "time_sleep" "iam_propagation" {
+  create_duration = "120s"
+
+  triggers = {
+    build_log_writer             = google_project_iam_member.build_log_writer.id
+    build_reads_sources          = google_storage_bucket_iam_member.build_reads_sources.id
+    build_reads_function_sources = google_project_iam_member.build_reads_function_sources.id
+    build_pushes_images          = google_artifact_registry_repository_iam_member.build_pushes_images.id
+    predict_reads_models         = google_storage_bucket_iam_member.predict_reads_models.id
+    prepare_writes_models        = google_storage_bucket_iam_member.prepare_writes_models.id
+    prepare_reads_source         = google_bigquery_dataset_iam_member.prepare_reads_source.id
+    prepare_bigquery_job_user    = google_project_iam_member.prepare_bigquery_job_user.id
+    prepare_read_session_user    = google_project_iam_member.prepare_bigquery_read_session_user.id
+  }
 }

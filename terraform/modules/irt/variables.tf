@@ -254,8 +254,21 @@ variable "refresh_retry" {
 
 # --------------------------------------------------------------------------- monitoring
 variable "notification_channels" {
-  description = "Monitoring notification channel ids (projects/P/notificationChannels/N) for every alert."
+  description = "Existing monitoring notification channel ids (projects/P/notificationChannels/N) named by every alert, beside those of notification_emails."
   type        = list(string)
+  validation {
+    condition     = var.environment != "prod" || length(var.notification_channels) + length(var.notification_emails) > 0
+    error_message = "prod alerts must notify someone: set notification_channels or notification_emails."
+  }
+}
+
+variable "notification_emails" {
+  description = "Addresses that get an email notification channel (created here) named by every alert."
+  type        = list(string)
+  validation {
+    condition     = alltrue([for e in var.notification_emails : can(regex("^[^@ ]+@[^@ ]+$", e))])
+    error_message = "notification_emails: email addresses only."
+  }
 }
 
 variable "model_max_age_hours" {
