@@ -14,7 +14,7 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from tfconfig import ENVS, MODULE, locals_, merged, of_type, one, resources, tfvars, variables
+from tfconfig import CONFIG, ENVS, locals_, merged, of_type, one, resources, tfvars, variables
 
 PROJECT_NUMBER = "123456789012"
 REGION = "europe-west1"
@@ -81,7 +81,7 @@ def test_build_account_reads_cloud_functions_copy_of_the_sources() -> None:
     for other in (f"{bucket}-other/objects/x.zip", f"projects/_/buckets/{MODEL_BUCKET}/objects/"
                   "models/LATEST", "projects/_/buckets/gcf-v2-sources-999-europe-west1/objects/a"):
         assert not cel(expr, other), other
-    data = [b["google_project"]["this"] for b in merged(MODULE)["data"] if "google_project" in b]
+    data = [b["google_project"]["this"] for b in merged(CONFIG)["data"] if "google_project" in b]
     assert data == [{"project_id": "${var.project_id}"}]
 
 
@@ -183,7 +183,7 @@ def test_prod_alerts_name_a_notification_channel() -> None:
     ``local.notification_channels`` (the given channel ids plus one email channel per address
     of ``notification_emails``), the module refuses an empty set in prod (a validation that
     names another variable: Terraform >= 1.9), and prod's tfvars give one."""
-    (validation,) = variables(MODULE)["notification_channels"]["validation"]
+    (validation,) = variables(CONFIG)["notification_channels"]["validation"]
     assert validation["condition"] == ('${var.environment != "prod" || '
                                        'length(var.notification_channels) + '
                                        'length(var.notification_emails) > 0}')

@@ -16,15 +16,15 @@ import re
 import pytest
 import yaml
 from tfconfig import (
+    CONFIG,
     ENVS,
-    MODULE,
     PUBLIC,
     ROOT,
     TF,
     all_tf_files,
+    backend,
     locals_,
     merged,
-    module_call,
     of_type,
     one,
     parse,
@@ -40,62 +40,54 @@ def function_dirs() -> list[str]:
 
 
 # --------------------------------------------------------------------------- layout
-def test_every_file_parses_and_layout_is_one_module_two_environments() -> None:
+def test_every_file_parses_and_layout_is_one_root_two_environments() -> None:
     for path in all_tf_files():
         assert isinstance(parse(path), dict), path
     assert sorted(p.name for p in (TF / "environments").iterdir() if p.is_dir()) == sorted(ENVS)
-    for env in ENVS:
-        assert module_call(env)["source"] == "../../modules/irt"
+    roots = sorted({p.parent for p in TF.rglob("*.tf")})
+    assert roots == [CONFIG], "one Terraform configuration, no module copies"
+    (terraform,) = [b for b in merged(CONFIG)["terraform"] if "backend" in b]
+    assert one(terraform["backend"]) == {"gcs": {}}  # partial: bucket from backend.hcl
 
 
-def test_no_workspaces_each_environment_has_its_own_state_prefix_and_project() -> None:
+def test_no_workspaces_each_environment_has_its_own_state_bucket_and_project() -> None:
+    """#14, 5: one state bucket per project, <project_id>-tfstate, created in that project
+    (README bootstrap), so neither environment's deploy account can reach the other's state."""
     for path in all_tf_files():
         assert "terraform.workspace" not in path.read_text(), path
-    prefixes = {}
+    buckets = {}
     for env in ENVS:
-        (terraform,) = parse(TF / "environments" / env / "backend.tf")["terraform"]
-        gcs = one(terraform["backend"])["gcs"]
-        prefixes[env] = gcs["prefix"]
-        assert env in gcs["prefix"]
-    assert len(set(prefixes.values())) == len(ENVS)
+        config = backend(env)
+        assert set(config) == {"bucket", "prefix"}, env
+        assert config["bucket"] == f"{tfvars(env)['project_id']}-tfstate", env
+        buckets[env] = config["bucket"]
+    assert len(set(buckets.values())) == len(ENVS)
     projects = {tfvars(env)["project_id"] for env in ENVS}
     assert len(projects) == len(ENVS)
     assert {tfvars(env)["environment"] for env in ENVS} == set(ENVS)
 
 
 def test_environments_differ_only_in_tfvars_and_backend() -> None:
-    for name in ("main.tf", "variables.tf", "outputs.tf"):
-        texts = {(TF / "environments" / env / name).read_text() for env in ENVS}
-        assert len(texts) == 1, f"environments/*/{name} differ"
+    """#14, thin environments: an environment is its terraform.tfvars and backend.hcl; the
+    variables are declared once (terraform/irt/variables.tf)."""
     for env in ENVS:
         assert sorted(p.name for p in (TF / "environments" / env).iterdir()
-                      if not p.name.startswith(".")) == [
-            "backend.tf", "main.tf", "outputs.tf", "terraform.tfvars", "variables.tf"]
+                      if not p.name.startswith(".")) == ["backend.hcl", "terraform.tfvars"]
 
 
-def test_every_module_variable_is_set_in_both_environments() -> None:
-    module_vars = set(variables(MODULE))
+def test_every_variable_is_set_in_both_environments() -> None:
+    declared = variables(CONFIG)
     for env in ENVS:
-        folder = TF / "environments" / env
-        call = module_call(env)
-        passed = set(call) - {"source"}
-        assert passed == module_vars, (f"{env}: module inputs not passed: "
-                                       f"{sorted(module_vars - passed)}, unknown: "
-                                       f"{sorted(passed - module_vars)}")
-        env_vars = variables(folder)
-        referenced = set(re.findall(r"\bvar\.([a-z0-9_]+)",
-                                    "\n".join(strings(merged(folder)))))
-        assert referenced <= set(env_vars), sorted(referenced - set(env_vars))
         values = tfvars(env)
-        unset = [v for v, body in env_vars.items() if v not in values and "default" not in body]
+        unset = [v for v, body in declared.items() if v not in values and "default" not in body]
         assert not unset, f"{env}: variables without a value in terraform.tfvars: {unset}"
-        unknown = set(values) - set(env_vars)
+        unknown = set(values) - set(declared)
         assert not unknown, f"{env}: tfvars for undeclared variables: {sorted(unknown)}"
 
 
 def test_module_variables_used_and_referenced_ones_declared() -> None:
-    declared = set(variables(MODULE))
-    text = "\n".join(strings({k: v for k, v in merged(MODULE).items() if k != "variable"}))
+    declared = set(variables(CONFIG))
+    text = "\n".join(strings({k: v for k, v in merged(CONFIG).items() if k != "variable"}))
     used = set(re.findall(r"\bvar\.([a-z0-9_]+)", text))
     assert used <= declared, sorted(used - declared)
     assert declared <= used, f"declared but unused: {sorted(declared - used)}"
@@ -109,7 +101,7 @@ def test_no_public_principals_anywhere() -> None:
 
 
 def test_invoker_variable_rejects_public_principals() -> None:
-    (validation,) = variables(MODULE)["predict_invokers"]["validation"]
+    (validation,) = variables(CONFIG)["predict_invokers"]["validation"]
     assert "serviceAccount|group|user" in validation["condition"]
     for env in ENVS:
         for member in tfvars(env)["predict_invokers"]:
@@ -235,19 +227,16 @@ def test_functions_match_the_functions_folder_and_the_build() -> None:
 
 
 def test_sources_are_zipped_from_the_build_and_named_by_their_hash() -> None:
-    (archive,) = [b["archive_file"]["source"] for b in merged(MODULE)["data"]
+    (archive,) = [b["archive_file"]["source"] for b in merged(CONFIG)["data"]
                   if "archive_file" in b]
-    assert archive["source_dir"] == "${var.source_root}/${each.key}"
+    assert archive["source_dir"] == "${local.source_root}/${each.key}"
     assert archive["output_file_mode"] == "0644"
     assert archive["type"] == "zip"
-    assert not archive["output_path"].startswith("${var.source_root}/${each.key}")
+    assert not archive["output_path"].startswith("${local.source_root}/${each.key}")
     obj = of_type("google_storage_bucket_object")["source"]
     assert "${data.archive_file.source[each.key].output_sha256}" in obj["name"]
-    for env in ENVS:
-        root = module_call(env)["source_root"]
-        assert root == "${path.root}/../../../build/functions"
-        resolved = (TF / "environments" / env / "../../../build/functions").resolve()
-        assert resolved == ROOT / "build" / "functions"
+    assert locals_()["source_root"] == "${path.root}/../../build/functions"
+    assert (CONFIG / "../../build/functions").resolve() == ROOT / "build" / "functions"
     script = (ROOT / "scripts" / "build_functions.py").read_text()
     assert 'DEFAULT_OUT = ROOT / "build" / "functions"' in script
 
@@ -379,9 +368,8 @@ def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None
 
 
 def test_outputs_expose_urls_bucket_and_service_accounts() -> None:
-    for folder in (MODULE, TF / "environments" / "staging"):
-        outputs = {k for block in merged(folder)["output"] for k in block}
-        assert {"predict_url", "prepare_url", "model_bucket", "service_accounts"} <= outputs
+    outputs = {k for block in merged(CONFIG)["output"] for k in block}
+    assert {"predict_url", "prepare_url", "model_bucket", "service_accounts"} <= outputs
 
 
 def test_checkov_skips_are_justified() -> None:
@@ -429,10 +417,9 @@ def test_calibration_settings_are_the_project_defaults_unless_an_environment_set
     Terraform variables for those settings default to null, an environment's tfvars leave them
     out, and a null one is not put in the function's environment (so from_env falls back to
     DEFAULTS) - rather than a fourth set of defaults in the tfvars."""
-    for folder in (MODULE, *(TF / "environments" / env for env in ENVS)):
-        declared = variables(folder)
-        for name in CALIBRATION_VARIABLES:
-            assert declared[name].get("default", "missing") is None, (folder.name, name)
+    declared = variables(CONFIG)
+    for name in CALIBRATION_VARIABLES:
+        assert declared[name].get("default", "missing") is None, name
     for env in ENVS:
         assert not set(CALIBRATION_VARIABLES) & set(tfvars(env)), env
     expr = str(locals_()["prepare_env"])

@@ -15,7 +15,7 @@ import hcl2
 
 ROOT = Path(__file__).resolve().parents[2]
 TF = ROOT / "terraform"
-MODULE = TF / "modules" / "irt"
+CONFIG = TF / "irt"  # the one root configuration; an environment is a tfvars + a backend.hcl
 ENVS = ("staging", "prod")
 OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False,
                                     strip_string_quotes=True)
@@ -38,7 +38,7 @@ def merged(folder: Path) -> dict[str, list]:
     return out
 
 
-def resources(folder: Path = MODULE) -> dict[tuple[str, str], dict]:
+def resources(folder: Path = CONFIG) -> dict[tuple[str, str], dict]:
     """(type, name) -> body of every resource in the folder."""
     out = {}
     for block in merged(folder).get("resource", []):
@@ -57,7 +57,7 @@ def variables(folder: Path) -> dict[str, dict]:
             for name, body in block.items()}
 
 
-def locals_(folder: Path = MODULE) -> dict[str, Any]:
+def locals_(folder: Path = CONFIG) -> dict[str, Any]:
     return {k: v for block in merged(folder).get("locals", []) for k, v in block.items()}
 
 
@@ -65,9 +65,9 @@ def tfvars(env: str) -> dict[str, Any]:
     return parse(TF / "environments" / env / "terraform.tfvars")
 
 
-def module_call(env: str) -> dict[str, Any]:
-    (block,) = merged(TF / "environments" / env)["module"]
-    return block["irt"]
+def backend(env: str) -> dict[str, Any]:
+    """The environment's backend.hcl (``-backend-config``): bucket and prefix."""
+    return parse(TF / "environments" / env / "backend.hcl")
 
 
 def strings(value: Any, skip: set[str] = DOC_KEYS) -> Iterator[str]:

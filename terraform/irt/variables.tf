@@ -1,6 +1,6 @@
-# Inputs of the IRT service. Each environment (terraform/environments/*) sets every one of them
-# explicitly from its own terraform.tfvars (tests/deploy/test_terraform.py checks that), so nothing
-# differs between staging and prod by accident of a default.
+# Inputs of the IRT service, declared once. Each environment (terraform/environments/<env>/
+# terraform.tfvars) sets every one without a default explicitly (tests/deploy/test_terraform.py
+# checks that), so nothing differs between staging and prod by accident of a default.
 
 # --------------------------------------------------------------------------- project
 variable "project_id" {
@@ -34,11 +34,6 @@ variable "name_prefix" {
 variable "labels" {
   description = "Labels added to every labelled resource."
   type        = map(string)
-}
-
-variable "source_root" {
-  description = "Folder holding the vendored function sources (`make build`: build/functions)."
-  type        = string
 }
 
 # --------------------------------------------------------------------------- model bucket

@@ -6,12 +6,15 @@
 locals {
   prefix = var.name_prefix
 
+  # `make build` writes the vendored function folders here (run it before plan).
+  source_root = "${path.root}/../../build/functions"
+
   labels = merge(var.labels, {
     app         = "irt"
     environment = var.environment
   })
 
-  # One entry per function: the folder under source_root (= functions/<name>), the entry point
+  # One entry per function: the folder under local.source_root (= functions/<name>), the entry point
   # (the function of that name in main.py), and the Cloud Run shape.
   functions = {
     prepare = {

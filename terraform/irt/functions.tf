@@ -9,8 +9,8 @@ data "archive_file" "source" {
   for_each = local.functions
 
   type             = "zip"
-  source_dir       = "${var.source_root}/${each.key}"
-  output_path      = "${var.source_root}/../bundles/${var.project_id}-${each.key}.zip"
+  source_dir       = "${local.source_root}/${each.key}"
+  output_path      = "${local.source_root}/../bundles/${var.project_id}-${each.key}.zip"
   output_file_mode = "0644"
 }
 
