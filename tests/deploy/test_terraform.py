@@ -381,29 +381,23 @@ def test_checkov_skips_are_justified() -> None:
 
 
 # --------------------------------------------------------------------------- Cloud Build
-def test_cloudbuild_steps_have_ids_explicit_order_and_apply_the_saved_plan() -> None:
+def test_staging_pipeline_validates_plans_applies_the_saved_plan_and_smoke_tests() -> None:
+    """The staging build (cloudbuild.yaml); prod's two builds: tests/deploy/test_release.py."""
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in config["steps"]}
-    assert list(steps) == ["test", "build", "fmt", "init", "plan", "apply", "smoke"]
-    assert all("waitFor" in s for s in steps.values())
+    assert list(steps) == ["test", "build", "fmt", "init", "validate", "plan", "apply", "smoke",
+                           "passed"]
     assert "make test" in steps["test"]["args"][-1]
     assert "make build" in steps["build"]["args"][-1]
     assert steps["fmt"]["args"] == ["fmt", "-check", "-recursive", "terraform"]
-    assert set(steps["plan"]["waitFor"]) == {"init", "build", "test"}
+    assert set(steps["plan"]["waitFor"]) == {"validate", "build", "test"}
     assert steps["apply"]["waitFor"] == ["plan"]
     assert steps["smoke"]["waitFor"] == ["apply"]
-    for step in ("init", "plan", "apply"):
-        assert steps[step]["dir"] == "terraform/environments/${_ENV}"
-    assert "-out=tfplan" in steps["plan"]["args"]
-    assert "apply -input=false -lock-timeout=5m tfplan" in steps["apply"]["args"][-1]
-    assert "-backend-config=\"bucket=${_TF_STATE_BUCKET}\"" in steps["init"]["args"][-1]
-    smoke = steps["smoke"]["args"][-1]
-    assert 'gcloud auth print-identity-token --audiences="$$URL"' in smoke
-    assert "Authorization: Bearer" in smoke
-    assert config["substitutions"]["_ENV"] == "staging"
-    # every shell variable is escaped ($$X); only substitutions are $_X / ${_X}
-    text = (ROOT / "cloudbuild.yaml").read_text()
-    assert not re.findall(r"(?<!\$)\$(?!\$|_|\{_)[A-Za-z({]", text)
+    script = (ROOT / "scripts" / "release" / "pipeline.sh").read_text()
+    assert 'terraform -chdir="$TF_ROOT" apply -input=false -lock-timeout=5m tfplan' in script
+    assert "-out=tfplan" in script
+    assert 'gcloud auth print-identity-token --audiences="$url"' in script
+    assert "Authorization: Bearer" in script
 
 
 # --------------------------------------------------------------------------- defaults
