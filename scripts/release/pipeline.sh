@@ -14,7 +14,8 @@
 #   bundle TAG COMMIT           release/release.tgz: plan, plan text, configuration, lock file,
 #                               function zips, manifest; release/release.sha256
 #   publish PROJECT TAG         upload the bundle and the plan text to gs://PROJECT-releases/TAG/
-#   request-apply PROJECT TAG TRIGGER  start the approval-gated apply build of this bundle
+#   request-apply PROJECT TAG TRIGGER [ALLOW_NO_MODEL]  start the approval-gated apply build
+#                               of this bundle
 #   fetch URI SHA256 COMMIT     download a bundle, check its digest and commit, unpack it
 #   smoke URL ALLOW_NO_MODEL    the deployed predict answers as it should
 set -eu
@@ -65,7 +66,10 @@ case "$cmd" in
     ;;
   mark-passed)
     project=$1 commit=$2 build=$3
-    [ -n "$commit" ] || die "no commit to record (a build by hand has no COMMIT_SHA)"
+    if [ -z "$commit" ]; then
+      echo "a build by hand (no COMMIT_SHA) is not recorded: only triggered builds release"
+      exit 0
+    fi
     printf 'build %s\n' "$build" >passed.txt
     gcloud storage cp passed.txt "$(releases "$project")/passed/$commit"
     ;;
@@ -100,11 +104,11 @@ case "$cmd" in
     echo "published $dest/release.tgz (plan text: $dest/plan.txt)"
     ;;
   request-apply)
-    project=$1 tag=$2 trigger=$3
+    project=$1 tag=$2 trigger=$3 allow_no_model=${4:-false}
     uri=$(cat release/uri)
     sha=$(cat release/release.sha256)
     gcloud builds triggers run "$trigger" --project="$project" --tag="$tag" \
-      --substitutions="_RELEASE=$uri,_RELEASE_SHA256=$sha"
+      --substitutions="_RELEASE=$uri,_RELEASE_SHA256=$sha,_ALLOW_NO_MODEL=$allow_no_model"
     echo "apply build requested: approve it after reading $(dirname "$uri")/plan.txt"
     ;;
   fetch)

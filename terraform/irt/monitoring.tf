@@ -42,6 +42,9 @@ resource "time_sleep" "log_metrics" {
     model_published  = google_logging_metric.model_published.id
     monitoring_alert = google_logging_metric.monitoring_alert.id
     refresh_seconds  = google_logging_metric.refresh_seconds.id
+    gate_auc         = google_logging_metric.gate_auc.id
+    gate_log_loss    = google_logging_metric.gate_log_loss.id
+    model_loaded     = google_logging_metric.model_loaded.id
   }
 }
 

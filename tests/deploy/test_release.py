@@ -165,6 +165,7 @@ def test_prod_applies_exactly_the_saved_plan_of_a_commit_that_passed_staging(
                 .split(","))
     assert subs["_RELEASE"] == f"gs://{project('prod')}-releases/v1.4.0/release.tgz"
     assert subs["_RELEASE_SHA256"] == (releases / "release.sha256").read_text().strip()
+    assert subs["_ALLOW_NO_MODEL"] == "false"
 
     # stage 2, after approval, in a fresh checkout of the same commit
     tools["log"].unlink()
@@ -188,6 +189,9 @@ def test_a_commit_that_did_not_pass_staging_is_not_released(
     assert f"commit {COMMIT} has not passed staging" in err
     assert "no COMMIT_SHA" in run(ws, tools, "check-passed", project("staging"), "",
                                   ok=False).stderr
+    # a build by hand (gcloud builds submit: no COMMIT_SHA) passes but records nothing
+    assert "not recorded" in run(ws, tools, "mark-passed", project("staging"), "", "b").stdout
+    assert not list(tools["gcs"].rglob("*"))
     run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7")
     run(ws, tools, "check-passed", project("staging"), COMMIT)
     run(ws, tools, "check-passed", project("staging"), "f" * 40, ok=False)

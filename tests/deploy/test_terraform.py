@@ -307,8 +307,10 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert "severity>=ERROR" in metrics["refresh_failed"]["filter"]
     assert 'jsonPayload.event="model_published"' in metrics["model_published"]["filter"]
     assert "local.function_names.prepare" in locals_()["prepare_log_filter"]
-    for body in metrics.values():
-        assert body["filter"].startswith("${local.prepare_log_filter} AND ")
+    for name, body in metrics.items():
+        start = "${local.predict_filter} AND " if name == "model_loaded" else \
+            "${local.prepare_log_filter} AND "
+        assert body["filter"].startswith(start), name
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
                              "predict_4xx", "predict_latency", "memory", "refresh_slow"}
