@@ -1,0 +1,255 @@
+"""Answers lined up with an item bank: what every diagnostic statistic starts from.
+
+numpy and scipy only, no I/O.  :func:`align` keeps the answers on items the model knows,
+restricts the bank to the items that were answered, numbers the students that answered
+something ``0..n-1`` and works out the design:
+
+* **complete**: every student answered every (answered) item, as in a fixed test form
+  (LSAT7, SAT12); the limited-information and sum-score statistics (M2, S-X2) need it, and a
+  dense students x items 0/1 matrix (:attr:`FitData.dense`) is then built;
+* **incomplete** (sparse logs, adaptive tests): each student answered a subset; only
+  statistics defined per answer or per pair of co-answered items are computed, always from
+  the long ``(student, item, correct)`` arrays.
+
+Two quadratures, as R mirt uses them:
+
+* :func:`marginal_grid` - ``n_points`` (61) equally spaced nodes on ``[-bound, bound]``
+  (``[-6, 6]``) with weights ``w_q`` proportional to the ``N(0, sigma^2)`` density at the nodes,
+  normalised to 1: the marginal integrals ``int f(theta) dG(theta) ~ sum_q w_q f(x_q)`` of S-X2,
+  M2, the LD tables and the marginal log-likelihood;
+* :func:`eap_fixed` - person abilities for the residual statistics (infit/outfit, Zh, Q3,
+  X2 groups, empirical reliability): the EAP and posterior SD over 121 nodes on the same
+  ``[-6, 6]`` (mirt's ``fscores`` default)::
+
+      theta_s = sum_q x_q w_q L_s(x_q) / sum_q w_q L_s(x_q),
+      L_s(x)  = prod_j P_j(x)^y_sj (1 - P_j(x))^(1 - y_sj)
+
+  The prior is truncated at the grid's ends as in mirt (for ``sigma > 1`` this differs from
+  :func:`irt.engine.ability.eap_batch`, whose grid spans ``+/- 6 sigma``, by up to about 0.004
+  logits for all-right/all-wrong patterns).  A posterior narrower than the node step (0.1: a few
+  hundred answers) is integrated less accurately (relative error about
+  ``exp(-2 pi^2 (sd/h)^2)``); raise ``n_points`` for such logs.
+
+Cost: one sparse product per chunk of students, O(answers x nodes); memory O(chunk x nodes).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.special import logsumexp
+
+from irt.engine.ability import logprob_table
+from irt.engine.model import ItemModel
+from irt.engine.responses import Responses
+
+#: Students per chunk of the students x nodes arrays.
+STUDENT_CHUNK = 50_000
+
+
+def item_parameter_count(model_type: str) -> int:
+    """Free parameters of one item: 1 (``b``) for ``rasch``/``1pl``, 2 (``a, b``) for ``2pl``,
+    3 (``a, b, c``) for ``3pl``."""
+    return {"rasch": 1, "1pl": 1, "2pl": 2, "3pl": 3}[model_type]
+
+
+def shared_parameter_count(model_type: str) -> int:
+    """Free parameters shared by all items: the Rasch model's latent variance and the 1PL's
+    common slope (one each; the two models are reparameterisations of one another)."""
+    return 1 if model_type in ("rasch", "1pl") else 0
+
+
+def parameter_count(model_type: str, n_items: int) -> int:
+    """Free parameters of a bank of ``n_items`` items (mirt's ``nest``)."""
+    return n_items * item_parameter_count(model_type) + shared_parameter_count(model_type)
+
+
+def marginal_grid(model: ItemModel, n_points: int = 61, bound: float = 6.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(x, w)``: ``n_points`` nodes on ``[-bound, bound]`` and weights ``w_q oc N(x_q; 0,
+    sigma^2)``, ``sum_q w_q = 1`` (``sigma = model.population_sd``), each of shape
+    ``(n_points,)``."""
+    x = np.linspace(-bound, bound, n_points)
+    lw = -0.5 * (x / model.population_sd) ** 2
+    w = np.exp(lw - lw.max())
+    return x, w / w.sum()
+
+
+def probabilities(model: ItemModel, x: np.ndarray) -> np.ndarray:
+    """``P_j(x_q)`` of shape ``(n_items, n_nodes)``."""
+    return model.c[:, None] + (1.0 - model.c[:, None]) / (
+        1.0 + np.exp(-model.a[:, None] * (x[None, :] - model.b[:, None])))
+
+
+def node_loglik(model: ItemModel, student: np.ndarray, item: np.ndarray, correct: np.ndarray,
+                n_students: int, x: np.ndarray, rows: slice | None = None) -> np.ndarray:
+    """Each student's log-likelihood at each node, ``(n_students, n_nodes)`` (or the students
+    ``rows`` of it): one sparse product ``S @ T`` with ``S[s, 2 j + y] = 1``."""
+    table = logprob_table(model, x)
+    S = sp.csr_matrix((np.ones(student.shape[0]), (student, 2 * item + correct.astype(np.int64))),
+                      shape=(n_students, table.shape[0]))
+    if rows is not None:
+        S = S[rows]
+    return np.asarray(S @ table)
+
+
+def eap_fixed(model: ItemModel, student: np.ndarray, item: np.ndarray, correct: np.ndarray,
+              n_students: int, *, n_points: int = 121, bound: float = 6.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """EAP and posterior SD of each student on ``n_points`` nodes on ``[-bound, bound]`` with
+    the ``N(0, sigma^2)`` prior (mirt's ``fscores``), each of shape ``(n_students,)``.
+
+    Args:
+        model: calibrated items.
+        student: int array of shape ``(n_answers,)``, the student index of each answer.
+        item: int array of shape ``(n_answers,)``, the item's position in ``model``.
+        correct: array of shape ``(n_answers,)`` of 0/1 answers.
+        n_students: number of students (one without answers gets the truncated prior's
+            mean and SD).
+        n_points: int, default=121: nodes.
+        bound: float, default=6.0: grid half-width (logits, not prior SDs).
+    """
+    x, w = marginal_grid(model, n_points, bound)
+    log_w = np.log(w)
+    mean = np.empty(n_students)
+    sd = np.empty(n_students)
+    for lo in range(0, n_students, STUDENT_CHUNK):
+        hi = min(n_students, lo + STUDENT_CHUNK)
+        post = node_loglik(model, student, item, correct, n_students, x, slice(lo, hi))
+        post += log_w
+        post -= post.max(axis=1, keepdims=True)
+        np.exp(post, out=post)
+        post /= post.sum(axis=1, keepdims=True)
+        m = post @ x
+        mean[lo:hi] = m
+        sd[lo:hi] = np.sqrt(np.maximum(post @ (x * x) - m * m, 0.0))
+    return mean, sd
+
+
+def marginal_loglik(model: ItemModel, student: np.ndarray, item: np.ndarray,
+                    correct: np.ndarray, n_students: int, *, n_points: int = 61,
+                    bound: float = 6.0) -> float:
+    """Marginal log-likelihood ``sum_s log sum_q w_q L_s(x_q)`` on :func:`marginal_grid`."""
+    x, w = marginal_grid(model, n_points, bound)
+    total = 0.0
+    for lo in range(0, n_students, STUDENT_CHUNK):
+        hi = min(n_students, lo + STUDENT_CHUNK)
+        ll = node_loglik(model, student, item, correct, n_students, x, slice(lo, hi))
+        total += float(logsumexp(ll + np.log(w), axis=1).sum())
+    return total
+
+
+@dataclass(frozen=True)
+class FitData:
+    """Answers on the known, answered items of a bank, grouped by student.
+
+    Attributes:
+        model: the bank restricted to the answered items (positions ``0..n_items-1``).
+        student: int64 array of shape ``(n_answers,)``, student index, ascending.
+        item: int64 array of shape ``(n_answers,)``, item position in :attr:`model`.
+        correct: int8 array of shape ``(n_answers,)``, 0/1.
+        student_ids: ids of the students ``0..n_students-1`` (those with an answer).
+        n_unknown_answers: answers dropped because the model does not know their item.
+        n_items_unanswered: items of the bank that nobody answered (left out).
+        complete: whether every student answered every item.
+        theta: EAP of each student (:func:`eap_fixed`), shape ``(n_students,)``.
+        theta_se: posterior SD of each student, shape ``(n_students,)``.
+    """
+
+    model: ItemModel
+    student: np.ndarray
+    item: np.ndarray
+    correct: np.ndarray
+    student_ids: tuple[str, ...]
+    n_unknown_answers: int
+    n_items_unanswered: int
+    complete: bool
+    theta: np.ndarray
+    theta_se: np.ndarray
+
+    @property
+    def n_students(self) -> int:
+        return len(self.student_ids)
+
+    @property
+    def n_items(self) -> int:
+        return self.model.n_items
+
+    @property
+    def n_answers(self) -> int:
+        return int(self.student.shape[0])
+
+    @property
+    def density(self) -> float:
+        """Answers over student x item cells."""
+        return self.n_answers / max(self.n_students * self.n_items, 1)
+
+    def answers_per_item(self) -> np.ndarray:
+        return np.bincount(self.item, minlength=self.n_items)
+
+    def answers_per_student(self) -> np.ndarray:
+        return np.bincount(self.student, minlength=self.n_students)
+
+    @property
+    def dense(self) -> np.ndarray:
+        """The students x items 0/1 matrix (int8) of a complete design.
+
+        Raises:
+            ValueError: for an incomplete design (it is never built for a sparse log).
+        """
+        if not self.complete:
+            raise ValueError("the design is incomplete: no dense students x items matrix")
+        X = np.empty((self.n_students, self.n_items), dtype=np.int8)
+        X[self.student, self.item] = self.correct
+        return X
+
+
+def subset_model(model: ItemModel, keep: np.ndarray) -> ItemModel:
+    """The bank restricted to the item positions ``keep`` (in order; caches reset)."""
+    keep = np.asarray(keep, dtype=np.int64)
+    return replace(model, item_ids=tuple(model.item_ids[k] for k in keep.tolist()),
+                   a=model.a[keep], b=model.b[keep], c=model.c[keep], se_a=model.se_a[keep],
+                   se_b=model.se_b[keep], se_c=model.se_c[keep], _index=None, _cache={})
+
+
+def align(model: ItemModel, responses: Responses, *, n_points: int = 121,
+          bound: float = 6.0) -> FitData:
+    """Line up ``responses`` with ``model`` (see the module docstring) and score the students
+    (:func:`eap_fixed` with ``n_points`` and ``bound``).
+
+    Raises:
+        ValueError: if no answer falls on an item the model knows.
+    """
+    pos = model.positions(list(responses.item_ids))[responses.item]
+    known = pos >= 0
+    if not known.any():
+        raise ValueError("no answer is on an item of the model")
+    counts = np.bincount(pos[known], minlength=model.n_items)
+    answered = np.flatnonzero(counts > 0)
+    new_item = np.full(model.n_items, -1, dtype=np.int64)
+    new_item[answered] = np.arange(answered.shape[0])
+    sub = subset_model(model, answered) if answered.shape[0] < model.n_items else replace(
+        model, _index=None, _cache={})
+    raw_student = responses.student[known].astype(np.int64)
+    used, student = np.unique(raw_student, return_inverse=True)
+    item = new_item[pos[known]]
+    correct = responses.correct[known].astype(np.int8)
+    order = np.lexsort((item, student))
+    student, item, correct = student[order], item[order], correct[order]
+    twice = (student[1:] == student[:-1]) & (item[1:] == item[:-1])
+    if twice.any():
+        k = int(np.flatnonzero(twice)[0])
+        raise ValueError(f"student {responses.student_ids[used[student[k]]]!r} answered item "
+                         f"{sub.item_ids[item[k]]!r} more than once (keep the first attempt: "
+                         "irt.engine.preprocess.prepare_rows)")
+    n_students = used.shape[0]
+    complete = student.shape[0] == n_students * sub.n_items
+    theta, se = eap_fixed(sub, student, item, correct, n_students, n_points=n_points,
+                          bound=bound)
+    return FitData(model=sub, student=student, item=item, correct=correct,
+                   student_ids=tuple(responses.student_ids[k] for k in used.tolist()),
+                   n_unknown_answers=int(np.count_nonzero(~known)),
+                   n_items_unanswered=int(model.n_items - answered.shape[0]), complete=complete,
+                   theta=theta, theta_se=se)
