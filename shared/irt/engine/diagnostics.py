@@ -324,7 +324,7 @@ def _global(data: FitData, cfg: DiagnosticsConfig, messages: list[str]) -> Globa
     reason = None
     if not data.complete:
         reason = (f"design too sparse for a limited-information statistic: "
-                  f"{100 * data.density:.3g}% of the {data.n_students} x {data.n_items} "
+                  f"{100 * data.density:.4g}% of the {data.n_students} x {data.n_items} "
                   "student-item cells are answered; M2 compares every item's and every item "
                   "pair's proportion correct with the model's over one population answering all "
                   "items, so it needs a complete design")
