@@ -424,3 +424,26 @@ def test_m2_refuses_too_few_items() -> None:
         m2(sub, X)
     d = diagnose(sub, Responses.from_dense(X, item_ids=sub.item_ids))
     assert d.global_fit.m2 is None and "too few items" in d.global_fit.reason
+
+
+def test_pairs_are_ranked_by_q3_on_a_sparse_log_and_by_ld_x2_on_a_test() -> None:
+    model, resp = sparse_case(n_students=600, n_items=20, per_student=10, seed=2)
+    sparse = diagnose(model, resp)
+    assert sparse.pairs_ranked_by == "q3_minus_mean"
+    q = [p["q3"] for p in sparse.top_pairs(5)]
+    assert q == sorted(q, reverse=True) and len(q) == 5
+    i, j = sparse.local.pairs()
+    assert q[0] == np.nanmax(sparse.local.q3[i, j])
+    assert diag_mirt("sat12", "2PL").pairs_ranked_by == "ld_x2"
+
+
+def test_a_pair_without_gamma_has_no_ld_x2() -> None:
+    """mirt's rule: a 2 x 2 table with n00 n11 + n01 n10 = 0 (here everyone got items 1 and 2
+    right) has no gamma, so no LD-X2 nor Cramer's V; the other pairs keep theirs."""
+    X = dense("lsat7")
+    X = X[(X[:, 0] == 1) & (X[:, 1] == 1)]
+    d = diagnose(mirt_model("lsat7", "2PL"), Responses.from_dense(
+        X, item_ids=mirt_model("lsat7", "2PL").item_ids))
+    assert math.isnan(d.local.ld_x2[0, 1]) and math.isnan(d.local.cramers_v[0, 1])
+    assert np.isfinite(d.local.q3[0, 1])  # the residuals 1 - P(theta) still vary
+    assert np.isfinite(d.local.ld_x2[2, 3]) and np.isfinite(d.local.cramers_v[2, 3])

@@ -199,12 +199,19 @@ class Diagnostics:
                         "n_flagged": int(np.count_nonzero(q - mean > Q3_FLAG))})
         return out
 
+    @property
+    def pairs_ranked_by(self) -> str:
+        """``"ld_x2"`` for a complete design; ``"q3_minus_mean"`` for a sparse log, whose
+        LD-X2 leans on a random-draw assumption (see :mod:`irt.engine.localdep`)."""
+        return "ld_x2" if self.data.complete else "q3_minus_mean"
+
     def top_pairs(self, k: int | None = None) -> list[dict[str, Any]]:
-        """The ``k`` pairs with the largest LD-X2, with their Q3."""
+        """The ``k`` pairs with the largest LD-X2 (complete design) or the largest Q3 above
+        the mean Q3 (sparse log): :attr:`pairs_ranked_by`."""
         k = self.config.top_pairs if k is None else k
         i, j = self.local.pairs()
-        x2 = self.local.ld_x2[i, j]
-        order = np.argsort(-np.nan_to_num(x2, nan=-1.0), kind="stable")[:k]
+        key = self.local.ld_x2[i, j] if self.data.complete else self.local.q3[i, j]
+        order = np.argsort(-np.nan_to_num(key, nan=-np.inf), kind="stable")[:k]
         ids = self.data.model.item_ids
         mean = self.q3_summary().get("mean", math.nan)
         L = self.local
@@ -261,7 +268,8 @@ class Diagnostics:
                 "instead": g.instead, **g.criteria.to_dict(),
                 "m2": g.m2.to_dict() if g.m2 is not None else None,
             },
-            "local_dependence": {"q3": self.q3_summary(), "top_pairs": self.top_pairs()},
+            "local_dependence": {"q3": self.q3_summary(), "ranked_by": self.pairs_ranked_by,
+                                 "top_pairs": self.top_pairs()},
             "reliability": {"marginal": self.reliability.marginal,
                             "empirical": self.reliability.empirical,
                             "note": self.reliability.note},

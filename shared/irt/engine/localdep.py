@@ -16,7 +16,9 @@ model expects for ``n_ij`` students drawn from the population::
 
 with ``df = 1``, on :func:`irt.engine.fitdata.marginal_grid` (61 nodes).  mirt also reports
 the signed Cramer's V, ``sign(gamma(O) - gamma(E)) sqrt(X2 / n_ij)`` (Goodman-Kruskal gamma of
-each table), positive when the pair agrees more than expected.  On a sparse log the expected
+each table), positive when the pair agrees more than expected (it can exceed 1 in size when
+the pair's proportions correct differ from the model's); both are undefined (nan) for a table
+whose gamma is (``n00 n11 + n01 n10 = 0``), as in mirt.  On a sparse log the expected
 table assumes the students who answered a pair are a random draw from the population, which
 a log whose items are chosen by level does not give: read Q3 there, which conditions on
 each student's ability.
@@ -112,7 +114,9 @@ def local_dependence(data: FitData, *, max_items: int = 200, min_pair_answers: i
         gamma_o = (n00 * n11 - n01 * n10) / (n00 * n11 + n01 * n10)
         gamma_e = (exp[0] * exp[3] - exp[1] * exp[2]) / (exp[0] * exp[3] + exp[1] * exp[2])
         sign = np.where(gamma_o - gamma_e < 0, -1.0, 1.0)
-        v = np.where(np.isnan(gamma_o - gamma_e), np.nan, sign * np.sqrt(np.abs(x2) / n))
+        # mirt: no statistic for a table whose gamma is undefined (both products 0)
+        x2 = np.where(np.isnan(gamma_o - gamma_e), np.nan, x2)
+        v = sign * np.sqrt(np.abs(x2) / n)
     off = (n < min_pair_answers) | np.eye(K, dtype=bool)
     upper = np.triu(np.ones((K, K), dtype=bool), 1)
     # one value per pair, the (i < j) one, mirrored (the products are symmetric up to rounding)
