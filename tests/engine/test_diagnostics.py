@@ -447,3 +447,58 @@ def test_a_pair_without_gamma_has_no_ld_x2() -> None:
     assert math.isnan(d.local.ld_x2[0, 1]) and math.isnan(d.local.cramers_v[0, 1])
     assert np.isfinite(d.local.q3[0, 1])  # the residuals 1 - P(theta) still vary
     assert np.isfinite(d.local.ld_x2[2, 3]) and np.isfinite(d.local.cramers_v[2, 3])
+
+
+@pytest.mark.parametrize("model_type", ["1pl", "2pl", "3pl"])
+def test_m2_by_brute_force_over_all_patterns(model_type: str) -> None:
+    """M2 of a 6-item test against an independent computation: the margins and their
+    covariance from the exact distribution of all 64 answer patterns (61-node quadrature),
+    Delta by central differences in (a, b, c), and mirt's QR complement.  Checks the
+    analytic Delta of each model type, the 3PL's guessing included (mirt's reference has no
+    3PL)."""
+    sim = simulate(800, 6, model="3pl" if model_type == "3pl" else "2pl", seed=12)
+    X = np.zeros((800, 6), dtype=np.int8)
+    X[sim.responses.student, sim.responses.item] = sim.responses.correct
+    nan = np.full(6, np.nan)
+    a = np.full(6, 1.3) if model_type == "1pl" else sim.a
+    c = sim.c if model_type == "3pl" else np.zeros(6)
+    model = ItemModel(model_type, sim.responses.item_ids, a, sim.b, c, nan, nan, nan)
+    x = np.linspace(-6, 6, 61)
+    w = np.exp(-0.5 * x**2)
+    w /= w.sum()
+    patterns = np.array(np.meshgrid(*[[0, 1]] * 6, indexing="ij")).reshape(6, -1).T
+    iu, ju = np.triu_indices(6, 1)
+
+    def moments(pat: np.ndarray) -> np.ndarray:
+        return np.c_[pat, pat[:, iu] * pat[:, ju]]
+
+    def margins(a_: np.ndarray, b_: np.ndarray, c_: np.ndarray) -> tuple[np.ndarray, ...]:
+        P = c_[:, None] + (1 - c_[:, None]) / (1 + np.exp(-a_[:, None] * (x - b_[:, None])))
+        like = np.prod(np.where(patterns[:, :, None] == 1, P[None], 1 - P[None]), axis=1)
+        prob = like @ w
+        mom = moments(patterns)
+        return prob @ mom, prob, mom
+
+    pi, prob, mom = margins(a, sim.b, c)
+    Xi = (mom - pi).T @ ((mom - pi) * prob[:, None])
+    free = {"1pl": ["b"], "2pl": ["a", "b"], "3pl": ["a", "b", "c"]}[model_type]
+    cols = []
+    h = 1e-5
+    for name in free:
+        for j in range(6):
+            up = {"a": a.copy(), "b": sim.b.copy(), "c": c.copy()}
+            down = {k: v.copy() for k, v in up.items()}
+            up[name][j] += h
+            down[name][j] -= h
+            cols.append((margins(up["a"], up["b"], up["c"])[0]
+                         - margins(down["a"], down["b"], down["c"])[0]) / (2 * h))
+    if model_type == "1pl":  # the common slope
+        cols.append((margins(a + h, sim.b, c)[0] - margins(a - h, sim.b, c)[0]) / (2 * h))
+    delta = np.array(cols).T
+    Q, _ = np.linalg.qr(delta, mode="complete")
+    Dc = Q[:, delta.shape[1]:]
+    e = moments(X.astype(float)).mean(axis=0) - pi
+    want = 800 * e @ Dc @ np.linalg.solve(Dc.T @ Xi @ Dc, Dc.T @ e)
+    got = m2(model, X)
+    assert got.df == 21 - delta.shape[1]
+    assert got.m2 == pytest.approx(want, rel=1e-6)
