@@ -2,7 +2,10 @@
 
 Against R mirt 1.45.1 ``anova(mod_Rasch, mod_2PL)`` on LSAT7 (``tests/data/
 mirt_diagnostics_reference.json``; mirt's own estimates in both banks, so only the
-likelihoods and the test are compared: rounding only, 1e-9 relative), and against
+likelihoods and the test are compared).  ``compare`` integrates each student's likelihood on
+a local grid, mirt sums over 61 nodes on [-6, 6]: on LSAT7 the two log-likelihoods differ by
+at most 9.3e-8 (measured), so 1e-9 relative on them and 1e-7 relative on the LRT's X2
+(measured 2.2e-9).  Also against
 :func:`irt.engine.evaluate.evaluate` run here on the answers put in order by hand.
 """
 
@@ -28,9 +31,9 @@ def test_lsat7_rasch_vs_2pl_matches_mirt_anova() -> None:
         for key, col in (("log_likelihood", "logLik"), ("aic", "AIC"), ("bic", "BIC")):
             assert getattr(got.criteria, key) == pytest.approx(want[col][row], rel=1e-9)
     assert (c.lrt.small, c.lrt.big) == ("rasch", "2pl")  # ordered by nesting, not by input
-    assert c.lrt.x2 == pytest.approx(num(want["X2"])[1], rel=1e-9)
+    assert c.lrt.x2 == pytest.approx(num(want["X2"])[1], rel=1e-7)
     assert c.lrt.df == want["df"][1]
-    assert c.lrt.p == pytest.approx(num(want["p"])[1], rel=1e-9)
+    assert c.lrt.p == pytest.approx(num(want["p"])[1], rel=1e-7)
     assert two.online is None and c.n_students == 1000 and c.n_answers == 5000
 
 

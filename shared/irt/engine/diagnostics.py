@@ -17,8 +17,10 @@ reliability            marginal, empirical           empirical (marginal needs o
 =====================  ============================  ===========================================
 
 Formulas: :mod:`irt.engine.itemfit`, :mod:`irt.engine.globalfit`, :mod:`irt.engine.localdep`
-and :mod:`irt.engine.fitdata` (the abilities, EAP on 121 nodes over ``[-6, 6]``, and the
-61-node marginal quadrature), all following R mirt 1.45.1.  Reliability::
+and :mod:`irt.engine.fitdata` (the abilities, EAP on 121 nodes over +/- 6 prior SDs, the
+61-node marginal quadrature, the log-likelihood), all following R mirt 1.45.1; with
+``DiagnosticsConfig(grid="mirt")`` they reproduce mirt's numbers for any latent SD (mirt's
+grids span +/- 6 logits, which cuts off a wide Rasch prior).  Reliability::
 
     marginal  = int sigma^2 I(t) / (sigma^2 I(t) + 1) dN(t; 0, sigma^2)   (Thissen-Wainer; for
                 sigma = 1 mirt's marginal_rxx, I the test information)
@@ -41,6 +43,7 @@ import numpy as np
 from irt.engine.fitdata import (
     FitData,
     align,
+    half_width,
     marginal_loglik,
     parameter_count,
 )
@@ -68,7 +71,12 @@ class DiagnosticsConfig:
         score_points: EAP nodes on ``[-bound, bound]`` for the abilities (mirt: 121).
         marginal_points: marginal quadrature nodes for S-X2, M2, LD-X2, log-likelihood
             (mirt: 61).
-        bound: grid half-width in logits (mirt: 6).
+        bound: grid half-width: prior SDs (``grid="prior_sd"``) or logits (``"mirt"``).
+        grid: ``"prior_sd"`` (default: grids over +/- ``bound`` prior SDs, abilities
+            re-integrated where the grid is too coarse, the log-likelihood integrated
+            per student) or ``"mirt"`` (R mirt's: +/- ``bound`` logits whatever the latent
+            SD, plain grid sums); the same for ``sigma = 1`` (module
+            :mod:`irt.engine.fitdata`).
         mincell: smallest expected S-X2 cell (mirt: 1).
         x2_groups: EAP groups of the grouped X2 (mirt: 10).
         x2_min_answers: items with fewer answers get no grouped X2.
@@ -84,6 +92,7 @@ class DiagnosticsConfig:
     score_points: int = 121
     marginal_points: int = 61
     bound: float = 6.0
+    grid: str = "prior_sd"
     mincell: float = 1.0
     x2_groups: int = 10
     x2_min_answers: int = 20
@@ -323,7 +332,8 @@ def empirical_reliability(theta: np.ndarray, se: np.ndarray) -> float:
 def _global(data: FitData, cfg: DiagnosticsConfig, messages: list[str]) -> GlobalFit:
     m = data.model
     ll = marginal_loglik(m, data.student, data.item, data.correct, data.n_students,
-                         n_points=cfg.marginal_points, bound=cfg.bound)
+                         n_points=cfg.marginal_points, bound=cfg.bound,
+                         adaptive=cfg.grid != "mirt")
     k = parameter_count(m.model_type, data.n_items)
     criteria = information_criteria(ll, k, data.n_students)
     instead = ("log-likelihood, AIC and BIC (compare models on the same answers with "
@@ -346,7 +356,8 @@ def _global(data: FitData, cfg: DiagnosticsConfig, messages: list[str]) -> Globa
     if reason is not None:
         messages.append(f"M2 not computed: {reason}. Reported instead: {instead}.")
         return GlobalFit(criteria, None, False, reason, instead)
-    result = m2(m, data.dense, n_points=cfg.marginal_points, bound=cfg.bound,
+    result = m2(m, data.dense, n_points=cfg.marginal_points,
+                bound=half_width(m, cfg.bound, cfg.grid),
                 latent_in_delta=cfg.m2_latent_in_delta)
     return GlobalFit(criteria, result, True, None, None)
 
@@ -378,8 +389,9 @@ def diagnose(model: ItemModel, responses: Responses,
         seconds[name] = time.perf_counter() - start
         return out
 
+    half = half_width(model, cfg.bound, cfg.grid)  # logits; checks cfg.grid
     data = timed("abilities", align, model, responses, n_points=cfg.score_points,
-                 bound=cfg.bound)
+                 bound=cfg.bound, grid=cfg.grid)
     if data.n_unknown_answers:
         messages.append(f"{data.n_unknown_answers} answers on items unknown to the model "
                         "were left out.")
@@ -387,7 +399,7 @@ def diagnose(model: ItemModel, responses: Responses,
     sx2 = None
     if data.complete:
         sx2 = timed("s_x2", s_x2, data.model, data.dense, n_points=cfg.marginal_points,
-                    bound=cfg.bound, mincell=cfg.mincell)
+                    bound=half, mincell=cfg.mincell)
     else:
         messages.append("S-X2 not computed: it groups students by total score over one test "
                         "form, and students here answered different items. Reported instead: "
@@ -397,7 +409,7 @@ def diagnose(model: ItemModel, responses: Responses,
     glob = timed("global_fit", _global, data, cfg, messages)
     local = timed("local_dependence", local_dependence, data, max_items=cfg.ld_max_items,
                   min_pair_answers=cfg.min_pair_answers, n_points=cfg.marginal_points,
-                  bound=cfg.bound)
+                  bound=half)
     if data.n_items > cfg.ld_max_items:
         messages.append(f"Local dependence examined among the {cfg.ld_max_items} most-answered "
                         f"of {data.n_items} items (pairs answered by at least "
