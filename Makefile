@@ -66,6 +66,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_sparse.py --skip-no-priors
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_diagnostics.py
 
 # Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
 # IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then
