@@ -63,15 +63,20 @@ class CSVFormatError(IRTError, ValueError):
         line: 1-based physical line of the problem (the header is line 1); ``field`` is
             ``"line <line>"``.
         reason: what is wrong (the same as ``message``).
+        path: the file, when the reader knew it (``str(error)`` then starts with it:
+            ``"answers.csv: line 3: ..."``), else ``""``.
     """
 
-    def __init__(self, message: str, line: int) -> None:
+    def __init__(self, message: str, line: int, path: str = "") -> None:
         super().__init__(message, f"line {line}")
         self.line = line
         self.reason = message
+        self.path = path
+        if path:
+            self.args = (f"{path}: line {line}: {message}",)
 
     def __reduce__(self) -> tuple[Any, ...]:
-        return (type(self), (self.message, self.line))
+        return (type(self), (self.message, self.line, self.path))
 
 
 class RequestError(IRTError):
