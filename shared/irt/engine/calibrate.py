@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -450,7 +451,8 @@ def _start_values(responses: Responses, pm: _Params, priors: Priors) -> np.ndarr
 
 # --------------------------------------------------------------------------- EM
 
-def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors
+def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors,
+        *, progress: Callable[[int, float, float], None] | None = None
         ) -> tuple[np.ndarray, int, bool, list[float], _EStep]:
     pm = _Params(cfg.model, n_items)
     estep = _EStep(responses, n_items, cfg.quadrature)
@@ -481,7 +483,7 @@ def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors
 
     v, iterations, converged, history = squarem(
         em_map, _start_values(responses, pm, priors), tol=cfg.tol, max_iter=cfg.max_iter,
-        accelerate=cfg.accelerate, change=change)
+        accelerate=cfg.accelerate, change=change, progress=progress)
     return v, iterations, converged, history, estep
 
 
@@ -700,7 +702,8 @@ def _d2p(a, d, g, x, i: int, j: int) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- public API
-def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
+def fit(responses: Responses, config: FitConfig | None = None, *,
+        progress: Callable[[int, float, float], None] | None = None) -> FitResult:
     """Calibrate item parameters by marginal maximum likelihood.
 
     Items with fewer than ``config.min_answers_per_item`` answers, with every
@@ -712,6 +715,11 @@ def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
     Args:
         responses: sparse answers; at most one answer per student-item pair.
         config: settings; defaults to a 2PL with :class:`FitConfig` defaults.
+        progress: called after each plain EM step (SQUAREM's extrapolations are not
+            reported) as ``progress(cycle, objective, change)``: the EM steps so far, the
+            log-posterior before the step (the log-likelihood without priors) and the
+            largest parameter change of the step (converged below ``config.tol``); the
+            cycle count starts again when items are left out and EM refits.
 
     Returns:
         A :class:`FitResult` whose ``model`` is ready to serialise.
@@ -745,7 +753,8 @@ def fit(responses: Responses, config: FitConfig | None = None) -> FitResult:
                 f"{i}: {why}" for i, why in list(excluded.items())[:5]))
         sub, kept_ids = _restrict(responses, keep)
         pm = _Params(cfg.model, len(kept_ids))
-        v, iterations, converged, history, estep = _em(sub, len(kept_ids), cfg, priors)
+        v, iterations, converged, history, estep = _em(sub, len(kept_ids), cfg, priors,
+                                                       progress=progress)
         a, d, g = pm.split(v)
         low = np.zeros(pm.n, dtype=bool) if pm.common else a < cfg.min_slope
         if not low.any() or refit == MAX_REFITS:

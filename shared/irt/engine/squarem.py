@@ -14,7 +14,8 @@ import numpy as np
 def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndarray, *,
             tol: float, max_iter: int, accelerate: bool,
             change: Callable[[np.ndarray, np.ndarray], float] | None = None,
-            stop: Callable[[list[float]], bool] | None = None
+            stop: Callable[[list[float]], bool] | None = None,
+            progress: Callable[[int, float, float], None] | None = None
             ) -> tuple[np.ndarray, int, bool, list[float]]:
     """EM cycles, accelerated by SQUAREM (Varadhan & Roland 2008, scheme S3).
 
@@ -33,6 +34,8 @@ def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndar
             difference).
         stop: also converged when it returns ``True`` on the objectives so far (checked
             after each accelerated cycle).
+        progress: called after each plain EM step as ``progress(steps so far, objective
+            before the step, change of the step)`` (for a progress display).
 
     Returns:
         ``(v, EM steps run, converged, objective after each kept step)``.
@@ -47,7 +50,10 @@ def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndar
         v1, obj0 = em_map(v)
         iterations += 1
         history.append(obj0)
-        if change(v1, v) < tol:
+        step = change(v1, v)
+        if progress is not None:
+            progress(iterations, obj0, step)
+        if step < tol:
             v, converged = v1, True
             break
         if not accelerate or iterations + 2 > max_iter:
@@ -56,7 +62,10 @@ def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndar
         v2, obj1 = em_map(v1)
         iterations += 1
         history.append(obj1)
-        if change(v2, v1) < tol:
+        step = change(v2, v1)
+        if progress is not None:
+            progress(iterations, obj1, step)
+        if step < tol:
             v, converged = v2, True
             break
         r = v1 - v
