@@ -1,6 +1,9 @@
-"""Command line for data scientists: ``python -m irt {fit,score,demo} ...``.
+"""Command line for data scientists: ``python -m irt {fit,score,evaluate,diagnose,compare,
+explain,fairness,demo} ...``.
 
-The only module of the package that opens files (the engine itself is I/O free).
+With :mod:`irt.tools.common`, the only modules of the package that open files (the engine
+itself is I/O free).  Every subcommand reads answers files with the same options and the same
+reader (:func:`irt.tools.common.read_answers`).
 """
 
 from __future__ import annotations
@@ -21,17 +24,24 @@ from irt.engine import defaults
 from irt.engine.artifact import load_model
 from irt.engine.model import MODEL_TYPES
 from irt.errors import CSVFormatError, ModelFormatError
-from irt.tools.csvio import read_answers_csv, write_scores_csv
+from irt.tools.common import (
+    ANSWERS_FORMAT,
+    Messages,
+    add_answers_arguments,
+    add_quiet_argument,
+    check_output,
+    read_answers,
+    run_guarded,
+)
+from irt.tools.csvio import Columns, read_answers_csv, write_scores_csv
 
-EPILOG = """\
-CSV format (header required, extra columns ignored):
-  student_id,item_id,correct[,answered_at]
-  correct: 1/0, true/false (also t/f, yes/no); answered_at: ISO-8601 or epoch seconds.
+EPILOG = ANSWERS_FORMAT + """\
 Only the first attempt per student-item pair is used (earliest answered_at, else file order).
 
 Examples:
-  python -m irt fit answers.csv --model 2pl -o model.json
+  python -m irt fit answers.csv --model 2pl -o model.json --table
   python -m irt score model.json answers.csv -o scores.csv
+  python -m irt fit log.csv.gz --student-column user_id --order-column seq -o model.json
   python -m irt demo
 """
 
@@ -119,8 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("-o", "--output", type=Path, required=True, help="model JSON to write")
     _add_calibration_arguments(f)
     f.add_argument("--no-se", action="store_true", help="skip standard errors")
-    f.add_argument("--lenient", action="store_true",
-                   help="drop and count bad CSV rows instead of stopping at the first one")
+    f.add_argument("--table", action="store_true",
+                   help="print the item table on stdout: a, b, c with their standard errors, "
+                   "answers, flags (see below), and the items left out with the reason")
+    add_answers_arguments(f)
+    add_quiet_argument(f)
 
     s = sub.add_parser("score", help="score students with a model",
                        description="Estimate each student's ability; one output row per "
@@ -131,25 +144,18 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", type=Path, help="scores CSV to write (default stdout)")
     s.add_argument("--method", choices=("EAP", "MAP"), default=defaults.DEFAULTS.score_method,
                    help="EAP (posterior mean, SE = posterior SD) or MAP (default %(default)s)")
-    s.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
+    add_answers_arguments(s)
+    add_quiet_argument(s)
 
     e = sub.add_parser("evaluate", help="calibrate on a training log, predict a test log online",
                        description="Calibrate on TRAIN, then predict every answer of every TEST "
                        "student from only that student's earlier answers (as predict is used) "
                        "and report AUC, log-loss, Brier score, calibration error (ECE) and the "
-                       "cost per prediction. Files may be gzip-compressed (.gz).",
+                       "cost per prediction.",
                        epilog=_defaults_epilog(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("train", type=Path, help="training answers CSV")
     e.add_argument("test", type=Path, help="test answers CSV (students disjoint from TRAIN)")
-    e.add_argument("--student-column", default="student_id",
-                   help="student column (default student_id; ASSISTments files: user_id)")
-    e.add_argument("--item-column", default="item_id",
-                   help="item column (default item_id; for a log whose items are named "
-                   "otherwise, e.g. problem_id)")
-    e.add_argument("--order-column", default="answered_at",
-                   help="column giving each student's answer order, numeric "
-                   "(default answered_at; ASSISTments files: seq)")
     _add_calibration_arguments(e, "training answers")
     e.add_argument("--options", default=",".join(defaults.DEFAULTS.options),
                    help="learning-aware options, comma-separated: recency, skills, pfa "
@@ -168,11 +174,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate the plain model, every option set and auto, with "
                    "predict's per-request cost, against the published figures")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
+    add_answers_arguments(e)
+    add_quiet_argument(e)
 
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     _add_diagnostics_parsers(sub)
+    _add_tool_parsers(sub)
     return parser
+
+
+def _add_tool_parsers(sub) -> None:
+    """``explain`` and ``fairness``: the same commands as ``python -m irt.explain`` and
+    ``python -m irt.fairness``."""
+    from irt.tools import explain, fairness
+
+    x = sub.add_parser("explain", help="one prediction, step by step",
+                       description=explain.DESCRIPTION, epilog=explain.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    explain.add_arguments(x)
+    r = sub.add_parser("fairness", help="differential item functioning between two groups",
+                       description=fairness.DESCRIPTION, epilog=fairness.EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    fairness.add_arguments(r)
 
 
 def _add_diagnostics_parsers(sub) -> None:
@@ -188,7 +212,8 @@ def _add_diagnostics_parsers(sub) -> None:
     g.add_argument("model", type=Path, help="model JSON written by 'fit'")
     g.add_argument("answers", type=Path, help="answers CSV")
     g.add_argument("--json", action="store_true", help="print every statistic as JSON")
-    g.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
+    add_answers_arguments(g)
+    add_quiet_argument(g)
     c = sub.add_parser("compare", help="compare two models on the same answers",
                        description="Log-likelihood, AIC and BIC of two models on the answers "
                        "to the items both know, the likelihood-ratio test when their types "
@@ -202,46 +227,130 @@ def _add_diagnostics_parsers(sub) -> None:
     c.add_argument("answers", type=Path, help="answers CSV (answered_at orders each student's "
                    "answers for the online metrics; else the file order)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
-    c.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
+    add_answers_arguments(c)
+    add_quiet_argument(c)
 
 
-def _read_rows(path: Path, lenient: bool) -> list[dict]:
-    with path.open(newline="", encoding="utf-8") as stream:
-        return read_answers_csv(stream, strict=not lenient)
+def _read_rows(path: Path, args: argparse.Namespace, messages: Messages | None = None,
+               extra_columns: tuple[str, ...] = (), extra_options: tuple[str, ...] = ()
+               ) -> list[dict]:
+    """The rows of an answers file (:func:`irt.tools.common.read_answers`), said on stderr."""
+    start = time.perf_counter()
+    rows = read_answers(path, args, extra_columns, extra_options)
+    if messages is not None:
+        messages.info(f"{path}: read {len(rows)} rows in {time.perf_counter() - start:.1f} s")
+    return rows
+
+
+def _load_model(path: Path):
+    """The model JSON at ``path``; an invalid one is an error naming the file."""
+    try:
+        return load_model(path.read_bytes())
+    except ModelFormatError as exc:
+        raise ValueError(f"{path}: invalid model: {exc}") from None
+
+
+def _dropped(report) -> str:
+    return json.dumps({k: v for k, v in report.dropped.items() if v})
 
 
 def _fit(args: argparse.Namespace) -> int:
     from irt.engine.calibrate import fit
     from irt.engine.preprocess import prepare_rows
 
-    rows = _read_rows(args.answers, args.lenient)
+    check_output(args.output)
+    messages = Messages(args.quiet)
+    rows = _read_rows(args.answers, args, messages)
     prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
-    _log(f"read {prepared.report.rows_in} rows, kept {prepared.report.rows_out}; dropped "
-         f"{json.dumps({k: v for k, v in prepared.report.dropped.items() if v})}")
+    messages.info(f"kept {prepared.report.rows_out} answers; dropped "
+                  f"{_dropped(prepared.report)}")
     config = _fit_config(args, compute_se=not args.no_se)
+    objective = "log-likelihood" if args.no_priors else "log-posterior"
     start = time.perf_counter()
-    result = fit(prepared.responses, config)
+    result = fit(prepared.responses, config,
+                 progress=messages.em_progress(f"fit {args.model}", objective))
     model = result.model
     model.data_summary["preprocessing"] = prepared.report.to_dict()
     args.output.write_text(model.to_json(), encoding="utf-8")
-    _log(f"{args.model}: {model.n_items} items, {len(model.excluded_items)} excluded, "
-         f"{result.iterations} EM cycles, converged={result.converged}, "
-         f"log-likelihood {result.log_likelihood:.3f}, {time.perf_counter() - start:.2f} s "
-         f"-> {args.output}")
+    messages.info(f"wrote {args.output}: {args.model}, {model.n_items} items, "
+                  f"{len(model.excluded_items)} left out, {result.iterations} EM cycles, "
+                  f"converged={result.converged}, log-likelihood {result.log_likelihood:.3f}, "
+                  f"{time.perf_counter() - start:.2f} s")
+    if not result.converged:
+        messages.warning(f"EM did not converge in {result.iterations} cycles (--max-iter); "
+                         "the model is written with fit.converged = false")
+    if args.table:
+        print(item_table(model, prepared.responses))
     return 0 if result.converged else 3
+
+
+#: ``fit --table`` flags: rules of thumb for an item to look at, not verdicts.
+TABLE_FLAGS = {
+    "low-a": "slope a < 0.5: the item tells strong from weak students apart poorly",
+    "extreme-b": "|b| > 3 population SDs: almost everyone (or no one) answers it right",
+    "imprecise": "SE(a) or SE(b) > 1: too few or too uninformative answers to pin it down",
+    "high-c": "guessing c > 0.35 (3pl)",
+    "few": "fewer than 20 answers: its parameters lean on the prior",
+}
+
+
+def item_table(model, responses=None) -> str:
+    """The items of ``model`` as a text table: ``item, n, a, se(a), b, se(b), c, se(c),
+    flags`` (:data:`TABLE_FLAGS`), then the items left out with the reason.  ``n`` (the
+    answers of each item) needs the calibration's ``responses``."""
+    n_of: dict[str, int] = {}
+    if responses is not None:
+        n_of = dict(zip(responses.item_ids, responses.answers_per_item().tolist(),
+                        strict=True))
+
+    def num(x: float) -> str:
+        return f"{x:8.3f}" if math.isfinite(x) else f"{'-':>8}"
+
+    width = max([12, *(len(i) for i in model.item_ids)]) + 2
+    lines = [f"{'item':<{width}}{'n':>7}{'a':>8}{'se(a)':>8}{'b':>8}{'se(b)':>8}{'c':>8}"
+             f"{'se(c)':>8}  flags"]
+    free_slope = model.model_type in ("2pl", "3pl")
+    counts = dict.fromkeys(TABLE_FLAGS, 0)
+    for j, item in enumerate(model.item_ids):
+        a, b, c = float(model.a[j]), float(model.b[j]), float(model.c[j])
+        se_a, se_b, se_c = float(model.se_a[j]), float(model.se_b[j]), float(model.se_c[j])
+        n = n_of.get(item)
+        flags = [name for name, on in (
+            ("low-a", free_slope and a < 0.5),
+            ("extreme-b", abs(b) > 3 * model.population_sd),
+            ("imprecise", (math.isfinite(se_a) and se_a > 1) or
+             (math.isfinite(se_b) and se_b > 1)),
+            ("high-c", c > 0.35),
+            ("few", n is not None and n < 20)) if on]
+        for name in flags:
+            counts[name] += 1
+        lines.append(f"{item:<{width}}{'-' if n is None else n:>7}{num(a)}{num(se_a)}"
+                     f"{num(b)}{num(se_b)}{num(c)}{num(se_c)}  {' '.join(flags)}".rstrip())
+    lines.append(f"{model.n_items} items; flagged: " + (", ".join(
+        f"{name} {k}" for name, k in counts.items() if k) or "none"))
+    for name, k in counts.items():
+        if k:
+            lines.append(f"  {name}: {TABLE_FLAGS[name]}")
+    if model.excluded_items:
+        lines.append(f"left out ({len(model.excluded_items)}):")
+        lines += [f"  {item}: {why}" for item, why in model.excluded_items.items()]
+    return "\n".join(lines)
 
 
 def _score(args: argparse.Namespace) -> int:
     from irt.engine.ability import eap_batch, map_batch
     from irt.engine.preprocess import prepare_rows
 
-    model = load_model(args.model.read_bytes())
-    prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+    check_output(args.output)
+    messages = Messages(args.quiet)
+    model = _load_model(args.model)
+    prepared = prepare_rows(_read_rows(args.answers, args, messages))
     resp = prepared.responses
     pos, unknown = model.lookup(resp.item_ids)
     known = pos[resp.item] >= 0
     if unknown:
-        _log(f"ignored {len(unknown)} item(s) unknown to the model, e.g. {unknown[:3]}")
+        messages.warning(f"ignored {len(unknown)} item(s) unknown to the model, "
+                         f"e.g. {unknown[:3]}")
     student, item_pos, y = resp.student[known], pos[resp.item[known]], resp.correct[known]
     scorer = eap_batch if args.method == "EAP" else map_batch
     theta, se = scorer(model, student, item_pos, y, resp.n_students)
@@ -252,40 +361,54 @@ def _score(args: argparse.Namespace) -> int:
     finally:
         if args.output:
             out.close()
+    if args.output:
+        messages.info(f"wrote {args.output}: {resp.n_students} students' {args.method} "
+                      f"scores from {int(known.sum())} answers")
     return 0
 
 
-def _read_log(path: Path, student_col: str, order_col: str, skill_col: str | None = None,
-              item_col: str = "item_id") -> tuple[list[str], list[str], np.ndarray, np.ndarray]:
-    """Rows of a (possibly gzip) CSV as students, items, correct (0/1) and order keys (and,
-    with ``skill_col``, the skills as a fifth list: ``""`` for none)."""
-    import csv
-    import gzip
+def _log_arrays(rows: list[dict], skill_col: str | None = None) -> tuple:
+    """Rows of :func:`irt.tools.csvio.read_answers_csv` as students, items (stripped ids),
+    correct (0/1) and order keys (epoch seconds or the order column's numbers; ``NaN``
+    where absent: the file order), and with ``skill_col`` the skills as a fifth list (``""``
+    for none).  Rows :func:`~irt.engine.preprocess.prepare_rows` would drop as invalid
+    (possible with ``--lenient``) are left out."""
+    from irt.engine.preprocess import parse_correct, timestamp_or_nan
 
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        header = reader.fieldnames or []
-        for col in (student_col, item_col, "correct", order_col, *([skill_col] if skill_col
-                                                                  else [])):
-            if col not in header:
-                raise CSVFormatError(f"missing column {col!r} (header: {', '.join(header)})", 1)
-        students, items, correct, order, skills = [], [], [], [], []
-        for line, row in enumerate(reader, start=2):
-            y = row["correct"].strip().lower()
-            if y not in ("0", "1", "true", "false"):
-                raise CSVFormatError(f"correct must be 0, 1, true or false (got {y!r})", line)
-            try:
-                order.append(float(row[order_col]))
-            except ValueError:
-                raise CSVFormatError(f"{order_col} must be a number", line) from None
-            students.append(row[student_col])
-            items.append(row[item_col])
-            correct.append(1 if y in ("1", "true") else 0)
-            if skill_col:
-                skills.append(row[skill_col].strip())
-    out = (students, items, np.array(correct, dtype=np.int8), np.array(order))
-    return (*out, skills) if skill_col else out  # type: ignore[return-value]
+    students, items, correct, order, skills = [], [], [], [], []
+    for row in rows:
+        s, i = (row["student_id"] or "").strip(), (row["item_id"] or "").strip()
+        y = parse_correct(row["correct"])
+        t = timestamp_or_nan(row.get("answered_at") or None)
+        if not s or not i or y is None or t is None:
+            continue
+        students.append(s)
+        items.append(i)
+        correct.append(y)
+        order.append(t)
+        if skill_col:
+            skills.append((row[skill_col] or "").strip())
+    out = (students, items, np.array(correct, dtype=np.int8), np.array(order, dtype=float))
+    return (*out, skills) if skill_col else out
+
+
+def _read_log(path: Path, student_col: str = "student_id", order_col: str | None = None,
+              skill_col: str | None = None, item_col: str = "item_id",
+              correct_col: str = "correct") -> tuple:
+    """An answers file (plain or gzip) as :func:`_log_arrays` (for scripts and benchmarks;
+    the subcommands read with :func:`irt.tools.common.read_answers`)."""
+    from irt.tools.common import open_text
+
+    columns = Columns(student_id=student_col, item_id=item_col, correct=correct_col,
+                      answered_at=order_col or "answered_at",
+                      answered_at_required=order_col is not None)
+    extra = (skill_col.strip().lower(),) if skill_col else ()
+    try:
+        with open_text(path) as stream:
+            rows = read_answers_csv(stream, columns=columns, extra_columns=extra)
+    except CSVFormatError as exc:
+        raise CSVFormatError(exc.reason, exc.line, str(path)) from None
+    return _log_arrays(rows, extra[0] if extra else None)
 
 
 #: Published test AUCs on the same ASSISTments 2009 files (Gervet et al. 2020, README of
@@ -308,19 +431,24 @@ def _evaluate(args: argparse.Namespace) -> int:
     if needs_skills and not args.skill_column:
         raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
     skill_col = args.skill_column if (needs_skills or options == (AUTO,)) else None
-    tr = _read_log(args.train, args.student_column, args.order_column, skill_col,
-                   args.item_column)
-    te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column,
-                                       item_col=args.item_column)[:4]
+    skill_key = skill_col.strip().lower() if skill_col else None
+    messages = Messages(args.quiet)
+    train_rows = _read_rows(args.train, args, messages, (skill_key,) if skill_key else (),
+                            ("--skill-column",))
+    test_rows = _read_rows(args.test, args, messages)
+    tr = _log_arrays(train_rows, skill_key)
+    te_s, te_i, te_y, te_o = _log_arrays(test_rows)
     published = _is_published_split(tr[0], tr[2], te_s, te_y)
-    tr_s, tr_i, tr_y, tr_o = tr[:4]
+    tr_i = tr[1]
     # First attempt per student-item, as in production (preprocess keeps the first).
-    prepared = prepare_rows(zip(tr_s, tr_i, tr_y.tolist(), tr_o.tolist(), strict=True),
-                            min_answers_per_student=args.min_answers_per_student)
+    prepared = prepare_rows(train_rows, min_answers_per_student=args.min_answers_per_student)
     train = prepared.responses
+    if len(te_s) < len(test_rows):
+        messages.warning(f"{args.test}: left out {len(test_rows) - len(te_s)} invalid rows")
     config = _fit_config(args, compute_se=False)
     start = time.perf_counter()
-    result = fit(train, config)
+    objective = "log-likelihood" if args.no_priors else "log-posterior"
+    result = fit(train, config, progress=messages.em_progress(f"fit {args.model}", objective))
     fit_s = time.perf_counter() - start
     test = _ordered(te_s, te_i, te_y, te_o)
     skills = _train_skills(train, tr_i, tr[4]) if skill_col else None
@@ -331,15 +459,19 @@ def _evaluate(args: argparse.Namespace) -> int:
         model, extra_s, info = result.model, 0.0, {}
         calibrated = tuple(o for o in opts if o != "recency")
         if opts == (AUTO,):
+            messages.info("choosing the options (auto) ...")
             model, extra_s, info = _fit_auto(result.model, train, prepared.answered_at,
                                              skills, config, args, tr, fitted)
         elif calibrated in fitted:  # recency is not calibrated: reuse the fit without it
             model, extra_s, info = fitted[calibrated]
             model = with_recency(model, args.recency_decay)
         elif opts:
+            messages.info(f"fitting the options {'+'.join(opts)} ...")
             model, extra_s, info = _fit_options(result.model, train, prepared.answered_at,
                                                 skills, opts, args)
             fitted[opts] = (model, extra_s, info)
+        messages.info(f"predicting {len(te_s)} test answers online with "
+                      f"{_row_name({'options': list(opts)})} ...")
         report, _ = evaluate(model, *test)
         out = {"model": args.model, "options": list(opts), "train_answers": train.n_answers,
                "items_calibrated": model.n_items, "fit_seconds": round(fit_s + extra_s, 2),
@@ -368,7 +500,7 @@ def _evaluate(args: argparse.Namespace) -> int:
             _print_selection(out["option_selection"])
     for out in rows:
         if not out["converged"]:
-            _log(f"warning: {_row_name(out)} did not converge: {_convergence(out)}")
+            messages.warning(f"{_row_name(out)} did not converge: {_convergence(out)}")
     return 0
 
 
@@ -621,8 +753,10 @@ def _diagnose(args: argparse.Namespace) -> int:
     from irt.engine.preprocess import prepare_rows
     from irt.tools.diagnostics_report import format_diagnostics
 
-    model = load_model(args.model.read_bytes())
-    prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+    messages = Messages(args.quiet)
+    model = _load_model(args.model)
+    prepared = prepare_rows(_read_rows(args.answers, args, messages))
+    messages.info(f"diagnosing {args.model} on {prepared.responses.n_answers} answers ...")
     result = diagnose(model, prepared.responses)
     if args.json:
         print(json.dumps(result.to_dict(), indent=1, allow_nan=False))
@@ -636,14 +770,10 @@ def _compare(args: argparse.Namespace) -> int:
     from irt.engine.preprocess import prepare_rows
     from irt.tools.diagnostics_report import format_comparison
 
-    models = []
-    for path in (args.model_a, args.model_b):
-        try:
-            models.append(load_model(path.read_bytes()))
-        except ModelFormatError as exc:
-            _log(f"error: {path}: invalid model: {exc}")
-            return 2
-    prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+    messages = Messages(args.quiet)
+    models = [_load_model(path) for path in (args.model_a, args.model_b)]
+    prepared = prepare_rows(_read_rows(args.answers, args, messages))
+    messages.info(f"comparing on {prepared.responses.n_answers} answers ...")
     order = prepared.answered_at
     result = compare(*models, prepared.responses, labels=(str(args.model_a), str(args.model_b)),
                      order=None if order is None or np.isnan(order).all() else order)
@@ -654,21 +784,27 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _explain(args: argparse.Namespace) -> int:
+    from irt.tools.explain import run
+
+    return run(args)
+
+
+def _fairness(args: argparse.Namespace) -> int:
+    from irt.tools.fairness import run
+
+    return run(args)
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit status (2 = bad input, 3 = fit did not converge)."""
+    """Entry point; returns the exit status (2 = bad input, 3 = fit did not converge, 141 =
+    stdout closed early)."""
     args = build_parser().parse_args(argv)
     handlers = {"fit": _fit, "score": _score, "evaluate": _evaluate, "demo": _demo,
-                "diagnose": _diagnose, "compare": _compare}
-    try:
-        return handlers[args.command](args)
-    except CSVFormatError as exc:
-        _log(f"error: {getattr(args, 'answers', '')}: {exc}")
-    except ModelFormatError as exc:
-        _log(f"error: {args.model}: invalid model: {exc}")
-    except (OSError, ValueError) as exc:
-        _log(f"error: {exc}")
-    return 2
+                "diagnose": _diagnose, "compare": _compare, "explain": _explain,
+                "fairness": _fairness}
+    return run_guarded(handlers[args.command], args)

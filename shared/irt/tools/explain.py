@@ -3,6 +3,7 @@
     python -m irt.explain MODEL.json REQUEST.json      # REQUEST: a file, '-' for stdin,
     python -m irt.explain MODEL.json '{"responses": [{"item_id": "q1", "correct": true}]}'
     python -m irt.explain MODEL.json REQUEST.json --json
+    python -m irt explain MODEL.json ANSWERS.csv --student S1   # a student of an answers file
 
 For debugging a single answer (ML Test Score, infrastructure 5). The steps:
 
@@ -19,7 +20,10 @@ For debugging a single answer (ML Test Score, infrastructure 5). The steps:
    difference from step 3 (``predict`` rounds to 6 decimals);
 5. **probabilities** - each requested item's parameters and P(correct) at the ability.
 
-Only single-student EAP requests are explained (a batch: one student at a time).
+Only single-student EAP requests are explained (a batch: one student at a time).  From an
+answers file (the same file, options and reader as ``python -m irt fit``), the request holds
+the student's answers in file order with their ``answered_at`` (the order column) and asks
+for ``--items`` (default: every item of the model).
 """
 
 from __future__ import annotations
@@ -36,8 +40,15 @@ import numpy as np
 
 from irt.engine.artifact import load_model
 from irt.engine.model import ItemModel, irf
-from irt.errors import RequestError
+from irt.errors import ModelFormatError, RequestError
 from irt.serving import Limits, parse_predict, predict
+from irt.tools.common import (
+    ANSWERS_FORMAT,
+    add_answers_arguments,
+    add_quiet_argument,
+    read_answers,
+    run_guarded,
+)
 
 GRID_POINTS = 2001
 GRID_BOUND = 8.0
@@ -147,27 +158,98 @@ def _text(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m irt.explain", description=__doc__.split(
-        "\n\n")[0])
+DESCRIPTION = __doc__.split("\n\n")[0]
+EPILOG = ("REQUEST: a predict request body (a file, '-' for stdin, or JSON text), or with "
+          "--student an answers file:\n" + ANSWERS_FORMAT)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command line's arguments (``python -m irt.explain`` and ``python -m irt
+    explain``)."""
     parser.add_argument("model", type=Path, help="model.json (as predict loads it)")
-    parser.add_argument("request", help="the predict request body: a file, '-', or JSON text")
+    parser.add_argument("request", help="the predict request body: a file, '-', or JSON "
+                        "text; with --student, an answers file")
+    parser.add_argument("--student", metavar="ID",
+                        help="explain this student of the answers file REQUEST")
+    parser.add_argument("--items", metavar="ID,ID",
+                        help="with --student: the items to predict, comma-separated "
+                        "(default: every item of the model)")
     parser.add_argument("--json", action="store_true", help="print the steps as JSON")
-    args = parser.parse_args(argv)
-    model = load_model(args.model.read_bytes())
-    if args.request == "-":
-        text = sys.stdin.read()
-    elif args.request.lstrip().startswith("{"):
-        text = args.request
-    else:
-        text = Path(args.request).read_text(encoding="utf-8")
+    add_answers_arguments(parser)
+    add_quiet_argument(parser)
+
+
+def request_of_answers(rows: list[dict], student: str, items: list[str] | None = None
+                       ) -> dict[str, Any]:
+    """The predict request of one student's answers (rows of
+    :func:`irt.tools.csvio.read_answers_csv`, in file order): ``correct`` as booleans,
+    ``answered_at`` as epoch seconds where the row has one.
+
+    Raises:
+        ValueError: the student has no answer in ``rows``.
+    """
+    from irt.engine.preprocess import parse_correct, timestamp_or_nan
+
+    responses = []
+    for row in rows:
+        if (row["student_id"] or "").strip() != student:
+            continue
+        answer: dict[str, Any] = {"item_id": (row["item_id"] or "").strip(),
+                                  "correct": bool(parse_correct(row["correct"]))}
+        stamp = timestamp_or_nan(row.get("answered_at") or None)
+        if stamp is not None and not math.isnan(stamp):
+            answer["answered_at"] = stamp
+        responses.append(answer)
+    if not responses:
+        raise ValueError(f"student {student!r} has no answers in the file")
+    body: dict[str, Any] = {"responses": responses}
+    if items is not None:
+        body["items"] = items
+    return body
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command line; the exit status (2: an invalid request)."""
     try:
-        report = explain(model, json.loads(text), version=model.version or "explain")
+        model = load_model(args.model.read_bytes())
+    except ModelFormatError as exc:
+        raise ValueError(f"{args.model}: invalid model: {exc}") from None
+    limits = Limits()
+    items = None if args.items is None else [i.strip() for i in args.items.split(",")]
+    if args.student is not None:
+        rows = read_answers(Path(args.request), args)
+        payload = request_of_answers(rows, args.student.strip(), items)
+        limits = Limits(max_responses=max(limits.max_responses, len(payload["responses"])),
+                        max_items=max(limits.max_items, len(items or ())))
+    else:
+        if items is not None:
+            raise ValueError("--items goes with --student (a request names its own items)")
+        if args.request == "-":
+            text = sys.stdin.read()
+        elif args.request.lstrip().startswith("{"):
+            text = args.request
+        else:
+            text = Path(args.request).read_text(encoding="utf-8")
+        try:
+            payload = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{args.request}: not JSON: {exc}") from None
+    try:
+        report = explain(model, payload, limits, version=model.version or "explain")
     except RequestError as exc:
         print(f"invalid request ({exc.field}): {exc.message}", file=sys.stderr)
         return 2
     print(json.dumps(report, indent=1) if args.json else _text(report))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m irt.explain", description=DESCRIPTION,
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    return run_guarded(run, args)
 
 
 if __name__ == "__main__":

@@ -2,9 +2,12 @@
 of the same ability? Mantel-Haenszel, with the ETS A/B/C classification.
 
     python -m irt.fairness ANSWERS.csv GROUPS.csv --reference F --focal M [--model model.json]
+    python -m irt fairness ANSWERS.csv --group-column gender --reference F --focal M
 
-``ANSWERS.csv``: ``student_id,item_id,correct[,answered_at]`` (as ``python -m irt fit``);
-``GROUPS.csv``: ``student_id,group``. Without ``--model`` a 2PL is fitted on the answers.
+``ANSWERS.csv``: ``student_id,item_id,correct[,answered_at]`` (as ``python -m irt fit``,
+with the same column options); ``GROUPS.csv``: ``student_id,group`` (the student column as
+named by ``--student-column``, the group column by ``--group-column``), or without it the
+group column of the answers file itself. Without ``--model`` a 2PL is fitted on the answers.
 The LMS answer log carries no group attribute (by design), so this is a procedure run by hand
 on an export joined with one (ML Test Score, model 7; ``docs/ml-test-score.md``).
 
@@ -25,6 +28,7 @@ import argparse
 import csv
 import math
 import sys
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,16 @@ import numpy as np
 from irt.engine.ability import eap_batch
 from irt.engine.model import ItemModel
 from irt.engine.responses import Responses
+from irt.errors import CSVFormatError, ModelFormatError
+from irt.tools.common import (
+    ANSWERS_FORMAT,
+    Messages,
+    add_answers_arguments,
+    add_quiet_argument,
+    open_text,
+    read_answers,
+    run_guarded,
+)
 
 
 def _chi2_sf_1df(x: float) -> float:
@@ -57,11 +71,27 @@ def mantel_haenszel(model: ItemModel, responses: Responses, groups: Mapping[str,
     Returns:
         One dict per item: ``item_id``, ``n_reference``, ``n_focal``, ``alpha``, ``delta``
         (MH D-DIF), ``chi2``, ``p_value``, ``ets`` (A/B/C, or ``None`` when unclassified).
+
+    Raises:
+        ValueError: ``reference`` and ``focal`` are the same group, or no student of one of
+            them answered an item of the model (a misspelt group, a wrong column).
     """
+    if reference == focal:
+        raise ValueError(f"the reference and focal groups are the same: {reference!r}")
     label = np.array([{reference: 0, focal: 1}.get(groups.get(s, ""), -1)
                       for s in responses.student_ids])
     pos = model.positions(list(responses.item_ids))[responses.item]
     known = pos >= 0
+    answered = np.zeros(len(responses.student_ids), dtype=bool)
+    answered[responses.student[known]] = True
+    for name, code in ((reference, 0), (focal, 1)):
+        if not np.any(answered & (label == code)):
+            found = Counter(groups.get(s) for s in responses.student_ids)
+            found.pop(None, None)
+            raise ValueError(
+                f"no student of the {'reference' if code == 0 else 'focal'} group {name!r} "
+                "answered an item of the model; groups of the answering students: "
+                + (", ".join(f"{g!r} ({n})" for g, n in found.most_common(10)) or "none"))
     theta, _ = eap_batch(model, responses.student[known], pos[known],
                          responses.correct[known], len(responses.student_ids))
     in_groups = label >= 0
@@ -124,27 +154,87 @@ def _rbg_se(a: np.ndarray, b: np.ndarray, c: np.ndarray, d: np.ndarray, n: np.nd
     return float(math.sqrt(var))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+DESCRIPTION = __doc__.split("\n\n")[0]
+EPILOG = ANSWERS_FORMAT + """\
+Groups: GROUPS.csv (student column, group column), or --group-column of the answers file.
+"""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command line's arguments (``python -m irt.fairness`` and ``python -m irt
+    fairness``)."""
+    parser.add_argument("answers", type=Path, help="answers CSV")
+    parser.add_argument("groups", type=Path, nargs="?",
+                        help="CSV of each student's group: the student column and "
+                        "--group-column (default: --group-column of the answers file)")
+    parser.add_argument("--group-column", default="group", metavar="NAME",
+                        help="the group column (default group)")
+    parser.add_argument("--reference", required=True, help="the reference group")
+    parser.add_argument("--focal", required=True, help="the focal group")
+    parser.add_argument("--model", type=Path, help="model.json (default: fit a 2PL)")
+    parser.add_argument("--strata", type=int, default=10,
+                        help="ability strata (default %(default)s)")
+    add_answers_arguments(parser)
+    add_quiet_argument(parser)
+
+
+def _groups_of_file(path: Path, student_column: str, group_column: str) -> dict[str, str]:
+    """``student_id -> group`` of a groups CSV (plain or gzip)."""
+    with open_text(path) as f:
+        reader = csv.reader(f)
+        header = [h.strip().lstrip("\ufeff").strip().lower() for h in next(reader, [])]
+        wanted = (student_column.strip().lower(), group_column.strip().lower())
+        for name, option in zip(wanted, ("--student-column", "--group-column"), strict=True):
+            if name not in header:
+                raise CSVFormatError(f"missing column {name!r} in header (got "
+                                     f"{', '.join(header)}); name it with {option}", 1,
+                                     str(path))
+        s, g = header.index(wanted[0]), header.index(wanted[1])
+        groups: dict[str, str] = {}
+        for fields in reader:
+            if len(fields) > max(s, g) and fields[s].strip():
+                groups[fields[s].strip()] = fields[g].strip()
+    return groups
+
+
+def _groups_of_rows(rows: list[dict], key: str, path: Path) -> dict[str, str]:
+    """``student_id -> group`` from the group column of the answers rows; a student with
+    two different groups is an error."""
+    groups: dict[str, str] = {}
+    for row in rows:
+        student, group = (row["student_id"] or "").strip(), (row[key] or "").strip()
+        if not student or not group:
+            continue
+        seen = groups.setdefault(student, group)
+        if seen != group:
+            raise ValueError(f"{path}: student {student!r} is in two groups of column "
+                             f"{key!r}: {seen!r} and {group!r}")
+    return groups
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command line; the exit status."""
     from irt.engine.artifact import load_model
     from irt.engine.calibrate import FitConfig, fit
     from irt.engine.preprocess import prepare_rows
-    from irt.tools.csvio import read_answers_csv
 
-    parser = argparse.ArgumentParser(prog="python -m irt.fairness",
-                                     description=__doc__.split("\n\n")[0])
-    parser.add_argument("answers", type=Path)
-    parser.add_argument("groups", type=Path, help="CSV: student_id,group")
-    parser.add_argument("--reference", required=True)
-    parser.add_argument("--focal", required=True)
-    parser.add_argument("--model", type=Path, help="model.json (default: fit a 2PL)")
-    parser.add_argument("--strata", type=int, default=10)
-    args = parser.parse_args(argv)
-    with args.answers.open(newline="", encoding="utf-8") as f:
-        responses = prepare_rows(read_answers_csv(f)).responses
-    with args.groups.open(newline="", encoding="utf-8") as f:
-        groups = {row["student_id"]: row["group"] for row in csv.DictReader(f)}
-    model = load_model(args.model.read_bytes()) if args.model else fit(
-        responses, FitConfig(compute_se=False)).model
+    messages = Messages(args.quiet)
+    key = args.group_column.strip().lower()
+    rows = read_answers(args.answers, args, () if args.groups else (key,),
+                        ("--group-column",))
+    responses = prepare_rows(rows).responses
+    if args.groups:
+        groups = _groups_of_file(args.groups, args.student_column, args.group_column)
+    else:
+        groups = _groups_of_rows(rows, key, args.answers)
+    if args.model:
+        try:
+            model = load_model(args.model.read_bytes())
+        except ModelFormatError as exc:
+            raise ValueError(f"{args.model}: invalid model: {exc}") from None
+    else:
+        model = fit(responses, FitConfig(compute_se=False),
+                    progress=messages.em_progress("fit 2pl")).model
     results = mantel_haenszel(model, responses, groups, args.reference, args.focal,
                               args.strata)
     print(f"{'item':>16} {'n_ref':>6} {'n_foc':>6} {'MH D-DIF':>9} {'p':>8}  ETS")
@@ -154,8 +244,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{r['item_id']:>16} {r['n_reference']:>6} {r['n_focal']:>6} {delta:>9} "
               f"{p_value:>8}  {r['ets'] or '-'}")
     counts = {c: sum(r["ets"] == c for r in results) for c in "ABC"}
-    print(f"ETS classes: {counts} (negative D-DIF: harder for {args.focal} at equal ability)")
+    unclassified = sum(r["ets"] is None for r in results)
+    print(f"ETS classes: {counts}, unclassified (too few answers in a group): {unclassified} "
+          f"(negative D-DIF: harder for {args.focal} at equal ability)")
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m irt.fairness", description=DESCRIPTION,
+                                     epilog=EPILOG,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return run_guarded(run, parser.parse_args(argv))
 
 
 if __name__ == "__main__":
