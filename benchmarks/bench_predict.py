@@ -313,7 +313,7 @@ def make_student(model: Any, rng: np.random.Generator, student_id: str | None
     n = model.n_items
     answered = rng.choice(n, N_ANSWERS, replace=False)
     theta = float(rng.normal())
-    correct = rng.random(N_ANSWERS) < model.probability(theta, answered)
+    correct = rng.random(N_ANSWERS) < model.probability_by_position(theta, answered)
     wanted = rng.choice(n, N_ITEMS, replace=False)
     out: dict[str, Any] = {} if student_id is None else {"student_id": student_id}
     out["responses"] = [{"item_id": model.item_ids[j], "correct": bool(c)}

@@ -149,7 +149,7 @@ def bank_and_body(workdir: Path) -> tuple[str, Any, Path]:
     rng = np.random.default_rng(20261128)
     answered = rng.choice(model.n_items, size=50, replace=False)
     theta = rng.normal()
-    p = model.probability(theta, answered)
+    p = model.probability_by_position(theta, answered)
     body = {"responses": [{"item_id": model.item_ids[j], "correct": bool(rng.random() < pj)}
                           for j, pj in zip(answered.tolist(), p.tolist(), strict=True)],
             "items": [model.item_ids[j] for j in rng.choice(model.n_items, 100,

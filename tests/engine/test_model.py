@@ -259,14 +259,37 @@ def test_probability_shapes_and_values(model_type):
     assert p.shape == (theta.size, m.n_items)
     np.testing.assert_allclose(p, reference_p(theta[:, None], m.a, m.b, m.c), rtol=1e-14)
     sub = np.array([3, 1])
-    ps = m.probability(theta, sub)
+    ps = m.probability_by_position(theta, sub)
     assert ps.shape == (theta.size, 2)
     np.testing.assert_array_equal(ps, p[:, sub])
-    assert m.probability(0.3, sub).shape == (2,)
+    assert m.probability_by_position(0.3, sub).shape == (2,)
     # P(b) = c + (1 - c) / 2 at theta = b
     for j in range(m.n_items):
-        assert m.probability(m.b[j], np.array([j]))[0] == pytest.approx(
+        assert m.probability_by_position(m.b[j], np.array([j]))[0] == pytest.approx(
             m.c[j] + (1 - m.c[j]) / 2, abs=1e-15)
+
+
+def test_probability_takes_item_ids_as_a_person_passes_them():
+    """``model.probability(theta, ["Q3"])`` names items by id (it raised IndexError when it
+    took positions); positions stay under ``*_by_position``."""
+    m = make_model("3pl")
+    theta = np.array([-1.0, 0.5])
+    np.testing.assert_array_equal(m.probability(0.3, ["Q3", "Q1"]),
+                                  m.probability_by_position(0.3, np.array([2, 0])))
+    assert m.probability(theta, ["Q3", "Q1"]).shape == (2, 2)
+    assert m.probability(0.3, "Q2").tolist() == m.probability(0.3, ["Q2"]).tolist()
+    assert m.probability(0.3, np.array(["Q4"])).tolist() == m.probability(0.3, ["Q4"]).tolist()
+    np.testing.assert_array_equal(m.information(theta, ("Q2",)),
+                                  m.information_by_position(theta, np.array([1])))
+    assert m.test_information(0.0, ["Q1", "Q2"]) == pytest.approx(
+        m.information_by_position(0.0, np.array([0, 1])).sum(), rel=1e-15)
+    np.testing.assert_array_equal(m.probability(0.3), m.probability_by_position(0.3))
+    with pytest.raises(KeyError, match="Q9"):
+        m.probability(0.0, ["Q1", "Q9"])
+    with pytest.raises(TypeError, match="probability_by_position"):
+        m.probability(0.0, np.array([0, 1]))
+    with pytest.raises(TypeError, match="by_position"):
+        m.information(0.0, [1])
 
 
 def test_probability_extreme_theta_is_finite_and_bounded():
@@ -288,8 +311,8 @@ def test_test_information_is_sum_of_item_information():
         assert np.ndim(m.test_information(0.5)) == 0
         assert m.test_information(0.5) == pytest.approx(m.information(0.5).sum(), rel=1e-14)
         sub = np.array([0, 2])
-        np.testing.assert_allclose(m.test_information(theta, sub), info[:, sub].sum(axis=1),
-                                   rtol=1e-14)
+        np.testing.assert_allclose(m.test_information(theta, [m.item_ids[0], m.item_ids[2]]),
+                                   info[:, sub].sum(axis=1), rtol=1e-14)
 
 
 def _fisher_by_finite_differences(m: ItemModel, theta: np.ndarray, h: float = 1e-5):
@@ -311,7 +334,7 @@ def test_2pl_information_is_a2pq_and_matches_fisher_information():
                                _fisher_by_finite_differences(m, theta).sum(axis=1), rtol=1e-7)
     # the 2PL item information peaks at theta = b with value a^2 / 4
     for j in range(m.n_items):
-        assert m.information(m.b[j], np.array([j]))[0] == pytest.approx(m.a[j] ** 2 / 4,
+        assert m.information_by_position(m.b[j], np.array([j]))[0] == pytest.approx(m.a[j] ** 2 / 4,
                                                                        rel=1e-14)
 
 

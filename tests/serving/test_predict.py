@@ -65,7 +65,7 @@ def test_single_student_probabilities_match_the_engine(client, fitted: ItemModel
     assert body["ability"] == {"theta": pytest.approx(theta, abs=1e-6),
                                "se": pytest.approx(se, abs=1e-6), "method": "EAP",
                                "n_answers": 10}
-    want = fitted.probability(theta, fitted.lookup(["q20", "q21"])[0])
+    want = fitted.probability(theta, ["q20", "q21"])
     assert body["probabilities"] == {"q20": pytest.approx(want[0], abs=1e-6),
                                      "q21": pytest.approx(want[1], abs=1e-6)}
     assert body["unknown_items"] == ["zz", "nope"]
@@ -110,12 +110,12 @@ def test_next_items_strategies(client, fitted: ItemModel) -> None:
     assert infos == sorted(infos, reverse=True)
     theta = info["ability"]["theta"]
     rest = [j for j in range(fitted.n_items) if fitted.item_ids[j] not in answered]
-    best = max(fitted.information(theta, np.array(rest)))
+    best = max(fitted.information_by_position(theta, np.array(rest)))
     assert infos[0] == pytest.approx(best, abs=1e-6)
     target = client.post("/next-items", json={
         "responses": ANSWERS, "k": 3, "strategy": "target_probability", "target": 0.7}).get_json()
     gaps = [abs(i["probability"] - 0.7) for i in target["items"]]
-    probs = fitted.probability(theta, np.array(rest))
+    probs = fitted.probability_by_position(theta, np.array(rest))
     assert gaps[0] == pytest.approx(np.min(np.abs(probs - 0.7)), abs=1e-6)
     limited = client.post("/next-items", json={
         "responses": ANSWERS, "k": 10, "candidates": ["q30", "q31", "q1", "what"]}).get_json()

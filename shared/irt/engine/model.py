@@ -162,21 +162,63 @@ class ItemModel:
         unknown = [item_ids[k] for k in np.flatnonzero(pos < 0).tolist()]
         return pos, unknown
 
-    def probability(self, theta: float | np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """P(correct) of ``items`` (positions; all if None) at ``theta``.
+    def _positions_of(self, items: str | Sequence[str] | None) -> np.ndarray | None:
+        """Positions of the item ids ``items`` (``None``: every item)."""
+        if items is None:
+            return None
+        ids = [items] if isinstance(items, str) else list(items)
+        bad = next((i for i in ids if not isinstance(i, str)), None)
+        if bad is not None:
+            raise TypeError(f"items are item ids (str), got {type(bad).__name__} {bad!r}; for "
+                            "positions use probability_by_position / information_by_position")
+        pos, unknown = self.lookup(ids)
+        if unknown:
+            raise KeyError(f"{len(unknown)} item id(s) not in the model: {unknown[:5]}")
+        return pos
+
+    def probability(self, theta: float | np.ndarray,
+                    items: str | Sequence[str] | None = None) -> np.ndarray:
+        """P(correct) of the items named ``items`` at ``theta``.
+
+        Args:
+            theta: ability, a scalar or an array of shape ``(m,)`` (logits).
+            items: item ids (one id counts as a list of one); ``None``: every item, in
+                :attr:`item_ids` order.
+
+        Returns:
+            Shape ``(n,)`` for a scalar ``theta``, ``(m, n)`` for an array, ``n`` the items.
+
+        Raises:
+            KeyError: an id the model does not know (:meth:`lookup` tells them apart).
+            TypeError: ``items`` holds positions: use :meth:`probability_by_position`.
+        """
+        return self.probability_by_position(theta, self._positions_of(items))
+
+    def probability_by_position(self, theta: float | np.ndarray,
+                                positions: np.ndarray | None = None) -> np.ndarray:
+        """P(correct) of the items at ``positions`` (indices into :attr:`item_ids`, as
+        :meth:`lookup` returns them; all if None) at ``theta``: the serving path's form.
 
         A scalar ``theta`` gives shape ``(n,)``; an array of shape ``(m,)`` gives ``(m, n)``.
         """
-        sel = slice(None) if items is None else items
+        sel = slice(None) if positions is None else positions
         a, b, c = self.a[sel], self.b[sel], self.c[sel]
         th = np.asarray(theta, dtype=float)
         if th.ndim:
             return irf(th[:, None], a, b, c)
         return irf(th, a, b, c)
 
-    def information(self, theta: float | np.ndarray, items: np.ndarray | None = None) -> np.ndarray:
-        """Item information of ``items`` at ``theta`` (same shapes as :meth:`probability`)."""
-        sel = slice(None) if items is None else items
+    def information(self, theta: float | np.ndarray,
+                    items: str | Sequence[str] | None = None) -> np.ndarray:
+        """Item information of the items named ``items`` at ``theta`` (ids and shapes as
+        :meth:`probability`)."""
+        return self.information_by_position(theta, self._positions_of(items))
+
+    def information_by_position(self, theta: float | np.ndarray,
+                                positions: np.ndarray | None = None) -> np.ndarray:
+        """Item information of the items at ``positions`` at ``theta`` (as
+        :meth:`probability_by_position`)."""
+        sel = slice(None) if positions is None else positions
         a, b, c = self.a[sel], self.b[sel], self.c[sel]
         th = np.asarray(theta, dtype=float)
         if th.ndim:
@@ -184,8 +226,8 @@ class ItemModel:
         return item_information(th, a, b, c)
 
     def test_information(self, theta: float | np.ndarray,
-                         items: np.ndarray | None = None) -> np.ndarray:
-        """Test information: the sum of item information over ``items``."""
+                         items: str | Sequence[str] | None = None) -> np.ndarray:
+        """Test information: the sum of item information over the items named ``items``."""
         return self.information(theta, items).sum(axis=-1)
 
     # ------------------------------------------------------------------ JSON

@@ -54,10 +54,10 @@ def next_items(model: ItemModel, theta: float, k: int, *, strategy: str = "max_i
         pool = pool[~np.isin(pool, exclude)]
     if pool.size == 0:
         return pool
-    info = model.information(theta, pool)
+    info = model.information_by_position(theta, pool)
     if strategy == "max_information":
         order = np.lexsort((pool, -info))  # stable: ties by position
     else:
-        gap = np.abs(model.probability(theta, pool) - target)
+        gap = np.abs(model.probability_by_position(theta, pool) - target)
         order = np.lexsort((pool, -info, np.round(gap, 12)))
     return pool[order[:k]]

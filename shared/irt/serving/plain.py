@@ -147,7 +147,7 @@ def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int
                               np.array(correct, dtype=np.int8), method)
     if items is None:
         names: list[str] | tuple[str, ...] = model.item_ids
-        probs = model.probability(theta)
+        probs = model.probability_by_position(theta)
     else:
         assert item_pos is not None
         if None in item_pos:
@@ -392,7 +392,7 @@ def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: 
     se_r = np.round(se, 6).tolist()
     if None in wanted:  # every item for some students
         every = [None if w is not None else dict(zip(model.item_ids, np.round(
-            model.probability(theta[i]), 6).tolist(), strict=True))
+            model.probability_by_position(theta[i]), 6).tolist(), strict=True))
             for i, w in enumerate(wanted)]
         probabilities = [dict(islice(pairs, k)) if e is None else e
                          for e, k in zip(every, sizes, strict=True)]
@@ -435,8 +435,8 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         unknown += [m for m in missing if m not in unknown]
     chosen = next_items(model, theta, k, strategy=strategy, target=float(target), exclude=pos,
                         candidates=cand_pos)
-    probs = model.probability(theta, chosen)
-    info = model.information(theta, chosen)
+    probs = model.probability_by_position(theta, chosen)
+    info = model.information_by_position(theta, chosen)
     return {
         "ability": _ability_json(theta, se, method, int(pos.shape[0])),
         "strategy": strategy,

@@ -740,7 +740,7 @@ def _demo(args: argparse.Namespace) -> int:
         sel = order[indptr[s]:indptr[s + 1]]
         ids = [r.item_ids[j] for j in r.item[sel]]
         est = estimate(model, ids, r.correct[sel].tolist())
-        p = model.probability(est.theta, model.lookup(["q0", "q1", "q2"])[0])
+        p = model.probability(est.theta, ["q0", "q1", "q2"])
         print(f"        {r.student_ids[s]:<8} {est.n_answers:>7}  {sim.theta[s]:10.2f}   "
               f"{est.theta:6.2f} ({est.se:.2f})   {np.round(p, 2).tolist()}")
     none = estimate(model, [], [])
