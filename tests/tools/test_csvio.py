@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from irt.engine.preprocess import prepare_rows
 from irt.errors import CSVFormatError
-from irt.tools.csvio import read_answers_csv, write_scores_csv
+from irt.tools.csvio import Columns, read_answers_csv, write_scores_csv
 
 
 def read(text: str, *, strict: bool = True) -> list[dict[str, str | None]]:
@@ -222,6 +222,58 @@ def test_error_pickles() -> None:
     copy = pickle.loads(pickle.dumps(err))
     assert (copy.line, copy.reason, str(copy)) == (4, "student_id is empty",
                                                    "line 4: student_id is empty")
+
+
+# --------------------------------------------------------------------------- other names
+
+
+def test_columns_read_other_names_under_the_standard_keys() -> None:
+    text = "User,Problem,is_correct,SEQ,skill\nu1,p1,Yes,3,k1\nu1,p2,no,,k2\n"
+    columns = Columns(student_id="user", item_id="problem", correct="IS_CORRECT",
+                      answered_at="seq")
+    rows = read_answers_csv(io.StringIO(text, newline=""), columns=columns,
+                            extra_columns=("Skill",))
+    assert rows == [
+        {"student_id": "u1", "item_id": "p1", "correct": "Yes", "answered_at": "3",
+         "skill": "k1"},
+        {"student_id": "u1", "item_id": "p2", "correct": "no", "answered_at": "",
+         "skill": "k2"},
+    ]
+    out = prepare_rows(rows)
+    assert out.responses.correct.tolist() == [1, 0]
+
+
+def test_columns_errors_name_the_columns_of_the_file() -> None:
+    columns = Columns(student_id="user", correct="ok", answered_at="seq")
+    with pytest.raises(CSVFormatError, match="missing required column 'user'"):
+        read_answers_csv(io.StringIO("student_id,item_id,ok\ns,i,1\n"), columns=columns)
+    text = "user,item_id,ok,seq\ns,i,1,1\ns,i,maybe,2\n"
+    with pytest.raises(CSVFormatError) as err:
+        read_answers_csv(io.StringIO(text), columns=columns)
+    assert str(err.value) == "line 3: ok must be one of 0, 1, true, false (got 'maybe')"
+    text = "user,item_id,ok,seq\ns,i,1,soon\n"
+    with pytest.raises(CSVFormatError, match="seq must be epoch seconds or an ISO-8601"):
+        read_answers_csv(io.StringIO(text), columns=columns)
+    # the order column is optional unless required
+    assert read_answers_csv(io.StringIO("user,item_id,ok\ns,i,1\n"), columns=columns)
+    with pytest.raises(CSVFormatError, match="missing required column 'seq'"):
+        read_answers_csv(io.StringIO("user,item_id,ok\ns,i,1\n"),
+                         columns=Columns(student_id="user", correct="ok", answered_at="seq",
+                                         answered_at_required=True))
+
+
+def test_undecodable_text_is_an_error_at_its_line() -> None:
+    raw = io.BytesIO("student_id,item_id,correct\ns1,i1,1\nZo\xeb,i1,1\n".encode("latin-1"))
+    with pytest.raises(CSVFormatError) as err:
+        read_answers_csv(io.TextIOWrapper(raw, encoding="utf-8", newline=""))
+    assert err.value.line >= 1 and "not UTF-8" in err.value.reason
+
+
+def test_error_with_a_path_names_it_and_pickles() -> None:
+    err = CSVFormatError("student_id is empty", 4, "answers.csv")
+    assert str(err) == "answers.csv: line 4: student_id is empty"
+    copy = pickle.loads(pickle.dumps(err))
+    assert (copy.path, copy.line, str(copy)) == ("answers.csv", 4, str(err))
 
 
 # --------------------------------------------------------------------------- writing
