@@ -123,15 +123,17 @@ def build_parser() -> argparse.ArgumentParser:
     f = sub.add_parser("fit", help="calibrate a model from an answers CSV",
                        description="Calibrate item parameters by marginal maximum a posteriori "
                        "(EM; maximum likelihood with --no-priors) and write the model JSON. "
-                       "The defaults are prepare's.", epilog=_defaults_epilog(),
+                       "The defaults are prepare's.",
+                       epilog=_defaults_epilog() + "\nfit --table flags (rules of thumb):\n"
+                       + "".join(f"  {k}: {v}\n" for k, v in TABLE_FLAGS.items()),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     f.add_argument("answers", type=Path, help="answers CSV (see format below)")
     f.add_argument("-o", "--output", type=Path, required=True, help="model JSON to write")
     _add_calibration_arguments(f)
     f.add_argument("--no-se", action="store_true", help="skip standard errors")
     f.add_argument("--table", action="store_true",
-                   help="print the item table on stdout: a, b, c with their standard errors, "
-                   "answers, flags (see below), and the items left out with the reason")
+                   help="print the item table on stdout: answers, a, b, c with their standard "
+                   "errors and flags (below), then the items left out with the reason")
     add_answers_arguments(f)
     add_quiet_argument(f)
 
@@ -286,7 +288,7 @@ def _fit(args: argparse.Namespace) -> int:
 
 #: ``fit --table`` flags: rules of thumb for an item to look at, not verdicts.
 TABLE_FLAGS = {
-    "low-a": "slope a < 0.5: the item tells strong from weak students apart poorly",
+    "low-a": "slope a < 0.5: the item separates strong from weak students poorly",
     "extreme-b": "|b| > 3 population SDs: almost everyone (or no one) answers it right",
     "imprecise": "SE(a) or SE(b) > 1: too few or too uninformative answers to pin it down",
     "high-c": "guessing c > 0.35 (3pl)",
