@@ -81,6 +81,12 @@ def _add_calibration_arguments(p: argparse.ArgumentParser, what: str = "answers"
     p.add_argument("--no-priors", action="store_true",
                    help="no priors at all: maximum likelihood, R mirt's default (sparse logs "
                    "may then not converge; the 3pl may be unstable)")
+    p.add_argument("--skill-difficulty-sd", type=float, default=d.skill_difficulty_sd,
+                   metavar="SD", help="with --skill-column: SD of the difficulties around "
+                   "their skill's mean (default %(default)s)")
+    p.add_argument("--no-skill-prior", action="store_true", default=not d.skill_prior,
+                   help="with --skill-column: keep the population difficulty prior for every "
+                   "item (default: each item's is centred on its skill's estimated mean)")
 
 
 def _fit_config(args: argparse.Namespace, **settings: Any):
@@ -95,7 +101,9 @@ def _fit_config(args: argparse.Namespace, **settings: Any):
                         c_beta=args.prior_c if args.model == "3pl" else None)
     return FitConfig(model=args.model, quadrature=Quadrature(args.quadrature_points),
                      priors=priors, tol=args.tol, max_iter=args.max_iter,
-                     min_answers_per_item=args.min_answers_per_item, **settings)
+                     min_answers_per_item=args.min_answers_per_item,
+                     skill_prior=not args.no_skill_prior,
+                     skill_difficulty_sd=args.skill_difficulty_sd, **settings)
 
 
 def _defaults_epilog() -> str:
@@ -118,6 +126,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("answers", type=Path, help="answers CSV (see format below)")
     f.add_argument("-o", "--output", type=Path, required=True, help="model JSON to write")
     _add_calibration_arguments(f)
+    f.add_argument("--skill-column", default=None, metavar="COL",
+                   help="column naming each answer's skill: the item -> skill map (each "
+                   "item's most frequent skill) of the skill prior and of the model's "
+                   "'skills' section, which predict uses for items it has no parameters for")
     f.add_argument("--no-se", action="store_true", help="skip standard errors")
     f.add_argument("--lenient", action="store_true",
                    help="drop and count bad CSV rows instead of stopping at the first one")
@@ -172,30 +184,44 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _read_rows(path: Path, lenient: bool) -> list[dict]:
+def _read_rows(path: Path, lenient: bool, extra_columns: tuple[str, ...] = ()) -> list[dict]:
     with path.open(newline="", encoding="utf-8") as stream:
-        return read_answers_csv(stream, strict=not lenient)
+        return read_answers_csv(stream, strict=not lenient, extra_columns=extra_columns)
 
 
 def _fit(args: argparse.Namespace) -> int:
     from irt.engine.calibrate import fit
     from irt.engine.preprocess import prepare_rows
 
-    rows = _read_rows(args.answers, args.lenient)
+    column = args.skill_column.strip().lower() if args.skill_column else None
+    rows = _read_rows(args.answers, args.lenient, (column,) if column else ())
     prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
     _log(f"read {prepared.report.rows_in} rows, kept {prepared.report.rows_out}; dropped "
          f"{json.dumps({k: v for k, v in prepared.report.dropped.items() if v})}")
     config = _fit_config(args, compute_se=not args.no_se)
+    skills: tuple[Any, ...] = ()
+    if column:
+        skills = _train_skills(prepared.responses, [r["item_id"] or "" for r in rows],
+                               [(r[column] or "").strip() for r in rows], sort=True)
     start = time.perf_counter()
-    result = fit(prepared.responses, config)
+    result = fit(prepared.responses, config, *skills)
     model = result.model
     model.data_summary["preprocessing"] = prepared.report.to_dict()
     args.output.write_text(model.to_json(), encoding="utf-8")
     _log(f"{args.model}: {model.n_items} items, {len(model.excluded_items)} excluded, "
          f"{result.iterations} EM cycles, converged={result.converged}, "
-         f"log-likelihood {result.log_likelihood:.3f}, {time.perf_counter() - start:.2f} s "
-         f"-> {args.output}")
+         f"log-likelihood {result.log_likelihood:.3f}, {time.perf_counter() - start:.2f} s"
+         f"{_skill_note(model)} -> {args.output}")
     return 0 if result.converged else 3
+
+
+def _skill_note(model) -> str:
+    """``", skill prior on (N skills)"`` (or off), for the reports; ``""`` without a skill
+    map."""
+    if "skill_prior" not in model.fit:
+        return ""
+    n = len(model.skills.get("parameters", {}))
+    return f", skill prior {'on' if model.fit['skill_prior'] else 'off'} ({n} skills)"
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -274,7 +300,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     needs_skills = args.table or bool({"skills", "pfa"} & set(options))
     if needs_skills and not args.skill_column:
         raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
-    skill_col = args.skill_column if needs_skills else None
+    skill_col = args.skill_column  # also the plain calibration's skill prior
     tr = _read_log(args.train, args.student_column, args.order_column, skill_col,
                    args.item_column)
     te_s, te_i, te_y, te_o = _read_log(args.test, args.student_column, args.order_column,
@@ -286,14 +312,14 @@ def _evaluate(args: argparse.Namespace) -> int:
                             min_answers_per_student=args.min_answers_per_student)
     train = prepared.responses
     config = _fit_config(args, compute_se=False)
+    skills = _train_skills(train, tr_i, tr[4]) if skill_col else None
     start = time.perf_counter()
-    result = fit(train, config)
+    result = fit(train, config, *(skills or ()))
     fit_s = time.perf_counter() - start
     t_index: dict[str, int] = {}
     t_student = np.array([t_index.setdefault(s, len(t_index)) for s in te_s])
     order = np.lexsort((te_o, t_student))
     test = (t_student[order], [te_i[k] for k in order], te_y[order])
-    skills = _train_skills(train, tr_i, tr[4]) if skill_col else None
     runs = [(), *TABLE_OPTIONS] if args.table else [options]
     rows = []
     fitted: dict[tuple[str, ...], tuple] = {}
@@ -311,6 +337,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         out = {"model": args.model, "options": list(opts), "train_answers": train.n_answers,
                "items_calibrated": model.n_items, "fit_seconds": round(fit_s + extra_s, 2),
                "fit_iterations": result.iterations, "fit_converged": result.converged,
+               "skill_prior": bool(result.model.fit.get("skill_prior", False)),
                **info, **report.to_dict()}
         out["converged"] = bool(result.converged and info.get("em_converged", True))
         if args.table:
@@ -324,7 +351,8 @@ def _evaluate(args: argparse.Namespace) -> int:
         out = rows[0]
         name = "+".join(out["options"]) or args.model
         print(f"{name}: calibrated {out['items_calibrated']} items on "
-              f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s; "
+              f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s"
+              f"{_skill_note(result.model)}; "
               f"{out['n_predictions']} online predictions for {out['n_students']} students "
               f"({out['n_unknown_item_predictions']} on items unknown to the model)")
         print(f"  AUC {out['auc']:.4f}  log-loss {out['log_loss']:.4f}  "
@@ -362,16 +390,17 @@ def _is_published_split(train_students: list[str], train_y: np.ndarray,
             len(test_students), len(set(test_students)), int(test_y.sum())) == PUBLISHED_SPLIT
 
 
-def _train_skills(train, items: list[str], skills: list[str]
+def _train_skills(train, items: list[str], skills: list[str], *, sort: bool = False
                   ) -> tuple[np.ndarray, tuple[str, ...]]:
     """The item -> skill map of the training rows (each item's most frequent skill) as
-    ``(skill index per item of train, skill ids)``."""
+    ``(skill index per item of train, skill ids)``.  Ties go to the skill seen first, or
+    with ``sort`` (``irt fit``) to the smallest skill id, as ``prepare`` breaks them."""
     from irt.engine.learning import skill_map
 
     item_index = {item: j for j, item in enumerate(train.item_ids)}
-    skill_index: dict[str, int] = {}
-    codes = np.array([skill_index.setdefault(k, len(skill_index)) if k else -1
-                      for k in skills], dtype=np.int64)
+    names = sorted(set(skills) - {""}) if sort else dict.fromkeys(k for k in skills if k)
+    skill_index = {k: q for q, k in enumerate(names)}
+    codes = np.array([skill_index[k] if k else -1 for k in skills], dtype=np.int64)
     rows = np.array([item_index.get(i.strip(), -1) for i in items], dtype=np.int64)
     return skill_map(rows, codes, train.n_items), tuple(skill_index)
 

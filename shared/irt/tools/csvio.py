@@ -29,16 +29,16 @@ SCORES_HEADER: tuple[str, ...] = ("student_id", "theta", "se", "n_answers")
 
 
 
-def _header_positions(header: list[str]) -> dict[str, int]:
+def _header_positions(header: list[str], extra: tuple[str, ...] = ()) -> dict[str, int]:
     names = [name.strip().lstrip("\ufeff").strip().lower() for name in header]
     positions: dict[str, int] = {}
-    for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS:
+    for column in REQUIRED_COLUMNS + OPTIONAL_COLUMNS + extra:
         found = [k for k, name in enumerate(names) if name == column]
         if len(found) > 1:
             raise CSVFormatError(f"duplicate column {column!r} in header", 1)
         if found:
             positions[column] = found[0]
-    missing = [c for c in REQUIRED_COLUMNS if c not in positions]
+    missing = [c for c in REQUIRED_COLUMNS + extra if c not in positions]
     if missing:
         raise CSVFormatError(
             f"missing required column {missing[0]!r} in header (got {', '.join(header)})", 1
@@ -66,7 +66,8 @@ def _row_problem(fields: list[str], n_columns: int, positions: dict[str, int]) -
     return None
 
 
-def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, str | None]]:
+def read_answers_csv(stream: TextIO, *, strict: bool = True,
+                     extra_columns: tuple[str, ...] = ()) -> list[dict[str, str | None]]:
     """Read an answers CSV into rows for :func:`irt.engine.preprocess.prepare_rows`.
 
     Args:
@@ -81,11 +82,14 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, s
             and count: a row with too few fields gets ``None`` for the missing
             columns, extra fields of a row with too many are ignored (as
             :class:`csv.DictReader` does).
+        extra_columns: more columns to return (required in the header, matched as the
+            others, any value allowed), e.g. a skill column.
 
     Returns:
         One dict per non-blank data row, in file order, with the keys
-        ``student_id``, ``item_id``, ``correct`` and, when the header has
-        the column, ``answered_at``; values are the raw (unstripped) strings.
+        ``student_id``, ``item_id``, ``correct``, when the header has
+        the column, ``answered_at``, and the ``extra_columns`` (lower-cased);
+        values are the raw (unstripped) strings.
         Ids are not length-checked here; ``prepare_rows`` does that.
 
     Raises:
@@ -99,9 +103,10 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True) -> list[dict[str, s
         raise CSVFormatError(f"malformed CSV: {exc}", 1) from None
     if header is None:
         raise CSVFormatError("empty file: missing header", 1)
-    positions = _header_positions(header)
+    extra = tuple(dict.fromkeys(c.strip().lower() for c in extra_columns))
+    positions = _header_positions(header, extra)
     n_columns = len(header)
-    columns = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS if c in positions]
+    columns = [c for c in REQUIRED_COLUMNS + OPTIONAL_COLUMNS + extra if c in positions]
     wanted = [(c, positions[c]) for c in columns]
 
     rows: list[dict[str, str | None]] = []
