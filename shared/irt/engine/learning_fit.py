@@ -52,6 +52,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -234,7 +235,33 @@ def fit_learning(base: ItemModel, responses: Responses, order_key: np.ndarray | 
                    beta=beta if "pfa" in options else np.zeros(_NF),
                    gamma=gamma if "pfa" in options else np.zeros((len(skill_ids), _NZ)),
                    fit=fit_info)
-    return LearningFit(_with_options(base, spec, a, b), iterations, converged, loglik, history)
+    model = _with_options(base, spec, a, b)
+    if base.skills:
+        means = dict(zip(skill_ids, mu.tolist(), strict=True)) if "skills" in options else {}
+        model = replace(model, skills=_skills_after(model, base.skills, means), _cache={})
+    return LearningFit(model, iterations, converged, loglik, history)
+
+
+def _skills_after(model: ItemModel, before: dict[str, Any], means: dict[str, float]
+                  ) -> dict[str, Any]:
+    """The ``skills`` section (:func:`irt.engine.calibrate.skills_section`) of the model the
+    options recalibrated: its items' slopes and difficulties, and as a skill's typical
+    difficulty the options' skill mean ``mu_k`` ("skills") where it has one, else the mean
+    difficulty of the skill's items.  The item -> skill map and the provisional items are
+    the plain fit's."""
+    from irt.engine.calibrate import skills_section
+
+    skill_ids = list(before["parameters"])
+    index = {k: q for q, k in enumerate(skill_ids)}
+    own = before.get("item_skills", {})
+    item_skill = np.array([index[own[i]] if i in own else -1 for i in model.item_ids],
+                          dtype=np.int64)
+    doc = skills_section(model.model_type, model.a, model.b, model.c, model.item_ids,
+                         item_skill, skill_ids, None, before.get("provisional_items"))
+    for skill, spec in doc.get("parameters", {}).items():
+        if skill in means:
+            spec["b"] = float(means[skill])
+    return doc
 
 
 def with_recency(model: ItemModel, decay: float) -> ItemModel:
