@@ -96,6 +96,15 @@ def provisional_lookup(model: ItemModel, named: Mapping[str, str] | None) -> Loo
     return lookup
 
 
+def _own_lookup(model: ItemModel) -> Lookup | None:
+    """:func:`provisional_lookup` without a request map (cached: the fast paths' case)."""
+    cached = model._cache.get("own_lookup")
+    if cached is None:
+        cached = model._cache["own_lookup"] = (  # type: ignore[assignment]
+            provisional_lookup(model, None),)
+    return cached[0]  # type: ignore[index]
+
+
 def _provisional_probabilities(model: ItemModel, theta: float | np.ndarray,
                                rows: Sequence[int]) -> np.ndarray:
     """P(correct) at ``theta`` of items known only through their skill: the skill's typical
@@ -270,7 +279,7 @@ def warm(model: ItemModel, limits: Limits) -> None:
     the EAP grid table, the per-model lookups of the fast paths and the skill table of the
     provisional items (all cached on it)."""
     single_grid(model, 61, 6.0)
-    skill_table(model)
+    _own_lookup(model)  # and the skill table it reads
     _rows_index(model)
     _item_params(model)
     _ids_are_valid(model, limits.max_id_length)
@@ -359,7 +368,7 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         item_pos = _fast_items(items, model.index.get, limits.max_id_length)
         if item_pos is None:
             return None
-    return _single(model, *looked, items, item_pos, method, provisional_lookup(model, None))
+    return _single(model, *looked, items, item_pos, method, _own_lookup(model))
 
 
 def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
@@ -417,7 +426,7 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
     if req_miss and not valid_ids([req_ids[k] for k in req_miss], max_len):
         return None
     return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
-                        owner, items, req_ids, req_pos, provisional_lookup(model, None))
+                        owner, items, req_ids, req_pos, _own_lookup(model))
 
 
 def _predict_batch(model: ItemModel, students: list[Student], method: str
