@@ -59,6 +59,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_sparse.py --skip-no-priors
+	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
 
 # Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
 # IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then
@@ -67,15 +68,19 @@ bench: $(STAMP)
 drills: $(STAMP)
 	PYTHONPATH=shared $(PY) scripts/drills.py
 
-# Online evaluation on the ASSISTments 2009 log (../shared/datasets; skipped if absent): the
-# plain 2PL and every learning-aware option set (irt.engine.learning), against the published figures.
-ASSIST := ../shared/datasets/assistments2009_lpp
+# Online evaluation on the public learning logs (../shared/datasets; each skipped if absent):
+# the plain 2PL, every option set and auto, one table per log (README "Online evaluation").
+DATASETS := ../shared/datasets
+EVAL_LOGS := assistments2009_lpp assistments2015_lpp spanish_lpp
 evaluate: $(STAMP)
-	@if [ -f $(ASSIST)/assistments2009_lpp_train.csv.gz ]; then \
-	  PYTHONPATH=shared $(PY) -m irt evaluate $(ASSIST)/assistments2009_lpp_train.csv.gz \
-	    $(ASSIST)/assistments2009_lpp_test.csv.gz --student-column user_id --order-column seq \
-	    --skill-column skill_id --table; \
-	else echo "skipped: $(ASSIST) not found"; fi
+	@for d in $(EVAL_LOGS); do \
+	  if [ -f $(DATASETS)/$$d/$${d}_train.csv.gz ]; then \
+	    echo "== $$d"; \
+	    PYTHONPATH=shared $(PY) -m irt evaluate $(DATASETS)/$$d/$${d}_train.csv.gz \
+	      $(DATASETS)/$$d/$${d}_test.csv.gz --student-column user_id --order-column seq \
+	      --skill-column skill_id --table || exit 1; \
+	  else echo "skipped: $(DATASETS)/$$d not found"; fi; \
+	done
 
 clean:
 	rm -rf $(VENV) $(TOOLS) build .pytest_cache .ruff_cache .hypothesis

@@ -23,11 +23,13 @@ from answerlogs import simulated_rows, write_csv
 from refresh_run import run
 
 from irt.engine import defaults
+from irt.engine.auto import AutoConfig
 from irt.engine.calibrate import FitConfig, Priors, Quadrature
 from irt.engine.defaults import DEFAULTS, Defaults
 from irt.engine.learning_fit import LearningConfig
 from irt.errors import ConfigError
 from irt.refresh.config import RefreshConfig
+from irt.refresh.quality import GateConfig
 from irt.refresh.sql import QueryParams
 from irt.store import LocalStore
 from irt.tools import cli
@@ -36,7 +38,9 @@ from irt.tools import cli
 OTHER = Defaults(model="1pl", prior_a=(0.1, 0.4), prior_b=(0.2, 1.5), prior_c=(4.0, 16.0),
                  min_answers_per_item=3, min_answers_per_student=4, quadrature_points=31,
                  tol=2e-4, max_iter=77, min_slope=0.07, score_method="MAP",
-                 recency_decay=0.9, pfa_window=7, skill_prior=False, skill_difficulty_sd=0.7)
+                 recency_decay=0.9, pfa_window=7, pfa_beta_sd=0.7, auto_validation_share=0.3,
+                 auto_noise_z=3.0, max_ece_over_plain=0.02, skill_prior=False,
+                 skill_difficulty_sd=0.7)
 #: ... and the options (which need the 2PL).
 WITH_OPTIONS = dataclasses.replace(DEFAULTS, options=("recency",))
 MINIMAL_ENV = {"SOURCE_FILE": "log.csv", "MODEL_DIR": "models"}
@@ -70,8 +74,14 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     assert config.resolved_priors() == Priors(d.prior_a, d.prior_b, None) == Priors.default(d.model)
     assert Priors.default("3pl").c_beta == d.prior_c
     learning = LearningConfig()
-    assert (learning.prior_a, learning.prior_b, learning.decay, learning.window) == (
-        d.prior_a, d.prior_b, d.recency_decay, d.pfa_window)
+    assert (learning.prior_a, learning.prior_b, learning.decay, learning.window,
+            learning.beta_sd) == (d.prior_a, d.prior_b, d.recency_decay, d.pfa_window,
+                                  d.pfa_beta_sd)
+    # auto and the gate's rule against the plain challenger
+    auto = AutoConfig()
+    assert (auto.validation_share, auto.noise_z, auto.max_ece_over_plain) == (
+        d.auto_validation_share, d.auto_noise_z, d.max_ece_over_plain)
+    assert GateConfig().max_ece_over_plain == d.max_ece_over_plain
     # prepare: the environment with nothing set, the run's FitConfig and the query's minimums
     refresh = RefreshConfig.from_env(MINIMAL_ENV)
     assert (refresh.model_type, refresh.min_answers_per_item, refresh.min_answers_per_student,
@@ -81,6 +91,7 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
         d.options, d.recency_decay, d.pfa_window, d.skill_prior, d.skill_difficulty_sd)
     assert dataclasses.replace(refresh, source_file="log.csv", model_dir="models") == \
         RefreshConfig(source_file="log.csv", model_dir="models")
+    assert refresh.gate.max_ece_over_plain == d.max_ece_over_plain
     _same_fit_config(refresh.fit_config(), FitConfig())
     window = datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 2, 1, tzinfo=UTC)
     query = QueryParams(*window)

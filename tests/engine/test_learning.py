@@ -410,7 +410,12 @@ def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
     rows = json.loads(capsys.readouterr().out)
     names = [tuple(r["options"]) for r in rows]
     assert names == [(), ("recency",), ("skills",), ("pfa",), ("skills", "pfa"),
-                     ("recency", "skills", "pfa")]
+                     ("recency", "skills", "pfa"), ("auto",)]
+    auto = rows[-1]
+    assert auto["chosen"] == auto["option_selection"]["chosen"]
+    chosen = tuple(auto["chosen"])
+    if chosen:  # the chosen set refitted on all of TRAIN predicts TEST as that set's row
+        assert auto["auc"] == pytest.approx(rows[names.index(chosen)]["auc"], abs=1e-9)
     auc = {n: r["auc"] for n, r in zip(names, rows, strict=True)}
     assert auc[("skills", "pfa")] > auc[()] + 0.01
     assert all(r["n_predictions"] == 150 * 24 and r["predict_us_per_request"] > 0 for r in rows)
@@ -420,6 +425,7 @@ def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
     table = capsys.readouterr().out
     assert "2pl+skills+pfa" in table and "Best-LR" not in table
     assert table.splitlines()[1].split()[-1] == "converged"
-    assert all(line.split()[-1] in ("yes", "NO") for line in table.splitlines()[2:8])
+    assert all(line.split()[-1] in ("yes", "NO") for line in table.splitlines()[2:9])
+    assert "2pl+auto -> " in table and "  auto: validated on " in table
     _print_table(rows, published=True)
     assert "Best-LR 0.77" in capsys.readouterr().out

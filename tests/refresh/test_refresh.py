@@ -407,6 +407,22 @@ def test_gate_compares_with_the_serving_model():
     assert not gate(new, None, GateConfig(), 0, 0).passed
 
 
+def test_gate_compares_a_model_with_options_with_the_plain_challenger():
+    new = {"auc": 0.75, "log_loss": 0.55, "ece": 0.040}
+    plain = {"auc": 0.74, "log_loss": 0.56, "ece": 0.031}
+    result = gate(new, None, GateConfig(), 100, 10, plain)
+    assert result.passed and result.to_dict()["plain"] == plain
+    worse_ece = gate({**new, "ece": 0.0415}, None, GateConfig(), 100, 10, plain)
+    assert not worse_ece.passed
+    assert worse_ece.reasons == ["calibration error (ECE) 0.0415 against 0.0310 for the plain "
+                                 "2PL challenger (allowed rise 0.01)"]
+    worse_auc = gate({**new, "auc": 0.73}, None, GateConfig(), 100, 10, plain)
+    assert not worse_auc.passed and "plain 2PL challenger" in worse_auc.reasons[0]
+    # the rise allowed is a setting (GATE_MAX_ECE_OVER_PLAIN), from the one defaults object
+    loose = GateConfig(max_ece_over_plain=0.02)
+    assert gate({**new, "ece": 0.0415}, None, loose, 100, 10, plain).passed
+
+
 def test_holdout_is_the_latest_answers_of_a_deterministic_sample():
     student = np.repeat(np.arange(200), 10)
     order = np.tile(np.arange(10.0), 200)

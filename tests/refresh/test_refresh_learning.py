@@ -45,6 +45,8 @@ def learning_rows(n_students: int = 400, seed: int = 31) -> list[dict[str, str]]
     ({"MODEL_OPTIONS": "skills,bkt"}, "unknown model option"),
     ({"MODEL_OPTIONS": "pfa", "COLUMN_SKILL": ""}, "COLUMN_SKILL"),
     ({"MODEL_OPTIONS": "recency", "MODEL_TYPE": "3pl"}, "2pl"),
+    ({"MODEL_OPTIONS": "auto,pfa"}, "give it alone"),
+    ({"MODEL_OPTIONS": "auto", "MODEL_TYPE": "1pl"}, "2pl"),
 ])
 def test_model_options_are_validated(tmp_path: Path, env: dict[str, str], message: str) -> None:
     base = {"SOURCE_FILE": "x.csv", "MODEL_DIR": str(tmp_path), "COLUMN_SKILL": "skill_id"}
@@ -107,3 +109,54 @@ def test_prepare_publishes_a_learning_model_gated_and_served(tmp_path: Path,
     want = predict_one(model, ["Q01", "Q04"], [1, 0], ["Q07", "Q02"])
     assert body.get_json()["probabilities"] == want["probabilities"]
     assert body.get_json()["model_version"] == version
+
+
+def test_model_options_auto_is_read(tmp_path: Path) -> None:
+    base = {"SOURCE_FILE": "x.csv", "MODEL_DIR": str(tmp_path)}
+    cfg = RefreshConfig.from_env({**base, "MODEL_OPTIONS": " Auto "})
+    assert cfg.model_options == ("auto",) and cfg.summary()["model_options"] == ("auto",)
+    with pytest.raises(ConfigError) as info:
+        RefreshConfig.from_env({**base, "MODEL_OPTIONS": "auto", "PRIOR_B": "none"})
+    assert info.value.field == "PRIOR_B"
+    cfg = RefreshConfig.from_env({**base, "GATE_MAX_ECE_OVER_PLAIN": "0.02"})
+    assert cfg.gate.max_ece_over_plain == 0.02
+
+
+def test_prepare_with_auto_chooses_on_training_students_and_records_it(tmp_path: Path) -> None:
+    log_file = write_csv(learning_rows(), tmp_path / "log.csv")
+    cfg = config(tmp_path, log_file, MODEL_OPTIONS="auto")
+    logs = Logs()
+    result = run(cfg, logs=logs)
+    assert result.status == 200, result.body
+    store = LocalStore(cfg.model_dir)
+    version, _ = store.read_pointer()
+    model = load_model(store.get(version, "model.json"))
+    report = json.loads(store.get(version, "report.json"))
+    chosen = next(line for line in logs.lines if line.get("event") == "options_chosen")
+    selection = report["option_selection"]
+    assert selection == model.fit["option_selection"]
+    assert selection["chosen"] == chosen["chosen"]
+    # the log was generated with skill offsets and covariates: an option set wins
+    assert {"skills", "pfa"} & set(selection["chosen"])
+    spec = learning_of(model)
+    assert spec is not None and list(spec.options) == selection["chosen"]
+    rows = {tuple(r["options"]): r for r in selection["table"]}
+    assert rows[tuple(selection["chosen"])]["verdict"] == "chosen"
+    assert all(r["verdict"] != "chosen" for k, r in rows.items()
+               if list(k) != selection["chosen"])
+    # the gate compared the model with the plain 2PL challenger as well
+    assert report["gate"]["plain"] is not None
+    assert report["gate"]["new"]["ece"] <= report["gate"]["plain"]["ece"] + 0.01
+
+
+def test_gate_rejects_options_that_calibrate_worse_than_plain(tmp_path: Path) -> None:
+    """Recency with an extreme decay (almost only the last answer counts) on a log without
+    any learning: its held-out predictions are worse calibrated than the plain 2PL's; with no
+    tolerance the gate rejects it and nothing is published."""
+    log_file = write_csv(learning_rows(), tmp_path / "log.csv")
+    cfg = config(tmp_path, log_file, MODEL_OPTIONS="recency", RECENCY_DECAY="0.01",
+                 GATE_MAX_ECE_OVER_PLAIN="0")
+    result = run(cfg)
+    assert result.status == 422, result.body
+    assert any("plain 2PL challenger" in r for r in result.body["gate"]["reasons"])
+    assert LocalStore(cfg.model_dir).read_pointer() == (None, None)

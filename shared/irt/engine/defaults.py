@@ -71,6 +71,12 @@ class Defaults:
             item with a skill is centred on its skill's estimated mean (needs ``prior_b``,
             the prior of the skill means; :mod:`irt.engine.calibrate`).
         skill_difficulty_sd: ``sigma_b``, SD of the difficulties around their skill's mean.
+        pfa_beta_sd: SD of the normal prior on the ``pfa`` option's shared coefficients.
+        auto_validation_share: share of the training students ``auto`` validates on.
+        auto_noise_z: ``auto`` keeps plain unless an option set's validation gain exceeds
+            this many standard errors.
+        max_ece_over_plain: ``auto`` and the quality gate refuse an option set whose
+            calibration error (ECE) exceeds the plain 2PL's by more than this.
     """
 
     model: ModelType = "2pl"
@@ -89,6 +95,10 @@ class Defaults:
     pfa_window: int = 10
     skill_prior: bool = True
     skill_difficulty_sd: float = 1.0
+    pfa_beta_sd: float = 1.0
+    auto_validation_share: float = 0.2
+    auto_noise_z: float = 2.0
+    max_ece_over_plain: float = 0.01
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_TYPES:
@@ -129,7 +139,11 @@ class Defaults:
             f"  skill prior (with a skill column): {self._skill_prior_text()}",
             f"  scoring {self.score_method}; options "
             f"{','.join(self.options) or 'none (plain model)'}; recency decay "
-            f"{self.recency_decay:g}; pfa window {self.pfa_window}",
+            f"{self.recency_decay:g}; pfa window {self.pfa_window}, coefficients ~ "
+            f"N(0,{self.pfa_beta_sd:g}^2)",
+            f"  options auto: validated on {self.auto_validation_share:.0%} of the training "
+            f"students; kept only if the gain > {self.auto_noise_z:g} x its standard error "
+            f"and ECE <= plain + {self.max_ece_over_plain:g}",
         ])
 
 

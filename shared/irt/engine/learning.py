@@ -69,6 +69,8 @@ from irt.errors import ModelFormatError
 
 #: The options a model may carry, in their canonical order.
 OPTIONS: tuple[str, ...] = ("recency", "skills", "pfa")
+#: The option setting that chooses among the option sets (:mod:`irt.engine.auto`).
+AUTO = "auto"
 #: Shared covariates ``x`` (coefficients ``beta``), in order.
 FEATURES: tuple[str, ...] = ("skill_successes", "skill_failures", "recent_successes",
                              "recent_failures", "skill_last")
@@ -82,21 +84,30 @@ DEFAULT_POINTS = 41
 DEFAULT_BOUND = 6.0
 
 
-def parse_options(text: str | Sequence[str] | None) -> tuple[str, ...]:
+def parse_options(text: str | Sequence[str] | None, allow_auto: bool = False
+                  ) -> tuple[str, ...]:
     """Canonical option tuple from ``"skills,pfa"`` (any order, case, spaces) or a sequence.
 
-    ``""``, ``"none"``, ``"2pl"`` or ``None`` mean the plain model: ``()``.
+    ``""``, ``"none"``, ``"2pl"`` or ``None`` mean the plain model: ``()``.  With
+    ``allow_auto``, ``"auto"`` alone gives ``(AUTO,)``: choose the options on validation
+    students (:mod:`irt.engine.auto`).
 
     Raises:
-        ValueError: an unknown option (the message lists the known ones).
+        ValueError: an unknown option (the message lists the known ones), or ``auto``
+            combined with other options.
     """
     if text is None:
         return ()
     parts = text.split(",") if isinstance(text, str) else list(text)
     names = {p.strip().lower() for p in parts} - {"", "none", "2pl", "plain"}
+    if allow_auto and AUTO in names:
+        if names != {AUTO}:
+            raise ValueError("'auto' chooses the options itself: give it alone")
+        return (AUTO,)
+    known = (*OPTIONS, AUTO) if allow_auto else OPTIONS
     unknown = sorted(names - set(OPTIONS))
     if unknown:
-        raise ValueError(f"unknown model option {unknown[0]!r}; known: {', '.join(OPTIONS)}")
+        raise ValueError(f"unknown model option {unknown[0]!r}; known: {', '.join(known)}")
     return tuple(o for o in OPTIONS if o in names)
 
 

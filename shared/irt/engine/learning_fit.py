@@ -10,13 +10,19 @@ parameters ``a_j, d_j = -a_j b_j``, the offset SD ``tau``, the covariate coeffic
     l = sum_s log sum_q w_q prod_{k in K(s)} g_sk(x_q)
         + sum_j log LN(a_j; prior_a) + sum_j log N(b_j; mu_k(j), sigma_b^2)
         + sum_k log N(mu_k; prior_b) + sum_k log N(gamma_k; 0, sigma_g^2 I)
+        + log N(beta; 0, sigma_beta^2 I)
 
     g_sk(x_q) = sum_r K_tau(x_q, x_r) prod_{i in A(s, k)} P(y_i | u = x_r, x_i)
 
 on the fixed quadrature ``x_q`` (``w_q`` oc N(0, 1)), ``K_tau`` the discretised offset kernel
 (rows normalised; the identity for items without a skill or without the "skills" option).
 Without "skills" the difficulty prior is ``prior_b`` and there is no ``tau`` or ``mu``;
-without "pfa" there are no covariates.  The marginal likelihood of a student is the
+without "pfa" there are no covariates.  The coefficients are regularised: the shared
+``beta`` by ``N(0, sigma_beta^2)`` (``beta_sd``, default 1: a weak prior that only matters
+where the log says little, e.g. a feature that is constant in training), the per-skill
+``gamma_k`` by ``N(0, sigma_g^2)`` (``coefficient_sd``, 0.3: they are deviations from
+``beta``), and the skill offsets by their own ``N(0, tau^2)`` with ``tau`` in ``[0.05, 5]``.
+The marginal likelihood of a student is the
 product of the online predictive probabilities of their answers, so maximising it is
 maximising the online (prequential) likelihood of the training students.
 
@@ -87,6 +93,8 @@ class LearningConfig:
         difficulty_sd: ``sigma_b``, SD of item difficulties around their skill's mean
             ("skills"; measured on ASSISTments 2009: 1.0-1.3 best, 0.6 and 1.7 worse).
         coefficient_sd: ``sigma_g``, SD of the per-skill coefficients around 0 ("pfa").
+        beta_sd: ``sigma_beta``, SD of the normal prior on the shared coefficients ``beta``
+            ("pfa").
         skill_sd_start: starting ``tau``.
         prior_a: lognormal prior on slopes ``(meanlog, sdlog)`` or ``None``.
         prior_b: normal prior on difficulties ``(mean, sd)``: of every difficulty without
@@ -108,6 +116,7 @@ class LearningConfig:
     window: int = field(default_factory=lambda: defaults.DEFAULTS.pfa_window)
     difficulty_sd: float = 1.0
     coefficient_sd: float = 0.3
+    beta_sd: float = field(default_factory=lambda: defaults.DEFAULTS.pfa_beta_sd)
     skill_sd_start: float = 0.8
     prior_a: tuple[float, float] | None = field(default_factory=lambda: defaults.DEFAULTS.prior_a)
     prior_b: tuple[float, float] = field(
@@ -133,8 +142,8 @@ class LearningConfig:
         if self.prior_b is None:
             raise ValueError("the learning-aware options need a difficulty prior (prior_b): "
                              "it is the prior of the skill means")
-        for name in ("difficulty_sd", "coefficient_sd", "skill_sd_start", "tol", "ftol",
-                     "bound"):
+        for name in ("difficulty_sd", "coefficient_sd", "beta_sd", "skill_sd_start", "tol",
+                     "ftol", "bound"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
         if self.max_iter < 1 or self.n_quadrature < 11:
@@ -230,7 +239,7 @@ def fit_learning(base: ItemModel, responses: Responses, order_key: np.ndarray | 
                         skill_difficulty_means={s: float(m) for s, m in
                                                 zip(skill_ids, mu, strict=True)})
     if "pfa" in options:
-        fit_info["coefficient_sd"] = config.coefficient_sd
+        fit_info.update(coefficient_sd=config.coefficient_sd, beta_sd=config.beta_sd)
     spec = replace(spec, skill_sd=float(tau) if "skills" in options else 0.0,
                    beta=beta if "pfa" in options else np.zeros(_NF),
                    gamma=gamma if "pfa" in options else np.zeros((len(skill_ids), _NZ)),
@@ -441,7 +450,7 @@ class _EM:
             sd[has] = self.cfg.difficulty_sd
         return mean, sd
 
-    def log_prior(self, a, d, gamma, mu) -> float:
+    def log_prior(self, a, d, beta, gamma, mu) -> float:
         if np.any(a <= 0):
             return -math.inf
         out = 0.0
@@ -456,6 +465,7 @@ class _EM:
             out += float(np.sum(-0.5 * ((mu - m0) / s0) ** 2))
         if self.pfa:
             out += float(-0.5 * np.sum(gamma**2) / self.cfg.coefficient_sd**2)
+            out += float(-0.5 * np.sum(beta**2) / self.cfg.beta_sd**2)
         return out
 
     # ---------------------------------------------------------------- E-step
@@ -506,7 +516,7 @@ class _EM:
         a, d, beta, gamma, tau, mu = self.split(v)
         if self.skills and stat is not None:
             tau = self._tau_step(stat, tau)
-        obj = expected + self.log_prior(a, d, gamma, mu)
+        obj = expected + self.log_prior(a, d, beta, gamma, mu)
         a, d, beta, gamma = self._newton(a, d, beta, gamma, mu, rho, obj)
         if self.skills:
             b = -d / a
@@ -554,7 +564,7 @@ class _EM:
             ll = self._loglik(a, d, self._offsets(beta, gamma, lo, hi), lo, hi)
             total += float(np.einsum("nq,nq->n", rho[data.pair[lo:hi]], ll).sum(
                 dtype=np.float64))
-        return total + self.log_prior(a, d, gamma, mu)
+        return total + self.log_prior(a, d, beta, gamma, mu)
 
     def _newton(self, a, d, beta, gamma, mu, rho, obj: float):
         data, x, nI, K = self.data, self.x, self.nI, self.K
@@ -623,11 +633,14 @@ class _EM:
         # C = A^-1
         c_aa, c_ad, c_dd = idd / det, -iad / det, iaa / det
         if self.pfa:
-            # ridge on gamma
+            # ridges: gamma ~ N(0, sigma_g^2), beta ~ N(0, sigma_beta^2)
             sg2 = self.cfg.coefficient_sd ** 2
             gvec = gamma.ravel()
             gf[_NF:] -= gvec / sg2
             iff[_NF:, _NF:] += np.eye(n_f - _NF) / sg2
+            sb2 = self.cfg.beta_sd ** 2
+            gf[:_NF] -= beta / sb2
+            iff[:_NF, :_NF] += np.eye(_NF) / sb2
             # Schur complement: S = F - sum_j B_j' C_j B_j, rhs = g_f - sum_j B_j' C_j g_j
             cb0 = c_aa[:, None] * bmat[:, 0] + c_ad[:, None] * bmat[:, 1]  # C_j B_j rows
             cb1 = c_ad[:, None] * bmat[:, 0] + c_dd[:, None] * bmat[:, 1]
@@ -681,8 +694,8 @@ class _EM:
     def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float]:
         """One EM step: ``(next v, log posterior at v)`` (see
         :func:`irt.engine.squarem.squarem`)."""
-        a, d, _, gamma, _, mu = self.split(v)
-        prior = self.log_prior(a, d, gamma, mu)
+        a, d, beta, gamma, _, mu = self.split(v)
+        prior = self.log_prior(a, d, beta, gamma, mu)
         if not math.isfinite(prior):
             return v, -math.inf
         rho, loglik, stat, expected = self.estep(v)

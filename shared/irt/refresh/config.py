@@ -74,7 +74,7 @@ class RefreshConfig:
             ``DATA_MIN_ROW_RATIO``, ``DATA_MAX_ROW_RATIO``, ``DATA_MAX_ITEMS_LOST``.
         gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MAX_STUDENTS``,
             ``GATE_HOLDOUT_LAST``, ``GATE_MAX_AUC_DROP``,
-            ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``.
+            ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``, ``GATE_MAX_ECE_OVER_PLAIN``.
         bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
         prefix: ``MODEL_PREFIX`` (default ``models``).
         monitoring: ``MONITOR_*`` thresholds of :mod:`irt.refresh.monitoring` (not part of the
@@ -84,7 +84,9 @@ class RefreshConfig:
             model).  ``skills`` and ``pfa`` need ``COLUMN_SKILL``; all need ``MODEL_TYPE``
             2pl.  Calibrated by :func:`irt.engine.learning_fit.fit_learning` on the training
             answers after the plain fit, stored in the artifact's ``options``, gated with
-            the same online protocol and served by ``predict``.
+            the same online protocol and served by ``predict``.  ``auto`` chooses among
+            plain and the option sets on 20% of the training students
+            (:mod:`irt.engine.auto`; without ``COLUMN_SKILL`` only ``recency`` is tried).
         recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
         pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
         skill_prior: ``SKILL_PRIOR`` (``true``/``false``, default true): with
@@ -157,8 +159,8 @@ class RefreshConfig:
         )
         try:
             raw_options = env.get("MODEL_OPTIONS")
-            model_options = parse_options(raw_options) if raw_options is not None \
-                else base.options
+            model_options = parse_options(raw_options, allow_auto=True) \
+                if raw_options is not None else base.options
         except ValueError as exc:
             raise ConfigError(str(exc), "MODEL_OPTIONS") from None
         if model_options and model_type != "2pl":
@@ -188,6 +190,8 @@ class RefreshConfig:
             max_auc_drop=env_float(env, "GATE_MAX_AUC_DROP", g.max_auc_drop, 0, 1),
             max_logloss_rise=env_float(env, "GATE_MAX_LOGLOSS_RISE", g.max_logloss_rise, 0, 10),
             min_auc=env_float(env, "GATE_MIN_AUC", g.min_auc, 0, 1),
+            max_ece_over_plain=env_float(env, "GATE_MAX_ECE_OVER_PLAIN",
+                                         g.max_ece_over_plain, 0, 1),
         )
         return cls(
             table=table, source_file=source_file, location=env.get("BQ_LOCATION") or None,

@@ -45,7 +45,7 @@ import numpy as np
 from irt import __version__
 from irt.engine.artifact import load_model
 from irt.engine.calibrate import FitConfig, FitResult, Priors, fit
-from irt.engine.learning import skill_map
+from irt.engine.learning import AUTO, skill_map
 from irt.engine.model import ItemModel
 from irt.engine.preprocess import prepare_coded
 from irt.errors import ModelFormatError, PointerConflictError, SourceError, StoreError
@@ -72,7 +72,7 @@ from irt.refresh.sql import QueryParams, drops_from_counts
 from irt.store import PUBLISHED, ArtifactStore
 
 if TYPE_CHECKING:
-    from irt.engine.learning_fit import LearningFit
+    from irt.engine.learning_fit import LearningConfig, LearningFit
 
 #: What callers import from here (``functions/prepare/main.py``, the tests, the benchmarks); the
 #: configuration and the log writer live in :mod:`irt.refresh.config` and :mod:`irt.refresh.logs`.
@@ -178,6 +178,7 @@ class Calibrated:
     fit_config: FitConfig
     learning_converged: bool | None = None
     learning_iterations: int = 0
+    selection: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,9 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     holdout = hold_out(run, prepared)
     calibrated = calibrate(run, prepared, holdout)
     violations += items_lost(serving.model, calibrated.model, run.config.data)  # a data violation
-    verdict = quality_gate(run, prepared, holdout, calibrated.model, serving)
+    plain = None if calibrated.model.options.get("learning") is None else \
+        calibrated.result.model
+    verdict = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
     checks = monitor(run, prepared, holdout, calibrated, serving, verdict)
     findings = Findings(violations, verdict, checks)
 
@@ -473,7 +476,10 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
     prior and skills, items,
     training and held-out answers); with ``MODEL_OPTIONS``, then fits the learning-aware
     options (step 6b, :func:`_fit_learning`: INFO ``learning_calibrated``; 422
-    ``invalid_data`` when they cannot be fitted).  Raises nothing else of its own.
+    ``invalid_data`` when they cannot be fitted).  With ``MODEL_OPTIONS=auto`` the options are
+    first chosen on validation students of the training answers (:mod:`irt.engine.auto`:
+    INFO ``options_chosen`` with the validation table), then the chosen set is fitted on
+    every training answer.  Raises nothing else of its own.
     """
     config, train, held_out = run.config, holdout.train, holdout.held_out
     t0 = time.perf_counter()
@@ -488,17 +494,52 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
              log_posterior_by_iteration=[round(v, 4) for v in result.history],
              n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
              train_answers=train.n_answers, holdout_answers=int(held_out.sum()))
-    if config.model_options:  # 6b. the learning-aware options, on the same training answers
-        learning = _fit_learning(config, result.model, train, holdout.order_key[~held_out],
-                                 prepared.skills, prepared.responses.item_ids, run.say)
-        return Calibrated(learning.model, result, fit_config, learning.converged,
-                          learning.iterations)
+    options, selection = config.model_options, None
+    order_key = holdout.order_key[~held_out]
+    if options == (AUTO,):  # 6a. choose the options on validation students of the training
+        options, selection = _choose_options(run, fit_config, train, order_key, prepared)
+        if not options:
+            model = replace(result.model, fit={**result.model.fit,
+                                               "option_selection": selection})
+            return Calibrated(model, result, fit_config, selection=selection)
+    if options:  # 6b. the learning-aware options, on the same training answers
+        learning = _fit_learning(config, result.model, train, order_key, prepared.skills,
+                                 prepared.responses.item_ids, run.say, options)
+        model = learning.model
+        if selection is not None:
+            model = replace(model, fit={**model.fit, "option_selection": selection},
+                            _index=None, _cache={})
+        return Calibrated(model, result, fit_config, learning.converged,
+                          learning.iterations, selection)
     return Calibrated(result.model, result, fit_config)
 
 
+def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.ndarray,
+                    prepared: Prepared) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """``MODEL_OPTIONS=auto``: :func:`irt.engine.auto.choose_options` on the training
+    answers; logs INFO ``options_chosen`` with the validation table."""
+    from irt.engine.auto import choose_options
+
+    t0 = time.perf_counter()
+    item_skill, skill_ids = _item_skills(prepared.skills, prepared.responses.item_ids)
+    try:
+        choice = choose_options(train, order_key, item_skill, skill_ids, fit_config,
+                                _learning_config(run.config, ()))
+    except ValueError as exc:
+        raise _StopError(422, "invalid_data", f"learning options (auto): {exc}") from exc
+    selection = choice.to_dict()
+    log_step(run.say, "options chosen: " + ("+".join(choice.options) or "plain"),
+             event="options_chosen", since=t0, chosen=list(choice.options),
+             n_validation_students=choice.n_validation_students,
+             validation=selection["table"])
+    return choice.options, selection
+
+
 def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,
-                 serving: Serving) -> GateResult:
-    """Step 7: score the new and the serving model on the same held-out answers, online.
+                 serving: Serving, plain: ItemModel | None = None) -> GateResult:
+    """Step 7: score the new and the serving model (and, for a model with learning-aware
+    options, ``plain``: the plain 2PL fitted on the same training answers) on the same
+    held-out answers, online.
 
     Logs the verdict (INFO ``gate`` when it passed, WARNING when it failed) with both models'
     metrics; a failed gate rejects the model later, at the decision.  Raises nothing.
@@ -510,11 +551,15 @@ def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemMode
     n_hold_students = int(np.unique(responses.student[held_out]).shape[0])
     new_scores = holdout_scores(model, responses.student, item_ids, responses.correct,
                                 order_key, held_out) if n_hold else {}
-    serving_scores = None
+    serving_scores = plain_scores = None
     if serving.model is not None and n_hold:
         serving_scores = holdout_scores(serving.model, responses.student, item_ids,
                                         responses.correct, order_key, held_out)
-    verdict = gate(new_scores, serving_scores, run.config.gate, n_hold, n_hold_students)
+    if plain is not None and n_hold:  # the plain 2PL challenger of a model with options
+        plain_scores = holdout_scores(plain, responses.student, item_ids, responses.correct,
+                                      order_key, held_out)
+    verdict = gate(new_scores, serving_scores, run.config.gate, n_hold, n_hold_students,
+                   plain_scores)
     log_step(run.say, "quality gate " + ("passed" if verdict.passed else "failed"),
              severity="INFO" if verdict.passed else "WARNING", event="gate", since=t0,
              **verdict.to_dict())
@@ -675,20 +720,6 @@ def _skills(table: Any, i_codes: np.ndarray, i_dict: list[Any]
     return skill_map(i_codes, k_codes, len(i_dict)), i_dict, k_dict
 
 
-def _item_skills(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
-                 item_ids: tuple[str, ...]) -> tuple[np.ndarray | None, list[str]]:
-    """The log's item -> skill map (:attr:`Prepared.skills`) as the engine takes it: the
-    skill index of each of ``item_ids`` (``-1``: none) and the skill ids; ``(None, [])``
-    without a map."""
-    if skills is None:
-        return None, []
-    codes, i_dict, k_dict = skills
-    by_id = {str(i).strip(): int(k) for i, k in zip(i_dict, codes.tolist(), strict=True)
-             if k >= 0}
-    return (np.array([by_id.get(i, -1) for i in item_ids], dtype=np.int64),
-            [str(k).strip() for k in k_dict])
-
-
 def _data_report(rows_in: int, sql_drops: dict[str, int], report: Any) -> dict[str, Any]:
     """Rows in and out, the SQL's and the preparation's drops added up, students and items."""
     dropped = {k: sql_drops.get(k, 0) + report.dropped.get(k, 0)
@@ -721,28 +752,48 @@ def _report_doc(run: Run, candidate: Candidate, prepared: Prepared, calibrated: 
                     "log_likelihood": result.log_likelihood, "n_items": model.n_items,
                     "excluded_items": len(model.excluded_items)},
             "gate": findings.verdict.to_dict(), "code_version": __version__,
-            "profile": findings.checks.profile}
+            "option_selection": calibrated.selection, "profile": findings.checks.profile}
+
+
+def _item_skills(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
+                 item_ids: tuple[str, ...]) -> tuple[np.ndarray | None, list[str]]:
+    """The log's item -> skill map (``(skill code per item code, item dictionary, skill
+    dictionary)``) as a skill index per item of ``item_ids`` (``-1``: none) and skill ids."""
+    if skills is None:
+        return None, []
+    codes, i_dict, k_dict = skills
+    by_id = {str(i).strip(): int(k) for i, k in zip(i_dict, codes.tolist(), strict=True)
+             if k >= 0}
+    return (np.array([by_id.get(i, -1) for i in item_ids], dtype=np.int64),
+            [str(k).strip() for k in k_dict])
+
+
+def _learning_config(config: RefreshConfig, options: tuple[str, ...]) -> LearningConfig:
+    from irt.engine.learning_fit import LearningConfig
+
+    return LearningConfig(options=options, decay=config.recency_decay,
+                          window=config.pfa_window, prior_a=config.prior_a,
+                          prior_b=config.prior_b)  # set: from_env refuses PRIOR_B=none
 
 
 def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key: np.ndarray,
                   skills: tuple[np.ndarray, list[Any], list[Any]] | None,
-                  item_ids: tuple[str, ...], say: Log) -> LearningFit:
-    """:func:`irt.engine.learning_fit.fit_learning` with the configured options; ``skills`` is the
+                  item_ids: tuple[str, ...], say: Log, options: tuple[str, ...]
+                  ) -> LearningFit:
+    """:func:`irt.engine.learning_fit.fit_learning` with ``options``; ``skills`` is the
     log's ``(skill code per item code, item dictionary, skill dictionary)``."""
-    from irt.engine.learning_fit import LearningConfig, fit_learning
+    from irt.engine.learning_fit import fit_learning
 
     t0 = time.perf_counter()
     item_skill, skill_ids = _item_skills(skills, item_ids)
-    learning = LearningConfig(options=config.model_options, decay=config.recency_decay,
-                              window=config.pfa_window, prior_a=config.prior_a,
-                              prior_b=config.prior_b)  # set: from_env refuses PRIOR_B=none
     try:
-        result = fit_learning(base, train, order_key, item_skill, skill_ids, learning)
+        result = fit_learning(base, train, order_key, item_skill, skill_ids,
+                              _learning_config(config, options))
     except ValueError as exc:  # e.g. no item has a skill in this window
         raise _StopError(422, "invalid_data", f"learning options: {exc}") from exc
     info = result.model.options["learning"]
     log_step(say, "learning options calibrated", event="learning_calibrated", since=t0,
-             options=list(config.model_options), iterations=result.iterations,
+             options=list(options), iterations=result.iterations,
              converged=result.converged, log_likelihood=result.log_likelihood,
              skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
              n_skills=len(set(info.get("item_skills", {}).values())))

@@ -21,11 +21,12 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
 
+from irt.engine import defaults
 from irt.engine.evaluate import metrics, online_predictions
 from irt.engine.model import ItemModel
 
@@ -114,6 +115,10 @@ class GateConfig:
         max_auc_drop: the new AUC may be at most this much below the serving one.
         max_logloss_rise: the new log-loss may be at most this much above.
         min_auc: the new model's AUC must reach this even when nothing serves.
+        max_ece_over_plain: a model with learning-aware options may have a calibration error
+            (ECE) at most this much above the plain 2PL challenger's (fitted on the same
+            training answers, scored on the same held-out answers); default
+            :data:`irt.engine.defaults.DEFAULTS`' ``max_ece_over_plain``.
     """
 
     holdout_students: float = 0.1
@@ -122,6 +127,8 @@ class GateConfig:
     max_auc_drop: float = 0.005
     max_logloss_rise: float = 0.005
     min_auc: float = 0.55
+    max_ece_over_plain: float = field(
+        default_factory=lambda: defaults.DEFAULTS.max_ece_over_plain)
 
     def __post_init__(self) -> None:
         if not 0 < self.holdout_students <= 1 or not 0 < self.holdout_last < 1:
@@ -186,6 +193,7 @@ class GateResult:
         serving: the same for the serving model (``None`` when nothing serves).
         n_holdout_answers: held-out answers scored.
         n_holdout_students: students they belong to.
+        plain: the same for the plain 2PL challenger (``None`` when the new model is plain).
     """
 
     passed: bool
@@ -194,6 +202,7 @@ class GateResult:
     serving: dict[str, float] | None
     n_holdout_answers: int
     n_holdout_students: int
+    plain: dict[str, float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN as ``None``)."""
@@ -205,6 +214,7 @@ class GateResult:
         out = asdict(self)
         out["new"] = clean(self.new)
         out["serving"] = clean(self.serving)
+        out["plain"] = clean(self.plain)
         return out
 
 
@@ -241,13 +251,17 @@ def holdout_scores(model: ItemModel, student: np.ndarray, item_ids: Sequence[str
 
 
 def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateConfig,
-         n_answers: int, n_students: int) -> GateResult:
-    """Compare held-out metrics of the new and serving models.
+         n_answers: int, n_students: int, plain: dict[str, float] | None = None
+         ) -> GateResult:
+    """Compare held-out metrics of the new model with the serving model's and, for a model
+    with learning-aware options, with the plain 2PL challenger's.
 
-    Rules: ``new.auc >= config.min_auc``; and, when a model serves,
-    ``new.auc >= serving.auc - max_auc_drop`` and
-    ``new.log_loss <= serving.log_loss + max_logloss_rise``.  With no held-out
-    answer the gate fails (nothing was validated).
+    Rules: ``new.auc >= config.min_auc``; and, against each of the serving model (when one
+    serves) and the plain challenger (``plain``, when given),
+    ``new.auc >= other.auc - max_auc_drop`` and
+    ``new.log_loss <= other.log_loss + max_logloss_rise``; against the plain challenger also
+    ``new.ece <= plain.ece + max_ece_over_plain``.  With no held-out answer the gate fails
+    (nothing was validated).
     """
     reasons: list[str] = []
     if n_answers == 0:
@@ -263,5 +277,17 @@ def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateCo
                 reasons.append(f"log-loss {new['log_loss']:.4f} against "
                                f"{serving['log_loss']:.4f} serving "
                                f"(allowed rise {config.max_logloss_rise})")
+        if plain is not None:
+            if not new["auc"] >= plain["auc"] - config.max_auc_drop:
+                reasons.append(f"AUC {new['auc']:.4f} against {plain['auc']:.4f} for the plain "
+                               f"2PL challenger (allowed drop {config.max_auc_drop})")
+            if not new["log_loss"] <= plain["log_loss"] + config.max_logloss_rise:
+                reasons.append(f"log-loss {new['log_loss']:.4f} against "
+                               f"{plain['log_loss']:.4f} for the plain 2PL challenger "
+                               f"(allowed rise {config.max_logloss_rise})")
+            if not new["ece"] <= plain["ece"] + config.max_ece_over_plain:
+                reasons.append(f"calibration error (ECE) {new['ece']:.4f} against "
+                               f"{plain['ece']:.4f} for the plain 2PL challenger (allowed "
+                               f"rise {config.max_ece_over_plain})")
     return GateResult(passed=not reasons, reasons=reasons, new=new, serving=serving,
-                      n_holdout_answers=n_answers, n_holdout_students=n_students)
+                      n_holdout_answers=n_answers, n_holdout_students=n_students, plain=plain)

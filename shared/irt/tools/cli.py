@@ -165,7 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibration_arguments(e, "training answers")
     e.add_argument("--options", default=",".join(defaults.DEFAULTS.options),
                    help="learning-aware options, comma-separated: recency, skills, pfa "
-                   "(default none: the plain model; formulas in irt.engine.learning)")
+                   "(default none: the plain model; formulas in irt.engine.learning), or "
+                   "'auto': choose them on 20%% of the training students, keeping plain "
+                   "unless a set wins by more than its noise (irt.engine.auto)")
     e.add_argument("--skill-column", default=None,
                    help="skill column of TRAIN, for the item -> skill map that 'skills' and "
                    "'pfa' learn (ASSISTments files: skill_id)")
@@ -175,8 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="answers in the recent window of the pfa covariates "
                    "(default %(default)s)")
     e.add_argument("--table", action="store_true",
-                   help="evaluate the plain model and every option set, with predict's "
-                   "per-request cost, against the published figures")
+                   help="evaluate the plain model, every option set and auto, with "
+                   "predict's per-request cost, against the published figures")
     e.add_argument("--json", action="store_true", help="print the report as JSON")
 
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
@@ -292,11 +294,11 @@ TABLE_OPTIONS = (("recency",), ("skills",), ("pfa",), ("skills", "pfa"),
 def _evaluate(args: argparse.Namespace) -> int:
     from irt.engine.calibrate import fit
     from irt.engine.evaluate import evaluate
-    from irt.engine.learning import parse_options
+    from irt.engine.learning import AUTO, parse_options
     from irt.engine.learning_fit import with_recency
     from irt.engine.preprocess import prepare_rows
 
-    options = parse_options(args.options)
+    options = parse_options(args.options, allow_auto=True)
     needs_skills = args.table or bool({"skills", "pfa"} & set(options))
     if needs_skills and not args.skill_column:
         raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
@@ -316,17 +318,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     result = fit(train, config, *(skills or ()))
     fit_s = time.perf_counter() - start
-    t_index: dict[str, int] = {}
-    t_student = np.array([t_index.setdefault(s, len(t_index)) for s in te_s])
-    order = np.lexsort((te_o, t_student))
-    test = (t_student[order], [te_i[k] for k in order], te_y[order])
-    runs = [(), *TABLE_OPTIONS] if args.table else [options]
+    test = _ordered(te_s, te_i, te_y, te_o)
+    runs = [(), *TABLE_OPTIONS, (AUTO,)] if args.table else [options]
     rows = []
     fitted: dict[tuple[str, ...], tuple] = {}
     for opts in runs:
         model, extra_s, info = result.model, 0.0, {}
         calibrated = tuple(o for o in opts if o != "recency")
-        if calibrated in fitted:  # recency is not calibrated: reuse the fit without it
+        if opts == (AUTO,):
+            model, extra_s, info = _fit_auto(result.model, train, prepared.answered_at,
+                                             skills, config, args, tr, fitted)
+        elif calibrated in fitted:  # recency is not calibrated: reuse the fit without it
             model, extra_s, info = fitted[calibrated]
             model = with_recency(model, args.recency_decay)
         elif opts:
@@ -349,8 +351,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         _print_table(rows, published)
     else:
         out = rows[0]
-        name = "+".join(out["options"]) or args.model
-        print(f"{name}: calibrated {out['items_calibrated']} items on "
+        print(f"{_row_name(out)}: calibrated {out['items_calibrated']} items on "
               f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s"
               f"{_skill_note(result.model)}; "
               f"{out['n_predictions']} online predictions for {out['n_students']} students "
@@ -360,11 +361,86 @@ def _evaluate(args: argparse.Namespace) -> int:
               f"mean p {out['mean_probability']:.3f} vs {out['mean_correct']:.3f} correct  "
               f"{out['us_per_prediction']:.1f} us/prediction")
         print("  " + _convergence(out))
+        if "option_selection" in out:
+            _print_selection(out["option_selection"])
     for out in rows:
         if not out["converged"]:
-            _log(f"warning: {'+'.join(out['options']) or args.model} did not converge: "
-                 f"{_convergence(out)}")
+            _log(f"warning: {_row_name(out)} did not converge: {_convergence(out)}")
     return 0
+
+
+def _ordered(students: list[str], items: list[str], correct: np.ndarray, order: np.ndarray
+             ) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """A log as ``(student index, item ids, correct)``, each student's answers contiguous
+    and in answer order (the online protocol's layout)."""
+    index: dict[str, int] = {}
+    code = np.array([index.setdefault(s, len(index)) for s in students], dtype=np.int64)
+    rows = np.lexsort((order, code))
+    return code[rows], [items[k] for k in rows], correct[rows]
+
+
+def _row_name(row: dict) -> str:
+    """A table row's model name: ``2pl``, ``2pl+skills+pfa``, ``2pl+auto -> pfa``."""
+    name = "2pl" + ("+" + "+".join(row["options"]) if row["options"] else "")
+    if "chosen" in row:
+        name += " -> " + ("+".join(row["chosen"]) or "plain")
+    return name
+
+
+def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace, tr: tuple,
+              fitted: dict) -> tuple:
+    """``(model, seconds, summary)`` of ``--options auto``: the choice on validation students
+    of TRAIN (:func:`irt.engine.auto.choose_options`, predicting every attempt of theirs in
+    TRAIN, as the test protocol predicts TEST), then the chosen set on every training
+    answer (reusing a fit of the same set when the table already made one)."""
+    from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
+    from irt.engine.learning_fit import with_recency
+
+    start = time.perf_counter()
+    item_skill, skill_ids = skills if skills is not None else (None, ())
+    auto = AutoConfig()
+    chosen_ids = validation_students(train.student_ids, auto.validation_share)
+    val_set = {s for s, v in zip(train.student_ids, chosen_ids.tolist(), strict=True) if v}
+    keep = [k for k, s in enumerate(tr[0]) if s in val_set]
+    validation = _ordered([tr[0][k] for k in keep], [tr[1][k] for k in keep], tr[2][keep],
+                          tr[3][keep])
+    learning = _learning_config(args, ())
+    choice = choose_options(train, answered_at, item_skill, skill_ids, config, learning, auto,
+                            validation)
+    calibrated = tuple(o for o in choice.options if o != "recency")
+    info: dict[str, Any] = {}
+    if calibrated in fitted:
+        model, _, info = fitted[calibrated]
+        if "recency" in choice.options:
+            model = with_recency(model, args.recency_decay)
+        model = _with_selection(model, choice)
+    else:
+        result = fit_chosen(base, train, answered_at, item_skill, skill_ids, learning, choice)
+        model = result.model
+        if calibrated:
+            info = {"em_iterations": result.iterations, "em_converged": result.converged}
+    info = {**info, "chosen": list(choice.options), "option_selection": choice.to_dict()}
+    return model, time.perf_counter() - start, info
+
+
+def _with_selection(model, choice):
+    from dataclasses import replace
+
+    return replace(model, fit={**model.fit, "option_selection": choice.to_dict()},
+                   _index=None, _cache={})
+
+
+def _print_selection(selection: dict) -> None:
+    print(f"  auto: validated on {selection['n_validation_students']} training students "
+          f"({selection['n_validation_answers']} answers), fitted on "
+          f"{selection['n_fit_students']}; chosen: {'+'.join(selection['chosen']) or 'plain'}")
+    for row in selection["table"]:
+        auc = "-" if row.get("auc") is None else f"{row['auc']:.4f}"
+        ece = "-" if row.get("ece") is None else f"{row['ece']:.4f}"
+        gain = "" if row.get("gain") is None else \
+            f" gain {row['gain']:+.5f} (noise {row['noise']:.5f})"
+        print(f"    {'+'.join(row['options']) or 'plain':<22} AUC {auc} ECE {ece}{gain}: "
+              f"{row['verdict']}")
 
 
 def _convergence(row: dict) -> str:
@@ -410,12 +486,10 @@ def _fit_options(base, train, answered_at, skills, options: tuple[str, ...],
     """``(model with the options, seconds, summary)`` by
     :func:`irt.engine.learning_fit.fit_learning`."""
     from irt.engine.learning import learning_of
-    from irt.engine.learning_fit import LearningConfig, fit_learning
+    from irt.engine.learning_fit import fit_learning
 
     item_skill, skill_ids = skills if skills is not None else (None, ())
-    config = LearningConfig(options=options, decay=args.recency_decay, window=args.window,
-                            prior_a=None if args.no_priors else args.prior_a,
-                            prior_b=None if args.no_priors else args.prior_b)
+    config = _learning_config(args, options)
     start = time.perf_counter()
     result = fit_learning(base, train, answered_at, item_skill, skill_ids, config)
     seconds = time.perf_counter() - start
@@ -427,6 +501,15 @@ def _fit_options(base, train, answered_at, skills, options: tuple[str, ...],
                                          "recent_successes", "recent_failures", "skill_last"),
                                         np.round(spec.beta, 4).tolist(), strict=True))
     return result.model, seconds, info
+
+
+def _learning_config(args: argparse.Namespace, options: tuple[str, ...]):
+    """The learning-aware options' settings from the command line."""
+    from irt.engine.learning_fit import LearningConfig
+
+    return LearningConfig(options=options, decay=args.recency_decay, window=args.window,
+                          prior_a=None if args.no_priors else args.prior_a,
+                          prior_b=None if args.no_priors else args.prior_b)
 
 
 def _predict_cost(model, student: np.ndarray, item_ids: list[str], correct: np.ndarray,
@@ -464,13 +547,16 @@ def _print_table(rows: list[dict], published: bool) -> None:
           f"{first['n_predictions']} online predictions for {first['n_students']} test "
           f"students ({first['n_unknown_item_predictions']} on items unknown to the model); "
           "each answer predicted from the same student's earlier answers only")
-    print(f"{'model':<24}{'AUC':>8}{'log-loss':>10}{'Brier':>8}{'ECE':>8}"
+    print(f"{'model':<32}{'AUC':>8}{'log-loss':>10}{'Brier':>8}{'ECE':>8}"
           f"{'fit s':>8}{'us/pred':>9}{'predict us':>12}{'converged':>11}")
     for r in rows:
-        name = "2pl" + ("+" + "+".join(r["options"]) if r["options"] else " (plain)")
-        print(f"{name:<24}{r['auc']:>8.4f}{r['log_loss']:>10.4f}{r['brier']:>8.4f}"
+        name = _row_name(r) if r["options"] else "2pl (plain)"
+        print(f"{name:<32}{r['auc']:>8.4f}{r['log_loss']:>10.4f}{r['brier']:>8.4f}"
               f"{r['ece']:>8.4f}{r['fit_seconds']:>8.1f}{r['us_per_prediction']:>9.1f}"
               f"{r['predict_us_per_request']:>12.1f}{'yes' if r['converged'] else 'NO':>11}")
+    for r in rows:
+        if "option_selection" in r:
+            _print_selection(r["option_selection"])
     if published:
         print("published AUC on the same files (Gervet et al. 2020): " + ", ".join(
             f"{name} {auc:.2f}" for name, auc in PUBLISHED_AUC))

@@ -109,7 +109,7 @@ variable "prepare_gate" {
 }
 
 variable "prepare_env_overrides" {
-  description = "Extra prepare environment (DATA_* thresholds, GATE_MIN_AUC, GATE_HOLDOUT_*; see irt.refresh.RefreshConfig). Applied last."
+  description = "Extra prepare environment (MODEL_OPTIONS e.g. auto, COLUMN_SKILL, DATA_* thresholds, GATE_MIN_AUC, GATE_HOLDOUT_*, GATE_MAX_ECE_OVER_PLAIN; see irt.refresh.RefreshConfig). Applied last."
   type        = map(string)
 }
 

@@ -1,0 +1,271 @@
+"""``auto``: choosing the learning-aware options on held-out *training* students.
+
+numpy only; used by ``prepare`` (``MODEL_OPTIONS=auto``) and ``irt evaluate --options auto``,
+never by ``predict``.
+
+Protocol.  The training students are split by a stable hash of their id (MD5, salted with
+``"auto-options:"`` so the split is independent of the quality gate's sample) into a fit part
+and a validation part (``validation_share`` of the students, default 20 %).  On the fit part
+the plain 2PL is calibrated with the run's settings, then each candidate option set on top of
+it (:func:`irt.engine.learning_fit.fit_learning`; ``recency`` is not calibrated, so the
+recency variants reuse the fits).  Every answer of every validation student is then predicted
+online - from that student's earlier answers only, as ``predict`` is used - by the plain model
+and by each candidate.  The test students of an evaluation are never seen.
+
+Rule (``never lose to plain``).  For a candidate ``c`` and validation student ``s`` let
+``d_s = sum_i [log p_c(y_i) - log p_plain(y_i)]`` over the student's answers: the paired
+log-likelihood gain.  With ``N`` validation answers and ``S`` students::
+
+    gain  = sum_s d_s / N                              (per answer)
+    noise = sqrt(S / (S - 1) * sum_s (d_s - mean d)^2) / N   (its standard error)
+
+A candidate *wins* when ``gain > z * noise`` (``z`` = ``noise_z``, default 2), its AUC is not
+below plain's, and its calibration error is at most plain's + ``max_ece_over_plain`` (0.01).
+Among the winners the largest gain is chosen; with no winner the plain model is kept.  So
+``auto`` never chooses an option set that lost to plain on validation, nor one whose edge is
+within the noise of the validation sample.  The choice, the rule and the whole validation
+table are recorded (:meth:`OptionChoice.to_dict`) in the model artifact
+(``fit["option_selection"]``) and in ``prepare``'s ``report.json``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+
+from irt.engine import defaults
+from irt.engine.calibrate import FitConfig, fit
+from irt.engine.evaluate import metrics, online_predictions
+from irt.engine.learning_fit import LearningConfig, LearningFit, fit_learning, with_recency
+from irt.engine.model import ItemModel
+from irt.engine.responses import Responses
+
+#: The option sets ``auto`` tries when the log has an item -> skill map (plain first).
+CANDIDATES: tuple[tuple[str, ...], ...] = (
+    (), ("recency",), ("skills",), ("pfa",), ("skills", "pfa"), ("recency", "skills", "pfa"))
+#: ... and without one (``skills`` and ``pfa`` need the map).
+CANDIDATES_WITHOUT_SKILLS: tuple[tuple[str, ...], ...] = ((), ("recency",))
+_SALT = "auto-options:"
+
+
+@dataclass(frozen=True)
+class AutoConfig:
+    """Settings of the option choice; a field left out takes its value from
+    :data:`irt.engine.defaults.DEFAULTS` (read when the config is made).
+
+    Attributes:
+        validation_share: share of the training students held out for validation.
+        noise_z: a candidate must beat plain by more than this many standard errors of its
+            paired per-student log-likelihood gain.
+        max_ece_over_plain: a candidate whose validation calibration error exceeds plain's
+            by more than this loses.
+        min_validation_students: with fewer validation students nothing is tried and the
+            plain model is kept (the noise cannot be estimated).
+    """
+
+    validation_share: float = field(
+        default_factory=lambda: defaults.DEFAULTS.auto_validation_share)
+    noise_z: float = field(default_factory=lambda: defaults.DEFAULTS.auto_noise_z)
+    max_ece_over_plain: float = field(
+        default_factory=lambda: defaults.DEFAULTS.max_ece_over_plain)
+    min_validation_students: int = 3
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.validation_share < 1.0:
+            raise ValueError("validation_share must be in (0, 1)")
+        if self.noise_z < 0 or self.max_ece_over_plain < 0:
+            raise ValueError("noise_z and max_ece_over_plain must be >= 0")
+        if self.min_validation_students < 2:
+            raise ValueError("min_validation_students must be at least 2")
+
+
+@dataclass
+class OptionChoice:
+    """Outcome of :func:`choose_options`.
+
+    Attributes:
+        options: the chosen option set (``()``: the plain model).
+        table: one row per candidate (plain first): its options, validation ``auc``,
+            ``log_loss``, ``ece``, ``gain`` and ``noise`` (per answer, against plain),
+            ``em_converged`` and ``verdict`` (``chosen``, ``won``, or why it lost).
+        n_fit_students, n_validation_students, n_validation_answers: the split's sizes.
+        seconds: wall time of the choice.
+    """
+
+    options: tuple[str, ...]
+    table: list[dict[str, Any]]
+    n_fit_students: int
+    n_validation_students: int
+    n_validation_answers: int
+    seconds: float
+    config: AutoConfig = field(default_factory=AutoConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready record (the artifact's ``fit["option_selection"]``)."""
+        return {"method": "auto", "chosen": list(self.options),
+                "rule": (f"largest per-answer log-likelihood gain over plain among the option "
+                         f"sets with gain > {self.config.noise_z:g} x its standard error over "
+                         f"validation students, AUC >= plain's and ECE <= plain's + "
+                         f"{self.config.max_ece_over_plain:g}; else plain"),
+                "validation_share": self.config.validation_share,
+                "n_fit_students": self.n_fit_students,
+                "n_validation_students": self.n_validation_students,
+                "n_validation_answers": self.n_validation_answers,
+                "seconds": round(self.seconds, 3), "table": self.table}
+
+
+def validation_students(student_ids: Sequence[str], share: float) -> np.ndarray:
+    """Whether each student is a validation student: a stable hash of the id (the same split
+    in every run, on every machine) below ``share``."""
+    return np.fromiter(
+        (int.from_bytes(hashlib.md5((_SALT + str(s)).encode()).digest()[:8], "big") / 2.0**64
+         < share for s in student_ids), dtype=bool, count=len(student_ids))
+
+
+def _gain(ll_c: np.ndarray, ll_p: np.ndarray, student: np.ndarray) -> tuple[float, float]:
+    """Per-answer paired log-likelihood gain and its standard error over students."""
+    _, s = np.unique(student, return_inverse=True)
+    d = np.bincount(s, weights=ll_c - ll_p)
+    n, k = ll_c.shape[0], d.shape[0]
+    if k < 2:
+        return float(d.sum() / max(n, 1)), math.inf
+    return float(d.sum() / n), float(math.sqrt(k * d.var(ddof=1)) / n)
+
+
+def _loglik(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    pc = np.clip(p, 1e-15, 1 - 1e-15)
+    return np.where(y > 0, np.log(pc), np.log1p(-pc))
+
+
+def choose_options(train: Responses, order_key: np.ndarray | None, item_skill: np.ndarray | None,
+                   skill_ids: Sequence[str], fit_config: FitConfig, learning: LearningConfig,
+                   config: AutoConfig | None = None,
+                   validation: tuple[np.ndarray, Sequence[str], np.ndarray] | None = None
+                   ) -> OptionChoice:
+    """Choose the option set by the online protocol on held-out training students.
+
+    Args:
+        train: the training answers.
+        order_key: answer time of each answer of ``train`` (``None``: the given order).
+        item_skill: skill index of each item of ``train.item_ids`` (``-1``: none), or ``None``
+            (then only ``recency`` is tried).
+        skill_ids: external id of each skill index.
+        fit_config: the plain calibration's settings (a 2pl).
+        learning: the options' settings (its ``options`` are ignored).
+        config: the rule's settings (default :class:`AutoConfig`).
+        validation: the validation students' answers to predict, as ``(student, item_ids,
+            correct)`` with each student's answers contiguous and in answer order, students
+            being those :func:`validation_students` marks; ``None``: their answers in
+            ``train``.  (``irt evaluate`` passes every attempt of its log, as its test
+            protocol predicts them.)
+
+    Returns:
+        The :class:`OptionChoice`.
+    """
+    cfg = config or AutoConfig()
+    t0 = time.perf_counter()
+    is_val = validation_students(train.student_ids, cfg.validation_share)
+    answer_val = is_val[train.student]
+    fit_part = train.subset(~answer_val)
+    n_val_students = int(np.unique(train.student[answer_val]).shape[0])
+    has_skills = item_skill is not None and bool(np.any(np.asarray(item_skill) >= 0))
+    candidates = CANDIDATES if has_skills else CANDIDATES_WITHOUT_SKILLS
+    if validation is None:
+        rows = np.flatnonzero(answer_val)
+        key = np.arange(train.n_answers, dtype=float) if order_key is None else \
+            np.asarray(order_key, dtype=float)
+        rows = rows[np.lexsort((key[rows], train.student[rows]))]
+        validation = (train.student[rows], [train.item_ids[j] for j in train.item[rows]],
+                      train.correct[rows])
+    v_student, v_items, v_y = validation
+    v_student = np.asarray(v_student)
+    v_y = np.asarray(v_y, dtype=float)
+    n_fit_students = int(np.unique(fit_part.student).shape[0])
+    if n_val_students < cfg.min_validation_students or not fit_part.n_answers:
+        return OptionChoice((), [{"options": [], "verdict": f"chosen: fewer than "
+                                  f"{cfg.min_validation_students} validation students"}],
+                            n_fit_students, n_val_students, int(v_y.shape[0]),
+                            time.perf_counter() - t0, cfg)
+    fit_key = None if order_key is None else np.asarray(order_key)[~answer_val]
+    # the plain model as production fits it: with the skill prior when there is a map
+    base = fit(fit_part, replace(fit_config, compute_se=False),
+               *((item_skill, skill_ids) if has_skills else ())).model
+    models: dict[tuple[str, ...], tuple[ItemModel, bool]] = {(): (base, True)}
+    for opts in candidates[1:]:
+        calibrated = tuple(o for o in opts if o != "recency")
+        if not calibrated:
+            models[opts] = (with_recency(base, learning.decay), True)
+            continue
+        if calibrated not in models:
+            result = fit_learning(base, fit_part, fit_key, item_skill, skill_ids,
+                                  replace(learning, options=calibrated))
+            models[calibrated] = (result.model, result.converged)
+        if "recency" in opts:
+            model, ok = models[calibrated]
+            models[opts] = (with_recency(model, learning.decay), ok)
+    table = []
+    ll_plain = None
+    for opts in candidates:
+        model, converged = models[opts]
+        p = online_predictions(model, v_student, model.positions(list(v_items)),
+                               v_y.astype(np.int8))
+        ll = _loglik(v_y, p)
+        if ll_plain is None:
+            ll_plain = ll
+        gain, noise = _gain(ll, ll_plain, v_student)
+        m = metrics(v_y, p)
+        table.append({"options": list(opts), "auc": m["auc"], "log_loss": m["log_loss"],
+                      "ece": m["ece"], "gain": gain, "noise": noise,
+                      "em_converged": bool(converged)})
+    plain = table[0]
+    plain["verdict"] = "baseline"
+    best = None
+    for row in table[1:]:
+        why = []
+        if not row["em_converged"]:
+            why.append("its EM did not converge")
+        if not row["gain"] > cfg.noise_z * row["noise"]:
+            why.append(f"gain {row['gain']:.5f} within {cfg.noise_z:g} x noise "
+                       f"{row['noise']:.5f}" if row["gain"] > 0 else
+                       f"lower log-likelihood than plain ({row['gain']:.5f} per answer)")
+        if not row["auc"] >= plain["auc"]:
+            why.append(f"AUC {row['auc']:.4f} below plain's {plain['auc']:.4f}")
+        if not row["ece"] <= plain["ece"] + cfg.max_ece_over_plain:
+            why.append(f"ECE {row['ece']:.4f} above plain's {plain['ece']:.4f} + "
+                       f"{cfg.max_ece_over_plain:g}")
+        row["verdict"] = "lost: " + "; ".join(why) if why else "won"
+        if not why and (best is None or row["gain"] > best["gain"]):
+            best = row
+    if best is None:
+        plain["verdict"] = "chosen (no option set won)"
+        chosen: tuple[str, ...] = ()
+    else:
+        best["verdict"] = "chosen"
+        chosen = tuple(best["options"])
+    for row in table:
+        for key in ("auc", "log_loss", "ece", "gain", "noise"):
+            row[key] = None if not math.isfinite(row[key]) else round(float(row[key]), 6)
+    return OptionChoice(chosen, table, n_fit_students, n_val_students, int(v_y.shape[0]),
+                        time.perf_counter() - t0, cfg)
+
+
+def fit_chosen(base: ItemModel, train: Responses, order_key: np.ndarray | None,
+               item_skill: np.ndarray | None, skill_ids: Sequence[str],
+               learning: LearningConfig, choice: OptionChoice) -> LearningFit:
+    """The chosen option set calibrated on every training answer on top of ``base`` (the
+    plain fit of all of them), the choice recorded in ``model.fit["option_selection"]``."""
+    calibrated = tuple(o for o in choice.options if o != "recency")
+    result = fit_learning(base, train, order_key, item_skill, skill_ids,
+                          replace(learning, options=calibrated))
+    model = result.model
+    if "recency" in choice.options:
+        model = with_recency(model, learning.decay)
+    model = replace(model, fit={**model.fit, "option_selection": choice.to_dict()},
+                    _index=None, _cache={})
+    return replace(result, model=model)
