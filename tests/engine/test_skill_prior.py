@@ -312,3 +312,26 @@ def test_an_artifact_without_the_section_still_loads() -> None:
     doc = _doc_with(skills=KeyError)
     assert item_bank_from_dict(doc).skills == {}
     assert item_bank_from_dict(_doc_with(skills={})).skills == {}
+
+
+# --------------------------------------------------------------------------- learning options
+def test_calibrated_options_start_from_the_fit_without_the_skill_prior() -> None:
+    """``base_for_options``: "skills"/"pfa" start from the same plain fit without the skill
+    prior (the skills section kept for predict); recency alone, or a base fitted without the
+    prior, is used as is."""
+    from irt.engine.learning_fit import base_for_options
+
+    sim = simulate(300, 40, 6, seed=11)
+    skill = np.arange(40) % 5
+    config = FitConfig(compute_se=False)
+    skilled = fit(sim.responses, config, skill, SKILL_IDS[:5]).model
+    assert base_for_options(skilled, ("recency",), sim.responses, config, skill,
+                            SKILL_IDS[:5]) is skilled
+    start = base_for_options(skilled, ("recency", "pfa"), sim.responses, config, skill,
+                             SKILL_IDS[:5])
+    plain = fit(sim.responses, replace(config, skill_prior=False), skill, SKILL_IDS[:5]).model
+    assert start.fit["skill_prior"] is False and start.skills["item_skills"]
+    np.testing.assert_array_equal(start.b, plain.b)
+    assert np.max(np.abs(start.b - skilled.b)) > 0.01
+    assert base_for_options(plain, ("skills",), sim.responses, config, skill,
+                            SKILL_IDS[:5]) is plain

@@ -503,7 +503,11 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
                                                "option_selection": selection})
             return Calibrated(model, result, fit_config, selection=selection)
     if options:  # 6b. the learning-aware options, on the same training answers
-        learning = _fit_learning(config, result.model, train, order_key, prepared.skills,
+        from irt.engine.learning_fit import base_for_options
+
+        base = base_for_options(result.model, options, train, fit_config, item_skill,
+                                skill_ids)  # calibrated options: without the skill prior
+        learning = _fit_learning(config, base, train, order_key, prepared.skills,
                                  prepared.responses.item_ids, run.say, options)
         model = learning.model
         if selection is not None:
