@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo serve test lint bench evaluate venv clean build tf-check drills
+.PHONY: demo serve test lint bench evaluate venv clean build tf-check drills provider-schema
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ tf-check: $(TOOLS_STAMP)
 	$(TOOLS)/bin/terraform fmt -check -recursive -diff terraform
 	BC_SKIP_MAPPING=TRUE $(TOOLS)/bin/checkov -d terraform --framework terraform --skip-download --quiet --compact
 
+# The provider schemas (hashicorp/google 6.50.0, time, archive) from their pinned PyPI packages
+# (cdktf-cdktf-provider-*, sha256-checked), cached in .provider-schema/ (ignored): what
+# tests/deploy/test_provider_schema.py checks terraform/ against, offline.
+provider-schema: $(STAMP)
+	$(PY) scripts/provider_schema.py
+
 # A scheduled refresh, then serving: functions-framework runs `prepare` over the bundled sample
 # log (samples/answers.csv.gz, DuckDB running the BigQuery SQL) into build/local/model_dir and
 # is called as Cloud Scheduler calls it; then `predict` serves that model and answers samples.
@@ -48,7 +54,7 @@ serve: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint tf-check
+test: lint tf-check provider-schema
 	$(PY) -m pytest -q
 
 # Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:
@@ -60,6 +66,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_sparse.py --skip-no-priors
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_diagnostics.py
 
 # Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
 # IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then
@@ -83,4 +90,4 @@ evaluate: $(STAMP)
 	done
 
 clean:
-	rm -rf $(VENV) $(TOOLS) build .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(TOOLS) build .pytest_cache .ruff_cache .hypothesis .provider-schema

@@ -16,6 +16,7 @@ Configuration (environment), checked once at start by
 :class:`irt.serving.config.PredictConfig` (which documents each rule; a broken rule stops
 the instance with a log line naming the variable): ``MODEL_BUCKET`` (or ``MODEL_DIR``),
 ``MODEL_PREFIX``, ``MODEL_REFRESH_SECONDS``, ``MODEL_RETRY_SECONDS``,
+``MODEL_REFRESH_WAIT_SECONDS``,
 ``STORAGE_TIMEOUT_SECONDS``, and the size caps ``MAX_BODY_BYTES`` (1 MiB),
 ``MAX_RESPONSES`` (1000 answers per student), ``MAX_ITEMS`` (5000 requested items),
 ``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), each a 413 when exceeded.
@@ -115,7 +116,7 @@ LIMITS = CONFIG.limits
 MAX_BODY_BYTES = CONFIG.max_body_bytes
 RETRY_AFTER_SECONDS = CONFIG.retry_after_seconds
 STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.retry_seconds,
-                   log)
+                   log, wait_seconds=CONFIG.refresh_wait_seconds)
 STORE.load()  # at cold start; a failure is logged and retried in the background
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a

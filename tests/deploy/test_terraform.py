@@ -12,94 +12,27 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Iterator
-from functools import cache
-from pathlib import Path
-from typing import Any
 
-import hcl2
 import pytest
 import yaml
-
-ROOT = Path(__file__).resolve().parents[2]
-TF = ROOT / "terraform"
-MODULE = TF / "modules" / "irt"
-ENVS = ("staging", "prod")
-OPTIONS = hcl2.SerializationOptions(with_comments=False, explicit_blocks=False,
-                                    strip_string_quotes=True)
-PUBLIC = ("allusers", "allauthenticatedusers")
-DOC_KEYS = {"description", "error_message", "content", "display_name"}
-
-
-@cache
-def parse(path: Path) -> dict[str, Any]:
-    with path.open() as f:
-        return hcl2.load(f, serialization_options=OPTIONS)
-
-
-def merged(folder: Path) -> dict[str, list]:
-    """All top-level blocks of the folder's .tf files, by block type."""
-    out: dict[str, list] = {}
-    for path in sorted(folder.glob("*.tf")):
-        for key, value in parse(path).items():
-            out.setdefault(key, []).extend(value)
-    return out
-
-
-def resources(folder: Path = MODULE) -> dict[tuple[str, str], dict]:
-    """(type, name) -> body of every resource in the folder."""
-    out = {}
-    for block in merged(folder).get("resource", []):
-        for rtype, named in block.items():
-            for name, body in named.items():
-                out[(rtype, name)] = body
-    return out
-
-
-def of_type(rtype: str) -> dict[str, dict]:
-    return {name: body for (t, name), body in resources().items() if t == rtype}
-
-
-def variables(folder: Path) -> dict[str, dict]:
-    return {name: body for block in merged(folder).get("variable", [])
-            for name, body in block.items()}
-
-
-def locals_(folder: Path = MODULE) -> dict[str, Any]:
-    return {k: v for block in merged(folder).get("locals", []) for k, v in block.items()}
-
-
-def tfvars(env: str) -> dict[str, Any]:
-    return parse(TF / "environments" / env / "terraform.tfvars")
-
-
-def module_call(env: str) -> dict[str, Any]:
-    (block,) = merged(TF / "environments" / env)["module"]
-    return block["irt"]
-
-
-def strings(value: Any, skip: set[str] = DOC_KEYS) -> Iterator[str]:
-    """Every string in a parsed value (and every dict key), except under documentation keys."""
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield str(key)
-            if key not in skip:
-                yield from strings(item, skip)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings(item, skip)
-
-
-def one(value: list[dict]) -> dict:
-    """A nested block (hcl2 gives a list of one dict)."""
-    assert isinstance(value, list) and len(value) == 1, value
-    return value[0]
-
-
-def all_tf_files() -> list[Path]:
-    return sorted([*TF.rglob("*.tf"), *TF.rglob("*.tfvars")])
+from tfconfig import (
+    CONFIG,
+    ENVS,
+    PUBLIC,
+    ROOT,
+    TF,
+    all_tf_files,
+    backend,
+    locals_,
+    merged,
+    of_type,
+    one,
+    parse,
+    resources,
+    strings,
+    tfvars,
+    variables,
+)
 
 
 def function_dirs() -> list[str]:
@@ -107,62 +40,54 @@ def function_dirs() -> list[str]:
 
 
 # --------------------------------------------------------------------------- layout
-def test_every_file_parses_and_layout_is_one_module_two_environments() -> None:
+def test_every_file_parses_and_layout_is_one_root_two_environments() -> None:
     for path in all_tf_files():
         assert isinstance(parse(path), dict), path
     assert sorted(p.name for p in (TF / "environments").iterdir() if p.is_dir()) == sorted(ENVS)
-    for env in ENVS:
-        assert module_call(env)["source"] == "../../modules/irt"
+    roots = sorted({p.parent for p in TF.rglob("*.tf")})
+    assert roots == [CONFIG], "one Terraform configuration, no module copies"
+    (terraform,) = [b for b in merged(CONFIG)["terraform"] if "backend" in b]
+    assert one(terraform["backend"]) == {"gcs": {}}  # partial: bucket from backend.hcl
 
 
-def test_no_workspaces_each_environment_has_its_own_state_prefix_and_project() -> None:
+def test_no_workspaces_each_environment_has_its_own_state_bucket_and_project() -> None:
+    """#14, 5: one state bucket per project, <project_id>-tfstate, created in that project
+    (README bootstrap), so neither environment's deploy account can reach the other's state."""
     for path in all_tf_files():
         assert "terraform.workspace" not in path.read_text(), path
-    prefixes = {}
+    buckets = {}
     for env in ENVS:
-        (terraform,) = parse(TF / "environments" / env / "backend.tf")["terraform"]
-        gcs = one(terraform["backend"])["gcs"]
-        prefixes[env] = gcs["prefix"]
-        assert env in gcs["prefix"]
-    assert len(set(prefixes.values())) == len(ENVS)
+        config = backend(env)
+        assert set(config) == {"bucket", "prefix"}, env
+        assert config["bucket"] == f"{tfvars(env)['project_id']}-tfstate", env
+        buckets[env] = config["bucket"]
+    assert len(set(buckets.values())) == len(ENVS)
     projects = {tfvars(env)["project_id"] for env in ENVS}
     assert len(projects) == len(ENVS)
     assert {tfvars(env)["environment"] for env in ENVS} == set(ENVS)
 
 
 def test_environments_differ_only_in_tfvars_and_backend() -> None:
-    for name in ("main.tf", "variables.tf", "outputs.tf"):
-        texts = {(TF / "environments" / env / name).read_text() for env in ENVS}
-        assert len(texts) == 1, f"environments/*/{name} differ"
+    """#14, thin environments: an environment is its terraform.tfvars and backend.hcl; the
+    variables are declared once (terraform/irt/variables.tf)."""
     for env in ENVS:
         assert sorted(p.name for p in (TF / "environments" / env).iterdir()
-                      if not p.name.startswith(".")) == [
-            "backend.tf", "main.tf", "outputs.tf", "terraform.tfvars", "variables.tf"]
+                      if not p.name.startswith(".")) == ["backend.hcl", "terraform.tfvars"]
 
 
-def test_every_module_variable_is_set_in_both_environments() -> None:
-    module_vars = set(variables(MODULE))
+def test_every_variable_is_set_in_both_environments() -> None:
+    declared = variables(CONFIG)
     for env in ENVS:
-        folder = TF / "environments" / env
-        call = module_call(env)
-        passed = set(call) - {"source"}
-        assert passed == module_vars, (f"{env}: module inputs not passed: "
-                                       f"{sorted(module_vars - passed)}, unknown: "
-                                       f"{sorted(passed - module_vars)}")
-        env_vars = variables(folder)
-        referenced = set(re.findall(r"\bvar\.([a-z0-9_]+)",
-                                    "\n".join(strings(merged(folder)))))
-        assert referenced <= set(env_vars), sorted(referenced - set(env_vars))
         values = tfvars(env)
-        unset = [v for v, body in env_vars.items() if v not in values and "default" not in body]
+        unset = [v for v, body in declared.items() if v not in values and "default" not in body]
         assert not unset, f"{env}: variables without a value in terraform.tfvars: {unset}"
-        unknown = set(values) - set(env_vars)
+        unknown = set(values) - set(declared)
         assert not unknown, f"{env}: tfvars for undeclared variables: {sorted(unknown)}"
 
 
 def test_module_variables_used_and_referenced_ones_declared() -> None:
-    declared = set(variables(MODULE))
-    text = "\n".join(strings({k: v for k, v in merged(MODULE).items() if k != "variable"}))
+    declared = set(variables(CONFIG))
+    text = "\n".join(strings({k: v for k, v in merged(CONFIG).items() if k != "variable"}))
     used = set(re.findall(r"\bvar\.([a-z0-9_]+)", text))
     assert used <= declared, sorted(used - declared)
     assert declared <= used, f"declared but unused: {sorted(declared - used)}"
@@ -176,7 +101,7 @@ def test_no_public_principals_anywhere() -> None:
 
 
 def test_invoker_variable_rejects_public_principals() -> None:
-    (validation,) = variables(MODULE)["predict_invokers"]["validation"]
+    (validation,) = variables(CONFIG)["predict_invokers"]["validation"]
     assert "serviceAccount|group|user" in validation["condition"]
     for env in ENVS:
         for member in tfvars(env)["predict_invokers"]:
@@ -192,7 +117,11 @@ def test_project_level_roles_are_few_and_never_basic() -> None:
             project_roles.add(body["role"])
     assert not project_roles & {"roles/owner", "roles/editor", "roles/viewer"}
     assert project_roles == {"roles/bigquery.jobUser", "roles/bigquery.readSessionUser",
-                             "roles/logging.logWriter"}
+                             "roles/logging.logWriter", "roles/storage.objectViewer"}
+    # the one project-level storage grant is held to Cloud Functions' source copy (#14, 1)
+    storage = [b for (t, _), b in resources().items()
+               if t == "google_project_iam_member" and b["role"] == "roles/storage.objectViewer"]
+    assert [one(b["condition"])["expression"].count("gcf_sources_bucket") for b in storage] == [2]
     for (rtype, name), body in resources().items():
         if "_iam_" in rtype:
             role = body.get("role", "")
@@ -235,6 +164,7 @@ def test_grants_follow_least_privilege_per_account() -> None:
     assert grants["predict"] == {("storage_bucket", "roles/storage.objectViewer")}
     assert grants["scheduler"] == {("cloud_run_v2_service", "roles/run.invoker")}
     assert grants["build"] == {("project", "roles/logging.logWriter"),
+                               ("project", "roles/storage.objectViewer"),
                                ("storage_bucket", "roles/storage.objectViewer"),
                                ("artifact_registry_repository", "roles/artifactregistry.writer")}
     buckets = {name: body["bucket"] for (t, name), body in resources().items()
@@ -297,19 +227,16 @@ def test_functions_match_the_functions_folder_and_the_build() -> None:
 
 
 def test_sources_are_zipped_from_the_build_and_named_by_their_hash() -> None:
-    (archive,) = [b["archive_file"]["source"] for b in merged(MODULE)["data"]
+    (archive,) = [b["archive_file"]["source"] for b in merged(CONFIG)["data"]
                   if "archive_file" in b]
-    assert archive["source_dir"] == "${var.source_root}/${each.key}"
+    assert archive["source_dir"] == "${local.source_root}/${each.key}"
     assert archive["output_file_mode"] == "0644"
     assert archive["type"] == "zip"
-    assert not archive["output_path"].startswith("${var.source_root}/${each.key}")
+    assert not archive["output_path"].startswith("${local.source_root}/${each.key}")
     obj = of_type("google_storage_bucket_object")["source"]
     assert "${data.archive_file.source[each.key].output_sha256}" in obj["name"]
-    for env in ENVS:
-        root = module_call(env)["source_root"]
-        assert root == "${path.root}/../../../build/functions"
-        resolved = (TF / "environments" / env / "../../../build/functions").resolve()
-        assert resolved == ROOT / "build" / "functions"
+    assert locals_()["source_root"] == "${path.root}/../../build/functions"
+    assert (CONFIG / "../../build/functions").resolve() == ROOT / "build" / "functions"
     script = (ROOT / "scripts" / "build_functions.py").read_text()
     assert 'DEFAULT_OUT = ROOT / "build" / "functions"' in script
 
@@ -379,14 +306,16 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert 'jsonPayload.event="refresh_failed"' in metrics["refresh_failed"]["filter"]
     assert "severity>=ERROR" in metrics["refresh_failed"]["filter"]
     assert 'jsonPayload.event="model_published"' in metrics["model_published"]["filter"]
-    assert "google_cloudfunctions2_function.prepare.name" in locals_()["prepare_log_filter"]
-    for body in metrics.values():
-        assert body["filter"].startswith("${local.prepare_log_filter} AND ")
+    assert "local.function_names.prepare" in locals_()["prepare_log_filter"]
+    for name, body in metrics.items():
+        start = "${local.predict_filter} AND " if name == "model_loaded" else \
+            "${local.prepare_log_filter} AND "
+        assert body["filter"].startswith(start), name
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
                              "predict_4xx", "predict_latency", "memory", "refresh_slow"}
     for name, body in policies.items():
-        assert body["notification_channels"] == "${var.notification_channels}"
+        assert body["notification_channels"] == "${local.notification_channels}"
         if "dynamic" in body:  # one condition per function (memory)
             continue
         cond = one(one(body["conditions"])["condition_threshold"])
@@ -441,9 +370,8 @@ def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None
 
 
 def test_outputs_expose_urls_bucket_and_service_accounts() -> None:
-    for folder in (MODULE, TF / "environments" / "staging"):
-        outputs = {k for block in merged(folder)["output"] for k in block}
-        assert {"predict_url", "prepare_url", "model_bucket", "service_accounts"} <= outputs
+    outputs = {k for block in merged(CONFIG)["output"] for k in block}
+    assert {"predict_url", "prepare_url", "model_bucket", "service_accounts"} <= outputs
 
 
 def test_checkov_skips_are_justified() -> None:
@@ -455,29 +383,23 @@ def test_checkov_skips_are_justified() -> None:
 
 
 # --------------------------------------------------------------------------- Cloud Build
-def test_cloudbuild_steps_have_ids_explicit_order_and_apply_the_saved_plan() -> None:
+def test_staging_pipeline_validates_plans_applies_the_saved_plan_and_smoke_tests() -> None:
+    """The staging build (cloudbuild.yaml); prod's two builds: tests/deploy/test_release.py."""
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in config["steps"]}
-    assert list(steps) == ["test", "build", "fmt", "init", "plan", "apply", "smoke"]
-    assert all("waitFor" in s for s in steps.values())
+    assert list(steps) == ["test", "build", "fmt", "init", "validate", "plan", "apply", "smoke",
+                           "passed"]
     assert "make test" in steps["test"]["args"][-1]
     assert "make build" in steps["build"]["args"][-1]
     assert steps["fmt"]["args"] == ["fmt", "-check", "-recursive", "terraform"]
-    assert set(steps["plan"]["waitFor"]) == {"init", "build", "test"}
+    assert set(steps["plan"]["waitFor"]) == {"validate", "build", "test"}
     assert steps["apply"]["waitFor"] == ["plan"]
     assert steps["smoke"]["waitFor"] == ["apply"]
-    for step in ("init", "plan", "apply"):
-        assert steps[step]["dir"] == "terraform/environments/${_ENV}"
-    assert "-out=tfplan" in steps["plan"]["args"]
-    assert "apply -input=false -lock-timeout=5m tfplan" in steps["apply"]["args"][-1]
-    assert "-backend-config=\"bucket=${_TF_STATE_BUCKET}\"" in steps["init"]["args"][-1]
-    smoke = steps["smoke"]["args"][-1]
-    assert 'gcloud auth print-identity-token --audiences="$$URL"' in smoke
-    assert "Authorization: Bearer" in smoke
-    assert config["substitutions"]["_ENV"] == "staging"
-    # every shell variable is escaped ($$X); only substitutions are $_X / ${_X}
-    text = (ROOT / "cloudbuild.yaml").read_text()
-    assert not re.findall(r"(?<!\$)\$(?!\$|_|\{_)[A-Za-z({]", text)
+    script = (ROOT / "scripts" / "release" / "pipeline.sh").read_text()
+    assert 'terraform -chdir="$TF_ROOT" apply -input=false -lock-timeout=5m tfplan' in script
+    assert "-out=tfplan" in script
+    assert 'gcloud auth print-identity-token --audiences="$url"' in script
+    assert "Authorization: Bearer" in script
 
 
 # --------------------------------------------------------------------------- defaults
@@ -491,10 +413,9 @@ def test_calibration_settings_are_the_project_defaults_unless_an_environment_set
     Terraform variables for those settings default to null, an environment's tfvars leave them
     out, and a null one is not put in the function's environment (so from_env falls back to
     DEFAULTS) - rather than a fourth set of defaults in the tfvars."""
-    for folder in (MODULE, *(TF / "environments" / env for env in ENVS)):
-        declared = variables(folder)
-        for name in CALIBRATION_VARIABLES:
-            assert declared[name].get("default", "missing") is None, (folder.name, name)
+    declared = variables(CONFIG)
+    for name in CALIBRATION_VARIABLES:
+        assert declared[name].get("default", "missing") is None, name
     for env in ENVS:
         assert not set(CALIBRATION_VARIABLES) & set(tfvars(env)), env
     expr = str(locals_()["prepare_env"])

@@ -1,21 +1,23 @@
 """``predict``'s configuration, read from the environment once at start and checked.
 
-==========================  =========  =================================================
-variable                    default    rule
-==========================  =========  =================================================
-``MODEL_BUCKET``            (none)     Cloud Storage bucket of ``<MODEL_PREFIX>/LATEST``
-                                       and ``<MODEL_PREFIX>/<version>/model.json``
-``MODEL_DIR``               see below  the same layout in a directory (without a bucket)
-``MODEL_PREFIX``            models     letters, digits, ``-``, ``_`` and ``/``
-``MODEL_REFRESH_SECONDS``   60         re-read the pointer at most this often, 0-86400
-``MODEL_RETRY_SECONDS``     5          without a model, retry this often, 0-3600
-``STORAGE_TIMEOUT_SECONDS`` 2          per storage call, retries included, 0.01-300
-``MAX_BODY_BYTES``          1048576    request body, 1 - 33554432 (Cloud Run's 32 MiB)
-``MAX_RESPONSES``           1000       answers per student, 1-100000
-``MAX_ITEMS``               5000       requested items per student, 1-1000000
-``MAX_STUDENTS``            100        students per batch, 1-10000
-``MAX_K``                   100        next items per request, 1-10000
-==========================  =========  =================================================
+==============================  =========  =================================================
+variable                        default    rule
+==============================  =========  =================================================
+``MODEL_BUCKET``                (none)     Cloud Storage bucket of ``<MODEL_PREFIX>/LATEST``
+                                           and ``<MODEL_PREFIX>/<version>/model.json``
+``MODEL_DIR``                   see below  the same layout in a directory (without a bucket)
+``MODEL_PREFIX``                models     letters, digits, ``-``, ``_`` and ``/``
+``MODEL_REFRESH_SECONDS``       60         re-read the pointer at most this often, 0-86400
+``MODEL_RETRY_SECONDS``         5          without a model, retry this often, 0-3600
+``MODEL_REFRESH_WAIT_SECONDS``  0.25       a request waits this long for a due refresh, 0-5
+                                           (Cloud Run gives CPU only while requests run)
+``STORAGE_TIMEOUT_SECONDS``     2          per storage call, retries included, 0.01-300
+``MAX_BODY_BYTES``              1048576    request body, 1 - 33554432 (Cloud Run's 32 MiB)
+``MAX_RESPONSES``               1000       answers per student, 1-100000
+``MAX_ITEMS``                   5000       requested items per student, 1-1000000
+``MAX_STUDENTS``                100        students per batch, 1-10000
+``MAX_K``                       100        next items per request, 1-10000
+==============================  =========  =================================================
 
 Exceeding a ``MAX_*`` cap is a 413.  A value that breaks its rule raises
 :class:`irt.errors.ConfigError` naming the variable: ``functions/predict/main.py`` logs it
@@ -46,6 +48,7 @@ class PredictConfig:
         prefix: ``MODEL_PREFIX`` without surrounding slashes.
         refresh_seconds: ``MODEL_REFRESH_SECONDS``.
         retry_seconds: ``MODEL_RETRY_SECONDS``.
+        refresh_wait_seconds: ``MODEL_REFRESH_WAIT_SECONDS``.
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``.
         max_body_bytes: ``MAX_BODY_BYTES``.
         limits: the request caps ``MAX_RESPONSES``, ``MAX_ITEMS``, ``MAX_STUDENTS``,
@@ -57,6 +60,7 @@ class PredictConfig:
     prefix: str = "models"
     refresh_seconds: float = 60.0
     retry_seconds: float = 5.0
+    refresh_wait_seconds: float = 0.25
     storage_timeout_seconds: float = 2.0
     max_body_bytes: int = 1 << 20
     limits: Limits = field(default_factory=Limits)
@@ -93,6 +97,7 @@ class PredictConfig:
             prefix=prefix,
             refresh_seconds=env_float(env, "MODEL_REFRESH_SECONDS", 60.0, 0.0, 86_400.0),
             retry_seconds=env_float(env, "MODEL_RETRY_SECONDS", 5.0, 0.0, 3_600.0),
+            refresh_wait_seconds=env_float(env, "MODEL_REFRESH_WAIT_SECONDS", 0.25, 0.0, 5.0),
             storage_timeout_seconds=env_float(env, "STORAGE_TIMEOUT_SECONDS", 2.0, 0.01,
                                               300.0),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1 << 20, 1, MAX_BODY_LIMIT),

@@ -39,11 +39,18 @@ class ModelSource(Protocol):
 class ModelCache:
     """The serving model, loaded once per instance and refreshed in the background.
 
-    :meth:`current` returns the cached ``(model, version)`` at once, never waiting on
-    storage.  When a check is due it starts one background thread (never more than one at a
-    time) that re-reads the pointer; a new version is downloaded, validated and swapped in
-    with a single assignment.  A storage error keeps the cached model; an invalid model is
-    rejected (and not fetched again) and the cached one kept.  :meth:`load` does the same
+    When a check is due, :meth:`current` starts one background thread (never more than one at
+    a time) that re-reads the pointer; a new version is downloaded, validated and swapped in
+    with a single assignment.  While that thread runs, a request waits for it at most
+    ``wait_seconds`` before it answers with the cached model: Cloud Run allocates an instance
+    CPU only while it serves requests (https://cloud.google.com/run/docs/configuring/billing-settings;
+    "avoid background activities", https://cloud.google.com/run/docs/tips/general), so a
+    refresh left to run after the response would stall until traffic came back.  Waiting in
+    the request keeps an unchanged pointer's check inside the request that found it due, and
+    gives a new model's load the CPU of the requests that follow, ``wait_seconds`` each at
+    most; a storage outage costs a request at most ``wait_seconds``.  A storage error keeps
+    the cached model; an invalid model is rejected (and not fetched again) and the cached one
+    kept.  :meth:`load` does the same
     synchronously (cold start).
 
     Args:
@@ -51,12 +58,13 @@ class ModelCache:
         limits: the request caps the model is warmed for.
         refresh_seconds: re-read the pointer at most this often while a model serves.
         retry_seconds: while no model is loaded, retry at most this often.
+        wait_seconds: how long a request waits for a refresh in flight (0: never).
         log: where the ``model loaded`` / ``model rejected`` / ``model refresh failed``
             lines go (their fields in ``extra={"fields": ...}``).
     """
 
     def __init__(self, source: ModelSource, limits: Limits, refresh_seconds: float,
-                 retry_seconds: float, log: logging.Logger) -> None:
+                 retry_seconds: float, log: logging.Logger, wait_seconds: float = 0.0) -> None:
         self.source = source
         self.limits = limits
         self.refresh_seconds = refresh_seconds
@@ -66,6 +74,8 @@ class ModelCache:
         self._next_check = 0.0
         self._lock = threading.Lock()
         self._rejected: set[str] = set()
+        self.wait_seconds = wait_seconds
+        self._thread: threading.Thread | None = None
 
     @property
     def loaded(self) -> tuple[ItemModel, str] | None:
@@ -74,10 +84,15 @@ class ModelCache:
 
     def current(self) -> tuple[ItemModel, str] | None:
         """The serving ``(model, version)``, or ``None`` before any model loaded; starts a
-        background refresh when one is due."""
+        background refresh when one is due and waits for one in flight up to
+        ``wait_seconds``."""
         if time.monotonic() >= self._next_check and self._lock.acquire(blocking=False):
-            threading.Thread(target=self._refresh_and_release, name="model-refresh",
-                             daemon=True).start()
+            self._thread = threading.Thread(target=self._refresh_and_release,
+                                            name="model-refresh", daemon=True)
+            self._thread.start()
+        thread = self._thread
+        if self.wait_seconds > 0 and thread is not None and thread.is_alive():
+            thread.join(self.wait_seconds)
         return self._current
 
     def load(self) -> tuple[ItemModel, str] | None:

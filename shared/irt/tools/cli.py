@@ -183,7 +183,38 @@ def build_parser() -> argparse.ArgumentParser:
 
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    _add_diagnostics_parsers(sub)
     return parser
+
+
+def _add_diagnostics_parsers(sub) -> None:
+    """``diagnose`` and ``compare`` (irt.engine.diagnostics, irt.engine.comparison)."""
+    g = sub.add_parser("diagnose", help="item, person and global fit of a model on answers",
+                       description="Item fit (S-X2 on a complete test, grouped X2, infit/outfit "
+                       "with z, Zh), person fit (Zh, infit/outfit), global fit (M2 with RMSEA, "
+                       "SRMSR, TLI, CFI on a complete test; log-likelihood, AIC, BIC), local "
+                       "dependence (Q3, LD-X2) and reliability, as R mirt computes them. On a "
+                       "sparse log the statistics that need every student to answer every "
+                       "item are not computed, and the report says what replaces them.",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    g.add_argument("model", type=Path, help="model JSON written by 'fit'")
+    g.add_argument("answers", type=Path, help="answers CSV")
+    g.add_argument("--json", action="store_true", help="print every statistic as JSON")
+    g.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
+    c = sub.add_parser("compare", help="compare two models on the same answers",
+                       description="Log-likelihood, AIC and BIC of two models on the answers "
+                       "to the items both know, the likelihood-ratio test when their types "
+                       "nest (rasch = 1pl < 2pl < 3pl; valid for maximum-likelihood fits, "
+                       "--no-priors, to these answers), and each model's online AUC and "
+                       "log-loss (every answer predicted from the student's earlier ones; pass "
+                       "held-out students for an out-of-sample comparison).", epilog=EPILOG,
+                       formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("model_a", type=Path, help="first model JSON")
+    c.add_argument("model_b", type=Path, help="second model JSON")
+    c.add_argument("answers", type=Path, help="answers CSV (answered_at orders each student's "
+                   "answers for the online metrics; else the file order)")
+    c.add_argument("--json", action="store_true", help="print the comparison as JSON")
+    c.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
 
 
 def _read_rows(path: Path, lenient: bool, extra_columns: tuple[str, ...] = ()) -> list[dict]:
@@ -623,6 +654,44 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _diagnose(args: argparse.Namespace) -> int:
+    from irt.engine.diagnostics import diagnose
+    from irt.engine.preprocess import prepare_rows
+    from irt.tools.diagnostics_report import format_diagnostics
+
+    model = load_model(args.model.read_bytes())
+    prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+    result = diagnose(model, prepared.responses)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    else:
+        print(format_diagnostics(result))
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from irt.engine.comparison import compare
+    from irt.engine.preprocess import prepare_rows
+    from irt.tools.diagnostics_report import format_comparison
+
+    models = []
+    for path in (args.model_a, args.model_b):
+        try:
+            models.append(load_model(path.read_bytes()))
+        except ModelFormatError as exc:
+            _log(f"error: {path}: invalid model: {exc}")
+            return 2
+    prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+    order = prepared.answered_at
+    result = compare(*models, prepared.responses, labels=(str(args.model_a), str(args.model_b)),
+                     order=None if order is None or np.isnan(order).all() else order)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=1, allow_nan=False))
+    else:
+        print(format_comparison(result))
+    return 0
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -630,7 +699,8 @@ def _log(message: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 = bad input, 3 = fit did not converge)."""
     args = build_parser().parse_args(argv)
-    handlers = {"fit": _fit, "score": _score, "evaluate": _evaluate, "demo": _demo}
+    handlers = {"fit": _fit, "score": _score, "evaluate": _evaluate, "demo": _demo,
+                "diagnose": _diagnose, "compare": _compare}
     try:
         return handlers[args.command](args)
     except CSVFormatError as exc:

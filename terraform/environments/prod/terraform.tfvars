@@ -68,7 +68,9 @@ refresh_retry = {
   max_duration_seconds = 14400
 }
 
-# Monitoring: put the on-call channel ids here (gcloud beta monitoring channels list).
+# Monitoring: prod alerts must notify someone (validated): the on-call address below (replace it)
+# gets an email channel; add existing channel ids (gcloud beta monitoring channels list).
+notification_emails         = ["irt-oncall@example.com"]
 notification_channels       = []
 model_max_age_hours         = 30
 predict_5xx_ratio_threshold = 0.01

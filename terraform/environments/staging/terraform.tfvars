@@ -69,6 +69,7 @@ refresh_retry = {
 }
 
 # Monitoring: add channel ids (gcloud beta monitoring channels list) to be notified.
+notification_emails         = []
 notification_channels       = []
 model_max_age_hours         = 48
 predict_5xx_ratio_threshold = 0.05

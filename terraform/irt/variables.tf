@@ -1,6 +1,8 @@
-# The environment's inputs: the same names as modules/irt (validated there), every value set in
-# terraform.tfvars. This file is identical in every environment (tests/deploy/test_terraform.py).
+# Inputs of the IRT service, declared once. Each environment (terraform/environments/<env>/
+# terraform.tfvars) sets every one without a default explicitly (tests/deploy/test_terraform.py
+# checks that), so nothing differs between staging and prod by accident of a default.
 
+# --------------------------------------------------------------------------- project
 variable "project_id" {
   description = "Project that holds the whole environment (functions, bucket, scheduler, alerts)."
   type        = string
@@ -9,6 +11,10 @@ variable "project_id" {
 variable "environment" {
   description = "Environment name, used in labels and alert names."
   type        = string
+  validation {
+    condition     = contains(["staging", "prod"], var.environment)
+    error_message = "environment must be \"staging\" or \"prod\"."
+  }
 }
 
 variable "region" {
@@ -19,6 +25,10 @@ variable "region" {
 variable "name_prefix" {
   description = "Prefix of every resource name (functions, service accounts, buckets, metrics)."
   type        = string
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,14}$", var.name_prefix))
+    error_message = "name_prefix: 2-15 characters, lowercase letters, digits and dashes."
+  }
 }
 
 variable "labels" {
@@ -26,6 +36,7 @@ variable "labels" {
   type        = map(string)
 }
 
+# --------------------------------------------------------------------------- model bucket
 variable "bucket_location" {
   description = "Location of the model and source buckets (a region keeps data next to the functions)."
   type        = string
@@ -34,13 +45,22 @@ variable "bucket_location" {
 variable "training_snapshot_retention_days" {
   description = "Days after which a run's prepared.csv.gz (student answers) is deleted. model.json, metrics.json and report.json are kept for rollback and audit."
   type        = number
+  validation {
+    condition     = var.training_snapshot_retention_days >= 1
+    error_message = "training_snapshot_retention_days must be at least 1."
+  }
 }
 
 variable "noncurrent_version_retention_days" {
   description = "Days an overwritten or deleted object version (e.g. an older models/LATEST) stays restorable."
   type        = number
+  validation {
+    condition     = var.noncurrent_version_retention_days >= 1
+    error_message = "noncurrent_version_retention_days must be at least 1."
+  }
 }
 
+# --------------------------------------------------------------------------- source data
 variable "bq_project" {
   description = "Project of the BigQuery answer-log table (may differ from project_id)."
   type        = string
@@ -72,10 +92,15 @@ variable "bq_columns" {
   })
 }
 
+# --------------------------------------------------------------------------- prepare
 variable "prepare_model_type" {
   description = "IRT model calibrated by prepare (MODEL_TYPE); null: the project's default, 2PL (irt.engine.defaults.DEFAULTS, shared with `python -m irt fit`)."
   type        = string
   default     = null
+  validation {
+    condition     = var.prepare_model_type == null ? true : contains(["RASCH", "1PL", "2PL", "3PL"], upper(var.prepare_model_type))
+    error_message = "prepare_model_type must be one of Rasch, 1PL, 2PL, 3PL."
+  }
 }
 
 variable "prepare_window_days" {
@@ -126,8 +151,13 @@ variable "prepare_cpu" {
 variable "prepare_timeout_seconds" {
   description = "Run time limit of one refresh; also the scheduler's attempt deadline, so at most 1800."
   type        = number
+  validation {
+    condition     = var.prepare_timeout_seconds >= 60 && var.prepare_timeout_seconds <= 1800
+    error_message = "prepare_timeout_seconds must be within [60, 1800] (Cloud Scheduler's HTTP deadline)."
+  }
 }
 
+# --------------------------------------------------------------------------- predict
 variable "predict_min_instances" {
   description = "Warm instances kept for predict (at least 1 in prod: no cold start on the LMS path)."
   type        = number
@@ -141,11 +171,19 @@ variable "predict_max_instances" {
 variable "predict_concurrency" {
   description = "Requests one predict instance serves at once (Cloud Run concurrency)."
   type        = number
+  validation {
+    condition     = var.predict_concurrency >= 1 && var.predict_concurrency <= 1000
+    error_message = "predict_concurrency must be within [1, 1000]."
+  }
 }
 
 variable "predict_cpu" {
   description = "vCPUs per predict instance; also the number of gunicorn workers (WORKERS), as the work is CPU-bound under the GIL."
   type        = number
+  validation {
+    condition     = contains([1, 2, 4, 6, 8], var.predict_cpu)
+    error_message = "predict_cpu must be 1, 2, 4, 6 or 8."
+  }
 }
 
 variable "predict_memory" {
@@ -156,11 +194,21 @@ variable "predict_memory" {
 variable "predict_invokers" {
   description = "Principals allowed to call predict (the LMS service accounts, and the deploy pipeline's account for the smoke test), e.g. serviceAccount:lms@project.iam.gserviceaccount.com."
   type        = list(string)
+  validation {
+    condition = alltrue([
+      for m in var.predict_invokers : can(regex("^(serviceAccount|group|user):[^@]+@[^@]+$", m))
+    ])
+    error_message = "predict_invokers: serviceAccount:, group: or user: members only (never allUsers or allAuthenticatedUsers)."
+  }
 }
 
 variable "predict_ingress" {
   description = "Ingress of predict: ALLOW_ALL (callers outside Google Cloud, still IAM-authenticated), ALLOW_INTERNAL_AND_GCLB or ALLOW_INTERNAL_ONLY (LMS in the same VPC / project, smoke test from a private pool)."
   type        = string
+  validation {
+    condition     = contains(["ALLOW_ALL", "ALLOW_INTERNAL_ONLY", "ALLOW_INTERNAL_AND_GCLB"], var.predict_ingress)
+    error_message = "predict_ingress must be ALLOW_ALL, ALLOW_INTERNAL_ONLY or ALLOW_INTERNAL_AND_GCLB."
+  }
 }
 
 variable "model_refresh_seconds" {
@@ -173,6 +221,7 @@ variable "predict_env_overrides" {
   type        = map(string)
 }
 
+# --------------------------------------------------------------------------- scheduler
 variable "refresh_schedule" {
   description = "Cron schedule of the model refresh (Cloud Scheduler syntax)."
   type        = string
@@ -192,29 +241,63 @@ variable "refresh_retry" {
     max_doublings        = number
     max_duration_seconds = number
   })
+  validation {
+    condition     = var.refresh_retry.retry_count >= 0 && var.refresh_retry.retry_count <= 5
+    error_message = "refresh_retry.retry_count must be within [0, 5]."
+  }
 }
 
+# --------------------------------------------------------------------------- monitoring
 variable "notification_channels" {
-  description = "Monitoring notification channel ids (projects/P/notificationChannels/N) for every alert."
+  description = "Existing monitoring notification channel ids (projects/P/notificationChannels/N) named by every alert, beside those of notification_emails."
   type        = list(string)
+  validation {
+    condition     = var.environment != "prod" || length(var.notification_channels) + length(var.notification_emails) > 0
+    error_message = "prod alerts must notify someone: set notification_channels or notification_emails."
+  }
+}
+
+variable "notification_emails" {
+  description = "Addresses that get an email notification channel (created here) named by every alert."
+  type        = list(string)
+  validation {
+    condition     = alltrue([for e in var.notification_emails : can(regex("^[^@ ]+@[^@ ]+$", e))])
+    error_message = "notification_emails: email addresses only."
+  }
 }
 
 variable "model_max_age_hours" {
   description = "Alert when no new model has been published for this many hours (at most 48)."
   type        = number
+  validation {
+    condition     = var.model_max_age_hours >= 1 && var.model_max_age_hours <= 48
+    error_message = "model_max_age_hours must be within [1, 48]."
+  }
 }
 
 variable "predict_5xx_ratio_threshold" {
   description = "Alert when this fraction of predict responses are 5xx over 5 minutes (e.g. 0.01)."
   type        = number
+  validation {
+    condition     = var.predict_5xx_ratio_threshold > 0 && var.predict_5xx_ratio_threshold < 1
+    error_message = "predict_5xx_ratio_threshold must be within (0, 1)."
+  }
 }
 
 variable "predict_4xx_ratio_threshold" {
   description = "Alert when this fraction of predict responses are 4xx over 15 minutes: serving inputs that break the contract (e.g. 0.05)."
   type        = number
+  validation {
+    condition     = var.predict_4xx_ratio_threshold > 0 && var.predict_4xx_ratio_threshold < 1
+    error_message = "predict_4xx_ratio_threshold must be within (0, 1)."
+  }
 }
 
 variable "predict_latency_p99_ms" {
   description = "Alert when predict's p99 request latency stays above this many milliseconds for 10 minutes."
   type        = number
+  validation {
+    condition     = var.predict_latency_p99_ms > 0
+    error_message = "predict_latency_p99_ms must be positive."
+  }
 }

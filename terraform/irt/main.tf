@@ -6,12 +6,15 @@
 locals {
   prefix = var.name_prefix
 
+  # `make build` writes the vendored function folders here (run it before plan).
+  source_root = "${path.root}/../../build/functions"
+
   labels = merge(var.labels, {
     app         = "irt"
     environment = var.environment
   })
 
-  # One entry per function: the folder under source_root (= functions/<name>), the entry point
+  # One entry per function: the folder under local.source_root (= functions/<name>), the entry point
   # (the function of that name in main.py), and the Cloud Run shape.
   functions = {
     prepare = {
@@ -24,7 +27,21 @@ locals {
     }
   }
 
+  # Function names, known before the functions exist: the log-based metrics filter on them
+  # and so are created at the start of an apply, not after the builds (monitoring.tf).
+  function_names = { for name in keys(local.functions) : name => "${local.prefix}-${name}" }
+
   model_prefix = "models"
+
+  # What predict may read of the model bucket (iam.tf): the pointer and the model files.
+  model_objects = "projects/_/buckets/${google_storage_bucket.models.name}/objects/${local.model_prefix}"
+  predict_objects_condition = join(" || ", [
+    "resource.name == \"${local.model_objects}/LATEST\"",
+    "(resource.name.startsWith(\"${local.model_objects}/\") && resource.name.endsWith(\"/model.json\"))",
+  ])
+
+  # Cloud Functions' own copy of the source zips, which the builds read (iam.tf).
+  gcf_sources_bucket = "gcf-v2-sources-${data.google_project.this.number}-${var.region}"
 
   bq_table_id = "${var.bq_project}.${var.bq_dataset}.${var.bq_table}"
 
@@ -81,6 +98,10 @@ locals {
     "run.googleapis.com",
     "storage.googleapis.com",
   ]
+}
+
+data "google_project" "this" {
+  project_id = var.project_id
 }
 
 resource "google_project_service" "enabled" {

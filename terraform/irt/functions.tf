@@ -9,8 +9,8 @@ data "archive_file" "source" {
   for_each = local.functions
 
   type             = "zip"
-  source_dir       = "${var.source_root}/${each.key}"
-  output_path      = "${var.source_root}/../bundles/${var.project_id}-${each.key}.zip"
+  source_dir       = "${local.source_root}/${each.key}"
+  output_path      = "${local.source_root}/../bundles/${var.project_id}-${each.key}.zip"
   output_file_mode = "0644"
 }
 
@@ -57,7 +57,7 @@ resource "google_artifact_registry_repository" "functions" {
 resource "google_cloudfunctions2_function" "prepare" {
   project     = var.project_id
   location    = var.region
-  name        = "${local.prefix}-prepare"
+  name        = local.function_names.prepare
   description = local.functions.prepare.description
   labels      = local.labels
 
@@ -70,6 +70,8 @@ resource "google_cloudfunctions2_function" "prepare" {
       storage_source {
         bucket = google_storage_bucket.sources.name
         object = google_storage_bucket_object.source["prepare"].name
+        # The uploaded generation, not "the latest" the provider would compute.
+        generation = google_storage_bucket_object.source["prepare"].generation
       }
     }
   }
@@ -90,11 +92,10 @@ resource "google_cloudfunctions2_function" "prepare" {
     service_account_email          = google_service_account.prepare.email
   }
 
+  # The build starts as soon as the function is created: its grants must have propagated.
   depends_on = [
     google_project_service.enabled,
-    google_project_iam_member.build_log_writer,
-    google_storage_bucket_iam_member.build_reads_sources,
-    google_artifact_registry_repository_iam_member.build_pushes_images,
+    time_sleep.iam_propagation,
   ]
 }
 
@@ -103,7 +104,7 @@ resource "google_cloudfunctions2_function" "predict" {
   #checkov:skip=CKV_GCP_124:Ingress is var.predict_ingress: ALLOW_ALL only because the LMS calls from outside Google Cloud; every request still needs an identity token of a predict_invokers member (no allUsers grant). Set ALLOW_INTERNAL_ONLY when the LMS runs in the project's VPC.
   project     = var.project_id
   location    = var.region
-  name        = "${local.prefix}-predict"
+  name        = local.function_names.predict
   description = local.functions.predict.description
   labels      = local.labels
 
@@ -116,6 +117,8 @@ resource "google_cloudfunctions2_function" "predict" {
       storage_source {
         bucket = google_storage_bucket.sources.name
         object = google_storage_bucket_object.source["predict"].name
+        # The uploaded generation, not "the latest" the provider would compute.
+        generation = google_storage_bucket_object.source["predict"].generation
       }
     }
   }
@@ -133,11 +136,10 @@ resource "google_cloudfunctions2_function" "predict" {
     service_account_email            = google_service_account.predict.email
   }
 
+  # The build starts as soon as the function is created: its grants must have propagated.
   depends_on = [
     google_project_service.enabled,
-    google_project_iam_member.build_log_writer,
-    google_storage_bucket_iam_member.build_reads_sources,
-    google_artifact_registry_repository_iam_member.build_pushes_images,
+    time_sleep.iam_propagation,
   ]
 }
 

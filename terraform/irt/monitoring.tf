@@ -5,10 +5,19 @@
 # under the monitored resource cloud_run_revision with service_name = the function name.
 
 locals {
+  # The function's name, not google_cloudfunctions2_function.prepare.name: the metrics then
+  # do not wait for the builds, and their propagation wait (below) runs beside them.
   prepare_log_filter = join(" AND ", [
     "resource.type=\"cloud_run_revision\"",
-    "resource.labels.service_name=\"${google_cloudfunctions2_function.prepare.name}\"",
+    "resource.labels.service_name=\"${local.function_names.prepare}\"",
   ])
+
+  # Every alert names the environment's channels: the given ids and one email channel per
+  # address in notification_emails (validation: at least one in prod).
+  notification_channels = concat(
+    var.notification_channels,
+    [for channel in google_monitoring_notification_channel.email : channel.id],
+  )
 
   # An alert policy aligns over at most 25 hours: a longer staleness threshold is the 25-hour
   # window plus a condition duration for the rest.
@@ -16,6 +25,39 @@ locals {
   stale_duration_hours = var.model_max_age_hours - local.stale_window_hours
 
   alert_docs = "Runbook: README.md, section Operations (logs, manual refresh, model rollback)."
+}
+
+# A policy on a log-based metric created moments before fails with 404 "Cannot find metric(s)
+# that match type ... If a metric was created recently, it could take up to 10 minutes to
+# become available" (hashicorp/terraform-provider-google#11102, open: the provider does not
+# retry). The policies therefore wait those 10 minutes after the metrics are created, with
+# time_sleep (hashicorp/time) as the provider documents for eventual consistency; the wait runs
+# beside the function builds (the metrics do not depend on the functions) and again only when
+# a metric is added or replaced (triggers).
+resource "time_sleep" "log_metrics" {
+  create_duration = "600s"
+
+  triggers = {
+    refresh_failed   = google_logging_metric.refresh_failed.id
+    model_published  = google_logging_metric.model_published.id
+    monitoring_alert = google_logging_metric.monitoring_alert.id
+    refresh_seconds  = google_logging_metric.refresh_seconds.id
+    gate_auc         = google_logging_metric.gate_auc.id
+    gate_log_loss    = google_logging_metric.gate_log_loss.id
+    model_loaded     = google_logging_metric.model_loaded.id
+  }
+}
+
+resource "google_monitoring_notification_channel" "email" {
+  for_each = toset(var.notification_emails)
+
+  project      = var.project_id
+  display_name = "IRT ${var.environment} on call: ${each.value}"
+  type         = "email"
+  labels = {
+    email_address = each.value
+  }
+  user_labels = local.labels
 }
 
 resource "google_logging_metric" "refresh_failed" {
@@ -54,7 +96,7 @@ resource "google_monitoring_alert_policy" "refresh_failed" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: model refresh failed"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -84,13 +126,15 @@ resource "google_monitoring_alert_policy" "refresh_failed" {
     mime_type = "text/markdown"
     content   = "A scheduled model refresh failed; predict keeps serving the previous model. Read prepare's ERROR log line (jsonPayload.event=\"refresh_failed\") for the reason. ${local.alert_docs}"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "model_stale" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: no new model for ${var.model_max_age_hours} h"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -121,13 +165,15 @@ resource "google_monitoring_alert_policy" "model_stale" {
     mime_type = "text/markdown"
     content   = "No model has been published for ${var.model_max_age_hours} hours: refreshes fail, are rejected by the quality gate, or do not run (scheduler paused?). predict serves an ageing model. ${local.alert_docs}"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 resource "google_monitoring_alert_policy" "predict_5xx" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: predict 5xx ratio above ${var.predict_5xx_ratio_threshold}"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -200,7 +246,7 @@ resource "google_monitoring_alert_policy" "monitoring_alert" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: model monitoring finding (drift, served quality, numerical)"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -231,6 +277,8 @@ resource "google_monitoring_alert_policy" "monitoring_alert" {
     mime_type = "text/markdown"
     content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; numerical - EM did not converge or its objective fell; simpler_model - the next simpler IRT model predicts the held-out answers better (consider MODEL_TYPE). The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }
 
 locals {
@@ -247,7 +295,7 @@ resource "google_monitoring_alert_policy" "predict_4xx" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: predict 4xx ratio above ${var.predict_4xx_ratio_threshold}"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -291,7 +339,7 @@ resource "google_monitoring_alert_policy" "predict_latency" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: predict p99 latency above ${var.predict_latency_p99_ms} ms"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -327,7 +375,7 @@ resource "google_monitoring_alert_policy" "memory" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: function memory above 90%"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   dynamic "conditions" {
@@ -397,7 +445,7 @@ resource "google_monitoring_alert_policy" "refresh_slow" {
   project               = var.project_id
   display_name          = "IRT ${var.environment}: a refresh took over half its timeout"
   combiner              = "OR"
-  notification_channels = var.notification_channels
+  notification_channels = local.notification_channels
   user_labels           = local.labels
 
   conditions {
@@ -427,4 +475,6 @@ resource "google_monitoring_alert_policy" "refresh_slow" {
     mime_type = "text/markdown"
     content   = "A refresh ran for more than half of prepare_timeout_seconds: the log grew (the per-item cap bounds it), BigQuery was slow, or calibration regressed (benchmarks/README.md has the expected times). The step times are in prepare's log lines (jsonPayload.seconds per event). ${local.alert_docs}"
   }
+
+  depends_on = [time_sleep.log_metrics]
 }

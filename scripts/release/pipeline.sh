@@ -1,0 +1,162 @@
+#!/bin/sh
+# The steps of the Cloud Build pipelines (cloudbuild.yaml, cloudbuild-release-plan.yaml,
+# cloudbuild-release-apply.yaml), one command each, POSIX sh: the terraform image is Alpine
+# (busybox sh), the cloud-sdk image Debian. tests/deploy/test_release.py runs every command
+# against stand-in terraform and gcloud executables.
+#
+#   init ENV PROJECT            terraform init with the environment's backend.hcl, refusing a
+#                               state bucket or tfvars of another project
+#   validate                    terraform validate
+#   plan ENV                    plan to terraform/irt/tfplan, its text to terraform/irt/plan.txt
+#   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url
+#   mark-passed PROJECT COMMIT BUILD   record that COMMIT passed staging (gs://PROJECT-releases)
+#   check-passed PROJECT COMMIT        refuse a COMMIT that did not pass staging
+#   bundle TAG COMMIT           release/release.tgz: plan, plan text, configuration, lock file,
+#                               function zips, manifest; release/release.sha256
+#   publish PROJECT TAG         upload the bundle and the plan text to gs://PROJECT-releases/TAG/
+#   request-apply PROJECT TAG TRIGGER [ALLOW_NO_MODEL]  start the approval-gated apply build
+#                               of this bundle
+#   fetch URI SHA256 COMMIT     download a bundle, check its digest and commit, unpack it
+#   smoke URL ALLOW_NO_MODEL    the deployed predict answers as it should
+set -eu
+
+TF_ROOT=terraform/irt
+
+die() {
+  echo "pipeline: $*" >&2
+  exit 1
+}
+
+backend_bucket() {
+  sed -n 's/^bucket *= *"\([^"]*\)".*/\1/p' "terraform/environments/$1/backend.hcl"
+}
+
+releases() {
+  echo "gs://$1-releases"
+}
+
+cmd=${1:-}
+[ $# -gt 0 ] && shift
+case "$cmd" in
+  init)
+    env=$1 project=$2
+    [ -f "terraform/environments/$env/backend.hcl" ] || die "no environment $env"
+    bucket=$(backend_bucket "$env")
+    [ "$bucket" = "$project-tfstate" ] ||
+      die "terraform/environments/$env/backend.hcl names state bucket '$bucket'; this build's project $project keeps its state in $project-tfstate"
+    grep -q "^project_id *= *\"$project\"" "terraform/environments/$env/terraform.tfvars" ||
+      die "terraform/environments/$env/terraform.tfvars is not for project $project"
+    terraform -chdir="$TF_ROOT" init -input=false -reconfigure \
+      -backend-config="../environments/$env/backend.hcl"
+    ;;
+  validate)
+    terraform -chdir="$TF_ROOT" validate
+    ;;
+  plan)
+    env=$1
+    terraform -chdir="$TF_ROOT" plan -input=false -lock-timeout=5m \
+      -var-file="../environments/$env/terraform.tfvars" -out=tfplan
+    terraform -chdir="$TF_ROOT" show -no-color tfplan >"$TF_ROOT/plan.txt"
+    cat "$TF_ROOT/plan.txt"
+    ;;
+  apply)
+    [ -f "$TF_ROOT/tfplan" ] || die "no saved plan $TF_ROOT/tfplan: apply runs a reviewed plan only"
+    terraform -chdir="$TF_ROOT" apply -input=false -lock-timeout=5m tfplan
+    terraform -chdir="$TF_ROOT" output -raw predict_url >predict_url
+    ;;
+  mark-passed)
+    project=$1 commit=$2 build=$3
+    if [ -z "$commit" ]; then
+      echo "a build by hand (no COMMIT_SHA) is not recorded: only triggered builds release"
+      exit 0
+    fi
+    printf 'build %s\n' "$build" >passed.txt
+    gcloud storage cp passed.txt "$(releases "$project")/passed/$commit"
+    ;;
+  check-passed)
+    project=$1 commit=$2
+    [ -n "$commit" ] || die "no COMMIT_SHA: a release is built from a tagged commit"
+    gcloud storage objects describe "$(releases "$project")/passed/$commit" >/dev/null 2>&1 ||
+      die "commit $commit has not passed staging ($(releases "$project")/passed/$commit is absent)"
+    echo "commit $commit passed staging"
+    ;;
+  bundle)
+    tag=$1 commit=$2
+    [ -f "$TF_ROOT/tfplan" ] && [ -f "$TF_ROOT/plan.txt" ] || die "plan first"
+    [ -f "$TF_ROOT/.terraform.lock.hcl" ] || die "no $TF_ROOT/.terraform.lock.hcl: init first"
+    mkdir -p release
+    {
+      echo "tag $tag"
+      echo "commit $commit"
+      sha256sum "$TF_ROOT/tfplan" "$TF_ROOT/plan.txt" "$TF_ROOT/.terraform.lock.hcl"
+    } >"$TF_ROOT/MANIFEST"
+    tar -czf release/release.tgz --exclude="$TF_ROOT/.terraform" "$TF_ROOT" \
+      terraform/environments build/bundles
+    sha256sum release/release.tgz | cut -d' ' -f1 >release/release.sha256
+    cp "$TF_ROOT/plan.txt" release/plan.txt
+    echo "release bundle sha256 $(cat release/release.sha256)"
+    ;;
+  publish)
+    project=$1 tag=$2
+    dest="$(releases "$project")/$tag"
+    gcloud storage cp release/release.tgz release/plan.txt release/release.sha256 "$dest/"
+    echo "$dest/release.tgz" >release/uri
+    echo "published $dest/release.tgz (plan text: $dest/plan.txt)"
+    ;;
+  request-apply)
+    project=$1 tag=$2 trigger=$3 allow_no_model=${4:-false}
+    uri=$(cat release/uri)
+    sha=$(cat release/release.sha256)
+    gcloud builds triggers run "$trigger" --project="$project" --tag="$tag" \
+      --substitutions="_RELEASE=$uri,_RELEASE_SHA256=$sha,_ALLOW_NO_MODEL=$allow_no_model"
+    echo "apply build requested: approve it after reading $(dirname "$uri")/plan.txt"
+    ;;
+  fetch)
+    uri=$1 want=$2 commit=$3
+    [ -n "$uri" ] && [ -n "$want" ] || die "_RELEASE and _RELEASE_SHA256 are required"
+    mkdir -p release
+    gcloud storage cp "$uri" release/release.tgz
+    got=$(sha256sum release/release.tgz | cut -d' ' -f1)
+    [ "$got" = "$want" ] || die "bundle $uri has sha256 $got, the approved one is $want"
+    tar -xzf release/release.tgz
+    grep -qx "commit $commit" "$TF_ROOT/MANIFEST" ||
+      die "bundle $uri was planned for another commit ($(grep '^commit' "$TF_ROOT/MANIFEST"))"
+    (sed -n '3,$p' "$TF_ROOT/MANIFEST" | sha256sum -c -) || die "bundle contents altered"
+    echo "bundle $uri: sha256 $got, commit $commit"
+    ;;
+  smoke)
+    url=$1 allow_no_model=$2
+    echo "smoke test of $url"
+    anon=$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")
+    [ "$anon" = 401 ] || [ "$anon" = 403 ] || die "unauthenticated call got $anon"
+    token=$(gcloud auth print-identity-token --audiences="$url")
+    call() { curl -s -o /tmp/body -w '%{http_code}' -H "Authorization: Bearer $token" "$@"; }
+    code=""
+    # New revisions and fresh IAM grants can take a minute or two to answer.
+    for i in $(seq 1 30); do
+      code=$(call "$url/healthz" || true)
+      [ "$code" = 200 ] && break
+      if [ "$code" = 503 ] && [ "$allow_no_model" = true ]; then
+        echo "no model published yet (allowed for a first deploy): $(cat /tmp/body)"
+        exit 0
+      fi
+      echo "attempt $i: /healthz -> $code"
+      sleep 10
+    done
+    [ "$code" = 200 ] || die "predict is not healthy: $(cat /tmp/body)"
+    [ "$(call "$url/model")" = 200 ] || die "/model failed: $(cat /tmp/body)"
+    code=$(call -X POST "$url/predict" -H 'Content-Type: application/json' \
+      -d '{"responses": [{"item_id": "__smoke__", "correct": true}], "items": ["__smoke__"]}')
+    [ "$code" = 200 ] || die "/predict -> $code: $(cat /tmp/body)"
+    python3 - /tmp/body <<'PY'
+import json, sys
+body = json.load(open(sys.argv[1]))
+assert body["model_version"], body
+assert body["unknown_items"] == ["__smoke__"], body
+print("smoke test passed: model", body["model_version"])
+PY
+    ;;
+  *)
+    die "unknown command '$cmd' (see the head of $0)"
+    ;;
+esac

@@ -1,0 +1,202 @@
+"""What the operator reads and runs: README.md (Operations), terraform/README.md, .gitignore
+(#14, defect 6, and the Operations walkthrough).
+
+The commands of the README's Operations section are parsed, not just searched for words: the
+roles granted to each deploy account, the flags of every ``gcloud builds`` command, the
+triggers, the state buckets.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+from pathlib import Path
+
+import yaml
+from tfconfig import CONFIG, ENVS, backend, merged, of_type, tfvars
+
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+
+
+def operations() -> str:
+    text = README.read_text()
+    start = text.index("\n## Operations")
+    end = text.find("\n## ", start + 1)
+    return text[start:end if end > 0 else None]
+
+
+def shell_blocks(text: str) -> list[str]:
+    return re.findall(r"```sh\n(.*?)```", text, re.S)
+
+
+def commands(text: str) -> list[list[str]]:
+    """Every command of the ``sh`` blocks, continuation lines joined, as argv lists."""
+    out = []
+    for block in shell_blocks(text):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.split(" # ")[0].strip()
+            if line and not line.startswith("#"):
+                for part in re.split(r"\s(?:&&|;)\s", line):
+                    out.append(shlex.split(part, comments=True))
+    return out
+
+
+# --------------------------------------------------------------------------- defect 6
+def test_git_ignores_saved_plans_and_release_files() -> None:
+    """Defect 6: ``plan -out=tfplan`` wrote a file .gitignore did not match (``*.tfplan`` does
+    not match ``tfplan``); a saved plan holds every value of the configuration in clear."""
+    paths = ["terraform/irt/tfplan", "terraform/irt/plan.txt", "terraform/irt/MANIFEST",
+             "release/release.tgz", "predict_url", "passed.txt", "terraform/irt/.terraform/x",
+             ".provider-schema/google-6.50.0.json", "terraform/irt/staging.tfplan"]
+    proc = subprocess.run(["git", "check-ignore", "--no-index", *paths], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert sorted(proc.stdout.split()) == sorted(paths), proc.stdout
+
+
+def test_terraform_readme_claims_only_steps_that_exist() -> None:
+    """Defect 6: terraform/README.md said Cloud Build runs ``terraform validate``; no step did.
+    Now every build that initialises Terraform validates before it plans, and the README
+    names the offline schema check that ``make test`` runs."""
+    text = (ROOT / "terraform" / "README.md").read_text()
+    assert "`terraform validate`" in text
+    for name in ("cloudbuild.yaml", "cloudbuild-release-plan.yaml"):
+        steps = {s["id"]: s for s in yaml.safe_load((ROOT / name).read_text())["steps"]}
+        assert steps["validate"]["args"][-1] == "validate", name
+        assert "validate" in steps["plan"]["waitFor"], name
+    assert "tests/deploy/test_provider_schema.py" in text
+    assert "cdktf-cdktf-provider-google==16.12.1" in text
+    for path in re.findall(r"`((?:tests|scripts|terraform)/[\w/.-]+)`", text):
+        assert (ROOT / path).exists(), path
+
+
+def test_builds_by_hand_run_as_the_deploy_account() -> None:
+    """Defect 6: the README's by-hand build omitted ``--service-account``, so it ran as the
+    default Cloud Build account rather than the deploy account the triggers use
+    (https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts;
+    a user-specified account needs a logging option, which every config sets)."""
+    builds = [c for c in commands(operations()) if c[:3] == ["gcloud", "builds", "submit"]]
+    assert builds, "the Operations section shows no by-hand build"
+    for argv in builds:
+        flags = " ".join(argv)
+        assert re.search(r"--service-account[= ]projects/[^/ ]+/serviceAccounts/irt-deployer@",
+                         flags), flags
+        config = re.search(r"--config[= ](\S+)", flags).group(1)
+        assert yaml.safe_load((ROOT / config).read_text())["options"]["logging"] == \
+            "CLOUD_LOGGING_ONLY"
+    triggers = [c for c in commands(operations())
+                if c[:4] == ["gcloud", "builds", "triggers", "create"]]
+    assert len(triggers) == 3
+    for argv in triggers:
+        assert any(a.startswith("--service-account") for a in argv), argv
+
+
+# --------------------------------------------------------------------------- deploy account
+def project_grants(text: str) -> list[tuple[str, str, str]]:
+    """``(member variable, role, condition or "")`` of every project-level grant."""
+    out = []
+    for argv in commands(text):
+        if argv[:3] == ["gcloud", "projects", "add-iam-policy-binding"]:
+            opts = dict(re.match(r"--([\w-]+)[= ]?(.*)", a).groups() for a in argv
+                        if a.startswith("--") and "=" in a)
+            out.append((opts.get("member", ""), opts["role"], opts.get("condition", "")))
+    return out
+
+
+def terraform_project_roles() -> set[str]:
+    return {b["role"] for b in of_type("google_project_iam_member").values()}
+
+
+def test_deploy_account_cannot_make_itself_owner() -> None:
+    """Defect 6: the deploy account's roles added up to owner: an unconditional
+    roles/resourcemanager.projectIamAdmin lets it grant itself any role. It now holds that role
+    only with a condition that limits the grants it may change to the project roles the
+    configuration grants (``api.getAttribute('iam.googleapis.com/modifiedGrantsByRole', [])
+    .hasOnly([...])``: https://cloud.google.com/iam/docs/setting-limits-on-granting-roles), and
+    none of the roles that are owner in all but name."""
+    grants = [g for g in project_grants(operations()) if g[0] == "$DEPLOYER"]
+    assert grants, "no deploy account grants in the Operations section"
+    roles = {role for _, role, _ in grants}
+    assert not roles & {"roles/owner", "roles/editor", "roles/iam.securityAdmin",
+                        "roles/resourcemanager.projectIamAdmin_unconditional",
+                        "roles/iam.serviceAccountTokenCreator", "roles/storage.admin"}
+    (iam_admin,) = [g for g in grants if g[1] == "roles/resourcemanager.projectIamAdmin"]
+    condition = iam_admin[2]
+    m = re.search(r"modifiedGrantsByRole', \[\]\)\.hasOnly\(\[([^\]]*)\]\)", condition)
+    assert m, f"projectIamAdmin without a role limit: {condition!r}"
+    allowed = set(re.findall(r"'([^']+)'", m.group(1)))
+    assert allowed == terraform_project_roles(), (allowed, terraform_project_roles())
+
+
+def test_least_privilege_table_lists_every_account_and_grant() -> None:
+    """The README's table names every service account, each of its roles, where and why:
+    every grant of the configuration is a row (and no row is a grant it does not make)."""
+    text = operations()
+    start = text.index("### Least privilege")
+    section = text[start:text.index("\n### ", start + 1)]
+    table = [line for line in section.splitlines() if line.startswith("| `")]
+    rows = {(cells[0], cells[1]) for cells in
+            ([c.strip(" `") for c in line.strip("|").split("|")] for line in table)}
+    for (rtype, _name), body in _iam_members():
+        m = re.search(r"google_service_account\.(\w+)\.email", body["member"])
+        if m:
+            assert (m.group(1), body["role"].removeprefix("roles/")) in rows, (rtype, body)
+    accounts = {name for name in of_type("google_service_account")}
+    assert accounts | {"irt-deployer"} <= {a for a, _ in rows}
+    for line in table:
+        assert len([c for c in line.strip("|").split("|")]) == 4, line
+        assert len(line.strip("|").split("|")[3].strip()) > 15, f"no reason given: {line}"
+
+
+def _iam_members():
+    from tfconfig import resources
+    return [(k, b) for k, b in resources().items() if k[0].endswith("_iam_member")]
+
+
+# --------------------------------------------------------------------------- state buckets
+def test_each_environment_keeps_its_state_in_its_own_project() -> None:
+    """Defect 5: the state bucket is created in the environment's own project, and only that
+    project's deploy account is granted on it (bucket level, objectAdmin)."""
+    text = operations()
+    creates = [c for c in commands(text) if c[:4] == ["gcloud", "storage", "buckets", "create"]]
+    assert creates[0][4:7] == ["gs://$PROJECT-tfstate", "--project", "$PROJECT"]
+    grants = [c for c in commands(text)
+              if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]]
+    state = [c for c in grants if c[4] == "gs://$PROJECT-tfstate"]
+    assert state and all("$DEPLOYER" in " ".join(c) for c in state)
+    for env in ENVS:
+        assert backend(env)["bucket"] == f"{tfvars(env)['project_id']}-tfstate"
+    assert "one bucket for both environments" not in text
+
+
+# --------------------------------------------------------------------------- walkthrough
+def test_operations_walkthrough_covers_the_whole_path() -> None:
+    """From an empty organisation to a served model in staging and prod: every step has its
+    own heading and copy-pasteable commands."""
+    text = operations()
+    headings = re.findall(r"^### (.+)$", text, re.M)
+    for needed in ("From an empty organisation", "Bootstrap", "First deploy of staging",
+                   "First refresh and smoke test", "Promoting to prod", "Rolling a model back",
+                   "Rolling code back", "Least privilege", "Logs, alerts and the dashboard"):
+        assert any(h.startswith(needed) for h in headings), (needed, headings)
+    for block in shell_blocks(text):
+        for line in block.splitlines():
+            assert "<" not in line.split(" # ")[0] or "<<" in line, \
+                f"placeholder in a command, not copy-pasteable: {line!r}"
+    # every Terraform command the walkthrough runs uses the thin layout
+    for argv in commands(text):
+        if argv and argv[0] == "terraform":
+            assert argv[1] == "-chdir=terraform/irt", argv
+    assert {"cloudbuild.yaml", "cloudbuild-release-plan.yaml",
+            "cloudbuild-release-apply.yaml"} <= set(re.findall(r"cloudbuild[\w-]*\.yaml", text))
+
+
+def test_readme_paths_exist() -> None:
+    for path in set(re.findall(r"`((?:terraform|scripts|tests|functions|docs)/[\w/.<>-]+)`",
+                               operations())):
+        if "<" not in path:
+            assert (ROOT / path).exists(), path
+    assert (CONFIG / "versions.tf").exists()
+    assert merged(CONFIG)["output"]

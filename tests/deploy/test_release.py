@@ -1,0 +1,297 @@
+"""The release pipelines (#14, defect 4): prod applies exactly the plan its approver saw, for a
+commit that passed staging.
+
+Cloud Build's "approval required" holds a build before any step runs
+(https://cloud.google.com/build/docs/securing-builds/gate-builds-on-approval), so an approval
+on the one prod build that planned and applied was given blind. Now prod is two builds:
+``cloudbuild-release-plan.yaml`` (tag trigger, no approval) checks that the commit passed
+staging, saves the plan, its text and everything the apply needs as a bundle, and starts
+``cloudbuild-release-apply.yaml`` (manual trigger, approval required) with the bundle's URI and
+sha256 (``gcloud builds triggers run --substitutions``:
+https://cloud.google.com/sdk/gcloud/reference/builds/triggers/run); that build applies the
+saved plan (``terraform apply PLANFILE`` applies exactly the saved plan and refuses a stale
+one: https://developer.hashicorp.com/terraform/cli/commands/apply#apply-saved-plan).
+
+The steps are ``scripts/release/pipeline.sh`` commands. These tests run them with ``sh``
+(dash, as strict as Alpine's busybox sh) against stand-ins for ``terraform`` and ``gcloud``
+that log their calls and keep Cloud Storage in a folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+SCRIPT = ROOT / "scripts" / "release" / "pipeline.sh"
+CONFIGS = {"staging": "cloudbuild.yaml", "plan": "cloudbuild-release-plan.yaml",
+           "apply": "cloudbuild-release-apply.yaml"}
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+FAKE_TERRAFORM = r'''
+import json, os, sys
+from pathlib import Path
+args = sys.argv[1:]
+cwd = Path.cwd()
+if args and args[0].startswith("-chdir="):
+    cwd = cwd / args.pop(0).split("=", 1)[1]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps({"tool": "terraform", "dir": str(cwd), "args": args}) + "\n")
+cmd = args[0]
+if cmd == "init":
+    lock = cwd / ".terraform.lock.hcl"
+    if not lock.exists():
+        lock.write_text('provider "registry.terraform.io/hashicorp/google" {}\n')
+elif cmd == "plan":
+    out = next(a.split("=", 1)[1] for a in args if a.startswith("-out="))
+    var_file = next(a.split("=", 1)[1] for a in args if a.startswith("-var-file="))
+    (cwd / out).write_bytes(b"PLAN of " + (cwd / var_file).read_bytes()[:40])
+elif cmd == "show":
+    print("  # google_cloudfunctions2_function.predict will be updated in-place")
+    print("Plan: 0 to add, 1 to change, 0 to destroy.")
+elif cmd == "apply":
+    if not (cwd / args[-1]).exists():
+        sys.exit("no plan file " + args[-1])
+elif cmd == "output":
+    print("https://irt-predict.example.run.app", end="")
+'''
+
+FAKE_GCLOUD = r'''
+import json, os, shutil, sys
+from pathlib import Path
+args = sys.argv[1:]
+with open(os.environ["FAKE_LOG"], "a") as log:
+    log.write(json.dumps({"tool": "gcloud", "args": args}) + "\n")
+gcs = Path(os.environ["FAKE_GCS"])
+def local(uri):
+    return gcs / uri.removeprefix("gs://") if uri.startswith("gs://") else Path(uri)
+if args[:2] == ["storage", "cp"]:
+    *srcs, dst = args[2:]
+    for src in srcs:
+        target = local(dst)
+        if dst.endswith("/"):
+            target = target / local(src).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(local(src), target)
+elif args[:3] == ["storage", "objects", "describe"]:
+    sys.exit(0 if local(args[3]).exists() else 1)
+elif args[:3] == ["builds", "triggers", "run"]:
+    pass
+else:
+    sys.exit("fake gcloud: unsupported " + " ".join(args))
+'''
+
+
+@pytest.fixture
+def tools(tmp_path: Path) -> dict[str, Path]:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, body in (("terraform", FAKE_TERRAFORM), ("gcloud", FAKE_GCLOUD)):
+        path = bin_dir / name
+        path.write_text(f"#!{sys.executable}\n{body}")
+        path.chmod(0o755)
+    (tmp_path / "gcs").mkdir()
+    return {"bin": bin_dir, "gcs": tmp_path / "gcs", "log": tmp_path / "calls.jsonl"}
+
+
+def checkout(tmp_path: Path, name: str) -> Path:
+    """A fresh copy of what a build sees: the repository's terraform/ and scripts/."""
+    ws = tmp_path / name
+    shutil.copytree(ROOT / "terraform", ws / "terraform",
+                    ignore=shutil.ignore_patterns(".terraform", "*.tfplan", "tfplan"))
+    shutil.copytree(ROOT / "scripts" / "release", ws / "scripts" / "release")
+    return ws
+
+
+def run(ws: Path, tools: dict[str, Path], *args: str, ok: bool = True
+        ) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PATH": f"{tools['bin']}:{os.environ['PATH']}",
+           "FAKE_GCS": str(tools["gcs"]), "FAKE_LOG": str(tools["log"])}
+    proc = subprocess.run(["sh", "scripts/release/pipeline.sh", *args], cwd=ws, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert (proc.returncode == 0) is ok, (args, proc.stdout, proc.stderr)
+    return proc
+
+
+def calls(tools: dict[str, Path], tool: str) -> list[dict]:
+    if not tools["log"].exists():
+        return []
+    return [c for c in map(json.loads, tools["log"].read_text().splitlines())
+            if c["tool"] == tool]
+
+
+def project(env: str) -> str:
+    text = (ROOT / "terraform" / "environments" / env / "terraform.tfvars").read_text()
+    return re.search(r'^project_id\s*=\s*"([^"]+)"', text, re.M).group(1)
+
+
+def plan_release(tmp_path: Path, tools: dict[str, Path], tag: str = "v1.4.0") -> Path:
+    """Stage 1 as cloudbuild-release-plan.yaml runs it, after staging passed COMMIT."""
+    staging = checkout(tmp_path, "staging")
+    run(staging, tools, "mark-passed", project("staging"), COMMIT, "build-1")
+    ws = checkout(tmp_path, "plan")
+    (ws / "build" / "bundles").mkdir(parents=True)
+    (ws / "build" / "bundles" / "irt-prod-predict.zip").write_bytes(b"zip bytes")
+    run(ws, tools, "check-passed", project("staging"), COMMIT)
+    run(ws, tools, "init", "prod", project("prod"))
+    run(ws, tools, "validate")
+    shown = run(ws, tools, "plan", "prod").stdout
+    assert "Plan: 0 to add, 1 to change" in shown  # the plan text is in the build log
+    run(ws, tools, "bundle", tag, COMMIT)
+    run(ws, tools, "publish", project("prod"), tag)
+    run(ws, tools, "request-apply", project("prod"), tag, "irt-prod-apply")
+    return ws
+
+
+def test_prod_applies_exactly_the_saved_plan_of_a_commit_that_passed_staging(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    planned = plan_release(tmp_path, tools)
+    releases = tools["gcs"] / f"{project('prod')}-releases" / "v1.4.0"
+    assert (releases / "plan.txt").read_text().startswith("  # google_cloudfunctions2_function")
+    (trigger,) = [c["args"] for c in calls(tools, "gcloud") if c["args"][:3] == ["builds",
+                                                                                  "triggers",
+                                                                                  "run"]]
+    assert trigger[3] == "irt-prod-apply" and "--tag=v1.4.0" in trigger
+    subs = dict(kv.split("=", 1) for kv in
+                next(a for a in trigger if a.startswith("--substitutions=")).split("=", 1)[1]
+                .split(","))
+    assert subs["_RELEASE"] == f"gs://{project('prod')}-releases/v1.4.0/release.tgz"
+    assert subs["_RELEASE_SHA256"] == (releases / "release.sha256").read_text().strip()
+    assert subs["_ALLOW_NO_MODEL"] == "false"
+
+    # stage 2, after approval, in a fresh checkout of the same commit
+    tools["log"].unlink()
+    ws = checkout(tmp_path, "apply")
+    run(ws, tools, "fetch", subs["_RELEASE"], subs["_RELEASE_SHA256"], COMMIT)
+    run(ws, tools, "init", "prod", project("prod"))
+    run(ws, tools, "apply")
+    terraform = [c["args"] for c in calls(tools, "terraform")]
+    assert [a[0] for a in terraform] == ["init", "apply", "output"]  # no plan of its own
+    assert terraform[1][-1] == "tfplan"
+    plan = ws / "terraform" / "irt" / "tfplan"
+    assert plan.read_bytes() == (planned / "terraform" / "irt" / "tfplan").read_bytes()
+    assert (ws / "build" / "bundles" / "irt-prod-predict.zip").read_bytes() == b"zip bytes"
+    assert (ws / "predict_url").read_text() == "https://irt-predict.example.run.app"
+
+
+def test_a_commit_that_did_not_pass_staging_is_not_released(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    ws = checkout(tmp_path, "plan")
+    err = run(ws, tools, "check-passed", project("staging"), COMMIT, ok=False).stderr
+    assert f"commit {COMMIT} has not passed staging" in err
+    assert "no COMMIT_SHA" in run(ws, tools, "check-passed", project("staging"), "",
+                                  ok=False).stderr
+    # a build by hand (gcloud builds submit: no COMMIT_SHA) passes but records nothing
+    assert "not recorded" in run(ws, tools, "mark-passed", project("staging"), "", "b").stdout
+    assert not list(tools["gcs"].rglob("*"))
+    run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7")
+    run(ws, tools, "check-passed", project("staging"), COMMIT)
+    run(ws, tools, "check-passed", project("staging"), "f" * 40, ok=False)
+
+
+def test_apply_refuses_any_bundle_but_the_approved_one(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    plan_release(tmp_path, tools)
+    uri = f"gs://{project('prod')}-releases/v1.4.0/release.tgz"
+    sha = (tools["gcs"] / f"{project('prod')}-releases/v1.4.0/release.sha256").read_text().strip()
+    ws = checkout(tmp_path, "apply")
+    err = run(ws, tools, "fetch", uri, "0" * 64, COMMIT, ok=False).stderr
+    assert "the approved one is" in err
+    err = run(ws, tools, "fetch", uri, sha, "e" * 40, ok=False).stderr
+    assert "planned for another commit" in err
+    err = run(ws, tools, "fetch", uri, "", COMMIT, ok=False).stderr
+    assert "_RELEASE_SHA256 are required" in err
+    # a replaced bundle (same name, other bytes) no longer matches the approved digest
+    tgz = tools["gcs"] / f"{project('prod')}-releases/v1.4.0/release.tgz"
+    tgz.write_bytes(tgz.read_bytes() + b"\0")
+    assert "the approved one is" in run(ws, tools, "fetch", uri, sha, COMMIT, ok=False).stderr
+
+
+def test_apply_without_a_saved_plan_does_nothing(tmp_path: Path,
+                                                 tools: dict[str, Path]) -> None:
+    ws = checkout(tmp_path, "apply")
+    assert "apply runs a reviewed plan only" in run(ws, tools, "apply", ok=False).stderr
+    assert not calls(tools, "terraform")
+
+
+def test_init_refuses_the_state_or_tfvars_of_another_project(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    """#14, defect 5: each project keeps its state in its own bucket; a staging build cannot be
+    pointed at prod's state (or the reverse) by a substitution."""
+    ws = checkout(tmp_path, "init")
+    err = run(ws, tools, "init", "prod", project("staging"), ok=False).stderr
+    assert f"this build's project {project('staging')} keeps its state in" in err
+    assert not calls(tools, "terraform")
+    run(ws, tools, "init", "staging", project("staging"))
+    (init,) = [c["args"] for c in calls(tools, "terraform")]
+    assert "-backend-config=../environments/staging/backend.hcl" in init
+
+
+# --------------------------------------------------------------------------- the YAML
+def config(name: str) -> dict:
+    return yaml.safe_load((ROOT / CONFIGS[name]).read_text())
+
+
+def pipeline_commands(cfg: dict) -> dict[str, list[str]]:
+    """step id -> the pipeline.sh command line it runs."""
+    out = {}
+    for step in cfg["steps"]:
+        words = " ".join(step.get("args", [])).split()
+        if "scripts/release/pipeline.sh" in words:
+            out[step["id"]] = words[words.index("scripts/release/pipeline.sh") + 1:]
+    return out
+
+
+def upstream(cfg: dict, step_id: str) -> set[str]:
+    steps = {s["id"]: s for s in cfg["steps"]}
+    seen, todo = set(), [step_id]
+    while todo:
+        for dep in steps[todo.pop()].get("waitFor", []):
+            if dep != "-" and dep not in seen:
+                seen.add(dep)
+                todo.append(dep)
+    return seen
+
+
+def test_release_configs_plan_then_apply_the_saved_plan_only() -> None:
+    script = SCRIPT.read_text()
+    known = set(re.findall(r"^  ([a-z-]+)\)$", script, re.M))
+    for name in CONFIGS:
+        cfg = config(name)
+        assert all("waitFor" in s for s in cfg["steps"]), name
+        for step, command in pipeline_commands(cfg).items():
+            assert command[0] in known, (name, step, command)
+    plan = pipeline_commands(config("plan"))
+    assert plan["staging-passed"][:2] == ["check-passed", "${_STAGING_PROJECT}"]
+    for step in ("init", "plan", "bundle", "publish", "request-apply"):
+        assert "staging-passed" in upstream(config("plan"), step), step
+    assert {"plan", "bundle", "publish"} <= upstream(config("plan"), "request-apply")
+    apply = pipeline_commands(config("apply"))
+    assert [c[0] for c in apply.values()] == ["fetch", "init", "apply", "smoke"]
+    assert apply["fetch"][1:] == ["${_RELEASE}", "${_RELEASE_SHA256}", "$COMMIT_SHA"]
+    for step in config("apply")["steps"]:  # nothing in stage 2 plans anew
+        assert "plan" not in step.get("args", []), step["id"]
+    staging = pipeline_commands(config("staging"))
+    assert [c[0] for c in staging.values()] == ["init", "validate", "plan", "apply", "smoke",
+                                                "mark-passed"]
+    assert "smoke" in upstream(config("staging"), "passed")
+    assert config("staging")["substitutions"]["_ENV"] == "staging"
+    assert config("plan")["substitutions"]["_ENV"] == "prod"
+
+
+def test_every_shell_variable_is_escaped_in_the_yaml() -> None:
+    """In Cloud Build ``$X`` is a substitution: shell variables are written ``$$X``; only the
+    user substitutions ``$_X`` and the built-ins below may appear unescaped."""
+    builtins = {"PROJECT_ID", "COMMIT_SHA", "BUILD_ID", "TAG_NAME"}
+    for name in CONFIGS:
+        text = (ROOT / CONFIGS[name]).read_text()
+        for m in re.finditer(r"(?<!\$)\$(?!\$|_|\{_)\{?([A-Za-z(][A-Za-z_]*)", text):
+            assert m.group(1) in builtins, (name, m.group(0))
