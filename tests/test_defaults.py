@@ -27,6 +27,7 @@ from irt.engine.auto import AutoConfig
 from irt.engine.calibrate import FitConfig, Priors, Quadrature
 from irt.engine.defaults import DEFAULTS, Defaults
 from irt.engine.learning_fit import LearningConfig
+from irt.errors import ConfigError
 from irt.refresh.config import RefreshConfig
 from irt.refresh.quality import GateConfig
 from irt.refresh.sql import QueryParams
@@ -38,7 +39,8 @@ OTHER = Defaults(model="1pl", prior_a=(0.1, 0.4), prior_b=(0.2, 1.5), prior_c=(4
                  min_answers_per_item=3, min_answers_per_student=4, quadrature_points=31,
                  tol=2e-4, max_iter=77, min_slope=0.07, score_method="MAP",
                  recency_decay=0.9, pfa_window=7, pfa_beta_sd=0.7, auto_validation_share=0.3,
-                 auto_noise_z=3.0, max_ece_over_plain=0.02)
+                 auto_noise_z=3.0, max_ece_over_plain=0.02, skill_prior=False,
+                 skill_difficulty_sd=0.7)
 #: ... and the options (which need the 2PL).
 WITH_OPTIONS = dataclasses.replace(DEFAULTS, options=("recency",))
 MINIMAL_ENV = {"SOURCE_FILE": "log.csv", "MODEL_DIR": "models"}
@@ -65,9 +67,10 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     # the engine: FitConfig and the learning-aware fit
     config = FitConfig()
     assert (config.model, config.tol, config.max_iter, config.min_answers_per_item,
-            config.min_slope, config.quadrature) == (
+            config.min_slope, config.quadrature, config.skill_prior,
+            config.skill_difficulty_sd) == (
         d.model, d.tol, d.max_iter, d.min_answers_per_item, d.min_slope,
-        Quadrature(d.quadrature_points))
+        Quadrature(d.quadrature_points), d.skill_prior, d.skill_difficulty_sd)
     assert config.resolved_priors() == Priors(d.prior_a, d.prior_b, None) == Priors.default(d.model)
     assert Priors.default("3pl").c_beta == d.prior_c
     learning = LearningConfig()
@@ -83,9 +86,9 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     refresh = RefreshConfig.from_env(MINIMAL_ENV)
     assert (refresh.model_type, refresh.min_answers_per_item, refresh.min_answers_per_student,
             refresh.prior_a, refresh.prior_b, refresh.model_options, refresh.recency_decay,
-            refresh.pfa_window) == (
+            refresh.pfa_window, refresh.skill_prior, refresh.skill_difficulty_sd) == (
         d.model, d.min_answers_per_item, d.min_answers_per_student, d.prior_a, d.prior_b,
-        d.options, d.recency_decay, d.pfa_window)
+        d.options, d.recency_decay, d.pfa_window, d.skill_prior, d.skill_difficulty_sd)
     assert dataclasses.replace(refresh, source_file="log.csv", model_dir="models") == \
         RefreshConfig(source_file="log.csv", model_dir="models")
     assert refresh.gate.max_ece_over_plain == d.max_ece_over_plain
@@ -116,6 +119,27 @@ def test_fit_help_prints_the_effective_defaults(capsys, monkeypatch) -> None:
         assert settings.describe() in out
         assert f"(default {settings.min_answers_per_item})" in out
     assert "log a ~ N(0.1,0.4)" in out and "Beta(4,16)" in out and "at most 77 cycles" in out
+    assert "skill prior (with a skill column): off" in out
+
+
+def test_the_skill_prior_switches_off_everywhere() -> None:
+    args = cli.build_parser().parse_args(["fit", "a.csv", "-o", "m.json", "--no-skill-prior"])
+    assert cli._fit_config(args).skill_prior is False
+    args = cli.build_parser().parse_args(["evaluate", "a.csv", "b.csv", "--no-skill-prior",
+                                          "--skill-difficulty-sd", "0.5"])
+    assert (cli._fit_config(args).skill_prior, cli._fit_config(args).skill_difficulty_sd) == (
+        False, 0.5)
+    refresh = RefreshConfig.from_env({**MINIMAL_ENV, "SKILL_PRIOR": "false",
+                                      "SKILL_DIFFICULTY_SD": "0.5"})
+    assert (refresh.fit_config().skill_prior, refresh.fit_config().skill_difficulty_sd) == (
+        False, 0.5)
+    for bad in ("maybe", "2"):
+        with pytest.raises(ConfigError) as info:
+            RefreshConfig.from_env({**MINIMAL_ENV, "SKILL_PRIOR": bad})
+        assert info.value.field == "SKILL_PRIOR"
+    with pytest.raises(ConfigError) as info:
+        RefreshConfig.from_env({**MINIMAL_ENV, "SKILL_DIFFICULTY_SD": "0"})
+    assert info.value.field == "SKILL_DIFFICULTY_SD"
 
 
 def test_the_shipped_defaults_have_priors_and_calibrate_every_answered_item() -> None:
@@ -137,14 +161,20 @@ def test_no_priors_is_maximum_likelihood_everywhere() -> None:
     assert refresh.fit_config().resolved_priors() == Priors()
 
 
-def test_prepare_serves_what_irt_fit_calibrates_from_the_same_answers(tmp_path) -> None:
+@pytest.mark.parametrize("skills", [False, True], ids=["plain", "skill-column"])
+def test_prepare_serves_what_irt_fit_calibrates_from_the_same_answers(tmp_path, skills) -> None:
     """``prepare`` with nothing set and ``irt fit`` with no option, on prepare's training
-    answers (its ``prepared.csv.gz`` rows outside the hold-out), give the same parameters.
+    answers (its ``prepared.csv.gz`` rows outside the hold-out), give the same parameters;
+    with a skill column (``COLUMN_SKILL``, ``--skill-column``) both fit with the skill prior
+    and record the same skills.
 
     ``--min-answers-per-student 1``: prepare applies the student minimum in SQL before it holds
     out the latest answers of some students; the training rows are what it calibrated on."""
-    log = write_csv(simulated_rows(300, 20, 12, seed=4), tmp_path / "log.csv")
+    rows_in = simulated_rows(300, 20, 12, seed=4)
+    log = write_csv(rows_in, tmp_path / "log.csv")
     env = {"SOURCE_FILE": str(log), "MODEL_DIR": str(tmp_path / "models")}
+    if skills:
+        env["COLUMN_SKILL"] = "skill_id"
     result = run(RefreshConfig.from_env(env))
     assert result.status == 200, result.body
     store = LocalStore(str(tmp_path / "models"))
@@ -152,14 +182,17 @@ def test_prepare_serves_what_irt_fit_calibrates_from_the_same_answers(tmp_path) 
     served = json.loads(store.get(version, "model.json"))
     rows = list(csv.DictReader(io.StringIO(gzip.decompress(
         store.get(version, "prepared.csv.gz")).decode())))
+    skill_of = {r["item_id"]: r["skill_id"] for r in rows_in}
     train = tmp_path / "train.csv"
     with train.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student_id", "item_id", "correct", "answered_at"])
-        writer.writerows([r["student_id"], r["item_id"], r["correct"], r["answered_at"]]
-                         for r in rows if r["holdout"] == "0")
+        writer.writerow(["student_id", "item_id", "correct", "answered_at", "skill"])
+        writer.writerows([r["student_id"], r["item_id"], r["correct"], r["answered_at"],
+                          skill_of[r["item_id"]]] for r in rows if r["holdout"] == "0")
     out = tmp_path / "fit.json"
-    assert cli.main(["fit", str(train), "-o", str(out), "--min-answers-per-student", "1"]) == 0
+    extra = ["--skill-column", "skill"] if skills else []
+    assert cli.main(["fit", str(train), "-o", str(out), "--min-answers-per-student", "1",
+                     *extra]) == 0
     fitted = json.loads(out.read_text())
     assert fitted["model_type"] == served["model_type"] == DEFAULTS.model
     assert fitted["fit"]["iterations"] == served["fit"]["iterations"]
@@ -168,3 +201,15 @@ def test_prepare_serves_what_irt_fit_calibrates_from_the_same_answers(tmp_path) 
         theirs = served["items"][item]
         np.testing.assert_allclose([mine["a"], mine["b"]], [theirs["a"], theirs["b"]],
                                    atol=1e-6, err_msg=item)
+    if not skills:
+        assert "skills" not in served and "skills" not in fitted
+        return
+    assert served["fit"]["skill_prior"] is fitted["fit"]["skill_prior"] is True
+    assert served["priors"] == fitted["priors"]
+    assert served["skills"]["item_skills"] == fitted["skills"]["item_skills"] == {
+        item: skill_of[item] for item in fitted["items"]}
+    assert served["skills"]["parameters"].keys() == {"k0", "k1", "k2"}
+    for skill, mine in fitted["skills"]["parameters"].items():
+        theirs = served["skills"]["parameters"][skill]
+        np.testing.assert_allclose([mine["a"], mine["b"]], [theirs["a"], theirs["b"]],
+                                   atol=1e-6, err_msg=skill)

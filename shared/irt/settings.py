@@ -50,3 +50,20 @@ def env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: f
     if not (math.isfinite(value) and lo <= value <= hi):
         raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
     return value
+
+
+def env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
+    """``env[key]`` as a boolean (``true``/``false``, ``1``/``0``, ``yes``/``no``, any case);
+    ``default`` when unset or blank.
+
+    Raises:
+        ConfigError: any other value.
+    """
+    raw = env.get(key, "").strip().lower()
+    if raw == "":
+        return default
+    if raw in ("true", "1", "yes"):
+        return True
+    if raw in ("false", "0", "no"):
+        return False
+    raise ConfigError(f"must be true or false, got {env[key]!r}", key)

@@ -123,8 +123,8 @@ def test_an_unconverged_fit_is_never_published(tmp_path, log_file, monkeypatch):
     cfg = config(tmp_path, log_file)
     first = run(cfg, options={"window_days": 30})
     real_fit = pipeline.fit
-    monkeypatch.setattr(pipeline, "fit", lambda responses, fit_config: real_fit(
-        responses, replace(fit_config, max_iter=2)))
+    monkeypatch.setattr(pipeline, "fit", lambda responses, fit_config, *skills: real_fit(
+        responses, replace(fit_config, max_iter=2), *skills))
     logs = Logs()
     failed = run(cfg, logs=logs)
     assert failed.status == 422 and failed.body["status"] == "rejected"

@@ -83,6 +83,14 @@ def test_prepare_publishes_a_learning_model_gated_and_served(tmp_path: Path,
     assert 0.3 < spec.skill_sd < 1.5
     learned = next(line for line in logs.lines if line.get("event") == "learning_calibrated")
     assert learned["options"] == ["skills", "pfa"] and learned["iterations"] > 0
+    # the plain fit (the gate's challenger) has the skill prior; the options started from the
+    # plain fit without it (base_for_options), and the model keeps a skills section
+    calibrated = next(line for line in logs.lines if line.get("event") == "calibrated")
+    assert calibrated["skill_prior"] is True and calibrated["n_skills"] == 3
+    assert model.fit["skill_prior"] is False
+    assert set(model.skills["parameters"]) == {"k0", "k1", "k2"}
+    means = model.fit["learning"]["skill_difficulty_means"]
+    assert {k: v["b"] for k, v in model.skills["parameters"].items()} == pytest.approx(means)
     # The gate scored the held-out answers with the learning-aware protocol: recompute it
     # from the published prepared answers (holdout column) independently of irt.refresh.quality.
     report = json.loads(store.get(version, "report.json"))

@@ -169,3 +169,87 @@ def test_published_figures_only_for_the_published_split(tmp_path: Path) -> None:
     flipped = test[2].copy()
     flipped[0] = 1 - flipped[0]
     assert not _is_published_split(train[0], train[2], test[0], flipped)
+
+
+# --------------------------------------------------------------------------- skill column
+def _write_skilled(path: Path) -> tuple[object, tuple[str, ...]]:
+    """A sparse log with a ``Skill`` column (simulate_sparse's map, ids ``k<index>``)."""
+    from irt.engine.simulate import simulate_sparse
+
+    sim = simulate_sparse(6000, bank=3000, n_skills=12, seed=5)
+    r = sim.responses
+    with path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["student_id", "item_id", "correct", "Skill"])
+        for s, j, y in zip(r.student, r.item, r.correct, strict=True):
+            w.writerow([r.student_ids[s], r.item_ids[j], int(y), f"k{sim.item_skill[j]}"])
+    return sim, tuple(f"k{k}" for k in range(12))
+
+
+def test_fit_with_a_skill_column_uses_the_skill_prior(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """``--skill-column`` gives the engine's fit with the log's item -> skill map (the same
+    parameters), a ``skills`` section, and items below ``--min-answers-per-item`` listed as
+    provisional with their skill; ``--no-skill-prior`` keeps the population prior."""
+    from irt.engine.calibrate import FitConfig, fit
+
+    answers = tmp_path / "answers.csv"
+    sim, ids = _write_skilled(answers)
+    out = tmp_path / "model.json"
+    assert main(["fit", str(answers), "-o", str(out), "--skill-column", "skill",
+                 "--min-answers-per-student", "1", "--no-se"]) == 0
+    assert "skill prior on (12 skills)" in capsys.readouterr().err
+    model = load_model(out.read_text())
+    want = fit(sim.responses, FitConfig(compute_se=False), sim.item_skill, ids).model
+    assert model.fit["skill_prior"] is True and model.priors["skill_difficulty_sd"] == 1.0
+    np.testing.assert_allclose(model.b[model.positions(list(want.item_ids))], want.b,
+                               atol=1e-6)
+    assert model.skills["parameters"].keys() == want.skills["parameters"].keys()
+    for skill, spec in want.skills["parameters"].items():
+        assert model.skills["parameters"][skill] == pytest.approx(spec, abs=1e-6), skill
+    skill_of = {i: f"k{k}" for i, k in zip(sim.responses.item_ids, sim.item_skill, strict=True)}
+    assert model.skills["item_skills"] == {i: skill_of[i] for i in model.item_ids}
+    # a minimum of 3 answers: the rarer items are provisional, with their skill
+    assert main(["fit", str(answers), "-o", str(out), "--skill-column", "Skill",
+                 "--min-answers-per-student", "1", "--min-answers-per-item", "3",
+                 "--no-se"]) == 0
+    model = load_model(out.read_text())
+    counts = np.bincount(sim.responses.item)
+    rare = {sim.responses.item_ids[j] for j in np.flatnonzero(counts < 3)}
+    assert len(rare) > 1000
+    assert model.skills["provisional_items"] == {i: skill_of[i] for i in rare}
+    # switched off: the population prior, the skills still described
+    assert main(["fit", str(answers), "-o", str(out), "--skill-column", "skill",
+                 "--min-answers-per-student", "1", "--no-se", "--no-skill-prior"]) == 0
+    assert "skill prior off (12 skills)" in capsys.readouterr().err
+    off = load_model(out.read_text())
+    plain = fit(sim.responses, FitConfig(compute_se=False)).model
+    assert off.fit["skill_prior"] is False and off.skills["parameters"]
+    np.testing.assert_allclose(off.b[off.positions(list(plain.item_ids))], plain.b, atol=1e-6)
+    # a column the file lacks: a CSV error naming it
+    assert main(["fit", str(answers), "-o", str(out), "--skill-column", "topic"]) == 2
+    assert "'topic'" in capsys.readouterr().err
+
+
+def test_evaluate_calibrates_with_the_skill_prior_and_says_so(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    common = _write_split(tmp_path)
+    for name in ("train.csv", "test.csv"):  # add a skill column: three skills by item number
+        rows = list(csv.reader((tmp_path / name).open()))
+        with (tmp_path / name).open("w", newline="") as f:
+            w = csv.writer(f)
+            w.writerow([*rows[0], "skill_id"])
+            w.writerows([*row, f"s{int(row[1][1:]) % 3}"] for row in rows[1:])
+    assert main(["evaluate", *common, "--json"]) == 0
+    plain = json.loads(capsys.readouterr().out)
+    assert plain["skill_prior"] is False
+    assert main(["evaluate", *common, "--skill-column", "skill_id", "--json"]) == 0
+    skilled = json.loads(capsys.readouterr().out)
+    assert skilled["skill_prior"] is True and skilled["converged"] is True
+    assert skilled["log_loss"] != plain["log_loss"]
+    assert main(["evaluate", *common, "--skill-column", "skill_id"]) == 0
+    assert "skill prior on (3 skills)" in capsys.readouterr().out
+    assert main(["evaluate", *common, "--skill-column", "skill_id", "--no-skill-prior",
+                 "--json"]) == 0
+    off = json.loads(capsys.readouterr().out)
+    assert off["skill_prior"] is False and off["log_loss"] == plain["log_loss"]

@@ -42,7 +42,13 @@ import numpy as np
 from irt.engine import defaults
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.evaluate import metrics, online_predictions
-from irt.engine.learning_fit import LearningConfig, LearningFit, fit_learning, with_recency
+from irt.engine.learning_fit import (
+    LearningConfig,
+    LearningFit,
+    base_for_options,
+    fit_learning,
+    with_recency,
+)
 from irt.engine.model import ItemModel
 from irt.engine.responses import Responses
 
@@ -193,15 +199,21 @@ def choose_options(train: Responses, order_key: np.ndarray | None, item_skill: n
                             n_fit_students, n_val_students, int(v_y.shape[0]),
                             time.perf_counter() - t0, cfg)
     fit_key = None if order_key is None else np.asarray(order_key)[~answer_val]
-    base = fit(fit_part, replace(fit_config, compute_se=False)).model
+    # the plain model as production fits it: with the skill prior when there is a map
+    base = fit(fit_part, replace(fit_config, compute_se=False),
+               *((item_skill, skill_ids) if has_skills else ())).model
     models: dict[tuple[str, ...], tuple[ItemModel, bool]] = {(): (base, True)}
+    options_base = None  # the calibrated options' start (base_for_options), made once
     for opts in candidates[1:]:
         calibrated = tuple(o for o in opts if o != "recency")
         if not calibrated:
             models[opts] = (with_recency(base, learning.decay), True)
             continue
         if calibrated not in models:
-            result = fit_learning(base, fit_part, fit_key, item_skill, skill_ids,
+            if options_base is None:
+                options_base = base_for_options(base, calibrated, fit_part, fit_config,
+                                                item_skill, skill_ids)
+            result = fit_learning(options_base, fit_part, fit_key, item_skill, skill_ids,
                                   replace(learning, options=calibrated))
             models[calibrated] = (result.model, result.converged)
         if "recency" in opts:
@@ -257,7 +269,9 @@ def fit_chosen(base: ItemModel, train: Responses, order_key: np.ndarray | None,
                item_skill: np.ndarray | None, skill_ids: Sequence[str],
                learning: LearningConfig, choice: OptionChoice) -> LearningFit:
     """The chosen option set calibrated on every training answer on top of ``base`` (the
-    plain fit of all of them), the choice recorded in ``model.fit["option_selection"]``."""
+    plain fit of all of them; for calibrated options the one
+    :func:`irt.engine.learning_fit.base_for_options` gives), the choice recorded in
+    ``model.fit["option_selection"]``."""
     calibrated = tuple(o for o in choice.options if o != "recency")
     result = fit_learning(base, train, order_key, item_skill, skill_ids,
                           replace(learning, options=calibrated))

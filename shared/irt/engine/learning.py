@@ -55,7 +55,7 @@ mode, parabola through the grid's best three nodes, SE from its curvature).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
@@ -63,7 +63,7 @@ from typing import Any
 import numpy as np
 
 from irt.engine.ability import eap_batch
-from irt.engine.model import ItemModel
+from irt.engine.model import ItemModel, skill_table
 from irt.engine.online import answer_runs, plain_online_predictions, student_chunks
 from irt.errors import ModelFormatError
 
@@ -777,9 +777,11 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
 
 
 def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int],
-                items: Sequence[str] | None, method: str = "EAP") -> dict[str, Any]:
+                items: Sequence[str] | None, method: str = "EAP",
+                provisional: Callable[[str], int | None] | None = None) -> dict[str, Any]:
     """The ``predict`` answer for one student with a learning-aware model (the same keys as
-    the plain model's: ``ability``, ``probabilities``, ``unknown_items``).
+    the plain model's: ``ability``, ``probabilities``, ``unknown_items``, and
+    ``provisional_items`` when some items are known only through their skill).
 
     Args:
         model: a model with learning options.
@@ -787,6 +789,10 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
         correct: 0/1 answers.
         items: requested item ids (``None``: every item).
         method: ``"EAP"`` or ``"MAP"`` (the reported general ability).
+        provisional: row of the model's skill table
+            (:func:`irt.engine.model.skill_table`) of an item without parameters whose skill
+            is known, else ``None`` (``irt.serving.plain.provisional_lookup``).  Such an
+            item's answers are not used; a requested one gets :func:`skill_probabilities`.
     """
     spec = learning_of(model)
     assert spec is not None
@@ -794,9 +800,14 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
     y = np.asarray(correct, dtype=np.int64)
     known = pos >= 0
     unknown = [] if known.all() else [item_ids[k] for k in np.flatnonzero(~known).tolist()]
+    provisional_items: list[str] = []
     if unknown:
         pos, y = pos[known], y[known]
+        if provisional is not None:
+            provisional_items = [i for i in unknown if provisional(i) is not None]
+            unknown = [i for i in unknown if provisional(i) is None]
     post = student_posterior(model, spec, pos, y, method)
+    by_skill: dict[str, int] = {}
     if items is None:
         names: Sequence[str] = model.item_ids
         sel = np.arange(model.n_items)
@@ -804,19 +815,62 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
         sel = model.positions(items)
         names = items
         if not (sel >= 0).all():
-            missing = np.flatnonzero(sel < 0).tolist()
-            for k in missing:
-                if items[k] not in unknown:
-                    unknown.append(items[k])
+            for k in np.flatnonzero(sel < 0).tolist():
+                item = items[k]
+                q = None if provisional is None else provisional(item)
+                if q is not None:
+                    by_skill[item] = q
+                    if item not in provisional_items:
+                        provisional_items.append(item)
+                elif item not in unknown:
+                    unknown.append(item)
             names = [items[k] for k in np.flatnonzero(sel >= 0).tolist()]
             sel = sel[sel >= 0]
     probs = probabilities(model, spec, post, sel) if sel.size else np.zeros(0)
-    return {
+    found = dict(zip(names, np.round(probs, 6).tolist(), strict=True))
+    if by_skill:  # in request order, among the calibrated items
+        extra = dict(zip(by_skill, np.round(skill_probabilities(
+            model, spec, post, list(by_skill.values())), 6).tolist(), strict=True))
+        found = {i: found[i] if i in found else extra[i] for i in items  # type: ignore[union-attr]
+                 if i in found or i in extra}
+    out = {
         "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6), "method": method,
                     "n_answers": post.n_answers},
-        "probabilities": dict(zip(names, np.round(probs, 6).tolist(), strict=True)),
+        "probabilities": found,
         "unknown_items": unknown,
     }
+    if provisional_items:
+        out["provisional_items"] = provisional_items
+    return out
+
+
+def skill_probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
+                        rows: Sequence[int]) -> np.ndarray:
+    """P(correct) of the next answer to items known only through their skill: the skill's
+    typical parameters (``rows`` of :func:`irt.engine.model.skill_table`), at the student's
+    ability in that skill (``u_k``) with that skill's covariates when the learning options
+    have the skill (else the general ability, no skill covariates)."""
+    table = skill_table(model)
+    assert table is not None
+    q = np.asarray(rows, dtype=np.intp)
+    n_skills = len(spec.skill_ids)
+    own = _skill_positions(model, spec)
+    skill = np.array([own.get(table.skill_ids[k], -1) for k in q.tolist()], dtype=np.int64)
+    row = np.where(skill >= 0, skill, n_skills)
+    z = table.a[q] * (post.skill_ability[row] - table.b[q])
+    if spec.pfa:
+        z += offsets(spec, post.features[row], skill)
+    p = 1.0 / (1.0 + np.exp(-z))
+    return table.c[q] + (1.0 - table.c[q]) * p
+
+
+def _skill_positions(model: ItemModel, spec: Learning) -> dict[str, int]:
+    """``skill_id -> index`` of the learning options' skills (cached)."""
+    cached = model._cache.get("learning_skill_index")
+    if cached is None:
+        cached = model._cache["learning_skill_index"] = {  # type: ignore[assignment]
+            k: q for q, k in enumerate(spec.skill_ids)}
+    return cached  # type: ignore[return-value]
 
 
 def describe(spec: Learning) -> dict[str, Any]:

@@ -101,6 +101,8 @@ class ItemModel:
         code_version: version of the ``irt`` package that produced the model.
         version: optional model version label assigned by the publisher.
         options: free-form, documented model options (kept for forward compatibility).
+        skills: the ``skills`` section (JSON-ready, see :func:`skills_from_dict`): typical
+            parameters per skill and the item -> skill map; ``{}`` without a skill map.
 
     A model is treated as immutable once built: lookups and per-grid tables are cached.
     """
@@ -123,6 +125,7 @@ class ItemModel:
     code_version: str = ""
     version: str = ""
     options: dict[str, Any] = field(default_factory=dict)
+    skills: dict[str, Any] = field(default_factory=dict)
     _index: dict[str, int] | None = field(default=None, repr=False, compare=False)
     _cache: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -244,7 +247,7 @@ class ItemModel:
             }
             for j, item_id in enumerate(self.item_ids)
         }
-        return {
+        doc = {
             "schema_version": 2 if "learning" in self.options else 1,
             "model_type": self.model_type,
             "version": self.version,
@@ -259,6 +262,9 @@ class ItemModel:
             "options": self.options,
             "items": items,
         }
+        if self.skills:
+            doc["skills"] = self.skills
+        return doc
 
     def to_json(self, indent: int | None = 1) -> str:
         """Serialise to JSON text (strict: no NaN/Infinity literals)."""
@@ -310,7 +316,8 @@ def item_bank_from_dict(doc: Any) -> ItemModel:
          "quadrature": {...}, "priors": {...}, "fit": {...},
          "data_summary": {...}, "excluded_items": {"Q9": "fewer than 20 answers"},
          "items": {"Q1": {"a": 1.2, "b": -0.3, "c": 0.0,
-                          "se_a": 0.1, "se_b": 0.08, "se_c": null}, ...}}
+                          "se_a": 0.1, "se_b": 0.08, "se_c": null}, ...},
+         "skills": {...}}          # optional, see skills_from_dict
 
     Rules: ``a > 0`` and finite (``a == 1`` for Rasch, one common ``a`` for 1PL),
     ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
@@ -386,6 +393,7 @@ def item_bank_from_dict(doc: Any) -> ItemModel:
         return value
 
     excluded = obj("excluded_items")
+    skills = skills_from_dict(doc.get("skills", {}), ids, model_type)
     model = ItemModel(
         model_type=model_type, item_ids=tuple(ids),
         a=cols["a"], b=cols["b"], c=cols["c"],
@@ -394,6 +402,118 @@ def item_bank_from_dict(doc: Any) -> ItemModel:
         fit=obj("fit"), data_summary=obj("data_summary"),
         excluded_items={str(k): str(v) for k, v in excluded.items()},
         created_at=text("created_at"), code_version=text("code_version"),
-        version=text("version"), options=obj("options"),
+        version=text("version"), options=obj("options"), skills=skills,
     )
     return model
+
+
+_SKILLS_KEYS = ("parameters", "item_skills", "provisional_items")
+
+
+def skills_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> dict[str, Any]:
+    """Validate the artifact's optional ``skills`` section (written by
+    :func:`irt.engine.calibrate.skills_section` when the log has a skill column)::
+
+        "skills": {
+          "parameters": {"k1": {"a": 1.1, "b": -0.4, "c": 0.0, "n_items": 57}, ...},
+          "item_skills": {"Q1": "k1", ...},        # calibrated items (in "items")
+          "provisional_items": {"Q9": "k1", ...}}  # items seen below the minimum answers
+
+    Rules: an object of those keys only (``{}``: no skills); ``parameters`` a non-empty
+    object of skills (non-empty ids), each with ``a`` in ``(0, 1000]`` (1 for a Rasch
+    model), ``b`` in ``[-1000, 1000]``, ``c`` in ``[0, 1)`` (0 unless 3PL; optional), and
+    ``n_items`` an integer >= 1 (optional); ``item_skills`` maps items of the model, and
+    ``provisional_items`` items *not* in the model, to skills of ``parameters``.  A reader
+    from before this section ignores it (the model then serves without provisional items).
+
+    Returns:
+        The section as given (``{}`` when absent).
+
+    Raises:
+        ModelFormatError: naming the first offending field (``skills.parameters.k1.a``).
+    """
+    if not isinstance(doc, dict):
+        raise ModelFormatError("must be an object", "skills")
+    if not doc:
+        return {}
+    for key in doc:
+        if key not in _SKILLS_KEYS:
+            raise ModelFormatError(f"unknown field; allowed: {', '.join(_SKILLS_KEYS)}",
+                                   f"skills.{key}")
+    params = doc.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise ModelFormatError("must be a non-empty object {skill_id: parameters}",
+                               "skills.parameters")
+    for skill, spec in params.items():
+        path = f"skills.parameters.{skill}"
+        if not skill:
+            raise ModelFormatError("skill ids must be non-empty strings", "skills.parameters")
+        if not isinstance(spec, dict):
+            raise ModelFormatError("must be an object", path)
+        a = _finite(_require(spec, "a", (int, float), path + "."), path + ".a", lo=0.0,
+                    closed_lo=False, hi=1e3)
+        _finite(_require(spec, "b", (int, float), path + "."), path + ".b", lo=-1e3, hi=1e3)
+        c = _finite(spec.get("c", 0.0), path + ".c", lo=0.0, hi=1.0, closed_hi=False)
+        if c != 0.0 and model_type != "3pl":
+            raise ModelFormatError(f"must be 0 for a {model_type} model", path + ".c")
+        if a != 1.0 and model_type == "rasch":
+            raise ModelFormatError("must be 1 for a rasch model", path + ".a")
+        count = spec.get("n_items", 1)
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ModelFormatError("must be an integer of at least 1", path + ".n_items")
+    known = set(item_ids)
+    for key, inside in (("item_skills", True), ("provisional_items", False)):
+        mapping = doc.get(key, {})
+        if not isinstance(mapping, dict):
+            raise ModelFormatError("must be an object {item_id: skill_id}", f"skills.{key}")
+        for item, skill in mapping.items():
+            path = f"skills.{key}.{item}"
+            if not item:
+                raise ModelFormatError("item ids must be non-empty strings", f"skills.{key}")
+            if (item in known) != inside:
+                raise ModelFormatError("is not an item of the model" if inside else
+                                       "is an item of the model (it has parameters)", path)
+            if not isinstance(skill, str) or skill not in params:
+                raise ModelFormatError("must be a skill id of skills.parameters", path)
+    return doc
+
+
+@dataclass(frozen=True)
+class SkillTable:
+    """The ``skills`` section as arrays, for serving (built once per model by
+    :func:`skill_table`).
+
+    Attributes:
+        skill_ids: skill ids, in the order of the arrays.
+        a, b, c: each skill's typical parameters, shape ``(n_skills,)``.
+        index: ``skill_id -> row``.
+        provisional: ``item_id -> row`` of the items the model knows only through their
+            skill (``provisional_items``).
+    """
+
+    skill_ids: tuple[str, ...]
+    a: np.ndarray
+    b: np.ndarray
+    c: np.ndarray
+    index: dict[str, int]
+    provisional: dict[str, int]
+
+
+def skill_table(model: ItemModel) -> SkillTable | None:
+    """The model's validated ``skills`` section as a :class:`SkillTable` (cached on the
+    model), or ``None`` when it has none."""
+    cached = model._cache.get("skill_table")
+    if cached is None:
+        table = None
+        if model.skills:
+            params = model.skills["parameters"]
+            ids = tuple(params)
+            index = {k: q for q, k in enumerate(ids)}
+            table = SkillTable(
+                ids, np.array([float(params[k]["a"]) for k in ids]),
+                np.array([float(params[k]["b"]) for k in ids]),
+                np.array([float(params[k].get("c", 0.0)) for k in ids]), index,
+                {item: index[k] for item, k in
+                 model.skills.get("provisional_items", {}).items()})
+        cached = model._cache["skill_table"] = (table,)  # type: ignore[assignment]
+    return cached[0]  # type: ignore[index]

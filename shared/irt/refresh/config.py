@@ -22,7 +22,7 @@ from irt.errors import ConfigError
 from irt.refresh.monitoring import MonitorConfig
 from irt.refresh.quality import DataThresholds, GateConfig
 from irt.refresh.sql import SourceColumns, parse_table
-from irt.settings import env_float, env_int
+from irt.settings import env_bool, env_float, env_int
 
 
 def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | None
@@ -89,6 +89,12 @@ class RefreshConfig:
             (:mod:`irt.engine.auto`; without ``COLUMN_SKILL`` only ``recency`` is tried).
         recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
         pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
+        skill_prior: ``SKILL_PRIOR`` (``true``/``false``, default true): with
+            ``COLUMN_SKILL``, the plain calibration centres each item's difficulty prior on
+            its skill's estimated mean (:func:`irt.engine.calibrate.fit`), and the model
+            records each skill's typical parameters for ``predict``'s provisional items.
+        skill_difficulty_sd: ``SKILL_DIFFICULTY_SD`` (default 1.0): SD of the difficulties
+            around their skill's mean.
     """
 
     table: str | None = None
@@ -114,6 +120,9 @@ class RefreshConfig:
     model_options: tuple[str, ...] = field(default_factory=lambda: defaults.DEFAULTS.options)
     recency_decay: float = field(default_factory=lambda: defaults.DEFAULTS.recency_decay)
     pfa_window: int = field(default_factory=lambda: defaults.DEFAULTS.pfa_window)
+    skill_prior: bool = field(default_factory=lambda: defaults.DEFAULTS.skill_prior)
+    skill_difficulty_sd: float = field(
+        default_factory=lambda: defaults.DEFAULTS.skill_difficulty_sd)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -200,16 +209,21 @@ class RefreshConfig:
             monitoring=MonitorConfig.from_env(env), model_options=model_options,
             recency_decay=env_float(env, "RECENCY_DECAY", base.recency_decay, 0.01, 0.9999),
             pfa_window=env_int(env, "PFA_WINDOW", base.pfa_window, 1, 10_000),
+            skill_prior=env_bool(env, "SKILL_PRIOR", base.skill_prior),
+            skill_difficulty_sd=env_float(env, "SKILL_DIFFICULTY_SD", base.skill_difficulty_sd,
+                                          1e-3, 100.0),
         )
 
     def fit_config(self) -> FitConfig:
         """The calibration settings of a run: :data:`irt.engine.defaults.DEFAULTS` with this
-        configuration's model type, minimum answers per item and priors (the 3PL's guessing
-        prior from the defaults)."""
+        configuration's model type, minimum answers per item, priors (the 3PL's guessing
+        prior from the defaults) and skill prior."""
         priors = Priors(a_lognormal=self.prior_a,
                         b_normal=self.prior_b, c_beta=Priors.default(self.model_type).c_beta)
         return FitConfig(model=self.model_type, priors=priors,  # type: ignore[arg-type]
-                         min_answers_per_item=self.min_answers_per_item)
+                         min_answers_per_item=self.min_answers_per_item,
+                         skill_prior=self.skill_prior,
+                         skill_difficulty_sd=self.skill_difficulty_sd)
 
     def summary(self) -> dict[str, Any]:
         """JSON-ready settings that shape the model (part of the version digest)."""
@@ -217,6 +231,9 @@ class RefreshConfig:
         out["columns"] = self.columns.required()
         for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
             out.pop(key)
+        if not self.columns.skill:  # no skill map: the skill prior settings shape nothing
+            for key in ("skill_prior", "skill_difficulty_sd"):
+                out.pop(key)
         if not self.model_options:  # a plain model: the digest of the plain settings only
             for key in ("model_options", "recency_decay", "pfa_window"):
                 out.pop(key)

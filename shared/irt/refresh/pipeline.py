@@ -147,8 +147,9 @@ class Answers:
 class Prepared:
     """The prepared answers (step 4): the engine's ``Responses``, their times (epoch seconds,
     ``None`` when the log has none), the data report (rows in and out, drops by reason,
-    students, items) and, for the learning-aware options, the log's item -> skill map as
-    ``(skill code per item code, item dictionary, skill dictionary)``."""
+    students, items) and, with ``COLUMN_SKILL``, the log's item -> skill map (the skill
+    prior's and the learning-aware options') as ``(skill code per item code, item
+    dictionary, skill dictionary)``."""
 
     responses: Any
     answered_at: np.ndarray | None
@@ -408,8 +409,8 @@ def prepare_answers(run: Run, answers: Answers) -> Prepared:
     del answers
     s_codes, s_dict = encode(table.column("student_id"))
     i_codes, i_dict = encode(table.column("item_id"))
-    skills = None  # the item -> skill map of the log, for the learning-aware options
-    if {"skills", "pfa", AUTO} & set(run.config.model_options) and run.config.columns.skill:
+    skills = None  # the log's item -> skill map: the skill prior's and the options'
+    if run.config.columns.skill:
         skills = _skills(table, i_codes, i_dict)
     # the SQL leaves 0, 1 or NULL: int8 with -1 for NULL (invalid_correct downstream)
     correct = pc.fill_null(table.column("correct"), -1).cast(pa.int8()).to_numpy()
@@ -467,9 +468,12 @@ def hold_out(run: Run, prepared: Prepared) -> Holdout:
 
 
 def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
-    """Step 6: calibrate the configured model on the training answers, with the priors.
+    """Step 6: calibrate the configured model on the training answers, with the priors (and,
+    with ``COLUMN_SKILL``, the log's item -> skill map: the skill prior and the model's
+    ``skills`` section).
 
-    Logs INFO ``calibrated`` (iterations, convergence, log-likelihood and its history, items,
+    Logs INFO ``calibrated`` (iterations, convergence, log-likelihood and its history, skill
+    prior and skills, items,
     training and held-out answers); with ``MODEL_OPTIONS``, then fits the learning-aware
     options (step 6b, :func:`_fit_learning`: INFO ``learning_calibrated``; 422
     ``invalid_data`` when they cannot be fitted).  With ``MODEL_OPTIONS=auto`` the options are
@@ -480,10 +484,13 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
     config, train, held_out = run.config, holdout.train, holdout.held_out
     t0 = time.perf_counter()
     fit_config = config.fit_config()
-    result = fit(train, fit_config)
+    item_skill, skill_ids = _item_skills(prepared.skills, train.item_ids)
+    result = fit(train, fit_config, item_skill, skill_ids)
     log_step(run.say, "model calibrated", event="calibrated", since=t0,
              model_type=config.model_type, iterations=result.iterations,
              converged=result.converged, log_likelihood=result.log_likelihood,
+             skill_prior=result.model.fit.get("skill_prior", False),
+             n_skills=len(result.model.skills.get("parameters", {})),
              log_posterior_by_iteration=[round(v, 4) for v in result.history],
              n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
              train_answers=train.n_answers, holdout_answers=int(held_out.sum()))
@@ -496,7 +503,11 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
                                                "option_selection": selection})
             return Calibrated(model, result, fit_config, selection=selection)
     if options:  # 6b. the learning-aware options, on the same training answers
-        learning = _fit_learning(config, result.model, train, order_key, prepared.skills,
+        from irt.engine.learning_fit import base_for_options
+
+        base = base_for_options(result.model, options, train, fit_config, item_skill,
+                                skill_ids)  # calibrated options: without the skill prior
+        learning = _fit_learning(config, base, train, order_key, prepared.skills,
                                  prepared.responses.item_ids, run.say, options)
         model = learning.model
         if selection is not None:
@@ -707,8 +718,8 @@ def _floor_hour(t: datetime) -> datetime:
 
 def _skills(table: Any, i_codes: np.ndarray, i_dict: list[Any]
             ) -> tuple[np.ndarray, list[Any], list[Any]]:
-    """The log's item -> skill map, for the learning-aware options: ``(skill code per item
-    code, item dictionary, skill dictionary)``."""
+    """The log's item -> skill map: ``(skill code per item code, item dictionary, skill
+    dictionary)``."""
     k_codes, k_dict = encode(table.column("skill_id"))
     return skill_map(i_codes, k_codes, len(i_dict)), i_dict, k_dict
 

@@ -4,8 +4,12 @@
 ``options["learning"]`` to these functions.  The request contract is unchanged: the same
 validation (:func:`irt.serving.parse_predict`), answers in the order given (or by
 ``answered_at``), first attempt per item, unknown ids listed and ignored, and the same
-response shape.  Skills come from the model's item -> skill map, never from the caller.
-The formulas are in :mod:`irt.engine.learning`.
+response shape.  The skills of calibrated items come from the model's item -> skill map,
+never from the caller; an item without parameters whose skill the model's ``skills`` section
+or the request's ``item_skills`` names is provisional, as for a plain model: its probability
+is the skill's typical item's at the student's ability in that skill
+(:func:`irt.engine.learning.skill_probabilities`).  The formulas are in
+:mod:`irt.engine.learning`.
 
 * ``ability`` is the general ability ``theta`` (``EAP``: posterior mean and SD; ``MAP``:
   the posterior mode), ``n_answers`` the known answers used.
@@ -24,6 +28,7 @@ import numpy as np
 
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
+from irt.serving.plain import provisional_lookup
 from irt.serving.requests import Limits, Student, parse_next, parse_predict
 
 
@@ -41,7 +46,8 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
 
 
 def _one(model: ItemModel, student: Student, method: str) -> dict[str, Any]:
-    return predict_one(model, student.item_ids, student.correct, student.items, method)
+    return predict_one(model, student.item_ids, student.correct, student.items, method,
+                       provisional_lookup(model, student.item_skills))
 
 
 def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:

@@ -14,7 +14,7 @@ error.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import chain, islice, repeat
 from operator import add
 from typing import Any
@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
-from irt.engine.model import ItemModel, logistic
+from irt.engine.model import ItemModel, irf, logistic, skill_table
 from irt.engine.selection import next_items
 from irt.serving.requests import (
     BATCH_KEYS,
@@ -68,6 +68,62 @@ def _ability(model: ItemModel, student: Student, method: str
 
 def _ability_json(theta: float, se: float, method: str, n: int) -> dict[str, Any]:
     return {"theta": round(theta, 6), "se": round(se, 6), "method": method, "n_answers": n}
+
+
+Lookup = Callable[[str], "int | None"]
+
+
+def provisional_lookup(model: ItemModel, named: Mapping[str, str] | None) -> Lookup | None:
+    """``item_id -> row`` of the model's skill table (:func:`irt.engine.model.skill_table`)
+    for an item the model has no parameters for but knows the skill of: from the model's
+    ``skills.provisional_items`` (items seen below the minimum answers), else from the
+    request's ``item_skills`` when that skill is one of the model's.  ``None`` when nothing
+    can be provisional (no skills section, or neither map)."""
+    table = skill_table(model)
+    if table is None or not (table.provisional or named):
+        return None
+    own, index = table.provisional, table.index
+    if not named:
+        return own.get
+
+    def lookup(item: str) -> int | None:
+        row = own.get(item)
+        if row is None:
+            skill = named.get(item)
+            row = None if skill is None else index.get(skill)
+        return row
+
+    return lookup
+
+
+def _own_lookup(model: ItemModel) -> Lookup | None:
+    """:func:`provisional_lookup` without a request map (cached: the fast paths' case)."""
+    cached = model._cache.get("own_lookup")
+    if cached is None:
+        cached = model._cache["own_lookup"] = (  # type: ignore[assignment]
+            provisional_lookup(model, None),)
+    return cached[0]  # type: ignore[index]
+
+
+def _provisional_probabilities(model: ItemModel, theta: float | np.ndarray,
+                               rows: Sequence[int]) -> np.ndarray:
+    """P(correct) at ``theta`` of items known only through their skill: the skill's typical
+    parameters (rows of the skill table)."""
+    table = skill_table(model)
+    assert table is not None
+    q = np.asarray(rows, dtype=np.intp)
+    return irf(theta, table.a[q], table.b[q], table.c[q])
+
+
+def _split_unknown(ids: Sequence[str], lookup: Lookup | None
+                   ) -> tuple[list[str], list[str]]:
+    """``(unknown, provisional)`` among ids the model has no parameters for."""
+    if lookup is None:
+        return list(ids), []
+    unknown, provisional = [], []
+    for item in ids:
+        (unknown if lookup(item) is None else provisional).append(item)
+    return unknown, provisional
 
 
 def _item_params(model: ItemModel) -> tuple[np.ndarray, int, float, float]:
@@ -125,17 +181,21 @@ def _rows_index(model: ItemModel) -> dict[str, int]:
 
 
 def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int | None],
-            items: list[str] | None, item_pos: list[int | None] | None, method: str
-            ) -> dict[str, Any]:
+            items: list[str] | None, item_pos: list[int | None] | None, method: str,
+            lookup: Lookup | None = None) -> dict[str, Any]:
     """One student's answer from looked-up ids.
 
     ``rows``: ``2 * position`` of each answered item (``None``: an id the model lacks; no
     item twice); ``item_pos``: positions of ``items`` (``None`` likewise), or both ``None``
-    for every item.
+    for every item; ``lookup``: :func:`provisional_lookup` (``None``: no item is
+    provisional).  Answers to items without parameters do not count; requested items known
+    only through their skill get their skill's typical probability.
     """
     unknown: list[str] = []
+    provisional: list[str] = []
     if None in rows:
-        unknown = [item for item, r in zip(ids, rows, strict=True) if r is None]
+        unknown, provisional = _split_unknown(
+            [item for item, r in zip(ids, rows, strict=True) if r is None], lookup)
         correct = [c for c, r in zip(correct, rows, strict=True) if r is not None]
         rows = [r for r in rows if r is not None]
     n = len(rows)
@@ -151,31 +211,53 @@ def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int
     else:
         assert item_pos is not None
         if None in item_pos:
-            names, sel = [], []
+            names, sel, skill_rows, own = [], [], [], []
             for item, j in zip(items, item_pos, strict=True):
-                if j is None:
-                    if item not in unknown:
-                        unknown.append(item)
-                else:
+                if j is not None:
                     names.append(item)
                     sel.append(j)
+                    own.append(True)
+                    continue
+                q = None if lookup is None else lookup(item)
+                if q is None:
+                    if item not in unknown:
+                        unknown.append(item)
+                    continue
+                names.append(item)
+                skill_rows.append(q)
+                own.append(False)
+                if item not in provisional:
+                    provisional.append(item)
+            if skill_rows:
+                mask = np.array(own)
+                probs = np.empty(len(names))
+                if sel:
+                    probs[mask] = _probabilities(model, theta, sel)
+                probs[~mask] = _provisional_probabilities(model, theta, skill_rows)
+            else:
+                probs = _probabilities(model, theta, sel) if sel else np.zeros(0)
         else:
             names, sel = items, item_pos
-        # A repeated id gets the same value twice; the dict keeps its first place.
-        probs = _probabilities(model, theta, sel) if sel else np.zeros(0)
-    return {
+            # A repeated id gets the same value twice; the dict keeps its first place.
+            probs = _probabilities(model, theta, sel) if sel else np.zeros(0)
+    out = {
         "ability": _ability_json(theta, se, method, n),
         "probabilities": dict(zip(names, np.round(probs, 6).tolist(), strict=True)),
         "unknown_items": unknown,
     }
+    if provisional:
+        out["provisional_items"] = provisional
+    return out
 
 
 def predict_student(model: ItemModel, student: Student, method: str = "EAP") -> dict[str, Any]:
-    """Ability and P(correct) for one validated student (``items=None``: every item)."""
+    """Ability and P(correct) for one validated student (``items=None``: every calibrated
+    item); ``provisional_items`` when some items are known only through their skill."""
     items = student.items
     return _single(model, student.item_ids, student.correct,
                    list(map(_rows_index(model).get, student.item_ids)), items,
-                   None if items is None else list(map(model.index.get, items)), method)
+                   None if items is None else list(map(model.index.get, items)), method,
+                   provisional_lookup(model, student.item_skills))
 
 
 # --------------------------------------------------------------------------- fast path
@@ -194,8 +276,10 @@ _ANSWER_VALUES = frozenset(map(id, (True, False, 0, 1)))
 
 def warm(model: ItemModel, limits: Limits) -> None:
     """Compute, before a model serves, everything the first request would otherwise build:
-    the EAP grid table and the per-model lookups of the fast paths (all cached on it)."""
+    the EAP grid table, the per-model lookups of the fast paths and the skill table of the
+    provisional items (all cached on it)."""
     single_grid(model, 61, 6.0)
+    _own_lookup(model)  # and the skill table it reads
     _rows_index(model)
     _item_params(model)
     _ids_are_valid(model, limits.max_id_length)
@@ -260,6 +344,8 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         method = "EAP"
     elif method not in METHODS:
         return None
+    if "item_skills" in payload:  # validated by the detailed path
+        return None
     if "students" in payload:
         raw = payload["students"]
         if not payload.keys() <= BATCH_KEYS or type(raw) is not list or not raw or (
@@ -282,7 +368,7 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         item_pos = _fast_items(items, model.index.get, limits.max_id_length)
         if item_pos is None:
             return None
-    return _single(model, *looked, items, item_pos, method)
+    return _single(model, *looked, items, item_pos, method, _own_lookup(model))
 
 
 def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
@@ -340,7 +426,7 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
     if req_miss and not valid_ids([req_ids[k] for k in req_miss], max_len):
         return None
     return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
-                        owner, items, req_ids, req_pos)
+                        owner, items, req_ids, req_pos, _own_lookup(model))
 
 
 def _predict_batch(model: ItemModel, students: list[Student], method: str
@@ -354,38 +440,61 @@ def _predict_batch(model: ItemModel, students: list[Student], method: str
     return _score_batch(model, method, [s.student_id for s in students], counts, flat_ids,
                         model.positions(flat_ids), flat_y,
                         np.repeat(np.arange(len(students)), counts), wanted, req_ids,
-                        model.positions(req_ids))
+                        model.positions(req_ids),
+                        provisional_lookup(model, students[0].item_skills))
 
 
 def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: list[int],
                  flat_ids: list[str] | dict[int, str], flat_pos: np.ndarray, flat_y: np.ndarray,
                  owner: np.ndarray, wanted: list[list[str] | None], req_ids: list[str],
-                 req_pos: np.ndarray) -> list[dict[str, Any]]:
+                 req_pos: np.ndarray, lookup: Lookup | None = None) -> list[dict[str, Any]]:
     """Many students at once: one vectorised ability pass and one probability pass.
 
     Takes every student's answers as flat arrays (``owner``: the student of each answer,
     ``flat_pos`` ``-1`` for unknown items, whose ids ``flat_ids[k]`` gives; no item twice
-    per student) and the requested items likewise (``wanted[i]`` ``None``: every item).
-    Gives the same answers as :func:`predict_student` per student (to rounding).
+    per student) and the requested items likewise (``wanted[i]`` ``None``: every item);
+    ``lookup`` as :func:`_single`'s.  Gives the same answers as :func:`predict_student` per
+    student (to rounding).
     """
     n = len(counts)
     known = flat_pos >= 0
     unknown: list[list[str]] = [[] for _ in range(n)]
+    provisional: list[list[str]] = [[] for _ in range(n)]
     for k in np.flatnonzero(~known).tolist():
-        unknown[owner[k]].append(flat_ids[k])
+        item = flat_ids[k]
+        kind = unknown if lookup is None or lookup(item) is None else provisional
+        kind[owner[k]].append(item)
     args = (model, owner[known], flat_pos[known], flat_y[known], n)
     theta, se = eap_batch(*args) if method == "EAP" else map_batch(*args)
     used = np.bincount(owner[known], minlength=n).tolist()
     # Requested items (a repeated id just maps to the same value twice).
     req_owner = np.repeat(np.arange(n), [0 if w is None else len(w) for w in wanted])
     ok = req_pos >= 0
-    for k in np.flatnonzero(~ok).tolist():
-        miss = unknown[req_owner[k]]
-        if req_ids[k] not in miss:
-            miss.append(req_ids[k])
-    po, pp = req_owner[ok], req_pos[ok]
-    probs = np.round(_probabilities(model, theta[po], pp), 6).tolist()
-    names = [req_ids[k] for k in np.flatnonzero(ok).tolist()] if not ok.all() else req_ids
+    shown = ok
+    skill_row = None
+    if not ok.all():
+        skill_row = np.full(req_pos.shape[0], -1, dtype=np.intp)
+        for k in np.flatnonzero(~ok).tolist():
+            item = req_ids[k]
+            q = None if lookup is None else lookup(item)
+            miss = unknown[req_owner[k]] if q is None else provisional[req_owner[k]]
+            if q is not None:
+                skill_row[k] = q
+            if item not in miss:
+                miss.append(item)
+        shown = ok | (skill_row >= 0)
+    po = req_owner[shown]
+    if skill_row is not None and (skill_row >= 0).any():
+        values = np.empty(req_pos.shape[0])
+        values[ok] = _probabilities(model, theta[req_owner[ok]], req_pos[ok])
+        by_skill = skill_row >= 0
+        values[by_skill] = _provisional_probabilities(model, theta[req_owner[by_skill]],
+                                                      skill_row[by_skill])
+        probs = np.round(values[shown], 6).tolist()
+    else:
+        probs = np.round(_probabilities(model, theta[po], req_pos[shown]), 6).tolist()
+    names = [req_ids[k] for k in np.flatnonzero(shown).tolist()] if not shown.all() \
+        else req_ids
     sizes = np.bincount(po, minlength=n).tolist()
     pairs = zip(names, probs, strict=True)  # consumed student by student, in order
     theta_r = np.round(theta, 6).tolist()
@@ -398,11 +507,15 @@ def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: 
                          for e, k in zip(every, sizes, strict=True)]
     else:
         probabilities = [dict(islice(pairs, k)) for k in sizes]
-    return [{"student_id": sid, "ability": {"theta": t, "se": s, "method": method,
-                                            "n_answers": u},
-             "probabilities": p, "unknown_items": unk}
-            for sid, t, s, u, p, unk in zip(sids, theta_r, se_r, used, probabilities, unknown,
-                                            strict=True)]
+    results = [{"student_id": sid, "ability": {"theta": t, "se": s, "method": method,
+                                               "n_answers": u},
+                "probabilities": p, "unknown_items": unk}
+               for sid, t, s, u, p, unk in zip(sids, theta_r, se_r, used, probabilities,
+                                               unknown, strict=True)]
+    for result, prov in zip(results, provisional, strict=True):
+        if prov:
+            result["provisional_items"] = prov
+    return results
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:

@@ -12,6 +12,8 @@ Contract (see ``docs/predict-openapi.yaml``):
   "items": [...]}, ...], "method": "EAP"}``
 * next items: ``{"responses": [...], "k": 3, "strategy": "max_information",
   "target": 0.7, "candidates": ["Q7", ...]}``
+* predict (single or batch) may name the skill of items the model has no parameters for:
+  ``"item_skills": {"Q9": "fractions"}`` (:func:`item_skills`).
 
 Answers: ``correct`` is a JSON boolean or the integer 0/1; ``answered_at`` is
 optional (ISO-8601 string or epoch seconds).  If the same item is answered more
@@ -20,13 +22,13 @@ same time the incorrect one - else the first in the list), as in calibration.
 Item ids are trimmed of surrounding whitespace (``' Q1 '`` is ``Q1``), as the
 answer-log SQL and the preprocessing trim them; student ids are echoed as sent.
 Unknown item ids, answered or requested, are listed in ``unknown_items``, never an
-error.
+error; those the model knows only through their skill in ``provisional_items``.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import itemgetter
 from typing import Any
@@ -66,12 +68,14 @@ class Limits:
 
 @dataclass(frozen=True)
 class Student:
-    """One student's validated request."""
+    """One student's validated request (``item_skills``: the request's, shared by the
+    students of a batch)."""
 
     student_id: str | None
     item_ids: list[str]
     correct: list[int]
     items: list[str] | None
+    item_skills: dict[str, str] | None = None
 
 
 METHODS = ("EAP", "MAP")
@@ -298,8 +302,42 @@ def _method(value: Any) -> str:
     return value
 
 
-SINGLE_KEYS = frozenset({"responses", "items", "method"})
-BATCH_KEYS = frozenset({"students", "method"})
+def item_skills(value: Any, limits: Limits) -> dict[str, str] | None:
+    """The optional ``item_skills`` of a predict request: ``{item_id: skill_id}``, the skill
+    of items the model may have no parameters for (new items).
+
+    Rules: ``null`` or absent is none; else a JSON object of at most ``max_items`` entries
+    (413), each value a skill id - a non-blank string of at most ``max_id_length``
+    characters, trimmed (400 naming ``item_skills.<item_id>``).  Keys are item ids, trimmed
+    as the others; a key that can name no item (blank, too long) matches no item and is
+    ignored, as an unknown id is never an error.  Two keys naming the same item after
+    trimming are a 400 when they name different skills.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid("must be an object {item_id: skill_id}", "item_skills")
+    if len(value) > limits.max_items:
+        raise too_large(f"at most {limits.max_items} items", "item_skills")
+    out: dict[str, str] = {}
+    for key, skill in value.items():
+        path = f"item_skills.{key}"
+        try:
+            skill_id = _id(skill, path, limits).strip()
+        except RequestError as err:
+            err.log_field = "item_skills.<item_id>"
+            raise
+        item = key.strip()
+        if out.setdefault(item, skill_id) != skill_id:
+            err = invalid("names an item already named with another skill (ids are trimmed)",
+                          path)
+            err.log_field = "item_skills.<item_id>"
+            raise err
+    return out
+
+
+SINGLE_KEYS = frozenset({"responses", "items", "method", "item_skills"})
+BATCH_KEYS = frozenset({"students", "method", "item_skills"})
 STUDENT_KEYS = frozenset({"student_id", "responses", "items"})
 _NEXT_KEYS = frozenset({"responses", "k", "strategy", "target", "candidates", "method"})
 
@@ -317,6 +355,7 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
     if "students" in body:
         _check_keys(body, BATCH_KEYS, "")
         method = _method(body.get("method"))
+        named = item_skills(body.get("item_skills"), limits)
         raw = body["students"]
         if not isinstance(raw, list):
             raise invalid("must be an array of students", "students")
@@ -326,6 +365,8 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
             raise too_large(f"at most {limits.max_students} students per request", "students")
         fast = _plain_batch(raw, limits)
         if fast is not None:
+            if named is not None:
+                fast = [replace(s, item_skills=named) for s in fast]
             return fast, True, method
         students = []
         for i, entry in enumerate(raw):
@@ -337,13 +378,14 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
                 sid = _id(sid, f"{path}.student_id", limits)
             ids, correct = _responses(obj.get("responses"), f"{path}.responses", limits)
             items = _item_list(obj.get("items"), f"{path}.items", limits)
-            students.append(Student(sid, ids, correct, items))
+            students.append(Student(sid, ids, correct, items, named))
         return students, True, method
     _check_keys(body, SINGLE_KEYS, "")
     method = _method(body.get("method"))
     ids, correct = _responses(body.get("responses"), "responses", limits)
     items = _item_list(body.get("items"), "items", limits)
-    return [Student(None, ids, correct, items)], False, method
+    named = item_skills(body.get("item_skills"), limits)
+    return [Student(None, ids, correct, items, named)], False, method
 
 
 def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int], int, str,

@@ -91,6 +91,12 @@ def _add_calibration_arguments(p: argparse.ArgumentParser, what: str = "answers"
     p.add_argument("--no-priors", action="store_true",
                    help="no priors at all: maximum likelihood, R mirt's default (sparse logs "
                    "may then not converge; the 3pl may be unstable)")
+    p.add_argument("--skill-difficulty-sd", type=float, default=d.skill_difficulty_sd,
+                   metavar="SD", help="with --skill-column: SD of the difficulties around "
+                   "their skill's mean (default %(default)s)")
+    p.add_argument("--no-skill-prior", action="store_true", default=not d.skill_prior,
+                   help="with --skill-column: keep the population difficulty prior for every "
+                   "item (default: each item's is centred on its skill's estimated mean)")
 
 
 def _fit_config(args: argparse.Namespace, **settings: Any):
@@ -105,7 +111,9 @@ def _fit_config(args: argparse.Namespace, **settings: Any):
                         c_beta=args.prior_c if args.model == "3pl" else None)
     return FitConfig(model=args.model, quadrature=Quadrature(args.quadrature_points),
                      priors=priors, tol=args.tol, max_iter=args.max_iter,
-                     min_answers_per_item=args.min_answers_per_item, **settings)
+                     min_answers_per_item=args.min_answers_per_item,
+                     skill_prior=not args.no_skill_prior,
+                     skill_difficulty_sd=args.skill_difficulty_sd, **settings)
 
 
 def _defaults_epilog() -> str:
@@ -130,6 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("answers", type=Path, help="answers CSV (see format below)")
     f.add_argument("-o", "--output", type=Path, required=True, help="model JSON to write")
     _add_calibration_arguments(f)
+    f.add_argument("--skill-column", default=None, metavar="COL",
+                   help="column naming each answer's skill: the item -> skill map (each "
+                   "item's most frequent skill) of the skill prior and of the model's "
+                   "'skills' section, which predict uses for items it has no parameters for")
     f.add_argument("--no-se", action="store_true", help="skip standard errors")
     f.add_argument("--table", action="store_true",
                    help="print the item table on stdout: answers, a, b, c with their standard "
@@ -262,14 +274,20 @@ def _fit(args: argparse.Namespace) -> int:
 
     check_output(args.output)
     messages = Messages(args.quiet)
-    rows = _read_rows(args.answers, args, messages)
+    column = args.skill_column.strip().lower() if args.skill_column else None
+    rows = _read_rows(args.answers, args, messages, (column,) if column else (),
+                      ("--skill-column",))
     prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
     messages.info(f"kept {prepared.report.rows_out} answers; dropped "
                   f"{_dropped(prepared.report)}")
     config = _fit_config(args, compute_se=not args.no_se)
     objective = "log-likelihood" if args.no_priors else "log-posterior"
+    skills: tuple[Any, ...] = ()
+    if column:
+        skills = _train_skills(prepared.responses, [r["item_id"] or "" for r in rows],
+                               [(r[column] or "").strip() for r in rows], sort=True)
     start = time.perf_counter()
-    result = fit(prepared.responses, config,
+    result = fit(prepared.responses, config, *skills,
                  progress=messages.em_progress(f"fit {args.model}", objective))
     model = result.model
     model.data_summary["preprocessing"] = prepared.report.to_dict()
@@ -277,7 +295,7 @@ def _fit(args: argparse.Namespace) -> int:
     messages.info(f"wrote {args.output}: {args.model}, {model.n_items} items, "
                   f"{len(model.excluded_items)} left out, {result.iterations} EM cycles, "
                   f"converged={result.converged}, log-likelihood {result.log_likelihood:.3f}, "
-                  f"{time.perf_counter() - start:.2f} s")
+                  f"{time.perf_counter() - start:.2f} s{_skill_note(model)}")
     if not result.converged:
         messages.warning(f"EM did not converge in {result.iterations} cycles (--max-iter); "
                          "the model is written with fit.converged = false")
@@ -337,6 +355,15 @@ def item_table(model, responses=None) -> str:
         lines.append(f"left out ({len(model.excluded_items)}):")
         lines += [f"  {item}: {why}" for item, why in model.excluded_items.items()]
     return "\n".join(lines)
+
+
+def _skill_note(model) -> str:
+    """``", skill prior on (N skills)"`` (or off), for the reports; ``""`` without a skill
+    map."""
+    if "skill_prior" not in model.fit:
+        return ""
+    n = len(model.skills.get("parameters", {}))
+    return f", skill prior {'on' if model.fit['skill_prior'] else 'off'} ({n} skills)"
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -425,14 +452,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from irt.engine.calibrate import fit
     from irt.engine.evaluate import evaluate
     from irt.engine.learning import AUTO, parse_options
-    from irt.engine.learning_fit import with_recency
+    from irt.engine.learning_fit import base_for_options, with_recency
     from irt.engine.preprocess import prepare_rows
 
     options = parse_options(args.options, allow_auto=True)
     needs_skills = args.table or bool({"skills", "pfa"} & set(options))
     if needs_skills and not args.skill_column:
         raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
-    skill_col = args.skill_column if (needs_skills or options == (AUTO,)) else None
+    skill_col = args.skill_column  # also the plain calibration's skill prior
     skill_key = skill_col.strip().lower() if skill_col else None
     messages = Messages(args.quiet)
     train_rows = _read_rows(args.train, args, messages, (skill_key,) if skill_key else (),
@@ -448,15 +475,17 @@ def _evaluate(args: argparse.Namespace) -> int:
     if len(te_s) < len(test_rows):
         messages.warning(f"{args.test}: left out {len(test_rows) - len(te_s)} invalid rows")
     config = _fit_config(args, compute_se=False)
+    skills = _train_skills(train, tr_i, tr[4]) if skill_col else None
     start = time.perf_counter()
     objective = "log-likelihood" if args.no_priors else "log-posterior"
-    result = fit(train, config, progress=messages.em_progress(f"fit {args.model}", objective))
+    result = fit(train, config, *(skills or ()),
+                 progress=messages.em_progress(f"fit {args.model}", objective))
     fit_s = time.perf_counter() - start
     test = _ordered(te_s, te_i, te_y, te_o)
-    skills = _train_skills(train, tr_i, tr[4]) if skill_col else None
     runs = [(), *TABLE_OPTIONS, (AUTO,)] if args.table else [options]
     rows = []
     fitted: dict[tuple[str, ...], tuple] = {}
+    start_for: list[tuple] = []  # the calibrated options' start and its seconds, made once
     for opts in runs:
         model, extra_s, info = result.model, 0.0, {}
         calibrated = tuple(o for o in opts if o != "recency")
@@ -469,8 +498,15 @@ def _evaluate(args: argparse.Namespace) -> int:
             model = with_recency(model, args.recency_decay)
         elif opts:
             messages.info(f"fitting the options {'+'.join(opts)} ...")
-            model, extra_s, info = _fit_options(result.model, train, prepared.answered_at,
+            if not start_for and calibrated:
+                begin = time.perf_counter()
+                start_for.append((base_for_options(result.model, calibrated, train, config,
+                                                   *(skills or (None, ()))),
+                                  time.perf_counter() - begin))
+            base, base_s = start_for[0] if calibrated else (result.model, 0.0)
+            model, extra_s, info = _fit_options(base, train, prepared.answered_at,
                                                 skills, opts, args)
+            extra_s += base_s
             fitted[opts] = (model, extra_s, info)
         messages.info(f"predicting {len(te_s)} test answers online with "
                       f"{_row_name({'options': list(opts)})} ...")
@@ -478,6 +514,7 @@ def _evaluate(args: argparse.Namespace) -> int:
         out = {"model": args.model, "options": list(opts), "train_answers": train.n_answers,
                "items_calibrated": model.n_items, "fit_seconds": round(fit_s + extra_s, 2),
                "fit_iterations": result.iterations, "fit_converged": result.converged,
+               "skill_prior": bool(result.model.fit.get("skill_prior", False)),
                **info, **report.to_dict()}
         out["converged"] = bool(result.converged and info.get("em_converged", True))
         if args.table:
@@ -490,7 +527,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     else:
         out = rows[0]
         print(f"{_row_name(out)}: calibrated {out['items_calibrated']} items on "
-              f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s; "
+              f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s"
+              f"{_skill_note(result.model)}; "
               f"{out['n_predictions']} online predictions for {out['n_students']} students "
               f"({out['n_unknown_item_predictions']} on items unknown to the model)")
         print(f"  AUC {out['auc']:.4f}  log-loss {out['log_loss']:.4f}  "
@@ -531,7 +569,7 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
     TRAIN, as the test protocol predicts TEST), then the chosen set on every training
     answer (reusing a fit of the same set when the table already made one)."""
     from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
-    from irt.engine.learning_fit import with_recency
+    from irt.engine.learning_fit import base_for_options, with_recency
 
     start = time.perf_counter()
     item_skill, skill_ids = skills if skills is not None else (None, ())
@@ -552,7 +590,8 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
             model = with_recency(model, args.recency_decay)
         model = _with_selection(model, choice)
     else:
-        result = fit_chosen(base, train, answered_at, item_skill, skill_ids, learning, choice)
+        first = base_for_options(base, calibrated, train, config, item_skill, skill_ids)
+        result = fit_chosen(first, train, answered_at, item_skill, skill_ids, learning, choice)
         model = result.model
         if calibrated:
             info = {"em_iterations": result.iterations, "em_converged": result.converged}
@@ -603,16 +642,17 @@ def _is_published_split(train_students: list[str], train_y: np.ndarray,
             len(test_students), len(set(test_students)), int(test_y.sum())) == PUBLISHED_SPLIT
 
 
-def _train_skills(train, items: list[str], skills: list[str]
+def _train_skills(train, items: list[str], skills: list[str], *, sort: bool = False
                   ) -> tuple[np.ndarray, tuple[str, ...]]:
     """The item -> skill map of the training rows (each item's most frequent skill) as
-    ``(skill index per item of train, skill ids)``."""
+    ``(skill index per item of train, skill ids)``.  Ties go to the skill seen first, or
+    with ``sort`` (``irt fit``) to the smallest skill id, as ``prepare`` breaks them."""
     from irt.engine.learning import skill_map
 
     item_index = {item: j for j, item in enumerate(train.item_ids)}
-    skill_index: dict[str, int] = {}
-    codes = np.array([skill_index.setdefault(k, len(skill_index)) if k else -1
-                      for k in skills], dtype=np.int64)
+    names = sorted(set(skills) - {""}) if sort else dict.fromkeys(k for k in skills if k)
+    skill_index = {k: q for q, k in enumerate(names)}
+    codes = np.array([skill_index[k] if k else -1 for k in skills], dtype=np.int64)
     rows = np.array([item_index.get(i.strip(), -1) for i in items], dtype=np.int64)
     return skill_map(rows, codes, train.n_items), tuple(skill_index)
 
