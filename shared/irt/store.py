@@ -20,11 +20,14 @@ Cloud clients are imported only by :class:`GCSStore`.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import re
 import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -76,7 +79,8 @@ class LocalStore:
     """The layout in a directory (the embedded default; ``MODEL_DIR``).
 
     Writes go to a temporary file and are renamed into place; the pointer moves
-    under an exclusive lock file with a compare-and-swap on its content.
+    under an exclusive ``flock`` (released by the kernel if its holder dies) with a
+    compare-and-swap on its content.
     """
 
     def __init__(self, root: str | os.PathLike[str], prefix: str = "models") -> None:
@@ -105,24 +109,39 @@ class LocalStore:
     def move_pointer(self, version: str, token: Any) -> None:
         check_version(version)
         self.root.mkdir(parents=True, exist_ok=True)
-        lock = self.root / f".{POINTER}.lock"
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-                break
-            except FileExistsError:
-                if time.monotonic() > deadline:
-                    raise PointerConflictError(f"{lock} held for more than 10 s") from None
-                time.sleep(0.01)
-        try:
+        with self._pointer_lock():
             _, current = self.read_pointer()
             if current != token:
                 raise PointerConflictError(f"LATEST is {current!r}, expected {token!r}")
             self._write(self.root / POINTER, (version + "\n").encode())
+
+    @contextlib.contextmanager
+    def _pointer_lock(self) -> Iterator[None]:
+        """Hold ``.LATEST.lock`` exclusively: an ``flock`` on a file that stays in place.
+
+        The kernel drops the lock when its holder dies, SIGKILL included, so a crash
+        mid-move never wedges the store (a lock *file* created with ``O_EXCL`` did: it
+        outlived its owner).  The file holds the owner's pid and start time, for people.
+        Waits up to 10 s for a live holder, then raises :class:`PointerConflictError`.
+        """
+        lock = self.root / f".{POINTER}.lock"
+        fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() > deadline:
+                        raise PointerConflictError(
+                            f"{lock} held by a live process for more than 10 s") from None
+                    time.sleep(0.01)
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()} since {time.time():.3f}\n".encode(), 0)
+            yield
         finally:
-            os.close(fd)
-            lock.unlink(missing_ok=True)
+            os.close(fd)  # releases the flock
 
     def put(self, version: str, name: str, data: bytes, content_type: str) -> None:
         self._write(self.root / check_version(version) / name, data)
