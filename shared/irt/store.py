@@ -13,7 +13,9 @@
 it is *incomplete* (a run died while uploading).  ``LATEST`` moves last of all,
 with a precondition (:meth:`ArtifactStore.move_pointer`): it only moves if it
 still holds what this run read at its start, so of two concurrent runs exactly
-one publishes, and it only ever names a complete version.
+one publishes, and it only ever names a complete version.  ``prepare`` creates a
+version's first artifact only if absent (:meth:`ArtifactStore.create`): of two runs of
+the same window, one writes the version, so a published version is never rewritten.
 
 Cloud clients are imported only by :class:`GCSStore`.
 """
@@ -60,6 +62,12 @@ class ArtifactStore(Protocol):
 
     def put(self, version: str, name: str, data: bytes, content_type: str) -> None:
         """Write one artifact (atomically: readers see all of it or nothing)."""
+
+    def create(self, version: str, name: str, data: bytes, content_type: str) -> bool:
+        """Write one artifact only if it is absent (atomically); ``False`` if it existed."""
+
+    def created(self, version: str, name: str) -> float | None:
+        """When the artifact was written (Unix seconds), ``None`` if absent."""
 
     def get(self, version: str, name: str) -> bytes | None:
         """One artifact's bytes, ``None`` if absent."""
@@ -146,6 +154,27 @@ class LocalStore:
     def put(self, version: str, name: str, data: bytes, content_type: str) -> None:
         self._write(self.root / check_version(version) / name, data)
 
+    def create(self, version: str, name: str, data: bytes, content_type: str) -> bool:
+        path = self.root / check_version(version) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+            os.chmod(tmp, 0o644)
+            os.link(tmp, path)  # fails if the name exists: create-only, and atomic
+            return True
+        except FileExistsError:
+            return False
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def created(self, version: str, name: str) -> float | None:
+        try:
+            return (self.root / check_version(version) / name).stat().st_mtime
+        except FileNotFoundError:
+            return None
+
     def get(self, version: str, name: str) -> bytes | None:
         try:
             return (self.root / check_version(version) / name).read_bytes()
@@ -206,6 +235,23 @@ class GCSStore:
     def put(self, version: str, name: str, data: bytes, content_type: str) -> None:
         blob = self.bucket.blob(f"{self.prefix}/{check_version(version)}/{name}")
         blob.upload_from_string(data, content_type=content_type, **self._kw())
+
+    def create(self, version: str, name: str, data: bytes, content_type: str) -> bool:
+        from google.api_core import exceptions
+
+        blob = self.bucket.blob(f"{self.prefix}/{check_version(version)}/{name}")
+        try:  # generation 0: only if no live object has the name
+            blob.upload_from_string(data, content_type=content_type, if_generation_match=0,
+                                    **self._kw())
+        except exceptions.PreconditionFailed:
+            return False
+        return True
+
+    def created(self, version: str, name: str) -> float | None:
+        blob = self.bucket.get_blob(f"{self.prefix}/{check_version(version)}/{name}",
+                                    **self._kw())
+        return None if blob is None or blob.time_created is None else \
+            blob.time_created.timestamp()
 
     def get(self, version: str, name: str) -> bytes | None:
         blob = self.bucket.get_blob(f"{self.prefix}/{check_version(version)}/{name}",

@@ -86,7 +86,8 @@ class RunResult:
 
     Attributes:
         status: HTTP status for the scheduler: 200 published or unchanged or
-            dry run; 409 lost the pointer race; 422 data or gate rejected the
+            dry run; 409 lost the pointer race or another run of the same window holds
+            the version; 422 data or gate rejected the
             model; 500 internal error; 503 source or store unavailable.
         body: JSON-ready summary (also the last log line).
     """
@@ -286,7 +287,10 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                           "nothing written"}
     candidate = Candidate(version, decide(options, findings.reasons),
                           stamp_model(run, calibrated.model, version, prepared.data), findings)
-    write_artifacts(run, candidate, prepared, holdout, calibrated, serving)
+    if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving):
+        return {**summary, "status": "unchanged",
+                "detail": f"{version} (same window, same data) was published by another run "
+                          "meanwhile; nothing written"}
     summary.update(decision=candidate.decision, gate=verdict.to_dict())
     if candidate.decision == "rejected":
         raise _StopError(422, "rejected", "; ".join(findings.reasons), version=version,
@@ -638,12 +642,18 @@ def stamp_model(run: Run, model: ItemModel, version: str, data: dict[str, Any]) 
 
 
 def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
-                    calibrated: Calibrated, serving: Serving) -> None:
+                    calibrated: Calibrated, serving: Serving) -> bool:
     """Step 8: upload ``prepared.csv.gz``, ``model.json``, ``metrics.json`` and, last,
     ``report.json`` under the version (a rejected model's too: its report says why).
 
+    ``prepared.csv.gz`` is created only if absent (:meth:`ArtifactStore.create`): it claims
+    the version, so a second run of the same window and data never rewrites what the first
+    wrote, published or about to be (:func:`_claim_taken`).  Returns ``False``, writing
+    nothing, when that other run has published the version.
+
     Logs INFO ``artifacts_written`` with the size of the prepared CSV.  Raises
-    :class:`_StopError` 503 ``store_unavailable`` when an upload fails (``LATEST`` unchanged).
+    :class:`_StopError` 503 ``store_unavailable`` when an upload fails (``LATEST`` unchanged),
+    409 ``version_busy`` when another run holds the version.
     """
     version, store = candidate.version, run.store
     metrics_doc = _metrics_doc(run, candidate, serving)
@@ -651,7 +661,10 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
     t0 = time.perf_counter()
     with _store_unavailable(f"upload of {version} failed", after="; LATEST unchanged"):
         csv_bytes = prepared_csv(prepared.responses, prepared.answered_at, holdout.held_out)
-        store.put(version, "prepared.csv.gz", csv_bytes, "application/gzip")
+        if not store.create(version, "prepared.csv.gz", csv_bytes, "application/gzip"):
+            if _claim_taken(run, version):
+                return False
+            store.put(version, "prepared.csv.gz", csv_bytes, "application/gzip")
         store.put(version, "model.json", candidate.model.to_json().encode(),
                   "application/json")
         store.put(version, "metrics.json", json.dumps(metrics_doc, indent=1).encode(),
@@ -660,6 +673,37 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
                   "application/json")
     log_step(run.say, "artifacts written", event="artifacts_written", since=t0,
              version=version, prepared_csv_bytes=len(csv_bytes))
+    return True
+
+
+#: After this long a claimed, unpublished version's writer is surely dead (prepare's longest
+#: timeout, ``prepare_timeout_seconds`` <= 1800), so its files may be rewritten.
+CLAIM_LEASE_SECONDS = 1800.0
+
+
+def _claim_taken(run: Run, version: str) -> bool:
+    """Another run wrote ``version``'s ``prepared.csv.gz`` first.  ``True``: it is published
+    (serving or ``PUBLISHED``), leave it.  ``False``: its writer will not publish it (its
+    report says ``dry_run`` or ``rejected``) or died (claim older than
+    :data:`CLAIM_LEASE_SECONDS`): rewrite it.  Otherwise raise :class:`_StopError` 409
+    ``version_busy``: its writer may still publish it, and its files must not change."""
+    store = run.store
+    if store.read_pointer()[0] == version or PUBLISHED in store.versions().get(version, []):
+        return True
+    report = store.get(version, "report.json")
+    try:
+        decision = json.loads(report).get("decision") if report else None
+    except (ValueError, AttributeError, RecursionError):
+        decision = None
+    if decision in ("dry_run", "rejected"):
+        return False
+    created = store.created(version, "prepared.csv.gz")
+    if created is None or time.time() - created > CLAIM_LEASE_SECONDS:
+        return False
+    raise _StopError(409, "version_busy",
+                     f"another run of the same window and data is writing {version} (claimed "
+                     f"{time.time() - created:.0f} s ago); nothing written, LATEST unchanged",
+                     version=version)
 
 
 def run_canary(run: Run, candidate: Candidate) -> None:
