@@ -12,7 +12,8 @@ Request: ``POST`` with an empty body, or a JSON object of operator overrides:
 "window_days": int, "model_type": "rasch|1pl|2pl|3pl"}``.
 
 Response: JSON summary of the run.  ``200`` published / unchanged / dry run;
-``400`` bad override (``error.field`` names it); ``405``/``413``/``415``;
+``400`` bad override (``error.field`` names it) or a body that is not JSON (duplicate
+keys and nesting too deep included); ``405``/``413``/``415``;
 ``409`` another run published first; ``422`` data validation or quality gate
 rejected the model (nothing published); ``500`` configuration or internal
 error; ``503`` BigQuery or Cloud Storage unavailable.  Every non-2xx is also an
@@ -79,9 +80,12 @@ def _reply(status: int, body: dict[str, Any]) -> Response:
 
 def _error(status: int, code: str, message: str, field: str = "",
            headers: dict[str, str] | None = None) -> Response:
+    """A JSON error, also logged as ERROR ``refresh_failed`` (the alert keys on it)."""
     err: dict[str, Any] = {"code": code, "message": message}
     if field:
         err["field"] = field
+    json_log("ERROR", f"refresh failed: {message}", event="refresh_failed", http_status=status,
+             status=code, **({"field": field} if field else {}))
     resp = _reply(status, {"error": err})
     for k, v in (headers or {}).items():
         resp.headers[k] = v
@@ -103,15 +107,17 @@ def prepare(request: Request) -> Response:
         if request.mimetype != "application/json":
             return _error(415, "unsupported_media_type", "send application/json (or no body)")
         try:
-            body = json.loads(raw, parse_constant=_reject_constant)
-        except ValueError as exc:
-            return _error(400, "invalid_json", f"the body is not valid JSON: {exc}")
+            body = json.loads(raw, parse_constant=_reject_constant,
+                              object_pairs_hook=_no_duplicates)
+        except RecursionError:
+            return _error(400, "invalid_json", "the body is nested too deeply")
+        except ValueError as exc:  # UnicodeDecodeError too
+            return _error(400, "invalid_json", f"the body is not valid JSON: {exc}"[:300])
     try:
         options = RunOptions.from_json(body)
     except ConfigError as exc:
         return _error(400, "invalid_field", exc.message, field=exc.field)
     if CONFIG_ERROR or CONFIG is None:
-        json_log("ERROR", f"prepare is misconfigured: {CONFIG_ERROR}", event="refresh_failed")
         return _error(500, "misconfigured", f"configuration error: {CONFIG_ERROR}")
     result = run_refresh(CONFIG, SOURCE, STORE, options)
     return _reply(result.status, result.body)
@@ -119,3 +125,13 @@ def prepare(request: Request) -> Response:
 
 def _reject_constant(name: str) -> float:
     raise ValueError(f"{name} is not valid JSON")
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """Refuse a repeated key (``{"force": false, "force": true}``), as predict does."""
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r}")
+        out[key] = value
+    return out

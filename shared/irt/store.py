@@ -76,6 +76,32 @@ class ArtifactStore(Protocol):
         """``{version: [artifact names]}`` of every version present."""
 
 
+#: How deep a stored JSON document (report.json, metrics.json) may nest.
+MAX_DOCUMENT_DEPTH = 32
+
+
+def parse_document(raw: bytes | str) -> Any:
+    """A stored JSON document (``report.json``, ``metrics.json``).
+
+    Raises:
+        ValueError: not JSON, or nested deeper than :data:`MAX_DOCUMENT_DEPTH` (a hostile
+            document must not end a reader with a ``RecursionError``).
+    """
+    try:
+        doc = json.loads(raw)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
+    stack = [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DOCUMENT_DEPTH:
+                raise ValueError(f"JSON nested deeper than {MAX_DOCUMENT_DEPTH} levels")
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
+                                                  else value))
+    return doc
+
+
 def check_version(version: str) -> str:
     """Return ``version`` if it matches :data:`VERSION_PATTERN`, else raise ValueError."""
     if not isinstance(version, str) or not VERSION_PATTERN.match(version):
@@ -301,8 +327,10 @@ def describe(store: ArtifactStore) -> list[VersionInfo]:
         if "report.json" in names:
             raw = store.get(version, "report.json")
             try:
-                report = json.loads(raw or b"{}")
+                report = parse_document(raw or b"{}")
             except ValueError:
+                report = {}
+            if not isinstance(report, dict):
                 report = {}
         decision = report.get("decision")
         if version == serving:

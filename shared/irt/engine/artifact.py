@@ -53,12 +53,32 @@ def load_model(text: str | bytes) -> ItemModel:
 
     Raises:
         ModelFormatError: if the text is not JSON (including NaN/Infinity literals or
-            duplicate keys) or breaks the schema.
+            duplicate keys), nests deeper than :data:`MAX_JSON_DEPTH` or breaks the schema.
     """
     try:
         doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except ModelFormatError:
         raise
+    except RecursionError:
+        raise ModelFormatError("model JSON is nested too deeply") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"model is not valid JSON: {exc}") from None
+    if json_depth(doc) > MAX_JSON_DEPTH:
+        raise ModelFormatError(f"model JSON is nested deeper than {MAX_JSON_DEPTH} levels")
     return model_from_dict(doc)
+
+
+#: How deep a model document may nest (a real one nests 5 levels: options.learning...).
+MAX_JSON_DEPTH = 32
+
+
+def json_depth(doc: Any) -> int:
+    """How deep ``doc``'s lists and objects nest (0 for a scalar), without recursion."""
+    deepest, stack = 0, [(doc, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (value.values() if isinstance(value, dict)
+                                                  else value))
+    return deepest

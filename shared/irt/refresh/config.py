@@ -293,7 +293,14 @@ class RunOptions:
                                   "zone, e.g. 2026-11-28T00:00:00Z", "window_end") from None
             if end.tzinfo is None:
                 raise ConfigError("must include a time zone (e.g. Z)", "window_end")
-            out["window_end"] = end.astimezone(UTC)
+            try:
+                end = end.astimezone(UTC)
+            except OverflowError:
+                end = None
+            if end is None or not 1970 <= end.year <= 9998:
+                raise ConfigError("must be between 1970 and 9998 (the window's start must be a "
+                                  "date too)", "window_end")
+            out["window_end"] = end
         if "window_days" in body:
             v = body["window_days"]
             if isinstance(v, bool) or not isinstance(v, int) or not 1 <= v <= 36500:

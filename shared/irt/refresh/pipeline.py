@@ -69,7 +69,7 @@ from irt.refresh.quality import (
 )
 from irt.refresh.sources import AnswerSource, check_schema, fetch
 from irt.refresh.sql import QueryParams, drops_from_counts
-from irt.store import PUBLISHED, ArtifactStore
+from irt.store import PUBLISHED, ArtifactStore, parse_document
 
 if TYPE_CHECKING:
     from irt.engine.learning_fit import LearningConfig, LearningFit
@@ -350,10 +350,10 @@ def read_serving(run: Run) -> Serving:
                          "the gate compares against nothing", severity="WARNING",
                          event="serving_model_invalid")
         if raw_report is not None:
-            report = json.loads(raw_report)
-            data = report.get("data")
+            report = parse_document(raw_report)
+            data = report.get("data") if isinstance(report, dict) else None
         raw_metrics = store.get(version, "metrics.json")
-        metrics = json.loads(raw_metrics) if raw_metrics is not None else None
+        metrics = parse_document(raw_metrics) if raw_metrics is not None else None
     return Serving(version, token, model, report, data, metrics)
 
 
@@ -692,8 +692,8 @@ def _claim_taken(run: Run, version: str) -> bool:
         return True
     report = store.get(version, "report.json")
     try:
-        decision = json.loads(report).get("decision") if report else None
-    except (ValueError, AttributeError, RecursionError):
+        decision = parse_document(report).get("decision") if report else None
+    except (ValueError, AttributeError):
         decision = None
     if decision in ("dry_run", "rejected"):
         return False

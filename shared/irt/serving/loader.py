@@ -22,6 +22,12 @@ from irt.serving.api import warm
 from irt.serving.requests import Limits
 from irt.store import VERSION_PATTERN
 
+#: An invalid model is read again after this long, doubling on each failure up to
+#: :data:`REJECTED_BACKOFF_MAX_SECONDS` (a bad read, or an object fixed in place, must not
+#: keep a version out for the life of the instance).
+REJECTED_BACKOFF_SECONDS = 5.0
+REJECTED_BACKOFF_MAX_SECONDS = 300.0
+
 
 class ModelSource(Protocol):
     """What the cache reads from a store (:class:`irt.store.LocalStore`,
@@ -49,8 +55,9 @@ class ModelCache:
     the request keeps an unchanged pointer's check inside the request that found it due, and
     gives a new model's load the CPU of the requests that follow, ``wait_seconds`` each at
     most; a storage outage costs a request at most ``wait_seconds``.  A storage error keeps
-    the cached model; an invalid model is rejected (and not fetched again) and the cached one
-    kept.  :meth:`load` does the same
+    the cached model; an invalid model is rejected and the cached one kept, and the version
+    is read again after :data:`REJECTED_BACKOFF_SECONDS`, doubling per failure up to
+    :data:`REJECTED_BACKOFF_MAX_SECONDS`.  :meth:`load` does the same
     synchronously (cold start).
 
     Args:
@@ -73,7 +80,7 @@ class ModelCache:
         self._current: tuple[ItemModel, str] | None = None
         self._next_check = 0.0
         self._lock = threading.Lock()
-        self._rejected: set[str] = set()
+        self._rejected: dict[str, tuple[float, int]] = {}  # version: (retry at, failures)
         self.wait_seconds = wait_seconds
         self._thread: threading.Thread | None = None
 
@@ -114,7 +121,8 @@ class ModelCache:
         current = self._current
         try:
             version = self._pointer()
-            if (current is not None and version == current[1]) or version in self._rejected:
+            if (current is not None and version == current[1]) or \
+                    time.monotonic() < self._rejected.get(version, (0.0, 0))[0]:
                 self._schedule(ok=True)
                 return
             text = self.source.get(version, "model.json")
@@ -123,12 +131,17 @@ class ModelCache:
             try:
                 model = load_model(text)
             except ModelFormatError as exc:
-                self._rejected.add(version)
+                failures = self._rejected.get(version, (0.0, 0))[1] + 1
+                backoff = min(REJECTED_BACKOFF_SECONDS * 2 ** (failures - 1),
+                              REJECTED_BACKOFF_MAX_SECONDS)
+                self._rejected[version] = (time.monotonic() + backoff, failures)
                 self._say(logging.ERROR, "model rejected: invalid artifact, keeping the "
                           "previous one", model_version=version, error=str(exc)[:500],
-                          serving_version=current[1] if current else None)
+                          serving_version=current[1] if current else None,
+                          failures=failures, retry_in_seconds=backoff)
                 self._schedule(ok=current is not None)
                 return
+            self._rejected.pop(version, None)
             if not model.version:
                 model.version = version
             warm(model, self.limits)  # precompute the EAP table and lookups before it serves

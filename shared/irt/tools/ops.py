@@ -30,7 +30,7 @@ from typing import Any
 
 from irt.engine.artifact import load_model
 from irt.errors import ModelFormatError, PointerConflictError
-from irt.store import ArtifactStore, check_version, describe
+from irt.store import ArtifactStore, check_version, describe, parse_document
 
 
 def _store(args: argparse.Namespace) -> ArtifactStore:
@@ -47,7 +47,7 @@ def _json(raw: bytes | None) -> Any:
     if raw is None:
         return None
     try:
-        return json.loads(raw)
+        return parse_document(raw)
     except ValueError:
         return {"unreadable": True}
 

@@ -1,0 +1,80 @@
+"""Issue #17 items 8 and 9 at prepare's door and in the refresh: a nested or duplicate-key
+body is a JSON 400 logged as ``refresh_failed``; a window_end whose window cannot be a date
+range is a 400; a nested serving model.json or report.json ends no refresh and no rollback
+with a RecursionError."""
+
+from __future__ import annotations
+
+import json
+
+import functions_framework
+import pytest
+from answerlogs import simulated_rows, write_csv
+from refresh_run import Logs, config, run
+from test_prepare_function import ENV_KEYS, SOURCE
+
+from irt.errors import ConfigError
+from irt.refresh.config import RunOptions
+from irt.store import LocalStore
+from irt.tools.ops import main as ops_main
+
+
+@pytest.fixture
+def app(monkeypatch, tmp_path):
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    log = write_csv(simulated_rows(300, 20, 12, seed=21), tmp_path / "log.csv")
+    monkeypatch.setenv("SOURCE_FILE", str(log))
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "md"))
+    return functions_framework.create_app(target="prepare", source=SOURCE).test_client()
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ("[" * 30_000 + "]" * 30_000, "invalid_json"),
+    ('{"force": false, "force": true, "dry_run": true}', "invalid_json"),
+    ('{"window_end": "0001-01-01T00:00:00Z"}', "invalid_field"),
+    ('{"window_end": "9999-12-31T23:00:00-05:00"}', "invalid_field"),
+], ids=["nested", "duplicate_key", "year_1", "past_9999"])
+def test_a_hostile_body_is_a_json_400_and_a_refresh_failed_line(app, capsys, body, code):
+    r = app.post("/", data=body, content_type="application/json")
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    assert r.get_json()["error"]["code"] == code
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith("{")]
+    assert any(x.get("event") == "refresh_failed" and x["severity"] == "ERROR" for x in lines)
+
+
+@pytest.mark.parametrize("end", ["0001-01-01T00:00:00Z", "1969-12-31T23:00:00Z",
+                                 "9999-12-31T23:00:00-05:00"])
+def test_window_end_out_of_range_is_a_config_error(end):
+    with pytest.raises(ConfigError) as err:
+        RunOptions.from_json({"window_end": end})
+    assert err.value.field == "window_end"
+
+
+NESTED = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("name", ["model.json", "report.json"])
+def test_a_nested_serving_file_does_not_end_the_refresh_with_a_500(tmp_path, name):
+    log = write_csv(simulated_rows(400, 25, 15, seed=11), tmp_path / "log.csv")
+    cfg = config(tmp_path, log)
+    store = LocalStore(cfg.model_dir)
+    store.put("v0", name, NESTED.encode(), "application/json")
+    store.move_pointer("v0", None)
+    logs = Logs()
+    result = run(cfg, logs=logs)
+    assert result.status != 500, result.body
+    if name == "model.json":  # a rejected serving model: the gate compares with nothing
+        assert result.status == 200 and "serving_model_invalid" in logs.events()
+
+
+def test_ops_list_show_and_rollback_survive_a_nested_report(tmp_path, capsys):
+    store = LocalStore(tmp_path)
+    for v in ("v1", "v2"):
+        store.put(v, "model.json", b"{}", "application/json")
+        store.put(v, "report.json", NESTED.encode(), "application/json")
+    store.move_pointer("v2", None)
+    assert ops_main(["--dir", str(tmp_path), "list"]) == 0
+    assert ops_main(["--dir", str(tmp_path), "show", "v1"]) == 0
+    assert ops_main(["--dir", str(tmp_path), "rollback", "v1", "--force"]) == 1  # {} is no model
+    assert "does not load" in capsys.readouterr().err
