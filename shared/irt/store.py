@@ -104,7 +104,7 @@ def parse_document(raw: bytes | str) -> Any:
 
 def check_version(version: str) -> str:
     """Return ``version`` if it matches :data:`VERSION_PATTERN`, else raise ValueError."""
-    if not isinstance(version, str) or not VERSION_PATTERN.match(version):
+    if not isinstance(version, str) or not VERSION_PATTERN.fullmatch(version):
         raise ValueError(f"invalid version id {version!r} (pattern {VERSION_PATTERN.pattern})")
     return version
 
@@ -212,7 +212,7 @@ class LocalStore:
             return {}
         return {d.name: sorted(f.name for f in d.iterdir() if not f.name.startswith("."))
                 for d in sorted(self.root.iterdir())
-                if d.is_dir() and VERSION_PATTERN.match(d.name)}
+                if d.is_dir() and VERSION_PATTERN.fullmatch(d.name)}
 
 
 class GCSStore:
@@ -290,7 +290,7 @@ class GCSStore:
             rest = blob.name[len(self.prefix) + 1:]
             if "/" in rest:
                 version, name = rest.split("/", 1)
-                if VERSION_PATTERN.match(version):
+                if VERSION_PATTERN.fullmatch(version):
                     out.setdefault(version, []).append(name)
         return {v: sorted(n) for v, n in sorted(out.items())}
 

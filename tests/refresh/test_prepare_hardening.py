@@ -78,3 +78,26 @@ def test_ops_list_show_and_rollback_survive_a_nested_report(tmp_path, capsys):
     assert ops_main(["--dir", str(tmp_path), "show", "v1"]) == 0
     assert ops_main(["--dir", str(tmp_path), "rollback", "v1", "--force"]) == 1  # {} is no model
     assert "does not load" in capsys.readouterr().err
+
+
+# --------------------------------------------------------------------------- 13: full matches
+@pytest.mark.parametrize(("env", "field"), [
+    ({"BQ_TABLE": "proj-123.ds\n.tbl"}, "BQ_TABLE"),
+    ({"BQ_TABLE": "proj-123.ds.tbl\n"}, "BQ_TABLE"),
+    ({"BQ_TABLE": "proj-123\n.ds.tbl"}, "BQ_TABLE"),
+    ({"BQ_TABLE": "proj-123.ds.tbl", "COLUMN_STUDENT": "student_id\n"}, "COLUMN_STUDENT"),
+], ids=["dataset", "table", "project", "column"])
+def test_a_trailing_newline_is_not_a_valid_name(env, field):
+    from irt.refresh.config import RefreshConfig
+
+    with pytest.raises(ConfigError) as err:
+        RefreshConfig.from_env({"MODEL_BUCKET": "b", **env})
+    assert err.value.field == field
+
+
+def test_a_version_id_with_a_trailing_newline_is_refused(tmp_path, capsys):
+    from irt.store import check_version
+
+    with pytest.raises(ValueError):
+        check_version("v1\n")
+    assert ops_main(["--dir", str(tmp_path), "rollback", "v1\n"]) == 2

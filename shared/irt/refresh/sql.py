@@ -94,11 +94,11 @@ def parse_table(text: str, field: str = "BQ_TABLE") -> tuple[str, str, str]:
     if len(parts) != 3:
         raise ConfigError(f"expected project.dataset.table, got {text!r}", field)
     project, dataset, table = parts
-    if not PROJECT_PATTERN.match(project):
+    if not PROJECT_PATTERN.fullmatch(project):
         raise ConfigError(f"project {project!r} is not a valid project id "
                                  f"(pattern {PROJECT_PATTERN.pattern})", field)
     for kind, name in (("dataset", dataset), ("table", table)):
-        if not NAME_PATTERN.match(name):
+        if not NAME_PATTERN.fullmatch(name):
             raise ConfigError(f"{kind} {name!r} must match {NAME_PATTERN.pattern}", field)
     return project, dataset, table
 
@@ -133,7 +133,7 @@ class SourceColumns:
             if value is None and f.name == "skill":
                 continue
             key = self.ENV[f.name]
-            if not isinstance(value, str) or not COLUMN_PATTERN.match(value):
+            if not isinstance(value, str) or not COLUMN_PATTERN.fullmatch(value):
                 raise ConfigError(f"{value!r} must match {COLUMN_PATTERN.pattern}", key)
             if value.lower() in seen:
                 raise ConfigError(f"{value!r} is already used by {seen[value.lower()]}", key)
@@ -206,7 +206,7 @@ def _chain(table: str, columns: SourceColumns) -> tuple[str, str]:
     """The CTE chain (``WITH ... kept AS (...)``) and the output column list."""
     if table.count(".") == 2:
         parse_table(table)
-    elif not NAME_PATTERN.match(table):
+    elif not NAME_PATTERN.fullmatch(table):
         raise ConfigError(f"{table!r} is not a valid table reference", "BQ_TABLE")
     s, i, c, t = (_quote(x) for x in (columns.student, columns.item, columns.correct,
                                        columns.answered_at))

@@ -170,7 +170,7 @@ class ModelCache:
         if version is None:
             raise StoreError(f"no {self.source.location}/LATEST pointer yet", "LATEST")
         version = version.strip()
-        if not VERSION_PATTERN.match(version):
+        if not VERSION_PATTERN.fullmatch(version):
             raise ModelFormatError(f"pointer names an invalid version {version[:40]!r}")
         return version
 
