@@ -129,6 +129,17 @@ def iso_utc(seconds: np.ndarray, fraction: bool | None = None) -> Any:
     return text
 
 
+#: A cell starting with one of these is a formula to a spreadsheet (OWASP, "CSV Injection");
+#: ``'`` is included so that the one added quote can always be stripped back.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def spreadsheet_safe(ids: Any) -> list[str]:
+    """``ids`` as strings, each one starting with a :data:`FORMULA_STARTS` character prefixed
+    with ``'`` (OWASP's advice against CSV/formula injection), the rest unchanged."""
+    return ["'" + t if t.startswith(FORMULA_STARTS) else t for t in map(str, ids)]
+
+
 def prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.ndarray,
                   chunk_rows: int = 1_000_000) -> bytes:
     """The prepared answers as gzip CSV bytes, built in memory.
@@ -136,6 +147,10 @@ def prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.nd
     Columns ``student_id``, ``item_id``, ``correct`` (0/1), ``answered_at``
     (RFC 3339 UTC, see :func:`iso_utc`; absent when the answers have no time)
     and ``holdout`` (1 = held out from the fit for the quality gate).
+
+    Ids are made safe to open in a spreadsheet (:func:`spreadsheet_safe`): one starting
+    with ``= + - @``, a tab, a carriage return or ``'`` gets a leading ``'``; strip one
+    leading ``'`` to get the id back.
 
     Arrow writes the CSV in chunks of ``chunk_rows`` rows; each chunk is formatted
     and compressed (gzip level 1) on its own thread and the members concatenated -
@@ -149,8 +164,8 @@ def prepared_csv(responses: Any, answered_at: np.ndarray | None, held_out: np.nd
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    students = pa.array(responses.student_ids, pa.string())
-    items = pa.array(responses.item_ids, pa.string())
+    students = pa.array(spreadsheet_safe(responses.student_ids), pa.string())
+    items = pa.array(spreadsheet_safe(responses.item_ids), pa.string())
     n = responses.n_answers
     fraction = answered_at is not None and bool((_epoch_us(answered_at)[0] % 1_000_000).any())
 
