@@ -84,8 +84,13 @@ def _error(status: int, code: str, message: str, field: str = "",
     err: dict[str, Any] = {"code": code, "message": message}
     if field:
         err["field"] = field
-    json_log("ERROR", f"refresh failed: {message}", event="refresh_failed", http_status=status,
-             status=code, **({"field": field} if field else {}))
+    # the log names a known field only, and no JSON error (it may quote a key): an unknown
+    # or duplicate key may be caller data (a student id)
+    known = field in (*RunOptions.FIELDS, "body")
+    said = code if code == "invalid_json" or (field and not known) else message
+    json_log("ERROR", f"refresh failed: {said}",
+             event="refresh_failed", http_status=status, status=code,
+             **({"field": field} if known else {}))
     resp = _reply(status, {"error": err})
     for k, v in (headers or {}).items():
         resp.headers[k] = v
