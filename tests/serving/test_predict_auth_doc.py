@@ -50,7 +50,7 @@ def test_every_operation_documents_401_and_403(spec: dict[str, Any]) -> None:
     assert "WWW-Authenticate" in responses["Unauthorized"]["headers"]
     for name in ("Unauthorized", "Forbidden"):
         assert "text/html" in responses[name]["content"], name  # Google's page, not our JSON
-    for path, method, op in _operations(spec):
+    for path, _method, op in _operations(spec):
         assert op["responses"]["401"] == {"$ref": "#/components/responses/Unauthorized"}, path
         assert op["responses"]["403"] == {"$ref": "#/components/responses/Forbidden"}, path
     table = spec["info"]["description"]
