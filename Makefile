@@ -47,9 +47,11 @@ provider-schema: $(STAMP)
 demo: $(STAMP)
 	$(PY) scripts/local_stack.py demo
 
-# `predict` on http://127.0.0.1:8080 until Ctrl-C (README has the curl lines).
+# `predict` on http://127.0.0.1:$(PORT) until Ctrl-C, request logs on the terminal; a port
+# already in use is an error (README has the curl lines). `make serve PORT=8081`.
+PORT ?= 8080
 serve: $(STAMP)
-	$(PY) scripts/local_stack.py serve
+	$(PY) scripts/local_stack.py serve --port $(PORT)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -10,6 +10,10 @@
                                         model directory and send it sample requests.
 ``python scripts/local_stack.py serve`` ``predict`` on http://127.0.0.1:8080 until Ctrl-C
                                         (runs one refresh first if there is no model yet).
+                                        ``--port`` (default: ``PORT``, else 8080); the
+                                        server's request log lines (JSON) go to the terminal;
+                                        a port already in use is an error (exit status 2),
+                                        never another server mistaken for ours.
 
 The model directory has the production layout (``models/LATEST`` names the version,
 ``models/<version>/{model.json,report.json,...}``), so ``predict`` reads it exactly as it
@@ -81,15 +85,30 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _server(port: int, target: str = "predict", extra: dict[str, str] | None = None
-            ) -> subprocess.Popen[bytes]:
+def _server(port: int, target: str = "predict", extra: dict[str, str] | None = None,
+            *, show_logs: bool = False) -> subprocess.Popen[bytes]:
+    """functions-framework serving ``target``; ``show_logs``: its output (the JSON request
+    lines) goes to this terminal, else it is hidden (stderr kept for an error message)."""
     env = {**os.environ, "MODEL_DIR": str(MODEL_DIR), "PYTHONPATH": str(ROOT / "shared"),
-           **(extra or {})}
+           "PYTHONUNBUFFERED": "1", **(extra or {})}
+    env.pop("PORT", None)  # the port is --port's
     exe = Path(sys.executable).with_name("functions-framework")
     cmd = [str(exe), "--target", target, "--source", str(ROOT / f"functions/{target}/main.py"),
            "--host", "127.0.0.1", "--port", str(port)]
+    if show_logs:
+        return subprocess.Popen(cmd, env=env, start_new_session=True)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
+
+
+def port_in_use(port: int) -> bool:
+    """Whether something already listens on 127.0.0.1:``port`` (or may not be bound)."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
 
 
 def _call(url: str, body: object | None = None, ctype: str = "application/json",
@@ -173,15 +192,45 @@ def demo() -> int:
     return 0
 
 
-def serve(port: int) -> int:
-    if not (MODEL_DIR / "models" / "LATEST").exists():
-        refresh()
-    proc = _server(port)
+def serve(port: int, model_dir: Path | None = None) -> int:
+    """``predict`` on 127.0.0.1:``port`` until Ctrl-C, its request logs on this terminal.
+
+    Exit status 2, before anything starts, when the port is taken; 1 when the server exits
+    or another server answers on the port instead of ours."""
     url = f"http://127.0.0.1:{port}"
+    if port_in_use(port):
+        print(f"error: port {port} is already in use on 127.0.0.1 (another server is "
+              f"listening there); stop it, or choose another port: make serve PORT={port + 1}",
+              file=sys.stderr, flush=True)
+        return 2
+    root = model_dir or MODEL_DIR
+    if not (root / "models" / "LATEST").exists():
+        refresh()
+    latest = (root / "models" / "LATEST").read_text().strip()
+    proc = _server(port, extra={"MODEL_DIR": str(root)}, show_logs=True)
     try:
-        _wait(url, proc)
-        latest = (MODEL_DIR / "models" / "LATEST").read_text().strip()
-        print(f"predict is serving on {url} (model {latest}); Ctrl-C to stop", flush=True)
+        deadline = time.monotonic() + 30
+        while True:  # healthy with OUR model and our process alive: no foreign server
+            if proc.poll() is not None:
+                print(f"error: predict exited with status {proc.returncode} (see above)",
+                      file=sys.stderr, flush=True)
+                return 1
+            try:
+                status, body = _call(url + "/healthz", timeout=1)
+                if status == 200 and isinstance(body, dict) and \
+                        body.get("model_version") == latest:
+                    break
+            except (urllib.error.URLError, ConnectionError, json.JSONDecodeError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                print(f"error: predict did not become healthy on {url} in 30 s",
+                      file=sys.stderr, flush=True)
+                return 1
+            time.sleep(0.1)
+        if proc.poll() is not None:
+            return 1
+        print(f"predict is serving on {url} (model {latest}); request logs below; Ctrl-C to "
+              "stop", file=sys.stderr, flush=True)
         proc.wait()
     except KeyboardInterrupt:
         pass
@@ -198,9 +247,12 @@ def main() -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="calibrate, serve, send sample requests, stop")
     s = sub.add_parser("serve", help="serve predict on 127.0.0.1 until Ctrl-C")
-    s.add_argument("--port", type=int, default=8080)
+    s.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080),
+                   help="port on 127.0.0.1 (default: $PORT, else 8080)")
+    s.add_argument("--model-dir", type=Path, default=None,
+                   help=f"model directory (default {MODEL_DIR.relative_to(ROOT)})")
     args = parser.parse_args()
-    return demo() if args.command == "demo" else serve(args.port)
+    return demo() if args.command == "demo" else serve(args.port, args.model_dir)
 
 
 if __name__ == "__main__":

@@ -19,7 +19,9 @@ the instance with a log line naming the variable): ``MODEL_BUCKET`` (or ``MODEL_
 ``MODEL_REFRESH_WAIT_SECONDS``,
 ``STORAGE_TIMEOUT_SECONDS``, and the size caps ``MAX_BODY_BYTES`` (1 MiB),
 ``MAX_RESPONSES`` (1000 answers per student), ``MAX_ITEMS`` (5000 requested items),
-``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), each a 413 when exceeded.
+``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), each a 413 when exceeded;
+``TRUNCATE_RESPONSES`` (``none``; ``oldest`` keeps the most recent ``MAX_RESPONSES`` answers
+instead), ``PROJECT_ID`` (the trace field of the log line).
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from irt.serving import predict as serve_predict
 from irt.serving.body import dumps, parse_json
 from irt.serving.config import PredictConfig
 from irt.serving.loader import ModelCache, ModelSource
+from irt.serving.trace import correlate
 from irt.store import GCSStore, LocalStore
 
 
@@ -115,6 +118,7 @@ CONFIG = _configure()
 LIMITS = CONFIG.limits
 MAX_BODY_BYTES = CONFIG.max_body_bytes
 RETRY_AFTER_SECONDS = CONFIG.retry_after_seconds
+PROJECT_ID = CONFIG.project_id
 STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.retry_seconds,
                    log, wait_seconds=CONFIG.refresh_wait_seconds)
 STORE.load()  # at cold start; a failure is logged and retried in the background
@@ -232,8 +236,10 @@ def _router_not_found(error: Exception) -> Response:
 
 @functions_framework.http
 def predict(request: Request) -> Response:
-    """HTTP entry point: route, answer, log one structured line."""
+    """HTTP entry point: route, answer, log one structured line (with the request id and
+    trace, :mod:`irt.serving.trace`; the id is echoed in ``X-Request-Id``)."""
     start = time.perf_counter()
+    request_id, correlation = correlate(request.environ, PROJECT_ID)
     path = request.path.rstrip("/") or "/"
     route = ROUTES.get(path)
     # Only known routes are logged: a wrong URL may carry a student id.
@@ -254,6 +260,7 @@ def predict(request: Request) -> Response:
     except Exception:  # a bug, never bad input: log it, answer a JSON 500
         log.exception("unhandled error", extra={"fields": {"path": logged_path}})
         response = _json({"error": {"code": "internal", "message": "internal error"}}, 500)
+    response.headers["X-Request-Id"] = request_id
     loaded = STORE.loaded
     status = response.status_code
     # One line per request, written directly: the logging module costs ~4x more here.
@@ -262,7 +269,7 @@ def predict(request: Request) -> Response:
         "message": "request", "logger": "predict", "path": logged_path,
         "method": request.method,
         "status": status, "latency_ms": round((time.perf_counter() - start) * 1e3, 3),
-        "model_version": loaded[1] if loaded else None,
+        "model_version": loaded[1] if loaded else None, **correlation,
     }
     if error is not None:
         fields["error_code"] = error.code

@@ -76,6 +76,7 @@ locals {
       MODEL_BUCKET          = google_storage_bucket.models.name
       MODEL_PREFIX          = local.model_prefix
       MODEL_REFRESH_SECONDS = tostring(var.model_refresh_seconds)
+      PROJECT_ID            = var.project_id # the log line's trace: projects/<id>/traces/<trace>
       # functions-framework's gunicorn: one worker per vCPU (CPU-bound work under the GIL),
       # threads so that workers x threads covers the instance's request concurrency.
       WORKERS = tostring(var.predict_cpu)

@@ -136,7 +136,9 @@ def test_model_metadata_and_health(client, fitted: ItemModel) -> None:
     ({"responses": [{"item_id": "q1", "correct": 2}]}, "responses[0].correct"),
     ({"responses": [{"item_id": "q1", "correct": "true"}]}, "responses[0].correct"),
     ({"responses": [{"item_id": "", "correct": 1}]}, "responses[0].item_id"),
-    ({"responses": [{"item_id": 7, "correct": 1}]}, "responses[0].item_id"),
+    ({"responses": [{"item_id": 7.0, "correct": 1}]}, "responses[0].item_id"),
+    ({"responses": [{"item_id": True, "correct": 1}]}, "responses[0].item_id"),
+    ({"responses": [{"item_id": 1 << 63, "correct": 1}]}, "responses[0].item_id"),
     ({"responses": [{"correct": 1}]}, "responses[0].item_id"),
     ({"responses": [{"item_id": "q1", "correct": 1, "extra": 1}]}, "responses[0].extra"),
     ({"responses": [{"item_id": "q1", "correct": 1, "answered_at": "yesterday"}]},
@@ -167,7 +169,7 @@ def test_bad_input_is_a_400_naming_the_field(client, body, field: str) -> None:
     ({"responses": [], "strategy": "random"}, "strategy"),
     ({"responses": [], "strategy": "target_probability", "target": 1.0}, "target"),
     ({"responses": [], "target": 0.6}, "target"),
-    ({"responses": [], "candidates": [1]}, "candidates[0]"),
+    ({"responses": [], "candidates": [1.5]}, "candidates[0]"),
 ])
 def test_bad_next_items_requests(client, body, field: str) -> None:
     r = client.post("/next-items", json=body)

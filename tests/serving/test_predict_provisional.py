@@ -154,7 +154,7 @@ def test_fast_and_detailed_paths_agree(skilled, monkeypatch) -> None:
     ("k1", 400, "item_skills"),
     ({"new-1": ""}, 400, "item_skills.new-1"),
     ({"new-1": "   "}, 400, "item_skills.new-1"),
-    ({"new-1": 3}, 400, "item_skills.new-1"),
+    ({"new-1": 3.5}, 400, "item_skills.new-1"),  # an integer is a skill id, as SQL CASTs it
     ({"new-1": None}, 400, "item_skills.new-1"),
     ({"new-1": "k" * 257}, 400, "item_skills.new-1"),
     ({" new-1": "k1", "new-1": "k2"}, 400, "item_skills.new-1"),  # keys sent sorted

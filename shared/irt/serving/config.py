@@ -17,6 +17,13 @@ variable                        default    rule
 ``MAX_ITEMS``                   5000       requested items per student, 1-1000000
 ``MAX_STUDENTS``                100        students per batch, 1-10000
 ``MAX_K``                       100        next items per request, 1-10000
+``TRUNCATE_RESPONSES``          none       ``none`` or ``oldest``: what a request without
+                                           ``truncate`` does with more than ``MAX_RESPONSES``
+                                           answers - refuse it (413) or keep the most recent
+                                           (``dropped_responses`` says how many were left out)
+``PROJECT_ID``                  (none)     the Google Cloud project, to write a request's
+                                           trace as ``projects/<id>/traces/<trace>`` in the
+                                           log line (``logging.googleapis.com/trace``)
 ==============================  =========  =================================================
 
 Exceeding a ``MAX_*`` cap is a 413.  A value that breaks its rule raises
@@ -52,7 +59,8 @@ class PredictConfig:
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``.
         max_body_bytes: ``MAX_BODY_BYTES``.
         limits: the request caps ``MAX_RESPONSES``, ``MAX_ITEMS``, ``MAX_STUDENTS``,
-            ``MAX_K``.
+            ``MAX_K``, and ``TRUNCATE_RESPONSES``.
+        project_id: ``PROJECT_ID`` (else ``GOOGLE_CLOUD_PROJECT``), or ``None``.
     """
 
     bucket: str | None
@@ -64,6 +72,7 @@ class PredictConfig:
     storage_timeout_seconds: float = 2.0
     max_body_bytes: int = 1 << 20
     limits: Limits = field(default_factory=Limits)
+    project_id: str | None = None
 
     @property
     def retry_after_seconds(self) -> int:
@@ -90,7 +99,8 @@ class PredictConfig:
             max_responses=env_int(env, "MAX_RESPONSES", defaults.max_responses, 1, 100_000),
             max_items=env_int(env, "MAX_ITEMS", defaults.max_items, 1, 1_000_000),
             max_students=env_int(env, "MAX_STUDENTS", defaults.max_students, 1, 10_000),
-            max_k=env_int(env, "MAX_K", defaults.max_k, 1, 10_000))
+            max_k=env_int(env, "MAX_K", defaults.max_k, 1, 10_000),
+            truncate=_truncate(env))
         return cls(
             bucket=(env.get("MODEL_BUCKET") or "").strip() or None,
             model_dir=env.get("MODEL_DIR") or default_model_dir,
@@ -101,4 +111,13 @@ class PredictConfig:
             storage_timeout_seconds=env_float(env, "STORAGE_TIMEOUT_SECONDS", 2.0, 0.01,
                                               300.0),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1 << 20, 1, MAX_BODY_LIMIT),
-            limits=limits)
+            limits=limits,
+            project_id=(env.get("PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT") or "").strip()
+            or None)
+
+
+def _truncate(env: Mapping[str, str]) -> bool:
+    value = (env.get("TRUNCATE_RESPONSES") or "none").strip().lower()
+    if value not in ("none", "oldest"):
+        raise ConfigError("must be 'none' or 'oldest'", "TRUNCATE_RESPONSES")
+    return value == "oldest"

@@ -28,7 +28,7 @@ import numpy as np
 
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
-from irt.serving.plain import provisional_lookup
+from irt.serving.plain import provisional_lookup, report_dropped
 from irt.serving.requests import Limits, Student, parse_next, parse_predict
 
 
@@ -40,9 +40,12 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     """
     students, is_batch, method = parse_predict(payload, limits)
     if is_batch:
-        return {"results": [{"student_id": s.student_id, **_one(model, s, method)}
-                            for s in students]}
-    return _one(model, students[0], method)
+        answer = {"results": [{"student_id": s.student_id, **_one(model, s, method)}
+                              for s in students]}
+    else:
+        answer = _one(model, students[0], method)
+    report_dropped(answer, students, is_batch)
+    return answer
 
 
 def _one(model: ItemModel, student: Student, method: str) -> dict[str, Any]:
@@ -56,7 +59,7 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     Raises:
         RequestError: for invalid input (the same rules as the plain model's path).
     """
-    method, ids, correct, k, strategy, target, candidates = parse_next(payload, limits)
+    method, ids, correct, k, strategy, target, candidates, dropped = parse_next(payload, limits)
     spec = learning_of(model)
     assert spec is not None
     looked, unknown = model.lookup(ids)
@@ -87,4 +90,5 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                   for j, pp, ii in zip(pool[chosen].tolist(), p[chosen], info[chosen],
                                        strict=True)],
         "unknown_items": unknown,
+        **({"dropped_responses": dropped} if dropped else {}),
     }

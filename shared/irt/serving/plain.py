@@ -31,6 +31,7 @@ from irt.serving.requests import (
     METHODS,
     SINGLE_KEYS,
     STUDENT_KEYS,
+    TRUNCATE_MODES,
     Limits,
     Student,
     parse_next,
@@ -346,6 +347,9 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         return None
     if "item_skills" in payload:  # validated by the detailed path
         return None
+    truncate = payload.get("truncate")  # within the caps nothing is dropped either way
+    if truncate is not None and truncate not in TRUNCATE_MODES:
+        return None
     if "students" in payload:
         raw = payload["students"]
         if not payload.keys() <= BATCH_KEYS or type(raw) is not list or not raw or (
@@ -530,7 +534,17 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         students, is_batch, method = parse_predict(payload, limits)
         answer = ({"results": _predict_batch(model, students, method)} if is_batch
                   else predict_student(model, students[0], method))
+        report_dropped(answer, students, is_batch)
     return answer
+
+
+def report_dropped(answer: dict[str, Any], students: list[Student], is_batch: bool) -> None:
+    """Add ``dropped_responses`` to the result of each student whose oldest answers
+    ``truncate`` left out (only then: an untruncated answer keeps its shape)."""
+    results = answer["results"] if is_batch else [answer]
+    for result, student in zip(results, students, strict=True):
+        if student.dropped:
+            result["dropped_responses"] = student.dropped
 
 def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     """The answer to a next-items request for a plain model, without ``model_version``.
@@ -538,7 +552,7 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     Raises:
         RequestError: for invalid input.
     """
-    method, ids, correct, k, strategy, target, candidates = parse_next(payload, limits)
+    method, ids, correct, k, strategy, target, candidates, dropped = parse_next(payload, limits)
     student = Student(None, ids, correct, candidates)
     theta, se, pos, unknown = _ability(model, student, method)
     cand_pos = None
@@ -550,7 +564,7 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                         candidates=cand_pos)
     probs = model.probability_by_position(theta, chosen)
     info = model.information_by_position(theta, chosen)
-    return {
+    answer = {
         "ability": _ability_json(theta, se, method, int(pos.shape[0])),
         "strategy": strategy,
         "items": [{"item_id": model.item_ids[j], "probability": round(float(p), 6),
@@ -558,3 +572,6 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                   for j, p, i in zip(chosen.tolist(), probs, info, strict=True)],
         "unknown_items": unknown,
     }
+    if dropped:
+        answer["dropped_responses"] = dropped
+    return answer

@@ -21,6 +21,15 @@ than once, the first attempt counts (earliest ``answered_at`` when given - at th
 same time the incorrect one - else the first in the list), as in calibration.
 Item ids are trimmed of surrounding whitespace (``' Q1 '`` is ``Q1``), as the
 answer-log SQL and the preprocessing trim them; student ids are echoed as sent.
+Ids may also be JSON integers (LMS databases keep INT64 ids): an integer id is read as
+the answer-log SQL turns an INT64 id into text, ``CAST(id AS STRING)`` - its decimal digits,
+a ``-`` when negative, no ``+``, no leading zeros - so ``7`` finds the item ``"7"`` the
+model was trained on; beyond the INT64 range it is a 400.  An integer student id comes
+back as that text.
+
+Long histories: ``"truncate": "oldest"`` (or the server default, ``Limits.truncate``) keeps
+the most recent ``max_responses`` answers of a student instead of a 413; the answer says
+how many it dropped (``dropped_responses``, see :func:`truncate_mode`).
 Unknown item ids, answered or requested, are listed in ``unknown_items``, never an
 error; those the model knows only through their skill in ``provisional_items``.
 """
@@ -57,6 +66,9 @@ class Limits:
         max_students: students per batch.
         max_id_length: characters in an id.
         max_k: next items per request.
+        truncate: the default of a request's ``truncate`` (``TRUNCATE_RESPONSES``):
+            ``True`` keeps the most recent ``max_responses`` answers of a longer history
+            instead of refusing it with a 413.
     """
 
     max_responses: int = 1000
@@ -64,18 +76,20 @@ class Limits:
     max_students: int = 100
     max_id_length: int = 256
     max_k: int = 100
+    truncate: bool = False
 
 
 @dataclass(frozen=True)
 class Student:
     """One student's validated request (``item_skills``: the request's, shared by the
-    students of a batch)."""
+    students of a batch; ``dropped``: the oldest answers left out by ``truncate``)."""
 
     student_id: str | None
     item_ids: list[str]
     correct: list[int]
     items: list[str] | None
     item_skills: dict[str, str] | None = None
+    dropped: int = 0
 
 
 METHODS = ("EAP", "MAP")
@@ -96,11 +110,25 @@ def _object(value: Any, path: str) -> dict[str, Any]:
     return value
 
 
+#: The INT64 range of BigQuery ids: an integer id outside it cannot come from the answer log.
+INT64_MIN, INT64_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def int_id(value: int, path: str) -> str:
+    """An integer id as the answer-log SQL's ``CAST(id AS STRING)`` writes an INT64: decimal
+    digits, ``-`` if negative (Python's ``str`` of an int is exactly that)."""
+    if not INT64_MIN <= value <= INT64_MAX:
+        raise invalid("an integer id must be within the INT64 range", path)
+    return str(value)
+
+
 def _id(value: Any, path: str, limits: Limits) -> str:
     if value is None:
         raise invalid("is required", path)
+    if type(value) is int:  # not bool: true is no id
+        return int_id(value, path)
     if not isinstance(value, str) or not value.strip():
-        raise invalid("must be a non-empty string", path)
+        raise invalid("must be a non-empty string or an integer", path)
     if len(value) > limits.max_id_length:
         raise invalid(f"must be at most {limits.max_id_length} characters", path)
     return value
@@ -218,16 +246,40 @@ def _plain_batch(raw: list[Any], limits: Limits) -> list[Student] | None:
     return students
 
 
-def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[int]]:
+TRUNCATE_MODES = ("none", "oldest")
+
+
+def truncate_mode(value: Any, limits: Limits) -> bool:
+    """The request's ``truncate``: ``"oldest"`` keeps the most recent ``max_responses``
+    answers of each student (by ``answered_at``, else the later in the list; after the
+    first attempt per item is picked) and reports how many it dropped in
+    ``dropped_responses``; ``"none"`` refuses a longer history with a 413; ``null`` or
+    absent is the server's default (``limits.truncate``)."""
+    if value is None:
+        return limits.truncate
+    if value not in TRUNCATE_MODES or type(value) is not str:
+        raise invalid("must be 'oldest' or 'none'", "truncate")
+    return value == "oldest"
+
+
+def _responses(value: Any, path: str, limits: Limits, truncate: bool = False
+               ) -> tuple[list[str], list[int], int]:
+    """``(item ids, answers, dropped)``: one answer per item, earliest first; ``dropped``
+    counts the oldest answers left out by ``truncate``."""
     if value is None:
         raise invalid("is required", path)
     if not isinstance(value, list):
         raise invalid("must be an array of answers", path)
     if len(value) > limits.max_responses:
-        raise too_large(f"at most {limits.max_responses} answers per student", path)
+        if not truncate:
+            raise too_large(f"at most {limits.max_responses} answers per student (or send "
+                            f"\"truncate\": \"oldest\")", path)
+        ids, correct, _ = _responses(value, path, replace(limits, max_responses=len(value)))
+        dropped = max(0, len(ids) - limits.max_responses)
+        return ids[dropped:], correct[dropped:], dropped
     fast = _plain_answers(value, limits.max_id_length)
     if fast is not None:
-        return fast
+        return (*fast, 0)
     ids: list[str] = []
     correct: list[int] = []
     times: dict[int, float] = {}  # answer index -> answered_at, for timed answers only
@@ -276,7 +328,7 @@ def _responses(value: Any, path: str, limits: Limits) -> tuple[list[str], list[i
         keep = sorted(key[2] for key in best.values())
         ids = [ids[k] for k in keep]
         correct = [correct[k] for k in keep]
-    return ids, correct
+    return ids, correct, 0
 
 
 def _item_list(value: Any, path: str, limits: Limits, *, required: bool = False
@@ -336,10 +388,11 @@ def item_skills(value: Any, limits: Limits) -> dict[str, str] | None:
     return out
 
 
-SINGLE_KEYS = frozenset({"responses", "items", "method", "item_skills"})
-BATCH_KEYS = frozenset({"students", "method", "item_skills"})
+SINGLE_KEYS = frozenset({"responses", "items", "method", "item_skills", "truncate"})
+BATCH_KEYS = frozenset({"students", "method", "item_skills", "truncate"})
 STUDENT_KEYS = frozenset({"student_id", "responses", "items"})
-_NEXT_KEYS = frozenset({"responses", "k", "strategy", "target", "candidates", "method"})
+_NEXT_KEYS = frozenset({"responses", "k", "strategy", "target", "candidates", "method",
+                        "truncate"})
 
 
 def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, str]:
@@ -356,6 +409,7 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
         _check_keys(body, BATCH_KEYS, "")
         method = _method(body.get("method"))
         named = item_skills(body.get("item_skills"), limits)
+        truncate = truncate_mode(body.get("truncate"), limits)
         raw = body["students"]
         if not isinstance(raw, list):
             raise invalid("must be an array of students", "students")
@@ -376,24 +430,27 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
             sid = obj.get("student_id")
             if sid is not None:
                 sid = _id(sid, f"{path}.student_id", limits)
-            ids, correct = _responses(obj.get("responses"), f"{path}.responses", limits)
+            ids, correct, dropped = _responses(obj.get("responses"), f"{path}.responses",
+                                               limits, truncate)
             items = _item_list(obj.get("items"), f"{path}.items", limits)
-            students.append(Student(sid, ids, correct, items, named))
+            students.append(Student(sid, ids, correct, items, named, dropped))
         return students, True, method
     _check_keys(body, SINGLE_KEYS, "")
     method = _method(body.get("method"))
-    ids, correct = _responses(body.get("responses"), "responses", limits)
+    truncate = truncate_mode(body.get("truncate"), limits)
+    ids, correct, dropped = _responses(body.get("responses"), "responses", limits, truncate)
     items = _item_list(body.get("items"), "items", limits)
     named = item_skills(body.get("item_skills"), limits)
-    return [Student(None, ids, correct, items, named)], False, method
+    return [Student(None, ids, correct, items, named, dropped)], False, method
 
 
 def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int], int, str,
-                                                      float, list[str] | None]:
+                                                      float, list[str] | None, int]:
     """Validate a next-items request (shared by the plain and learning-aware paths).
 
     Returns:
-        ``(method, answered ids, answers, k, strategy, target, candidates or None)``.
+        ``(method, answered ids, answers, k, strategy, target, candidates or None,
+        dropped)``, ``dropped`` the oldest answers left out by ``truncate``.
 
     Raises:
         RequestError: naming the field and the rule.
@@ -401,7 +458,8 @@ def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int],
     body = _object(payload, "")
     _check_keys(body, _NEXT_KEYS, "")
     method = _method(body.get("method"))
-    ids, correct = _responses(body.get("responses"), "responses", limits)
+    truncate = truncate_mode(body.get("truncate"), limits)
+    ids, correct, dropped = _responses(body.get("responses"), "responses", limits, truncate)
     k = body.get("k", 1)
     if type(k) is not int or k < 1:
         raise invalid("must be an integer of at least 1", "k")
@@ -417,4 +475,4 @@ def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int],
     if "target" in body and strategy != "target_probability":
         raise invalid("applies only to strategy 'target_probability'", "target")
     candidates = _item_list(body.get("candidates"), "candidates", limits)
-    return method, ids, correct, k, strategy, target, candidates
+    return method, ids, correct, k, strategy, target, candidates, dropped

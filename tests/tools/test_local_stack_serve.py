@@ -1,0 +1,70 @@
+"""``make serve`` (``scripts/local_stack.py serve``): the port from ``PORT`` (or ``--port``),
+the request log lines on the terminal, and a clear failure - not a false success - when the
+port is already taken by another server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+from livesrv import free_port, write_model_dir
+
+REPO = Path(__file__).resolve().parents[2]
+SCRIPT = REPO / "scripts" / "local_stack.py"
+
+
+def test_a_taken_port_fails_clearly(tmp_path: Path) -> None:
+    root = write_model_dir(tmp_path / "store", "v1-local")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        out = subprocess.run([sys.executable, str(SCRIPT), "serve", "--port", str(port),
+                              "--model-dir", str(root)], capture_output=True, text=True,
+                             timeout=60)
+    assert out.returncode == 2, out
+    assert f"port {port} is already in use" in out.stderr and f"PORT={port + 1}" in out.stderr
+    assert "serving" not in out.stdout + out.stderr
+
+
+def test_serve_uses_port_and_shows_request_logs(tmp_path: Path) -> None:
+    root = write_model_dir(tmp_path / "store", "v1-local")
+    port = free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as sink:
+        proc = subprocess.Popen([sys.executable, str(SCRIPT), "serve", "--model-dir", str(root)],
+                                env={**os.environ, "PORT": str(port)}, stdout=sink,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while "predict is serving" not in log.read_text() and proc.poll() is None:
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        assert f"http://127.0.0.1:{port} (model v1-local)" in log.read_text()
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{port}/predict", method="POST",
+            data=b'{"responses": [{"item_id": "q1", "correct": true}]}',
+            headers={"Content-Type": "application/json", "X-Request-Id": "serve-test-1"})
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            assert resp.status == 200 and resp.headers["X-Request-Id"] == "serve-test-1"
+        deadline = time.monotonic() + 10
+        while '"serve-test-1"' not in log.read_text():
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        line = next(json.loads(x) for x in log.read_text().splitlines()
+                    if '"serve-test-1"' in x)
+        assert (line["path"], line["status"]) == ("/predict", 200)
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=5)
