@@ -172,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     _add_diagnostics_parsers(sub)
+    _add_report_parser(sub)
     return parser
 
 
@@ -203,6 +204,33 @@ def _add_diagnostics_parsers(sub) -> None:
                    "answers for the online metrics; else the file order)")
     c.add_argument("--json", action="store_true", help="print the comparison as JSON")
     c.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
+
+
+def _add_report_parser(sub) -> None:
+    """``report`` (irt.refresh.report): the model report as one self-contained HTML file."""
+    r = sub.add_parser("report", help="write the model report: one self-contained HTML page",
+                       description="Write one HTML file (plotly.js inlined: it opens from "
+                       "disk with no network access) with the item characteristic and "
+                       "information curves of chosen items, the test information and its "
+                       "standard error, the sortable parameter table with standard errors "
+                       "and, with ANSWERS, fit flags (as 'diagnose'), the ability "
+                       "distribution and a reliability diagram of the online predictions "
+                       "(each answer predicted from the student's earlier answers). With "
+                       "--against, the parameter drift from another model. A large bank "
+                       "shows at most --max-items items in the table and the curve "
+                       "selector (flagged first, then the most answered).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("model", type=Path, help="model JSON written by 'fit' (or prepare)")
+    r.add_argument("answers", type=Path, nargs="?",
+                   help="answers CSV (optional; answered_at orders each student's answers "
+                   "for the online predictions, else the file order)")
+    r.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
+    r.add_argument("--against", type=Path, metavar="MODEL",
+                   help="another model JSON (e.g. the one serving): drift scatter of a and b")
+    r.add_argument("--max-items", type=int, default=1000, metavar="N",
+                   help="items in the table and the curve selector (default %(default)s)")
+    r.add_argument("--title", help="page title (default: the model's version or type)")
+    r.add_argument("--lenient", action="store_true", help="drop and count bad CSV rows")
 
 
 def _read_rows(path: Path, lenient: bool) -> list[dict]:
@@ -654,6 +682,37 @@ def _compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def _report(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from irt.engine.preprocess import prepare_rows
+    from irt.refresh.report import ReportConfig, build_report, render_html
+
+    if args.max_items < 1:
+        raise ValueError(f"--max-items must be at least 1, got {args.max_items}")
+    model = load_model(args.model.read_bytes())
+    against = None
+    if args.against is not None:
+        try:
+            against = load_model(args.against.read_bytes())
+        except ModelFormatError as exc:
+            _log(f"error: {args.against}: invalid model: {exc}")
+            return 2
+        against = against if against.version else replace(against, version=str(args.against))
+    responses = order = None
+    if args.answers is not None:
+        prepared = prepare_rows(_read_rows(args.answers, args.lenient))
+        responses, order = prepared.responses, prepared.answered_at
+    doc = build_report(model, responses, order=order, serving_model=against, title=args.title,
+                       config=ReportConfig(max_items=args.max_items))
+    text = render_html(doc)
+    args.output.write_text(text, encoding="utf-8")
+    _log(f"report: {len(doc['items'])} of {model.n_items} items"
+         + (f", {doc['answers']['n_answers']} answers" if "answers" in doc else "")
+         + f" -> {args.output} ({len(text.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -662,7 +721,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (2 = bad input, 3 = fit did not converge)."""
     args = build_parser().parse_args(argv)
     handlers = {"fit": _fit, "score": _score, "evaluate": _evaluate, "demo": _demo,
-                "diagnose": _diagnose, "compare": _compare}
+                "diagnose": _diagnose, "compare": _compare, "report": _report}
     try:
         return handlers[args.command](args)
     except CSVFormatError as exc:
