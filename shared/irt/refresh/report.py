@@ -28,7 +28,8 @@ drift scatter at most ``max_drift_points`` items, the histograms are binned here
 
 Fit flags (each documented in the page): infit or outfit mean-square outside
 ``mnsq_range`` (Linacre's range "productive for measurement"); grouped X2 or S-X2 p-value
-below ``alpha`` divided by the items tested (Bonferroni); slope below ``min_a`` (2PL/3PL);
+below ``alpha`` divided by the items tested (Bonferroni) with the item's RMSEA above
+``max_rmsea`` (significant and not negligible); slope below ``min_a`` (2PL/3PL);
 difficulty beyond ``max_abs_b`` prior SDs.
 
 Plotly is imported only by :func:`render_html`; ``predict`` imports nothing of this layer.
@@ -66,6 +67,9 @@ class ReportConfig:
         diagnose: run :func:`irt.engine.diagnostics.diagnose` for the fit flags and abilities.
         mnsq_range: infit/outfit mean-squares outside it are flagged.
         alpha: family-wise level of the X2 / S-X2 flags (Bonferroni over the items tested).
+        max_rmsea: an X2 / S-X2 flag also needs the item's RMSEA above this (with thousands
+            of answers a negligible misfit is significant; the grouped X2 on EAP groups is
+            liberal besides).
         min_a: 2PL/3PL slopes below it are flagged.
         max_abs_b: difficulties beyond this many prior SDs are flagged.
     """
@@ -80,6 +84,7 @@ class ReportConfig:
     diagnose: bool = True
     mnsq_range: tuple[float, float] = (0.5, 1.5)
     alpha: float = 0.05
+    max_rmsea: float = 0.05
     min_a: float = 0.3
     max_abs_b: float = 4.0
 
@@ -194,6 +199,12 @@ def build_report(model: ItemModel, responses: Responses | None = None, *,
                           "n_unknown_answers": int(np.count_nonzero(pos < 0))}
         if cfg.diagnose:
             diag = _diagnose(model, responses, doc)
+    if model.excluded_items:
+        listed = list(model.excluded_items.items())[:50]
+        doc["warnings"].append(
+            f"{len(model.excluded_items)} items were left out of calibration"
+            + (" (the first 50)" if len(model.excluded_items) > 50 else "") + ": "
+            + "; ".join(f"{i}: {why}" for i, why in listed))
     items, shown_note = _item_rows(model, counts, diag, cfg)
     doc["items"] = items
     doc["items_note"] = shown_note
@@ -254,7 +265,8 @@ def _item_rows(model: ItemModel, counts: np.ndarray | None, diag: Any, cfg: Repo
             "c": _num(model.c[j], 5), "se_a": _num(model.se_a[j], 4),
             "se_b": _num(model.se_b[j], 4), "se_c": _num(model.se_c[j], 4),
             "n": None if counts is None else int(counts[j])}
-        for key in ("outfit", "infit", "z_outfit", "z_infit", "x2_p", "s_x2_p"):
+        for key in ("outfit", "infit", "z_outfit", "z_infit", "x2_p", "x2_rmsea", "s_x2_p",
+                    "s_x2_rmsea"):
             if key in f:
                 row[key] = _num(f[key], 4)
         row["flags"] = _flags(model, j, f, n_tested, cfg, sigma)
@@ -283,9 +295,9 @@ def _flags(model: ItemModel, j: int, f: dict[str, Any], n_tested: int, cfg: Repo
         if _finite(v) and not lo <= v <= hi:
             out.append(key)
     cut = cfg.alpha / max(n_tested, 1)
-    for key, name in (("s_x2_p", "S-X2"), ("x2_p", "X2")):
-        v = f.get(key)
-        if _finite(v) and v < cut:
+    for key, name in (("s_x2", "S-X2"), ("x2", "X2")):
+        p, rmsea = f.get(f"{key}_p"), f.get(f"{key}_rmsea")
+        if _finite(p) and p < cut and _finite(rmsea) and rmsea > cfg.max_rmsea:
             out.append(name)
     if model.model_type in ("2pl", "3pl") and model.a[j] < cfg.min_a:
         out.append("low a")
@@ -301,7 +313,8 @@ def _flag_rules(model: ItemModel, cfg: ReportConfig, diag: Any) -> list[str]:
              f"({cfg.max_abs_b * model.population_sd:g} logits)"]
     if diag is not None:
         rules[:0] = [f"infit / outfit: mean-square outside [{lo:g}, {hi:g}]",
-                     f"X2 / S-X2: p below {cfg.alpha:g} / items tested (Bonferroni)"]
+                     f"X2 / S-X2: p below {cfg.alpha:g} / items tested (Bonferroni) and "
+                     f"RMSEA above {cfg.max_rmsea:g}"]
     else:
         rules.append("fit statistics need answers: run `irt report MODEL ANSWERS`")
     return rules

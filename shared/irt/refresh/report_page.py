@@ -31,7 +31,9 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("z_infit", "z infit", "infit z (Wilson-Hilferty)"),
     ("z_outfit", "z outfit", "outfit z (Wilson-Hilferty)"),
     ("x2_p", "X2 p", "grouped X2 p-value (10 groups by EAP)"),
+    ("x2_rmsea", "X2 RMSEA", "grouped X2 RMSEA"),
     ("s_x2_p", "S-X2 p", "Orlando-Thissen S-X2 p-value (complete designs)"),
+    ("s_x2_rmsea", "S-X2 RMSEA", "S-X2 RMSEA"),
 )
 METRICS = ("auc", "log_loss", "brier", "ece", "mean_probability", "mean_correct")
 
