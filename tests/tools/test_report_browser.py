@@ -5,7 +5,7 @@ Each page must load from disk with no console error, no uncaught exception, no d
 network request; every figure must be drawn (traces, a non-empty plot area, drawn paths);
 the table must sort and filter; a clicked row must add its item's curves, which must be the
 model's.  A screenshot of each page is saved (``IRT_REPORT_SCREENSHOT=path.png`` also writes
-the CLI report's, as ``docs/report.png`` was made)."""
+one of prepare's page, as ``docs/report.png`` was made)."""
 
 from __future__ import annotations
 
@@ -106,9 +106,6 @@ def test_the_cli_report_renders_every_figure(browser, cli_report: dict) -> None:
     shot = cli_report["root"] / "report.png"
     opened.page.screenshot(path=str(shot), full_page=True)
     assert shot.stat().st_size > 50_000
-    if os.environ.get("IRT_REPORT_SCREENSHOT"):  # how docs/report.png was made
-        opened.page.set_viewport_size({"width": 1200, "height": 1500})
-        opened.page.screenshot(path=os.environ["IRT_REPORT_SCREENSHOT"])
     # the markup item id is shown as text, and ran nothing (no dialog among the problems)
     assert EVIL in opened.column("item")
     assert opened.problems == []
@@ -182,6 +179,11 @@ def test_prepares_report_renders_every_figure(browser, tmp_path: Path) -> None:
     text = opened.page.inner_text("#run")
     assert "This refresh: accepted" in text and "Quality gate: passed" in text
     opened.page.screenshot(path=str(tmp_path / "prepare-report.png"), full_page=True)
+    if os.environ.get("IRT_REPORT_SCREENSHOT"):  # how docs/report.png was made
+        top = opened.page.evaluate("() => document.getElementById('run')"
+                                   ".getBoundingClientRect().top + window.scrollY")
+        opened.page.screenshot(path=os.environ["IRT_REPORT_SCREENSHOT"], full_page=True,
+                               clip={"x": 0, "y": top - 10, "width": 1280, "height": 1500})
     assert opened.problems == []
 
 

@@ -268,7 +268,8 @@ def _run_section(doc: dict[str, Any]) -> str:
 def _curves_section(doc: dict[str, Any]) -> str:
     return ("<section id='curves'><h2>Item curves</h2>"
             "<p>Choose one item or several (Ctrl/Shift-click, or click rows of the parameter "
-            f"table) among the items of the table ({escape(doc['items_note'])}). The browser "
+            "table) among the items of the table "
+            f"({escape(doc['items_note'][:1].lower() + doc['items_note'][1:])}). The browser "
             "draws P(correct) = c + (1 − c) / (1 + exp(−a (θ − b))) and the information "
             "a² (Q/P) ((P − c)/(1 − c))² from the parameters shown.</p>"
             "<div class='pick'><select id='irt-item-select' multiple size='8' "
