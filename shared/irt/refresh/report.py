@@ -27,7 +27,8 @@ items (flagged items first, then the most answered; the page says how many it le
 drift scatter at most ``max_drift_points`` items, the histograms are binned here.
 
 Fit flags (each documented in the page): infit or outfit mean-square outside
-``mnsq_range`` (Linacre's range "productive for measurement"); grouped X2 or S-X2 p-value
+``mnsq_range`` (Linacre's range "productive for measurement") on an item with at least
+``min_answers_mnsq`` answers; grouped X2 or S-X2 p-value
 below ``alpha`` divided by the items tested (Bonferroni) with the item's RMSEA above
 ``max_rmsea`` (significant and not negligible); slope below ``min_a`` (2PL/3PL);
 difficulty beyond ``max_abs_b`` prior SDs.
@@ -65,7 +66,9 @@ class ReportConfig:
         calibration_bins: equal-width probability bins of the reliability diagram (as the ECE
             of :func:`irt.engine.evaluate.calibration_error`).
         diagnose: run :func:`irt.engine.diagnostics.diagnose` for the fit flags and abilities.
-        mnsq_range: infit/outfit mean-squares outside it are flagged.
+        mnsq_range: infit/outfit mean-squares outside it are flagged...
+        min_answers_mnsq: ...for items with at least this many answers (on a sparse log most
+            items have a handful, whose mean-squares are noise).
         alpha: family-wise level of the X2 / S-X2 flags (Bonferroni over the items tested).
         max_rmsea: an X2 / S-X2 flag also needs the item's RMSEA above this (with thousands
             of answers a negligible misfit is significant; the grouped X2 on EAP groups is
@@ -83,6 +86,7 @@ class ReportConfig:
     calibration_bins: int = 10
     diagnose: bool = True
     mnsq_range: tuple[float, float] = (0.5, 1.5)
+    min_answers_mnsq: int = 30
     alpha: float = 0.05
     max_rmsea: float = 0.05
     min_a: float = 0.3
@@ -292,7 +296,7 @@ def _flags(model: ItemModel, j: int, f: dict[str, Any], n_tested: int, cfg: Repo
     lo, hi = cfg.mnsq_range
     for key in ("infit", "outfit"):
         v = f.get(key)
-        if _finite(v) and not lo <= v <= hi:
+        if _finite(v) and not lo <= v <= hi and f.get("n", 0) >= cfg.min_answers_mnsq:
             out.append(key)
     cut = cfg.alpha / max(n_tested, 1)
     for key, name in (("s_x2", "S-X2"), ("x2", "X2")):
@@ -312,7 +316,8 @@ def _flag_rules(model: ItemModel, cfg: ReportConfig, diag: Any) -> list[str]:
              f"extreme b: |b| above {cfg.max_abs_b:g} prior SDs "
              f"({cfg.max_abs_b * model.population_sd:g} logits)"]
     if diag is not None:
-        rules[:0] = [f"infit / outfit: mean-square outside [{lo:g}, {hi:g}]",
+        rules[:0] = [f"infit / outfit: mean-square outside [{lo:g}, {hi:g}], items with at "
+                     f"least {cfg.min_answers_mnsq} answers",
                      f"X2 / S-X2: p below {cfg.alpha:g} / items tested (Bonferroni) and "
                      f"RMSEA above {cfg.max_rmsea:g}"]
     else:
