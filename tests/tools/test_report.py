@@ -117,6 +117,20 @@ def test_the_reliability_diagram_is_the_online_evaluation(planted: dict, doc: di
             assert abs(b["observed"] - b["predicted"]) < 0.04, b
 
 
+def test_a_long_log_is_sampled_by_student_and_says_so(planted: dict) -> None:
+    """Above ``max_answers`` the fit statistics, abilities and online predictions use 1
+    student in k (whole answer patterns); the answers column still counts every answer."""
+    r = planted["responses"]
+    doc = build_report(planted["model"], r, order=planted["order"],
+                       config=ReportConfig(max_answers=10_000))
+    keep = r.student % 3 == 0
+    assert doc["ability"]["n"] == 400 and doc["calibration"]["n"] == int(keep.sum()) == 8800
+    assert {row["n"] for row in doc["items"]} == {1200}
+    assert ("Fit statistics, abilities and online predictions on 1 student in 3: 400 of 1200 "
+            "students, 8800 of 26400 answers") in " ".join(doc["notes"])
+    assert doc["diagnostics"]["design"]["n_students"] == 400
+
+
 def test_calibration_table_counts_and_wilson_interval() -> None:
     y = np.array([1, 0, 1, 1, 0, 0, 1, 1], dtype=float)
     p = np.array([0.05, 0.05, 0.55, 0.55, 0.55, 0.95, 0.95, 1.0])

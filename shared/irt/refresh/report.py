@@ -21,10 +21,12 @@ when its inputs exist:
 7. in ``prepare``'s report: the new model against the serving one (parameter drift
    scatter), the quality gate's metrics, the data summary, the decision and every warning.
 
-Size: plotly.js (about 4.8 MB) plus data bounded by :class:`ReportConfig`, whatever the
-number of students or answers: the table and the curve selector hold at most ``max_items``
-items (flagged items first, then the most answered; the page says how many it left out), the
-drift scatter at most ``max_drift_points`` items, the histograms are binned here.
+Size and time: plotly.js (about 4.8 MB) plus data bounded by :class:`ReportConfig`, whatever
+the number of students or answers (the fit statistics, abilities and online predictions use
+every k-th student above ``max_answers``): the table and the curve selector hold at most
+``max_items`` items (flagged items first, then the most answered; the page says how many it
+left out), the drift scatter at most ``max_drift_points`` items, the histograms are binned
+here.
 
 Fit flags (each documented in the page): infit or outfit mean-square outside
 ``mnsq_range`` (Linacre's range "productive for measurement") on an item with at least
@@ -58,6 +60,9 @@ class ReportConfig:
 
     Attributes:
         max_items: items in the parameter table and the curve selector.
+        max_answers: above it, the fit statistics, abilities and online predictions use every
+            k-th student (at most about this many answers; the online predictions cost about
+            20 us per answer, the diagnostics 3 us).
         max_drift_points: items in the drift scatter (the most answered common items).
         initial_curves: items drawn when the page opens.
         theta_sds: the curves span ``+/- theta_sds`` prior SDs (at least ``+/- 4`` logits).
@@ -78,6 +83,7 @@ class ReportConfig:
     """
 
     max_items: int = 1000
+    max_answers: int = 300_000
     max_drift_points: int = 2000
     initial_curves: int = 5
     theta_sds: float = 4.0
@@ -201,6 +207,7 @@ def build_report(model: ItemModel, responses: Responses | None = None, *,
                           "n_students": int(np.unique(responses.student).shape[0]),
                           "n_items_answered": int(np.count_nonzero(counts)),
                           "n_unknown_answers": int(np.count_nonzero(pos < 0))}
+        responses, order = _sample(responses, order, cfg.max_answers, doc)
         if cfg.diagnose:
             diag = _diagnose(model, responses, doc)
     if model.excluded_items:
@@ -233,6 +240,26 @@ def build_report(model: ItemModel, responses: Responses | None = None, *,
     if run is not None:
         doc["run"] = _run_summary(run, metrics)
     return doc
+
+
+def _sample(responses: Responses, order: np.ndarray | None, limit: int, doc: dict[str, Any]
+            ) -> tuple[Responses, np.ndarray | None]:
+    """At most about ``limit`` answers for the fit statistics, abilities and online
+    predictions: every k-th student (whole answer patterns, as the monitoring challenger
+    samples), said in a note."""
+    n = responses.n_answers
+    if n <= limit:
+        return responses, order
+    k = math.ceil(n / limit)
+    keep = responses.student % k == 0
+    sample = responses.subset(keep)
+    n_students = int(np.unique(responses.student).shape[0])
+    doc["notes"].append(
+        f"Fit statistics, abilities and online predictions on 1 student in {k}: "
+        f"{np.unique(sample.student).shape[0]} of {n_students} students, "
+        f"{sample.n_answers} of {n} answers (the page keeps its cost bounded: at most about "
+        f"{limit} answers); the answers column counts every answer.")
+    return sample, None if order is None else order[keep]
 
 
 def _diagnose(model: ItemModel, responses: Responses, doc: dict[str, Any]):
