@@ -288,11 +288,17 @@ def _item_rows(model: ItemModel, counts: np.ndarray | None, diag: Any, cfg: Repo
         tested = [r for r in fit.values() if _finite(r.get("s_x2_p", r.get("x2_p")))]
         n_tested = len(tested)
     sigma = model.population_sd
-    rows = []
-    for j, item_id in enumerate(model.item_ids):
-        f = fit.get(item_id, {})
+    n_all = model.n_items
+    flags = [_flags(model, j, fit.get(item_id, {}), n_tested, cfg, sigma)
+             for j, item_id in enumerate(model.item_ids)]
+    answers = np.zeros(n_all, dtype=np.int64) if counts is None else counts
+    rank = sorted(range(n_all), key=lambda k: (not flags[k], -int(answers[k]), k))
+    n_flagged = sum(1 for f in flags if f)
+    shown = []
+    for j in rank[:cfg.max_items]:
+        f = fit.get(model.item_ids[j], {})
         row: dict[str, Any] = {
-            "id": item_id, "a": _num(model.a[j], 5), "b": _num(model.b[j], 5),
+            "id": model.item_ids[j], "a": _num(model.a[j], 5), "b": _num(model.b[j], 5),
             "c": _num(model.c[j], 5), "se_a": _num(model.se_a[j], 4),
             "se_b": _num(model.se_b[j], 4), "se_c": _num(model.se_c[j], 4),
             "n": None if counts is None else int(counts[j])}
@@ -300,13 +306,8 @@ def _item_rows(model: ItemModel, counts: np.ndarray | None, diag: Any, cfg: Repo
                     "s_x2_rmsea"):
             if key in f:
                 row[key] = _num(f[key], 4)
-        row["flags"] = _flags(model, j, f, n_tested, cfg, sigma)
-        rows.append(row)
-    n_all = len(rows)
-    n_flagged = sum(1 for r in rows if r["flags"])
-    rank = sorted(range(n_all), key=lambda k: (not rows[k]["flags"], -(rows[k]["n"] or 0), k))
-    keep = sorted(rank[:cfg.max_items], key=rank.index)
-    shown = [rows[k] for k in keep]
+        row["flags"] = flags[j]
+        shown.append(row)
     if n_all <= cfg.max_items:
         note = f"All {n_all} items"
     else:
