@@ -67,7 +67,8 @@ def test_the_report_compares_with_the_serving_model(two_windows: dict) -> None:
         assert y == pytest.approx(new.b[j], abs=1e-3)
     # the gate's held-out answers make the reliability diagram: its AUC is the gate's
     gate = report["gate"]
-    assert f"{gate['n_holdout_answers']} predictions: the gate&#x27;s held-out answers" in html
+    assert (f"{gate['n_holdout_answers']} predictions: the held-out answers of the gate&#x27;s "
+            f"{gate['n_holdout_students']} held-out students") in html
     auc = f"AUC {gate['new']['auc']:.4g}"
     assert auc in html
     assert "Quality gate: passed" in html and f"serving version</th><td>{first}" in html

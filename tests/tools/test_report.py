@@ -269,3 +269,26 @@ def test_predict_and_the_pipeline_import_no_plotting_library(tmp_path: Path) -> 
     loaded = _loaded_modules("import irt.refresh.pipeline, irt.refresh.report, "
                              "irt.tools.cli", tmp_path)
     assert [m for m in loaded if m.split(".")[0] == "plotly"] == []
+
+
+def test_holdout_predictions_replay_the_gate_and_sample_students(planted: dict) -> None:
+    """Without sampling, the held-out predictions give the gate's own metrics
+    (irt.refresh.quality.holdout_scores); above ``max_students``, 1 held-out student in k."""
+    from irt.engine.evaluate import metrics
+    from irt.refresh.quality import holdout_scores
+    from irt.refresh.report import holdout_predictions
+
+    model, r, order = planted["model"], planted["responses"], planted["order"]
+    item_ids = np.asarray(r.item_ids, dtype=object)[r.item]
+    rng = np.random.default_rng(0)
+    held = (r.student % 7 == 0) & (rng.random(r.n_answers) < 0.3)
+    y, p, what = holdout_predictions(model, r.student, item_ids, r.correct, order, held)
+    gate = holdout_scores(model, r.student, item_ids, r.correct, order, held)
+    assert y.shape[0] == int(held.sum())
+    assert metrics(y, p) == pytest.approx(gate, abs=1e-12)
+    assert what == "the held-out answers of the gate's 172 held-out students"
+    y, p, what = holdout_predictions(model, r.student, item_ids, r.correct, order, held,
+                                     max_students=50)
+    assert what == "the held-out answers of 1 in 4 of the gate's 172 held-out students (43)"
+    kept = np.unique(r.student[held])[::4]
+    assert y.shape[0] == int((held & np.isin(r.student, kept)).sum())

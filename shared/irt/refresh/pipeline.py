@@ -675,13 +675,13 @@ def build_report_html(run: Run, candidate: Candidate, prepared: Prepared, holdou
     try:
         responses, held_out = prepared.responses, holdout.held_out
         item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
-        predictions = holdout_predictions(candidate.model, responses.student, item_ids,
-                                          responses.correct, holdout.order_key, held_out)
+        *predictions, what = holdout_predictions(candidate.model, responses.student, item_ids,
+                                                 responses.correct, holdout.order_key,
+                                                 held_out)
         html = render_html(build_report(
-            candidate.model, holdout.train, predictions=predictions,
-            predictions_note="the gate's held-out answers (the latest answers of a sample of "
-                             "students, left out of calibration), each predicted from the "
-                             "student's earlier answers only",
+            candidate.model, holdout.train, predictions=tuple(predictions),
+            predictions_note=f"{what} (their latest answers, left out of calibration), each "
+                             "predicted from the student's earlier answers only",
             serving_model=serving.model, run=report_doc, metrics=metrics_doc,
             title=f"IRT model {candidate.version} ({candidate.decision})")).encode()
     except Exception as exc:  # a report is for people: it never stops a refresh

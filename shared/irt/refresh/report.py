@@ -116,23 +116,33 @@ def online_reliability(model: ItemModel, responses: Responses,
 
 
 def holdout_predictions(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
-                        correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray
-                        ) -> tuple[np.ndarray, np.ndarray]:
-    """``(correct, P(correct))`` of the held-out answers, replayed as the quality gate
+                        correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray,
+                        max_students: int = 1000) -> tuple[np.ndarray, np.ndarray, str]:
+    """``(correct, P(correct), what)`` of the held-out answers, replayed as the quality gate
     replays them (:func:`irt.refresh.quality.holdout_scores`): every answer of a sampled
-    student in time order, a held-out answer predicted from that student's earlier ones."""
+    student in time order, a held-out answer predicted from that student's earlier ones.
+    Of more than ``max_students`` held-out students, every k-th (by index) is replayed, so
+    the cost stays bounded (the gate holds out up to 5,000); ``what`` says which."""
     student = np.asarray(student, dtype=np.int64)
     if not held_out.any():
-        return np.zeros(0), np.zeros(0)
+        return np.zeros(0), np.zeros(0), "no held-out answers"
     sampled = np.zeros(int(student.max()) + 1, dtype=bool)
     sampled[student[held_out]] = True
+    ids = np.flatnonzero(sampled)
+    what = f"the held-out answers of the gate's {ids.shape[0]} held-out students"
+    if ids.shape[0] > max_students:
+        k = math.ceil(ids.shape[0] / max_students)
+        sampled[:] = False
+        sampled[ids[::k]] = True
+        what = (f"the held-out answers of 1 in {k} of the gate's {ids.shape[0]} held-out "
+                f"students ({ids[::k].shape[0]})")
     rows = np.flatnonzero(sampled[student])
     order = rows[np.lexsort((np.asarray(order_key)[rows], student[rows]))]
     pos = model.positions(list(np.asarray(item_ids, dtype=object)[order]))
     y = np.asarray(correct)[order]
     p = online_predictions(model, student[order], pos, y)
     scored = held_out[order]
-    return y[scored].astype(float), p[scored]
+    return y[scored].astype(float), p[scored], what
 
 
 def calibration_table(y: np.ndarray, p: np.ndarray, bins: int = 10) -> list[dict[str, Any]]:
