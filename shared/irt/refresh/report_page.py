@@ -378,7 +378,7 @@ tr.picked{background:#fff3cd}td.flags{color:#b3261e;text-align:left}
 .row{display:flex;flex-wrap:wrap}.row>div{flex:1 1 560px;min-width:0}
 .irt-figure{min-height:380px}.pick{display:flex;gap:12px;align-items:flex-start}
 .pick select{min-width:260px}.buttons button{display:block;margin-bottom:4px}
-.filters{margin:6px 0}.ok{color:#1b7a36}.bad{color:#b3261e}
+.filters{margin:6px 0}#irt-count{margin-left:12px;color:#555}.ok{color:#1b7a36}.bad{color:#b3261e}
 .warnings li{color:#8a4b00}pre{max-height:360px;overflow:auto;background:#f6f8fa;padding:8px;
 font-size:.8em}
 """
