@@ -11,7 +11,8 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo serve test lint bench evaluate venv clean build tf-check drills provider-schema
+.PHONY: demo serve test lint bench evaluate venv clean build tf-check drills provider-schema \
+	browser
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -53,10 +54,24 @@ PORT ?= 8080
 serve: $(STAMP)
 	$(PY) scripts/local_stack.py serve --port $(PORT)
 
+# Headless Chromium for the model report's browser test (tests/tools/test_report_browser.py):
+# Debian's chromium package, driven by Playwright (requirements-dev.txt) with
+# executable_path=/usr/bin/chromium, so no browser is downloaded. Installed with apt-get as
+# root (CI and the dev machines run as root); elsewhere it says why the test will skip.
+CHROMIUM := /usr/bin/chromium
+browser:
+	@if [ -x $(CHROMIUM) ]; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing Debian's chromium for the report's browser test (apt-get)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends chromium >/dev/null; \
+	else echo "chromium is not installed and cannot be here (needs root and apt-get):" \
+	  "tests/tools/test_report_browser.py will skip"; fi
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 
-test: lint tf-check provider-schema
+test: lint tf-check provider-schema browser
 	$(PY) -m pytest -q
 
 # Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:

@@ -16,8 +16,8 @@
                                         never another server mistaken for ours.
 
 The model directory has the production layout (``models/LATEST`` names the version,
-``models/<version>/{model.json,report.json,...}``), so ``predict`` reads it exactly as it
-reads the bucket.
+``models/<version>/{model.json,report.json,report.html,...}``), so ``predict`` reads it
+exactly as it reads the bucket; the demo names the serving version's ``report.html``.
 """
 
 from __future__ import annotations
@@ -77,6 +77,18 @@ def refresh(port: int | None = None, runs: list[tuple[str, dict]] | None = None)
     print(f"\n$ python -m irt.ops --dir {MODEL_DIR.relative_to(ROOT)} list")
     subprocess.run([sys.executable, "-m", "irt.tools.ops", "--dir", str(MODEL_DIR), "list"],
                    env=env, check=True)
+    _name_report()
+
+
+def _name_report() -> None:
+    """Name the serving version's model report (``report.html``, written by ``prepare``)."""
+    pointer = MODEL_DIR / "models" / "LATEST"
+    latest = pointer.read_text().strip() if pointer.exists() else ""
+    report = MODEL_DIR / "models" / latest / "report.html"
+    if latest and report.exists():
+        print(f"\nmodel report of the serving version {latest} (open it in a browser; "
+              f"`python -m irt.ops --dir {MODEL_DIR.relative_to(ROOT)} show {latest}` links "
+              f"it):\n  {report.relative_to(ROOT)} ({report.stat().st_size / 1e6:.1f} MB)")
 
 
 def _free_port() -> int:

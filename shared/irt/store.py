@@ -6,6 +6,7 @@
     <prefix>/<version>/prepared.csv.gz   the calibration answers
     <prefix>/<version>/model.json        the item parameters (irt.engine.model)
     <prefix>/<version>/metrics.json      the quality gate's figures
+    <prefix>/<version>/report.html       the model report, for people (irt.refresh.report)
     <prefix>/<version>/report.json       the run: config, counts, checks, decision
     <prefix>/<version>/PUBLISHED         written after LATEST first named the version
 

@@ -107,7 +107,7 @@ def test_bigquery_to_cloud_storage_to_predict(monkeypatch, cloud):
     names = {b.name for b in bucket.client.list_blobs(bucket, retry=short_retry(),
                                                       timeout=CALL_TIMEOUT)}
     assert {f"models/{version}/{n}" for n in ("prepared.csv.gz", "model.json", "metrics.json",
-                                              "report.json", "PUBLISHED")} | {
+                                              "report.html", "report.json", "PUBLISHED")} | {
         "models/LATEST"} == names
     predict = app_for(monkeypatch, target="predict", source=PREDICT,
                       MODEL_BUCKET=bucket.name)

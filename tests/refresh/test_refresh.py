@@ -64,7 +64,7 @@ def test_first_run_publishes_complete_artifacts(tmp_path, log_file):
     version, _ = store.read_pointer()
     assert version == body["version"]
     assert set(store.versions()[version]) == {"prepared.csv.gz", "model.json", "metrics.json",
-                                              "report.json", "PUBLISHED"}
+                                              "report.html", "report.json", "PUBLISHED"}
     model = load_model(store.get(version, "model.json"))
     assert model.version == version and model.model_type == "2pl" and model.n_items == 25
     report = json.loads(store.get(version, "report.json"))

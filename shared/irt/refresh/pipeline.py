@@ -17,7 +17,8 @@ each logging its outcome as one JSON line with the run id (:func:`irt.refresh.lo
 7. :func:`quality_gate`: new and serving models on the same held-out answers; then
    :func:`monitor`: the checks of :mod:`irt.refresh.monitoring`;
 8. :func:`name_version`, then :func:`write_artifacts`: ``prepared.csv.gz``, ``model.json``,
-   ``metrics.json`` and, last, ``report.json`` under ``models/<version>/``; then
+   ``metrics.json``, ``report.html`` (:func:`build_report_html`, best effort) and, last,
+   ``report.json`` under ``models/<version>/``; then
    :func:`run_canary`: the stored model, read back, through the serving code;
 9. :func:`publish`: move ``models/LATEST`` (generation-match precondition), then mark the
    version ``PUBLISHED``.
@@ -643,8 +644,9 @@ def stamp_model(run: Run, model: ItemModel, version: str, data: dict[str, Any]) 
 
 def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
                     calibrated: Calibrated, serving: Serving) -> bool:
-    """Step 8: upload ``prepared.csv.gz``, ``model.json``, ``metrics.json`` and, last,
-    ``report.json`` under the version (a rejected model's too: its report says why).
+    """Step 8: upload ``prepared.csv.gz``, ``model.json``, ``metrics.json``, ``report.html``
+    (:func:`build_report_html`; absent if it failed) and, last, ``report.json`` under the
+    version (a rejected model's too: its report says why).
 
     ``prepared.csv.gz`` is created only if absent (:meth:`ArtifactStore.create`): it claims
     the version, so a second run of the same window and data never rewrites what the first
@@ -658,6 +660,8 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
     version, store = candidate.version, run.store
     metrics_doc = _metrics_doc(run, candidate, serving)
     report_doc = _report_doc(run, candidate, prepared, calibrated, serving)
+    html = build_report_html(run, candidate, prepared, holdout, serving, report_doc,
+                             metrics_doc)
     t0 = time.perf_counter()
     with _store_unavailable(f"upload of {version} failed", after="; LATEST unchanged"):
         csv_bytes = prepared_csv(prepared.responses, prepared.answered_at, holdout.held_out)
@@ -669,6 +673,8 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
                   "application/json")
         store.put(version, "metrics.json", json.dumps(metrics_doc, indent=1).encode(),
                   "application/json")
+        if html is not None:
+            store.put(version, "report.html", html, "text/html; charset=utf-8")
         store.put(version, "report.json", json.dumps(report_doc, indent=1, default=str).encode(),
                   "application/json")
     log_step(run.say, "artifacts written", event="artifacts_written", since=t0,
@@ -704,6 +710,43 @@ def _claim_taken(run: Run, version: str) -> bool:
                      f"another run of the same window and data is writing {version} (claimed "
                      f"{time.time() - created:.0f} s ago); nothing written, LATEST unchanged",
                      version=version)
+
+
+def build_report_html(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
+                      serving: Serving, report_doc: dict[str, Any],
+                      metrics_doc: dict[str, Any]) -> bytes | None:
+    """Step 8: ``report.html`` (:mod:`irt.refresh.report`): the new model's curves, parameters
+    and fit flags on the training answers, the reliability diagram of its held-out
+    predictions (replayed as the gate replays them), and the new model against the serving
+    one, with the gate, the data and every warning of ``report_doc`` and ``metrics_doc``.
+
+    Logs INFO ``report_built`` with the page's size.  Best effort: a failure is logged
+    (WARNING ``report_failed``, with the error) and the version is written without the page.
+    Raises nothing.
+    """
+    from irt.refresh.report import build_report, holdout_predictions, render_html
+
+    t0 = time.perf_counter()
+    try:
+        responses, held_out = prepared.responses, holdout.held_out
+        item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
+        *predictions, what = holdout_predictions(candidate.model, responses.student, item_ids,
+                                                 responses.correct, holdout.order_key,
+                                                 held_out)
+        html = render_html(build_report(
+            candidate.model, holdout.train, predictions=tuple(predictions),
+            predictions_note=f"{what} (their latest answers, left out of calibration), each "
+                             "predicted from the student's earlier answers only",
+            serving_model=serving.model, run=report_doc, metrics=metrics_doc,
+            title=f"IRT model {candidate.version} ({candidate.decision})")).encode()
+    except Exception as exc:  # a report is for people: it never stops a refresh
+        log_step(run.say, f"report.html not built: {type(exc).__name__}: {exc}",
+                 severity="WARNING", event="report_failed", since=t0,
+                 error=f"{type(exc).__name__}: {exc}")
+        return None
+    log_step(run.say, "report built", event="report_built", since=t0,
+             version=candidate.version, report_html_bytes=len(html))
+    return html
 
 
 def run_canary(run: Run, candidate: Candidate) -> None:

@@ -195,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
     _add_diagnostics_parsers(sub)
     _add_tool_parsers(sub)
+    _add_report_parser(sub)
     return parser
 
 
@@ -266,6 +267,34 @@ def _load_model(path: Path):
 
 def _dropped(report) -> str:
     return json.dumps({k: v for k, v in report.dropped.items() if v})
+
+
+def _add_report_parser(sub) -> None:
+    """``report`` (irt.refresh.report): the model report as one self-contained HTML file."""
+    r = sub.add_parser("report", help="write the model report: one self-contained HTML page",
+                       description="Write one HTML file (plotly.js inlined: it opens from "
+                       "disk with no network access) with the item characteristic and "
+                       "information curves of chosen items, the test information and its "
+                       "standard error, the sortable parameter table with standard errors "
+                       "and, with ANSWERS, fit flags (as 'diagnose'), the ability "
+                       "distribution and a reliability diagram of the online predictions "
+                       "(each answer predicted from the student's earlier answers). With "
+                       "--against, the parameter drift from another model. A large bank "
+                       "shows at most --max-items items in the table and the curve "
+                       "selector (flagged first, then the most answered).",
+                       epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    r.add_argument("model", type=Path, help="model JSON written by 'fit' (or prepare)")
+    r.add_argument("answers", type=Path, nargs="?",
+                   help="answers CSV (optional; answered_at orders each student's answers "
+                   "for the online predictions, else the file order)")
+    r.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
+    r.add_argument("--against", type=Path, metavar="MODEL",
+                   help="another model JSON (e.g. the one serving): drift scatter of a and b")
+    r.add_argument("--max-items", type=int, default=1000, metavar="N",
+                   help="items in the table and the curve selector (default %(default)s)")
+    r.add_argument("--title", help="page title (default: the model's version or type)")
+    add_answers_arguments(r)
+    add_quiet_argument(r)
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -838,6 +867,35 @@ def _fairness(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _report(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from irt.engine.preprocess import prepare_rows
+    from irt.refresh.report import ReportConfig, build_report, render_html
+
+    if args.max_items < 1:
+        raise ValueError(f"--max-items must be at least 1, got {args.max_items}")
+    check_output(args.output)
+    messages = Messages(args.quiet)
+    model = _load_model(args.model)
+    against = None
+    if args.against is not None:
+        against = _load_model(args.against)
+        against = against if against.version else replace(against, version=str(args.against))
+    responses = order = None
+    if args.answers is not None:
+        prepared = prepare_rows(_read_rows(args.answers, args, messages))
+        responses, order = prepared.responses, prepared.answered_at
+    doc = build_report(model, responses, order=order, serving_model=against, title=args.title,
+                       config=ReportConfig(max_items=args.max_items))
+    text = render_html(doc)
+    args.output.write_text(text, encoding="utf-8")
+    messages.info(f"wrote {args.output}: report of {len(doc['items'])} of {model.n_items} items"
+                  + (f", {doc['answers']['n_answers']} answers" if "answers" in doc else "")
+                  + f" ({len(text.encode()) / 1e6:.1f} MB)")
+    return 0
+
+
 def _log(message: str) -> None:
     print(message, file=sys.stderr)
 
@@ -848,5 +906,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handlers = {"fit": _fit, "score": _score, "evaluate": _evaluate, "demo": _demo,
                 "diagnose": _diagnose, "compare": _compare, "explain": _explain,
-                "fairness": _fairness}
+                "fairness": _fairness, "report": _report}
     return run_guarded(handlers[args.command], args)

@@ -10,7 +10,8 @@
 ``list`` prints every version with its status (see :class:`irt.store.VersionInfo`):
 ``serving``, ``published``, ``rejected``, ``unpublished`` (complete, never served:
 safe to delete) or ``incomplete`` (a run died mid-upload: safe to delete).
-``show`` prints the version's run report and gate metrics.  ``rollback`` points
+``show`` prints the version's run report and gate metrics, and the address of its
+``report.html`` (the model report ``prepare`` writes: open it in a browser).  ``rollback`` points
 ``LATEST`` at an earlier version after checking that its model loads; it moves
 the pointer with the same precondition as ``prepare``, so it cannot silently
 overwrite a run publishing at that moment.  ``predict`` instances pick the
@@ -26,7 +27,9 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from irt.engine.artifact import load_model
 from irt.errors import ModelFormatError, PointerConflictError
@@ -70,10 +73,21 @@ def cmd_show(store: ArtifactStore, version: str) -> int:
         return 1
     serving, _ = store.read_pointer()
     doc = {"version": version, "serving": version == serving, "artifacts": names,
+           "report_html": report_link(store, version) if "report.html" in names else None,
            "report": _json(store.get(version, "report.json")),
            "metrics": _json(store.get(version, "metrics.json"))}
     print(json.dumps(doc, indent=1))
     return 0
+
+
+def report_link(store: ArtifactStore, version: str) -> str:
+    """Where a person opens the version's ``report.html``: the Cloud Console's authenticated
+    download address for a bucket (it opens in the browser of anyone who may read the
+    object), a ``file://`` URL for a local store."""
+    location = f"{store.location}/{version}/report.html"
+    if location.startswith("gs://"):
+        return "https://storage.cloud.google.com/" + quote(location[len("gs://"):])
+    return Path(location).resolve().as_uri()
 
 
 def cmd_rollback(store: ArtifactStore, version: str, force: bool) -> int:
