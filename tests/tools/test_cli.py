@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 import os
 import subprocess
 import sys
@@ -253,3 +254,38 @@ def test_evaluate_calibrates_with_the_skill_prior_and_says_so(
                  "--json"]) == 0
     off = json.loads(capsys.readouterr().out)
     assert off["skill_prior"] is False and off["log_loss"] == plain["log_loss"]
+
+
+def test_score_offers_ml_and_wle_as_the_engine_computes_them(tmp_path: Path) -> None:
+    """``score --method ML|WLE`` writes :mod:`irt.engine.scoring`'s estimates (mirt's rules:
+    ML is +/-inf for an all-right or all-wrong student, WLE is finite)."""
+    from irt.engine.scoring import ml_batch, wle_batch
+
+    answers = tmp_path / "answers.csv"
+    _write_answers(answers, n_students=300)
+    items = simulate(300, 30, 20, seed=11).responses.item_ids
+    with answers.open("a", newline="") as f:  # a student who got ten items right
+        csv.writer(f).writerows(["ace", i, "true", 1_800_000_000 + k]
+                                for k, i in enumerate(items[:10]))
+    model_path = tmp_path / "model.json"
+    assert main(["fit", str(answers), "-o", str(model_path), "-q"]) == 0
+    model = load_model(model_path.read_text())
+    rows = {}
+    for method in ("EAP", "ML", "WLE"):
+        out = tmp_path / f"{method}.csv"
+        assert main(["score", str(model_path), str(answers), "--method", method, "-o",
+                     str(out), "-q"]) == 0
+        rows[method] = {r["student_id"]: float(r["theta"]) for r in csv.DictReader(out.open())}
+    assert rows["ML"]["ace"] == math.inf
+    assert math.isfinite(rows["WLE"]["ace"]) and math.isfinite(rows["EAP"]["ace"])
+    # the same numbers as the engine's, student by student
+    lines = list(csv.DictReader(answers.open()))
+    for sid in ("s0", "s1", "s2"):
+        mine = [r for r in lines if r["student_id"] == sid]
+        pos = model.positions([r["item_id"] for r in mine])
+        y = np.array([r["correct"] == "true" for r in mine], dtype=np.int8)
+        zero = np.zeros(len(mine), dtype=np.int64)
+        for method, scorer in (("ML", ml_batch), ("WLE", wle_batch)):
+            theta, _ = scorer(model, zero, pos, y, 1)
+            assert rows[method][sid] == pytest.approx(float(theta[0]), abs=1e-6), method
+        assert rows["ML"][sid] != pytest.approx(rows["WLE"][sid], abs=1e-3)

@@ -30,10 +30,17 @@ from irt.refresh.report import (
     online_reliability,
     render_html,
 )
-from irt.tools.cli import _read_rows, main
+from irt.tools.cli import build_parser, main
+from irt.tools.common import read_answers
 
 ROOT = Path(__file__).resolve().parents[2]
 PLOTLY_JS = len(get_plotlyjs())
+
+
+def read_answers_csv_file(path):
+    """The rows of an answers file as every subcommand reads them (default options)."""
+    args = build_parser().parse_args(["report", "model.json", str(path), "-o", "x.html"])
+    return read_answers(path, args)
 
 
 @pytest.fixture(scope="module")
@@ -43,7 +50,7 @@ def planted(tmp_path_factory: pytest.TempPathFactory) -> dict:
     answers = planted_answers(root / "answers.csv")
     model_path = root / "model.json"
     assert main(["fit", str(answers), "-o", str(model_path)]) == 0
-    prepared = prepare_rows(_read_rows(answers, False))
+    prepared = prepare_rows(read_answers_csv_file(answers))
     return {"root": root, "answers": answers, "model_path": model_path,
             "model": load_model(model_path.read_bytes()), "responses": prepared.responses,
             "order": prepared.answered_at}
@@ -220,7 +227,7 @@ def test_cli_report_with_and_without_answers(planted: dict, tmp_path: Path,
     assert main(["report", model, str(planted["answers"]), "--against", str(other),
                  "-o", str(out), "--max-items", "5", "--title", "LSAT-like"]) == 0
     err = capsys.readouterr().err
-    assert f"report: 5 of 22 items, 26400 answers -> {out}" in err
+    assert f"wrote {out}: report of 5 of 22 items, 26400 answers (" in err
     html = out.read_text()
     assert "<title>LSAT-like</title>" in html
     assert set(page_figures(html)) == {"fig-icc", "fig-iif", "fig-test", "fig-ability",

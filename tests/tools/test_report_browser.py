@@ -141,7 +141,7 @@ def test_table_sorts_filters_and_draws_a_clicked_item(browser, cli_report: dict)
     theta = np.array(trace["x"])
     np.testing.assert_allclose(trace["y"], irf(theta, model.a[j], model.b[j], model.c[j]),
                                atol=1e-4)
-    np.testing.assert_allclose(info["y"], model.information(theta, np.array([j]))[:, 0],
+    np.testing.assert_allclose(info["y"], model.information_by_position(theta, np.array([j]))[:, 0],
                                atol=1e-4)
     page.click("#irt-pick-clear")
     assert opened.figures()["fig-icc"]["traces"] == 0

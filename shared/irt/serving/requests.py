@@ -380,6 +380,8 @@ def item_skills(value: Any, limits: Limits) -> dict[str, str] | None:
             err.log_field = "item_skills.<item_id>"
             raise
         item = key.strip()
+        if not item or len(item) > limits.max_id_length:
+            continue  # names no item: ignored, as an unknown id is
         if out.setdefault(item, skill_id) != skill_id:
             err = invalid("names an item already named with another skill (ids are trimmed)",
                           path)

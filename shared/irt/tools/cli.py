@@ -156,8 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model", type=Path, help="model JSON written by 'fit'")
     s.add_argument("answers", type=Path, help="answers CSV")
     s.add_argument("-o", "--output", type=Path, help="scores CSV to write (default stdout)")
-    s.add_argument("--method", choices=("EAP", "MAP"), default=defaults.DEFAULTS.score_method,
-                   help="EAP (posterior mean, SE = posterior SD) or MAP (default %(default)s)")
+    s.add_argument("--method", choices=("EAP", "MAP", "ML", "WLE"),
+                   default=defaults.DEFAULTS.score_method,
+                   help="EAP (posterior mean, SE = posterior SD), MAP (posterior mode), ML "
+                   "(maximum likelihood: +/-inf for all-right/all-wrong, as mirt) or WLE "
+                   "(Warm's weighted likelihood) (default %(default)s)")
     add_answers_arguments(s)
     add_quiet_argument(s)
 
@@ -396,8 +399,8 @@ def _skill_note(model) -> str:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from irt.engine.ability import eap_batch, map_batch
     from irt.engine.preprocess import prepare_rows
+    from irt.engine.scoring import score_batch
 
     check_output(args.output)
     messages = Messages(args.quiet)
@@ -410,8 +413,7 @@ def _score(args: argparse.Namespace) -> int:
         messages.warning(f"ignored {len(unknown)} item(s) unknown to the model, "
                          f"e.g. {unknown[:3]}")
     student, item_pos, y = resp.student[known], pos[resp.item[known]], resp.correct[known]
-    scorer = eap_batch if args.method == "EAP" else map_batch
-    theta, se = scorer(model, student, item_pos, y, resp.n_students)
+    theta, se = score_batch(model, student, item_pos, y, resp.n_students, args.method)
     n_answers = np.bincount(student, minlength=resp.n_students)
     out: TextIO = args.output.open("w", newline="", encoding="utf-8") if args.output else sys.stdout
     try:
