@@ -51,7 +51,7 @@ def prod_prepare_env() -> dict[str, str]:
     ``local.prepare_env``): the model type and minimum answers when the tfvars set them, then
     ``prepare_env_overrides``. Anything unset is :data:`irt.engine.defaults.DEFAULTS`."""
     tfvars = tfconfig.tfvars("prod")
-    env = {"SOURCE_FILE": "unused.csv"}
+    env = {"SOURCE_FILE": "unused.csv", "MODEL_DIR": "unused"}  # where: not used here
     for name, var in (("MODEL_TYPE", "prepare_model_type"),
                       ("MIN_ANSWERS_PER_ITEM", "prepare_min_answers_per_item"),
                       ("MIN_ANSWERS_PER_STUDENT", "prepare_min_answers_per_student")):
