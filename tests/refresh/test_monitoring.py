@@ -206,6 +206,26 @@ def test_served_quality_compares_online_with_offline_and_by_age(sim, fitted) -> 
     assert late["answers"] == 0 and "too few" in late["note"] and not alerts
 
 
+def test_served_quality_counts_each_answer_at_the_model_age_it_was_served(sim, fitted) -> None:
+    """Model staleness (model 4): each served answer is counted in the bucket of the model's
+    age when it was given. Students answer from 5 days before the window's end to 45 days
+    after it, so every bucket has answers; a miscomputed age (e.g. every answer 0 days old)
+    moves them between buckets."""
+    student, item_ids, correct, _ = columns(sim.responses)
+    since = 1.8e9
+    rank = np.arange(student.size) - np.searchsorted(student, student)  # k-th answer
+    order = since + ((student % 50) - 5) * 86400.0 + rank * 60.0
+    figures, _ = served_quality(fitted.model, since, 0.75, student, item_ids, correct, order,
+                                sim.responses.student_ids, CFG)
+    age = (order - since) / 86400.0
+    expected = {"0-6 days": int(((age >= 0) & (age < 7)).sum()),
+                "7-29 days": int(((age >= 7) & (age < 30)).sum()),
+                "30+ days": int((age >= 30).sum())}
+    assert {k: v["n"] for k, v in figures["by_model_age"].items()} == expected
+    assert min(expected.values()) > 4000 and sum(expected.values()) == figures["answers"]
+    assert all("auc" in v for v in figures["by_model_age"].values())
+
+
 # --------------------------------------------------------------------------- canary
 def test_canary_passes_the_artifact_and_fails_a_tampered_one(fitted) -> None:
     model = replace(fitted.model, version="v9")
