@@ -12,7 +12,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: demo serve test lint bench evaluate venv clean build tf-check drills provider-schema \
-	browser
+	browser mutation
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -91,6 +91,13 @@ bench: $(STAMP)
 # build/drills/summary.md. `make test` runs the same drills at CI size.
 drills: $(STAMP)
 	PYTHONPATH=shared $(PY) scripts/drills.py
+
+# The mutation check of docs/ml-test-score.md: the audit's 18 small changes to the guarded code,
+# each applied to a temporary copy of the tree, and the tests the document names for that point
+# run on it (caught = they fail). Never touches the working tree; ~5 minutes; summary in
+# build/mutation/summary.md; exit 1 when a mutant survived.
+mutation: $(STAMP)
+	$(PY) scripts/mutation.py
 
 # Online evaluation on the public learning logs (../shared/datasets; each skipped if absent):
 # the plain 2PL, every option set and auto, one table per log (README "Online evaluation").

@@ -22,13 +22,16 @@ import gzip
 import hashlib
 import json
 import random
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+import tfconfig
 from answerlogs import COLUMNS
 
+from irt.engine import defaults
 from irt.engine.calibrate import FitConfig, Priors, fit
 from irt.engine.evaluate import evaluate
 from irt.engine.preprocess import prepare_rows
@@ -41,8 +44,31 @@ ROOT = Path(__file__).resolve().parents[2]
 TOLERANCE = 0.005
 #: (AUC, log-loss) of prepare's default 2PL, measured 2026-11-28.
 PINNED = {"sample": (0.7760, 0.5691), "sat12": (0.8318, 0.5008)}
-#: prepare's defaults (irt.refresh.config.RefreshConfig: PRIOR_A 0,0.5; PRIOR_B 0,2).
-DEFAULT_PRIORS = Priors(a_lognormal=(0.0, 0.5), b_normal=(0.0, 2.0))
+
+
+def prod_prepare_env() -> dict[str, str]:
+    """The calibration settings prod's Terraform gives prepare (``terraform/irt/main.tf``
+    ``local.prepare_env``): the model type and minimum answers when the tfvars set them, then
+    ``prepare_env_overrides``. Anything unset is :data:`irt.engine.defaults.DEFAULTS`."""
+    tfvars = tfconfig.tfvars("prod")
+    env = {"SOURCE_FILE": "unused.csv", "MODEL_DIR": "unused"}  # where: not used here
+    for name, var in (("MODEL_TYPE", "prepare_model_type"),
+                      ("MIN_ANSWERS_PER_ITEM", "prepare_min_answers_per_item"),
+                      ("MIN_ANSWERS_PER_STUDENT", "prepare_min_answers_per_student")):
+        if tfvars.get(var) is not None:
+            env[name] = str(tfvars[var])
+    env.update({k: str(v) for k, v in (tfvars.get("prepare_env_overrides") or {}).items()})
+    return env
+
+
+def prepare_fit_config() -> FitConfig:
+    """What a prod refresh calibrates with, read when the test runs (never a copy: a changed
+    default or tfvars override reaches these tests)."""
+    return RefreshConfig.from_env(prod_prepare_env()).fit_config()
+
+
+def default_priors() -> Priors:
+    return prepare_fit_config().priors
 
 
 def sample_rows() -> list[dict[str, Any]]:
@@ -88,8 +114,12 @@ def online(split: dict[str, Any], config: FitConfig) -> tuple[float, float]:
     return ev.auc, ev.log_loss
 
 
-def default_config(model: str = "2pl", priors: Priors = DEFAULT_PRIORS) -> FitConfig:
-    return FitConfig(model=model, priors=priors, compute_se=False, min_answers_per_item=1)
+def default_config(model: str | None = None, priors: Priors | None = None) -> FitConfig:
+    """prepare's calibration settings (:func:`prepare_fit_config`), optionally with another
+    model type or priors; without standard errors (not scored here)."""
+    base = prepare_fit_config()
+    return replace(base, model=model or base.model,
+                   priors=base.priors if priors is None else priors, compute_se=False)
 
 
 def test_quality_on_fixed_data_has_not_regressed(split) -> None:
@@ -112,7 +142,8 @@ def test_a_simpler_model_is_not_better(split) -> None:
     base = baseline_scores(train_ids, train.correct, split["item_ids"], split["correct"])
     auc, log_loss = online(split, default_config())
     assert auc > base["auc"] + 0.03 and log_loss < base["log_loss"] - 0.02
-    auc_1pl, ll_1pl = online(split, default_config("1pl", Priors(b_normal=(0.0, 2.0))))
+    one_pl = default_config("1pl", Priors(b_normal=default_priors().b_normal))
+    auc_1pl, ll_1pl = online(split, one_pl)
     if split["name"] == "sat12":
         assert log_loss < ll_1pl - 0.003 and auc > auc_1pl
     else:
@@ -131,7 +162,13 @@ PRIOR_GRID = {
 def test_default_priors_are_within_reach_of_the_best_of_a_grid(split) -> None:
     """Hyperparameters: the default priors against a grid around them (and none). Measured:
     on the sample log a tighter slope prior (sdlog 0.25) is 0.0025 better, no priors 0.005
-    worse; on SAT12 the grid spans 0.0007. The defaults must stay within 0.003 of the best."""
+    worse; on SAT12 the grid spans 0.0007. The defaults must stay within 0.003 of the best.
+    "The defaults" are what prod's refresh uses (:func:`prepare_fit_config`), read now."""
+    priors, env = default_priors(), prod_prepare_env()
+    if "PRIOR_A" not in env:  # prod calibrates with DEFAULTS unless its tfvars override
+        assert priors.a_lognormal == defaults.DEFAULTS.prior_a
+    if "PRIOR_B" not in env:
+        assert priors.b_normal == defaults.DEFAULTS.prior_b
     _, default = online(split, default_config())
     grid = {name: online(split, default_config(priors=p))[1] for name, p in PRIOR_GRID.items()}
     best = min(grid.values())

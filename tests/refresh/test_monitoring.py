@@ -206,6 +206,26 @@ def test_served_quality_compares_online_with_offline_and_by_age(sim, fitted) -> 
     assert late["answers"] == 0 and "too few" in late["note"] and not alerts
 
 
+def test_served_quality_counts_each_answer_at_the_model_age_it_was_served(sim, fitted) -> None:
+    """Model staleness (model 4): each served answer is counted in the bucket of the model's
+    age when it was given. Students answer from 5 days before the window's end to 45 days
+    after it, so every bucket has answers; a miscomputed age (e.g. every answer 0 days old)
+    moves them between buckets."""
+    student, item_ids, correct, _ = columns(sim.responses)
+    since = 1.8e9
+    rank = np.arange(student.size) - np.searchsorted(student, student)  # k-th answer
+    order = since + ((student % 50) - 5) * 86400.0 + rank * 60.0
+    figures, _ = served_quality(fitted.model, since, 0.75, student, item_ids, correct, order,
+                                sim.responses.student_ids, CFG)
+    age = (order - since) / 86400.0
+    expected = {"0-6 days": int(((age >= 0) & (age < 7)).sum()),
+                "7-29 days": int(((age >= 7) & (age < 30)).sum()),
+                "30+ days": int((age >= 30).sum())}
+    assert {k: v["n"] for k, v in figures["by_model_age"].items()} == expected
+    assert min(expected.values()) > 4000 and sum(expected.values()) == figures["answers"]
+    assert all("auc" in v for v in figures["by_model_age"].values())
+
+
 # --------------------------------------------------------------------------- canary
 def test_canary_passes_the_artifact_and_fails_a_tampered_one(fitted) -> None:
     model = replace(fitted.model, version="v9")
@@ -443,3 +463,66 @@ def test_a_model_no_better_than_item_proportions_is_rejected(tmp_path) -> None:
     assert mon["baseline"]["item_proportion"]["log_loss"] < \
         json.loads(LocalStore(tmp_path / "models").get(result.body["version"],
                                                        "metrics.json"))["gate"]["new"]["log_loss"]
+
+
+# --------------------------------------------------------------------------- consequences
+def assert_rejected_for(tmp: Path, log: Path, first: Any, result: Any, reason: str) -> None:
+    """The run is a 422 ``rejected`` that names ``reason``; ``LATEST`` still names the first
+    version; the rejected version's report and metrics say why."""
+    assert result.status == 422 and result.body["status"] == "rejected", result.body
+    assert reason in result.body["error"], result.body["error"]
+    store = LocalStore(tmp / "models")
+    assert store.read_pointer()[0] == first.body["version"]
+    version = result.body["version"]
+    assert {v.version: v.status for v in describe(store)}[version] == "rejected"
+    report = json.loads(store.get(version, "report.json"))
+    assert report["decision"] == "rejected" and any(reason in r for r in report["reasons"])
+    metrics_doc = json.loads(store.get(version, "metrics.json"))
+    assert any(reason in p for p in metrics_doc["monitoring_problems"])
+
+
+def test_a_skew_failure_rejects_the_refresh(tmp_path) -> None:
+    """The real serving path differs from ``eap_batch`` by predict's rounding (~5e-7); with
+    the ability tolerance at 0 that is skew, and skew must stop the model (monitoring 3)."""
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    assert first.status == 200, first.body
+    result, logs = refresh(tmp_path, log, "2026-11-01T00:00:00Z", MONITOR_SKEW_THETA_TOL="0")
+    assert_rejected_for(tmp_path, log, first, result, "between eap_batch and predict")
+    (line,) = logs.events("monitoring")
+    assert line["severity"] == "WARNING" and max(line["skew"]["max_abs_theta_diff"],
+                                              line["skew"]["max_abs_se_diff"]) > 0
+
+
+def test_a_slice_failure_rejects_the_refresh(tmp_path) -> None:
+    """A sound model on real slices, held to AUC 0.99 per slice: a failing slice must stop
+    the model (model 6), although the gate's overall floor passes."""
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    assert first.status == 200, first.body
+    result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z", MONITOR_MIN_SLICE_AUC="0.99",
+                        MONITOR_MIN_SLICE_ANSWERS="20")
+    assert_rejected_for(tmp_path, log, first, result, "below 0.99")
+    assert "slice 'history" in result.body["error"]
+
+
+def test_a_numerical_failure_rejects_the_refresh(tmp_path, monkeypatch) -> None:
+    """The calibration (the real one) hands back a model with one slope below zero, as a
+    broken EM could: the numerical check must stop it (monitoring 5). Only the engine's
+    output is altered; the refresh's checks and decision run as in production."""
+    from irt.refresh import pipeline
+
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    assert first.status == 200, first.body
+    real_fit = pipeline.fit
+
+    def broken_fit(*args: Any, **kwargs: Any):
+        result = real_fit(*args, **kwargs)
+        a = result.model.a.copy()
+        a[0] = -abs(a[0])
+        return replace(result, model=replace(result.model, a=a, _cache={}))
+
+    monkeypatch.setattr(pipeline, "fit", broken_fit)
+    result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
+    assert_rejected_for(tmp_path, log, first, result, "1 slopes not positive")

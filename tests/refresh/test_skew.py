@@ -98,6 +98,8 @@ def logs(draw: st.DrawFn) -> list[dict[str, Any]]:
         minutes = draw(st.lists(st.integers(0, 40), min_size=1, max_size=12))
         for minute in minutes:  # ties on the time too, retries of one item at the same time
             item = draw(st.sampled_from([f"q{j}" for j in range(12)] + ["new-item"]))
+            item = draw(st.sampled_from(["", " ", "\t"])) + item + draw(  # padded ids too
+                st.sampled_from(["", " ", "  "]))
             rows.append({"student_id": f"s{s}", "item_id": item,
                          "correct": draw(st.sampled_from(["1", "0", "true", "false"])),
                          "answered_at": (T0 + timedelta(minutes=minute)).strftime(
@@ -110,6 +112,14 @@ def logs(draw: st.DrawFn) -> list[dict[str, Any]]:
 @given(rows=logs())
 def test_prepare_and_predict_count_the_same_answers(model, tmp_path_factory, rows) -> None:
     assert not compare(model, rows, tmp_path_factory.mktemp("skew"))
+    # the SQL trims ids, so predict must too: the same answers with padded ids are the same
+    # answers to the same items (not unknown items)
+    for student in sorted({r["student_id"] for r in rows}):
+        plain = serving_request([{**r, "item_id": r["item_id"].strip()} for r in rows], student)
+        padded = {"responses": [{**a, "item_id": f" {a['item_id']}\t"}
+                                for a in plain["responses"]]}
+        one, two = (predict(model, body, Limits(), "skew") for body in (plain, padded))
+        assert two["ability"] == one["ability"] and two["unknown_items"] == one["unknown_items"]
 
 
 def _row(student: str, item: str, correct: str, minute: int) -> dict[str, Any]:

@@ -35,8 +35,10 @@ reaches ``predict()`` - functions-framework's ``<path:path>`` rule does not matc
 and Flask answers 404 itself; predict's 404 error handler makes that the same JSON error and
 log line (it was Flask's HTML page until 2026-11-28). Out of scope, answered by the HTTP
 server in front of the function (gunicorn here, Google's front end on Cloud Run) before the
-function runs, with that server's own non-JSON pages: request lines over 4 KiB (414) and
-header fields over 8 KiB (431).
+function runs, with that server's own non-JSON pages: header fields over 8 KiB (431). Long
+request lines are *not* out of scope: functions-framework runs gunicorn with
+``limit_request_line=0`` (no limit), so a 2 MB request line reaches the app (checked
+2026-12-06 against functions-framework's gunicorn; ``docs/ml-test-score.md``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,219 @@
+"""The mutation check of ``docs/ml-test-score.md`` (``make mutation``).
+
+Each mutant is one small change to the guarded code, the audit's 18 of issue #18. For each,
+the tree is copied to a temporary folder (tracked and untracked, not ignored, files; the
+working tree is never touched), the change applied there, and the tests that the score
+document names for that point run on the copy. A mutant is *caught* when they fail.
+Nothing in production code knows about this: no switches, no environment variables.
+
+Usage: ``python scripts/mutation.py [--only NAME ...] [--out build/mutation]``.
+Writes ``summary.md`` and ``summary.json`` there; exit status 1 when a mutant survived.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MON = "shared/irt/refresh/monitoring.py"
+PIPE = "shared/irt/refresh/pipeline.py"
+TFMON = "terraform/irt/monitoring.tf"
+TM = "tests/refresh/test_monitoring.py"
+TR = "tests/refresh/test_refresh.py"
+TQ = "tests/engine/test_model_quality.py"
+TA = "tests/deploy/test_alert_semantics.py"
+
+
+@dataclass(frozen=True)
+class Mutant:
+    name: str
+    point: str  # the ML Test Score row it guards
+    changes: tuple[tuple[str, str, str], ...]  # (file, old, new): old occurs exactly once
+    tests: tuple[str, ...]
+
+
+MUTANTS = (
+    Mutant("schema check passes anything", "data 1",
+           (("shared/irt/refresh/sources.py", "    lower = {k.lower(): v.upper() for k, v in "
+             "schema.items()}\n", "    return []\n    lower = {}\n"),),
+           (f"{TR}::test_empty_window_and_bad_schema_are_refused",)),
+    Mutant("item-proportion baseline no longer rejects", "model 5",
+           ((MON, "        out.problems += beats_baseline(new_scores, base, "
+             "config.baseline_tolerance)\n",
+             "        beats_baseline(new_scores, base, config.baseline_tolerance)\n"),),
+           (f"{TM}::test_a_model_no_better_than_item_proportions_is_rejected",)),
+    Mutant("failed gate does not reject", "infrastructure 4",
+           ((PIPE, "return self.violations + self.verdict.reasons + self.checks.problems",
+             "return self.violations + self.checks.problems"),),
+           (f"{TR}::test_failed_gate_keeps_the_old_model_and_force_overrides",)),
+    Mutant("canary failure does not stop the publish", "infrastructure 6",
+           ((PIPE, "    if problems:\n        raise _StopError(422, \"canary_failed\"",
+             "    if problems and False:\n        raise _StopError(422, \"canary_failed\""),),
+           (f"{TM}::test_a_canary_failure_stops_the_publish",)),
+    Mutant("version id depends on the run, not the data", "infrastructure 1",
+           ((PIPE, "digest = version_digest(run.config.summary(),",
+             "digest = version_digest({**run.config.summary(), 'run': run.run_id},"),),
+           ("tests/engine/test_model_quality.py::test_training_is_reproducible",
+            f"{TR}::test_rerunning_the_same_window_changes_nothing")),
+    Mutant("rollback serves a rejected version", "infrastructure 7",
+           (("shared/irt/tools/ops.py", 'if info.status == "rejected" and not force:',
+             'if info.status == "rejected" and not force and False:'),),
+           (f"{TR}::test_ops_refuses_rejected_and_incomplete_versions",)),
+    Mutant("slope floor ignored", "data 2",
+           (("shared/irt/engine/calibrate.py", "else a < cfg.min_slope\n",
+             "else a < -1e9\n"),),
+           ("tests/engine/test_calibrate.py::test_bad_items_are_excluded_with_a_reason",)),
+    Mutant("malformed-row threshold ignored", "monitoring 2",
+           (("shared/irt/refresh/quality.py",
+             "if rows_in and invalid / rows_in > thresholds.max_invalid_share:",
+             "if rows_in and invalid / rows_in > 1e9:"),),
+           (f"{TR}::test_malformed_rows_beyond_the_threshold_stop_the_run",)),
+    Mutant("loader accepts NaN/Infinity", "monitoring 5",
+           (("shared/irt/engine/artifact.py",
+             "doc = json.loads(text, parse_constant=_reject_constant,",
+             "doc = json.loads(text,"),),
+           ("tests/engine/test_model.py::test_rejects_non_finite_literals",)),
+    Mutant("a student id in prepare's log", "data 4",
+           ((PIPE, 'log_step(run.say, "answers prepared", event="prepared", since=t0, **data)',
+             'log_step(run.say, "answers prepared", event="prepared", since=t0, **data,\n'
+             '             first=prepared.responses.student_ids[0])'),),
+           ("tests/drills/test_drill_logs.py::test_prepare_logs_carry_no_student_id",)),
+    Mutant("served-quality alert never raised", "monitoring 7",
+           ((MON, "if not online >= offline_auc - config.served_max_auc_drop:",
+             "if False:"),),
+           (f"{TM}::test_a_degraded_serving_model_raises_the_served_quality_alert",)),
+    # the seven the audit found surviving the tests named then
+    Mutant("skew no longer rejects", "monitoring 3",
+           ((MON, "    out.figures[\"skew\"] = figures\n    out.problems += problems\n",
+             "    out.figures[\"skew\"] = figures\n"),),
+           (f"{TM}::test_skew_check_finds_none_between_the_serving_path_and_training",
+            f"{TM}::test_skew_check_catches_a_serving_path_that_drops_an_answer",
+            f"{TM}::test_a_skew_failure_rejects_the_refresh")),
+    Mutant("a failing slice no longer rejects", "model 6",
+           ((MON, "        out.figures[\"slices\"] = figures\n        out.problems += problems\n",
+             "        out.figures[\"slices\"] = figures\n"),),
+           (f"{TM}::test_slices_pass_a_sound_model_and_fail_a_broken_one",
+            f"{TM}::test_a_slice_failure_rejects_the_refresh")),
+    Mutant("numerical problems no longer reject", "monitoring 5",
+           ((MON, "    out.figures[\"numerical\"] = figures\n    out.problems += problems\n",
+             "    out.figures[\"numerical\"] = figures\n    out.problems += [p for p in problems "
+             "if 'converge' in p]\n"),),
+           (f"{TM}::test_numerical_checks_pass_a_fit_and_catch_broken_parameters",
+            f"{TR}::test_an_unconverged_fit_is_never_published",
+            f"{TM}::test_a_numerical_failure_rejects_the_refresh")),
+    Mutant("prepare's default PRIOR_A (1.5, 0.05)", "model 3",
+           (("shared/irt/engine/defaults.py", "    prior_a: Pair | None = (0.0, 0.5)\n",
+             "    prior_a: Pair | None = (1.5, 0.05)\n"),),
+           (f"{TQ}::test_default_priors_are_within_reach_of_the_best_of_a_grid",
+            f"{TQ}::test_quality_on_fixed_data_has_not_regressed")),
+    Mutant("staleness alert comparison flipped", "monitoring 4",
+           ((TFMON, "COMPARISON_LT", "COMPARISON_GT"),),
+           ("tests/deploy/test_terraform.py::"
+            "test_alerts_watch_refresh_failures_model_age_and_predict_5xx",
+            f"{TA}::test_model_stale_fires_when_publishing_stops_and_not_while_it_goes_on")),
+    Mutant("refresh_failed and monitoring_alert thresholds 0 -> 1000", "monitoring 1",
+           ((TFMON, "      threshold_value = 0\n      duration        = \"0s\"\n      aggregations "
+             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
+             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n      }",
+             "      threshold_value = 1000\n      duration        = \"0s\"\n      aggregations "
+             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
+             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n      }"),
+            (TFMON, "      threshold_value = 0\n      duration        = \"0s\"\n      aggregations "
+             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
+             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n        group_by",
+             "      threshold_value = 1000\n      duration        = \"0s\"\n      aggregations "
+             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
+             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n        group_by")),
+           ("tests/deploy/test_terraform.py::"
+            "test_alerts_watch_refresh_failures_model_age_and_predict_5xx",
+            "tests/deploy/test_terraform.py::"
+            "test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory",
+            f"{TA}::test_one_logged_line_fires_and_none_stays_quiet")),
+    Mutant("model age zeroed", "model 4",
+           ((MON, "    age_days = (order_key[order] - served_since) / 86400.0\n",
+             "    age_days = 0.0 * (order_key[order] - served_since) / 86400.0\n"),),
+           (f"{TM}::test_served_quality_compares_online_with_offline_and_by_age",
+            f"{TM}::test_served_quality_counts_each_answer_at_the_model_age_it_was_served",
+            f"{TR}::test_a_new_window_is_gated_against_the_serving_model")),
+    Mutant("serving's item-id trimming removed", "monitoring 3, data 7",
+           (("shared/irt/serving/requests.py", "    return _id(value, path, limits).strip()\n",
+             "    return _id(value, path, limits)\n"),),
+           ("tests/refresh/test_skew.py::test_prepare_and_predict_count_the_same_answers",)),
+)
+
+
+def tree_files() -> list[str]:
+    out = subprocess.run(["git", "ls-files", "-co", "--exclude-standard", "-z"], cwd=ROOT,
+                         check=True, capture_output=True).stdout.decode()
+    return [p for p in out.split("\0") if p and (ROOT / p).is_file()]
+
+
+def copy_tree(dest: Path, files: list[str]) -> None:
+    for rel in files:
+        target = dest / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, target)
+
+
+def apply(dest: Path, mutant: Mutant) -> None:
+    for rel, old, new in mutant.changes:
+        path = dest / rel
+        text = path.read_text(encoding="utf-8")
+        count = text.count(old)
+        if count != 1:
+            raise SystemExit(f"mutant {mutant.name!r}: {old!r} occurs {count} times in {rel} "
+                             "(the code moved: update scripts/mutation.py)")
+        path.write_text(text.replace(old, new), encoding="utf-8")
+
+
+def run_one(mutant: Mutant, files: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="mutant-") as tmp:
+        dest = Path(tmp)
+        copy_tree(dest, files)
+        apply(dest, mutant)
+        t0 = time.perf_counter()
+        proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-x", "-p",
+                               "no:cacheprovider", "-p", "no:randomly", *mutant.tests],
+                              cwd=dest, capture_output=True, text=True)
+        tail = (proc.stdout + proc.stderr).strip().splitlines()[-1:] or [""]
+        return {"name": mutant.name, "point": mutant.point, "tests": list(mutant.tests),
+                "caught": proc.returncode == 1, "returncode": proc.returncode,
+                "seconds": round(time.perf_counter() - t0, 1), "result": tail[0]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="*", help="mutant names (substrings) to run")
+    parser.add_argument("--out", default=str(ROOT / "build" / "mutation"))
+    args = parser.parse_args(argv)
+    chosen = [m for m in MUTANTS if not args.only or any(s in m.name for s in args.only)]
+    files = tree_files()
+    results = []
+    for mutant in chosen:
+        r = run_one(mutant, files)
+        results.append(r)
+        print(f"{'caught  ' if r['caught'] else 'SURVIVED'} {r['point']:<18} {r['name']} "
+              f"({r['seconds']} s: {r['result']})", flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(results, indent=1) + "\n", encoding="utf-8")
+    lines = ["| mutant | point | caught | tests |", "|---|---|---|---|"]
+    lines += [f"| {r['name']} | {r['point']} | {'yes' if r['caught'] else '**no**'} | "
+              + ", ".join(f"`{t}`" for t in r["tests"]) + " |" for r in results]
+    caught = sum(r["caught"] for r in results)
+    lines.append(f"\n{caught} of {len(results)} caught.")
+    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    print(f"{caught} of {len(results)} caught; {out / 'summary.md'}")
+    return 0 if caught == len(results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,192 @@
+"""Each Terraform alert fires in the situation it is there for, and stays quiet in a healthy one.
+
+The structural tests (``test_terraform.py``) check what an alert watches; these evaluate its
+condition: the comparison, threshold, duration, alignment and missing-data rule of each
+``condition_threshold``, resolved with each environment's tfvars (and the variables'
+defaults), run over a simulated metric. A flipped comparison, a threshold raised out of
+reach or a duration longer than the situation lasts fails here.
+
+The evaluation is Cloud Monitoring's threshold rule in small: every ``STEP`` the aligned
+value is computed over the trailing ``alignment_period`` (a sum for ``ALIGN_SUM`` and
+``ALIGN_DELTA``, the largest sample for a percentile aligner; a ratio with a
+``denominator_filter``); a window without points is missing data, violating only under
+``EVALUATION_MISSING_DATA_ACTIVE``; the alert fires when every evaluation over ``duration``
+violates.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from tfconfig import CONFIG, ENVS, locals_, of_type, one, tfvars, variables
+
+STEP = 60.0  # seconds between evaluations
+HOUR, DAY = 3600.0, 86400.0
+Events = Sequence[tuple[float, float]]  # (time in seconds, value) of each metric point
+
+
+def resolve(value: Any, env: str) -> Any:
+    """A parsed HCL value with ``${...}`` interpolations of ``var.*`` and ``local.*``
+    evaluated (tfvars of ``env``, else the variable's default)."""
+    if not isinstance(value, str) or "${" not in value:
+        return value
+    values = tfvars(env)
+    defaults = variables(CONFIG)
+
+    def expr(text: str) -> Any:
+        def var(m: re.Match) -> str:
+            name = m.group(1)
+            return repr(values[name] if name in values else defaults[name]["default"])
+
+        def local(m: re.Match) -> str:
+            return repr(resolve(locals_()[m.group(1)], env))
+
+        code = re.sub(r"\blocal\.(\w+)", local, re.sub(r"\bvar\.(\w+)", var, text))
+        return eval(code, {"__builtins__": {}}, {"min": min, "max": max})
+
+    whole = re.fullmatch(r"\$\{(.*)\}", value)
+    if whole:
+        return expr(whole.group(1))
+    return re.sub(r"\$\{(.*?)\}", lambda m: str(expr(m.group(1))), value)
+
+
+def seconds(text: str) -> float:
+    assert text.endswith("s"), text
+    return float(text[:-1])
+
+
+def condition(alert: str, env: str) -> dict[str, Any]:
+    """The alert's (first) ``condition_threshold``, every value resolved for ``env``."""
+    body = of_type("google_monitoring_alert_policy")[alert]
+    if "conditions" in body:
+        cond = one(one(body["conditions"])["condition_threshold"])
+    else:  # dynamic "conditions" (memory): one per function, all alike
+        cond = one(one(one(body["dynamic"])["conditions"]["content"])["condition_threshold"])
+    keys = ("comparison", "threshold_value", "duration", "evaluation_missing_data")
+    out = {k: resolve(cond[k], env) for k in keys}
+    out["aggregation"] = {k: resolve(one(cond["aggregations"])[k], env)
+                          for k in ("alignment_period", "per_series_aligner")}
+    return out
+
+
+def aligned(cond: dict[str, Any], events: Events, t: float) -> float | None:
+    period = seconds(cond["aggregation"]["alignment_period"])
+    window = [v for (s, v) in events if t - period < s <= t]
+    if not window:
+        return None
+    aligner = cond["aggregation"]["per_series_aligner"]
+    if aligner in ("ALIGN_SUM", "ALIGN_DELTA"):
+        return float(sum(window))
+    assert aligner.startswith("ALIGN_PERCENTILE"), aligner
+    return float(max(window))
+
+
+def violates(cond: dict[str, Any], value: float | None) -> bool:
+    if value is None:
+        return cond["evaluation_missing_data"] == "EVALUATION_MISSING_DATA_ACTIVE"
+    threshold = float(cond["threshold_value"])
+    compare: dict[str, Callable[[float, float], bool]] = {
+        "COMPARISON_GT": lambda v, x: v > x, "COMPARISON_GE": lambda v, x: v >= x,
+        "COMPARISON_LT": lambda v, x: v < x, "COMPARISON_LE": lambda v, x: v <= x}
+    return compare[cond["comparison"]](value, threshold)
+
+
+def fires_at(alert: str, env: str, events: Events, horizon: float,
+             denominator: Events | None = None, start: float = 0.0) -> float | None:
+    """When the alert first fires over ``[start, horizon]`` (``None``: it does not)."""
+    cond = condition(alert, env)
+    duration = seconds(cond["duration"])
+    since = None
+    t = start
+    while t <= horizon:
+        value = aligned(cond, events, t)
+        if denominator is not None:
+            total = aligned(cond, denominator, t)
+            value = None if not total else \
+                (value or 0.0) / total
+        if violates(cond, value):
+            since = t if since is None else since
+            if t - since >= duration:
+                return t
+        else:
+            since = None
+        t += STEP
+    return None
+
+
+def every(period: float, until: float, value: float = 1.0, start: float = 0.0) -> Events:
+    out, t = [], start
+    while t <= until:
+        out.append((t, value))
+        t += period
+    return out
+
+
+# --------------------------------------------------------------------------- the alerts
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("alert", ["refresh_failed", "monitoring_alert"])
+def test_one_logged_line_fires_and_none_stays_quiet(alert: str, env: str) -> None:
+    """refresh_failed, monitoring_alert: a single log line (one failed refresh, one finding)
+    is the situation; it must fire within minutes, and no line must not fire."""
+    assert fires_at(alert, env, [(600.0, 1.0)], 2 * HOUR) is not None
+    assert fires_at(alert, env, [(600.0, 1.0)], 2 * HOUR) <= 600.0 + 10 * 60
+    assert fires_at(alert, env, [], 2 * HOUR) is None
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_model_stale_fires_when_publishing_stops_and_not_while_it_goes_on(env: str) -> None:
+    """model_stale: publishing daily (the schedule) or more often (manual runs, a shorter
+    schedule) is healthy; no publish for ``model_max_age_hours`` fires, and not much
+    earlier or later than that."""
+    max_age = float(resolve("${var.model_max_age_hours}", env)) * HOUR
+    horizon = 10 * DAY
+    for period in (DAY, 6 * HOUR, HOUR):
+        healthy = every(period, horizon)
+        assert fires_at("model_stale", env, healthy, horizon, start=2 * DAY) is None, period
+    last = 3 * DAY
+    stopped = every(DAY, last)
+    when = fires_at("model_stale", env, stopped, horizon, start=2 * DAY)
+    assert when is not None, "publishing stopped and model_stale never fired"
+    assert max_age - HOUR <= when - last <= max_age + HOUR, (when - last) / HOUR
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize("alert", ["predict_5xx", "predict_4xx"])
+def test_error_ratio_fires_above_its_threshold_only(alert: str, env: str) -> None:
+    """predict_5xx / predict_4xx: 100 requests a minute; a sustained error share of twice
+    the threshold fires within 20 minutes, half the threshold and none do not."""
+    threshold = float(condition(alert, env)["threshold_value"])
+    assert 0 < threshold < 1
+    requests = every(60.0, 3 * HOUR, 100.0)
+    for share, expected in ((2 * threshold, True), (threshold / 2, False), (0.0, False)):
+        errors = every(60.0, 3 * HOUR, 100.0 * share, start=HOUR) if share else []
+        when = fires_at(alert, env, errors, 3 * HOUR, denominator=requests)
+        assert (when is not None) == expected, (share, when)
+        if expected:
+            assert when - HOUR <= 20 * 60, when
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize(("alert", "normal"), [("predict_latency", 40.0), ("memory", 0.5)])
+def test_gauge_fires_when_high_for_its_duration(alert: str, normal: float, env: str) -> None:
+    """predict_latency (p99 ms), memory (utilisation): a sustained value above the threshold
+    fires within 20 minutes; the normal value, and a one-minute spike, do not."""
+    threshold = float(condition(alert, env)["threshold_value"])
+    assert normal < threshold
+    base = every(60.0, 3 * HOUR, normal)
+    high = [(t, 1.5 * threshold if t >= HOUR else v) for t, v in base]
+    when = fires_at(alert, env, high, 3 * HOUR)
+    assert when is not None and when - HOUR <= 20 * 60, when
+    assert fires_at(alert, env, base, 3 * HOUR) is None
+    spike = [(t, 1.5 * threshold if t == HOUR else v) for t, v in base]
+    assert fires_at(alert, env, spike, 3 * HOUR) is None
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_refresh_slow_fires_on_a_run_over_half_its_timeout(env: str) -> None:
+    timeout = float(resolve("${var.prepare_timeout_seconds}", env))
+    assert fires_at("refresh_slow", env, [(HOUR, 0.8 * timeout)], 3 * HOUR) is not None
+    assert fires_at("refresh_slow", env, [(HOUR, 0.1 * timeout)], 3 * HOUR) is None
