@@ -23,7 +23,7 @@ import numpy as np
 
 from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
 from irt.engine.model import ItemModel, irf, logistic, skill_table
-from irt.engine.selection import next_items
+from irt.engine.selection import Controls, item_skills, next_items
 from irt.serving.requests import (
     BATCH_KEYS,
     GET_CORRECT,
@@ -33,7 +33,9 @@ from irt.serving.requests import (
     STUDENT_KEYS,
     TRUNCATE_MODES,
     Limits,
+    NextRequest,
     Student,
+    invalid,
     parse_next,
     parse_predict,
     valid_ids,
@@ -546,32 +548,90 @@ def report_dropped(answer: dict[str, Any], students: list[Student], is_batch: bo
         if student.dropped:
             result["dropped_responses"] = student.dropped
 
+def controls(model: ItemModel, request: NextRequest, answered: np.ndarray) -> Controls:
+    """The request's randomesque and content-balancing settings over the model's item ->
+    skill map (:func:`irt.engine.selection.item_skills`); ``answered``: the positions of the
+    student's known answers (counted against ``skill_caps`` and ``skill_shares``).  Skills the
+    model does not know are ignored (they have no items).
+
+    Raises:
+        RequestError: a 400 naming ``skill_caps`` or ``skill_shares`` when the model has no
+            item -> skill map.
+    """
+    asked = request.skill_caps is not None or request.skill_shares is not None
+    if not asked:
+        return Controls(top=request.randomesque, seed=request.seed)
+    mapping = item_skills(model)
+    if mapping is None:
+        name = "skill_caps" if request.skill_caps is not None else "skill_shares"
+        raise invalid("needs a model with an item -> skill map (calibrated with a skill "
+                      "column); the serving model has none", name)
+    skill_ids, skill_of = mapping
+    caps = shares = None
+    if request.skill_caps is not None:
+        caps = np.array([request.skill_caps.get(s, np.inf) for s in skill_ids], dtype=float)
+    if request.skill_shares is not None:
+        shares = np.array([request.skill_shares.get(s, 0.0) for s in skill_ids], dtype=float)
+    rows = skill_of[answered]
+    seen = np.bincount(rows[rows >= 0], minlength=len(skill_ids)).astype(float)
+    return Controls(top=request.randomesque, seed=request.seed, skill_of=skill_of, caps=caps,
+                    shares=shares, seen=seen)
+
+
+def stop_advice(request: NextRequest, se: float, n_answers: int, n_items: int
+                ) -> dict[str, Any] | None:
+    """The response's ``stop`` (only when the request has a ``stop`` rule):
+    ``{"recommended": bool, "reasons": [...]}``, the reasons among ``se`` (the ability's SE at
+    or below ``stop.se``), ``max_items`` (``n_answers`` known answers at or above
+    ``stop.max_items``) and ``no_items`` (nothing left to recommend)."""
+    rule = request.stop
+    if rule is None:
+        return None
+    reasons = []
+    if rule.se is not None and se <= rule.se:
+        reasons.append("se")
+    if rule.max_items is not None and n_answers >= rule.max_items:
+        reasons.append("max_items")
+    if n_items == 0:
+        reasons.append("no_items")
+    return {"recommended": bool(reasons), "reasons": reasons}
+
+
 def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     """The answer to a next-items request for a plain model, without ``model_version``.
 
     Raises:
         RequestError: for invalid input.
     """
-    method, ids, correct, k, strategy, target, candidates, dropped = parse_next(payload, limits)
-    student = Student(None, ids, correct, candidates)
-    theta, se, pos, unknown = _ability(model, student, method)
+    req = parse_next(payload, limits)
+    student = Student(None, req.item_ids, req.correct, req.candidates)
+    theta, se, pos, unknown = _ability(model, student, req.method)
     cand_pos = None
-    if candidates is not None:
-        looked, missing = model.lookup(list(dict.fromkeys(candidates)))
+    if req.candidates is not None:
+        looked, missing = model.lookup(list(dict.fromkeys(req.candidates)))
         cand_pos = looked[looked >= 0]
         unknown += [m for m in missing if m not in unknown]
-    chosen = next_items(model, theta, k, strategy=strategy, target=float(target), exclude=pos,
-                        candidates=cand_pos)
+    never = pos
+    if req.exclude is not None:
+        looked, missing = model.lookup(list(dict.fromkeys(req.exclude)))
+        never = np.concatenate([pos, looked[looked >= 0]])
+        unknown += [m for m in missing if m not in unknown]
+    chosen = next_items(model, theta, req.k, strategy=req.strategy, target=req.target,
+                        exclude=never, candidates=cand_pos,
+                        controls=controls(model, req, pos))
     probs = model.probability_by_position(theta, chosen)
     info = model.information_by_position(theta, chosen)
-    answer = {
-        "ability": _ability_json(theta, se, method, int(pos.shape[0])),
-        "strategy": strategy,
+    answer: dict[str, Any] = {
+        "ability": _ability_json(theta, se, req.method, int(pos.shape[0])),
+        "strategy": req.strategy,
         "items": [{"item_id": model.item_ids[j], "probability": round(float(p), 6),
                    "information": round(float(i), 6)}
                   for j, p, i in zip(chosen.tolist(), probs, info, strict=True)],
         "unknown_items": unknown,
     }
-    if dropped:
-        answer["dropped_responses"] = dropped
+    stop = stop_advice(req, se, int(pos.shape[0]), int(chosen.shape[0]))
+    if stop is not None:
+        answer["stop"] = stop
+    if req.dropped:
+        answer["dropped_responses"] = req.dropped
     return answer
