@@ -100,9 +100,8 @@ def test_stop_flips_at_the_se_target_and_at_max_items(client) -> None:
     ({"skill_caps": {}}, "skill_caps", 400),
     ({"skill_caps": {"k0": -1}}, "skill_caps.k0", 400),
     ({"skill_caps": {"k0": 1.5}}, "skill_caps.k0", 400),
-    ({"skill_caps": {" ": 1}}, "skill_caps", 400),
-    ({"skill_shares": {"k0": 0.5}}, "skill_shares", 400),
-    ({"skill_shares": {"k0": 1.5, "k1": -0.5}}, "skill_shares.k0", 400),
+    ({"skill_shares": {"k0": 1000.5}}, "skill_shares.k0", 400),
+    ({"skill_shares": {"k0": 0.5, "k1": -0.5}}, "skill_shares.k1", 400),
     ({"skill_shares": {"k0": "half", "k1": 0.5}}, "skill_shares.k0", 400),
     ({"stop": 0.3}, "stop", 400),
     ({"stop": {}}, "stop", 400),
@@ -119,14 +118,24 @@ def test_bad_adaptive_fields_name_the_field_and_rule(client, body, field: str,
     assert error["field"] == field and error["message"]
 
 
-def test_skill_controls_need_a_skill_map(monkeypatch, tmp_path: Path, model: ItemModel
-                                         ) -> None:
+def test_skills_the_model_does_not_know_are_listed_not_refused(
+        monkeypatch, tmp_path: Path, model: ItemModel) -> None:
     doc = model.to_dict()
     doc.pop("skills")
     publish(tmp_path, "plain-1", json.dumps(doc))
     client = make_client(monkeypatch, tmp_path)
-    for name, value in (("skill_caps", {"k0": 1}), ("skill_shares", {"k0": 1})):
-        r = client.post("/next-items", json={"responses": ANSWERS, name: value})
-        assert r.status_code == 400
-        assert r.get_json()["error"]["field"] == name
-        assert "skill map" in r.get_json()["error"]["message"]
+    plain = _next(client, k=5)
+    for name, value in (("skill_caps", {"k0": 0}), ("skill_shares", {"k0": 1, " ": 2})):
+        body = _next(client, k=5, **{name: value})
+        assert sorted(body["unknown_skills"]) == sorted(value)
+        assert body["items"] == plain["items"]  # no map: no balancing
+
+
+def test_shares_are_normalised_weights_over_the_known_skills(client, model: ItemModel
+                                                             ) -> None:
+    skill = model.skills["item_skills"]
+    body = _next(client, k=8, skill_shares={"k1": 3, "k3": 1, "nope": 5})
+    got = [skill[i] for i in _ids(body)]
+    assert (got.count("k1"), got.count("k3")) == (6, 2)
+    assert body["unknown_skills"] == ["nope"]
+    assert _next(client, k=3, skill_shares={"k1": 0})["items"] == []

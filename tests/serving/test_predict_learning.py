@@ -120,28 +120,6 @@ def test_invalid_requests_are_refused_as_before(client) -> None:
     assert client.get("/model").get_json()["model_version"] == "learn-1"
 
 
-def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Path,
-                                                      learned: ItemModel) -> None:
-    doc = learned.to_dict()
-    doc["options"]["learning"]["skill_sd"] = -1.0
-    publish(tmp_path, "bad", json.dumps(doc))
-    client = make_client(monkeypatch, tmp_path)
-    r = client.post("/", json={"responses": []})
-    assert r.status_code == 503
-
-
-def test_the_learning_serving_path_does_not_import_scipy() -> None:
-    import subprocess
-    import sys
-
-    root = Path(__file__).resolve().parents[2]
-    code = ("import sys, irt.serving, irt.serving.learning, irt.engine.learning; "
-            "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)")
-    done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-
-
 def test_next_items_adaptive_controls_with_the_learning_item_skills(client,
                                                                      learned: ItemModel) -> None:
     """Caps over ``options["learning"]["item_skills"]``, exclude, seeded randomesque and the
@@ -165,3 +143,26 @@ def test_next_items_adaptive_controls_with_the_learning_item_skills(client,
     for target, flag in ((se + 1e-4, True), (se - 1e-4, False)):
         stop = client.post("/next-items", json={**base, "stop": {"se": target}}).get_json()
         assert stop["stop"]["recommended"] is flag
+
+
+def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Path,
+                                                      learned: ItemModel) -> None:
+    doc = learned.to_dict()
+    doc["options"]["learning"]["skill_sd"] = -1.0
+    publish(tmp_path, "bad", json.dumps(doc))
+    client = make_client(monkeypatch, tmp_path)
+    r = client.post("/", json={"responses": []})
+    assert r.status_code == 503
+
+
+def test_the_learning_serving_path_does_not_import_scipy() -> None:
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[2]
+    code = ("import sys, irt.serving, irt.serving.learning, irt.engine.learning; "
+            "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)")
+    done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+

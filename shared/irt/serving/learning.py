@@ -87,7 +87,8 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     info = model.a[pool] ** 2 * p * (1.0 - p)
     order = rank(pool, info, p, req.strategy, req.target)
     where = {j: i for i, j in enumerate(pool.tolist())}
-    picked = pick(pool[order], req.k, controls(model, req, pos))
+    settings, unknown_skills = controls(model, req, pos)
+    picked = pick(pool[order], req.k, settings)
     chosen = np.array([where[j] for j in picked.tolist()], dtype=np.int64)
     answer: dict[str, Any] = {
         "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6),
@@ -99,6 +100,8 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                                        strict=True)],
         "unknown_items": unknown,
     }
+    if unknown_skills:
+        answer["unknown_skills"] = unknown_skills
     stop = stop_advice(req, post.se, post.n_answers, int(chosen.shape[0]))
     if stop is not None:
         answer["stop"] = stop

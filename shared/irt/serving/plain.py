@@ -35,7 +35,6 @@ from irt.serving.requests import (
     Limits,
     NextRequest,
     Student,
-    invalid,
     parse_next,
     parse_predict,
     valid_ids,
@@ -548,34 +547,36 @@ def report_dropped(answer: dict[str, Any], students: list[Student], is_batch: bo
         if student.dropped:
             result["dropped_responses"] = student.dropped
 
-def controls(model: ItemModel, request: NextRequest, answered: np.ndarray) -> Controls:
+def controls(model: ItemModel, request: NextRequest, answered: np.ndarray
+             ) -> tuple[Controls, list[str]]:
     """The request's randomesque and content-balancing settings over the model's item ->
-    skill map (:func:`irt.engine.selection.item_skills`); ``answered``: the positions of the
-    student's known answers (counted against ``skill_caps`` and ``skill_shares``).  Skills the
-    model does not know are ignored (they have no items).
-
-    Raises:
-        RequestError: a 400 naming ``skill_caps`` or ``skill_shares`` when the model has no
-            item -> skill map.
+    skill map (:func:`irt.engine.selection.item_skills`), and the skills of ``skill_caps`` and
+    ``skill_shares`` the model does not know (every one, for a model without a map; the
+    answer lists them in ``unknown_skills``).  ``answered``: the positions of the student's
+    known answers, counted against the caps and shares.  Caps on unknown skills do nothing;
+    shares are normalised over the known skills, and ignored when none is known.
     """
-    asked = request.skill_caps is not None or request.skill_shares is not None
-    if not asked:
-        return Controls(top=request.randomesque, seed=request.seed)
+    base = Controls(top=request.randomesque, seed=request.seed)
+    named = {**(request.skill_caps or {}), **(request.skill_shares or {})}
+    if not named:
+        return base, []
     mapping = item_skills(model)
-    if mapping is None:
-        name = "skill_caps" if request.skill_caps is not None else "skill_shares"
-        raise invalid("needs a model with an item -> skill map (calibrated with a skill "
-                      "column); the serving model has none", name)
-    skill_ids, skill_of = mapping
+    skill_ids, skill_of = mapping if mapping is not None else ((), np.zeros(0, np.int64))
+    unknown = [s for s in named if s not in skill_ids]
     caps = shares = None
     if request.skill_caps is not None:
-        caps = np.array([request.skill_caps.get(s, np.inf) for s in skill_ids], dtype=float)
-    if request.skill_shares is not None:
-        shares = np.array([request.skill_shares.get(s, 0.0) for s in skill_ids], dtype=float)
+        caps = np.array([min(request.skill_caps.get(s, np.inf), 1e18) for s in skill_ids],
+                        dtype=float)
+    if request.skill_shares is not None and any(s in request.skill_shares for s in skill_ids):
+        weight = np.array([request.skill_shares.get(s, 0.0) for s in skill_ids], dtype=float)
+        total = weight.sum()
+        shares = weight / total if total > 0 else weight
+    if mapping is None or (caps is None and shares is None):
+        return base, unknown
     rows = skill_of[answered]
     seen = np.bincount(rows[rows >= 0], minlength=len(skill_ids)).astype(float)
     return Controls(top=request.randomesque, seed=request.seed, skill_of=skill_of, caps=caps,
-                    shares=shares, seen=seen)
+                    shares=shares, seen=seen), unknown
 
 
 def stop_advice(request: NextRequest, se: float, n_answers: int, n_items: int
@@ -616,9 +617,9 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         looked, missing = model.lookup(list(dict.fromkeys(req.exclude)))
         never = np.concatenate([pos, looked[looked >= 0]])
         unknown += [m for m in missing if m not in unknown]
+    settings, unknown_skills = controls(model, req, pos)
     chosen = next_items(model, theta, req.k, strategy=req.strategy, target=req.target,
-                        exclude=never, candidates=cand_pos,
-                        controls=controls(model, req, pos))
+                        exclude=never, candidates=cand_pos, controls=settings)
     probs = model.probability_by_position(theta, chosen)
     info = model.information_by_position(theta, chosen)
     answer: dict[str, Any] = {
@@ -629,6 +630,8 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                   for j, p, i in zip(chosen.tolist(), probs, info, strict=True)],
         "unknown_items": unknown,
     }
+    if unknown_skills:
+        answer["unknown_skills"] = unknown_skills
     stop = stop_advice(req, se, int(pos.shape[0]), int(chosen.shape[0]))
     if stop is not None:
         answer["stop"] = stop

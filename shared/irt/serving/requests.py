@@ -472,7 +472,7 @@ class NextRequest:
         randomesque: pick each item at random among this many best remaining (1: the best).
         seed: the draws' seed (``None``: not reproducible).
         skill_caps: ``{skill_id: most items of the skill in the session}`` (``None``: none).
-        skill_shares: ``{skill_id: target share}``, summing to 1 (``None``: none).
+        skill_shares: ``{skill_id: weight}``, normalised to target shares (``None``: none).
         stop: the stopping rule (``None``: no recommendation asked).
     """
 
@@ -499,8 +499,10 @@ def _is_number(value: Any) -> bool:
 
 def _skill_map(value: Any, field: str, limits: Limits, rule: str,
                check: Callable[[Any], bool]) -> dict[str, Any] | None:
-    """``{skill_id: value}``: skill ids trimmed (a blank or too long one is a 400 naming
-    ``field``), values passing ``check`` (else a 400 naming ``field.<skill_id>``)."""
+    """``{skill_id: value}`` with values passing ``check`` (else a 400 naming
+    ``field.<skill_id>``).  Skill ids are taken as sent: one the model does not know (blank,
+    too long or simply not a skill of the model) matches no item, and the answer lists it in
+    ``unknown_skills``."""
     if value is None:
         return None
     if not isinstance(value, dict):
@@ -509,22 +511,16 @@ def _skill_map(value: Any, field: str, limits: Limits, rule: str,
         raise invalid("must name at least one skill", field)
     if len(value) > limits.max_items:
         raise too_large(f"at most {limits.max_items} skills", field)
-    out: dict[str, Any] = {}
     for key, v in value.items():
-        name = key.strip()
-        if not name or len(key) > limits.max_id_length:
-            raise invalid(f"skill ids must be non-blank strings of at most "
-                          f"{limits.max_id_length} characters", field)
         if not check(v):
             err = invalid(rule, f"{field}.{key}")
             err.log_field = f"{field}.<skill_id>"
             raise err
-        if name in out:
-            raise invalid("names a skill twice (ids are trimmed)", field)
-        out[name] = v
-    return out
+    return dict(value)
 
 
+#: The largest weight of ``skill_shares`` (weights are normalised to shares).
+MAX_WEIGHT = 1000.0
 #: The largest seed: a JSON integer in the unsigned 64-bit range of numpy's generators.
 MAX_SEED = (1 << 64) - 1
 _STOP_KEYS = frozenset({"se", "max_items"})
@@ -538,10 +534,10 @@ def _stop(value: Any) -> Stop | None:
     if not body:
         raise invalid("must give se, max_items or both", "stop")
     se = body.get("se")
-    if se is not None and (not _is_number(se) or se <= 0):
+    if "se" in body and (not _is_number(se) or se <= 0):
         raise invalid("must be a number above 0", "stop.se")
     most = body.get("max_items")
-    if most is not None and (type(most) is not int or most < 1):
+    if "max_items" in body and (type(most) is not int or most < 1):
         raise invalid("must be an integer of at least 1", "stop.max_items")
     return Stop(None if se is None else float(se), most)
 
@@ -552,8 +548,11 @@ def parse_next(payload: Any, limits: Limits) -> NextRequest:
     Adaptive controls (all optional): ``exclude`` (item ids, as ``candidates``);
     ``randomesque`` (an integer from 1 to ``max_k``, more is a 413); ``seed`` (an integer
     from 0 to 2**64 - 1); ``skill_caps`` (``{skill_id: integer >= 0}``); ``skill_shares``
-    (``{skill_id: number in [0, 1]}`` summing to 1 within 1e-6); ``stop`` (``{"se": number
-    > 0, "max_items": integer >= 1}``, at least one).  See :mod:`irt.engine.selection`.
+    (``{skill_id: weight in [0, MAX_WEIGHT]}``, normalised to shares over the skills the model
+    knows); ``stop`` (``{"se": number > 0, "max_items": integer >= 1}``, at least one).  Any
+    request the OpenAPI schema allows is answered: a skill the model does not know (every
+    skill, for a model without an item -> skill map) is listed, not refused.  See
+    :mod:`irt.engine.selection`.
 
     Raises:
         RequestError: naming the field and the rule.
@@ -593,11 +592,9 @@ def parse_next(payload: Any, limits: Limits) -> NextRequest:
                       "must be an integer of at least 0",
                       lambda v: type(v) is int and v >= 0)
     shares = _skill_map(body.get("skill_shares"), "skill_shares", limits,
-                        "must be a number from 0 to 1",
-                        lambda v: _is_number(v) and 0 <= v <= 1)
+                        f"must be a number from 0 to {MAX_WEIGHT:g}",
+                        lambda v: _is_number(v) and 0 <= v <= MAX_WEIGHT)
     if shares is not None:
         shares = {s: float(v) for s, v in shares.items()}
-        if abs(sum(shares.values()) - 1.0) > 1e-6:
-            raise invalid("shares must sum to 1", "skill_shares")
     return NextRequest(method, ids, correct, k, strategy, float(target), candidates, dropped,
                        exclude, top, seed, caps, shares, _stop(body.get("stop")))
