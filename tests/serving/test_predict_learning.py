@@ -120,6 +120,31 @@ def test_invalid_requests_are_refused_as_before(client) -> None:
     assert client.get("/model").get_json()["model_version"] == "learn-1"
 
 
+def test_next_items_adaptive_controls_with_the_learning_item_skills(client,
+                                                                     learned: ItemModel) -> None:
+    """Caps over ``options["learning"]["item_skills"]``, exclude, seeded randomesque and the
+    stop recommendation, on the learning-aware ranking."""
+    skill = learned.options["learning"]["item_skills"]
+    answers = [{"item_id": i, "correct": y} for i, y in HISTORY]
+    base = {"responses": answers}
+    best = [i["item_id"] for i in client.post("/next-items", json={**base, "k": 6}).get_json()[
+        "items"]]
+    body = client.post("/next-items", json={**base, "k": 6, "exclude": best[:3]}).get_json()
+    assert [i["item_id"] for i in body["items"]][:3] == best[3:6]
+    first = skill[best[0]]
+    seen = sum(skill.get(i) == first for i, _ in HISTORY)
+    r = client.post("/next-items", json={**base, "k": 10, "skill_caps": {first: seen}})
+    got = [i["item_id"] for i in r.get_json()["items"]]
+    assert len(got) == 10 and all(skill[i] != first for i in got)
+    draws = [client.post("/next-items", json={**base, "k": 3, "randomesque": 6, "seed": s}
+                         ).get_json()["items"] for s in (1, 1, 2, 3, 4, 5)]
+    assert draws[0] == draws[1] and len({tuple(i["item_id"] for i in d) for d in draws}) > 2
+    se = body["ability"]["se"]
+    for target, flag in ((se + 1e-4, True), (se - 1e-4, False)):
+        stop = client.post("/next-items", json={**base, "stop": {"se": target}}).get_json()
+        assert stop["stop"]["recommended"] is flag
+
+
 def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Path,
                                                       learned: ItemModel) -> None:
     doc = learned.to_dict()
@@ -140,3 +165,4 @@ def test_the_learning_serving_path_does_not_import_scipy() -> None:
     done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+

@@ -119,7 +119,7 @@ def test_truncation_keeps_the_latest_answered_at() -> None:
     assert (students[0].item_ids, students[0].correct, students[0].dropped) == (
         ["c", "a"], [1, 1], 1)
     parsed = parse_next({"responses": answers, "truncate": "oldest"}, limits)
-    assert parsed[1] == ["c", "a"] and parsed[-1] == 1
+    assert parsed.item_ids == ["c", "a"] and parsed.dropped == 1
 
 
 def test_server_default_truncates_batches_and_next_items(monkeypatch, tmp_path, fitted) -> None:

@@ -17,7 +17,10 @@ is the skill's typical item's at the student's ability in that skill
   and the covariates of the next answer, whatever the ``method``.
 * ``/next-items`` ranks the candidates by those probabilities: ``max_information`` by
   ``a_j^2 p_j (1 - p_j)``, ``target_probability`` by ``|p_j - target|`` (ties: higher
-  information, then position), as :func:`irt.engine.selection.next_items` does for plain models.
+  information, then position), as :func:`irt.engine.selection.next_items` does for plain models;
+  the adaptive controls (``exclude``, ``randomesque``/``seed``, ``skill_caps``/``skill_shares``
+  over ``options["learning"]["item_skills"]``, ``stop``) act as for plain models
+  (:func:`irt.engine.selection.pick`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import numpy as np
 
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
-from irt.serving.plain import provisional_lookup, report_dropped
+from irt.engine.selection import pick, rank
+from irt.serving.plain import controls, provisional_lookup, report_dropped, stop_advice
 from irt.serving.requests import Limits, Student, parse_next, parse_predict
 
 
@@ -59,36 +63,48 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     Raises:
         RequestError: for invalid input (the same rules as the plain model's path).
     """
-    method, ids, correct, k, strategy, target, candidates, dropped = parse_next(payload, limits)
+    req = parse_next(payload, limits)
     spec = learning_of(model)
     assert spec is not None
-    looked, unknown = model.lookup(ids)
+    looked, unknown = model.lookup(req.item_ids)
     known = looked >= 0
     pos = looked[known]
-    y = np.asarray(correct, dtype=np.int64)[known]
-    post = student_posterior(model, spec, pos, y, method)
-    if candidates is None:
+    y = np.asarray(req.correct, dtype=np.int64)[known]
+    post = student_posterior(model, spec, pos, y, req.method)
+    if req.candidates is None:
         pool = np.arange(model.n_items)
     else:
-        cand, missing = model.lookup(list(dict.fromkeys(candidates)))
+        cand, missing = model.lookup(list(dict.fromkeys(req.candidates)))
         pool = np.unique(cand[cand >= 0])
         unknown += [m for m in missing if m not in unknown]
-    pool = pool[~np.isin(pool, pos)]
+    never = pos
+    if req.exclude is not None:
+        excl, missing = model.lookup(list(dict.fromkeys(req.exclude)))
+        never = np.concatenate([pos, excl[excl >= 0]])
+        unknown += [m for m in missing if m not in unknown]
+    pool = pool[~np.isin(pool, never)]
     p = probabilities(model, spec, post, pool) if pool.size else np.zeros(0)
     info = model.a[pool] ** 2 * p * (1.0 - p)
-    if strategy == "max_information":
-        order = np.lexsort((pool, -info))
-    else:
-        order = np.lexsort((pool, -info, np.round(np.abs(p - target), 12)))
-    chosen = order[:k]
-    return {
-        "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6), "method": method,
-                    "n_answers": post.n_answers},
-        "strategy": strategy,
+    order = rank(pool, info, p, req.strategy, req.target)
+    where = {j: i for i, j in enumerate(pool.tolist())}
+    settings, unknown_skills = controls(model, req, pos)
+    picked = pick(pool[order], req.k, settings)
+    chosen = np.array([where[j] for j in picked.tolist()], dtype=np.int64)
+    answer: dict[str, Any] = {
+        "ability": {"theta": round(post.theta, 6), "se": round(post.se, 6),
+                    "method": req.method, "n_answers": post.n_answers},
+        "strategy": req.strategy,
         "items": [{"item_id": model.item_ids[j], "probability": round(float(pp), 6),
                    "information": round(float(ii), 6)}
                   for j, pp, ii in zip(pool[chosen].tolist(), p[chosen], info[chosen],
                                        strict=True)],
         "unknown_items": unknown,
-        **({"dropped_responses": dropped} if dropped else {}),
     }
+    if unknown_skills:
+        answer["unknown_skills"] = unknown_skills
+    stop = stop_advice(req, post.se, post.n_answers, int(chosen.shape[0]))
+    if stop is not None:
+        answer["stop"] = stop
+    if req.dropped:
+        answer["dropped_responses"] = req.dropped
+    return answer

@@ -23,7 +23,7 @@ import numpy as np
 
 from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
 from irt.engine.model import ItemModel, irf, logistic, skill_table
-from irt.engine.selection import next_items
+from irt.engine.selection import Controls, item_skills, next_items
 from irt.serving.requests import (
     BATCH_KEYS,
     GET_CORRECT,
@@ -33,6 +33,7 @@ from irt.serving.requests import (
     STUDENT_KEYS,
     TRUNCATE_MODES,
     Limits,
+    NextRequest,
     Student,
     parse_next,
     parse_predict,
@@ -546,32 +547,94 @@ def report_dropped(answer: dict[str, Any], students: list[Student], is_batch: bo
         if student.dropped:
             result["dropped_responses"] = student.dropped
 
+def controls(model: ItemModel, request: NextRequest, answered: np.ndarray
+             ) -> tuple[Controls, list[str]]:
+    """The request's randomesque and content-balancing settings over the model's item ->
+    skill map (:func:`irt.engine.selection.item_skills`), and the skills of ``skill_caps`` and
+    ``skill_shares`` the model does not know (every one, for a model without a map; the
+    answer lists them in ``unknown_skills``).  ``answered``: the positions of the student's
+    known answers, counted against the caps and shares.  Caps on unknown skills do nothing;
+    shares are normalised over the known skills, and ignored when none is known.
+    """
+    base = Controls(top=request.randomesque, seed=request.seed)
+    named = {**(request.skill_caps or {}), **(request.skill_shares or {})}
+    if not named:
+        return base, []
+    mapping = item_skills(model)
+    skill_ids, skill_of = mapping if mapping is not None else ((), np.zeros(0, np.int64))
+    unknown = [s for s in named if s not in skill_ids]
+    caps = shares = None
+    if request.skill_caps is not None:
+        caps = np.array([min(request.skill_caps.get(s, np.inf), 1e18) for s in skill_ids],
+                        dtype=float)
+    if request.skill_shares is not None and any(s in request.skill_shares for s in skill_ids):
+        weight = np.array([request.skill_shares.get(s, 0.0) for s in skill_ids], dtype=float)
+        total = weight.sum()
+        shares = weight / total if total > 0 else weight
+    if mapping is None or (caps is None and shares is None):
+        return base, unknown
+    rows = skill_of[answered]
+    seen = np.bincount(rows[rows >= 0], minlength=len(skill_ids)).astype(float)
+    return Controls(top=request.randomesque, seed=request.seed, skill_of=skill_of, caps=caps,
+                    shares=shares, seen=seen), unknown
+
+
+def stop_advice(request: NextRequest, se: float, n_answers: int, n_items: int
+                ) -> dict[str, Any] | None:
+    """The response's ``stop`` (only when the request has a ``stop`` rule):
+    ``{"recommended": bool, "reasons": [...]}``, the reasons among ``se`` (the ability's SE at
+    or below ``stop.se``), ``max_items`` (``n_answers`` known answers at or above
+    ``stop.max_items``) and ``no_items`` (nothing left to recommend)."""
+    rule = request.stop
+    if rule is None:
+        return None
+    reasons = []
+    if rule.se is not None and se <= rule.se:
+        reasons.append("se")
+    if rule.max_items is not None and n_answers >= rule.max_items:
+        reasons.append("max_items")
+    if n_items == 0:
+        reasons.append("no_items")
+    return {"recommended": bool(reasons), "reasons": reasons}
+
+
 def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     """The answer to a next-items request for a plain model, without ``model_version``.
 
     Raises:
         RequestError: for invalid input.
     """
-    method, ids, correct, k, strategy, target, candidates, dropped = parse_next(payload, limits)
-    student = Student(None, ids, correct, candidates)
-    theta, se, pos, unknown = _ability(model, student, method)
+    req = parse_next(payload, limits)
+    student = Student(None, req.item_ids, req.correct, req.candidates)
+    theta, se, pos, unknown = _ability(model, student, req.method)
     cand_pos = None
-    if candidates is not None:
-        looked, missing = model.lookup(list(dict.fromkeys(candidates)))
+    if req.candidates is not None:
+        looked, missing = model.lookup(list(dict.fromkeys(req.candidates)))
         cand_pos = looked[looked >= 0]
         unknown += [m for m in missing if m not in unknown]
-    chosen = next_items(model, theta, k, strategy=strategy, target=float(target), exclude=pos,
-                        candidates=cand_pos)
+    never = pos
+    if req.exclude is not None:
+        looked, missing = model.lookup(list(dict.fromkeys(req.exclude)))
+        never = np.concatenate([pos, looked[looked >= 0]])
+        unknown += [m for m in missing if m not in unknown]
+    settings, unknown_skills = controls(model, req, pos)
+    chosen = next_items(model, theta, req.k, strategy=req.strategy, target=req.target,
+                        exclude=never, candidates=cand_pos, controls=settings)
     probs = model.probability_by_position(theta, chosen)
     info = model.information_by_position(theta, chosen)
-    answer = {
-        "ability": _ability_json(theta, se, method, int(pos.shape[0])),
-        "strategy": strategy,
+    answer: dict[str, Any] = {
+        "ability": _ability_json(theta, se, req.method, int(pos.shape[0])),
+        "strategy": req.strategy,
         "items": [{"item_id": model.item_ids[j], "probability": round(float(p), 6),
                    "information": round(float(i), 6)}
                   for j, p, i in zip(chosen.tolist(), probs, info, strict=True)],
         "unknown_items": unknown,
     }
-    if dropped:
-        answer["dropped_responses"] = dropped
+    if unknown_skills:
+        answer["unknown_skills"] = unknown_skills
+    stop = stop_advice(req, se, int(pos.shape[0]), int(chosen.shape[0]))
+    if stop is not None:
+        answer["stop"] = stop
+    if req.dropped:
+        answer["dropped_responses"] = req.dropped
     return answer

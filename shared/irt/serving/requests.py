@@ -11,7 +11,8 @@ Contract (see ``docs/predict-openapi.yaml``):
 * predict, a batch: ``{"students": [{"student_id": "...", "responses": [...],
   "items": [...]}, ...], "method": "EAP"}``
 * next items: ``{"responses": [...], "k": 3, "strategy": "max_information",
-  "target": 0.7, "candidates": ["Q7", ...]}``
+  "target": 0.7, "candidates": ["Q7", ...]}``, with the adaptive controls ``exclude``,
+  ``randomesque``, ``seed``, ``skill_caps``, ``skill_shares`` and ``stop`` (:func:`parse_next`)
 * predict (single or batch) may name the skill of items the model has no parameters for:
   ``"item_skills": {"Q9": "fractions"}`` (:func:`item_skills`).
 
@@ -37,6 +38,7 @@ error; those the model knows only through their skill in ``provisional_items``.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -394,7 +396,8 @@ SINGLE_KEYS = frozenset({"responses", "items", "method", "item_skills", "truncat
 BATCH_KEYS = frozenset({"students", "method", "item_skills", "truncate"})
 STUDENT_KEYS = frozenset({"student_id", "responses", "items"})
 _NEXT_KEYS = frozenset({"responses", "k", "strategy", "target", "candidates", "method",
-                        "truncate"})
+                        "truncate", "exclude", "randomesque", "seed", "skill_caps",
+                        "skill_shares", "stop"})
 
 
 def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, str]:
@@ -446,13 +449,112 @@ def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, st
     return [Student(None, ids, correct, items, named, dropped)], False, method
 
 
-def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int], int, str,
-                                                      float, list[str] | None, int]:
+@dataclass(frozen=True)
+class Stop:
+    """A next-items request's stopping rule: recommend stopping once the ability's SE is at
+    or below ``se`` or the student has answered ``max_items`` known items (either may be
+    ``None``)."""
+
+    se: float | None = None
+    max_items: int | None = None
+
+
+@dataclass(frozen=True)
+class NextRequest:
+    """A validated next-items request.
+
+    Attributes:
+        method: ``EAP`` or ``MAP``.
+        item_ids, correct: the answers (first attempt per item, earliest first).
+        k: how many items.
+        strategy, target: the ranking (``target`` used by ``target_probability`` only).
+        candidates: item ids to choose from (``None``: every item).
+        dropped: the oldest answers left out by ``truncate``.
+        exclude: item ids never to recommend (``None``: none).
+        randomesque: pick each item at random among this many best remaining (1: the best).
+        seed: the draws' seed (``None``: not reproducible).
+        skill_caps: ``{skill_id: most items of the skill in the session}`` (``None``: none).
+        skill_shares: ``{skill_id: weight}``, normalised to target shares (``None``: none).
+        stop: the stopping rule (``None``: no recommendation asked).
+    """
+
+    method: str
+    item_ids: list[str]
+    correct: list[int]
+    k: int
+    strategy: str
+    target: float
+    candidates: list[str] | None
+    dropped: int
+    exclude: list[str] | None = None
+    randomesque: int = 1
+    seed: int | None = None
+    skill_caps: dict[str, int] | None = None
+    skill_shares: dict[str, float] | None = None
+    stop: Stop | None = None
+
+
+def _is_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(
+        value)
+
+
+def _skill_map(value: Any, field: str, limits: Limits, rule: str,
+               check: Callable[[Any], bool]) -> dict[str, Any] | None:
+    """``{skill_id: value}`` with values passing ``check`` (else a 400 naming
+    ``field.<skill_id>``).  Skill ids are taken as sent: one the model does not know (blank,
+    too long or simply not a skill of the model) matches no item, and the answer lists it in
+    ``unknown_skills``."""
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise invalid("must be an object {skill_id: value}", field)
+    if not value:
+        raise invalid("must name at least one skill", field)
+    if len(value) > limits.max_items:
+        raise too_large(f"at most {limits.max_items} skills", field)
+    for key, v in value.items():
+        if not check(v):
+            err = invalid(rule, f"{field}.{key}")
+            err.log_field = f"{field}.<skill_id>"
+            raise err
+    return dict(value)
+
+
+#: The largest weight of ``skill_shares`` (weights are normalised to shares).
+MAX_WEIGHT = 1000.0
+#: The largest seed: a JSON integer in the unsigned 64-bit range of numpy's generators.
+MAX_SEED = (1 << 64) - 1
+_STOP_KEYS = frozenset({"se", "max_items"})
+
+
+def _stop(value: Any) -> Stop | None:
+    if value is None:
+        return None
+    body = _object(value, "stop")
+    _check_keys(body, _STOP_KEYS, "stop")
+    if not body:
+        raise invalid("must give se, max_items or both", "stop")
+    se = body.get("se")
+    if "se" in body and (not _is_number(se) or se <= 0):
+        raise invalid("must be a number above 0", "stop.se")
+    most = body.get("max_items")
+    if "max_items" in body and (type(most) is not int or most < 1):
+        raise invalid("must be an integer of at least 1", "stop.max_items")
+    return Stop(None if se is None else float(se), most)
+
+
+def parse_next(payload: Any, limits: Limits) -> NextRequest:
     """Validate a next-items request (shared by the plain and learning-aware paths).
 
-    Returns:
-        ``(method, answered ids, answers, k, strategy, target, candidates or None,
-        dropped)``, ``dropped`` the oldest answers left out by ``truncate``.
+    Adaptive controls (all optional): ``exclude`` (item ids, as ``candidates``);
+    ``randomesque`` (an integer from 1 to ``max_k``, more is a 413); ``seed`` (an integer
+    from 0 to 2**64 - 1); ``skill_caps`` (``{skill_id: integer >= 0}``); ``skill_shares``
+    (``{skill_id: weight in [0, MAX_WEIGHT]}``, normalised to shares over the skills the model
+    knows); ``stop`` (``{"se": number > 0, "max_items": integer >= 1}``, at least one).  Any
+    request the OpenAPI schema allows is answered: a skill the model does not know (every
+    skill, for a model without an item -> skill map) is listed, not refused.  See
+    :mod:`irt.engine.selection`.
 
     Raises:
         RequestError: naming the field and the rule.
@@ -477,4 +579,24 @@ def parse_next(payload: Any, limits: Limits) -> tuple[str, list[str], list[int],
     if "target" in body and strategy != "target_probability":
         raise invalid("applies only to strategy 'target_probability'", "target")
     candidates = _item_list(body.get("candidates"), "candidates", limits)
-    return method, ids, correct, k, strategy, target, candidates, dropped
+    exclude = _item_list(body.get("exclude"), "exclude", limits)
+    top = body.get("randomesque")
+    if top is None:
+        top = 1
+    elif type(top) is not int or top < 1:
+        raise invalid("must be an integer of at least 1", "randomesque")
+    elif top > limits.max_k:
+        raise too_large(f"must be at most {limits.max_k}", "randomesque")
+    seed = body.get("seed")
+    if seed is not None and (type(seed) is not int or not 0 <= seed <= MAX_SEED):
+        raise invalid("must be an integer from 0 to 2**64 - 1", "seed")
+    caps = _skill_map(body.get("skill_caps"), "skill_caps", limits,
+                      "must be an integer of at least 0",
+                      lambda v: type(v) is int and v >= 0)
+    shares = _skill_map(body.get("skill_shares"), "skill_shares", limits,
+                        f"must be a number from 0 to {MAX_WEIGHT:g}",
+                        lambda v: _is_number(v) and 0 <= v <= MAX_WEIGHT)
+    if shares is not None:
+        shares = {s: float(v) for s, v in shares.items()}
+    return NextRequest(method, ids, correct, k, strategy, float(target), candidates, dropped,
+                       exclude, top, seed, caps, shares, _stop(body.get("stop")))
