@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -154,8 +155,8 @@ def read_json(request: Request) -> Any:
     if length is not None and length > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
                            code="too_large")
-    # With a Content-Length the stream stops there: read it all, cached, so that the
-    # framework's own read after the response finds it; without one (chunked), bounded.
+    # With a Content-Length the stream stops there: read it all (cached); without one
+    # (chunked), bounded.  What is left unread is never read: see _leave_body_unread.
     raw = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
@@ -171,6 +172,23 @@ def read_json(request: Request) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"body is not valid JSON: {exc}"[:300], "body", status=400,
                            code="invalid_json") from None
+
+
+def _leave_body_unread(request: Request) -> None:
+    """Make the rest of the request body unreadable to the application, so that nothing
+    buffers it after the answer.
+
+    functions-framework registers an after-request hook (``read_request``) that reads the
+    whole body with ``request.get_data()`` before the response is sent: after a 413 that
+    buffered a body of any size in the worker (a 300 MiB body raised a worker from 60 to
+    363 MiB) and, with ``Content-Length: 10^12`` and 2 bytes sent, held the answer until the
+    client gave up.  Once this module has answered, the request's stream is replaced by an
+    empty one (a body already read is cached by ``get_data`` and unaffected); what the client
+    still sends is gunicorn's: its gthread worker drains at most 64 KiB within 5 s after the
+    response, else closes the connection (gunicorn 27, ``_keepalive_after``), and its sync
+    worker always closes it.
+    """
+    request.stream = io.BytesIO()  # werkzeug's cached_property: setting it replaces the stream
 
 
 Handler = Callable[[Request, ItemModel, str], Response]
@@ -260,6 +278,7 @@ def predict(request: Request) -> Response:
     except Exception:  # a bug, never bad input: log it, answer a JSON 500
         log.exception("unhandled error", extra={"fields": {"path": logged_path}})
         response = _json({"error": {"code": "internal", "message": "internal error"}}, 500)
+    _leave_body_unread(request)
     response.headers["X-Request-Id"] = request_id
     loaded = STORE.loaded
     status = response.status_code
