@@ -19,7 +19,9 @@ the instance with a log line naming the variable): ``MODEL_BUCKET`` (or ``MODEL_
 ``MODEL_REFRESH_WAIT_SECONDS``,
 ``STORAGE_TIMEOUT_SECONDS``, and the size caps ``MAX_BODY_BYTES`` (1 MiB),
 ``MAX_RESPONSES`` (1000 answers per student), ``MAX_ITEMS`` (5000 requested items),
-``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), each a 413 when exceeded;
+``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), ``MAX_PROBABILITIES``
+(262144 in one response; a student without ``items`` asks for every item), each a 413 when
+exceeded;
 ``TRUNCATE_RESPONSES`` (``none``; ``oldest`` keeps the most recent ``MAX_RESPONSES`` answers
 instead), ``PROJECT_ID`` (the trace field of the log line).
 """

@@ -6,8 +6,8 @@
   chunked, and a ``Content-Length: 10^12`` sending 2 bytes gets its 413 at once and its
   connection closed within gunicorn's bounded drain (5 s, 64 KiB).
 * **Response amplification** (item 3): a batch of students without ``items`` on a large bank is
-  a 413 naming ``students`` (``MAX_BATCH_PROBABILITIES``), not a response of every item for
-  every student.
+  a 413 naming ``students`` (``MAX_PROBABILITIES``), not a response of every item for every
+  student.
 
 Each drill is bounded in time; a raw socket is used where a client library would hide what the
 server does (when the answer arrives, whether the connection closes).
@@ -22,8 +22,12 @@ import threading
 import time
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
+import requests
 from livesrv import LiveServer, group_rss_kib, live_server
+
+from irt.engine.model import ItemModel
 
 pytestmark = pytest.mark.drills
 
@@ -163,3 +167,46 @@ def test_normal_requests_still_served(live: LiveServer) -> None:
         status, _, out = _read_response(sock, timeout=5)
         assert status == 200, out[:300]
         assert json.loads(out)["model_version"] == live.model_version
+
+
+# --------------------------------------------------------------------------- amplification
+BIG_BANK = 20_000
+
+
+def big_model_json(n_items: int) -> str:
+    """A valid 2PL bank of ``n_items`` items ``i0`` ... (random parameters, no fit)."""
+    rng = np.random.default_rng(17)
+    nan = np.full(n_items, np.nan)
+    return ItemModel(model_type="2pl", item_ids=tuple(f"i{j}" for j in range(n_items)),
+                     a=rng.uniform(0.5, 2.0, n_items), b=rng.normal(0.0, 1.0, n_items),
+                     c=np.zeros(n_items), se_a=nan, se_b=nan, se_c=nan,
+                     quadrature={"n_points": 41, "bound": 6.0, "distribution": "normal"},
+                     fit={"method": "MML-EM", "converged": True},
+                     created_at="2026-01-01T00:00:00+00:00").to_json()
+
+
+@pytest.fixture(scope="module")
+def big_bank() -> Iterator[LiveServer]:
+    with live_server(env={"WORKERS": "1", "THREADS": "4"}, model=big_model_json(BIG_BANK),
+                     start_timeout=60) as server:
+        yield server
+
+
+def test_batch_without_items_is_not_amplified(big_bank: LiveServer) -> None:
+    """100 students without ``items`` on a 20,000-item bank: a 413 naming ``students`` and
+    ``MAX_PROBABILITIES`` (it was every item for every student: a 1.9 KB request, a 36 MB
+    response); one student without ``items`` still gets the whole bank."""
+    batch = {"students": [{"student_id": f"s{k}", "responses": []} for k in range(100)]}
+    raw = json.dumps(batch).encode()
+    r = requests.post(big_bank.url + "/predict", data=raw, timeout=30,
+                      headers={"Content-Type": "application/json"})
+    assert r.status_code == 413, (len(raw), len(r.content))
+    error = r.json()["error"]
+    assert (error["code"], error["field"]) == ("too_large", "students")
+    assert "262144" in error["message"] and str(BIG_BANK) in error["message"]
+    assert len(r.content) < 1000
+    r = requests.post(big_bank.url + "/predict", json={"responses": []}, timeout=30)
+    assert r.status_code == 200 and len(r.json()["probabilities"]) == BIG_BANK
+    r = requests.post(big_bank.url + "/predict", timeout=30,
+                      json={"students": [{"responses": []}] * 13})  # 260,000 <= 262,144
+    assert r.status_code == 200 and len(r.json()["results"]) == 13

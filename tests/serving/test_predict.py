@@ -242,6 +242,39 @@ def test_size_caps_are_413(monkeypatch, model_dir: Path) -> None:
     assert r.status_code == 413 and r.get_json()["error"]["field"] == "body"
 
 
+def test_probabilities_per_response_are_capped(monkeypatch, model_dir: Path,
+                                               fitted: ItemModel) -> None:
+    """Issue 17 item 3: a student without ``items`` asks for every item of the model; a
+    response of more than ``MAX_PROBABILITIES`` probabilities is a 413 naming ``students``
+    (batch) or ``items`` (one student), on the fast path and the detailed one alike."""
+    n = fitted.n_items  # 40
+    c = make_client(monkeypatch, model_dir, MAX_PROBABILITIES=str(2 * n))
+    detailed = {"item_id": "q1", "correct": 1, "answered_at": "2026-01-01T00:00:00Z"}
+    over = [
+        ({"students": [{"responses": []}] * 3}, "students"),  # 3 x 40 > 80
+        ({"students": [{"responses": [detailed]}] * 3}, "students"),
+        ({"students": [{"responses": []}, {"responses": [], "items": ["q1"] * (n + 1)}]},
+         "students"),
+        ({"students": [{"responses": []}] * 3, "item_skills": {}}, "students"),
+    ]
+    for body, field in over:
+        r = c.post("/", json=body)
+        assert r.status_code == 413, (body, r.get_json())
+        error = r.get_json()["error"]
+        assert (error["code"], error["field"]) == ("too_large", field)
+        assert str(2 * n) in error["message"] and "items" in error["message"]
+    ok = [{"students": [{"responses": []}] * 2},
+          {"students": [{"responses": [], "items": ["q1"]}] * 80},
+          {"responses": [detailed]}]
+    for body in ok:
+        assert c.post("/", json=body).status_code == 200, body
+    single = make_client(monkeypatch, model_dir, MAX_PROBABILITIES=str(n - 1))
+    for body in ({"responses": []}, {"responses": [detailed]}):
+        r = single.post("/", json=body)
+        assert r.status_code == 413 and r.get_json()["error"]["field"] == "items"
+    assert single.post("/", json={"responses": [], "items": ["q1"]}).status_code == 200
+
+
 def test_no_model_is_503_then_recovers_without_restart(monkeypatch, tmp_path: Path,
                                                         fitted: ItemModel) -> None:
     c = make_client(monkeypatch, tmp_path, MODEL_RETRY_SECONDS="0.2")

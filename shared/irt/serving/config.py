@@ -17,6 +17,9 @@ variable                        default    rule
 ``MAX_ITEMS``                   5000       requested items per student, 1-1000000
 ``MAX_STUDENTS``                100        students per batch, 1-10000
 ``MAX_K``                       100        next items per request, 1-10000
+``MAX_PROBABILITIES``           262144     probabilities in one predict response, summed
+                                           over its students (a student without ``items``
+                                           asks for every item of the model), 1-10000000
 ``TRUNCATE_RESPONSES``          none       ``none`` or ``oldest``: what a request without
                                            ``truncate`` does with more than ``MAX_RESPONSES``
                                            answers - refuse it (413) or keep the most recent
@@ -59,7 +62,7 @@ class PredictConfig:
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``.
         max_body_bytes: ``MAX_BODY_BYTES``.
         limits: the request caps ``MAX_RESPONSES``, ``MAX_ITEMS``, ``MAX_STUDENTS``,
-            ``MAX_K``, and ``TRUNCATE_RESPONSES``.
+            ``MAX_K``, ``MAX_PROBABILITIES``, and ``TRUNCATE_RESPONSES``.
         project_id: ``PROJECT_ID`` (else ``GOOGLE_CLOUD_PROJECT``), or ``None``.
     """
 
@@ -100,6 +103,8 @@ class PredictConfig:
             max_items=env_int(env, "MAX_ITEMS", defaults.max_items, 1, 1_000_000),
             max_students=env_int(env, "MAX_STUDENTS", defaults.max_students, 1, 10_000),
             max_k=env_int(env, "MAX_K", defaults.max_k, 1, 10_000),
+            max_probabilities=env_int(env, "MAX_PROBABILITIES", defaults.max_probabilities,
+                                      1, 10_000_000),
             truncate=_truncate(env))
         return cls(
             bucket=(env.get("MODEL_BUCKET") or "").strip() or None,

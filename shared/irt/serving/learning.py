@@ -29,7 +29,13 @@ import numpy as np
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
 from irt.serving.plain import provisional_lookup, report_dropped
-from irt.serving.requests import Limits, Student, parse_next, parse_predict
+from irt.serving.requests import (
+    Limits,
+    Student,
+    check_probabilities,
+    parse_next,
+    parse_predict,
+)
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
@@ -39,6 +45,7 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         RequestError: for invalid input (as the plain model's path).
     """
     students, is_batch, method = parse_predict(payload, limits)
+    check_probabilities([s.items for s in students], model.n_items, limits, is_batch)
     if is_batch:
         answer = {"results": [{"student_id": s.student_id, **_one(model, s, method)}
                               for s in students]}
