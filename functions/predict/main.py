@@ -21,9 +21,10 @@ the instance with a log line naming the variable): ``MODEL_BUCKET`` (or ``MODEL_
 ``MAX_RESPONSES`` (1000 answers per student), ``MAX_ITEMS`` (5000 requested items),
 ``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), ``MAX_PROBABILITIES``
 (262144 in one response; a student without ``items`` asks for every item), each a 413 when
-exceeded;
-``TRUNCATE_RESPONSES`` (``none``; ``oldest`` keeps the most recent ``MAX_RESPONSES`` answers
-instead), ``PROJECT_ID`` (the trace field of the log line).
+exceeded; ``MAX_MODEL_ITEMS`` (200000) and ``MAX_MODEL_BYTES`` (64 MiB), over which a model
+is rejected (ERROR, the old one keeps serving); ``TRUNCATE_RESPONSES`` (``none``; ``oldest``
+keeps the most recent ``MAX_RESPONSES`` answers instead), ``PROJECT_ID`` (the trace field of
+the log line).
 """
 
 from __future__ import annotations
@@ -123,7 +124,8 @@ MAX_BODY_BYTES = CONFIG.max_body_bytes
 RETRY_AFTER_SECONDS = CONFIG.retry_after_seconds
 PROJECT_ID = CONFIG.project_id
 STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.retry_seconds,
-                   log, wait_seconds=CONFIG.refresh_wait_seconds)
+                   log, wait_seconds=CONFIG.refresh_wait_seconds,
+                   max_model_bytes=CONFIG.max_model_bytes, max_model_items=CONFIG.max_model_items)
 STORE.load()  # at cold start; a failure is logged and retried in the background
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a

@@ -323,6 +323,36 @@ def test_hot_refresh_swaps_and_corrupt_model_keeps_the_old(monkeypatch, model_di
     assert all(e["severity"] == "ERROR" for e in rejected)
 
 
+def test_model_over_the_size_caps_is_rejected_and_the_old_keeps_serving(
+        monkeypatch, model_dir: Path, fitted: ItemModel, capsys) -> None:
+    """Issue 17 item 4: a model over ``MAX_MODEL_ITEMS`` items or ``MAX_MODEL_BYTES`` bytes
+    is rejected like an invalid one (ERROR ``model rejected`` naming the cap), the old one
+    keeps serving (a 1M-item model used to load and peak at 5.9 GiB)."""
+    text = fitted.to_json()
+    c = make_client(monkeypatch, model_dir, MODEL_REFRESH_SECONDS="0.1",
+                    MAX_MODEL_ITEMS=str(fitted.n_items), MAX_MODEL_BYTES=str(len(text) + 100))
+    assert c.get("/model").get_json()["model_version"] == "v1"
+    doc = json.loads(text)
+    doc["items"]["extra"] = dict(doc["items"]["q0"])  # one item too many
+    small = json.dumps(doc, separators=(",", ":"))
+    assert len(small) < len(text)
+    capsys.readouterr()
+    out = ""
+    for version, body in (("v2", small), ("v3", text + " " * 200)):
+        publish(model_dir, version, body)
+        deadline = time.monotonic() + 5
+        while f'"model_version": "{version}"' not in out and time.monotonic() < deadline:
+            assert c.get("/model").get_json()["model_version"] == "v1"
+            time.sleep(0.05)
+            out += capsys.readouterr().out
+    logs = [json.loads(line) for line in out.splitlines() if line]
+    rejected = {e["model_version"]: e for e in logs if e["message"].startswith("model rejected")}
+    assert set(rejected) == {"v2", "v3"}
+    assert all(e["severity"] == "ERROR" for e in rejected.values())
+    assert "MAX_MODEL_ITEMS" in rejected["v2"]["error"]
+    assert "MAX_MODEL_BYTES" in rejected["v3"]["error"]
+
+
 def test_logs_are_structured_and_carry_no_student_ids(client, capsys) -> None:
     capsys.readouterr()
     secret = "student-4f9a2c"

@@ -20,6 +20,11 @@ variable                        default    rule
 ``MAX_PROBABILITIES``           262144     probabilities in one predict response, summed
                                            over its students (a student without ``items``
                                            asks for every item of the model), 1-10000000
+``MAX_MODEL_ITEMS``             200000     items in a model; a larger one is rejected (ERROR
+                                           ``model rejected``, the old one keeps serving),
+                                           1-10000000
+``MAX_MODEL_BYTES``             67108864   bytes of ``model.json``, checked before parsing,
+                                           1-1073741824
 ``TRUNCATE_RESPONSES``          none       ``none`` or ``oldest``: what a request without
                                            ``truncate`` does with more than ``MAX_RESPONSES``
                                            answers - refuse it (413) or keep the most recent
@@ -40,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from irt.engine.artifact import MAX_MODEL_BYTES, MAX_MODEL_ITEMS
 from irt.errors import ConfigError
 from irt.serving.requests import Limits
 from irt.settings import env_float, env_int
@@ -64,6 +70,8 @@ class PredictConfig:
         limits: the request caps ``MAX_RESPONSES``, ``MAX_ITEMS``, ``MAX_STUDENTS``,
             ``MAX_K``, ``MAX_PROBABILITIES``, and ``TRUNCATE_RESPONSES``.
         project_id: ``PROJECT_ID`` (else ``GOOGLE_CLOUD_PROJECT``), or ``None``.
+        max_model_items: ``MAX_MODEL_ITEMS``.
+        max_model_bytes: ``MAX_MODEL_BYTES``.
     """
 
     bucket: str | None
@@ -76,6 +84,8 @@ class PredictConfig:
     max_body_bytes: int = 1 << 20
     limits: Limits = field(default_factory=Limits)
     project_id: str | None = None
+    max_model_items: int = MAX_MODEL_ITEMS
+    max_model_bytes: int = MAX_MODEL_BYTES
 
     @property
     def retry_after_seconds(self) -> int:
@@ -117,6 +127,8 @@ class PredictConfig:
                                               300.0),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1 << 20, 1, MAX_BODY_LIMIT),
             limits=limits,
+            max_model_items=env_int(env, "MAX_MODEL_ITEMS", MAX_MODEL_ITEMS, 1, 10_000_000),
+            max_model_bytes=env_int(env, "MAX_MODEL_BYTES", MAX_MODEL_BYTES, 1, 1 << 30),
             project_id=(env.get("PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT") or "").strip()
             or None)
 
