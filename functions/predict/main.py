@@ -178,6 +178,11 @@ def read_json(request: Request) -> Any:
                            code="invalid_json") from None
 
 
+#: What is left of a body up to this much over ``MAX_BODY_BYTES`` is read and dropped after
+#: the answer; past it nothing more is read.
+DRAIN_BYTES = 4 << 20
+
+
 def _leave_body_unread(request: Request) -> None:
     """Make the rest of the request body unreadable to the application, so that nothing
     buffers it after the answer.
@@ -186,12 +191,21 @@ def _leave_body_unread(request: Request) -> None:
     whole body with ``request.get_data()`` before the response is sent: after a 413 that
     buffered a body of any size in the worker (a 300 MiB body raised a worker from 60 to
     363 MiB) and, with ``Content-Length: 10^12`` and 2 bytes sent, held the answer until the
-    client gave up.  Once this module has answered, the request's stream is replaced by an
-    empty one (a body already read is cached by ``get_data`` and unaffected); what the client
-    still sends is gunicorn's: its gthread worker drains at most 64 KiB within 5 s after the
-    response, else closes the connection (gunicorn 27, ``_keepalive_after``), and its sync
-    worker always closes it.
+    client gave up.  Once this module has answered, at most :data:`DRAIN_BYTES` more of a
+    body declared no larger than ``MAX_BODY_BYTES + DRAIN_BYTES`` (or chunked) are read and
+    dropped, then the request's stream is replaced by an empty one (a body already read is
+    cached by ``get_data`` and unaffected); what the client still sends is gunicorn's: its
+    gthread worker drains at most 64 KiB within 5 s after the response, else closes the
+    connection (gunicorn 27, ``_keepalive_after``), and its sync worker always closes it.
     """
+    length = get_content_length(request.environ)
+    if length is None or length <= MAX_BODY_BYTES + DRAIN_BYTES:
+        # A body a little over the cap is read and dropped, 64 KiB at a time (memory stays
+        # flat): closing on an unread body can reset the connection before a client that is
+        # still sending reads its 413.
+        stream, left = request.stream, DRAIN_BYTES
+        while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
+            left -= len(chunk)
     request.stream = io.BytesIO()  # werkzeug's cached_property: setting it replaces the stream
 
 
