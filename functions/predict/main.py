@@ -19,15 +19,19 @@ the instance with a log line naming the variable): ``MODEL_BUCKET`` (or ``MODEL_
 ``MODEL_REFRESH_WAIT_SECONDS``,
 ``STORAGE_TIMEOUT_SECONDS``, and the size caps ``MAX_BODY_BYTES`` (1 MiB),
 ``MAX_RESPONSES`` (1000 answers per student), ``MAX_ITEMS`` (5000 requested items),
-``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), each a 413 when exceeded;
-``TRUNCATE_RESPONSES`` (``none``; ``oldest`` keeps the most recent ``MAX_RESPONSES`` answers
-instead), ``PROJECT_ID`` (the trace field of the log line).
+``MAX_STUDENTS`` (100 per batch), ``MAX_K`` (100 next items), ``MAX_PROBABILITIES``
+(262144 in one response; a student without ``items`` asks for every item), each a 413 when
+exceeded; ``MAX_MODEL_ITEMS`` (200000) and ``MAX_MODEL_BYTES`` (64 MiB), over which a model
+is rejected (ERROR, the old one keeps serving); ``TRUNCATE_RESPONSES`` (``none``; ``oldest``
+keeps the most recent ``MAX_RESPONSES`` answers instead), ``PROJECT_ID`` (the trace field of
+the log line).
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import io
 import json
 import logging
 import os
@@ -120,7 +124,8 @@ MAX_BODY_BYTES = CONFIG.max_body_bytes
 RETRY_AFTER_SECONDS = CONFIG.retry_after_seconds
 PROJECT_ID = CONFIG.project_id
 STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.retry_seconds,
-                   log, wait_seconds=CONFIG.refresh_wait_seconds)
+                   log, wait_seconds=CONFIG.refresh_wait_seconds,
+                   max_model_bytes=CONFIG.max_model_bytes, max_model_items=CONFIG.max_model_items)
 STORE.load()  # at cold start; a failure is logged and retried in the background
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a
@@ -154,8 +159,8 @@ def read_json(request: Request) -> Any:
     if length is not None and length > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
                            code="too_large")
-    # With a Content-Length the stream stops there: read it all, cached, so that the
-    # framework's own read after the response finds it; without one (chunked), bounded.
+    # With a Content-Length the stream stops there: read it all (cached); without one
+    # (chunked), bounded.  What is left unread is never read: see _leave_body_unread.
     raw = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
@@ -171,6 +176,37 @@ def read_json(request: Request) -> Any:
     except (ValueError, UnicodeDecodeError) as exc:
         raise RequestError(f"body is not valid JSON: {exc}"[:300], "body", status=400,
                            code="invalid_json") from None
+
+
+#: What is left of a body up to this much over ``MAX_BODY_BYTES`` is read and dropped after
+#: the answer; past it nothing more is read.
+DRAIN_BYTES = 4 << 20
+
+
+def _leave_body_unread(request: Request) -> None:
+    """Make the rest of the request body unreadable to the application, so that nothing
+    buffers it after the answer.
+
+    functions-framework registers an after-request hook (``read_request``) that reads the
+    whole body with ``request.get_data()`` before the response is sent: after a 413 that
+    buffered a body of any size in the worker (a 300 MiB body raised a worker from 60 to
+    363 MiB) and, with ``Content-Length: 10^12`` and 2 bytes sent, held the answer until the
+    client gave up.  Once this module has answered, at most :data:`DRAIN_BYTES` more of a
+    body declared no larger than ``MAX_BODY_BYTES + DRAIN_BYTES`` (or chunked) are read and
+    dropped, then the request's stream is replaced by an empty one (a body already read is
+    cached by ``get_data`` and unaffected); what the client still sends is gunicorn's: its
+    gthread worker drains at most 64 KiB within 5 s after the response, else closes the
+    connection (gunicorn 27, ``_keepalive_after``), and its sync worker always closes it.
+    """
+    length = get_content_length(request.environ)
+    if length is None or length <= MAX_BODY_BYTES + DRAIN_BYTES:
+        # A body a little over the cap is read and dropped, 64 KiB at a time (memory stays
+        # flat): closing on an unread body can reset the connection before a client that is
+        # still sending reads its 413.
+        stream, left = request.stream, DRAIN_BYTES
+        while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
+            left -= len(chunk)
+    request.stream = io.BytesIO()  # werkzeug's cached_property: setting it replaces the stream
 
 
 Handler = Callable[[Request, ItemModel, str], Response]
@@ -260,6 +296,7 @@ def predict(request: Request) -> Response:
     except Exception:  # a bug, never bad input: log it, answer a JSON 500
         log.exception("unhandled error", extra={"fields": {"path": logged_path}})
         response = _json({"error": {"code": "internal", "message": "internal error"}}, 500)
+    _leave_body_unread(request)
     response.headers["X-Request-Id"] = request_id
     loaded = STORE.loaded
     status = response.status_code

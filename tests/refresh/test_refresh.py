@@ -206,6 +206,21 @@ def test_empty_window_and_bad_schema_are_refused(tmp_path, log_file):
     assert LocalStore(cfg.model_dir).versions() == {}
 
 
+@pytest.mark.parametrize(("env", "cap"), [({"MAX_MODEL_ITEMS": "24"}, "MAX_MODEL_ITEMS"),
+                                         ({"MAX_MODEL_BYTES": "2000"}, "MAX_MODEL_BYTES")])
+def test_a_model_over_the_size_caps_is_never_published(tmp_path, log_file, env, cap):
+    """Issue 17 item 4: a model over ``MAX_MODEL_ITEMS`` (25 items here) or
+    ``MAX_MODEL_BYTES`` is refused before anything is written, even with ``force``: 422
+    ``model_too_large`` naming the cap, ``LATEST`` unchanged."""
+    cfg = config(tmp_path, log_file, **env)
+    result = run(cfg, options={"force": True})
+    assert result.status == 422, result.body
+    assert result.body["status"] == "model_too_large"
+    assert cap in result.body["error"]
+    assert LocalStore(cfg.model_dir).versions() == {}
+    assert run(config(tmp_path, log_file)).status == 200  # within the default caps
+
+
 def test_bad_rows_are_dropped_and_counted(tmp_path):
     rows, expected = edge_rows()
     rows += simulated_rows(100, 10, 10, seed=4)

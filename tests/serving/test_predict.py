@@ -242,6 +242,39 @@ def test_size_caps_are_413(monkeypatch, model_dir: Path) -> None:
     assert r.status_code == 413 and r.get_json()["error"]["field"] == "body"
 
 
+def test_probabilities_per_response_are_capped(monkeypatch, model_dir: Path,
+                                               fitted: ItemModel) -> None:
+    """Issue 17 item 3: a student without ``items`` asks for every item of the model; a
+    response of more than ``MAX_PROBABILITIES`` probabilities is a 413 naming ``students``
+    (batch) or ``items`` (one student), on the fast path and the detailed one alike."""
+    n = fitted.n_items  # 40
+    c = make_client(monkeypatch, model_dir, MAX_PROBABILITIES=str(2 * n))
+    detailed = {"item_id": "q1", "correct": 1, "answered_at": "2026-01-01T00:00:00Z"}
+    over = [
+        ({"students": [{"responses": []}] * 3}, "students"),  # 3 x 40 > 80
+        ({"students": [{"responses": [detailed]}] * 3}, "students"),
+        ({"students": [{"responses": []}, {"responses": [], "items": ["q1"] * (n + 1)}]},
+         "students"),
+        ({"students": [{"responses": []}] * 3, "item_skills": {}}, "students"),
+    ]
+    for body, field in over:
+        r = c.post("/", json=body)
+        assert r.status_code == 413, (body, r.get_json())
+        error = r.get_json()["error"]
+        assert (error["code"], error["field"]) == ("too_large", field)
+        assert str(2 * n) in error["message"] and "items" in error["message"]
+    ok = [{"students": [{"responses": []}] * 2},
+          {"students": [{"responses": [], "items": ["q1"]}] * 80},
+          {"responses": [detailed]}]
+    for body in ok:
+        assert c.post("/", json=body).status_code == 200, body
+    single = make_client(monkeypatch, model_dir, MAX_PROBABILITIES=str(n - 1))
+    for body in ({"responses": []}, {"responses": [detailed]}):
+        r = single.post("/", json=body)
+        assert r.status_code == 413 and r.get_json()["error"]["field"] == "items"
+    assert single.post("/", json={"responses": [], "items": ["q1"]}).status_code == 200
+
+
 def test_no_model_is_503_then_recovers_without_restart(monkeypatch, tmp_path: Path,
                                                         fitted: ItemModel) -> None:
     c = make_client(monkeypatch, tmp_path, MODEL_RETRY_SECONDS="0.2")
@@ -288,6 +321,36 @@ def test_hot_refresh_swaps_and_corrupt_model_keeps_the_old(monkeypatch, model_di
     rejected = [e for e in logs if e["message"].startswith("model rejected")]
     assert {e["model_version"] for e in rejected} == {"v3", "v4"}
     assert all(e["severity"] == "ERROR" for e in rejected)
+
+
+def test_model_over_the_size_caps_is_rejected_and_the_old_keeps_serving(
+        monkeypatch, model_dir: Path, fitted: ItemModel, capsys) -> None:
+    """Issue 17 item 4: a model over ``MAX_MODEL_ITEMS`` items or ``MAX_MODEL_BYTES`` bytes
+    is rejected like an invalid one (ERROR ``model rejected`` naming the cap), the old one
+    keeps serving (a 1M-item model used to load and peak at 5.9 GiB)."""
+    text = fitted.to_json()
+    c = make_client(monkeypatch, model_dir, MODEL_REFRESH_SECONDS="0.1",
+                    MAX_MODEL_ITEMS=str(fitted.n_items), MAX_MODEL_BYTES=str(len(text) + 100))
+    assert c.get("/model").get_json()["model_version"] == "v1"
+    doc = json.loads(text)
+    doc["items"]["extra"] = dict(doc["items"]["q0"])  # one item too many
+    small = json.dumps(doc, separators=(",", ":"))
+    assert len(small) < len(text)
+    capsys.readouterr()
+    out = ""
+    for version, body in (("v2", small), ("v3", text + " " * 200)):
+        publish(model_dir, version, body)
+        deadline = time.monotonic() + 5
+        while f'"model_version": "{version}"' not in out and time.monotonic() < deadline:
+            assert c.get("/model").get_json()["model_version"] == "v1"
+            time.sleep(0.05)
+            out += capsys.readouterr().out
+    logs = [json.loads(line) for line in out.splitlines() if line]
+    rejected = {e["model_version"]: e for e in logs if e["message"].startswith("model rejected")}
+    assert set(rejected) == {"v2", "v3"}
+    assert all(e["severity"] == "ERROR" for e in rejected.values())
+    assert "MAX_MODEL_ITEMS" in rejected["v2"]["error"]
+    assert "MAX_MODEL_BYTES" in rejected["v3"]["error"]
 
 
 def test_logs_are_structured_and_carry_no_student_ids(client, capsys) -> None:

@@ -247,7 +247,8 @@ def _main_int_defaults() -> dict[str, int]:
     return {"MAX_BODY_BYTES": config.max_body_bytes,
             "MAX_RESPONSES": config.limits.max_responses,
             "MAX_ITEMS": config.limits.max_items, "MAX_STUDENTS": config.limits.max_students,
-            "MAX_K": config.limits.max_k}
+            "MAX_K": config.limits.max_k,
+            "MAX_PROBABILITIES": config.limits.max_probabilities}
 
 
 def _schema(spec: dict[str, Any], name: str) -> dict[str, Any]:
@@ -285,7 +286,8 @@ def test_documented_limits_match_main_defaults(spec: dict[str, Any]) -> None:
             defaults.max_k) == (env["MAX_RESPONSES"], env["MAX_ITEMS"], env["MAX_STUDENTS"],
                                 env["MAX_K"])
     description = spec["info"]["description"]
-    for name in ("MAX_BODY_BYTES", "MAX_RESPONSES", "MAX_ITEMS", "MAX_STUDENTS", "MAX_K"):
+    for name in ("MAX_BODY_BYTES", "MAX_RESPONSES", "MAX_ITEMS", "MAX_STUDENTS", "MAX_K",
+                 "MAX_PROBABILITIES"):
         assert re.search(rf"`{name}` \| {env[name]}\b", description), name
 
 

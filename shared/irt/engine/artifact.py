@@ -48,13 +48,48 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def load_model(text: str | bytes) -> ItemModel:
+#: The most items a model may hold (``MAX_MODEL_ITEMS`` of predict and prepare).  Real banks
+#: hold thousands to tens of thousands; predict warms ~1.5 KiB per item (200,000 items: about
+#: 300 MiB, and a refresh holds two models for a moment on a 1 GiB instance), and a 1M-item
+#: model peaked at 5.9 GiB.
+MAX_MODEL_ITEMS = 200_000
+#: The largest ``model.json`` in bytes (``MAX_MODEL_BYTES``): 200,000 items take about 28 MB.
+MAX_MODEL_BYTES = 64 << 20
+
+
+def check_model_size(n_bytes: int | None, n_items: int | None, max_bytes: int,
+                     max_items: int) -> None:
+    """Refuse a model over the size caps (``None``: not checked).
+
+    Raises:
+        ModelFormatError: naming ``model.json`` (bytes) or ``items`` and the cap.
+    """
+    if n_bytes is not None and n_bytes > max_bytes:
+        raise ModelFormatError(f"model.json is {n_bytes} bytes, over the cap of {max_bytes} "
+                               "(MAX_MODEL_BYTES)", "model.json")
+    if n_items is not None and n_items > max_items:
+        raise ModelFormatError(f"the model holds {n_items} items, over the cap of {max_items} "
+                               "(MAX_MODEL_ITEMS)", "items")
+
+
+def load_model(text: str | bytes, *, max_bytes: int | None = None,
+               max_items: int | None = None) -> ItemModel:
     """Parse and validate model JSON text.
+
+    Args:
+        text: the ``model.json`` document.
+        max_bytes: refuse a longer text before parsing it (``None``: no cap).
+        max_items: refuse more items once parsed, before the model is built (``None``: no
+            cap).
 
     Raises:
         ModelFormatError: if the text is not JSON (including NaN/Infinity literals or
-            duplicate keys), nests deeper than :data:`MAX_JSON_DEPTH` or breaks the schema.
+            duplicate keys), nests deeper than :data:`MAX_JSON_DEPTH`, breaks the schema or
+            a size cap.
     """
+    if max_bytes is not None:
+        size = len(text.encode() if isinstance(text, str) else text)
+        check_model_size(size, None, max_bytes, 0)
     try:
         doc = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
     except ModelFormatError:
@@ -65,6 +100,8 @@ def load_model(text: str | bytes) -> ItemModel:
         raise ModelFormatError(f"model is not valid JSON: {exc}") from None
     if json_depth(doc) > MAX_JSON_DEPTH:
         raise ModelFormatError(f"model JSON is nested deeper than {MAX_JSON_DEPTH} levels")
+    if max_items is not None and isinstance(doc, dict) and isinstance(doc.get("items"), dict):
+        check_model_size(None, len(doc["items"]), 0, max_items)
     return model_from_dict(doc)
 
 

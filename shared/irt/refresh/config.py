@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from irt.engine import defaults
+from irt.engine.artifact import MAX_MODEL_BYTES, MAX_MODEL_ITEMS
 from irt.engine.calibrate import FitConfig, Priors
 from irt.engine.learning import parse_options
 from irt.engine.model import MODEL_TYPES
@@ -59,6 +60,9 @@ class RefreshConfig:
         uses too; the values below are those defaults.
         window_days: ``WINDOW_DAYS``: the window is the last N days (default 365).
         max_answers_per_item: ``MAX_ANSWERS_PER_ITEM`` (default 5000): the cap.
+        max_model_items, max_model_bytes: ``MAX_MODEL_ITEMS`` (default 200000) and
+            ``MAX_MODEL_BYTES`` (64 MiB): a model over either is refused (422
+            ``model_too_large``, nothing written); predict's loader rejects the same.
         min_answers_per_item: ``MIN_ANSWERS_PER_ITEM`` (default 1: every answered item;
             the priors shrink a rarely answered one).
         min_answers_per_student: ``MIN_ANSWERS_PER_STUDENT`` (default 2).
@@ -123,6 +127,8 @@ class RefreshConfig:
     skill_prior: bool = field(default_factory=lambda: defaults.DEFAULTS.skill_prior)
     skill_difficulty_sd: float = field(
         default_factory=lambda: defaults.DEFAULTS.skill_difficulty_sd)
+    max_model_items: int = MAX_MODEL_ITEMS
+    max_model_bytes: int = MAX_MODEL_BYTES
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -212,6 +218,8 @@ class RefreshConfig:
             skill_prior=env_bool(env, "SKILL_PRIOR", base.skill_prior),
             skill_difficulty_sd=env_float(env, "SKILL_DIFFICULTY_SD", base.skill_difficulty_sd,
                                           1e-3, 100.0),
+            max_model_items=env_int(env, "MAX_MODEL_ITEMS", MAX_MODEL_ITEMS, 1, 10_000_000),
+            max_model_bytes=env_int(env, "MAX_MODEL_BYTES", MAX_MODEL_BYTES, 1, 1 << 30),
         )
 
     def fit_config(self) -> FitConfig:

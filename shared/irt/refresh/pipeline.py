@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from irt import __version__
-from irt.engine.artifact import load_model
+from irt.engine.artifact import check_model_size, load_model
 from irt.engine.calibrate import FitConfig, FitResult, Priors, fit
 from irt.engine.learning import AUTO, skill_map
 from irt.engine.model import ItemModel
@@ -288,6 +288,7 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
                           "nothing written"}
     candidate = Candidate(version, decide(options, findings.reasons),
                           stamp_model(run, calibrated.model, version, prepared.data), findings)
+    check_size(run, candidate)
     if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving):
         return {**summary, "status": "unchanged",
                 "detail": f"{version} (same window, same data) was published by another run "
@@ -640,6 +641,23 @@ def stamp_model(run: Run, model: ItemModel, version: str, data: dict[str, Any]) 
                    data_summary={**model.data_summary, "prepare": data,
                                  "window_start": run.window_start.isoformat(),
                                  "window_end": run.window_end.isoformat()})
+
+
+def check_size(run: Run, candidate: Candidate) -> None:
+    """Step 8, first: the model within ``MAX_MODEL_ITEMS`` items and ``MAX_MODEL_BYTES``
+    bytes of ``model.json`` (:func:`irt.engine.artifact.check_model_size`, the caps predict's
+    loader applies: a model it would reject is never published).
+
+    Raises :class:`_StopError` 422 ``model_too_large`` naming the cap; nothing is written and
+    ``LATEST`` is unchanged (``force`` does not override it).
+    """
+    model = candidate.model
+    try:
+        check_model_size(len(model.to_json().encode()), model.n_items,
+                         run.config.max_model_bytes, run.config.max_model_items)
+    except ModelFormatError as exc:
+        raise _StopError(422, "model_too_large", f"{exc}; nothing written, LATEST unchanged",
+                         version=candidate.version, n_items=model.n_items) from None
 
 
 def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,

@@ -17,6 +17,14 @@ variable                        default    rule
 ``MAX_ITEMS``                   5000       requested items per student, 1-1000000
 ``MAX_STUDENTS``                100        students per batch, 1-10000
 ``MAX_K``                       100        next items per request, 1-10000
+``MAX_PROBABILITIES``           262144     probabilities in one predict response, summed
+                                           over its students (a student without ``items``
+                                           asks for every item of the model), 1-10000000
+``MAX_MODEL_ITEMS``             200000     items in a model; a larger one is rejected (ERROR
+                                           ``model rejected``, the old one keeps serving),
+                                           1-10000000
+``MAX_MODEL_BYTES``             67108864   bytes of ``model.json``, checked before parsing,
+                                           1-1073741824
 ``TRUNCATE_RESPONSES``          none       ``none`` or ``oldest``: what a request without
                                            ``truncate`` does with more than ``MAX_RESPONSES``
                                            answers - refuse it (413) or keep the most recent
@@ -37,6 +45,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from irt.engine.artifact import MAX_MODEL_BYTES, MAX_MODEL_ITEMS
 from irt.errors import ConfigError
 from irt.serving.requests import Limits
 from irt.settings import env_float, env_int
@@ -59,8 +68,10 @@ class PredictConfig:
         storage_timeout_seconds: ``STORAGE_TIMEOUT_SECONDS``.
         max_body_bytes: ``MAX_BODY_BYTES``.
         limits: the request caps ``MAX_RESPONSES``, ``MAX_ITEMS``, ``MAX_STUDENTS``,
-            ``MAX_K``, and ``TRUNCATE_RESPONSES``.
+            ``MAX_K``, ``MAX_PROBABILITIES``, and ``TRUNCATE_RESPONSES``.
         project_id: ``PROJECT_ID`` (else ``GOOGLE_CLOUD_PROJECT``), or ``None``.
+        max_model_items: ``MAX_MODEL_ITEMS``.
+        max_model_bytes: ``MAX_MODEL_BYTES``.
     """
 
     bucket: str | None
@@ -73,6 +84,8 @@ class PredictConfig:
     max_body_bytes: int = 1 << 20
     limits: Limits = field(default_factory=Limits)
     project_id: str | None = None
+    max_model_items: int = MAX_MODEL_ITEMS
+    max_model_bytes: int = MAX_MODEL_BYTES
 
     @property
     def retry_after_seconds(self) -> int:
@@ -100,6 +113,8 @@ class PredictConfig:
             max_items=env_int(env, "MAX_ITEMS", defaults.max_items, 1, 1_000_000),
             max_students=env_int(env, "MAX_STUDENTS", defaults.max_students, 1, 10_000),
             max_k=env_int(env, "MAX_K", defaults.max_k, 1, 10_000),
+            max_probabilities=env_int(env, "MAX_PROBABILITIES", defaults.max_probabilities,
+                                      1, 10_000_000),
             truncate=_truncate(env))
         return cls(
             bucket=(env.get("MODEL_BUCKET") or "").strip() or None,
@@ -112,6 +127,8 @@ class PredictConfig:
                                               300.0),
             max_body_bytes=env_int(env, "MAX_BODY_BYTES", 1 << 20, 1, MAX_BODY_LIMIT),
             limits=limits,
+            max_model_items=env_int(env, "MAX_MODEL_ITEMS", MAX_MODEL_ITEMS, 1, 10_000_000),
+            max_model_bytes=env_int(env, "MAX_MODEL_BYTES", MAX_MODEL_BYTES, 1, 1 << 30),
             project_id=(env.get("PROJECT_ID") or env.get("GOOGLE_CLOUD_PROJECT") or "").strip()
             or None)
 

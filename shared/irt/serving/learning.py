@@ -33,7 +33,13 @@ from irt.engine.learning import learning_of, predict_one, probabilities, student
 from irt.engine.model import ItemModel
 from irt.engine.selection import pick, rank
 from irt.serving.plain import controls, provisional_lookup, report_dropped, stop_advice
-from irt.serving.requests import Limits, Student, parse_next, parse_predict
+from irt.serving.requests import (
+    Limits,
+    Student,
+    check_probabilities,
+    parse_next,
+    parse_predict,
+)
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
@@ -43,6 +49,7 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         RequestError: for invalid input (as the plain model's path).
     """
     students, is_batch, method = parse_predict(payload, limits)
+    check_probabilities([s.items for s in students], model.n_items, limits, is_batch)
     if is_batch:
         answer = {"results": [{"student_id": s.student_id, **_one(model, s, method)}
                               for s in students]}

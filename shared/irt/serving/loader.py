@@ -15,7 +15,7 @@ import threading
 import time
 from typing import Protocol
 
-from irt.engine.artifact import load_model
+from irt.engine.artifact import MAX_MODEL_BYTES, MAX_MODEL_ITEMS, load_model
 from irt.engine.model import ItemModel
 from irt.errors import ModelFormatError, StoreError
 from irt.serving.api import warm
@@ -66,12 +66,18 @@ class ModelCache:
         refresh_seconds: re-read the pointer at most this often while a model serves.
         retry_seconds: while no model is loaded, retry at most this often.
         wait_seconds: how long a request waits for a refresh in flight (0: never).
+        max_model_bytes, max_model_items: a ``model.json`` over either cap is rejected
+            like an invalid one (ERROR ``model rejected``, the cached model keeps serving).
         log: where the ``model loaded`` / ``model rejected`` / ``model refresh failed``
             lines go (their fields in ``extra={"fields": ...}``).
     """
 
     def __init__(self, source: ModelSource, limits: Limits, refresh_seconds: float,
-                 retry_seconds: float, log: logging.Logger, wait_seconds: float = 0.0) -> None:
+                 retry_seconds: float, log: logging.Logger, wait_seconds: float = 0.0,
+                 max_model_bytes: int = MAX_MODEL_BYTES,
+                 max_model_items: int = MAX_MODEL_ITEMS) -> None:
+        self.max_model_bytes = max_model_bytes
+        self.max_model_items = max_model_items
         self.source = source
         self.limits = limits
         self.refresh_seconds = refresh_seconds
@@ -129,7 +135,8 @@ class ModelCache:
             if text is None:
                 raise StoreError(f"{version}/model.json is missing", "model.json")
             try:
-                model = load_model(text)
+                model = load_model(text, max_bytes=self.max_model_bytes,
+                                   max_items=self.max_model_items)
             except ModelFormatError as exc:
                 failures = self._rejected.get(version, (0.0, 0))[1] + 1
                 backoff = min(REJECTED_BACKOFF_SECONDS * 2 ** (failures - 1),

@@ -35,6 +35,7 @@ from irt.serving.requests import (
     Limits,
     NextRequest,
     Student,
+    check_probabilities,
     parse_next,
     parse_predict,
     valid_ids,
@@ -373,6 +374,7 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         item_pos = _fast_items(items, model.index.get, limits.max_id_length)
         if item_pos is None:
             return None
+    check_probabilities([items], model.n_items, limits, False)
     return _single(model, *looked, items, item_pos, method, _own_lookup(model))
 
 
@@ -430,6 +432,7 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
     req_miss = np.flatnonzero(req_pos < 0).tolist()
     if req_miss and not valid_ids([req_ids[k] for k in req_miss], max_len):
         return None
+    check_probabilities(items, model.n_items, limits, True)
     return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
                         owner, items, req_ids, req_pos, _own_lookup(model))
 
@@ -533,6 +536,7 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     answer = _fast_predict(model, payload, limits)
     if answer is None:
         students, is_batch, method = parse_predict(payload, limits)
+        check_probabilities([s.items for s in students], model.n_items, limits, is_batch)
         answer = ({"results": _predict_batch(model, students, method)} if is_batch
                   else predict_student(model, students[0], method))
         report_dropped(answer, students, is_batch)

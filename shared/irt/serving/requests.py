@@ -38,7 +38,7 @@ error; those the model knows only through their skill in ``provisional_items``.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from operator import itemgetter
@@ -68,6 +68,9 @@ class Limits:
         max_students: students per batch.
         max_id_length: characters in an id.
         max_k: next items per request.
+        max_probabilities: probabilities in one predict response, over all its students; a
+            student without ``items`` asks for every item of the model (see
+            :func:`check_probabilities`).
         truncate: the default of a request's ``truncate`` (``TRUNCATE_RESPONSES``):
             ``True`` keeps the most recent ``max_responses`` answers of a longer history
             instead of refusing it with a 413.
@@ -78,6 +81,9 @@ class Limits:
     max_students: int = 100
     max_id_length: int = 256
     max_k: int = 100
+    #: 2**18: the most a 1 MiB body can ask for by listing items (4 bytes a shortest entry
+    #: ``"a",``), so leaving ``items`` out never amplifies beyond what a request could name.
+    max_probabilities: int = 1 << 18
     truncate: bool = False
 
 
@@ -95,6 +101,30 @@ class Student:
 
 
 METHODS = ("EAP", "MAP")
+
+
+def check_probabilities(wanted: Iterable[Sized | None], n_items: int, limits: Limits,
+                        is_batch: bool) -> None:
+    """Refuse a predict response of more than ``limits.max_probabilities`` probabilities.
+
+    Args:
+        wanted: each student's requested items (``items``), ``None`` for every item.
+        n_items: items in the serving model (what a student without ``items`` asks for).
+        limits: the caps.
+        is_batch: names the field: ``students`` for a batch, ``items`` for one student.
+
+    Raises:
+        RequestError: 413 ``too_large``; without the cap a batch of students without
+            ``items`` answered every item for every student (a 1.9 KB request, a 36 MB
+            response).
+    """
+    total = sum(n_items if w is None else len(w) for w in wanted)
+    if total > limits.max_probabilities:
+        raise too_large(
+            f"at most {limits.max_probabilities} probabilities per response (the sum over "
+            f"students of the items requested; a student without 'items' requests all "
+            f"{n_items} items of the model): list 'items', or send fewer students",
+            "students" if is_batch else "items")
 
 
 def _check_keys(obj: dict[str, Any], allowed: frozenset[str], path: str) -> None:
