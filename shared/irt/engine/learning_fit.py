@@ -54,6 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+import scipy.sparse as sp
 
 from irt.engine import defaults
 from irt.engine.learning import (
@@ -73,6 +74,9 @@ from irt.engine.squarem import squarem
 
 _NF = len(FEATURES)
 _NZ = len(SKILL_FEATURES)
+#: ``tau`` stays in ``[0.05, 5]``; one Newton step moves ``log tau`` by at most 1.
+_LOG_TAU_MIN, _LOG_TAU_MAX = math.log(0.05), math.log(5.0)
+_TAU_MAX_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -335,6 +339,61 @@ def _sum_by(index: np.ndarray, values: np.ndarray, n: int) -> np.ndarray:
                      for c in range(values.shape[1])], axis=1)
 
 
+@dataclass
+class _Chunk:
+    """Whole students' answers ``lo:hi`` and pairs ``p_lo:p_hi``, with the sparse sums
+    answers -> pairs, pairs -> students and offset pairs -> students (``np.add.reduceat``
+    over many short runs is ten times slower)."""
+
+    lo: int
+    hi: int
+    p_lo: int
+    p_hi: int
+    student: np.ndarray  # student (0.. in the chunk) of each pair
+    off: np.ndarray      # the pairs with an offset (positions in the chunk)
+    _sums: dict = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, data: _Data, lo: int, hi: int, p_lo: int, p_hi: int) -> _Chunk:
+        student = data.pair_student[p_lo:p_hi] - data.pair_student[p_lo]
+        return cls(lo, hi, p_lo, p_hi, student, np.flatnonzero(data.pair_offset[p_lo:p_hi]),
+                   {"pair": data.pair[lo:hi] - data.pair[lo]})
+
+    def sums(self, dtype: type) -> tuple[sp.csr_matrix, sp.csr_matrix, sp.csr_matrix]:
+        """``(answers -> pairs, pairs -> students, offset pairs -> students)`` in ``dtype``."""
+        if dtype not in self._sums:
+            pair = self._sums["pair"]
+            n_p, n_s = self.p_hi - self.p_lo, int(self.student[-1]) + 1
+
+            def ones(rows: np.ndarray, shape: tuple[int, int]) -> sp.csr_matrix:
+                return sp.csr_matrix((np.ones(rows.shape[0], dtype=dtype),
+                                      (rows, np.arange(rows.shape[0]))), shape=shape)
+
+            self._sums[dtype] = (ones(pair, (n_p, self.hi - self.lo)),
+                                 ones(self.student, (n_s, n_p)),
+                                 ones(self.student[self.off], (n_s, self.off.shape[0])))
+        return self._sums[dtype]
+
+
+def _expected(rho: np.ndarray, L: np.ndarray) -> float:
+    """``sum_p sum_q rho_p(q) L_p(q)``: the expected complete-data log-likelihood of pairs."""
+    return float(np.einsum("nq,nq->n", rho, L).sum(dtype=np.float64))
+
+
+def _kernel_derivatives(x: np.ndarray, tau: float) -> np.ndarray:
+    """``(K, dK/ds, d2K/ds2)`` of the offset kernel (:func:`irt.engine.learning.skill_kernel`)
+    in ``s = log tau``, shape ``(3, Q, Q)``.  With ``u = (x_r - x_q)^2 / tau^2`` and
+    ``c_q = sum_r K_qr u_qr``: ``K' = K (u - c)``, ``K'' = K' (u - c) - K (2 u + c')`` where
+    ``c'_q = sum_r K'_qr u_qr - 2 c_q``."""
+    k = skill_kernel(x, tau)
+    u = (x[None, :] - x[:, None]) ** 2 / tau**2
+    c = np.sum(k * u, axis=1, keepdims=True)
+    k1 = k * (u - c)
+    c1 = np.sum(k1 * u, axis=1, keepdims=True) - 2.0 * c
+    k2 = k1 * (u - c) - k * (2.0 * u + c1)
+    return np.stack([k, k1, k2])
+
+
 # --------------------------------------------------------------------------- EM
 class _EM:
     def __init__(self, data: _Data, config: LearningConfig, base: ItemModel, n_skills: int,
@@ -353,6 +412,7 @@ class _EM:
         # the final log-likelihood in float64
         self.dtype: type = np.float32
         self.has_z = data.skill >= 0
+        self.chunks = [_Chunk.build(data, *bounds) for bounds in data.chunks]
 
     # parameter vector: [a, d, beta, gamma, log tau, mu]
     def split(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -432,56 +492,142 @@ class _EM:
         return out
 
     # ---------------------------------------------------------------- E-step
-    def estep(self, v: np.ndarray) -> tuple[np.ndarray, float, np.ndarray | None, float]:
-        """``(rho (pairs x nodes), log-likelihood, M (nodes x nodes) or None, expected
-        complete-data log-likelihood)``."""
+    def _pair_logliks(self, a, d, beta, gamma, c: _Chunk) -> np.ndarray:
+        """Each pair's log-likelihood ``L_p`` at every node (the chunk's pairs x nodes)."""
+        ll = self._loglik(a, d, self._offsets(beta, gamma, c.lo, c.hi), c.lo, c.hi)
+        return np.asarray(c.sums(self.dtype)[0] @ ll)
+
+    def _student_logs(self, L: np.ndarray, c: _Chunk, kernel: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """``(log pi_s unnormalised (students x nodes, float64), exp(L - m) and g of the
+        offset pairs)``: ``log g_p = log(exp(L_p) K')`` for pairs with an offset, ``L_p``
+        for the others (``kernel``: ``K'``, or ``K'`` and its derivatives side by side, as
+        ``g`` then has them)."""
+        to_student = c.sums(self.dtype)[1]
+        lg = L
+        el = g = None
+        if kernel is not None and c.off.size:
+            every = c.off.shape[0] == L.shape[0]  # (the usual case: no gather, no scatter)
+            lo = L if every else L[c.off]
+            m = lo.max(axis=1, keepdims=True)
+            el = np.exp(lo - m)
+            g = el @ kernel
+            log_g = np.log(g[:, :self.x.shape[0]])
+            log_g += m
+            if every:
+                lg = log_g
+            else:
+                lg = L.copy()
+                lg[c.off] = log_g
+        return np.asarray(to_student @ lg, dtype=np.float64) + self.log_w, el, g
+
+    def _tau_terms(self, L: np.ndarray, c: _Chunk, kern: np.ndarray
+                   ) -> tuple[float, float, float]:
+        """A chunk's marginal log-likelihood and its first and second derivatives in
+        ``s = log tau`` (``kern``: :func:`_kernel_derivatives` stacked)::
+
+            dl/ds = sum_s E_pi[h1_s],   d2l/ds2 = sum_s E_pi[h2_s + h1_s^2] - E_pi[h1_s]^2
+
+        ``h1_s(q) = sum_p g'_p(q) / g_p(q)``, ``h2_s(q) = sum_p g''_p / g_p - (g'_p / g_p)^2``
+        over the student's pairs with an offset (``g' = exp(L) K'^T``)."""
+        nq = self.x.shape[0]
+        lp, _, g = self._student_logs(L, c, kern)
+        mp = lp.max(axis=1, keepdims=True)
+        pi = np.exp(lp - mp)
+        tot = pi.sum(axis=1, keepdims=True)
+        value = float(np.sum(np.log(tot) + mp))
+        if g is None:
+            return value, 0.0, 0.0
+        pi /= tot
+        r1 = g[:, nq:2 * nq] / g[:, :nq]
+        r2 = g[:, 2 * nq:] / g[:, :nq] - r1 * r1
+        to_student = c.sums(self.dtype)[2]
+        e1 = np.asarray(to_student @ r1, dtype=np.float64)
+        e2 = np.asarray(to_student @ r2, dtype=np.float64)
+        m1 = np.einsum("sq,sq->s", pi, e1)
+        return value, float(m1.sum()), float(np.einsum("sq,sq->s", pi, e2 + e1 * e1).sum()
+                                             - m1 @ m1)
+
+    def _tau_step(self, value: float, grad: float, hess: float, tau: float) -> float:
+        """A Newton step on ``log tau`` of the marginal log-likelihood (ascent of at most
+        :data:`_TAU_MAX_STEP` where the curvature is not negative), within the bounds."""
+        s = math.log(tau)
+        step = -grad / hess if hess < 0 else math.copysign(_TAU_MAX_STEP, grad)
+        step = max(min(step, _TAU_MAX_STEP), -_TAU_MAX_STEP)
+        return math.exp(min(max(s + step, _LOG_TAU_MIN), _LOG_TAU_MAX))
+
+    def estep(self, v: np.ndarray, tau_step: bool = True
+              ) -> tuple[np.ndarray, float, float, float]:
+        """``(rho (pairs x nodes), log-likelihood at v, tau, expected complete-data
+        log-likelihood)``.
+
+        Pass 1 (answers): each pair's ``L_p`` and, with "skills" and ``tau_step``, the
+        marginal log-likelihood's derivatives in ``log tau``; then ``tau`` takes one Newton
+        step (ECME: a conditional maximisation of the observed likelihood, items fixed -
+        not of the expected complete-data one, which moves ``tau`` by a fraction of the way
+        when students have few answers per skill); pass 2 (pairs): the posteriors ``rho``
+        at that ``tau``, in place of ``L``.  If the likelihood is lower at the new ``tau``
+        the step is halved (the ``L`` recomputed), at worst ``tau`` kept."""
         a, d, beta, gamma, tau, _ = self.split(v)
         data, x = self.data, self.x
-        kernel = skill_kernel(x, tau) if self.skills else None
         rho = np.empty((data.n_pairs, x.shape[0]), dtype=self.dtype)
-        stat = np.zeros((x.shape[0], x.shape[0])) if self.skills else None
-        loglik = expected = 0.0
-        for lo, hi, p_lo, p_hi in data.chunks:
-            ll = self._loglik(a, d, self._offsets(beta, gamma, lo, hi), lo, hi)
-            L = np.add.reduceat(ll, data.pair_start[p_lo:p_hi] - lo, axis=0, dtype=np.float64)
-            lg = L.copy()
-            off = data.pair_offset[p_lo:p_hi]
-            if self.skills and off.any():
-                m = L[off].max(axis=1, keepdims=True)
-                eL = np.exp(L[off] - m)
-                g = eL @ kernel.T
-                lg[off] = np.log(g) + m
-            ps = data.pair_student[p_lo:p_hi]
-            s_lo = ps[0]
-            first = data.student_start[(data.student_start >= p_lo) & (data.student_start < p_hi)]
-            lp = np.add.reduceat(lg, first - p_lo, axis=0) + self.log_w
+        stepping = self.skills and tau_step
+        kern = np.ascontiguousarray(np.concatenate(_kernel_derivatives(x, tau), axis=0).T,
+                                    dtype=self.dtype) if stepping else None
+        loglik = grad = hess = 0.0
+        for c in self.chunks:
+            L = rho[c.p_lo:c.p_hi] = self._pair_logliks(a, d, beta, gamma, c)
+            if stepping:
+                val, g1, h1 = self._tau_terms(L, c, kern)
+                loglik, grad, hess = loglik + val, grad + g1, hess + h1
+        new_tau = self._tau_step(loglik, grad, hess, tau) if stepping else tau
+        for attempt in range(6):
+            if not stepping or attempt == 5 or abs(math.log(new_tau / tau)) < 1e-6:
+                new_tau = tau
+            value, expected = self._posteriors(rho, new_tau)
+            if not stepping:
+                loglik = value
+            if value >= loglik or new_tau == tau:
+                return rho, loglik, new_tau, expected
+            # lower at the new tau: the L again, half the step
+            for c in self.chunks:
+                rho[c.p_lo:c.p_hi] = self._pair_logliks(a, d, beta, gamma, c)
+            new_tau = math.sqrt(new_tau * tau)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _posteriors(self, rho: np.ndarray, tau: float) -> tuple[float, float]:
+        """Replace each pair's ``L_p`` in ``rho`` by its posterior at ``tau``;
+        ``(marginal log-likelihood, expected complete-data log-likelihood)``."""
+        kernel = np.ascontiguousarray(skill_kernel(self.x, tau).T, dtype=self.dtype) \
+            if self.skills else None
+        total = expected = 0.0
+        for c in self.chunks:
+            L = rho[c.p_lo:c.p_hi]
+            lp, el, g = self._student_logs(L, c, kernel)
             mp = lp.max(axis=1, keepdims=True)
             pi = np.exp(lp - mp)
             tot = pi.sum(axis=1, keepdims=True)
-            loglik += float(np.sum(np.log(tot) + mp))
+            total += float(np.sum(np.log(tot) + mp))
             pi /= tot
-            rho[p_lo:p_hi] = pi[ps - s_lo]
-            if self.skills and off.any():
-                ratio = pi[ps[off] - s_lo] / g  # pi_s(q) / g_p(q), both scaled by exp(-m)
-                r = eL * (ratio @ kernel)
+            post = pi.astype(self.dtype)[c.student]
+            if g is not None:
+                ratio = post[c.off] / g  # pi_s(q) / g_p(q), both scaled by exp(-m)
+                r = el * (ratio @ kernel.T)
                 r /= r.sum(axis=1, keepdims=True)
-                rho[np.flatnonzero(off) + p_lo] = r
-                stat += ratio.T @ eL
-            expected += float(np.einsum("nq,nq->n", rho[data.pair[lo:hi]], ll).sum(
-                dtype=np.float64))
-        if stat is not None:
-            stat *= kernel
-        return rho, loglik, stat, expected
+                post[c.off] = r
+            expected += _expected(post, L)
+            rho[c.p_lo:c.p_hi] = post
+        return total, expected
 
     # ---------------------------------------------------------------- M-step
-    def mstep(self, v: np.ndarray, rho: np.ndarray, stat: np.ndarray | None,
-              expected: float) -> np.ndarray:
-        a, d, beta, gamma, tau, mu = self.split(v)
-        if self.skills and stat is not None:
-            tau = self._tau_step(stat, tau)
+    def mstep(self, v: np.ndarray, rho: np.ndarray, tau: float, expected: float
+              ) -> np.ndarray:
+        """The items, coefficients and skill means given the posteriors ``rho`` (at ``tau``,
+        which the E-step has set)."""
+        a, d, beta, gamma, _, mu = self.split(v)
         obj = expected + self.log_prior(a, d, gamma, mu)
-        a, d, beta, gamma = self._newton(a, d, beta, gamma, mu, rho, obj)
-        if self.skills:
+        a, d, beta, gamma, mu = self._newton(a, d, beta, gamma, mu, rho, obj)
+        if self.skills:  # then mu given the new items (a closed form, it can only rise)
             b = -d / a
             m0, s0 = self.cfg.prior_b
             sb2 = self.cfg.difficulty_sd ** 2
@@ -491,51 +637,39 @@ class _EM:
             mu = (num + m0 / s0**2) / (cnt + 1.0 / s0**2)
         return self.join(a, d, beta, gamma, tau, mu)
 
-    def _tau_step(self, stat: np.ndarray, tau: float) -> float:
-        """Maximise ``sum M log K_tau`` over ``log tau`` in ``[log 0.05, log 5]`` (golden
-        section)."""
-        x = self.x
-        diff2 = (x[None, :] - x[:, None]) ** 2
-        row = stat.sum(axis=1)
-
-        def q(log_t: float) -> float:
-            t2 = math.exp(2 * log_t)
-            logk = -0.5 * diff2 / t2
-            lse = np.logaddexp.reduce(logk, axis=1)
-            return float(np.sum(stat * logk) - np.sum(row * lse))
-
-        lo, hi = math.log(0.05), math.log(5.0)
-        g = (math.sqrt(5) - 1) / 2
-        c, e = hi - g * (hi - lo), lo + g * (hi - lo)
-        fc, fe = q(c), q(e)
-        for _ in range(40):
-            if fc > fe:
-                hi, e, fe = e, c, fc
-                c = hi - g * (hi - lo)
-                fc = q(c)
-            else:
-                lo, c, fc = c, e, fe
-                e = lo + g * (hi - lo)
-                fe = q(e)
-        best = (lo + hi) / 2
-        return math.exp(best) if q(best) >= q(math.log(tau)) else tau
-
     def _objective(self, a, d, beta, gamma, mu, rho) -> float:
-        data = self.data
+        """Expected complete-data log-likelihood plus log-priors (computed as the E-step
+        computes it: by pair, so that equal parameters give the same value)."""
         total = 0.0
-        for lo, hi, _, _ in data.chunks:
-            ll = self._loglik(a, d, self._offsets(beta, gamma, lo, hi), lo, hi)
-            total += float(np.einsum("nq,nq->n", rho[data.pair[lo:hi]], ll).sum(
-                dtype=np.float64))
+        for c in self.chunks:
+            total += _expected(rho[c.p_lo:c.p_hi], self._pair_logliks(a, d, beta, gamma, c))
         return total + self.log_prior(a, d, gamma, mu)
 
     def _newton(self, a, d, beta, gamma, mu, rho, obj: float):
+        """One Fisher-scoring step with step halving on the expected complete-data
+        log-likelihood plus log-priors, jointly in the items ``(a_j, d_j)``, ``beta``, the
+        ``gamma_k`` and the skill means ``mu_k`` (``(a, d, beta, gamma, mu)``).
+
+        The system is a two-level arrowhead: each item couples to ``beta`` and to its
+        skill's block ``phi_k = (gamma_k, mu_k)``; the blocks couple only to ``beta``.  The
+        items are eliminated (2 x 2 inverses), then the skill blocks (``(3 + 1) x (3 + 1)``
+        inverses), leaving a 5 x 5 system in ``beta``: O(items + skills) work.  ``mu_k``
+        enters through the difficulty prior ``N(b_j; mu_k, sigma_b^2)`` (Gauss-Newton
+        information ``J J' / sigma_b^2``, ``J = (db/da, db/dd, -1)``): moving it with its
+        items, rather than after them, is what lets a skill of rarely answered items settle
+        in a few steps."""
         data, x, nI, K = self.data, self.x, self.nI, self.K
         ga, gd, iaa, iad, idd = (np.zeros(nI) for _ in range(5))
-        n_f = self.n_f
-        gf = np.zeros(n_f)
-        iff = np.zeros((n_f, n_f))
-        bmat = np.zeros((nI, 2, _NF + _NZ)) if self.pfa else None
+        nb = _NF if self.pfa else 0  # beta
+        ng = _NZ if self.pfa else 0  # gamma_k in a skill block
+        nphi = ng + (1 if self.skills else 0)
+        g_beta = np.zeros(nb)
+        f_bb = np.zeros((nb, nb))
+        g_phi = np.zeros((K, nphi))
+        f_pp = np.zeros((K, nphi, nphi))
+        f_pb = np.zeros((K, nphi, nb))
+        b_beta = np.zeros((nI, 2, nb))
+        b_phi = np.zeros((nI, 2, nphi))
         for lo, hi, _, _ in data.chunks:
             j = data.item[lo:hi]
             w = rho[data.pair[lo:hi]]
@@ -562,20 +696,20 @@ class _EM:
             zf = np.where(self.has_z[lo:hi, None], f[:, _SKILL_COLUMNS], 0.0)
             k = np.maximum(data.skill[lo:hi], 0)
             full = np.concatenate([f, zf], axis=1)  # (n, 8): x then z
-            gf[:_NF] += f.T @ r0
-            iff[:_NF, :_NF] += f.T @ (v0[:, None] * f)
-            gf[_NF:] += _sum_by(k, r0[:, None] * zf, K).ravel()
-            # per-skill blocks: z z' and x z'
+            g_beta += f.T @ r0
+            f_bb += f.T @ (v0[:, None] * f)
+            g_phi[:, :ng] += _sum_by(k, r0[:, None] * zf, K)
+            # per-skill blocks: z z' and z x'
             wf = v0[:, None] * full
             acc = _sum_by(k, (wf[:, :, None] * zf[:, None, :]).reshape(-1, (_NF + _NZ) * _NZ),
                           K).reshape(K, _NF + _NZ, _NZ)
-            for kk in range(K):
-                g0 = _NF + _NZ * kk
-                iff[g0:g0 + _NZ, g0:g0 + _NZ] += acc[kk, _NF:]
-                iff[:_NF, g0:g0 + _NZ] += acc[kk, :_NF]
-                iff[g0:g0 + _NZ, :_NF] += acc[kk, :_NF].T
-            bmat[:, 0] += _sum_by(j, v1[:, None] * full, nI)
-            bmat[:, 1] += _sum_by(j, wf, nI)
+            f_pp[:, :ng, :ng] += acc[:, _NF:]
+            f_pb[:, :ng, :] += acc[:, :_NF].transpose(0, 2, 1)
+            b_a, b_d = _sum_by(j, v1[:, None] * full, nI), _sum_by(j, wf, nI)
+            b_beta[:, 0] += b_a[:, :_NF]
+            b_beta[:, 1] += b_d[:, :_NF]
+            b_phi[:, 0, :ng] += b_a[:, _NF:]
+            b_phi[:, 1, :ng] += b_d[:, _NF:]
         # priors on the items
         if self.cfg.prior_a is not None:
             m, s = self.cfg.prior_a
@@ -591,64 +725,78 @@ class _EM:
         iaa += jac_a**2 / sd**2
         iad += jac_a * jac_d / sd**2
         idd += jac_d**2 / sd**2
+        has = self.item_skill >= 0
+        ks = np.where(has, self.item_skill, K)  # items without a skill: a block dropped
+        if self.pfa:  # the ridge on gamma
+            sg2 = self.cfg.coefficient_sd ** 2
+            g_phi[:, :ng] -= gamma / sg2
+            f_pp[:, :ng, :ng] += np.eye(ng) / sg2
+        if self.skills:  # mu_k: its prior and the difficulty prior of its items
+            m0, s0 = self.cfg.prior_b
+            sb2 = self.cfg.difficulty_sd ** 2
+            g_phi[:, ng] = np.bincount(self.item_skill[has], weights=b[has] - mu[
+                self.item_skill[has]], minlength=K) / sb2 - (mu - m0) / s0**2
+            f_pp[:, ng, ng] = np.bincount(self.item_skill[has], minlength=K) / sb2 + 1 / s0**2
+            b_phi[has, 0, ng] = -jac_a[has] / sb2
+            b_phi[has, 1, ng] = -jac_d[has] / sb2
         det = iaa * idd - iad**2
         det = np.where(det > 1e-12, det, 1e-12)
-        # C = A^-1
-        c_aa, c_ad, c_dd = idd / det, -iad / det, iaa / det
-        if self.pfa:
-            # ridge on gamma
-            sg2 = self.cfg.coefficient_sd ** 2
-            gvec = gamma.ravel()
-            gf[_NF:] -= gvec / sg2
-            iff[_NF:, _NF:] += np.eye(n_f - _NF) / sg2
-            # Schur complement: S = F - sum_j B_j' C_j B_j, rhs = g_f - sum_j B_j' C_j g_j
-            cb0 = c_aa[:, None] * bmat[:, 0] + c_ad[:, None] * bmat[:, 1]  # C_j B_j rows
-            cb1 = c_ad[:, None] * bmat[:, 0] + c_dd[:, None] * bmat[:, 1]
-            t = bmat[:, 0, :, None] * cb0[:, None, :] + bmat[:, 1, :, None] * cb1[:, None, :]
-            u = bmat[:, 0] * (c_aa * ga + c_ad * gd)[:, None] + \
-                bmat[:, 1] * (c_ad * ga + c_dd * gd)[:, None]
-            ks = np.where(self.item_skill >= 0, self.item_skill, K)
-            t_k = _sum_by(ks, t.reshape(nI, -1), K + 1).reshape(K + 1, _NF + _NZ, _NF + _NZ)
-            u_k = _sum_by(ks, u, K + 1)
-            schur = iff.copy()
-            rhs = gf.copy()
-            schur[:_NF, :_NF] -= t_k[:, :_NF, :_NF].sum(axis=0)
-            rhs[:_NF] -= u_k[:, :_NF].sum(axis=0)
-            for kk in range(K):
-                g0 = _NF + _NZ * kk
-                schur[g0:g0 + _NZ, g0:g0 + _NZ] -= t_k[kk, _NF:, _NF:]
-                schur[:_NF, g0:g0 + _NZ] -= t_k[kk, :_NF, _NF:]
-                schur[g0:g0 + _NZ, :_NF] -= t_k[kk, _NF:, :_NF]
-                rhs[g0:g0 + _NZ] -= u_k[kk, _NF:]
-            step_f = np.linalg.solve(schur + 1e-9 * np.eye(n_f), rhs)
-            # each item's share of the feature step: its x part and its skill's z part
-            own = np.zeros((nI, _NF + _NZ))
-            own[:, :_NF] = step_f[:_NF]
-            gz_step = step_f[_NF:].reshape(K, _NZ)
-            has = self.item_skill >= 0
-            own[has, _NF:] = gz_step[self.item_skill[has]]
-            ra = ga - np.einsum("jf,jf->j", bmat[:, 0], own)
-            rd = gd - np.einsum("jf,jf->j", bmat[:, 1], own)
+        c_aa, c_ad, c_dd = idd / det, -iad / det, iaa / det  # C = A^-1 per item
+
+        def c_times(m: np.ndarray) -> np.ndarray:  # C_j M_j for M (items, 2, cols)
+            return np.stack([c_aa[:, None] * m[:, 0] + c_ad[:, None] * m[:, 1],
+                             c_ad[:, None] * m[:, 0] + c_dd[:, None] * m[:, 1]], axis=1)
+
+        def by_skill(m: np.ndarray) -> np.ndarray:  # sum over the items of each skill
+            return _sum_by(ks, m.reshape(nI, -1), K + 1)[:K].reshape((K, *m.shape[1:]))
+
+        g_item = np.stack([ga, gd], axis=1)
+        cg = np.stack([c_aa * ga + c_ad * gd, c_ad * ga + c_dd * gd], axis=1)
+        if nphi:  # eliminate the items from the skill blocks
+            cb_phi = c_times(b_phi)
+            s_pp = f_pp - by_skill(np.einsum("jai,jak->jik", b_phi, cb_phi))
+            r_p = g_phi - by_skill(np.einsum("jai,ja->ji", b_phi, cg))
+            s_pp += 1e-9 * np.eye(nphi)
+        if nb:
+            cb_beta = c_times(b_beta)
+            s_bb = f_bb - np.einsum("jai,jak->ik", b_beta, cb_beta)
+            r_b = g_beta - np.einsum("jai,ja->i", b_beta, cg)
+            s_pb = f_pb - by_skill(np.einsum("jai,jak->jik", b_phi, cb_beta))
+            # eliminate the skill blocks: a 5 x 5 system in beta
+            inv_pb = np.linalg.solve(s_pp, s_pb)
+            inv_rp = np.linalg.solve(s_pp, r_p[:, :, None])[:, :, 0]
+            s_bb -= np.einsum("kib,kic->bc", s_pb, inv_pb)
+            r_b -= np.einsum("kib,ki->b", s_pb, inv_rp)
+            step_b = np.linalg.solve(s_bb + 1e-9 * np.eye(nb), r_b)
+            step_p = inv_rp - inv_pb @ step_b
         else:
-            step_f = np.zeros(0)
-            ra, rd = ga, gd
-        step_a = c_aa * ra + c_ad * rd
-        step_d = c_ad * ra + c_dd * rd
+            step_b = np.zeros(0)
+            step_p = np.linalg.solve(s_pp, r_p[:, :, None])[:, :, 0] if nphi else \
+                np.zeros((K, 0))
+        rest = g_item.copy()  # g_j - B_j (step of beta and the item's skill block)
+        if nb:
+            rest -= np.einsum("jab,b->ja", b_beta, step_b)
+        if nphi:
+            own = np.zeros((nI, nphi))
+            own[has] = step_p[self.item_skill[has]]
+            rest -= np.einsum("jai,ji->ja", b_phi, own)
+        step_a = c_aa * rest[:, 0] + c_ad * rest[:, 1]
+        step_d = c_ad * rest[:, 0] + c_dd * rest[:, 1]
+        step_g = step_p[:, :ng]
+        step_m = step_p[:, ng] if self.skills else np.zeros(mu.shape[0])
         scale = 1.0
         for _ in range(12):
             a_new = a + scale * step_a
             d_new = d + scale * step_d
-            if self.pfa:
-                beta_new = beta + scale * step_f[:_NF]
-                gamma_new = gamma + scale * step_f[_NF:].reshape(K, _NZ)
-            else:
-                beta_new, gamma_new = beta, gamma
+            beta_new = beta + scale * step_b if self.pfa else beta
+            gamma_new = gamma + scale * step_g if self.pfa else gamma
+            mu_new = mu + scale * step_m if self.skills else mu
             if np.all(a_new > 0):
-                new = self._objective(a_new, d_new, beta_new, gamma_new, mu, rho)
+                new = self._objective(a_new, d_new, beta_new, gamma_new, mu_new, rho)
                 if new >= obj - 1e-10 * abs(obj):
-                    return a_new, d_new, beta_new, gamma_new
+                    return a_new, d_new, beta_new, gamma_new, mu_new
             scale *= 0.5
-        return a, d, beta, gamma
+        return a, d, beta, gamma, mu
 
     # ---------------------------------------------------------------- EM loop
     def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float]:
@@ -658,8 +806,8 @@ class _EM:
         prior = self.log_prior(a, d, gamma, mu)
         if not math.isfinite(prior):
             return v, -math.inf
-        rho, loglik, stat, expected = self.estep(v)
-        return self.mstep(v, rho, stat, expected), loglik + prior
+        rho, loglik, tau, expected = self.estep(v)
+        return self.mstep(v, rho, tau, expected), loglik + prior
 
     def run(self) -> tuple[np.ndarray, int, bool, list[float], float]:
         base = self.base
@@ -682,5 +830,5 @@ class _EM:
             stop=lambda h: len(h) >= 4 and h[-1] - h[-4] < 3 * cfg.ftol * n_answers)
         # the log-likelihood at the final parameters, in float64
         self.dtype = np.float64
-        _, loglik, _, _ = self.estep(v)
+        _, loglik, _, _ = self.estep(v, tau_step=False)
         return v, iterations, converged, history, float(loglik)
