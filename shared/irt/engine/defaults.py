@@ -57,6 +57,9 @@ class Defaults:
         options: learning-aware options (``()``: the plain model).
         recency_decay: weight per later answer of the ``recency`` option.
         pfa_window: answers in the recent window of the ``pfa`` covariates.
+        learning_max_answers: the learning-aware options are calibrated on at most this
+            many training answers, a deterministic sample of whole students (``None``: all);
+            items outside the sample keep the plain fit's parameters.
     """
 
     model: ModelType = "2pl"
@@ -73,6 +76,7 @@ class Defaults:
     options: tuple[str, ...] = ()
     recency_decay: float = 0.95
     pfa_window: int = 10
+    learning_max_answers: int | None = 2_000_000
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_TYPES:
@@ -81,6 +85,8 @@ class Defaults:
             raise ValueError("minimum answers must be at least 1")
         if self.options and self.model != "2pl":
             raise ValueError("learning-aware options need the 2pl model")
+        if self.learning_max_answers is not None and self.learning_max_answers < 1:
+            raise ValueError("learning_max_answers must be at least 1 (or None: no cap)")
         if self.score_method not in ("EAP", "MAP"):
             raise ValueError("score_method must be EAP or MAP")
 
@@ -104,7 +110,9 @@ class Defaults:
             f"{self.min_slope:g} left out",
             f"  scoring {self.score_method}; options "
             f"{','.join(self.options) or 'none (plain model)'}; recency decay "
-            f"{self.recency_decay:g}; pfa window {self.pfa_window}",
+            f"{self.recency_decay:g}; pfa window {self.pfa_window}; options calibrated on "
+            + ("all answers" if self.learning_max_answers is None else
+               f"at most {self.learning_max_answers:,} answers (whole students)"),
         ])
 
 

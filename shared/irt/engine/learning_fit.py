@@ -49,9 +49,11 @@ by configuration, not calibrated.
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 import scipy.sparse as sp
@@ -112,6 +114,7 @@ class LearningConfig:
     difficulty_sd: float = 1.0
     coefficient_sd: float = 0.3
     skill_sd_start: float = 0.8
+    skill_sd_prior: tuple[float, float] | None = (math.log(0.8), 0.5)
     prior_a: tuple[float, float] | None = field(default_factory=lambda: defaults.DEFAULTS.prior_a)
     prior_b: tuple[float, float] = field(
         default_factory=lambda: defaults.DEFAULTS.prior_b)  # type: ignore[arg-type, return-value]
@@ -123,6 +126,8 @@ class LearningConfig:
     max_iter: int = 100
     accelerate: bool = True
     chunk_answers: int = 50_000
+    max_answers: int | None = field(
+        default_factory=lambda: defaults.DEFAULTS.learning_max_answers)
 
     def __post_init__(self) -> None:
         from irt.engine.learning import OPTIONS
@@ -140,6 +145,8 @@ class LearningConfig:
                      "bound"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be positive")
+        if self.max_answers is not None and self.max_answers < 1:
+            raise ValueError("max_answers must be at least 1 (or None: no cap)")
         if self.max_iter < 1 or self.n_quadrature < 11:
             raise ValueError("max_iter must be >= 1 and n_quadrature >= 11")
 
@@ -217,18 +224,25 @@ def fit_learning(base: ItemModel, responses: Responses, order_key: np.ndarray | 
                        fit={"method": "none (recency is set, not calibrated)"})
         return LearningFit(_with_options(base, spec, base.a, base.b), 0, True,
                            float(base.fit.get("log_likelihood", math.nan)))
+    responses, order_key, sample = sample_students(responses, order_key, pos_of,
+                                                   config.max_answers)
     data = _Data.build(base, responses, order_key, model_skill, config)
     em = _EM(data, config, base, len(skill_ids), "skills" in options, "pfa" in options)
     v, iterations, converged, history, loglik = em.run()
     a, d, beta, gamma, tau, mu = em.split(v)
     b = -d / a
+    # items without an answer in the sample keep the base model's parameters (exactly)
+    a[~em.active], b[~em.active] = base.a[~em.active], base.b[~em.active]
+    sample["n_items_calibrated"] = int(em.active.sum())
     fit_info = {"method": "MML-EM (two-tier quadrature" + (", SQUAREM" if config.accelerate
                                                            else "") + ")",
                 "iterations": iterations, "converged": converged, "tol": config.tol,
                 "log_likelihood": loglik, "n_answers": int(data.n),
                 "n_students": int(data.n_students), "n_pairs": int(data.n_pairs),
-                "n_quadrature": config.n_quadrature}
+                "n_quadrature": config.n_quadrature, "sample": sample}
     if "skills" in options:
+        fit_info["skill_sd_prior"] = None if config.skill_sd_prior is None else list(
+            config.skill_sd_prior)
         fit_info.update(difficulty_sd=config.difficulty_sd,
                         skill_difficulty_means={s: float(m) for s, m in
                                                 zip(skill_ids, mu, strict=True)})
@@ -239,6 +253,54 @@ def fit_learning(base: ItemModel, responses: Responses, order_key: np.ndarray | 
                    gamma=gamma if "pfa" in options else np.zeros((len(skill_ids), _NZ)),
                    fit=fit_info)
     return LearningFit(_with_options(base, spec, a, b), iterations, converged, loglik, history)
+
+
+#: How :func:`sample_students` chooses (recorded in the fit summary).
+SAMPLE_RULE = ("whole students with the smallest MD5(student_id) (first 8 bytes, big-endian; "
+               "ties by id) whose answers add up to at most max_answers")
+
+
+def student_hash(student_ids: Sequence[str]) -> np.ndarray:
+    """A stable 64-bit hash of each id: the first 8 bytes of its MD5, big-endian (the same
+    order as ``prepare``'s per-item cap and hold-out sample; not Python's salted ``hash``)."""
+    return np.fromiter((int.from_bytes(hashlib.md5(str(s).encode()).digest()[:8], "big")
+                        for s in student_ids), dtype=np.uint64, count=len(student_ids))
+
+
+def sample_students(responses: Responses, order_key: np.ndarray | None, pos_of: np.ndarray,
+                    max_answers: int | None
+                    ) -> tuple[Responses, np.ndarray | None, dict[str, Any]]:
+    """At most ``max_answers`` answers (of the model's items) by :data:`SAMPLE_RULE`:
+    ``(responses, order_key, summary)``, unchanged when they fit under the cap.
+
+    Deterministic (the same ids give the same sample whatever their order or the run), and
+    stable as a log grows: a student in the sample stays in it while the cap is not
+    reached.  ``summary`` records the rule, the cap and the answers and students before and
+    after."""
+    used = pos_of[responses.item] >= 0
+    n_total = int(used.sum())
+    counts = np.bincount(responses.student[used], minlength=len(responses.student_ids))
+    n_students = int((counts > 0).sum())
+    summary: dict[str, Any] = {"rule": SAMPLE_RULE, "max_answers": max_answers,
+                               "n_answers_total": n_total, "n_answers_used": n_total,
+                               "n_students_total": n_students, "n_students_used": n_students}
+    if max_answers is None or n_total <= max_answers:
+        summary["rule"] = "all answers (under the cap)" if max_answers else "all answers"
+        return responses, order_key, summary
+    present = np.flatnonzero(counts > 0)
+    ids = [responses.student_ids[s] for s in present.tolist()]
+    order = present[np.lexsort((np.array(ids, dtype=object), student_hash(ids)))]
+    take = int(np.searchsorted(np.cumsum(counts[order]), max_answers, side="right"))
+    if take == 0:
+        raise ValueError(f"max_answers {max_answers} is below the answers of the first "
+                         "student of the sample: raise the cap")
+    chosen = np.zeros(len(responses.student_ids), dtype=bool)
+    chosen[order[:take]] = True
+    rows = np.flatnonzero(chosen[responses.student] & used)
+    summary.update(n_answers_used=int(rows.shape[0]), n_students_used=take)
+    sub = Responses(responses.student[rows], responses.item[rows], responses.correct[rows],
+                    responses.student_ids, responses.item_ids)
+    return sub, None if order_key is None else np.asarray(order_key)[rows], summary
 
 
 def with_recency(model: ItemModel, decay: float) -> ItemModel:
@@ -413,6 +475,8 @@ class _EM:
         self.dtype: type = np.float32
         self.has_z = data.skill >= 0
         self.chunks = [_Chunk.build(data, *bounds) for bounds in data.chunks]
+        # items answered in the data: the others (outside a capped sample) stay fixed
+        self.active = np.bincount(data.item, minlength=self.nI) > 0
 
     # parameter vector: [a, d, beta, gamma, log tau, mu]
     def split(self, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray,
@@ -512,6 +576,9 @@ class _EM:
             m = lo.max(axis=1, keepdims=True)
             el = np.exp(lo - m)
             g = el @ kernel
+            # a node far from every answer's likelihood underflows (float32): keep g > 0
+            np.maximum(g[:, :self.x.shape[0]], np.finfo(g.dtype).tiny,
+                       out=g[:, :self.x.shape[0]])
             log_g = np.log(g[:, :self.x.shape[0]])
             log_g += m
             if every:
@@ -548,10 +615,23 @@ class _EM:
         return value, float(m1.sum()), float(np.einsum("sq,sq->s", pi, e2 + e1 * e1).sum()
                                              - m1 @ m1)
 
-    def _tau_step(self, value: float, grad: float, hess: float, tau: float) -> float:
-        """A Newton step on ``log tau`` of the marginal log-likelihood (ascent of at most
-        :data:`_TAU_MAX_STEP` where the curvature is not negative), within the bounds."""
+    def tau_log_prior(self, tau: float) -> float:
+        """``log N(log tau; m, s^2)`` of ``skill_sd_prior`` (0 without one or without
+        "skills")."""
+        if not self.skills or self.cfg.skill_sd_prior is None:
+            return 0.0
+        m, s = self.cfg.skill_sd_prior
+        return -0.5 * ((math.log(tau) - m) / s) ** 2
+
+    def _tau_step(self, grad: float, hess: float, tau: float) -> float:
+        """A Newton step on ``log tau`` of the marginal log-likelihood plus the log-prior of
+        ``log tau`` (ascent of at most :data:`_TAU_MAX_STEP` where the curvature is not
+        negative), within the bounds."""
         s = math.log(tau)
+        if self.cfg.skill_sd_prior is not None:
+            m, sd = self.cfg.skill_sd_prior
+            grad -= (s - m) / sd**2
+            hess -= 1.0 / sd**2
         step = -grad / hess if hess < 0 else math.copysign(_TAU_MAX_STEP, grad)
         step = max(min(step, _TAU_MAX_STEP), -_TAU_MAX_STEP)
         return math.exp(min(max(s + step, _LOG_TAU_MIN), _LOG_TAU_MAX))
@@ -580,14 +660,15 @@ class _EM:
             if stepping:
                 val, g1, h1 = self._tau_terms(L, c, kern)
                 loglik, grad, hess = loglik + val, grad + g1, hess + h1
-        new_tau = self._tau_step(loglik, grad, hess, tau) if stepping else tau
+        new_tau = self._tau_step(grad, hess, tau) if stepping else tau
         for attempt in range(6):
             if not stepping or attempt == 5 or abs(math.log(new_tau / tau)) < 1e-6:
                 new_tau = tau
             value, expected = self._posteriors(rho, new_tau)
             if not stepping:
                 loglik = value
-            if value >= loglik or new_tau == tau:
+            if value + self.tau_log_prior(new_tau) >= loglik + self.tau_log_prior(tau) or \
+                    new_tau == tau:
                 return rho, loglik, new_tau, expected
             # lower at the new tau: the L again, half the step
             for c in self.chunks:
@@ -780,8 +861,8 @@ class _EM:
             own = np.zeros((nI, nphi))
             own[has] = step_p[self.item_skill[has]]
             rest -= np.einsum("jai,ji->ja", b_phi, own)
-        step_a = c_aa * rest[:, 0] + c_ad * rest[:, 1]
-        step_d = c_ad * rest[:, 0] + c_dd * rest[:, 1]
+        step_a = np.where(self.active, c_aa * rest[:, 0] + c_ad * rest[:, 1], 0.0)
+        step_d = np.where(self.active, c_ad * rest[:, 0] + c_dd * rest[:, 1], 0.0)
         step_g = step_p[:, :ng]
         step_m = step_p[:, ng] if self.skills else np.zeros(mu.shape[0])
         scale = 1.0
@@ -806,6 +887,7 @@ class _EM:
         prior = self.log_prior(a, d, gamma, mu)
         if not math.isfinite(prior):
             return v, -math.inf
+        prior += self.tau_log_prior(self.split(v)[4])
         rho, loglik, tau, expected = self.estep(v)
         return self.mstep(v, rho, tau, expected), loglik + prior
 

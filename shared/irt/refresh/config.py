@@ -42,6 +42,17 @@ def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | N
     return first, second
 
 
+def _env_cap(env: Mapping[str, str], key: str, default: int | None) -> int | None:
+    """``env[key]`` as a cap: an integer in ``[1000, 10^12]``, or ``none`` for no cap;
+    ``default`` when unset or blank."""
+    raw = env.get(key, "").strip()
+    if raw.lower() == "none":
+        return None
+    if raw == "" and default is None:
+        return None
+    return env_int(env, key, 1000 if default is None else default, 1000, 10**12)
+
+
 @dataclass(frozen=True)
 class RefreshConfig:
     """Everything a refresh needs, read from the environment by :meth:`from_env`.
@@ -87,6 +98,11 @@ class RefreshConfig:
             the same online protocol and served by ``predict``.
         recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
         pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
+        learning_max_answers: ``LEARNING_MAX_ANSWERS`` (default 2,000,000; ``none``: no
+            cap): the options are calibrated on at most this many training answers, a
+            deterministic sample of whole students (the smallest ``MD5(student_id)``);
+            items outside it keep the plain fit's parameters.  It bounds the options' time
+            and memory (README, Performance).
     """
 
     table: str | None = None
@@ -112,6 +128,8 @@ class RefreshConfig:
     model_options: tuple[str, ...] = field(default_factory=lambda: defaults.DEFAULTS.options)
     recency_decay: float = field(default_factory=lambda: defaults.DEFAULTS.recency_decay)
     pfa_window: int = field(default_factory=lambda: defaults.DEFAULTS.pfa_window)
+    learning_max_answers: int | None = field(
+        default_factory=lambda: defaults.DEFAULTS.learning_max_answers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -196,6 +214,8 @@ class RefreshConfig:
             monitoring=MonitorConfig.from_env(env), model_options=model_options,
             recency_decay=env_float(env, "RECENCY_DECAY", base.recency_decay, 0.01, 0.9999),
             pfa_window=env_int(env, "PFA_WINDOW", base.pfa_window, 1, 10_000),
+            learning_max_answers=_env_cap(env, "LEARNING_MAX_ANSWERS",
+                                          base.learning_max_answers),
         )
 
     def fit_config(self) -> FitConfig:
@@ -214,7 +234,7 @@ class RefreshConfig:
         for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
             out.pop(key)
         if not self.model_options:  # a plain model: the digest of the plain settings only
-            for key in ("model_options", "recency_decay", "pfa_window"):
+            for key in ("model_options", "recency_decay", "pfa_window", "learning_max_answers"):
                 out.pop(key)
         return out
 

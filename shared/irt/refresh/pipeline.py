@@ -720,7 +720,8 @@ def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key:
         skill_ids = [str(k).strip() for k in k_dict]
     learning = LearningConfig(options=config.model_options, decay=config.recency_decay,
                               window=config.pfa_window, prior_a=config.prior_a,
-                              prior_b=config.prior_b)  # set: from_env refuses PRIOR_B=none
+                              prior_b=config.prior_b,  # set: from_env refuses PRIOR_B=none
+                              max_answers=config.learning_max_answers)
     try:
         result = fit_learning(base, train, order_key, item_skill, skill_ids, learning)
     except ValueError as exc:  # e.g. no item has a skill in this window
@@ -730,7 +731,8 @@ def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key:
              options=list(config.model_options), iterations=result.iterations,
              converged=result.converged, log_likelihood=result.log_likelihood,
              skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
-             n_skills=len(set(info.get("item_skills", {}).values())))
+             n_skills=len(set(info.get("item_skills", {}).values())),
+             sample=info.get("fit", {}).get("sample"))
     return result
 
 

@@ -45,6 +45,7 @@ module "irt" {
   prepare_max_answers_per_item      = var.prepare_max_answers_per_item
   prepare_min_answers_per_item      = var.prepare_min_answers_per_item
   prepare_min_answers_per_student   = var.prepare_min_answers_per_student
+  prepare_learning_max_answers      = var.prepare_learning_max_answers
   prepare_gate                      = var.prepare_gate
   prepare_env_overrides             = var.prepare_env_overrides
   prepare_memory                    = var.prepare_memory
