@@ -114,7 +114,7 @@ class LearningConfig:
     difficulty_sd: float = 1.0
     coefficient_sd: float = 0.3
     skill_sd_start: float = 0.8
-    skill_sd_prior: tuple[float, float] | None = (math.log(0.8), 0.5)
+    skill_sd_prior: tuple[float, float] | None = (math.log(0.8), 0.25)
     prior_a: tuple[float, float] | None = field(default_factory=lambda: defaults.DEFAULTS.prior_a)
     prior_b: tuple[float, float] = field(
         default_factory=lambda: defaults.DEFAULTS.prior_b)  # type: ignore[arg-type, return-value]
@@ -538,7 +538,7 @@ class _EM:
             sd[has] = self.cfg.difficulty_sd
         return mean, sd
 
-    def log_prior(self, a, d, gamma, mu) -> float:
+    def log_prior(self, a, d, beta, gamma, mu) -> float:
         if np.any(a <= 0):
             return -math.inf
         out = 0.0
@@ -667,8 +667,8 @@ class _EM:
             value, expected = self._posteriors(rho, new_tau)
             if not stepping:
                 loglik = value
-            if value + self.tau_log_prior(new_tau) >= loglik + self.tau_log_prior(tau) or \
-                    new_tau == tau:
+            if not stepping or new_tau == tau or \
+                    value + self.tau_log_prior(new_tau) >= loglik + self.tau_log_prior(tau):
                 return rho, loglik, new_tau, expected
             # lower at the new tau: the L again, half the step
             for c in self.chunks:
@@ -706,9 +706,9 @@ class _EM:
         """The items, coefficients and skill means given the posteriors ``rho`` (at ``tau``,
         which the E-step has set)."""
         a, d, beta, gamma, _, mu = self.split(v)
-        obj = expected + self.log_prior(a, d, gamma, mu)
-        a, d, beta, gamma, mu = self._newton(a, d, beta, gamma, mu, rho, obj)
-        if self.skills:  # then mu given the new items (a closed form, it can only rise)
+        obj = expected + self.log_prior(a, d, beta, gamma, mu)
+        a, d, beta, gamma = self._newton(a, d, beta, gamma, mu, rho, obj)
+        if self.skills:  # then mu given the new items (closed form)
             b = -d / a
             m0, s0 = self.cfg.prior_b
             sb2 = self.cfg.difficulty_sd ** 2
@@ -724,33 +724,29 @@ class _EM:
         total = 0.0
         for c in self.chunks:
             total += _expected(rho[c.p_lo:c.p_hi], self._pair_logliks(a, d, beta, gamma, c))
-        return total + self.log_prior(a, d, gamma, mu)
+        return total + self.log_prior(a, d, beta, gamma, mu)
 
     def _newton(self, a, d, beta, gamma, mu, rho, obj: float):
         """One Fisher-scoring step with step halving on the expected complete-data
-        log-likelihood plus log-priors, jointly in the items ``(a_j, d_j)``, ``beta``, the
-        ``gamma_k`` and the skill means ``mu_k`` (``(a, d, beta, gamma, mu)``).
+        log-likelihood plus log-priors, jointly in the items ``(a_j, d_j)``, ``beta`` and
+        the ``gamma_k`` (``mu`` fixed): ``(a, d, beta, gamma)``.
 
         The system is a two-level arrowhead: each item couples to ``beta`` and to its
-        skill's block ``phi_k = (gamma_k, mu_k)``; the blocks couple only to ``beta``.  The
-        items are eliminated (2 x 2 inverses), then the skill blocks (``(3 + 1) x (3 + 1)``
-        inverses), leaving a 5 x 5 system in ``beta``: O(items + skills) work.  ``mu_k``
-        enters through the difficulty prior ``N(b_j; mu_k, sigma_b^2)`` (Gauss-Newton
-        information ``J J' / sigma_b^2``, ``J = (db/da, db/dd, -1)``): moving it with its
-        items, rather than after them, is what lets a skill of rarely answered items settle
-        in a few steps."""
+        skill's ``gamma_k``; the ``gamma_k`` couple only to ``beta``.  The items are
+        eliminated (2 x 2 inverses), then the skills (3 x 3 inverses), leaving a 5 x 5
+        system in ``beta``: O(items + skills) work (the system was solved densely in
+        ``5 + 3 K`` unknowns before)."""
         data, x, nI, K = self.data, self.x, self.nI, self.K
         ga, gd, iaa, iad, idd = (np.zeros(nI) for _ in range(5))
         nb = _NF if self.pfa else 0  # beta
         ng = _NZ if self.pfa else 0  # gamma_k in a skill block
-        nphi = ng + (1 if self.skills else 0)
         g_beta = np.zeros(nb)
         f_bb = np.zeros((nb, nb))
-        g_phi = np.zeros((K, nphi))
-        f_pp = np.zeros((K, nphi, nphi))
-        f_pb = np.zeros((K, nphi, nb))
+        g_phi = np.zeros((K, ng))
+        f_pp = np.zeros((K, ng, ng))
+        f_pb = np.zeros((K, ng, nb))
         b_beta = np.zeros((nI, 2, nb))
-        b_phi = np.zeros((nI, 2, nphi))
+        b_phi = np.zeros((nI, 2, ng))
         for lo, hi, _, _ in data.chunks:
             j = data.item[lo:hi]
             w = rho[data.pair[lo:hi]]
@@ -812,14 +808,6 @@ class _EM:
             sg2 = self.cfg.coefficient_sd ** 2
             g_phi[:, :ng] -= gamma / sg2
             f_pp[:, :ng, :ng] += np.eye(ng) / sg2
-        if self.skills:  # mu_k: its prior and the difficulty prior of its items
-            m0, s0 = self.cfg.prior_b
-            sb2 = self.cfg.difficulty_sd ** 2
-            g_phi[:, ng] = np.bincount(self.item_skill[has], weights=b[has] - mu[
-                self.item_skill[has]], minlength=K) / sb2 - (mu - m0) / s0**2
-            f_pp[:, ng, ng] = np.bincount(self.item_skill[has], minlength=K) / sb2 + 1 / s0**2
-            b_phi[has, 0, ng] = -jac_a[has] / sb2
-            b_phi[has, 1, ng] = -jac_d[has] / sb2
         det = iaa * idd - iad**2
         det = np.where(det > 1e-12, det, 1e-12)
         c_aa, c_ad, c_dd = idd / det, -iad / det, iaa / det  # C = A^-1 per item
@@ -831,63 +819,54 @@ class _EM:
         def by_skill(m: np.ndarray) -> np.ndarray:  # sum over the items of each skill
             return _sum_by(ks, m.reshape(nI, -1), K + 1)[:K].reshape((K, *m.shape[1:]))
 
-        g_item = np.stack([ga, gd], axis=1)
-        cg = np.stack([c_aa * ga + c_ad * gd, c_ad * ga + c_dd * gd], axis=1)
-        if nphi:  # eliminate the items from the skill blocks
-            cb_phi = c_times(b_phi)
+        cg = np.stack([c_aa * ga + c_ad * gd, c_ad * ga + c_dd * gd], axis=1)  # C_j g_j
+        rest = np.stack([ga, gd], axis=1)  # g_j - B_j (step of beta and of gamma_k(j))
+        step_b, step_g = np.zeros(nb), np.zeros((K, ng))
+        if self.pfa:
+            # eliminate the items: skill blocks S_k (3 x 3), their coupling to beta, and
+            # beta's block (5 x 5)
+            cb_phi, cb_beta = c_times(b_phi), c_times(b_beta)
             s_pp = f_pp - by_skill(np.einsum("jai,jak->jik", b_phi, cb_phi))
+            s_pp += 1e-9 * np.eye(ng)
             r_p = g_phi - by_skill(np.einsum("jai,ja->ji", b_phi, cg))
-            s_pp += 1e-9 * np.eye(nphi)
-        if nb:
-            cb_beta = c_times(b_beta)
+            s_pb = f_pb - by_skill(np.einsum("jai,jak->jik", b_phi, cb_beta))
             s_bb = f_bb - np.einsum("jai,jak->ik", b_beta, cb_beta)
             r_b = g_beta - np.einsum("jai,ja->i", b_beta, cg)
-            s_pb = f_pb - by_skill(np.einsum("jai,jak->jik", b_phi, cb_beta))
             # eliminate the skill blocks: a 5 x 5 system in beta
             inv_pb = np.linalg.solve(s_pp, s_pb)
             inv_rp = np.linalg.solve(s_pp, r_p[:, :, None])[:, :, 0]
             s_bb -= np.einsum("kib,kic->bc", s_pb, inv_pb)
             r_b -= np.einsum("kib,ki->b", s_pb, inv_rp)
             step_b = np.linalg.solve(s_bb + 1e-9 * np.eye(nb), r_b)
-            step_p = inv_rp - inv_pb @ step_b
-        else:
-            step_b = np.zeros(0)
-            step_p = np.linalg.solve(s_pp, r_p[:, :, None])[:, :, 0] if nphi else \
-                np.zeros((K, 0))
-        rest = g_item.copy()  # g_j - B_j (step of beta and the item's skill block)
-        if nb:
+            step_g = inv_rp - inv_pb @ step_b
+            own = np.zeros((nI, ng))
+            own[has] = step_g[self.item_skill[has]]
             rest -= np.einsum("jab,b->ja", b_beta, step_b)
-        if nphi:
-            own = np.zeros((nI, nphi))
-            own[has] = step_p[self.item_skill[has]]
             rest -= np.einsum("jai,ji->ja", b_phi, own)
         step_a = np.where(self.active, c_aa * rest[:, 0] + c_ad * rest[:, 1], 0.0)
         step_d = np.where(self.active, c_ad * rest[:, 0] + c_dd * rest[:, 1], 0.0)
-        step_g = step_p[:, :ng]
-        step_m = step_p[:, ng] if self.skills else np.zeros(mu.shape[0])
         scale = 1.0
         for _ in range(12):
             a_new = a + scale * step_a
             d_new = d + scale * step_d
             beta_new = beta + scale * step_b if self.pfa else beta
             gamma_new = gamma + scale * step_g if self.pfa else gamma
-            mu_new = mu + scale * step_m if self.skills else mu
             if np.all(a_new > 0):
-                new = self._objective(a_new, d_new, beta_new, gamma_new, mu_new, rho)
+                new = self._objective(a_new, d_new, beta_new, gamma_new, mu, rho)
                 if new >= obj - 1e-10 * abs(obj):
-                    return a_new, d_new, beta_new, gamma_new, mu_new
+                    return a_new, d_new, beta_new, gamma_new
             scale *= 0.5
-        return a, d, beta, gamma, mu
+        return a, d, beta, gamma
 
     # ---------------------------------------------------------------- EM loop
     def em_map(self, v: np.ndarray) -> tuple[np.ndarray, float]:
         """One EM step: ``(next v, log posterior at v)`` (see
         :func:`irt.engine.squarem.squarem`)."""
-        a, d, _, gamma, _, mu = self.split(v)
-        prior = self.log_prior(a, d, gamma, mu)
+        a, d, beta, gamma, tau, mu = self.split(v)
+        prior = self.log_prior(a, d, beta, gamma, mu)
         if not math.isfinite(prior):
             return v, -math.inf
-        prior += self.tau_log_prior(self.split(v)[4])
+        prior += self.tau_log_prior(tau)
         rho, loglik, tau, expected = self.estep(v)
         return self.mstep(v, rho, tau, expected), loglik + prior
 
