@@ -390,7 +390,7 @@ def test_configuration_errors_name_the_variable(env, field):
     assert err.value.field == field
 
 
-@pytest.mark.parametrize(("raw", "cap"), [("", 1_000_000), ("500000", 500_000),
+@pytest.mark.parametrize(("raw", "cap"), [("", 500_000), ("800000", 800_000),
                                          ("none", None), ("NONE", None)])
 def test_the_learning_cap_is_read_from_the_environment(raw, cap):
     config = RefreshConfig.from_env({"MODEL_BUCKET": "b", "BQ_TABLE": "my-project.ds.answers",

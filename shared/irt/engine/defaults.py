@@ -76,7 +76,7 @@ class Defaults:
     options: tuple[str, ...] = ()
     recency_decay: float = 0.95
     pfa_window: int = 10
-    learning_max_answers: int | None = 1_000_000
+    learning_max_answers: int | None = 500_000
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_TYPES:

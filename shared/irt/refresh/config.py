@@ -98,7 +98,7 @@ class RefreshConfig:
             the same online protocol and served by ``predict``.
         recency_decay: ``RECENCY_DECAY`` (default 0.95): weight per later answer (recency).
         pfa_window: ``PFA_WINDOW`` (default 10): answers in the covariates' recent window.
-        learning_max_answers: ``LEARNING_MAX_ANSWERS`` (default 1,000,000; ``none``: no
+        learning_max_answers: ``LEARNING_MAX_ANSWERS`` (default 500,000; ``none``: no
             cap): the options are calibrated on at most this many training answers, a
             deterministic sample of whole students (the smallest ``MD5(student_id)``);
             items outside it keep the plain fit's parameters.  It bounds the options' time

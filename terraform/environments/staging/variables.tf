@@ -101,7 +101,7 @@ variable "prepare_min_answers_per_student" {
 }
 
 variable "prepare_learning_max_answers" {
-  description = "Cap on the training answers the learning-aware options (MODEL_OPTIONS) are calibrated on: a deterministic sample of whole students, items outside it keep the plain fit (LEARNING_MAX_ANSWERS); null: the project's default, 1,000,000 (README, Performance)."
+  description = "Cap on the training answers the learning-aware options (MODEL_OPTIONS) are calibrated on: a deterministic sample of whole students, items outside it keep the plain fit (LEARNING_MAX_ANSWERS); null: the project's default, 500,000 (README, Performance)."
   type        = number
   default     = null
 }
