@@ -11,8 +11,8 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo serve test lint bench evaluate venv clean build tf-check drills provider-schema \
-	browser mutation
+.PHONY: demo serve test lint bench bench-10m evaluate venv clean build tf-check drills \
+	provider-schema browser mutation
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -76,7 +76,8 @@ test: lint tf-check provider-schema browser
 
 # Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:
 # apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
-# 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure). Figures and how to read them: benchmarks/README.md.
+# 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure), plain and
+# with each learning-aware option set. Figures and how to read them: benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
@@ -84,6 +85,12 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_sparse.py --skip-no-priors
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_diagnostics.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_learning_sparse.py
+
+# The learning-aware fit (skills,pfa) at 10M simulated answers with the default cap: time and
+# peak memory of fresh processes (~5 minutes; not in `make bench`).
+bench-10m: $(STAMP)
+	PYTHONPATH=shared $(PY) benchmarks/bench_learning_10m.py
 
 # Production-readiness drills at release size (docs/ml-test-score.md): `pytest -m drills` with
 # IRT_DRILLS=full (10,000 hostile requests + schemathesis, faults, logs, caps, secrets), then

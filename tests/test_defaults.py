@@ -40,7 +40,7 @@ OTHER = Defaults(model="1pl", prior_a=(0.1, 0.4), prior_b=(0.2, 1.5), prior_c=(4
                  tol=2e-4, max_iter=77, min_slope=0.07, score_method="MAP",
                  recency_decay=0.9, pfa_window=7, pfa_beta_sd=0.7, auto_validation_share=0.3,
                  auto_noise_z=3.0, max_ece_over_plain=0.02, skill_prior=False,
-                 skill_difficulty_sd=0.7)
+                 skill_difficulty_sd=0.7, learning_max_answers=123_456)
 #: ... and the options (which need the 2PL).
 WITH_OPTIONS = dataclasses.replace(DEFAULTS, options=("recency",))
 MINIMAL_ENV = {"SOURCE_FILE": "log.csv", "MODEL_DIR": "models"}
@@ -75,8 +75,9 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     assert Priors.default("3pl").c_beta == d.prior_c
     learning = LearningConfig()
     assert (learning.prior_a, learning.prior_b, learning.decay, learning.window,
-            learning.beta_sd) == (d.prior_a, d.prior_b, d.recency_decay, d.pfa_window,
-                                  d.pfa_beta_sd)
+            learning.beta_sd, learning.max_answers) == (
+        d.prior_a, d.prior_b, d.recency_decay, d.pfa_window, d.pfa_beta_sd,
+        d.learning_max_answers)
     # auto and the gate's rule against the plain challenger
     auto = AutoConfig()
     assert (auto.validation_share, auto.noise_z, auto.max_ece_over_plain) == (
@@ -86,9 +87,11 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     refresh = RefreshConfig.from_env(MINIMAL_ENV)
     assert (refresh.model_type, refresh.min_answers_per_item, refresh.min_answers_per_student,
             refresh.prior_a, refresh.prior_b, refresh.model_options, refresh.recency_decay,
-            refresh.pfa_window, refresh.skill_prior, refresh.skill_difficulty_sd) == (
+            refresh.pfa_window, refresh.skill_prior, refresh.skill_difficulty_sd,
+            refresh.learning_max_answers) == (
         d.model, d.min_answers_per_item, d.min_answers_per_student, d.prior_a, d.prior_b,
-        d.options, d.recency_decay, d.pfa_window, d.skill_prior, d.skill_difficulty_sd)
+        d.options, d.recency_decay, d.pfa_window, d.skill_prior, d.skill_difficulty_sd,
+        d.learning_max_answers)
     assert dataclasses.replace(refresh, source_file="log.csv", model_dir="models") == \
         RefreshConfig(source_file="log.csv", model_dir="models")
     assert refresh.gate.max_ece_over_plain == d.max_ece_over_plain
@@ -105,8 +108,9 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     eval_args = parser.parse_args(["evaluate", "train.csv", "test.csv"])
     _same_fit_config(cli._fit_config(eval_args), FitConfig())
     assert (eval_args.min_answers_per_student, eval_args.options, eval_args.recency_decay,
-            eval_args.window) == (d.min_answers_per_student, ",".join(d.options),
-                                  d.recency_decay, d.pfa_window)
+            eval_args.window, eval_args.learning_max_answers) == (
+        d.min_answers_per_student, ",".join(d.options), d.recency_decay, d.pfa_window,
+        d.learning_max_answers)
     assert parser.parse_args(["score", "model.json", "answers.csv"]).method == d.score_method
 
 

@@ -66,6 +66,7 @@ locals {
       MODEL_TYPE              = var.prepare_model_type
       MIN_ANSWERS_PER_ITEM    = var.prepare_min_answers_per_item == null ? null : tostring(var.prepare_min_answers_per_item)
       MIN_ANSWERS_PER_STUDENT = var.prepare_min_answers_per_student == null ? null : tostring(var.prepare_min_answers_per_student)
+      LEARNING_MAX_ANSWERS    = var.prepare_learning_max_answers == null ? null : tostring(var.prepare_learning_max_answers)
     } : name => value if value != null },
     var.bq_columns.skill == null ? {} : { COLUMN_SKILL = var.bq_columns.skill },
     var.prepare_env_overrides,

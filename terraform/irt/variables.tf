@@ -125,6 +125,16 @@ variable "prepare_min_answers_per_student" {
   default     = null
 }
 
+variable "prepare_learning_max_answers" {
+  description = "Cap on the training answers the learning-aware options (MODEL_OPTIONS) are calibrated on: a deterministic sample of whole students, items outside it keep the plain fit (LEARNING_MAX_ANSWERS); null: the project's default, 500,000 (README, Performance)."
+  type        = number
+  default     = null
+  validation {
+    condition     = var.prepare_learning_max_answers == null ? true : var.prepare_learning_max_answers >= 1000
+    error_message = "prepare_learning_max_answers must be at least 1000 (or null)."
+  }
+}
+
 variable "prepare_gate" {
   description = "Quality gate of prepare (GATE_MAX_AUC_DROP, GATE_MAX_LOGLOSS_RISE): how much worse than the serving model a new one may score before it is rejected (functions/prepare/README.md)."
   type = object({

@@ -5,6 +5,7 @@ artifact round trip."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -32,6 +33,7 @@ from irt.engine.learning import (
 from irt.engine.learning import online_predictions as learning_online
 from irt.engine.learning_fit import LearningConfig, fit_learning
 from irt.engine.model import ItemModel
+from irt.engine.responses import Responses
 from irt.engine.simulate import simulate
 from irt.errors import ModelFormatError
 
@@ -311,6 +313,65 @@ def test_skills_and_pfa_need_a_skill_map_and_a_2pl(simulated) -> None:
     with pytest.raises(ValueError, match="2pl"):
         fit_learning(one, train.responses, None, train.item_skill, train.skill_ids,
                      LearningConfig(options=("skills",)))
+
+
+def _md5_prefix(r, cap: int) -> list[int]:
+    """The students the cap should choose, by the rule written out independently: whole
+    students in the order of the first 8 bytes of MD5(id), while the answers fit."""
+    counts = np.bincount(r.student, minlength=len(r.student_ids))
+    order = sorted(range(len(r.student_ids)), key=lambda s: (int.from_bytes(
+        hashlib.md5(r.student_ids[s].encode()).digest()[:8], "big"), r.student_ids[s]))
+    chosen, total = [], 0
+    for s in order:
+        if total + counts[s] > cap:
+            break
+        chosen.append(s)
+        total += counts[s]
+    return chosen
+
+
+@pytest.mark.parametrize("cap", [30, 4000])
+def test_the_cap_calibrates_on_whole_students_chosen_by_a_stable_hash(simulated, cap) -> None:
+    train, _, base, _ = simulated
+    r = train.responses
+    config = LearningConfig(options=("skills", "pfa"), max_answers=cap)
+    capped = fit_learning(base, r, train.order, train.item_skill, train.skill_ids, config)
+    sample = capped.model.options["learning"]["fit"]["sample"]
+    chosen = _md5_prefix(r, cap)
+    used = np.isin(r.student, chosen)
+    assert sample["n_answers_total"] == r.n_answers and sample["max_answers"] == cap
+    assert sample["n_students_used"] == len(chosen)
+    assert sample["n_answers_used"] == int(used.sum()) <= cap
+    assert "MD5" in sample["rule"]
+    # items nobody in the sample answered keep the plain fit's parameters exactly
+    outside = np.setdiff1d(np.arange(base.n_items), base.positions(
+        [r.item_ids[j] for j in np.unique(r.item[used])]))
+    assert (cap == 30) == (outside.size > 0)
+    np.testing.assert_array_equal(capped.model.a[outside], base.a[outside])
+    np.testing.assert_array_equal(capped.model.b[outside], base.b[outside])
+    inside = np.setdiff1d(np.arange(base.n_items), outside)
+    assert not np.allclose(capped.model.b[inside], base.b[inside])
+    # the same sample and fit from the same log in another row order, in another run
+    perm = np.random.default_rng(3).permutation(r.n_answers)
+    shuffled = Responses(r.student[perm], r.item[perm], r.correct[perm], r.student_ids,
+                         r.item_ids)
+    again = fit_learning(base, shuffled, train.order[perm], train.item_skill, train.skill_ids,
+                         config)
+    assert again.model.options["learning"]["fit"]["sample"] == sample
+    np.testing.assert_allclose(again.model.b, capped.model.b, rtol=0, atol=1e-9)
+
+
+def test_a_log_under_the_cap_is_fitted_whole(simulated) -> None:
+    train, _, base, fits = simulated
+    r = train.responses
+    uncapped = fit_learning(base, r, train.order, train.item_skill, train.skill_ids,
+                            LearningConfig(options=("skills", "pfa"), max_answers=None))
+    capped = fits[("skills", "pfa")]  # the default cap, far above this log
+    assert LearningConfig().max_answers >= r.n_answers
+    np.testing.assert_array_equal(capped.model.a, uncapped.model.a)
+    np.testing.assert_array_equal(capped.model.b, uncapped.model.b)
+    sample = capped.model.options["learning"]["fit"]["sample"]
+    assert sample["n_answers_used"] == sample["n_answers_total"] == r.n_answers
 
 
 # --------------------------------------------------------------------------- artifact

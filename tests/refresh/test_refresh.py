@@ -392,6 +392,10 @@ def test_ops_module_runs_from_the_command_line(tmp_path):
     ({"BQ_TABLE": "my-project.ds.answers", "MODEL_PREFIX": "../x"}, "MODEL_PREFIX"),
     ({"BQ_TABLE": "my-project.ds.answers", "MODEL_OPTIONS": "recency", "PRIOR_B": "none"},
      "PRIOR_B"),
+    ({"BQ_TABLE": "my-project.ds.answers", "LEARNING_MAX_ANSWERS": "999"},
+     "LEARNING_MAX_ANSWERS"),
+    ({"BQ_TABLE": "my-project.ds.answers", "LEARNING_MAX_ANSWERS": "2e6"},
+     "LEARNING_MAX_ANSWERS"),
     ({}, "BQ_TABLE"),
 ])
 def test_configuration_errors_name_the_variable(env, field):
@@ -399,6 +403,14 @@ def test_configuration_errors_name_the_variable(env, field):
     with pytest.raises(ConfigError) as err:
         RefreshConfig.from_env({**base, **env})
     assert err.value.field == field
+
+
+@pytest.mark.parametrize(("raw", "cap"), [("", 500_000), ("800000", 800_000),
+                                         ("none", None), ("NONE", None)])
+def test_the_learning_cap_is_read_from_the_environment(raw, cap):
+    config = RefreshConfig.from_env({"MODEL_BUCKET": "b", "BQ_TABLE": "my-project.ds.answers",
+                                     "LEARNING_MAX_ANSWERS": raw})
+    assert config.learning_max_answers == cap
 
 
 @pytest.mark.parametrize(("body", "field"), [

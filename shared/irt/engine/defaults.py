@@ -33,6 +33,14 @@ Why these values (measured; the figures are in the README's "Defaults" section):
   answer carries almost no information about the item's parameters beyond the prior, and
   ``prepare`` has always dropped them.
 
+* **The learning-aware options calibrated on at most 500,000 answers**
+  (``learning_max_answers``; a deterministic sample of whole students, items outside it keep
+  the plain fit).  Their EM costs O(answers x nodes) per E-step: on 10M simulated answers
+  (``benchmarks/bench_learning_10m.py``, skills and pfa, on this shared 2-core machine) it
+  took 210 s at a cap of 2,000,000 and 144 s at 1,000,000, over the 120 s target; the figure
+  at 500,000 is in the README's "Performance".  Logs under the cap (ASSISTments 2009: 217k
+  training answers) are fitted whole.
+
 To reproduce R mirt's default (maximum likelihood, no priors) use ``--no-priors`` in the CLI,
 ``PRIOR_A=none``/``PRIOR_B=none`` in ``prepare``, or ``Priors()`` in code; see
 :meth:`Defaults.maximum_likelihood`.
@@ -77,6 +85,9 @@ class Defaults:
             this many standard errors.
         max_ece_over_plain: ``auto`` and the quality gate refuse an option set whose
             calibration error (ECE) exceeds the plain 2PL's by more than this.
+        learning_max_answers: the learning-aware options are calibrated on at most this
+            many training answers, a deterministic sample of whole students (``None``: all);
+            items outside the sample keep the plain fit's parameters.
     """
 
     model: ModelType = "2pl"
@@ -99,6 +110,7 @@ class Defaults:
     auto_validation_share: float = 0.2
     auto_noise_z: float = 2.0
     max_ece_over_plain: float = 0.01
+    learning_max_answers: int | None = 500_000
 
     def __post_init__(self) -> None:
         if self.model not in MODEL_TYPES:
@@ -107,6 +119,8 @@ class Defaults:
             raise ValueError("minimum answers must be at least 1")
         if self.options and self.model != "2pl":
             raise ValueError("learning-aware options need the 2pl model")
+        if self.learning_max_answers is not None and self.learning_max_answers < 1:
+            raise ValueError("learning_max_answers must be at least 1 (or None: no cap)")
         if self.score_method not in ("EAP", "MAP"):
             raise ValueError("score_method must be EAP or MAP")
         if not self.skill_difficulty_sd > 0:
@@ -143,7 +157,9 @@ class Defaults:
             f"N(0,{self.pfa_beta_sd:g}^2)",
             f"  options auto: validated on {self.auto_validation_share:.0%} of the training "
             f"students; kept only if the gain > {self.auto_noise_z:g} x its standard error "
-            f"and ECE <= plain + {self.max_ece_over_plain:g}",
+            f"and ECE <= plain + {self.max_ece_over_plain:g}; options calibrated on "
+            + ("all answers" if self.learning_max_answers is None else
+               f"at most {self.learning_max_answers:,} answers (whole students)"),
         ])
 
 

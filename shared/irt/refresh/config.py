@@ -43,6 +43,17 @@ def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | N
     return first, second
 
 
+def _env_cap(env: Mapping[str, str], key: str, default: int | None) -> int | None:
+    """``env[key]`` as a cap: an integer in ``[1000, 10^12]``, or ``none`` for no cap;
+    ``default`` when unset or blank."""
+    raw = env.get(key, "").strip()
+    if raw.lower() == "none":
+        return None
+    if raw == "" and default is None:
+        return None
+    return env_int(env, key, 1000 if default is None else default, 1000, 10**12)
+
+
 @dataclass(frozen=True)
 class RefreshConfig:
     """Everything a refresh needs, read from the environment by :meth:`from_env`.
@@ -99,6 +110,11 @@ class RefreshConfig:
             records each skill's typical parameters for ``predict``'s provisional items.
         skill_difficulty_sd: ``SKILL_DIFFICULTY_SD`` (default 1.0): SD of the difficulties
             around their skill's mean.
+        learning_max_answers: ``LEARNING_MAX_ANSWERS`` (default 500,000; ``none``: no
+            cap): the options are calibrated on at most this many training answers, a
+            deterministic sample of whole students (the smallest ``MD5(student_id)``);
+            items outside it keep the plain fit's parameters.  It bounds the options' time
+            and memory (README, Performance).
     """
 
     table: str | None = None
@@ -129,6 +145,8 @@ class RefreshConfig:
         default_factory=lambda: defaults.DEFAULTS.skill_difficulty_sd)
     max_model_items: int = MAX_MODEL_ITEMS
     max_model_bytes: int = MAX_MODEL_BYTES
+    learning_max_answers: int | None = field(
+        default_factory=lambda: defaults.DEFAULTS.learning_max_answers)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> RefreshConfig:
@@ -220,6 +238,8 @@ class RefreshConfig:
                                           1e-3, 100.0),
             max_model_items=env_int(env, "MAX_MODEL_ITEMS", MAX_MODEL_ITEMS, 1, 10_000_000),
             max_model_bytes=env_int(env, "MAX_MODEL_BYTES", MAX_MODEL_BYTES, 1, 1 << 30),
+            learning_max_answers=_env_cap(env, "LEARNING_MAX_ANSWERS",
+                                          base.learning_max_answers),
         )
 
     def fit_config(self) -> FitConfig:
@@ -243,7 +263,7 @@ class RefreshConfig:
             for key in ("skill_prior", "skill_difficulty_sd"):
                 out.pop(key)
         if not self.model_options:  # a plain model: the digest of the plain settings only
-            for key in ("model_options", "recency_decay", "pfa_window"):
+            for key in ("model_options", "recency_decay", "pfa_window", "learning_max_answers"):
                 out.pop(key)
         return out
 

@@ -882,7 +882,8 @@ def _learning_config(config: RefreshConfig, options: tuple[str, ...]) -> Learnin
 
     return LearningConfig(options=options, decay=config.recency_decay,
                           window=config.pfa_window, prior_a=config.prior_a,
-                          prior_b=config.prior_b)  # set: from_env refuses PRIOR_B=none
+                          prior_b=config.prior_b,  # set: from_env refuses PRIOR_B=none
+                          max_answers=config.learning_max_answers)
 
 
 def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key: np.ndarray,
@@ -905,7 +906,8 @@ def _fit_learning(config: RefreshConfig, base: ItemModel, train: Any, order_key:
              options=list(options), iterations=result.iterations,
              converged=result.converged, log_likelihood=result.log_likelihood,
              skill_sd=info.get("skill_sd"), coefficients=info.get("coefficients"),
-             n_skills=len(set(info.get("item_skills", {}).values())))
+             n_skills=len(set(info.get("item_skills", {}).values())),
+             sample=info.get("fit", {}).get("sample"))
     return result
 
 

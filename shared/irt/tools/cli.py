@@ -60,6 +60,20 @@ def _pair(text: str) -> tuple[float, float] | None:
     return x, y
 
 
+def _cap(text: str) -> int | None:
+    """A positive integer, or ``'none'`` as ``None``."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}"
+                                         ) from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def _show(pair: tuple[float, float] | None) -> str:
     return "none" if pair is None else f"{pair[0]:g},{pair[1]:g}"
 
@@ -187,6 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--window", type=int, default=defaults.DEFAULTS.pfa_window,
                    help="answers in the recent window of the pfa covariates "
                    "(default %(default)s)")
+    e.add_argument("--learning-max-answers", type=_cap,
+                   default=defaults.DEFAULTS.learning_max_answers, metavar="N",
+                   help="calibrate the options on at most N training answers, whole students "
+                   "by MD5 of their id, as prepare does ('none': all; default %(default)s)")
     e.add_argument("--table", action="store_true",
                    help="evaluate the plain model, every option set and auto, with "
                    "predict's per-request cost, against the published figures")
@@ -703,6 +721,9 @@ def _fit_options(base, train, answered_at, skills, options: tuple[str, ...],
     spec = learning_of(result.model)
     info = {"em_iterations": result.iterations, "em_converged": result.converged,
             "skill_sd": spec.skill_sd if spec else 0.0}
+    sample = (spec.fit.get("sample") if spec else None) or {}
+    if "n_answers_used" in sample:
+        info["em_answers_used"] = sample["n_answers_used"]
     if spec is not None and spec.pfa:
         info["coefficients"] = dict(zip(("skill_successes", "skill_failures",
                                          "recent_successes", "recent_failures", "skill_last"),
@@ -716,7 +737,8 @@ def _learning_config(args: argparse.Namespace, options: tuple[str, ...]):
 
     return LearningConfig(options=options, decay=args.recency_decay, window=args.window,
                           prior_a=None if args.no_priors else args.prior_a,
-                          prior_b=None if args.no_priors else args.prior_b)
+                          prior_b=None if args.no_priors else args.prior_b,
+                          max_answers=args.learning_max_answers)
 
 
 def _predict_cost(model, student: np.ndarray, item_ids: list[str], correct: np.ndarray,
