@@ -37,8 +37,9 @@ Why these values (measured; the figures are in the README's "Defaults" section):
   (``learning_max_answers``; a deterministic sample of whole students, items outside it keep
   the plain fit).  Their EM costs O(answers x nodes) per E-step: on 10M simulated answers
   (``benchmarks/bench_learning_10m.py``, skills and pfa, on this shared 2-core machine) it
-  took 210 s at a cap of 2,000,000 and 144 s at 1,000,000, over the 120 s target; the figure
-  at 500,000 is in the README's "Performance".  Logs under the cap (ASSISTments 2009: 217k
+  took 210 s at a cap of 2,000,000 and 144 s at 1,000,000, over the 120 s target, and
+  69 s at 500,000 (median of 3 runs, 38-119 s with the machine's load; peak RSS 1.06 GiB,
+  most of it the 10M-answer log).  Logs under the cap (ASSISTments 2009: 217k
   training answers) are fitted whole.
 
 To reproduce R mirt's default (maximum likelihood, no priors) use ``--no-priors`` in the CLI,
