@@ -116,7 +116,7 @@ evaluate: $(STAMP)
 	    echo "== $$d"; \
 	    PYTHONPATH=shared $(PY) -m irt evaluate $(DATASETS)/$$d/$${d}_train.csv.gz \
 	      $(DATASETS)/$$d/$${d}_test.csv.gz --student-column user_id --order-column seq \
-	      --skill-column skill_id --table || exit 1; \
+	      --skill-column skill_id --table -q || exit 1; \
 	  else echo "skipped: $(DATASETS)/$$d not found"; fi; \
 	done
 

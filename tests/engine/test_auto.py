@@ -11,9 +11,9 @@ from learning_sim import simulate_learning
 from irt.engine.artifact import load_model
 from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
 from irt.engine.calibrate import FitConfig, fit
+from irt.engine.hashing import unit_hash
 from irt.engine.learning import learning_of
 from irt.engine.learning_fit import LearningConfig
-from irt.refresh.quality import unit_hash
 
 BETA = np.array([0.3, -0.2, 0.2, -0.2, 0.3])
 FIT = FitConfig(compute_se=False)

@@ -30,7 +30,6 @@ table are recorded (:meth:`OptionChoice.to_dict`) in the model artifact
 
 from __future__ import annotations
 
-import hashlib
 import math
 import time
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ import numpy as np
 from irt.engine import defaults
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.evaluate import metrics, online_predictions
+from irt.engine.hashing import unit_hash
 from irt.engine.learning_fit import (
     LearningConfig,
     LearningFit,
@@ -129,9 +129,8 @@ class OptionChoice:
 def validation_students(student_ids: Sequence[str], share: float) -> np.ndarray:
     """Whether each student is a validation student: a stable hash of the id (the same split
     in every run, on every machine) below ``share``."""
-    return np.fromiter(
-        (int.from_bytes(hashlib.md5((_SALT + str(s)).encode()).digest()[:8], "big") / 2.0**64
-         < share for s in student_ids), dtype=bool, count=len(student_ids))
+    return np.fromiter((unit_hash(_SALT + str(s)) < share for s in student_ids), dtype=bool,
+                       count=len(student_ids))
 
 
 def _gain(ll_c: np.ndarray, ll_p: np.ndarray, student: np.ndarray) -> tuple[float, float]:

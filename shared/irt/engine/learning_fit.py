@@ -80,7 +80,6 @@ after.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -90,6 +89,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from irt.engine import defaults
+from irt.engine.hashing import id_hash
 from irt.engine.learning import (
     _SKILL_COLUMNS,
     DEFAULT_BOUND,
@@ -359,8 +359,8 @@ SAMPLE_RULE = ("whole students with the smallest MD5(student_id) (first 8 bytes,
 def student_hash(student_ids: Sequence[str]) -> np.ndarray:
     """A stable 64-bit hash of each id: the first 8 bytes of its MD5, big-endian (the same
     order as ``prepare``'s per-item cap and hold-out sample; not Python's salted ``hash``)."""
-    return np.fromiter((int.from_bytes(hashlib.md5(str(s).encode()).digest()[:8], "big")
-                        for s in student_ids), dtype=np.uint64, count=len(student_ids))
+    return np.fromiter((id_hash(str(s)) for s in student_ids), dtype=np.uint64,
+                       count=len(student_ids))
 
 
 def sample_students(responses: Responses, order_key: np.ndarray | None, pos_of: np.ndarray,

@@ -38,10 +38,11 @@ import numpy as np
 from irt.engine.ability import grid_table
 from irt.engine.artifact import load_model
 from irt.engine.evaluate import metrics, online_predictions
+from irt.engine.hashing import unit_hash
 from irt.engine.learning import abilities
 from irt.engine.model import ItemModel
 from irt.errors import ConfigError, ModelFormatError
-from irt.refresh.quality import holdout_scores, unit_hash
+from irt.refresh.quality import holdout_scores
 from irt.settings import env_float, env_int
 
 #: Item p-value and student score histograms: ten equal bins on [0, 1].

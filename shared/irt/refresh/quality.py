@@ -18,7 +18,6 @@ one, never all).  The new model is calibrated without those answers.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ import numpy as np
 
 from irt.engine import defaults
 from irt.engine.evaluate import metrics, online_predictions
+from irt.engine.hashing import unit_hash
 from irt.engine.model import ItemModel
 
 #: Drop reasons that mean a malformed source row (not an expected filter).
@@ -135,11 +135,6 @@ class GateConfig:
             raise ValueError("holdout_students must be in (0, 1] and holdout_last in (0, 1)")
         if self.holdout_max_students < 1:
             raise ValueError("holdout_max_students must be >= 1")
-
-
-def unit_hash(text: str) -> float:
-    """A stable number in [0, 1) from a string (first 8 bytes of its MD5)."""
-    return int.from_bytes(hashlib.md5(text.encode()).digest()[:8], "big") / 2.0 ** 64
 
 
 def holdout_mask(student: np.ndarray, student_ids: Sequence[str], order_key: np.ndarray,
