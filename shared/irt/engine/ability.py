@@ -126,14 +126,16 @@ def eap_rows(model: ItemModel, rows: Sequence[int] | np.ndarray, *, n_points: in
     if sd < step or max(low, high) > EDGE_WEIGHT * total:
         # A posterior narrower than the step, or cut off at an end: re-integrate locally,
         # starting (as eap_batch does) from the first pass in log space.
-        return _eap_refined(model, np.asarray(rows, dtype=np.int64), n_points, bound)
+        return _eap_refined(model, np.asarray(rows, dtype=np.int64), loglik, n_points, bound)
     return mean, sd
 
 
-def _eap_refined(model: ItemModel, rows: np.ndarray, n_points: int, bound: float
-                 ) -> tuple[float, float]:
-    x, log_prior, table = grid_table(model, n_points, bound)
-    w = _posterior(table[rows].sum(axis=0) + log_prior)
+def _eap_refined(model: ItemModel, rows: np.ndarray, loglik: np.ndarray, n_points: int,
+                 bound: float) -> tuple[float, float]:
+    """:func:`eap_rows`'s re-integration, from the first pass's log-likelihood on the grid
+    (``loglik``, not recomputed)."""
+    x, log_prior, _ = grid_table(model, n_points, bound)
+    w = _posterior(loglik + log_prior)
     mean = np.array([np.dot(w, x)])
     sd = np.sqrt(np.maximum(np.array([np.dot(w, x * x)]) - mean**2, 0.0))
     if sd[0] < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
@@ -199,6 +201,8 @@ def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
     times) while its posterior is still narrower than the step or cut off at an end.
     """
     a, b, c = model.a[pos], model.b[pos], model.c[pos]
+    three_pl = model.model_type == "3pl"
+    sa = a * (2.0 * y - 1.0)  # the answer's sign times a: log P(y | t) = log logistic(sa (t - b))
     unit = np.linspace(-1.0, 1.0, n_points)
     active = np.arange(mean.shape[0])
     for _ in range(passes):
@@ -207,15 +211,20 @@ def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
         # answers of the active students only
         sel = np.isin(local, active) if active.shape[0] < mean.shape[0] else slice(None)
         own = np.searchsorted(active, local[sel])
-        z = a[sel, None] * (grid[own] - b[sel, None])
-        if model.model_type != "3pl":
-            ll = y[sel, None] * z - np.logaddexp(0.0, z)
-        else:
-            p = np.clip(c[sel, None] + (1 - c[sel, None]) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
-            ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
         cnt = counts[active]
         starts = np.r_[0, np.cumsum(cnt)[:-1]]
-        logpost = np.add.reduceat(ll, starts, axis=0) - 0.5 * (grid / sigma) ** 2
+        if not three_pl:
+            s_a = sa[sel]
+            # sa (grid - b) with grid = mean + half * unit: an outer product and a shift
+            z = np.multiply.outer(s_a * half[own], unit)
+            z += (s_a * (mean[active][own] - b[sel]))[:, None]
+            loglik = log_logistic_sums(z, starts, cnt)
+        else:
+            z = a[sel, None] * (grid[own] - b[sel, None])
+            p = np.clip(c[sel, None] + (1 - c[sel, None]) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
+            ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
+            loglik = np.add.reduceat(ll, starts, axis=0)
+        logpost = loglik - 0.5 * (grid / sigma) ** 2
         logpost -= logpost.max(axis=1, keepdims=True)
         w = np.exp(logpost)
         w /= w.sum(axis=1, keepdims=True)
@@ -227,6 +236,46 @@ def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
         active = active[again]
         if not active.size:
             break
+
+
+#: Rows multiplied together by :func:`log_logistic_sums`: each factor is at most 2, and
+#: 2**1000 (1e301) is below the largest float64.
+PRODUCT_ROWS = 1000
+
+
+def log_logistic_sums(z: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """``sum_i log logistic(z_iq)`` over each segment of rows: shape ``(segments, nodes)``.
+
+    ``log logistic(z) = min(z, 0) - log(1 + exp(-|z|))``, exact in both tails as
+    ``-logaddexp(0, -z)`` is, but the ``log`` of a sum of rows is taken once per node as the
+    ``log`` of the product of the factors ``1 + exp(-|z|)`` (each in ``(1, 2]``; blocks of at
+    most :data:`PRODUCT_ROWS` rows so the product never overflows): one ``exp`` per entry
+    and one ``log`` per node, about 8 times faster than ``np.logaddexp`` (which has no
+    vectorised loop).  Rounding: the product of ``m`` factors is exact to ``m`` units in the
+    last place, so the sums agree with ``logaddexp``'s to about ``1e-13`` (absolute) for
+    ``m = 1000``.
+
+    Args:
+        z: float array of shape ``(rows, nodes)``, overwritten.
+        starts: first row of each segment (increasing, segments non-empty).
+        counts: rows of each segment.
+    """
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    e += 1.0
+    np.minimum(z, 0.0, out=z)
+    total = np.add.reduceat(z, starts, axis=0)
+    blocks = -(-counts // PRODUCT_ROWS)
+    if blocks.shape[0] and blocks.max() == 1:
+        total -= np.log(np.multiply.reduceat(e, starts, axis=0))
+        return total
+    first = np.cumsum(blocks) - blocks  # each segment's first block
+    block_starts = np.repeat(starts, blocks) + PRODUCT_ROWS * (
+        np.arange(int(blocks.sum())) - np.repeat(first, blocks))
+    total -= np.add.reduceat(np.log(np.multiply.reduceat(e, block_starts, axis=0)), first,
+                             axis=0)
+    return total
 
 
 def _derivatives(model: ItemModel, pos: np.ndarray, y: np.ndarray, theta: np.ndarray,

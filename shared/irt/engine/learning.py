@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from irt.engine.ability import eap_batch
+from irt.engine.ability import eap_batch, log_logistic_sums
 from irt.engine.model import ItemModel, skill_table
 from irt.engine.online import answer_runs, plain_online_predictions, student_chunks
 from irt.errors import ModelFormatError
@@ -659,61 +659,38 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     log_post = log_prior.copy()
     with_offset = np.zeros(0, dtype=np.int64)
     if n:
-        skill = spec.item_skill[pos] if spec.grouped else np.full(n, -1)
-        # groups: the skills (n_skills: items without one), or all answers without a map
-        group = np.where(skill >= 0, skill, n_skills) if spec.grouped else np.zeros(
-            n, dtype=np.int64)
-        order = np.argsort(group, kind="stable")  # by group, in answer order within
-        g_sorted = group[order]
-        new = np.ones(n, dtype=bool)
-        np.not_equal(g_sorted[1:], g_sorted[:-1], out=new[1:])
-        starts = np.flatnonzero(new)
+        # groups: the skills (code n_skills: items without one), or all answers without a map
+        order: np.ndarray | slice = slice(None)
+        if spec.grouped:
+            group = spec.item_skill[pos]
+            group[group < 0] = n_skills
+            # by group, in answer order within (a stable sort; radix on 16-bit codes)
+            order = np.argsort(group.astype(np.int16) if n_skills < 32767 else group,
+                               kind="stable")
+            g_sorted = group[order]
+            new = np.ones(n, dtype=bool)
+            np.not_equal(g_sorted[1:], g_sorted[:-1], out=new[1:])
+            starts = np.flatnonzero(new)
+            codes = g_sorted[starts]
+        else:
+            starts = np.zeros(1, dtype=np.intp)
+            codes = np.zeros(1, dtype=np.int64)  # n_skills == 0: the group without a skill
         lengths = np.diff(np.append(starts, n))
-        codes = g_sorted[starts]
-        o = np.zeros(n)
+        ys, ps = y[order], pos[order]  # everything below is in group order
+        s = 2.0 * ys - 1.0
+        sa = s * model.a[ps]
+        shift = sa * model.b[ps]  # z = s (a (x - b) + o) = sa x - (sa b - s o)
         if spec.pfa:
-            ys = y[order]
-            excl = np.cumsum(ys) - ys
-            right = excl - np.repeat(excl[starts], lengths)  # earlier right, same group
-            rank = np.arange(n) - np.repeat(starts, lengths)
-            prev = np.empty(n)
-            prev[0] = 0.0
-            np.subtract(2.0 * ys[:-1], 1.0, out=prev[1:])
-            prev[starts] = 0.0
-            feats = np.empty((n, len(FEATURES)))
-            feats[order, 0] = np.log1p(right)
-            feats[order, 1] = np.log1p(rank - right)
-            feats[order, 4] = prev
-            idx = np.arange(n)
-            lo = np.maximum(idx - spec.window, 0)
-            cum = np.zeros(n + 1)
-            np.cumsum(y, out=cum[1:])
-            recent = cum[idx] - cum[lo]
-            feats[:, 2] = np.log1p(recent)
-            feats[:, 3] = np.log1p(idx - lo - recent)
-            has = skill >= 0
-            feats[np.ix_(~has, _SKILL_COLUMNS)] = 0.0  # no skill: no skill covariates
-            o = feats @ spec.beta
-            if has.any():
-                o[has] += np.einsum("nf,nf->n", feats[has][:, _SKILL_COLUMNS],
-                                    spec.gamma[skill[has]])
-            # the next answer: totals and last answer per group, recent window
-            total_right = np.add.reduceat(ys, starts)
-            last = ys[starts + lengths - 1]
-            if spec.grouped:
-                skilled = codes < n_skills
-                nf[codes[skilled], 0] = np.log1p(total_right[skilled])
-                nf[codes[skilled], 1] = np.log1p(lengths[skilled] - total_right[skilled])
-                nf[codes[skilled], 4] = 2.0 * last[skilled] - 1.0
-            tail = y[-spec.window:]
-            nf[:, 2] = math.log1p(float(tail.sum()))
-            nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
-        p_sorted = pos[order]  # the rows straight in group order: no gather of a big array
-        sorted_ll = _answer_loglik(model.a[p_sorted], model.b[p_sorted], o[order], y[order], x)
+            shift -= s * _sorted_offsets(spec, y, ys, order, starts, lengths, codes, nf)
+        z = np.multiply.outer(sa, x)
+        z -= shift[:, None]
         if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
             later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
-            sorted_ll *= (spec.decay ** later)[:, None]
-        sums = np.add.reduceat(sorted_ll, starts, axis=0)
+            ll = _log_logistic(z)
+            ll *= np.power(spec.decay, later)[:, None]
+            sums = np.add.reduceat(ll, starts, axis=0)
+        else:
+            sums = log_logistic_sums(z, starts, lengths)
         if spec.skills:
             off = codes < n_skills
             with_offset = codes[off]
@@ -740,6 +717,68 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     if method == "MAP":
         theta, se = _grid_mode(x, log_post)
     return StudentPosterior(theta, se, n, skill_u, nf)
+
+
+def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
+                    order: np.ndarray | slice, starts: np.ndarray, lengths: np.ndarray,
+                    codes: np.ndarray, nf: np.ndarray) -> np.ndarray:
+    """:func:`student_posterior`'s covariate offsets ``beta . x + gamma_k . z`` of each answer
+    in group order (the values of :func:`history_features` and :func:`offsets`), and the
+    covariates of a next answer written into ``nf`` (those of :func:`next_features`).
+
+    ``y``: the answers in answer order; ``ys``: in group order (``y[order]``); ``starts``,
+    ``lengths``, ``codes``: each group's first row, size and skill (``n_skills``: none).
+    """
+    n = ys.shape[0]
+    n_skills = nf.shape[0] - 1
+    excl = np.cumsum(ys) - ys
+    right = excl - np.repeat(excl[starts], lengths)  # earlier right answers, same group
+    wrong = np.arange(n) - np.repeat(starts, lengths) - right  # earlier wrong, same group
+    prev = np.empty(n)  # the previous answer in the group: +1 right, -1 wrong, 0 none
+    prev[0] = 0.0
+    np.subtract(2.0 * ys[:-1], 1.0, out=prev[1:])
+    prev[starts] = 0.0
+    # Coefficients of the skill covariates per group: beta's and the skill's own gamma (a
+    # group without a skill has none of these covariates).
+    skilled = codes < n_skills
+    coef = np.zeros((codes.shape[0], len(SKILL_FEATURES)))
+    if skilled.any():
+        coef[skilled] = spec.beta[_SKILL_COLUMNS] + spec.gamma[codes[skilled]]
+    per_row = np.repeat(coef, lengths, axis=0)
+    o = per_row[:, 0] * np.log1p(right)
+    o += per_row[:, 1] * np.log1p(wrong)
+    o += per_row[:, 2] * prev
+    # the recent window, in answer order
+    cum = np.zeros(n + 1)
+    np.cumsum(y, out=cum[1:])
+    idx = np.arange(n)
+    lo = np.maximum(idx - spec.window, 0)
+    recent = cum[:-1] - cum[lo]
+    shared = spec.beta[2] * np.log1p(recent)
+    shared += spec.beta[3] * np.log1p(idx - lo - recent)
+    o += shared[order]
+    # the next answer: totals and last answer per group, recent window
+    if skilled.any():
+        total_right = np.add.reduceat(ys, starts)[skilled]
+        k = codes[skilled]
+        nf[k, 0] = np.log1p(total_right)
+        nf[k, 1] = np.log1p(lengths[skilled] - total_right)
+        nf[k, 4] = 2.0 * ys[(starts + lengths - 1)[skilled]] - 1.0
+    tail = y[-spec.window:]
+    nf[:, 2] = math.log1p(float(tail.sum()))
+    nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
+    return o
+
+
+def _log_logistic(z: np.ndarray) -> np.ndarray:
+    """``log logistic(z)`` in place: ``min(z, 0) - log1p(exp(-|z|))``, exact in both tails."""
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    np.log1p(e, out=e)
+    np.minimum(z, 0.0, out=z)
+    z -= e
+    return z
 
 
 def _grid_mode(x: np.ndarray, log_post: np.ndarray) -> tuple[float, float]:
@@ -778,7 +817,9 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
 
 def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int],
                 items: Sequence[str] | None, method: str = "EAP",
-                provisional: Callable[[str], int | None] | None = None) -> dict[str, Any]:
+                provisional: Callable[[str], int | None] | None = None, *,
+                positions: np.ndarray | None = None,
+                item_positions: np.ndarray | None = None) -> dict[str, Any]:
     """The ``predict`` answer for one student with a learning-aware model (the same keys as
     the plain model's: ``ability``, ``probabilities``, ``unknown_items``, and
     ``provisional_items`` when some items are known only through their skill).
@@ -793,10 +834,12 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
             (:func:`irt.engine.model.skill_table`) of an item without parameters whose skill
             is known, else ``None`` (``irt.serving.plain.provisional_lookup``).  Such an
             item's answers are not used; a requested one gets :func:`skill_probabilities`.
+        positions: ``model.positions(item_ids)`` when the caller has looked them up already.
+        item_positions: ``model.positions(items)`` likewise.
     """
     spec = learning_of(model)
     assert spec is not None
-    pos = model.positions(item_ids)
+    pos = model.positions(item_ids) if positions is None else positions
     y = np.asarray(correct, dtype=np.int64)
     known = pos >= 0
     unknown = [] if known.all() else [item_ids[k] for k in np.flatnonzero(~known).tolist()]
@@ -812,7 +855,7 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
         names: Sequence[str] = model.item_ids
         sel = np.arange(model.n_items)
     else:
-        sel = model.positions(items)
+        sel = model.positions(items) if item_positions is None else item_positions
         names = items
         if not (sel >= 0).all():
             for k in np.flatnonzero(sel < 0).tolist():

@@ -32,7 +32,15 @@ import numpy as np
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
 from irt.engine.selection import pick, rank
-from irt.serving.plain import controls, provisional_lookup, report_dropped, stop_advice
+from irt.serving.plain import (
+    FastSingle,
+    controls,
+    fast_single,
+    own_lookup,
+    provisional_lookup,
+    report_dropped,
+    stop_advice,
+)
 from irt.serving.requests import (
     Limits,
     Student,
@@ -48,6 +56,9 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     Raises:
         RequestError: for invalid input (as the plain model's path).
     """
+    fast = fast_single(model, payload, limits)
+    if fast is not None:
+        return _fast_one(model, fast)
     students, is_batch, method = parse_predict(payload, limits)
     check_probabilities([s.items for s in students], model.n_items, limits, is_batch)
     if is_batch:
@@ -57,6 +68,16 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         answer = _one(model, students[0], method)
     report_dropped(answer, students, is_batch)
     return answer
+
+
+def _fast_one(model: ItemModel, req: FastSingle) -> dict[str, Any]:
+    """One student from :func:`irt.serving.plain.fast_single`: the positions it looked up
+    go straight to :func:`irt.engine.learning.predict_one` (no second lookup)."""
+    pos = None if None in req.rows else np.array(req.rows, dtype=np.int64) >> 1
+    sel = None if req.item_pos is None or None in req.item_pos else np.array(
+        req.item_pos, dtype=np.int64)
+    return predict_one(model, req.ids, req.correct, req.items, req.method, own_lookup(model),
+                       positions=pos, item_positions=sel)
 
 
 def _one(model: ItemModel, student: Student, method: str) -> dict[str, Any]:

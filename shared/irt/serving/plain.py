@@ -15,6 +15,7 @@ error.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from operator import add
 from typing import Any
@@ -99,7 +100,7 @@ def provisional_lookup(model: ItemModel, named: Mapping[str, str] | None) -> Loo
     return lookup
 
 
-def _own_lookup(model: ItemModel) -> Lookup | None:
+def own_lookup(model: ItemModel) -> Lookup | None:
     """:func:`provisional_lookup` without a request map (cached: the fast paths' case)."""
     cached = model._cache.get("own_lookup")
     if cached is None:
@@ -282,7 +283,7 @@ def warm(model: ItemModel, limits: Limits) -> None:
     the EAP grid table, the per-model lookups of the fast paths and the skill table of the
     provisional items (all cached on it)."""
     single_grid(model, 61, 6.0)
-    _own_lookup(model)  # and the skill table it reads
+    own_lookup(model)  # and the skill table it reads
     _rows_index(model)
     _item_params(model)
     _ids_are_valid(model, limits.max_id_length)
@@ -338,8 +339,10 @@ def _unknown_valid(ids: list[Any], pos: list[int | None], max_len: int) -> bool:
         [i for i, j in zip(ids, pos, strict=True) if j is None], max_len)
 
 
-def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
-    """The answer to a plain predict request, or ``None`` for the detailed path."""
+def _fast_method(model: ItemModel, payload: Any, limits: Limits) -> str | None:
+    """The method of a predict request the fast paths may answer, else ``None``: an object
+    without ``item_skills``, with a valid ``method`` and ``truncate``, for a model whose ids
+    all pass the request's id rules."""
     if type(payload) is not dict or not _ids_are_valid(model, limits.max_id_length):
         return None
     method = payload.get("method")
@@ -352,14 +355,40 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
     truncate = payload.get("truncate")  # within the caps nothing is dropped either way
     if truncate is not None and truncate not in TRUNCATE_MODES:
         return None
-    if "students" in payload:
-        raw = payload["students"]
-        if not payload.keys() <= BATCH_KEYS or type(raw) is not list or not raw or (
-                len(raw) > limits.max_students):
-            return None
-        results = _fast_batch(model, raw, method, limits)
-        return None if results is None else {"results": results}
-    if not payload.keys() <= SINGLE_KEYS:
+    return method
+
+
+@dataclass(frozen=True)
+class FastSingle:
+    """A plain one-student predict request, checked and looked up by :func:`fast_single`.
+
+    Attributes:
+        method: ``EAP`` or ``MAP``.
+        ids, correct: the answers, as sent (no item twice).
+        rows: ``2 * position`` of each answered item (``None``: an id the model lacks).
+        items: the requested ids (``None``: every item).
+        item_pos: their positions (``None`` likewise), ``None`` with ``items``.
+    """
+
+    method: str
+    ids: list[str]
+    correct: list[int]
+    rows: list[int | None]
+    items: list[str] | None
+    item_pos: list[int | None] | None
+
+
+def fast_single(model: ItemModel, payload: Any, limits: Limits) -> FastSingle | None:
+    """A one-student predict request checked and looked up in a few C-speed passes (one dict
+    lookup per answer), or ``None`` for the detailed checks of
+    :func:`irt.serving.requests.parse_predict` (a batch, an error to name, timed or repeated
+    answers, ``item_skills``).  Shared by the plain and the learning-aware paths.
+
+    Raises:
+        RequestError: 413 when the response would hold too many probabilities.
+    """
+    method = _fast_method(model, payload, limits)
+    if method is None or "students" in payload or not payload.keys() <= SINGLE_KEYS:
         return None
     answers = payload.get("responses")
     items = payload.get("items")
@@ -375,7 +404,26 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         if item_pos is None:
             return None
     check_probabilities([items], model.n_items, limits, False)
-    return _single(model, *looked, items, item_pos, method, _own_lookup(model))
+    return FastSingle(method, *looked, items, item_pos)
+
+
+def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
+    """The answer to a plain predict request, or ``None`` for the detailed path."""
+    method = _fast_method(model, payload, limits)
+    if method is None:
+        return None
+    if "students" in payload:
+        raw = payload["students"]
+        if not payload.keys() <= BATCH_KEYS or type(raw) is not list or not raw or (
+                len(raw) > limits.max_students):
+            return None
+        results = _fast_batch(model, raw, method, limits)
+        return None if results is None else {"results": results}
+    req = fast_single(model, payload, limits)
+    if req is None:
+        return None
+    return _single(model, req.ids, req.correct, req.rows, req.items, req.item_pos, req.method,
+                   own_lookup(model))
 
 
 def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
@@ -434,7 +482,7 @@ def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
         return None
     check_probabilities(items, model.n_items, limits, True)
     return _score_batch(model, method, sids, counts, ids, pos, np.array(ys, dtype=np.int8),
-                        owner, items, req_ids, req_pos, _own_lookup(model))
+                        owner, items, req_ids, req_pos, own_lookup(model))
 
 
 def _predict_batch(model: ItemModel, students: list[Student], method: str
