@@ -356,3 +356,31 @@ def test_batch_scorers_refuse_answer_arrays_of_different_lengths(scorer) -> None
                       [np.nan] * 2, [np.nan] * 2, [np.nan] * 2)
     with pytest.raises(ValueError, match="one length, got 3, 2 and 3"):
         scorer(model, np.array([0, 0, 1]), np.array([0, 1]), np.array([1, 0, 1]), 2)
+
+
+# --------------------------------------------------------------------------- re-integration
+def test_log_logistic_sums_equal_logaddexp_per_entry() -> None:
+    # segments shorter and longer than the product's block (PRODUCT_ROWS), |z| up to 800
+    # (exp(-|z|) underflows), one row each side of a block edge
+    block = irt.engine.ability.PRODUCT_ROWS
+    counts = np.array([1, 3, block - 1, block, block + 1, 2 * block + 7])
+    rng = np.random.default_rng(12)
+    z = rng.normal(0, 4, (int(counts.sum()), 61))
+    z[::97] *= 200
+    starts = np.cumsum(counts) - counts
+    got = irt.engine.ability.log_logistic_sums(z.copy(), starts, counts)
+    want = np.add.reduceat(-np.logaddexp(0.0, -z), starts, axis=0)
+    np.testing.assert_allclose(got, want, rtol=1e-13, atol=1e-10)
+
+
+@pytest.mark.parametrize("k", [1001, 2500])
+def test_eap_beyond_one_product_block_equals_numerical_integration(k):
+    # longer than a block of the re-integration's product: the blocks' logs add up
+    model = make_bank("2pl", n=3000, seed=31)
+    pos, y = answers(model, k, theta=1.1, seed=k)
+    theta, se = eap(model, pos, y)
+    ref_theta, ref_se = brute_eap(model, pos, y)
+    assert theta == pytest.approx(ref_theta, abs=1e-6)
+    assert se == pytest.approx(ref_se, abs=1e-6)
+    bt, bs = eap_batch(model, np.zeros(k, np.int64), pos, y, 1)
+    assert bt[0] == pytest.approx(theta, abs=1e-9) and bs[0] == pytest.approx(se, abs=1e-9)

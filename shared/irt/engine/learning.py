@@ -167,7 +167,9 @@ def skill_kernel(x: np.ndarray, sd: float) -> np.ndarray:
         return np.eye(x.shape[0])
     d = x[None, :] - x[:, None]
     k = np.exp(-0.5 * (d / sd) ** 2)
-    return k / k.sum(axis=1, keepdims=True)
+    k /= k.sum(axis=1, keepdims=True)
+    k[k < KERNEL_FLOOR] = 0.0  # no subnormal products (see LOG_FLOOR)
+    return k
 
 
 # --------------------------------------------------------------------------- artifact
@@ -475,10 +477,25 @@ def _answer_loglik(a: np.ndarray, b: np.ndarray, o: np.ndarray, y: np.ndarray,
     return z
 
 
+#: Log-weights (relative to the largest, 0) are raised to this before ``exp``: a weight of
+#: 5e-131 beside the largest, 1, is nothing in a float64 sum, and no product of such a
+#: weight and a kernel entry (those below :data:`KERNEL_FLOOR` are zero) is subnormal -
+#: x86 multiplies with subnormal operands or results take ~100 times as long (a
+#: 1,000-answer request spent 0.1 ms on them).
+LOG_FLOOR = -300.0
+#: Kernel entries below this are zero (see :data:`LOG_FLOOR`).
+KERNEL_FLOOR = 1e-150
+
+
+def _exp_floored(logw: np.ndarray) -> np.ndarray:
+    """``exp(max(logw, LOG_FLOOR))``: weights from log-weights at most 0, none subnormal."""
+    return np.exp(np.maximum(logw, LOG_FLOOR))
+
+
 def _logconv(loglik: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     """``log sum_u K(th, u) exp(L(u))`` per row, stable."""
     m = loglik.max(axis=1, keepdims=True)
-    return np.log(np.exp(loglik - m) @ kernel.T) + m
+    return np.log(_exp_floored(loglik - m) @ kernel.T) + m
 
 
 def _decayed_sums(ll: np.ndarray, group_start: np.ndarray, decay: float, weight: np.ndarray
@@ -682,14 +699,27 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         shift = sa * model.b[ps]  # z = s (a (x - b) + o) = sa x - (sa b - s o)
         if spec.pfa:
             shift -= s * _sorted_offsets(spec, y, ys, order, starts, lengths, codes, nf)
-        z = np.multiply.outer(sa, x)
-        z -= shift[:, None]
         if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
             later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
-            ll = _log_logistic(z)
-            ll *= np.power(spec.decay, later)[:, None]
-            sums = np.add.reduceat(ll, starts, axis=0)
+            # |z| <= |sa| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
+            # log P = -log1p(exp(-z)) is exact in both tails (4 passes over the entries, not 8)
+            if float(np.abs(sa).max()) * spec.bound + float(np.abs(shift).max()) < 700.0:
+                ll = np.multiply.outer(-sa, x)
+                ll += shift[:, None]
+                np.exp(ll, out=ll)
+                np.log1p(ll, out=ll)  # -log P
+                ll *= np.power(spec.decay, later)[:, None]
+                sums = np.add.reduceat(ll, starts, axis=0)
+                np.negative(sums, out=sums)
+            else:
+                ll = np.multiply.outer(sa, x)
+                ll -= shift[:, None]
+                _log_logistic(ll)
+                ll *= np.power(spec.decay, later)[:, None]
+                sums = np.add.reduceat(ll, starts, axis=0)
         else:
+            z = np.multiply.outer(sa, x)
+            z -= shift[:, None]
             sums = log_logistic_sums(z, starts, lengths)
         if spec.skills:
             off = codes < n_skills
@@ -699,7 +729,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             log_post += lg.sum(axis=0) + sums[~off].sum(axis=0)
         else:
             log_post += sums.sum(axis=0)
-    w = np.exp(log_post - log_post.max())
+    w = _exp_floored(log_post - log_post.max())
     w /= w.sum()
     mean = float(w @ x)
     sd = math.sqrt(max(float(w @ (x * x)) - mean * mean, 0.0))
@@ -710,8 +740,13 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         if with_offset.size:
             rest = log_post[None, :] - lg  # pi without each answered skill
             rest -= rest.max(axis=1, keepdims=True)
-            h = np.exp(rest) @ kernel
-            r = np.exp(own - own.max(axis=1, keepdims=True)) * h
+            h = _exp_floored(rest) @ kernel
+            # rho_k oc exp(L_k) h, in log space: the product of two small weights would be
+            # subnormal
+            lr = np.log(h)
+            lr += own
+            lr -= lr.max(axis=1, keepdims=True)
+            r = _exp_floored(lr)
             skill_u[with_offset] = (r @ x) / r.sum(axis=1)
     theta, se = mean, sd
     if method == "MAP":
