@@ -7,7 +7,8 @@ with a
   inside strings, numbers orjson reads differently, encodings orjson refuses).
 * ``irt.serving``: plain requests are checked and looked up in a few C-speed passes; the
   answer must equal the detailed path's (``parse_predict`` and the per-field checks) for
-  every request, valid or not, including the error and the field it names.
+  every request, valid or not, including the error and the field it names - for a plain
+  model and for a learning-aware one (``irt.serving.plain.fast_single``, shared).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from learning_models import big_model
 
 from irt import serving
 from irt.engine.ability import eap
@@ -28,7 +30,7 @@ from irt.engine.artifact import model_from_dict
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
-from irt.serving import body, plain
+from irt.serving import body, learning, plain
 
 MAIN = Path(__file__).resolve().parents[2] / "functions" / "predict" / "main.py"
 
@@ -369,3 +371,59 @@ def test_warm_builds_the_lookups_before_the_first_request(models: list[ItemModel
     serving.predict(model, {"responses": [{"item_id": "q1", "correct": 1}], "items": ["q2"]},
                     serving.Limits(), "v1")
     assert set(model._cache) == built  # the request built nothing new
+
+
+# --------------------------------------------------------------------------- learning-aware
+@pytest.fixture(scope="module")
+def learning_model() -> ItemModel:
+    """A learning-aware model (recency, skills, pfa) of 1,500 items: room for 1,000-answer
+    histories of distinct items."""
+    return big_model(seed=5)
+
+
+def learning_detailed(monkeypatch: pytest.MonkeyPatch, *args: Any) -> Any:
+    """``serving.predict(*args)`` with the learning-aware path's fast lookup switched off."""
+    with monkeypatch.context() as m:
+        m.setattr(learning, "fast_single", lambda *a: None)
+        return run(serving.predict, *args)
+
+
+@pytest.mark.parametrize("noise", [0.05, 1.0])
+def test_learning_fast_path_answers_as_the_detailed_path(monkeypatch: pytest.MonkeyPatch,
+                                                         learning_model: ItemModel,
+                                                         noise: float) -> None:
+    answered_fast = 0
+    original = learning.fast_single
+
+    def counting(*args: Any) -> Any:
+        nonlocal answered_fast
+        answer = original(*args)
+        answered_fast += answer is not None
+        return answer
+
+    monkeypatch.setattr(learning, "fast_single", counting)
+    for limits in LIMITS:
+        gen = Payloads(learning_model, seed=70 + int(noise * 100), noise=noise)
+        for _ in range(200):
+            payload = gen.payload()
+            got = run(serving.predict, learning_model, payload, limits, "v1")
+            assert got == learning_detailed(monkeypatch, learning_model, payload, limits, "v1"), \
+                payload
+    assert answered_fast > 30  # the fast path did answer
+
+
+@pytest.mark.parametrize("method", ["EAP", "MAP"])
+def test_learning_fast_path_on_long_histories(monkeypatch: pytest.MonkeyPatch,
+                                              learning_model: ItemModel, method: str) -> None:
+    rng = np.random.default_rng(17)
+    ids = learning_model.item_ids
+    for n in (1, 999, 1000):
+        picked = rng.permutation(len(ids))[:n + 3]
+        payload = {"responses": [{"item_id": ids[j], "correct": bool(rng.random() < 0.6)}
+                                 for j in picked[:n]],
+                   "items": [ids[j] for j in picked[n:]] + ["unknown"], "method": method}
+        got = run(serving.predict, learning_model, payload, serving.Limits(), "v1")
+        assert got[0] == "ok"
+        assert got == learning_detailed(monkeypatch, learning_model, payload, serving.Limits(),
+                                        "v1")
+        assert json.loads(got[1])["ability"]["n_answers"] == n
