@@ -200,30 +200,37 @@ def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
     and receive the refined ones.  A student is integrated again (up to ``passes``
     times) while its posterior is still narrower than the step or cut off at an end.
     """
-    a, b, c = model.a[pos], model.b[pos], model.c[pos]
+    a, b = model.a[pos], model.b[pos]
     three_pl = model.model_type == "3pl"
     sa = a * (2.0 * y - 1.0)  # the answer's sign times a: log P(y | t) = log logistic(sa (t - b))
     unit = np.linspace(-1.0, 1.0, n_points)
     active = np.arange(mean.shape[0])
+    single = mean.shape[0] == 1 and not three_pl  # predict's case: no gathers by student
     for _ in range(passes):
         half = 10.0 * sd[active] + 2.0 * sd[active] / (n_points - 1) + 1e-3
         grid = mean[active, None] + half[:, None] * unit[None, :]  # students x nodes
-        # answers of the active students only
-        sel = np.isin(local, active) if active.shape[0] < mean.shape[0] else slice(None)
-        own = np.searchsorted(active, local[sel])
-        cnt = counts[active]
-        starts = np.r_[0, np.cumsum(cnt)[:-1]]
-        if not three_pl:
-            s_a = sa[sel]
+        if single:
             # sa (grid - b) with grid = mean + half * unit: an outer product and a shift
-            z = np.multiply.outer(s_a * half[own], unit)
-            z += (s_a * (mean[active][own] - b[sel]))[:, None]
-            loglik = log_logistic_sums(z, starts, cnt)
+            z = np.multiply.outer(sa * half[0], unit)
+            z += (sa * (mean[0] - b))[:, None]
+            loglik = log_logistic_sums(z, _FIRST, counts)
         else:
-            z = a[sel, None] * (grid[own] - b[sel, None])
-            p = np.clip(c[sel, None] + (1 - c[sel, None]) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
-            ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
-            loglik = np.add.reduceat(ll, starts, axis=0)
+            # answers of the active students only
+            sel = np.isin(local, active) if active.shape[0] < mean.shape[0] else slice(None)
+            own = np.searchsorted(active, local[sel])
+            cnt = counts[active]
+            starts = np.cumsum(cnt) - cnt
+            if not three_pl:
+                s_a = sa[sel]
+                z = np.multiply.outer(s_a * half[own], unit)
+                z += (s_a * (mean[active][own] - b[sel]))[:, None]
+                loglik = log_logistic_sums(z, starts, cnt)
+            else:
+                c = model.c[pos][sel, None]
+                z = a[sel, None] * (grid[own] - b[sel, None])
+                p = np.clip(c + (1 - c) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
+                ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
+                loglik = np.add.reduceat(ll, starts, axis=0)
         logpost = loglik - 0.5 * (grid / sigma) ** 2
         logpost -= logpost.max(axis=1, keepdims=True)
         w = np.exp(logpost)
@@ -265,6 +272,11 @@ def log_logistic_sums(z: np.ndarray, starts: np.ndarray, counts: np.ndarray) -> 
     np.exp(e, out=e)
     e += 1.0
     np.minimum(z, 0.0, out=z)
+    if starts.shape[0] == 1 and counts[0] <= PRODUCT_ROWS:  # one segment, one block
+        # (reduce, not reduceat: numpy's multiply.reduceat has no vectorised loop)
+        total = np.add.reduce(z, axis=0, keepdims=True)
+        total -= np.log(np.multiply.reduce(e, axis=0, keepdims=True))
+        return total
     total = np.add.reduceat(z, starts, axis=0)
     blocks = -(-counts // PRODUCT_ROWS)
     if blocks.shape[0] and blocks.max() == 1:

@@ -276,6 +276,11 @@ _PAIR = {2}
 #: pass checks type and value (an equal value of another type, as 1.0, is not in it and
 #: goes through the detailed checks, which refuse it).
 _ANSWER_VALUES = frozenset(map(id, (True, False, 0, 1)))
+#: A single request's ``correct`` values: by exact type (all booleans: done), then, with
+#: integers among them, by value (a float 1.0 or a bool subclass is neither type).
+_BOOL_TYPE = {bool}
+_BOOL_OR_INT = frozenset({bool, int})
+_ZERO_ONE = frozenset({0, 1})
 
 
 def warm(model: ItemModel, limits: Limits) -> None:
@@ -314,7 +319,8 @@ def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: i
         pos = list(map(get, ids))  # an unhashable id is a TypeError
     except (TypeError, KeyError):
         return None
-    if not set(map(id, ys)) <= _ANSWER_VALUES:
+    kinds = set(map(type, ys))  # JSON booleans (the common case), or also 0/1 integers
+    if kinds != _BOOL_TYPE and not (kinds <= _BOOL_OR_INT and set(ys) <= _ZERO_ONE):
         return None
     if None in pos:  # unknown ids: valid ones, none repeated
         if len(set(ids)) != len(ids) or not _unknown_valid(ids, pos, max_len):
