@@ -73,7 +73,7 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
 def _fast_one(model: ItemModel, req: FastSingle) -> dict[str, Any]:
     """One student from :func:`irt.serving.plain.fast_single`: the positions it looked up
     go straight to :func:`irt.engine.learning.predict_one` (no second lookup)."""
-    pos = None if None in req.rows else np.array(req.rows, dtype=np.int64) >> 1
+    pos = req.rows >> 1 if isinstance(req.rows, np.ndarray) else None
     sel = None if req.item_pos is None or None in req.item_pos else np.array(
         req.item_pos, dtype=np.int64)
     return predict_one(model, req.ids, req.correct, req.items, req.method, own_lookup(model),

@@ -184,19 +184,29 @@ def _rows_index(model: ItemModel) -> dict[str, int]:
     return index  # type: ignore[return-value]
 
 
-def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int | None],
-            items: list[str] | None, item_pos: list[int | None] | None, method: str,
+def _single(model: ItemModel, ids: list[str], correct: list[int] | np.ndarray,
+            rows: list[int | None] | np.ndarray, items: list[str] | None,
+            item_pos: list[int | None] | None, method: str,
             lookup: Lookup | None = None) -> dict[str, Any]:
     """One student's answer from looked-up ids.
 
     ``rows``: ``2 * position`` of each answered item (``None``: an id the model lacks; no
-    item twice); ``item_pos``: positions of ``items`` (``None`` likewise), or both ``None``
+    item twice), or an integer array of them when the model knows every id (``correct`` then
+    an array too); ``item_pos``: positions of ``items`` (``None`` likewise), or both ``None``
     for every item; ``lookup``: :func:`provisional_lookup` (``None``: no item is
     provisional).  Answers to items without parameters do not count; requested items known
     only through their skill get their skill's typical probability.
     """
     unknown: list[str] = []
     provisional: list[str] = []
+    if isinstance(rows, np.ndarray):
+        n = rows.shape[0]
+        if method == "EAP" and n:
+            theta, se = eap_rows(model, rows + correct)
+        else:
+            theta, se = _estimate(model, rows >> 1, np.asarray(correct, dtype=np.int8), method)
+        return _single_answer(model, theta, se, n, unknown, provisional, items, item_pos,
+                              method, lookup)
     if None in rows:
         unknown, provisional = _split_unknown(
             [item for item, r in zip(ids, rows, strict=True) if r is None], lookup)
@@ -209,6 +219,16 @@ def _single(model: ItemModel, ids: list[str], correct: list[int], rows: list[int
     else:
         theta, se = _estimate(model, np.array(rows, dtype=np.int64) >> 1,
                               np.array(correct, dtype=np.int8), method)
+    return _single_answer(model, theta, se, n, unknown, provisional, items, item_pos, method,
+                          lookup)
+
+
+def _single_answer(model: ItemModel, theta: float, se: float, n: int, unknown: list[str],
+                   provisional: list[str], items: list[str] | None,
+                   item_pos: list[int | None] | None, method: str, lookup: Lookup | None
+                   ) -> dict[str, Any]:
+    """:func:`_single`'s answer at the student's ability (``n`` known answers; ``unknown``
+    and ``provisional`` the answered ids the model lacks, extended by the requested ones)."""
     if items is None:
         names: list[str] | tuple[str, ...] = model.item_ids
         probs = model.probability_by_position(theta)
@@ -304,11 +324,14 @@ def _ids_are_valid(model: ItemModel, max_len: int) -> bool:
     return bool(ok)
 
 
-def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: int
-                  ) -> tuple[list[str], list[int], list[int | None]] | None:
+def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: int,
+                  n_rows: int) -> tuple[list[str], list[int] | np.ndarray,
+                                        list[int | None] | np.ndarray] | None:
     """Plain answers (exactly ``item_id`` and ``correct``, no item repeated), looked up:
     ``(ids, correct, [get(id) ...])`` (``get`` answers ``None`` for an id the model lacks);
-    ``None`` if the answers are not all plain and valid."""
+    when the model knows every id, ``correct`` (0/1, ``int8``) and the looked-up values
+    (``intp``, each below ``n_rows``) come as arrays.  ``None`` if the answers are not all
+    plain and valid."""
     if not value:
         return [], [], []
     try:  # len() of a non-container, or a getter on a non-object, is a TypeError
@@ -325,9 +348,14 @@ def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: i
     if None in pos:  # unknown ids: valid ones, none repeated
         if len(set(ids)) != len(ids) or not _unknown_valid(ids, pos, max_len):
             return None
-    elif len(set(pos)) != len(pos):  # a known item repeated
+        return ids, ys, pos  # bools are 0/1 ints already
+    n = len(pos)
+    rows = np.fromiter(pos, dtype=np.intp, count=n)
+    seen = np.zeros(n_rows, dtype=np.bool_)
+    seen[rows] = True
+    if np.count_nonzero(seen) != n:  # a known item repeated
         return None
-    return ids, ys, pos  # bools are 0/1 ints already
+    return ids, np.array(ys, dtype=np.bool_).view(np.int8), rows
 
 
 def _fast_items(items: list[Any], get: Callable[[Any], int | None], max_len: int
@@ -370,16 +398,18 @@ class FastSingle:
 
     Attributes:
         method: ``EAP`` or ``MAP``.
-        ids, correct: the answers, as sent (no item twice).
-        rows: ``2 * position`` of each answered item (``None``: an id the model lacks).
+        ids, correct: the answers, as sent (no item twice); ``correct`` an ``int8`` array
+            when the model knows every id.
+        rows: ``2 * position`` of each answered item (``None``: an id the model lacks), an
+            ``intp`` array when the model knows every id.
         items: the requested ids (``None``: every item).
         item_pos: their positions (``None`` likewise), ``None`` with ``items``.
     """
 
     method: str
     ids: list[str]
-    correct: list[int]
-    rows: list[int | None]
+    correct: list[int] | np.ndarray
+    rows: list[int | None] | np.ndarray
     items: list[str] | None
     item_pos: list[int | None] | None
 
@@ -401,7 +431,8 @@ def fast_single(model: ItemModel, payload: Any, limits: Limits) -> FastSingle | 
     if type(answers) is not list or len(answers) > limits.max_responses or (
             items is not None and (type(items) is not list or len(items) > limits.max_items)):
         return None
-    looked = _fast_answers(answers, _rows_index(model).get, limits.max_id_length)
+    looked = _fast_answers(answers, _rows_index(model).get, limits.max_id_length,
+                           2 * model.n_items)
     if looked is None:
         return None
     item_pos = None
