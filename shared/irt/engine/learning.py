@@ -707,15 +707,18 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
                 ll = np.multiply.outer(-sa, x)
                 ll += shift[:, None]
                 np.exp(ll, out=ll)
-                np.log1p(ll, out=ll)  # -log P
-                ll *= np.power(spec.decay, later)[:, None]
+                # -log P = log(1 + exp(-z)): numpy's log is vectorised, its log1p is not; where
+                # exp(-z) < 1e-16 the two differ by less than 1e-16
+                ll += 1.0
+                np.log(ll, out=ll)
+                ll *= _decay_powers(model, spec, n)[later][:, None]
                 sums = np.add.reduceat(ll, starts, axis=0)
                 np.negative(sums, out=sums)
             else:
                 ll = np.multiply.outer(sa, x)
                 ll -= shift[:, None]
                 _log_logistic(ll)
-                ll *= np.power(spec.decay, later)[:, None]
+                ll *= _decay_powers(model, spec, n)[later][:, None]
                 sums = np.add.reduceat(ll, starts, axis=0)
         else:
             z = np.multiply.outer(sa, x)
@@ -803,6 +806,16 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
     nf[:, 2] = math.log1p(float(tail.sum()))
     nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
     return o
+
+
+def _decay_powers(model: ItemModel, spec: Learning, n: int) -> np.ndarray:
+    """``decay ** m`` for ``m`` in ``0..n-1`` at least (cached on the model by decay, grown
+    as needed)."""
+    key = ("learning_decay", spec.decay)
+    cached = model._cache.get(key)
+    if cached is None or cached.shape[0] < n:
+        cached = model._cache[key] = np.power(spec.decay, np.arange(max(n, 1024)))
+    return cached
 
 
 def _log_logistic(z: np.ndarray) -> np.ndarray:
