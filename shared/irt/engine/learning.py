@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from irt.engine.ability import eap_batch, log_logistic_sums
+from irt.engine.ability import affine_rows, eap_batch, log_logistic_sums
 from irt.engine.model import ItemModel, skill_table
 from irt.engine.online import answer_runs, plain_online_predictions, student_chunks
 from irt.errors import ModelFormatError
@@ -704,8 +704,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             # |z| <= |sa| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
             # log P = -log1p(exp(-z)) is exact in both tails (4 passes over the entries, not 8)
             if float(np.abs(sa).max()) * spec.bound + float(np.abs(shift).max()) < 700.0:
-                ll = np.multiply.outer(-sa, x)
-                ll += shift[:, None]
+                ll = affine_rows(shift, -sa, x)  # -z
                 np.exp(ll, out=ll)
                 # -log P = log(1 + exp(-z)): numpy's log is vectorised, its log1p is not; where
                 # exp(-z) < 1e-16 the two differ by less than 1e-16
@@ -715,15 +714,12 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
                 sums = np.add.reduceat(ll, starts, axis=0)
                 np.negative(sums, out=sums)
             else:
-                ll = np.multiply.outer(sa, x)
-                ll -= shift[:, None]
+                ll = affine_rows(-shift, sa, x)
                 _log_logistic(ll)
                 ll *= _decay_powers(model, spec, n)[later][:, None]
                 sums = np.add.reduceat(ll, starts, axis=0)
         else:
-            z = np.multiply.outer(sa, x)
-            z -= shift[:, None]
-            sums = log_logistic_sums(z, starts, lengths)
+            sums = log_logistic_sums(affine_rows(-shift, sa, x), starts, lengths)
         if spec.skills:
             off = codes < n_skills
             with_offset = codes[off]
