@@ -345,12 +345,13 @@ def _fast_answers(value: list[Any], get: Callable[[Any], int | None], max_len: i
     kinds = set(map(type, ys))  # JSON booleans (the common case), or also 0/1 integers
     if kinds != _BOOL_TYPE and not (kinds <= _BOOL_OR_INT and set(ys) <= _ZERO_ONE):
         return None
-    if None in pos:  # unknown ids: valid ones, none repeated
+    n = len(pos)
+    try:
+        rows = np.fromiter(pos, dtype=np.intp, count=n)
+    except TypeError:  # a None: unknown ids, which must be valid and not repeated
         if len(set(ids)) != len(ids) or not _unknown_valid(ids, pos, max_len):
             return None
         return ids, ys, pos  # bools are 0/1 ints already
-    n = len(pos)
-    rows = np.fromiter(pos, dtype=np.intp, count=n)
     seen = np.zeros(n_rows, dtype=np.bool_)
     seen[rows] = True
     if np.count_nonzero(seen) != n:  # a known item repeated
