@@ -136,13 +136,42 @@ def _eap_refined(model: ItemModel, rows: np.ndarray, loglik: np.ndarray, n_point
     (``loglik``, not recomputed)."""
     x, log_prior, _ = grid_table(model, n_points, bound)
     w = _posterior(loglik + log_prior)
-    mean = np.array([np.dot(w, x)])
-    sd = np.sqrt(np.maximum(np.array([np.dot(w, x * x)]) - mean**2, 0.0))
-    if sd[0] < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
-        k = rows.shape[0]
-        _refine(model, rows >> 1, (rows & 1).astype(np.int8), np.zeros(k, dtype=np.int64),
-                np.array([k]), mean, sd, model.population_sd, n_points)
-    return float(mean[0]), float(sd[0])
+    mean = float(np.dot(w, x))
+    sd = math.sqrt(max(float(np.dot(w, x * x)) - mean * mean, 0.0))
+    if sd < x[1] - x[0] or max(w[0], w[-1]) > EDGE_WEIGHT:
+        if model.model_type == "3pl":
+            k = rows.shape[0]
+            m, s = np.array([mean]), np.array([sd])
+            _refine(model, rows >> 1, (rows & 1).astype(np.int8), np.zeros(k, dtype=np.int64),
+                    np.array([k]), m, s, model.population_sd, n_points)
+            return float(m[0]), float(s[0])
+        return _refine_one(model, rows, mean, sd, n_points)
+    return mean, sd
+
+
+def _refine_one(model: ItemModel, rows: np.ndarray, mean: float, sd: float, n_points: int,
+                passes: int = 3) -> tuple[float, float]:
+    """:func:`_refine` for one student of a model without guessing (predict's case), with
+    scalars for the student's figures: the same local grids, the same sums."""
+    sa = model.a[rows >> 1] * (2.0 * (rows & 1) - 1.0)  # sign of the answer times a
+    b = model.b[rows >> 1]
+    unit = np.linspace(-1.0, 1.0, n_points)
+    count = np.array([rows.shape[0]])
+    sigma = model.population_sd
+    for _ in range(passes):
+        half = 10.0 * sd + 2.0 * sd / (n_points - 1) + 1e-3
+        grid = mean + half * unit
+        # sa (grid - b) with grid = mean + half * unit
+        loglik = log_logistic_sums(affine_rows(sa * (mean - b), sa * half, unit), _FIRST,
+                                   count)[0]
+        logpost = loglik - 0.5 * (grid / sigma) ** 2
+        w = np.exp(logpost - logpost.max())
+        w /= w.sum()
+        mean = float(np.dot(w, grid))
+        sd = math.sqrt(max(float(np.dot(w, grid * grid)) - mean * mean, 0.0))
+        if not (sd < grid[1] - grid[0] or max(w[0], w[-1]) > EDGE_WEIGHT):
+            break
+    return mean, sd
 
 
 _FIRST = np.zeros(1, dtype=np.intp)
@@ -205,30 +234,25 @@ def _refine(model: ItemModel, pos: np.ndarray, y: np.ndarray, local: np.ndarray,
     sa = a * (2.0 * y - 1.0)  # the answer's sign times a: log P(y | t) = log logistic(sa (t - b))
     unit = np.linspace(-1.0, 1.0, n_points)
     active = np.arange(mean.shape[0])
-    single = mean.shape[0] == 1 and not three_pl  # predict's case: no gathers by student
     for _ in range(passes):
         half = 10.0 * sd[active] + 2.0 * sd[active] / (n_points - 1) + 1e-3
         grid = mean[active, None] + half[:, None] * unit[None, :]  # students x nodes
-        if single:
+        # answers of the active students only
+        sel = np.isin(local, active) if active.shape[0] < mean.shape[0] else slice(None)
+        own = np.searchsorted(active, local[sel])
+        cnt = counts[active]
+        starts = np.cumsum(cnt) - cnt
+        if not three_pl:
             # sa (grid - b) with grid = mean + half * unit
-            z = affine_rows(sa * (mean[0] - b), sa * half[0], unit)
-            loglik = log_logistic_sums(z, _FIRST, counts)
+            s_a = sa[sel]
+            z = affine_rows(s_a * (mean[active][own] - b[sel]), s_a * half[own], unit)
+            loglik = log_logistic_sums(z, starts, cnt)
         else:
-            # answers of the active students only
-            sel = np.isin(local, active) if active.shape[0] < mean.shape[0] else slice(None)
-            own = np.searchsorted(active, local[sel])
-            cnt = counts[active]
-            starts = np.cumsum(cnt) - cnt
-            if not three_pl:
-                s_a = sa[sel]
-                z = affine_rows(s_a * (mean[active][own] - b[sel]), s_a * half[own], unit)
-                loglik = log_logistic_sums(z, starts, cnt)
-            else:
-                c = model.c[pos][sel, None]
-                z = a[sel, None] * (grid[own] - b[sel, None])
-                p = np.clip(c + (1 - c) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
-                ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
-                loglik = np.add.reduceat(ll, starts, axis=0)
+            c = model.c[pos][sel, None]
+            z = a[sel, None] * (grid[own] - b[sel, None])
+            p = np.clip(c + (1 - c) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
+            ll = np.where(y[sel, None] == 1, np.log(p), np.log1p(-p))
+            loglik = np.add.reduceat(ll, starts, axis=0)
         logpost = loglik - 0.5 * (grid / sigma) ** 2
         logpost -= logpost.max(axis=1, keepdims=True)
         w = np.exp(logpost)
