@@ -483,6 +483,7 @@ def _answer_loglik(a: np.ndarray, b: np.ndarray, o: np.ndarray, y: np.ndarray,
 #: x86 multiplies with subnormal operands or results take ~100 times as long (a
 #: 1,000-answer request spent 0.1 ms on them).
 LOG_FLOOR = -300.0
+_WEIGHT_FLOOR = math.exp(LOG_FLOOR)
 #: Kernel entries below this are zero (see :data:`LOG_FLOOR`).
 KERNEL_FLOOR = 1e-150
 
@@ -724,7 +725,12 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             off = codes < n_skills
             with_offset = codes[off]
             own = sums[off]
-            lg = _logconv(own, kernel) if with_offset.size else own
+            if with_offset.size:  # _logconv, keeping exp(L_k - max L_k) for rho_k below
+                top = own.max(axis=1, keepdims=True)
+                e_own = _exp_floored(own - top)
+                lg = np.log(e_own @ kernel.T) + top
+            else:
+                lg = own
             log_post += lg.sum(axis=0) + sums[~off].sum(axis=0)
         else:
             log_post += sums.sum(axis=0)
@@ -740,13 +746,12 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             rest = log_post[None, :] - lg  # pi without each answered skill
             rest -= rest.max(axis=1, keepdims=True)
             h = _exp_floored(rest) @ kernel
-            # rho_k oc exp(L_k) h, in log space: the product of two small weights would be
-            # subnormal
-            lr = np.log(h)
-            lr += own
-            lr -= lr.max(axis=1, keepdims=True)
-            r = _exp_floored(lr)
-            skill_u[with_offset] = (r @ x) / r.sum(axis=1)
+            # rho_k oc exp(L_k) h: each factor scaled to a maximum of 1 and floored at
+            # exp(LOG_FLOOR), so that their product is never subnormal
+            h /= h.max(axis=1, keepdims=True)
+            np.maximum(h, _WEIGHT_FLOOR, out=h)
+            h *= e_own
+            skill_u[with_offset] = (h @ x) / h.sum(axis=1)
     theta, se = mean, sd
     if method == "MAP":
         theta, se = _grid_mode(x, log_post)
@@ -765,32 +770,38 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
     """
     n = ys.shape[0]
     n_skills = nf.shape[0] - 1
-    excl = np.cumsum(ys) - ys
-    right = excl - np.repeat(excl[starts], lengths)  # earlier right answers, same group
-    wrong = np.arange(n) - np.repeat(starts, lengths) - right  # earlier wrong, same group
-    prev = np.empty(n)  # the previous answer in the group: +1 right, -1 wrong, 0 none
+    idx = np.arange(n)
+    # The skill covariates of each answer as rows of one array: log1p of the earlier right
+    # and wrong answers in its group, and the previous answer there (+1, -1, 0 for none).
+    cov = np.empty((3, n))
+    right, wrong, prev = cov
+    np.cumsum(ys, out=right)
+    right -= ys  # earlier right answers, all groups
+    right -= np.repeat(right[starts], lengths)  # ... in the same group
+    np.subtract(idx, np.repeat(starts, lengths), out=wrong)
+    wrong -= right
     prev[0] = 0.0
-    np.subtract(2.0 * ys[:-1], 1.0, out=prev[1:])
+    np.multiply(ys[:-1], 2.0, out=prev[1:])
+    prev[1:] -= 1.0
     prev[starts] = 0.0
-    # Coefficients of the skill covariates per group: beta's and the skill's own gamma (a
-    # group without a skill has none of these covariates).
+    np.log1p(cov[:2], out=cov[:2])
+    # Their coefficients per group: beta's and the skill's own gamma (a group without a
+    # skill has none of these covariates).
     skilled = codes < n_skills
     coef = np.zeros((codes.shape[0], len(SKILL_FEATURES)))
     if skilled.any():
         coef[skilled] = spec.beta[_SKILL_COLUMNS] + spec.gamma[codes[skilled]]
-    per_row = np.repeat(coef, lengths, axis=0)
-    o = per_row[:, 0] * np.log1p(right)
-    o += per_row[:, 1] * np.log1p(wrong)
-    o += per_row[:, 2] * prev
-    # the recent window, in answer order
-    cum = np.zeros(n + 1)
+    o = np.einsum("fn,nf->n", cov, np.repeat(coef, lengths, axis=0))
+    # the recent window, in answer order: log1p of its right and wrong answers
+    cum = np.empty(n + 1)
+    cum[0] = 0.0
     np.cumsum(y, out=cum[1:])
-    idx = np.arange(n)
     lo = np.maximum(idx - spec.window, 0)
-    recent = cum[:-1] - cum[lo]
-    shared = spec.beta[2] * np.log1p(recent)
-    shared += spec.beta[3] * np.log1p(idx - lo - recent)
-    o += shared[order]
+    recent = np.empty((2, n))
+    np.subtract(cum[:-1], cum[lo], out=recent[0])
+    np.subtract(idx - lo, recent[0], out=recent[1])
+    np.log1p(recent, out=recent)
+    o += (spec.beta[2:4] @ recent)[order]
     # the next answer: totals and last answer per group, recent window
     if skilled.any():
         total_right = np.add.reduceat(ys, starts)[skilled]
