@@ -705,14 +705,16 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             # |z| <= |sa| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
             # log P = -log1p(exp(-z)) is exact in both tails (4 passes over the entries, not 8)
             if float(np.abs(sa).max()) * spec.bound + float(np.abs(shift).max()) < 700.0:
-                ll = affine_rows(shift, -sa, x)  # -z
+                # -z, nodes by answers: the weights scale contiguous rows (a third faster
+                # than scaling each answer's row of 41 nodes; the same sums, bit for bit)
+                ll = _affine_cols(shift, -sa, x)
                 np.exp(ll, out=ll)
                 # -log P = log(1 + exp(-z)): numpy's log is vectorised, its log1p is not; where
                 # exp(-z) < 1e-16 the two differ by less than 1e-16
                 ll += 1.0
                 np.log(ll, out=ll)
-                ll *= _decay_powers(model, spec, n)[later][:, None]
-                sums = np.add.reduceat(ll, starts, axis=0)
+                ll *= _decay_powers(model, spec, n)[later]
+                sums = np.add.reduceat(ll, starts, axis=1).T
                 np.negative(sums, out=sums)
             else:
                 ll = affine_rows(-shift, sa, x)
@@ -813,6 +815,16 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
     nf[:, 2] = math.log1p(float(tail.sum()))
     nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
     return o
+
+
+def _affine_cols(intercept: np.ndarray, slope: np.ndarray, nodes: np.ndarray) -> np.ndarray:
+    """``intercept[None, :] + nodes[:, None] * slope[None, :]``, shape ``(nodes, n)``: the
+    transpose of :func:`irt.engine.ability.affine_rows`, as one ``(nodes, 2) @ (2, n)``
+    product."""
+    left = np.empty((2, intercept.shape[0]))
+    left[0] = intercept
+    left[1] = slope
+    return np.vstack([np.ones(nodes.shape[0]), nodes]).T @ left
 
 
 def _decay_powers(model: ItemModel, spec: Learning, n: int) -> np.ndarray:
