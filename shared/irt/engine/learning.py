@@ -793,7 +793,7 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
     coef = np.zeros((codes.shape[0], len(SKILL_FEATURES)))
     if skilled.any():
         coef[skilled] = spec.beta[_SKILL_COLUMNS] + spec.gamma[codes[skilled]]
-    o = np.einsum("fn,nf->n", cov, np.repeat(coef, lengths, axis=0))
+    o = np.einsum("fn,fn->n", cov, np.repeat(coef.T, lengths, axis=1))
     # the recent window, in answer order: log1p of its right and wrong answers
     cum = np.empty(n + 1)
     cum[0] = 0.0
