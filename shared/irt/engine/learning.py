@@ -747,10 +747,10 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         if with_offset.size:
             rest = log_post[None, :] - lg  # pi without each answered skill
             rest -= rest.max(axis=1, keepdims=True)
-            h = _exp_floored(rest) @ kernel
-            # rho_k oc exp(L_k) h: each factor scaled to a maximum of 1 and floored at
-            # exp(LOG_FLOOR), so that their product is never subnormal
-            h /= h.max(axis=1, keepdims=True)
+            h = _exp_floored(rest) @ kernel  # each row's largest entry >= K(t, t) (t: its
+            # best node; rows of exp(rest) peak at 1)
+            # rho_k oc exp(L_k) h: both factors floored at exp(LOG_FLOOR), so that their
+            # product is never subnormal
             np.maximum(h, _WEIGHT_FLOOR, out=h)
             h *= e_own
             skill_u[with_offset] = (h @ x) / h.sum(axis=1)
