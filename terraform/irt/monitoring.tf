@@ -45,6 +45,8 @@ resource "time_sleep" "log_metrics" {
     gate_auc         = google_logging_metric.gate_auc.id
     gate_log_loss    = google_logging_metric.gate_log_loss.id
     model_loaded     = google_logging_metric.model_loaded.id
+    model_rejected   = google_logging_metric.model_rejected.id
+    model_behind     = google_logging_metric.model_behind.id
   }
 }
 
@@ -474,6 +476,132 @@ resource "google_monitoring_alert_policy" "refresh_slow" {
   documentation {
     mime_type = "text/markdown"
     content   = "A refresh ran for more than half of prepare_timeout_seconds: the log grew (the per-item cap bounds it), BigQuery was slow, or calibration regressed (benchmarks/README.md has the expected times). The step times are in prepare's log lines (jsonPayload.seconds per event). ${local.alert_docs}"
+  }
+
+  depends_on = [time_sleep.log_metrics]
+}
+
+# --------------------------------------------------------------------------- predict's model
+# predict's loader (shared/irt/serving/loader.py) logs at ERROR, one JSON line each:
+# {"event": "model_rejected", "model_version", "reason", ...} when a new version fails
+# validation or the canary answers prepare's canary asks (irt.serving.probe) and the old model
+# keeps serving; {"event": "model_fetch_failed", ...} when the pointer or the model cannot be
+# read after the storage client's retries; {"event": "model_behind", "seconds_behind",
+# "serving_version", "latest_version"} when the version serving has not been the one LATEST
+# names for at least MODEL_REFRESH_SECONDS.
+resource "google_logging_metric" "model_rejected" {
+  project     = var.project_id
+  name        = "${local.prefix}-model-rejected"
+  description = "New models predict refused or could not read (event=model_rejected or model_fetch_failed), labelled by event."
+  filter      = "${local.predict_filter} AND severity>=ERROR AND jsonPayload.event=(\"model_rejected\" OR \"model_fetch_failed\")"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT models predict rejected or could not fetch (${var.environment})"
+    labels {
+      key         = "event"
+      value_type  = "STRING"
+      description = "model_rejected or model_fetch_failed"
+    }
+  }
+
+  label_extractors = {
+    event = "EXTRACT(jsonPayload.event)"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "model_rejected" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict rejected or could not fetch a model"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "predict logged model_rejected or model_fetch_failed"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_rejected.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.event"]
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A predict instance refused a new model (model_rejected: it failed validation or the canary answers, reason and error in the line) or could not read it (model_fetch_failed: storage unreachable, LATEST naming a missing version). The previous model keeps serving. Read predict's ERROR line (jsonPayload.event) and the version's report; roll back LATEST if the version is bad (python -m irt.ops rollback). ${local.alert_docs}"
+  }
+
+  depends_on = [time_sleep.log_metrics]
+}
+
+resource "google_logging_metric" "model_behind" {
+  project     = var.project_id
+  name        = "${local.prefix}-model-behind"
+  description = "predict instances serving another version than LATEST for longer than MODEL_REFRESH_SECONDS (event=model_behind)."
+  filter      = "${local.predict_filter} AND severity>=ERROR AND jsonPayload.event=\"model_behind\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT predict behind LATEST (${var.environment})"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "model_behind" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict serves another version than LATEST"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "predict logged model_behind"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_behind.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A predict instance has served another version than the one LATEST names for longer than MODEL_REFRESH_SECONDS (seconds_behind, serving_version, latest_version in the line): the new version is rejected or cannot be read (see the model_rejected alert), or storage is unreachable. The LMS gets answers from the older model. ${local.alert_docs}"
   }
 
   depends_on = [time_sleep.log_metrics]

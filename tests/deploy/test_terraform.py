@@ -301,6 +301,49 @@ def test_buckets_are_private_versioned_and_expire_old_data() -> None:
 
 
 # --------------------------------------------------------------------------- monitoring
+#: Log-based metrics on predict's log lines (the rest count prepare's).
+PREDICT_METRICS = {"model_loaded", "model_rejected", "model_behind"}
+
+
+def hcl_condition(condition: str, values: dict) -> bool:
+    """A variable validation's ``condition`` (``length``, ``+``, comparisons, ``||``,
+    ``&&``) evaluated with ``values`` for ``var.*``."""
+    expr = re.fullmatch(r"\$\{(.*)\}", condition, re.S).group(1)
+    expr = re.sub(r"\bvar\.(\w+)", lambda m: repr(values[m.group(1)]), expr)
+    expr = expr.replace("||", " or ").replace("&&", " and ").replace("length(", "len(")
+    return bool(eval(expr, {"__builtins__": {}}, {"len": len}))
+
+
+def test_every_alert_notifies_a_channel_required_in_every_environment() -> None:
+    """Monitoring 1 (``docs/ml-test-score.md``): alerts reach someone. Every alert policy
+    names ``local.notification_channels``; the variables have no default and their validation
+    refuses an empty set in *every* environment (staging's alerts too); each environment's
+    tfvars give an address, a placeholder the README tells the operator to replace."""
+    declared = variables(CONFIG)
+    assert "default" not in declared["notification_channels"]
+    assert "default" not in declared["notification_emails"]
+    required = declared["notification_channels"]["validation"][0]["condition"]
+    readme = (ROOT / "README.md").read_text()
+    for env in ENVS:
+        values = tfvars(env)
+        assert hcl_condition(required, values), env
+        assert values["notification_emails"] or values["notification_channels"], env
+        for address in values["notification_emails"]:
+            assert f"`{address}`" in readme, f"README does not tell to replace {address}"
+        for empty in ({"notification_channels": [], "notification_emails": []},):
+            assert not hcl_condition(required, {**values, **empty}), env
+        one_channel = {"notification_channels": ["projects/p/notificationChannels/1"],
+                       "notification_emails": []}
+        assert hcl_condition(required, {**values, **one_channel}), env
+    policies = of_type("google_monitoring_alert_policy")
+    assert len(policies) >= 10
+    for name, body in policies.items():
+        assert body["notification_channels"] == "${local.notification_channels}", name
+    channels = locals_()["notification_channels"]
+    assert "var.notification_channels" in channels
+    assert "google_monitoring_notification_channel.email" in channels
+
+
 def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     metrics = of_type("google_logging_metric")
     assert 'jsonPayload.event="refresh_failed"' in metrics["refresh_failed"]["filter"]
@@ -308,12 +351,13 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert 'jsonPayload.event="model_published"' in metrics["model_published"]["filter"]
     assert "local.function_names.prepare" in locals_()["prepare_log_filter"]
     for name, body in metrics.items():
-        start = "${local.predict_filter} AND " if name == "model_loaded" else \
+        start = "${local.predict_filter} AND " if name in PREDICT_METRICS else \
             "${local.prepare_log_filter} AND "
         assert body["filter"].startswith(start), name
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
-                             "predict_4xx", "predict_latency", "memory", "refresh_slow"}
+                             "predict_4xx", "predict_latency", "memory", "refresh_slow",
+                             "model_rejected", "model_behind"}
     for name, body in policies.items():
         assert body["notification_channels"] == "${local.notification_channels}"
         if "dynamic" in body:  # one condition per function (memory)
