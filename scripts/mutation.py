@@ -30,6 +30,10 @@ TM = "tests/refresh/test_monitoring.py"
 TR = "tests/refresh/test_refresh.py"
 TQ = "tests/engine/test_model_quality.py"
 TA = "tests/deploy/test_alert_semantics.py"
+TT = "tests/deploy/test_terraform.py"
+TP = "tests/serving/test_model_probe.py"
+LOADER = "shared/irt/serving/loader.py"
+TFVAR = "terraform/irt/variables.tf"
 
 
 @dataclass(frozen=True)
@@ -147,6 +151,43 @@ MUTANTS = (
            (("shared/irt/serving/requests.py", "    return _id(value, path, limits).strip()\n",
              "    return _id(value, path, limits)\n"),),
            ("tests/refresh/test_skew.py::test_prepare_and_predict_count_the_same_answers",)),
+    # issue #18, second part (mon): infrastructure 6, monitoring 1, 4, 6, 7
+    Mutant("predict swaps a new model in without probing it", "infrastructure 6",
+           ((LOADER, "            if problems:\n                self._reject(",
+             "            if problems and False:\n                self._reject("),),
+           (f"{TP}::test_a_new_model_failing_the_canary_answers_is_rejected_and_the_old_one_"
+            "serves",)),
+    Mutant("predict's rejection logs no model_rejected event", "infrastructure 6",
+           ((LOADER, "event=\"model_rejected\", ", ""),),
+           (f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none",
+            f"{TP}::test_a_new_model_failing_the_canary_answers_is_rejected_and_the_old_one_"
+            "serves")),
+    Mutant("model_rejected alert counts fetch failures only", "infrastructure 6",
+           ((TFMON, "jsonPayload.event=(\\\"model_rejected\\\" OR \\\"model_fetch_failed\\\")",
+             "jsonPayload.event=\\\"model_fetch_failed\\\""),),
+           (f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none",)),
+    Mutant("predict never says it is behind LATEST", "monitoring 4",
+           ((LOADER, "if behind >= self.refresh_seconds:",
+             "if behind >= self.refresh_seconds * 1e6:"),),
+           (f"{TP}::test_a_model_that_cannot_be_fetched_is_logged_and_the_instance_says_it_is_"
+            "behind",
+            f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none")),
+    Mutant("model_behind alert counts another event", "monitoring 4",
+           ((TFMON, "jsonPayload.event=\\\"model_behind\\\"",
+             "jsonPayload.event=\\\"model_behinds\\\""),),
+           (f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none",)),
+    Mutant("a notification channel required in prod only", "monitoring 1",
+           ((TFVAR, "    condition     = length(var.notification_channels) + "
+             "length(var.notification_emails) > 0\n",
+             "    condition     = var.environment != \"prod\" || "
+             "length(var.notification_channels) + length(var.notification_emails) > 0\n"),),
+           (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
+    Mutant("an alert policy notifies no one", "monitoring 1",
+           ((TFMON, "model refresh failed\"\n  combiner              = \"OR\"\n"
+             "  notification_channels = local.notification_channels\n",
+             "model refresh failed\"\n  combiner              = \"OR\"\n"
+             "  notification_channels = []\n"),),
+           (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
 )
 
 
