@@ -188,6 +188,15 @@ MUTANTS = (
              "model refresh failed\"\n  combiner              = \"OR\"\n"
              "  notification_channels = []\n"),),
            (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
+    Mutant("served-AUC trend alert never raised", "monitoring 7",
+           ((MON, "if not auc >= median - config.served_trend_margin:", "if False:"),),
+           (f"{TM}::test_a_slow_leak_across_versions_raises_the_trend_alert_the_fixed_floor_"
+            "misses",
+            f"{TM}::test_a_refresh_compares_served_auc_with_the_history_of_published_versions")),
+    Mutant("served-AUC history not carried from the serving version", "monitoring 7",
+           ((MON, "figures, alerts = served_trend(trend.get(\"history\"),",
+             "figures, alerts = served_trend(None,"),),
+           (f"{TM}::test_a_refresh_compares_served_auc_with_the_history_of_published_versions",)),
 )
 
 

@@ -28,6 +28,7 @@ from irt.refresh.monitoring import (
     numerical_checks,
     psi,
     served_quality,
+    served_trend,
     simpler_model,
     skew_check,
     slice_scores,
@@ -526,3 +527,113 @@ def test_a_numerical_failure_rejects_the_refresh(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(pipeline, "fit", broken_fit)
     result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
     assert_rejected_for(tmp_path, log, first, result, "1 slopes not positive")
+
+
+# --------------------------------------------------------------------------- slow leak
+def blurred(model, sd: float, seed: int):
+    """The model with noise of SD ``sd`` on every difficulty: a version that ranks answers
+    a little worse than the fitted one."""
+    noise = np.random.default_rng(seed).normal(0.0, sd, model.b.size)
+    return replace(model, b=model.b + noise, _cache={})
+
+
+def served_chain(sim, fitted, sds, config=CFG):
+    """Publish a version per ``sds`` (difficulty noise), each serving after the one before:
+    its served AUC (on the latest half of the answers) and its offline AUC at publication
+    (the earlier half, as the gate saw it); the trend history carried from version to
+    version as ``metrics.json`` carries it.  Returns per version ``(served AUC, the
+    served_quality alerts, the trend alerts)``."""
+    student, item_ids, correct, order = columns(sim.responses)
+    since = float(np.quantile(order, 0.5))
+    history, out = None, []
+    for k, sd in enumerate(sds):
+        model = blurred(fitted.model, sd, seed=k)
+        offline, _ = served_quality(model, float(order.min()), None, student, item_ids, correct,
+                                    np.where(order < since, order, np.inf), sim.responses
+                                    .student_ids, config)
+        figures, alerts = served_quality(model, since, offline["online_gate_protocol"]["auc"],
+                                         student, item_ids, correct, order,
+                                         sim.responses.student_ids, config)
+        auc = figures["online_gate_protocol"]["auc"]
+        trend, trend_alerts = served_trend(history, auc, f"v{k}", config)
+        history = json.loads(json.dumps(trend["history"]))  # through metrics.json
+        out.append((auc, alerts, trend_alerts))
+    return out
+
+
+def test_a_slow_leak_across_versions_raises_the_trend_alert_the_fixed_floor_misses(
+        sim, fitted) -> None:
+    """Monitoring 7: 14 versions, each a little worse than the one before (difficulty noise
+    growing by 0.08 a version).  Every version's served AUC stays far above the gate's
+    fixed floor (0.55) and equals its own AUC at publication (served_quality stays quiet),
+    so neither notices; the trailing median across versions does.  Versions of steady
+    quality (the same noise, other draws) raise nothing."""
+    leak = served_chain(sim, fitted, [0.08 * k for k in range(14)])
+    aucs = [auc for auc, _, _ in leak]
+    assert aucs[0] - aucs[-1] > 0.03  # a real leak ...
+    assert min(aucs) > GateConfig().min_auc + 0.1  # ... that the fixed floor never sees
+    assert not any(alerts for _, alerts, _ in leak)  # nor each version against itself
+    fired = [k for k, (_, _, trend) in enumerate(leak) if trend]
+    assert fired, f"no trend alert over served AUCs {[round(a, 4) for a in aucs]}"
+    assert fired[0] >= CFG.served_trend_min_versions
+    assert "slow leak" in leak[fired[0]][2][0] and f"v{fired[0]}'s AUC" in leak[fired[0]][2][0]
+    steady = served_chain(sim, fitted, [0.3] * 14)
+    assert not any(trend for _, _, trend in steady), [round(a, 4) for a, _, _ in steady]
+
+
+def test_served_trend_keeps_the_last_versions_and_needs_enough_of_them() -> None:
+    config = MonitorConfig(served_trend_versions=4, served_trend_min_versions=3,
+                           served_trend_margin=0.02)
+    history = [{"version": f"v{k}", "auc": 0.80} for k in range(6)]
+    figures, alerts = served_trend(history, 0.77, "v6", config)
+    assert alerts and figures["median"] == 0.80 and figures["floor"] == pytest.approx(0.78)
+    assert [h["version"] for h in figures["history"]] == ["v3", "v4", "v5", "v6"]
+    assert served_trend(history, 0.785, "v6", config)[1] == []
+    assert served_trend(history[:2], 0.5, "v2", config)[1] == []  # too few to judge
+    figures, alerts = served_trend(None, None, None, config)  # nothing served yet
+    assert figures["history"] == [] and not alerts
+    figures, _ = served_trend(history, None, "v6", config)  # not measured: carried on
+    assert [h["version"] for h in figures["history"]] == ["v2", "v3", "v4", "v5"]
+
+
+def test_a_refresh_compares_served_auc_with_the_history_of_published_versions(
+        tmp_path) -> None:
+    """End to end: the serving version's metrics.json in the model store says the versions
+    before it served at an AUC 0.1 above what it serves now: the refresh raises
+    ``monitoring_alert`` (check ``served_quality_trend``) and its own metrics.json carries
+    the history on with this refresh's figure; a history at the level it serves now raises
+    nothing."""
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    version = first.body["version"]
+    store = LocalStore(tmp_path / "models")
+    metrics_before = json.loads(store.get(version, "metrics.json"))
+    assert metrics_before["monitoring"]["served_trend"]["history"] == []  # nothing served
+    probe_run, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z",
+                           MONITOR_SERVED_TREND_MIN_VERSIONS="1000")  # measure only
+    served = json.loads(store.get(probe_run.body["version"], "metrics.json"))
+    (entry,) = served["monitoring"]["served_trend"]["history"]
+    assert entry["version"] == version and 0.6 < entry["auc"] < 0.95
+    store.move_pointer(version, store.read_pointer()[1])  # back to the first version
+
+    def rerun(level: float, end: str):
+        metrics = {**metrics_before, "monitoring": {
+            **metrics_before["monitoring"], "served_trend": {"history": [
+                {"version": f"older-{k}", "auc": level} for k in range(5)]}}}
+        store.put(version, "metrics.json", json.dumps(metrics).encode(), "application/json")
+        return refresh(tmp_path, log, end)
+
+    result, logs = rerun(entry["auc"] + 0.1, "2026-11-02T00:00:00Z")
+    alerts = [a for a in logs.events("monitoring_alert") if a["check"] == "served_quality_trend"]
+    assert alerts and "slow leak" in alerts[0]["detail"], logs.events("monitoring_alert")
+    assert result.status == 200  # an alert about the serving model, not a rejection
+    trend = json.loads(store.get(result.body["version"], "metrics.json"))["monitoring"][
+        "served_trend"]
+    assert [h["version"] for h in trend["history"]] == [f"older-{k}" for k in range(5)] + [
+        version]
+    assert trend["median"] == pytest.approx(entry["auc"] + 0.1)
+    store.move_pointer(version, store.read_pointer()[1])
+    result, logs = rerun(entry["auc"], "2026-11-03T00:00:00Z")
+    assert result.status == 200
+    assert not [a for a in logs.events("monitoring_alert")
+                if a["check"] == "served_quality_trend"]

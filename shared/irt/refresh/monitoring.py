@@ -20,6 +20,8 @@ and sentences (problems reject the model; alerts are logged for the monitoring a
 * :func:`served_quality` - the serving model on the answers given *after* its window,
   predicted online as ``predict`` answered them: its quality on served data against its
   offline (gate) figure at publication, by model age (the cost of staleness);
+* :func:`served_trend` - that served AUC against the trailing median of the last published
+  versions' (a slow leak that each version's own comparison and the gate's floor miss);
 * :func:`canary` - the stored ``model.json`` loaded back and put through the serving code
   (load, EAP table, answers of known shape) before it may serve.
 """
@@ -83,6 +85,18 @@ class MonitorConfig:
             [``MONITOR_SIMPLER_MODEL``].
         simpler_tolerance: alert when the challenger's held-out log-loss is lower by more
             than this [``MONITOR_SIMPLER_TOL``, 0.002].
+        served_trend_versions: the served AUC of a refresh is compared with the median of
+            the served AUCs of the last this many published versions, kept in each
+            version's ``metrics.json`` (``monitoring.served_trend.history``)
+            [``MONITOR_SERVED_TREND_VERSIONS``, 10].
+        served_trend_min_versions: the comparison needs at least this many of them
+            [``MONITOR_SERVED_TREND_MIN_VERSIONS``, 3].
+        served_trend_margin: alert (check ``served_quality_trend``) when the served AUC is
+            more than this below that median [``MONITOR_SERVED_TREND_MARGIN``, 0.02: about
+            twice the sampling SD of an AUC on 2,000 students' latest answers].  With 10
+            versions the median trails a steady leak by 5.5 versions: a fall of more than
+            0.02 / 5.5 = 0.0036 AUC per version is caught, however far above the gate's
+            fixed floor (``GATE_MIN_AUC``, 0.55) it stays.
     """
 
     max_drift_psi: float = 0.25
@@ -97,6 +111,9 @@ class MonitorConfig:
     baseline_tolerance: float = 0.0
     simpler_model: str = "auto"
     simpler_tolerance: float = 0.002
+    served_trend_versions: int = 10
+    served_trend_min_versions: int = 3
+    served_trend_margin: float = 0.02
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
@@ -120,6 +137,12 @@ class MonitorConfig:
             simpler_model=_simpler_setting(env.get("MONITOR_SIMPLER_MODEL", "")),
             simpler_tolerance=env_float(env, "MONITOR_SIMPLER_TOL", d.simpler_tolerance,
                                           0, 1),
+            served_trend_versions=env_int(env, "MONITOR_SERVED_TREND_VERSIONS",
+                                          d.served_trend_versions, 1, 1000),
+            served_trend_min_versions=env_int(env, "MONITOR_SERVED_TREND_MIN_VERSIONS",
+                                              d.served_trend_min_versions, 1, 1000),
+            served_trend_margin=env_float(env, "MONITOR_SERVED_TREND_MARGIN",
+                                          d.served_trend_margin, 0, 1),
         )
 
 
@@ -539,6 +562,51 @@ def served_quality(serving: ItemModel, served_since: float, offline_auc: float |
     return figures, alerts
 
 
+def served_trend(history: Any, auc: float | None, version: str | None,
+                 config: MonitorConfig) -> tuple[dict[str, Any], list[str]]:
+    """A slow leak: this refresh's served AUC against the trailing median of the served AUCs
+    of the last ``served_trend_versions`` published versions.
+
+    :func:`served_quality` compares a model with itself at publication; a quality that falls
+    a little with every version passes that check and the gate's fixed floor for a long
+    time.  Each version's ``metrics.json`` carries ``monitoring.served_trend.history``, the
+    served AUCs measured by the refreshes that led to it (``[{"version", "auc"}]``, oldest
+    first); a refresh reads the serving version's, compares and appends its own.
+
+    Args:
+        history: the serving version's ``monitoring.served_trend.history`` (anything else,
+            e.g. ``None`` for a version published before this check, is an empty history).
+        auc: this refresh's served AUC of the serving model (``online_gate_protocol``, the
+            gate's protocol), ``None`` when not measured.
+        version: the serving version that AUC is of.
+        config: ``served_trend_versions``, ``served_trend_min_versions``,
+            ``served_trend_margin``.
+
+    Returns:
+        ``(figures, alerts)``: ``figures`` with ``history`` (the last
+        ``served_trend_versions`` entries, this one included), ``auc``, and, when judged,
+        ``median`` and ``floor``; an alert sentence when ``auc`` is below ``floor``.
+    """
+    entries = [{"version": h.get("version"), "auc": float(h["auc"])}
+               for h in (history if isinstance(history, list) else [])
+               if isinstance(h, Mapping) and isinstance(h.get("auc"), int | float)
+               and math.isfinite(h["auc"])][-config.served_trend_versions:]
+    figures: dict[str, Any] = {"auc": auc, "versions": len(entries)}
+    alerts: list[str] = []
+    if auc is not None and math.isfinite(auc):
+        if len(entries) >= config.served_trend_min_versions:
+            median = float(np.median([e["auc"] for e in entries]))
+            figures.update(median=median, floor=median - config.served_trend_margin)
+            if not auc >= median - config.served_trend_margin:
+                alerts.append(f"served-data quality trend: the serving model {version}'s AUC "
+                              f"on served answers is {auc:.4f}, below the median "
+                              f"{median:.4f} of the last {len(entries)} versions by more "
+                              f"than {config.served_trend_margin} (a slow leak)")
+        entries.append({"version": version, "auc": float(auc)})
+    figures["history"] = entries[-config.served_trend_versions:]
+    return figures, alerts
+
+
 # --------------------------------------------------------------------------- canary
 def canary(model_bytes: bytes, expected: ItemModel, version: str) -> tuple[dict[str, Any],
                                                                          list[str]]:
@@ -664,6 +732,7 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
             out.figures["simpler_model"] = figures
             out.alert("simpler_model", alerts)
 
+    served_auc = None
     if serving_model is not None and answered_at is not None:
         since = _parse_time(serving_model.data_summary.get("window_end"))
         offline = ((serving_metrics or {}).get("gate") or {}).get("new") or {}
@@ -673,6 +742,12 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                                              responses.student_ids, config, holdout_last)
             out.figures["served_quality"] = figures
             out.alert("served_quality", alerts)
+            served_auc = (figures.get("online_gate_protocol") or {}).get("auc")
+    trend = ((serving_metrics or {}).get("monitoring") or {}).get("served_trend") or {}
+    figures, alerts = served_trend(trend.get("history"), served_auc,
+                                   serving_model.version if serving_model else None, config)
+    out.figures["served_trend"] = figures
+    out.alert("served_quality_trend", alerts)
     out.figures["config"] = asdict(config)
     out.figures = _clean(out.figures)
     out.profile = _clean(out.profile)
