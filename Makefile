@@ -12,7 +12,7 @@ TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
 .PHONY: demo serve test lint bench bench-10m evaluate venv clean build tf-check drills \
-	provider-schema browser mutation
+	provider-schema browser mutation perf-release bench-baseline
 
 $(STAMP): requirements-dev.txt functions/prepare/requirements.txt functions/predict/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +78,10 @@ test: lint tf-check provider-schema browser
 # apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
 # 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure), plain and
 # with each learning-aware option set. Figures and how to read them: benchmarks/README.md.
+# Ends with the release-to-release regression check: the figures of this run
+# (build/bench/figures.json) against the previous release's (benchmarks/baseline.json).
 bench: $(STAMP)
+	rm -f build/bench/figures.json
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py
@@ -86,6 +89,21 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_diagnostics.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_learning_sparse.py
+	$(PY) scripts/perf_regression.py --optional 'prepare.a_*' 'predict.http_*'
+
+# The regression check alone, as the release plan runs it (cloudbuild-release-plan.yaml, step
+# perf-regression; needs wrk): short benchmarks of serving latency and throughput and of a
+# refresh's time and memory (10M simulated answers), then the comparison (~5 minutes).
+perf-release: $(STAMP)
+	rm -f build/bench/figures.json
+	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py --quick --sections inproc,http
+	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py --only b --repeat 1
+	$(PY) scripts/perf_regression.py --optional 'prepare.a_*'
+
+# At a release: this run's figures become the baseline the next release is compared with
+# (commit benchmarks/baseline.json). RELEASE=<tag>.
+bench-baseline:
+	$(PY) scripts/perf_regression.py --promote $(RELEASE)
 
 # The learning-aware fit (skills,pfa) at 10M simulated answers with the default cap: time and
 # peak memory of fresh processes (~5 minutes; not in `make bench`).

@@ -29,6 +29,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from figures import record  # benchmarks/figures.py
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "build" / "bench"
 ASSIST = ROOT.parent / "shared" / "datasets" / "assistments2009_lpp"
@@ -138,6 +140,12 @@ def measure(name: str, log: Path, repeat: int, target_s: float, target_mib: floa
           f"{', '.join(format(r['seconds'], '.2f') for r in runs)}), peak {mib:,.0f} MiB")
     print(f"  reference (DuckDB read into Arrow only): median {ref:.2f} s, peak {ref_mib:,.0f} MiB"
           f"; ratio refresh/read {sec / ref:.1f}x")
+    # The regression check's figures (scripts/perf_regression.py): refresh time and peak
+    # memory as ratios to DuckDB reading the same log in the same run.
+    record(f"prepare.{name}_seconds", sec, unit="s", better="lower", reference=ref,
+           reference_name="DuckDB read into Arrow (s)", noise=0.2)
+    record(f"prepare.{name}_peak_mib", mib, unit="MiB", better="lower", reference=ref_mib,
+           reference_name="DuckDB read into Arrow, peak (MiB)", noise=0.1)
     verdict = "PASS" if sec <= target_s else "MISS"
     line = f"  target <= {target_s:.0f} s: {verdict}"
     if target_mib:

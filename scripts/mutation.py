@@ -34,6 +34,8 @@ TT = "tests/deploy/test_terraform.py"
 TP = "tests/serving/test_model_probe.py"
 LOADER = "shared/irt/serving/loader.py"
 TFVAR = "terraform/irt/variables.tf"
+PERF = "scripts/perf_regression.py"
+TPR = "tests/deploy/test_perf_regression.py"
 
 
 @dataclass(frozen=True)
@@ -197,6 +199,25 @@ MUTANTS = (
            ((MON, "figures, alerts = served_trend(trend.get(\"history\"),",
              "figures, alerts = served_trend(None,"),),
            (f"{TM}::test_a_refresh_compares_served_auc_with_the_history_of_published_versions",)),
+    Mutant("performance regressions within 10x the band pass", "monitoring 6",
+           ((PERF, "worse = ratio > b[\"ratio\"] * (1.0 + noise)\n",
+             "worse = ratio > b[\"ratio\"] * (1.0 + noise) * 10\n"),
+            (PERF, "worse = ratio < b[\"ratio\"] * (1.0 - noise)\n",
+             "worse = ratio < b[\"ratio\"] * (1.0 - noise) / 10\n")),
+           (f"{TPR}::test_a_regression_beyond_its_noise_band_fails",)),
+    Mutant("performance compared by raw value, not same-run ratio", "monitoring 6",
+           ((PERF, "ratio, noise = float(c[\"ratio\"]), float(b[\"noise\"])",
+             "ratio, noise = float(c[\"value\"]) / float(b[\"reference\"]), "
+             "float(b[\"noise\"])"),),
+           (f"{TPR}::test_figures_are_compared_by_their_ratio_to_the_same_run_reference",)),
+    Mutant("a benchmark dropping out of the comparison passes", "monitoring 6",
+           ((PERF, "or (v.status == \"missing\" and not args.allow_missing and "
+             "v.name not in optional)]", "or False]"),),
+           (f"{TPR}::test_a_figure_missing_from_the_run_fails_unless_allowed",)),
+    Mutant("the release plan no longer waits for the performance check", "monitoring 6",
+           (("cloudbuild-release-plan.yaml", "waitFor: [\"publish\", \"perf-regression\"]",
+             "waitFor: [\"publish\"]"),),
+           (f"{TPR}::test_make_bench_and_the_release_plan_end_with_the_check",)),
 )
 
 

@@ -216,7 +216,7 @@ resource "google_monitoring_alert_policy" "predict_5xx" {
 # --------------------------------------------------------------------------- ML monitoring
 # prepare's monitoring checks (shared/irt/refresh/monitoring.py, docs/ml-test-score.md) log one WARNING
 # line per finding: {"event": "monitoring_alert", "check": "data_drift" | "served_quality" |
-# "numerical" | "simpler_model", "detail": ...}. Findings that must block a model (training/serving skew, a
+# "served_quality_trend" | "numerical" | "simpler_model", "detail": ...}. Findings that must block a model (training/serving skew, a
 # simpler baseline winning, a slice below the floor, a failed canary) reject the run instead
 # and reach the refresh_failed alert.
 resource "google_logging_metric" "monitoring_alert" {
@@ -233,7 +233,7 @@ resource "google_logging_metric" "monitoring_alert" {
     labels {
       key         = "check"
       value_type  = "STRING"
-      description = "data_drift, served_quality, numerical or simpler_model"
+      description = "data_drift, served_quality, served_quality_trend, numerical or simpler_model"
     }
   }
 
@@ -277,7 +277,7 @@ resource "google_monitoring_alert_policy" "monitoring_alert" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; numerical - EM did not converge or its objective fell; simpler_model - the next simpler IRT model predicts the held-out answers better (consider MODEL_TYPE). The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
+    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; served_quality_trend - its served AUC is below the median of the last published versions' by more than MONITOR_SERVED_TREND_MARGIN (a slow leak across versions); numerical - EM did not converge or its objective fell; simpler_model - the next simpler IRT model predicts the held-out answers better (consider MODEL_TYPE). The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
   }
 
   depends_on = [time_sleep.log_metrics]
