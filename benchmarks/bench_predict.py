@@ -455,14 +455,16 @@ def section_inproc(model: Any, payloads: tuple[Any, Any, bytes, bytes], workdir:
     tv = time_per_call(vectorised, repeat)
     row(f"  (info) same {N_BATCH:,} students vectorised: eap_batch + P of requested items",
         fmt_ms(median(tv), 1))
-    # The regression check's figures (scripts/perf_regression.py): ratios to same-run
-    # references - a fixed CPU workload for one student, the vectorised core for the batch.
-    record("predict.inproc_single_ms", median(t1) * 1e3, unit="ms", better="lower",
-           reference=reference_ms(), reference_name="fixed numpy/Python workload (ms)",
-           noise=0.35)
-    record("predict.inproc_batch_ms", median(tb) * 1e3, unit="ms", better="lower",
-           reference=median(tv) * 1e3, reference_name="eap_batch + P vectorised (ms)",
-           noise=0.35)
+    # The regression check's figures (scripts/perf_regression.py): process CPU time (wall
+    # time moves with the other jobs on a shared machine), as ratios to same-run references
+    # - a fixed CPU workload for one student, the vectorised core for the batch.
+    tvc = time_per_call(vectorised, repeat, timer=time.process_time)
+    record("predict.inproc_single_ms", median(c1) * 1e3, unit="ms (CPU)", better="lower",
+           reference=reference_ms(), reference_name="fixed numpy/Python workload (CPU ms)",
+           noise=0.25)
+    record("predict.inproc_batch_ms", median(cb) * 1e3, unit="ms (CPU)", better="lower",
+           reference=median(tvc) * 1e3, reference_name="eap_batch + P vectorised (CPU ms)",
+           noise=0.25)
     DETAILS.append(f"in-process: {repeat} repeats per case; single: "
                    f"{', '.join(f'{t * 1e3:.3f}' for t in sorted(t1))} ms; batch: "
                    f"{', '.join(f'{t * 1e3:.1f}' for t in sorted(tb))} ms")
@@ -735,10 +737,10 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
             f"floor {rf:,.0f}", fmt_ratio(rp / rf))
     record("predict.http_c16_rps", med("predict", 16, "rps"), unit="req/s", better="higher",
            reference=med("hello", 16, "rps"), reference_name="hello world req/s, c=16",
-           noise=0.15)
+           noise=0.3)
     record("predict.http_c16_p99_ms", med("predict", 16, "p99") / 1e3, unit="ms",
            better="lower", reference=med("hello", 16, "p99") / 1e3,
-           reference_name="hello world p99 ms, c=16", noise=0.5)
+           reference_name="hello world p99 ms, c=16", noise=0.75)
     DETAILS.append(f"hello world reference from elsewhere: {REFERENCE_HELLO_RPS}")
     missed = any(med("predict", c, "rps") < T_RATIO * med("hello", c, "rps") for c in (1, 16))
     if (missed or med("predict", 16, "p99") / 1e3 > T_P99_C16_MS) and APP_CALL:
