@@ -158,8 +158,11 @@ class ModelCache:
                 return
             if not model.version:
                 model.version = version
-            warm(model, self.limits)  # precompute the EAP table and lookups before it serves
-            _, problems = probe(model, version)  # the canary answers prepare's canary asks
+            try:
+                warm(model, self.limits)  # the EAP table and lookups, before it serves
+                _, problems = probe(model, version)  # the canary answers prepare's asks
+            except Exception as exc:  # the serving code failed on this model: not storage
+                problems = [f"{type(exc).__name__}: {exc}"]
             if problems:
                 self._reject(version, "canary answers failed", "; ".join(problems), current)
                 return
@@ -179,7 +182,7 @@ class ModelCache:
                       model_version=latest, serving_version=current[1] if current else None)
             self._schedule(ok=current is not None)
         finally:
-            self._check_behind(current, latest)
+            self._check_behind(latest)
 
     def _reject(self, version: str, reason: str, error: str,
                 current: tuple[ItemModel, str] | None) -> None:
@@ -195,7 +198,7 @@ class ModelCache:
                   failures=failures, retry_in_seconds=backoff)
         self._schedule(ok=current is not None)
 
-    def _check_behind(self, before: tuple[ItemModel, str] | None, latest: str | None) -> None:
+    def _check_behind(self, latest: str | None) -> None:
         """After a check: when the model serving is not the one ``LATEST`` names (or
         ``LATEST`` could not be read), and has not been since a check at least
         ``refresh_seconds`` ago, log ERROR ``model_behind``."""
