@@ -735,12 +735,20 @@ def section_http(workdir: Path, single_body: bytes, duration: float, repeats: in
             f"hello {rh:,.0f}", fmt_ratio(rf / rh))
         row(f"  (info) HTTP c={conns}: predict / floor requests/s", f"{rp:,.0f}",
             f"floor {rf:,.0f}", fmt_ratio(rp / rf))
+    # Throughput twice: requests/s (what the LMS sees) and the server's CPU time per request
+    # (its cost on a CPU-bound server).  On the shared 2-core machine both move with the
+    # other jobs' load (three runs of the same code at load 5-7: 0.40-0.99 x hello's
+    # requests/s, 1.26-1.96 x hello's CPU per request, p99 1.5-3.4 x hello's): the bands
+    # there catch gross regressions only.
     record("predict.http_c16_rps", med("predict", 16, "rps"), unit="req/s", better="higher",
            reference=med("hello", 16, "rps"), reference_name="hello world req/s, c=16",
-           noise=0.3)
+           noise=0.6)
+    record("predict.http_c16_cpu_us_per_req", med("predict", 16, "cpu_us_per_req"),
+           unit="us (CPU)", better="lower", reference=med("hello", 16, "cpu_us_per_req"),
+           reference_name="hello world server CPU per request, c=16", noise=0.35)
     record("predict.http_c16_p99_ms", med("predict", 16, "p99") / 1e3, unit="ms",
            better="lower", reference=med("hello", 16, "p99") / 1e3,
-           reference_name="hello world p99 ms, c=16", noise=0.75)
+           reference_name="hello world p99 ms, c=16", noise=1.5)
     DETAILS.append(f"hello world reference from elsewhere: {REFERENCE_HELLO_RPS}")
     missed = any(med("predict", c, "rps") < T_RATIO * med("hello", c, "rps") for c in (1, 16))
     if (missed or med("predict", 16, "p99") / 1e3 > T_P99_C16_MS) and APP_CALL:

@@ -69,6 +69,9 @@ def load(path: Path) -> dict[str, Any]:
                 raise ValueError(f"{path}: figures.{name}.{key} must be a positive number")
         if fig.get("better") not in ("lower", "higher"):
             raise ValueError(f"{path}: figures.{name}.better must be lower or higher")
+        if fig["better"] == "higher" and not fig["noise"] < 1:
+            raise ValueError(f"{path}: figures.{name}.noise must be below 1 for a figure "
+                             "where higher is better (it could never regress)")
     return doc
 
 

@@ -125,12 +125,12 @@ def test_the_committed_baseline_covers_latency_throughput_refresh_and_memory() -
     assert doc["release"] and doc["machine"]["cpu"] and doc["machine"]["cpus"] >= 1
     names = set(doc["figures"])
     assert {"predict.inproc_single_ms", "predict.inproc_batch_ms", "predict.http_c16_rps",
-            "predict.http_c16_p99_ms"} <= names
+            "predict.http_c16_cpu_us_per_req", "predict.http_c16_p99_ms"} <= names
     assert any(n.startswith("prepare.") and n.endswith("_cpu_seconds") for n in names)
     assert any(n.startswith("prepare.") and n.endswith("_peak_mib") for n in names)
     for name, fig in doc["figures"].items():
         assert fig["ratio"] == pytest.approx(fig["value"] / fig["reference"]), name
-        assert 0 < fig["noise"] < 1, name
+        assert 0 < fig["noise"] < (1 if fig["better"] == "higher" else 3), name
 
 
 def target(name: str) -> list[str]:
