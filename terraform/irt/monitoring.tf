@@ -526,8 +526,8 @@ resource "google_monitoring_alert_policy" "model_rejected" {
     condition_threshold {
       filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_rejected.name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
-      threshold_value = 0
       duration        = "0s"
+      threshold_value = 0
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = "ALIGN_SUM"
@@ -581,8 +581,8 @@ resource "google_monitoring_alert_policy" "model_behind" {
     condition_threshold {
       filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_behind.name}\" AND resource.type=\"cloud_run_revision\""
       comparison      = "COMPARISON_GT"
-      threshold_value = 0
       duration        = "0s"
+      threshold_value = 0
       aggregations {
         alignment_period     = "300s"
         per_series_aligner   = "ALIGN_SUM"
