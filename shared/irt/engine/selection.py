@@ -26,6 +26,10 @@ tests do, under three optional controls:
   ties go to the larger share, then the skill listed first.  Only items of a skill with a
   positive share can be picked under ``shares``.
 * **An exclude list** - items never to pick (the answered items always are).
+* **Exposure control, Sympson-Hetter** (:mod:`irt.engine.exposure`): with the model's
+  per-item parameters ``K_j``, an item whose draw ``u_j`` (a function of the seed and the
+  item) is not below ``K_j`` is passed over - applied before the other controls, so it
+  combines with them (the ``K_j`` are computed for maximum information alone).
 
 Fewer than ``k`` items come back when the controls leave fewer eligible items.
 """
@@ -37,6 +41,7 @@ from typing import Literal
 
 import numpy as np
 
+from irt.engine.exposure import admitted
 from irt.engine.model import ItemModel
 
 Strategy = Literal["max_information", "target_probability"]
@@ -58,6 +63,8 @@ class Controls:
         shares: target share per skill row, shape ``(n_skills,)``, summing to 1 (0 for a
             skill not to pick).
         seen: the student's answered items per skill row, shape ``(n_skills,)``.
+        exposure_k: Sympson-Hetter parameter of each item position, shape ``(n_items,)``
+            (``None``: no Sympson-Hetter filter); the draws use ``seed``.
     """
 
     top: int = 1
@@ -66,11 +73,13 @@ class Controls:
     caps: np.ndarray | None = None
     shares: np.ndarray | None = None
     seen: np.ndarray | None = None
+    exposure_k: np.ndarray | None = None
 
     @property
     def plain(self) -> bool:
         """True when :func:`pick` is simply the ranking's first ``k`` items."""
-        return self.top == 1 and self.caps is None and self.shares is None
+        return (self.top == 1 and self.caps is None and self.shares is None
+                and self.exposure_k is None)
 
 
 def rank(pool: np.ndarray, info: np.ndarray, probability: np.ndarray | None, strategy: str,
@@ -106,7 +115,8 @@ def pick(ranked: np.ndarray, k: int, controls: Controls = Controls()) -> np.ndar
         n_skills = max(sizes)
     count = (np.zeros(n_skills) if controls.seen is None
              else controls.seen.astype(float).copy())
-    open_ = np.ones(ranked.shape[0], dtype=bool)
+    open_ = (np.ones(ranked.shape[0], dtype=bool) if controls.exposure_k is None
+             else admitted(controls.exposure_k, ranked, controls.seed))
     if controls.shares is not None:
         assert skill is not None
         allowed = np.zeros(ranked.shape[0], dtype=bool)
@@ -187,7 +197,8 @@ def next_items(model: ItemModel, theta: float, k: int, *, strategy: str = "max_i
         target: success probability aimed at by ``target_probability``, in (0, 1).
         exclude: positions never to return (e.g. items already answered), shape ``(m,)``.
         candidates: positions to choose from (default: every item), shape ``(m,)``.
-        controls: randomesque exposure control and content balancing (:class:`Controls`).
+        controls: randomesque and Sympson-Hetter exposure control and content balancing
+            (:class:`Controls`).
 
     Returns:
         Item positions, shape ``(<= min(k, n_candidates),)``.
