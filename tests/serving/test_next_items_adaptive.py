@@ -1,6 +1,7 @@
 """``/next-items`` adaptive controls through the functions-framework test client: exclude,
-randomesque with a seed, Sympson-Hetter exposure control with the model's parameters, skill caps and shares over the model's ``skills`` section, the stop
-recommendation, and the 4xx errors naming each new field."""
+randomesque with a seed, Sympson-Hetter exposure control with the model's parameters, skill
+caps and shares over the model's ``skills`` section, the stop recommendation, and the 4xx
+errors naming each new field."""
 
 from __future__ import annotations
 
