@@ -77,7 +77,9 @@ test: lint tf-check provider-schema browser
 # Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:
 # apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
 # 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure), plain and
-# with each learning-aware option set. Figures and how to read them: benchmarks/README.md.
+# with each learning-aware option set, then adaptive sessions through /next-items beside catsim
+# (no exposure control, randomesque, Sympson-Hetter). Figures and how to read them:
+# benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
@@ -86,6 +88,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_diagnostics.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_learning_sparse.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_adaptive.py
 
 # The learning-aware fit (skills,pfa) at 10M simulated answers with the default cap: time and
 # peak memory of fresh processes (~5 minutes; not in `make bench`).

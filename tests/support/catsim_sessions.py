@@ -98,17 +98,28 @@ def serve_sessions(model: ItemModel, theta: np.ndarray, answer_u: np.ndarray, *,
 
 
 def catsim_sessions(model: ItemModel, theta: np.ndarray, answer_u: np.ndarray, *,
-                    max_items: int, stop_se: float | None = None) -> Run:
+                    max_items: int, stop_se: float | None = None, bin_size: int = 1,
+                    r_max: float = 1.0, seed: int = 0) -> Run:
     """The same sessions through catsim's selector and estimator (see the module docstring):
     ``max_items`` items, or fewer once catsim's SE, ``1 / sqrt(test information)`` at the
-    estimate, is at or below ``stop_se``."""
+    estimate, is at or below ``stop_se``.
+
+    ``bin_size > 1``: catsim's ``RandomesqueSelector(bin_size)`` (its draws from
+    ``numpy.random.default_rng(seed)``) instead of ``MaxInfoSelector``; ``r_max < 1``:
+    ``MaxInfoSelector(r_max)``, which passes over an item whose exposure rate so far (the
+    share of the earlier sessions that gave it, kept up to date here as catsim's
+    ``Simulator`` does) is at or above ``r_max`` - catsim's exposure control for maximum
+    information (it has no Sympson-Hetter)."""
     from catsim import irt as catsim_irt
     from catsim.estimation import NumericalSearchEstimator
     from catsim.item_bank import ItemBank
-    from catsim.selection import MaxInfoSelector
+    from catsim.selection import MaxInfoSelector, RandomesqueSelector
 
     bank = ItemBank(np.column_stack([model.a, model.b, model.c, np.ones(model.n_items)]))
-    selector, estimator = MaxInfoSelector(), NumericalSearchEstimator()
+    selector = RandomesqueSelector(bin_size) if bin_size > 1 else MaxInfoSelector(r_max)
+    estimator = NumericalSearchEstimator()
+    rng = np.random.default_rng(seed)
+    counts = np.zeros(model.n_items)
     est, ses, lengths, given, seconds = [], [], [], [], []
     for i, t in enumerate(theta):
         items: list[int] = []
@@ -116,7 +127,8 @@ def catsim_sessions(model: ItemModel, theta: np.ndarray, answer_u: np.ndarray, *
         th, se = 0.0, float("inf")
         while len(items) < max_items and not (stop_se is not None and se <= stop_se):
             start = time.perf_counter()
-            j = int(selector.select(item_bank=bank, administered_items=items, est_theta=th))
+            j = int(selector.select(item_bank=bank, administered_items=items, est_theta=th,
+                                    rng=rng))
             items.append(j)
             resp.append(_correct(model, t, answer_u[i], j))
             th = float(estimator.estimate(item_bank=bank, administered_items=items,
@@ -127,6 +139,10 @@ def catsim_sessions(model: ItemModel, theta: np.ndarray, answer_u: np.ndarray, *
         ses.append(se)
         lengths.append(len(items))
         given.append(items)
+        if r_max < 1.0:
+            counts[items] += 1
+            for j, rate in enumerate((counts / (i + 1)).tolist()):
+                bank.update_exposure_rate(j, rate)
     return _run(model, est, ses, lengths, given, seconds)
 
 
