@@ -147,7 +147,7 @@ def test_next_items_adaptive_controls_with_the_learning_item_skills(client,
 
 def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Path,
                                                       learned: ItemModel) -> None:
-    doc = learned.to_dict()
+    doc = json.loads(learned.to_json())  # a copy: to_dict shares the fixture's options
     doc["options"]["learning"]["skill_sd"] = -1.0
     publish(tmp_path, "bad", json.dumps(doc))
     client = make_client(monkeypatch, tmp_path)
