@@ -169,6 +169,8 @@ def test_sympson_hetter_passes_over_the_items_that_fail_their_draw(
         k[index[q]] = 0.5
     client = _sympson_hetter_client(monkeypatch, tmp_path / "sh", model, k)
     sh = {"method": "sympson-hetter"}
+    assert client.get("/model").get_json()["exposure"] == {"method": "sympson-hetter",
+                                                           "r_max": 0.25}
     first = _next(client, k=5, exposure=sh, seed=11)
     assert first["exposure"] == {"method": "sympson-hetter", "applied": True}
     assert _ids(first) == _ids(_next(client, k=5, exposure=sh, seed=11))  # reproducible
@@ -195,6 +197,7 @@ def test_sympson_hetter_passes_over_the_items_that_fail_their_draw(
 
 
 def test_sympson_hetter_without_parameters_is_answered_unfiltered_and_says_so(client) -> None:
+    assert "exposure" not in client.get("/model").get_json()
     body = _next(client, k=5, exposure={"method": "sympson-hetter"}, seed=3)
     assert body["exposure"] == {"method": "sympson-hetter", "applied": False}
     assert body["items"] == _next(client, k=5)["items"]
