@@ -12,7 +12,7 @@ Each session asks ``/next-items`` for one item at a time (:func:`irt.serving.pla
 with ``k = 1``, EAP, ``stop: {se: 0.3, max_items: --max-items}``) and stops when the answer
 recommends stopping.  Runs: no exposure control; ``randomesque: 5`` (seed varied per request);
 Sympson-Hetter (``exposure: {method: sympson-hetter}``, one seed per session) with parameters
-from :func:`irt.engine.exposure.sympson_hetter` (``--r-max``, sessions of ``--max-items``).
+from :func:`irt.engine.exposure_fit.sympson_hetter` (``--r-max``, sessions of ``--max-items``).
 catsim runs the same sessions with ``MaxInfoSelector``, ``RandomesqueSelector(5)`` and
 ``MaxInfoSelector(r_max)`` (its exposure control; it has no Sympson-Hetter), its
 maximum-likelihood ``NumericalSearchEstimator``, and stops at its SE ``1 / sqrt(info) <= 0.3``.
@@ -109,7 +109,7 @@ def main() -> int:
 
     from catsim_sessions import answers, catsim_sessions, serve_sessions
 
-    from irt.engine.exposure import exposure_section, sympson_hetter
+    from irt.engine.exposure_fit import exposure_section, sympson_hetter
 
     start = time.perf_counter()
     if TRAIN.exists() and not args.simulated:

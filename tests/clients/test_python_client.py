@@ -23,7 +23,8 @@ import pytest
 from livesrv import LiveServer, free_port, live_server, model_json, write_model_dir
 
 from irt.engine.artifact import load_model
-from irt.engine.exposure import admitted, exposure_section, parameters, sympson_hetter
+from irt.engine.exposure import admitted, parameters
+from irt.engine.exposure_fit import exposure_section, sympson_hetter
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = REPO / "clients" / "python"

@@ -1,6 +1,6 @@
-"""Sympson-Hetter exposure control (irt.engine.exposure): the filter's draws, the iterative
-simulation that computes the parameters, the ``exposure`` section of ``model.json`` and its
-validation by the loader, and the ``python -m irt exposure`` command."""
+"""Sympson-Hetter exposure control (irt.engine.exposure, irt.engine.exposure_fit): the
+filter's draws, the iterative simulation that computes the parameters, the ``exposure``
+section of ``model.json`` and its validation by the loader, and ``python -m irt exposure``."""
 
 from __future__ import annotations
 
@@ -13,14 +13,8 @@ import pytest
 from cat_sessions import bank
 
 from irt.engine.artifact import load_model
-from irt.engine.exposure import (
-    admitted,
-    exposure_section,
-    filter_uniforms,
-    parameters,
-    simulate,
-    sympson_hetter,
-)
+from irt.engine.exposure import admitted, filter_uniforms, parameters
+from irt.engine.exposure_fit import exposure_section, simulate, sympson_hetter
 from irt.engine.model import ItemModel
 from irt.engine.selection import Controls, next_items
 from irt.errors import ModelFormatError

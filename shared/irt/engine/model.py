@@ -419,7 +419,7 @@ _EXPOSURE_KEYS = ("method", "r_max", "parameters", "simulation")
 
 def exposure_from_dict(doc: Any, item_ids: Sequence[str]) -> dict[str, Any]:
     """Validate the artifact's optional ``exposure`` section (written by ``python -m irt
-    exposure``, :func:`irt.engine.exposure.exposure_section`)::
+    exposure``, :func:`irt.engine.exposure_fit.exposure_section`)::
 
         "exposure": {
           "method": "sympson-hetter",

@@ -954,7 +954,7 @@ def _report(args: argparse.Namespace) -> int:
 def _exposure(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
-    from irt.engine.exposure import exposure_section, sympson_hetter
+    from irt.engine.exposure_fit import exposure_section, sympson_hetter
 
     check_output(args.output)
     messages = Messages(args.quiet)
