@@ -46,7 +46,9 @@ def simulate(model: ItemModel, k: np.ndarray, *, n_examinees: int, test_length: 
     ``+/- bound`` prior SDs, started at the prior mean 0) is selected; if ``u_j < K_j`` it is
     given and answered by the model's probabilities, else it is passed over for the rest of the
     session and the next best item is selected.  Cost ``O(test_length x n_examinees x
-    n_items)`` per pass.
+    n_items)`` per pass; peak memory about ``70 x n_examinees x n_items`` bytes (the
+    information's temporaries; measured 336 MB for 1000 x 5000: 2000 sessions over a
+    10,000-item bank take about 1.4 GB, over 300 items 40 MB).
 
     Args:
         model: the calibrated items (a plain model's parameters are used).
