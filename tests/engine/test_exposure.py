@@ -183,3 +183,20 @@ def test_cli_writes_the_section_and_predicts_load_it(tmp_path: Path, model, caps
     assert np.array_equal(loaded.b, model.b)  # the bank itself unchanged
     assert "largest exposure 1.000 without control" in capsys.readouterr().err
     assert main(["exposure", str(src), "-o", str(out), "--r-max", "0.01"]) == 2
+
+
+def test_the_filter_draws_a_growing_prefix_and_agrees_with_drawing_every_item() -> None:
+    """``pick`` draws only for a prefix of the ranking (doubled until it holds ``k`` passes):
+    the items are those of drawing every item, also when most items fail (the prefix grows
+    past its first 64) and when fewer than ``k`` pass in the whole bank."""
+    from irt.engine.selection import pick
+
+    n = 5000
+    ranked = np.random.default_rng(1).permutation(n)
+    for share, k in ((0.02, 5), (0.002, 7), (0.5, 3), (0.0, 2)):
+        kk = np.full(n, share)
+        for seed in range(5):
+            got = pick(ranked, k, Controls(seed=seed, exposure_k=kk))
+            want = ranked[admitted(kk, ranked, seed)][:k]
+            assert np.array_equal(got, want)
+    assert pick(ranked, 2, Controls(seed=0, exposure_k=np.zeros(n))).size == 0

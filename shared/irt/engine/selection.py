@@ -104,6 +104,8 @@ def pick(ranked: np.ndarray, k: int, controls: Controls = Controls()) -> np.ndar
     if controls.plain or ranked.size == 0:
         return ranked[:k]
     balanced = controls.caps is not None or controls.shares is not None
+    if controls.exposure_k is not None and controls.top == 1 and not balanced:
+        return _first_admitted(ranked, k, controls.exposure_k, controls.seed)
     if balanced and controls.skill_of is None:
         raise ValueError("caps and shares need skill_of")
     rng = np.random.default_rng(controls.seed) if controls.top > 1 else None
@@ -151,6 +153,22 @@ def pick(ranked: np.ndarray, k: int, controls: Controls = Controls()) -> np.ndar
         if skill is not None and skill[at] >= 0 and n_skills:
             count[skill[at]] += 1
     return ranked[np.array(chosen, dtype=np.int64)]
+
+
+def _first_admitted(ranked: np.ndarray, k: int, exposure_k: np.ndarray, seed: int | None
+                    ) -> np.ndarray:
+    """The first ``k`` items of ``ranked`` that pass their Sympson-Hetter draw, drawing for a
+    prefix of the ranking that doubles until it holds ``k`` (a 200,000-item bank then costs
+    the draws of a few hundred items, not of every item)."""
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 1 << 63))
+    size = max(64, 8 * k)
+    while True:
+        head = ranked[:size]
+        passed = head[admitted(exposure_k, head, seed)]
+        if passed.shape[0] >= k or size >= ranked.shape[0]:
+            return passed[:k]
+        size *= 4
 
 
 def item_skills(model: ItemModel) -> tuple[tuple[str, ...], np.ndarray] | None:
