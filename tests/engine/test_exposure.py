@@ -200,3 +200,14 @@ def test_the_filter_draws_a_growing_prefix_and_agrees_with_drawing_every_item() 
             want = ranked[admitted(kk, ranked, seed)][:k]
             assert np.array_equal(got, want)
     assert pick(ranked, 2, Controls(seed=0, exposure_k=np.zeros(n))).size == 0
+
+
+def test_cli_exits_3_when_the_simulation_does_not_converge(tmp_path: Path, model) -> None:
+    src, out = tmp_path / "model.json", tmp_path / "sh.json"
+    src.write_text(model.to_json())
+    # one pass is the uncontrolled one: its largest exposure is 1.0, far above 0.3
+    assert main(["exposure", str(src), "-o", str(out), "--r-max", "0.3", "--test-length", "10",
+                 "--examinees", "300", "--iterations", "1", "-q"]) == 3
+    section = load_model(out.read_bytes()).exposure
+    assert section["simulation"]["converged"] is False
+    assert section["simulation"]["max_exposure"] == [1.0]
