@@ -123,3 +123,18 @@ def test_functions_and_the_suite_lock_the_same_versions():
         for name, entries in read_lock(ROOT / lock).items():
             if name in dev:
                 assert entries[0].version in [e.version for e in dev[name]], (lock, name)
+
+
+def test_the_python_client_admits_the_versions_it_is_tested_with():
+    """clients/python is a library: it declares ranges (pyproject.toml), not a lock, so that it
+    installs beside its users' packages. The suite tests it with the dev lock's versions, which
+    must be inside those ranges."""
+    import tomllib
+
+    project = tomllib.loads((ROOT / "clients" / "python" / "pyproject.toml").read_text())
+    dev = read_lock(ROOT / "requirements-dev.lock")
+    deps = [Requirement(d) for d in project["project"]["dependencies"]]
+    assert deps
+    for dep in deps:
+        locked = dev[canonicalize_name(dep.name)][0].version
+        assert dep.specifier.contains(locked), (dep, locked)
