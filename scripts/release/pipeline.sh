@@ -83,7 +83,7 @@ case "$cmd" in
     [ "$outcome" = passed ] || die "make test failed (exit status $status)"
     ;;
   wait-tested)
-    project=$1 commit=$2 timeout=${3:-2700} every=${4:-30}
+    project=$1 commit=$2 timeout=${3:-1800} every=${4:-30}
     if [ -z "$commit" ]; then
       echo "a build by hand (no COMMIT_SHA): not gated on a test build (run make test first)"
       exit 0
