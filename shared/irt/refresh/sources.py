@@ -142,8 +142,8 @@ class DuckDBSource:
     is transpiled with sqlglot.  Time zone: UTC.
 
     A CSV file is read with declared types, never sniffed ones: every column as
-    text (``VARCHAR``: ids stay exact, so ``007`` and a 30-digit number are the
-    ids written, not ``7`` or a ``DOUBLE``), and the answered-at column as
+    text (``VARCHAR``: ids stay exact, so a 30-digit numeric id is the text
+    written, not a ``DOUBLE``), and the answered-at column as
     ``TRY_CAST(... AS TIMESTAMPTZ)``, as BigQuery's ``SAFE_CAST`` would: a value
     that is not a time (``yesterday``) becomes NULL, and the SQL counts its row
     as ``invalid_answered_at`` instead of the whole file failing the schema
