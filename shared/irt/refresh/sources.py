@@ -209,4 +209,3 @@ class DuckDBSource:
 def _ident(name: str) -> str:
     """``name`` as a quoted DuckDB identifier."""
     return '"' + name.replace('"', '""') + '"'
-
