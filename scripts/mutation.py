@@ -147,6 +147,22 @@ MUTANTS = (
            (("shared/irt/serving/requests.py", "    return _id(value, path, limits).strip()\n",
              "    return _id(value, path, limits)\n"),),
            ("tests/refresh/test_skew.py::test_prepare_and_predict_count_the_same_answers",)),
+    # model 6 (issue #18, Model section): relative marks, skill slices, the cold-start slice
+    Mutant("slice marks absolute again (no overall figure)", "model 6",
+           ((MON, "                                         new_scores.get(\"auc\"), answer_skill)",
+             "                                         None, answer_skill)"),),
+           (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
+            f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
+    Mutant("skill slices dropped", "model 6",
+           ((MON, "    if answer_skill is not None:\n        skill = ",
+             "    if False:\n        skill = "),),
+           (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
+            f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
+    Mutant("cold-start slice not judged", "model 6",
+           ((MON, "masks.append((\"cold start\", rank < COLD_START_ANSWERS, cold_mark))",
+             "masks.append((\"cold start\", rank < 0, cold_mark))"),),
+           (f"{TM}::test_the_cold_start_slice_is_judged",
+            f"{TM}::test_a_cold_start_failure_rejects_the_refresh")),
 )
 
 

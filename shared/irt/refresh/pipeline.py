@@ -602,7 +602,8 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
                         serving_model=serving.model, serving_report=serving.report,
                         serving_metrics=serving.metrics,
                         holdout_last=config.gate.holdout_last, model_type=config.model_type,
-                        fit_simpler=fit_simpler)
+                        fit_simpler=fit_simpler,
+                        item_skills=_skill_names(prepared.skills, prepared.responses.item_ids))
     if calibrated.learning_converged is False:  # as the plain EM's, in numerical_checks
         checks.problems.append(f"learning options: EM did not converge in "
                                f"{calibrated.learning_iterations} iterations")
@@ -875,6 +876,16 @@ def _item_skills(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
              if k >= 0}
     return (np.array([by_id.get(i, -1) for i in item_ids], dtype=np.int64),
             [str(k).strip() for k in k_dict])
+
+
+def _skill_names(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
+                 item_ids: tuple[str, ...]) -> list[str | None] | None:
+    """The skill id of each item of ``item_ids`` (``None``: no skill), for the skill slices;
+    ``None`` without a skill column."""
+    codes, skill_ids = _item_skills(skills, item_ids)
+    if codes is None:
+        return None
+    return [skill_ids[k] if k >= 0 else None for k in codes.tolist()]
 
 
 def _learning_config(config: RefreshConfig, options: tuple[str, ...]) -> LearningConfig:
