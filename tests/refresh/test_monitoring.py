@@ -679,3 +679,121 @@ def test_a_cold_start_failure_rejects_the_refresh(tmp_path) -> None:
     metrics_doc = rejected_first_run(tmp_path, result, "slice 'cold start'")
     cold = metrics_doc["monitoring"]["slices"]["cold start"]
     assert cold["auc"] < cold["mark"] and metrics_doc["gate"]["passed"]
+
+
+# --------------------------------------------------------------------------- staleness (model 4)
+def drifting_log(seed: int = 8) -> list[dict[str, Any]]:
+    """60 days of a 2PL log (from 2026-09-01) whose items drift: each difficulty moves
+    1-1.8 logits per 30 days, up or down, so a model calibrated a month ago mis-ranks
+    today's answers. 60 students a day, 20 of 30 items each, a minute apart."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.8, 1.8, 30)
+    b0 = rng.normal(0.0, 0.8, 30)
+    speed = rng.choice([-1.0, 1.0], 30) * rng.uniform(1.0, 1.8, 30) / 30.0  # per day
+    start = datetime(2026, 9, 1, 9, tzinfo=UTC)
+    rows = []
+    for day in range(60):
+        for s in range(60):
+            theta = rng.normal()
+            for k, j in enumerate(rng.choice(30, 20, replace=False).tolist()):
+                p = 1 / (1 + np.exp(-a[j] * (theta - b0[j] - speed[j] * (day - 30))))
+                rows.append({"student_id": f"d{day:02d}-{s:02d}", "item_id": f"Q{j:02d}",
+                             "correct": str(int(rng.random() < p)), "skill_id": "",
+                             "answered_at": (start + timedelta(days=day, minutes=k)).strftime(
+                                 "%Y-%m-%d %H:%M:%S")})
+    return rows
+
+
+def test_staleness_is_measured_with_the_stored_versions_on_the_newest_answers(tmp_path) -> None:
+    """Model 4: three refreshes of 7-day windows of a drifting log, ending 2026-10-01,
+    -10-24 and -10-31. The third scores the stored versions from 30 and 7 days before on
+    its held-out answers: the curve (metrics.json and report.json) names those versions,
+    gets worse with age, and each point equals an independent recomputation from the
+    stored model.json and the held-out answers in prepared.csv.gz."""
+    import csv
+    import gzip
+    import io
+
+    from irt.engine.evaluate import metrics as eval_metrics
+    from irt.engine.evaluate import online_predictions
+
+    log = write_csv(drifting_log(), tmp_path / "log.csv")
+    ends = ("2026-10-01T00:00:00Z", "2026-10-24T00:00:00Z", "2026-10-31T00:00:00Z")
+    versions = []
+    for end in ends:
+        result, _ = refresh(tmp_path, log, end, days=7)
+        assert result.status == 200, result.body
+        versions.append(result.body["version"])
+    store = LocalStore(tmp_path / "models")
+    mon = json.loads(store.get(versions[2], "metrics.json"))["monitoring"]
+    staleness = mon["staleness"]
+    assert json.loads(store.get(versions[2], "report.json"))["staleness"] == staleness
+    curve = staleness["curve"]
+    assert staleness["ages"] == [0, 7, 30]
+    assert (curve["7"]["version"], curve["30"]["version"]) == (versions[1], versions[0])
+    assert (curve["7"]["age_days"], curve["30"]["age_days"]) == (7.0, 30.0)
+    print({k: (round(v["auc"], 4), round(v["log_loss"], 4)) for k, v in curve.items()})
+    # staleness hurts, monotonically, by more than the noise of a paired comparison
+    assert curve["0"]["log_loss"] < curve["7"]["log_loss"] < curve["30"]["log_loss"] - 0.02
+    assert curve["0"]["auc"] > curve["30"]["auc"] + 0.02
+    assert curve["7"]["auc"] > curve["30"]["auc"]
+    # independent recomputation: the stored models on the held-out answers as stored
+    with gzip.open(io.BytesIO(store.get(versions[2], "prepared.csv.gz")), "rt") as f:
+        rows = list(csv.DictReader(f))
+    held_students = {r["student_id"] for r in rows if r["holdout"] == "1"}
+    rows = sorted((r for r in rows if r["student_id"] in held_students),
+                  key=lambda r: (r["student_id"], r["answered_at"]))
+    ids = sorted(held_students)
+    student = np.array([ids.index(r["student_id"]) for r in rows])
+    y = np.array([int(r["correct"]) for r in rows], dtype=np.int8)
+    held = np.array([r["holdout"] == "1" for r in rows])
+    assert curve["0"]["n"] == curve["30"]["n"] == int(held.sum())
+    for age, version in (("0", versions[2]), ("7", versions[1]), ("30", versions[0])):
+        model = load_model(store.get(version, "model.json"))
+        p = online_predictions(model, student, model.positions([r["item_id"] for r in rows]),
+                               y)
+        expected = eval_metrics(y[held].astype(float), p[held])
+        assert curve[age]["auc"] == pytest.approx(expected["auc"], abs=1e-9), age
+        assert curve[age]["log_loss"] == pytest.approx(expected["log_loss"], abs=1e-9), age
+
+
+def test_the_staleness_points_are_the_published_versions_closest_to_7_and_30_days(
+        tmp_path, fitted) -> None:
+    """Which stored versions the curve uses: published (or serving) only, the closest window
+    end to 7 and to 30 days before the new one, within half that age; rejected and
+    unpublished versions never."""
+    from types import SimpleNamespace
+
+    from irt.refresh.pipeline import Serving, stored_versions_by_age
+
+    store = LocalStore(tmp_path / "models")
+    body = fitted.model.to_json().encode()
+    end = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def version(days: float, published: bool = True, tag: str = "abc") -> str:
+        v = f"{end - timedelta(days=days):%Y%m%dT%H%M%SZ}-{tag}"
+        store.put(v, "model.json", body, "application/json")
+        store.put(v, "report.json", b"{}", "application/json")
+        if published:
+            store.put(v, "PUBLISHED", b"", "text/plain")
+        return v
+
+    version(1)
+    v6 = version(6)
+    version(7, published=False, tag="rejected-x")  # nearer, never published
+    version(12)  # 5 from 7 (> 3.5), 18 from 30 (> 15): neither
+    v26 = version(26)
+    version(30, published=False, tag="dryrun")
+    serving = version(33, published=False, tag="serving")  # serving, not yet marked
+    run = SimpleNamespace(store=store, window_end=end, say=lambda *a, **k: None)
+    picked = stored_versions_by_age(run, Serving(serving, None))
+    assert [(t, v, age) for t, v, age, _ in picked] == [(7, v6, 6.0), (30, serving, 33.0)]
+    picked = stored_versions_by_age(run, Serving(None, None))  # were it not serving
+    assert [(t, v, age) for t, v, age, _ in picked] == [(7, v6, 6.0), (30, v26, 26.0)]
+    version(29.5, tag="later")
+    picked = stored_versions_by_age(run, Serving(serving, None))
+    assert [(t, age) for t, _, age, _ in picked] == [(7, 6.0), (30, 29.5)]
+    assert all(m.item_ids == fitted.model.item_ids for *_, m in picked)
+    only_old = SimpleNamespace(store=LocalStore(tmp_path / "empty"), window_end=end,
+                               say=run.say)
+    assert stored_versions_by_age(only_old, Serving(None, None)) == []

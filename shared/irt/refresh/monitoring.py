@@ -20,6 +20,9 @@ and sentences (problems reject the model; alerts are logged for the monitoring a
 * :func:`served_quality` - the serving model on the answers given *after* its window,
   predicted online as ``predict`` answered them: its quality on served data against its
   offline (gate) figure at publication, by model age (the cost of staleness);
+* :func:`staleness_curve` - the stored versions from about 7 and 30 days before this window
+  (:data:`STALENESS_AGES`) scored on the gate's held-out answers beside the new model: the
+  cost of serving a model of that age, on the newest real answers;
 * :func:`canary` - the stored ``model.json`` loaded back and put through the serving code
   (load, EAP table, answers of known shape) before it may serve.
 """
@@ -615,6 +618,40 @@ def served_quality(serving: ItemModel, served_since: float, offline_auc: float |
     return figures, alerts
 
 
+# --------------------------------------------------------------------------- staleness
+#: Model ages (days before the new window's end) of the staleness curve.
+STALENESS_AGES = (7, 30)
+
+
+def staleness_curve(new_scores: Mapping[str, float],
+                    aged: Sequence[tuple[int, str, float, ItemModel]], student: np.ndarray,
+                    item_ids: np.ndarray, correct: np.ndarray, order_key: np.ndarray,
+                    held_out: np.ndarray) -> dict[str, Any]:
+    """Model quality by model age on the newest real answers (the cost of staleness).
+
+    Each stored version of ``aged`` - ``(target age in days, version, its age in days, its
+    model)``: the published version whose window ended closest to ``target`` days before
+    the new window's end (:func:`irt.refresh.pipeline.stored_versions_by_age`) - is scored
+    on the gate's held-out answers, each predicted online from the student's earlier
+    answers (:func:`irt.refresh.quality.holdout_scores`), exactly as the new model was
+    (``new_scores``, age 0).  A model that is still as good as a fresh one says the refresh
+    interval could be longer; a steep curve, that it must not be.
+
+    Returns:
+        ``{"ages": [...], "curve": {age: {"version", "age_days", "n", "auc", "log_loss"}}}``
+        with age ``"0"`` the new model and one entry per target age found in the store.
+    """
+    n = int(np.asarray(held_out).sum())
+    curve: dict[str, Any] = {"0": {"version": None, "age_days": 0.0, "n": n,
+                                   "auc": new_scores["auc"],
+                                   "log_loss": new_scores["log_loss"]}}
+    for target, version, age, model in aged:
+        scores = holdout_scores(model, student, item_ids, correct, order_key, held_out)
+        curve[str(target)] = {"version": version, "age_days": round(age, 3), "n": n,
+                              "auc": scores["auc"], "log_loss": scores["log_loss"]}
+    return {"ages": [0, *(t for t, *_ in aged)], "curve": curve}
+
+
 # --------------------------------------------------------------------------- canary
 def canary(model_bytes: bytes, expected: ItemModel, version: str) -> tuple[dict[str, Any],
                                                                          list[str]]:
@@ -721,7 +758,8 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                serving_metrics: Mapping[str, Any] | None, holdout_last: float = 0.2,
                model_type: str = "2pl",
                fit_simpler: Callable[[str], ItemModel] | None = None,
-               item_skills: Sequence[str | None] | None = None) -> Checks:
+               item_skills: Sequence[str | None] | None = None,
+               aged_models: Sequence[tuple[int, str, float, ItemModel]] = ()) -> Checks:
     """Every check of this module that a refresh runs before the decision.
 
     Args:
@@ -739,6 +777,7 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
             same training answers (``None``: no challenger).
         item_skills: the skill id of each item of ``responses.item_ids`` (``None``: the item
             has none), from the log's skill column; ``None`` without one (no skill slices).
+        aged_models: the stored versions of the staleness curve (:func:`staleness_curve`).
 
     Returns:
         :class:`Checks`.
@@ -780,6 +819,8 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                                          new_scores.get("auc"), answer_skill)
         out.figures["slices"] = figures
         out.problems += problems
+        out.figures["staleness"] = staleness_curve(new_scores, aged_models, student, item_ids,
+                                                   correct, order_key, held_out)
         if fit_simpler is not None:
             figures, alerts = simpler_model(config, model_type, fit_simpler, new_scores,
                                             student, item_ids, correct, order_key, held_out)
