@@ -86,6 +86,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict_learning.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_diagnostics.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_learning_sparse.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_online_study.py
 
 # The learning-aware fit (skills,pfa) at 10M simulated answers with the default cap: time and
 # peak memory of fresh processes (~5 minutes; not in `make bench`).

@@ -191,6 +191,21 @@ MUTANTS = (
            (("shared/irt/engine/defaults.py", "    recency_decay: float = 0.95\n",
              "    recency_decay: float = 0.99\n"),),
            (f"{TQ}::test_default_recency_decay_is_within_reach_of_the_best_of_a_grid",)),
+    # model 2: the offline/online study runs the real next-items code
+    Mutant("next-items aims at 0.5, not the target", "model 2",
+           (("shared/irt/engine/selection.py", "np.round(np.abs(probability - target), 12)",
+             "np.round(np.abs(probability - 0.5), 12)"),),
+           ("tests/tools/test_online_study.py::"
+            "test_the_better_offline_model_gives_the_better_practice",
+            "tests/tools/test_online_study.py::"
+            "test_offline_metrics_rank_the_models_as_the_lms_outcome_does")),
+    Mutant("next-items ignores the learner's answers", "model 2",
+           (("shared/irt/serving/plain.py", "    chosen = next_items(model, theta, req.k, ",
+             "    chosen = next_items(model, 0.0, req.k, "),),
+           ("tests/tools/test_online_study.py::"
+            "test_the_better_offline_model_gives_the_better_practice",
+            "tests/tools/test_online_study.py::"
+            "test_offline_metrics_rank_the_models_as_the_lms_outcome_does")),
 )
 
 
