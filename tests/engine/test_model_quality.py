@@ -252,6 +252,12 @@ def later_students() -> dict[str, Any]:
             "correct": r.correct[order]}
 
 
+@pytest.fixture(scope="module")
+def default_refresh(tmp_path_factory, later_students) -> float:
+    """Log-loss of the model prod's configuration stores (shared by the two tests below)."""
+    return refresh_and_score(tmp_path_factory.mktemp("default"), later_students, {})
+
+
 def refresh_and_score(tmp: Path, later: dict[str, Any], env: dict[str, str],
                       window_days: int | None = None) -> float:
     """Log-loss on the later students of the model a dry-run refresh of the sample log
@@ -270,15 +276,15 @@ def refresh_and_score(tmp: Path, later: dict[str, Any], env: dict[str, str],
     return ev.log_loss
 
 
-def test_default_window_length_is_within_reach_of_the_best_of_a_grid(tmp_path,
-                                                                     later_students) -> None:
+def test_default_window_length_is_within_reach_of_the_best_of_a_grid(
+        tmp_path, later_students, default_refresh) -> None:
     """``WINDOW_DAYS`` as prod sets it (``prepare_window_days`` in prod's tfvars, read now)
     within 0.003 log-loss of the best of 14, 30, 60 and 365 days. Measured 2026-12-06: 14 days
     0.6031, 30 0.5888, 60 0.5796, 365 (the whole 4-month log) 0.5741. The sample log is
     stable (one item bank, no drift), so the longest window wins; on a log whose items drift
     a shorter window can win (docs/ml-test-score.md, model 3)."""
     window = RefreshConfig.from_env(prod_prepare_env()).window_days
-    default = refresh_and_score(tmp_path, later_students, {})
+    default = default_refresh
     grid = {days: refresh_and_score(tmp_path, later_students, {}, days)
             for days in (14, 30, 60, 365) if days != window}
     best = min([default, *grid.values()])
@@ -287,15 +293,15 @@ def test_default_window_length_is_within_reach_of_the_best_of_a_grid(tmp_path,
     assert default <= best + 0.003
 
 
-def test_default_answer_cap_is_within_reach_of_the_best_of_a_grid(tmp_path,
-                                                                  later_students) -> None:
+def test_default_answer_cap_is_within_reach_of_the_best_of_a_grid(
+        tmp_path, later_students, default_refresh) -> None:
     """``MAX_ANSWERS_PER_ITEM`` as prod sets it (``prepare_max_answers_per_item``, read now)
     within 0.003 log-loss of the best of caps 25, 100 and 5,000 (the sample log has about
     200 answers per item before the window's end). Measured 2026-12-06: 25 0.5969, 100
     0.5789, 5,000 0.5741. The cap exists for cost (memory and time of the fit,
     functions/prepare/README.md); the accuracy it costs on ASSISTments is there too."""
     cap = RefreshConfig.from_env(prod_prepare_env()).max_answers_per_item
-    default = refresh_and_score(tmp_path, later_students, {})
+    default = default_refresh
     grid = {k: refresh_and_score(tmp_path, later_students, {"MAX_ANSWERS_PER_ITEM": str(k)})
             for k in (25, 100, 5000) if k != cap}
     best = min([default, *grid.values()])
