@@ -1,8 +1,6 @@
 """The mutation check of ``docs/ml-test-score.md`` (``make mutation``).
 
-Each mutant is one small change to the guarded code: the audit's 18 of issue #18, then the
-model section's (model 2, 3, 4, 6: each tuned default moved to a bad value, the study's
-next-items, the staleness curve, the slice marks). For each,
+Each mutant is one small change to the guarded code, the audit's 18 of issue #18. For each,
 the tree is copied to a temporary folder (tracked and untracked, not ignored, files; the
 working tree is never touched), the change applied there, and the tests that the score
 document names for that point run on the copy. A mutant is *caught* when they fail.
