@@ -241,9 +241,10 @@ def judge(d: dict[str, Any], config: MonitorConfig = CFG, relative: bool = True)
 
 def test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills() -> None:
     """A skill whose items barely depend on ability: its slice is above chance (the old
-    absolute floor of 0.5 passes it) but far below the overall AUC, and the relative mark
-    rejects it; the sound skills pass. Each judged figure equals an independent
-    recomputation on the same answers, and the mark is overall - margin - z * SE."""
+    absolute floor of 0.5 passes it) but far below the overall AUC and the other skills',
+    and the relative mark rejects it; the sound skills pass. Each judged figure equals an
+    independent recomputation on the same answers; the mark is reference - margin - z * SE,
+    the reference the overall AUC, for skill slices the median skill slice's AUC."""
     from irt.engine.evaluate import auc as plain_auc
     from irt.engine.evaluate import online_predictions
     from irt.refresh.monitoring import auc_standard_error
@@ -267,8 +268,14 @@ def test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills()
     assert flat["n"] == int(mask.sum())
     assert flat["auc"] == pytest.approx(plain_auc(y, p[mask]), abs=1e-12)
     se = auc_standard_error(flat["auc"], int(y.sum()), int(y.size - y.sum()))
-    assert flat["mark"] == pytest.approx(d["overall"] - CFG.slice_max_auc_drop
+    median = float(np.median([figures[f"skill k{k}"]["auc"] for k in range(3)]))
+    assert flat["reference"] == median == figures["skill k1"]["auc"]
+    assert flat["mark"] == pytest.approx(median - CFG.slice_max_auc_drop
                                          - CFG.slice_noise_z * se, abs=1e-12)
+    history = figures["history 5-19"]
+    assert history["reference"] == d["overall"]
+    assert history["mark"] == pytest.approx(d["overall"] - CFG.slice_max_auc_drop
+                                            - CFG.slice_noise_z * history["auc_se"], abs=1e-12)
     # the absolute floor alone (no overall figure) passes the same slice
     _, absolute = judge(d, relative=False)
     assert not absolute

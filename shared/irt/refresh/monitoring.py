@@ -80,9 +80,9 @@ class MonitorConfig:
             [``MONITOR_MIN_SLICE_ANSWERS``, 100].
         min_slice_auc: every judged slice must reach this AUC whatever the overall figure
             [``MONITOR_MIN_SLICE_AUC``, 0.5: better than chance].
-        slice_max_auc_drop: every judged slice must reach the overall held-out AUC minus
-            this, minus ``slice_noise_z`` standard errors of the slice's AUC
-            [``MONITOR_SLICE_MAX_AUC_DROP``, 0.05].
+        slice_max_auc_drop: every judged slice must reach the overall held-out AUC (for a
+            skill slice: the median skill slice's AUC) minus this, minus ``slice_noise_z``
+            standard errors of the slice's AUC [``MONITOR_SLICE_MAX_AUC_DROP``, 0.05].
         cold_start_max_auc_drop: the same for the cold-start slice (each held-out student's
             first :data:`COLD_START_ANSWERS` answers): with no or little history the model
             ranks answers by the items alone [``MONITOR_COLD_START_MAX_AUC_DROP``, 0.12].
@@ -475,8 +475,12 @@ def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
     (:data:`EXPOSURE_SLICES`) and, when the log names skills (``answer_skill``: the skill
     id of each answer, ``None`` for an item without one), by skill (``skill <id>``).  A
     slice with at least ``min_slice_answers`` answers is judged: its AUC must reach
-    ``max(min_slice_auc, overall_auc - slice_max_auc_drop - slice_noise_z * se)``, with
-    ``se`` the slice AUC's standard error (:func:`auc_standard_error`).
+    ``max(min_slice_auc, reference - slice_max_auc_drop - slice_noise_z * se)``, with
+    ``se`` the slice AUC's standard error (:func:`auc_standard_error`) and ``reference``
+    the overall AUC; for a skill slice, the median AUC of the judged skill slices (the AUC
+    over all answers also rewards knowing which skills are harder, which no one skill's
+    answers can show: on a log whose skills differ in difficulty every skill slice lies
+    far below it).
 
     The cold-start slice (``cold start``): the gate holds out each student's *latest*
     answers, so students with no history are rarely among them; this slice is the first
@@ -519,22 +523,33 @@ def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
             masks.append((f"skill {name}", scored & (skill == name), mark))
     masks.append(("cold start", rank < COLD_START_ANSWERS, cold_mark))
     figures: dict[str, Any] = {}
-    problems = []
-    for name, mask, drop in masks:
+    for name, mask, _ in masks:
         n = int(mask.sum())
         entry: dict[str, Any] = {"n": n}
         if n >= config.min_slice_answers:
             m = metrics(y[mask], p[mask])
             se = auc_standard_error(m["auc"], int(y[mask].sum()), int(n - y[mask].sum()))
-            floor = max(config.min_slice_auc, overall_auc - drop - config.slice_noise_z * se) \
-                if relative else config.min_slice_auc
-            entry.update(auc=m["auc"], log_loss=m["log_loss"], ece=m["ece"], auc_se=se,
-                         mark=floor)
-            if not m["auc"] >= floor:
-                problems.append(f"slice '{name}': AUC {m['auc']:.4f} below {floor:.4f} on {n} "
-                                f"answers (overall {overall_auc if relative else float('nan'):.4f}"
-                                f", floor {config.min_slice_auc})")
+            entry.update(auc=m["auc"], log_loss=m["log_loss"], ece=m["ece"], auc_se=se)
         figures[name] = entry
+    # A skill slice is compared with the typical skill: the AUC over all answers also rewards
+    # knowing which skills are harder, which no single skill's answers can show.
+    skill_aucs = [v["auc"] for k, v in figures.items() if k.startswith("skill ") and "auc" in v
+                  and math.isfinite(v["auc"])]
+    skill_reference = float(np.median(skill_aucs)) if skill_aucs else overall_auc
+    problems = []
+    for name, _, drop in masks:
+        entry = figures[name]
+        if "auc" not in entry:
+            continue
+        reference = skill_reference if name.startswith("skill ") else overall_auc
+        floor = max(config.min_slice_auc, reference - drop - config.slice_noise_z
+                    * entry["auc_se"]) if relative else config.min_slice_auc
+        entry.update(mark=floor, reference=reference if relative else None)
+        if not entry["auc"] >= floor:
+            problems.append(f"slice '{name}': AUC {entry['auc']:.4f} below {floor:.4f} on "
+                            f"{entry['n']} answers (reference "
+                            f"{reference if relative else float('nan'):.4f}, floor "
+                            f"{config.min_slice_auc})")
     return figures, problems
 
 
