@@ -497,7 +497,8 @@ def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
 
     Returns:
         ``(figures, problems)``: per slice ``n`` and, when judged, ``auc``, ``log_loss``,
-        ``ece`` and ``mark``; a problem per judged slice below its mark.
+        ``ece``, ``auc_se``, ``reference`` (``None`` without ``overall_auc``) and ``mark``;
+        a problem per judged slice below its mark.
     """
     sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
     sampled[student[held_out]] = True

@@ -581,10 +581,12 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
     """Step 7b: the monitoring checks (:mod:`irt.refresh.monitoring`).
 
     Input drift, numerical stability, training/serving skew, a simpler baseline, slices, the
-    serving model on served data.  Logs each alert (WARNING ``monitoring_alert``, for the
+    serving model on served data, the staleness curve (the stored versions of
+    :func:`stored_versions_by_age`).  Logs each alert (WARNING ``monitoring_alert``, for the
     monitoring alert policy), then the outcome (INFO ``monitoring``, WARNING when a problem
     was found) with the figures.  Problems reject the model later, as a failed gate does.
-    Raises nothing.
+    Raises :class:`_StopError` 503 ``store_unavailable`` only when the store cannot be listed
+    or a stored model read for the staleness curve (as any other read of the run).
     """
     config, fit_config = run.config, calibrated.fit_config
     t0 = time.perf_counter()
