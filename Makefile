@@ -77,7 +77,8 @@ test: lint tf-check provider-schema browser
 # Calibration/EAP against PyPI mirt, predict in-process, over HTTP (needs `wrk`:
 # apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
 # 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure), plain and
-# with each learning-aware option set. Figures and how to read them: benchmarks/README.md.
+# with each learning-aware option set; last the offline/online study of ML Test Score model 2
+# (~1 minute). Figures and how to read them: benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
