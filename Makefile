@@ -107,8 +107,8 @@ test: lint tf-check provider-schema browser
 # apt-get install wrk) and cold start, then prepare end to end (ASSISTments 2009 if present,
 # 10M simulated answers), then the extreme-sparsity fit (40k items, Zipf exposure), plain and
 # with each learning-aware option set, then adaptive sessions through /next-items beside catsim
-# (no exposure control, randomesque, Sympson-Hetter). Figures and how to read them:
-# benchmarks/README.md.
+# (no exposure control, randomesque, Sympson-Hetter); last the offline/online study of ML Test
+# Score model 2 (~1 minute). Figures and how to read them: benchmarks/README.md.
 bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_fit.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py
@@ -119,6 +119,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_learning_sparse.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_local_csv.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_adaptive.py
+	PYTHONPATH=shared $(PY) benchmarks/bench_online_study.py
 
 # The learning-aware fit (skills,pfa) at 10M simulated answers with the default cap: time and
 # peak memory of fresh processes (~5 minutes; not in `make bench`).
