@@ -144,11 +144,16 @@ def _error(err: RequestError, headers: dict[str, str] | None = None) -> Response
     return _json(err.to_dict(), err.status, headers)
 
 
+#: A UTF-16 or UTF-32 byte order mark opens with one of these.
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def read_json(request: Request) -> Any:
     """The request's JSON body, enforcing content type, size and strict JSON.
 
     Raises:
-        RequestError: 415, 413 or 400.
+        RequestError: 415, 413, 408 (the body did not arrive by the server's read deadline)
+            or 400 (also: a body not in UTF-8).
     """
     environ = request.environ  # read directly: werkzeug's header accessors cost more here
     if environ.get("CONTENT_TYPE") != "application/json" and (
@@ -161,13 +166,23 @@ def read_json(request: Request) -> Any:
                            code="too_large")
     # With a Content-Length the stream stops there: read it all (cached); without one
     # (chunked), bounded.  What is left unread is never read: see _leave_body_unread.
-    raw = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
+    try:
+        raw = request.get_data() if length is not None else \
+            request.stream.read(MAX_BODY_BYTES + 1)
+    except OSError:  # the server's read deadline (server.ReadTimeout), or the client left
+        raise RequestError("the body was not received in time", "body", status=408,
+                           code="timeout") from None
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
                            code="too_large")
     if not raw.strip():
         raise RequestError("body is empty; send a JSON object", "body", status=400,
                            code="invalid_json")
+    if raw[:2] in _UTF16_BOMS or b"\x00" in raw[:4]:
+        # The standard library's json (parse_json's fallback) would detect UTF-16/32 and
+        # accept it; RFC 8259 (section 8.1) requires UTF-8 between systems, so refuse.
+        raise RequestError("body must be JSON encoded as UTF-8 (RFC 8259), not UTF-16/32",
+                           "body", status=400, code="invalid_json")
     try:
         return parse_json(raw)
     except RecursionError:
@@ -204,8 +219,9 @@ def _leave_body_unread(request: Request) -> None:
         # flat): closing on an unread body can reset the connection before a client that is
         # still sending reads its 413.
         stream, left = request.stream, DRAIN_BYTES
-        while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
-            left -= len(chunk)
+        with contextlib.suppress(OSError):  # past the server's read deadline: stop
+            while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
+                left -= len(chunk)
     request.stream = io.BytesIO()  # werkzeug's cached_property: setting it replaces the stream
 
 

@@ -129,13 +129,13 @@ _REFUSALS: tuple[tuple[type[Exception], int, str, str, str], ...] = (
      "headers"),
     (http_errors.UnsupportedTransferCoding, 501, "Not Implemented",
      "unsupported_transfer_encoding", "Transfer-Encoding"),
-    (http_errors.ExpectationFailed, 417, "Expectation Failed", "expectation_failed", "Expect"),
+    (http_errors.ExpectationFailed, 417, "Expectation Failed", "invalid_request", "Expect"),
     (http_errors.InvalidRequestLine, 400, "Bad Request", "invalid_request", "request line"),
     (http_errors.InvalidRequestMethod, 400, "Bad Request", "invalid_request", "method"),
     (http_errors.InvalidHTTPVersion, 400, "Bad Request", "invalid_request", "request line"),
-    (http_errors.InvalidChunkSize, 400, "Bad Request", "invalid_body", "body"),
-    (http_errors.ChunkMissingTerminator, 400, "Bad Request", "invalid_body", "body"),
-    (http_errors.InvalidChunkExtension, 400, "Bad Request", "invalid_body", "body"),
+    (http_errors.InvalidChunkSize, 400, "Bad Request", "invalid_request", "body"),
+    (http_errors.ChunkMissingTerminator, 400, "Bad Request", "invalid_request", "body"),
+    (http_errors.InvalidChunkExtension, 400, "Bad Request", "invalid_request", "body"),
     (http_errors.InvalidHeader, 400, "Bad Request", "invalid_request", "headers"),
     (http_errors.InvalidHeaderName, 400, "Bad Request", "invalid_request", "headers"),
     (http_errors.ObsoleteFolding, 400, "Bad Request", "invalid_request", "headers"),
@@ -222,11 +222,19 @@ class BoundedThreadWorker(ThreadWorker):
         buf += data
         if conn.head_end is None:
             end = buf.find(b"\r\n\r\n")
-            if end < 0:
-                if len(buf) > MAX_HEAD_BYTES:
+            if end < 0 or end > MAX_HEAD_BYTES:
+                line_cap = self.cfg.limit_request_line or MAX_HEAD_BYTES
+                if len(buf) > line_cap + 2 and buf.find(b"\r\n", 0, line_cap + 2) < 0:
+                    self._refuse(conn, 414, "URI Too Long", "too_large",
+                                 f"the request line must be at most {line_cap} bytes",
+                                 "request line")
+                elif len(buf) > MAX_HEAD_BYTES or end > MAX_HEAD_BYTES:
                     self._refuse(conn, 431, "Request Header Fields Too Large", "too_large",
                                  f"the request head must be at most {MAX_HEAD_BYTES} bytes",
                                  "headers")
+                if end < 0:
+                    return
+            if conn not in self._reading:  # refused above
                 return
             conn.head_end = end + 4
             length, chunked, expect = _head_facts(bytes(buf[:end]))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import ast
 import json
 import re
+import socket
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -39,6 +40,7 @@ from irt.serving.config import PredictConfig
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "predict-openapi.yaml"
 MAIN = REPO / "functions" / "predict" / "main.py"
+SERVER = REPO / "functions" / "predict" / "server.py"
 SERVING = REPO / "shared" / "irt" / "serving" / "requests.py"
 
 #: Fuzzing examples per operation (coverage and explicit examples come on top); the release
@@ -201,6 +203,87 @@ def test_inputs_that_once_gave_500(live_url: str, name: str) -> None:
         assert body["error"]["code"] and body["error"]["message"]
 
 
+# --------------------------------------------------------------------------- HTTP edges (17.15)
+def raw_exchange(url: str, request: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """Send ``request`` as is on a new connection; ``(status, headers, body)`` of the answer
+    (read to the end: these answers close the connection or carry a Content-Length)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in
+                   (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_unknown_transfer_encoding_is_a_json_501(live_url: str) -> None:
+    """``Transfer-Encoding: xchunked`` was gunicorn's HTML 501: now the API's JSON error
+    naming the header."""
+    status, headers, body = raw_exchange(live_url, (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
+    assert status == 501, body[:300]
+    assert headers["content-type"] == "application/json"
+    assert_error(json.loads(body), "unsupported_transfer_encoding", "Transfer-Encoding")
+
+
+def test_long_request_line_is_refused_before_the_app(live: LiveServer) -> None:
+    """A 2 MB request line reached the application (functions-framework sets
+    ``limit_request_line=0``): now a JSON 414 naming the request line, and nothing logged by
+    the application; 8 KiB minus the method and version still passes (an unknown path)."""
+    long_path = b"/predict?" + b"a" * (2 * 1000 * 1000)
+    status, _, body = raw_exchange(live.url, b"GET " + long_path + b" HTTP/1.1\r\nHost: x\r\n"
+                                   b"\r\n")
+    assert status == 414, body[:300]
+    assert_error(json.loads(body), "too_large", "request line")
+    assert "8190" in json.loads(body)["error"]["message"]
+    assert "aaaaaaaaaa" not in live.output(200_000)  # never reached main.py's log line
+    fits = b"/x" + b"a" * 8000
+    status, _, body = raw_exchange(live.url, b"GET " + fits + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 404, body[:300]
+
+
+@pytest.mark.parametrize("case", ["one-big-field", "too-many-fields", "huge-head"])
+def test_oversized_headers_are_a_json_431(live_url: str, case: str) -> None:
+    """Header fields over gunicorn's limits (8190 bytes each, 100 fields) and a head over
+    64 KiB: a JSON 431 naming ``headers``."""
+    fields = {"one-big-field": b"X-Big: " + b"b" * 9000 + b"\r\n",
+              "too-many-fields": b"".join(b"X-F%d: 1\r\n" % k for k in range(150)),
+              "huge-head": b"".join(b"X-F%d: " % k + b"c" * 8000 + b"\r\n" for k in range(9)),
+              }[case]
+    status, _, body = raw_exchange(live_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields
+                                   + b"\r\n")
+    assert status == 431, body[:300]
+    assert_error(json.loads(body), "too_large", "headers")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32",
+                                      "utf-32-le"])
+def test_body_must_be_utf8(live_url: str, encoding: str) -> None:
+    """RFC 8259 section 8.1: JSON between systems is UTF-8. A UTF-16/32 body (which the
+    standard library's parser would decode) is a 400 naming ``body``; the same document in
+    UTF-8 is answered."""
+    doc = '{"responses": [{"item_id": "q0", "correct": 1}], "items": ["q1"]}'
+    status, _, body = call(f"{live_url}/predict", "POST", raw=doc.encode(encoding))
+    assert status == 400, body
+    assert_error(body, "invalid_json", "body")
+    assert "UTF-8" in body["error"]["message"]
+    status, _, body = call(f"{live_url}/predict", "POST", raw=doc.encode("utf-8"))
+    assert status == 200 and set(body["probabilities"]) == {"q1"}
+
+
 # --------------------------------------------------------------------------- the contract
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
@@ -294,6 +377,9 @@ def test_documented_limits_match_main_defaults(spec: dict[str, Any]) -> None:
 def test_documented_error_codes_match_the_code(spec: dict[str, Any]) -> None:
     source = MAIN.read_text(encoding="utf-8") + SERVING.read_text(encoding="utf-8")
     raised = set(re.findall(r"\bcode=\"(\w+)\"", source))  # RequestError(..., code=...)
+    # The server's refusals before the function (server.py: _REFUSALS, _refuse(...)).
+    server = SERVER.read_text(encoding="utf-8")
+    raised |= set(re.findall(r"\d{3}, \"[A-Za-z -]+\",\s*\"(\w+)\"", server))
     raised |= {"invalid_request", "too_large"}  # serving.invalid() / serving.too_large()
     raised |= set(re.findall(r"\"code\":\s*\"(\w+)\"", source))  # the 500 body
     code = _schema(spec, "Error")["properties"]["error"]["properties"]["code"]
