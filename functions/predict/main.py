@@ -127,6 +127,21 @@ STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.r
                    log, wait_seconds=CONFIG.refresh_wait_seconds,
                    max_model_bytes=CONFIG.max_model_bytes, max_model_items=CONFIG.max_model_items)
 STORE.load()  # at cold start; a failure is logged and retried in the background
+
+
+def _before_fork() -> None:
+    """The server forks its workers after importing this module: close the store's HTTP
+    connections first (Cloud Storage's client reopens them on its next call), so that no two
+    processes ever share one; two workers reading the bucket on one inherited connection
+    read each other's answers."""
+    client = getattr(STORE.source, "client", None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+# Each worker then checks the store on its own, idle or not (ModelCache.start_background).
+os.register_at_fork(before=_before_fork, after_in_child=STORE.start_background)
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a
 # worker for 30-40 ms every few thousand requests (2-3 ms frozen).  The framework imports

@@ -36,8 +36,8 @@ import pytest
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "support"))
-import drillreport  # noqa: E402
-from livesrv import LiveServer, live_server  # noqa: E402
+import drillreport
+from livesrv import LiveServer, live_server
 
 pytestmark = pytest.mark.drills
 

@@ -18,6 +18,7 @@ import ast
 import json
 import re
 import socket
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -282,6 +283,65 @@ def test_body_must_be_utf8(live_url: str, encoding: str) -> None:
     assert "UTF-8" in body["error"]["message"]
     status, _, body = call(f"{live_url}/predict", "POST", raw=doc.encode("utf-8"))
     assert status == 200 and set(body["probabilities"]) == {"q1"}
+
+
+# --------------------------------------------------------------------------- idle pickup (17.10)
+def _served_versions(url: str, n: int) -> Counter:
+    """The versions ``n`` requests on new connections were answered with (new connections:
+    spread over the workers by their SO_REUSEPORT sockets)."""
+    seen: Counter = Counter()
+    for _ in range(n):
+        r = requests.post(f"{url}/predict", timeout=5, json={"responses": []},
+                          headers={"Connection": "close"})
+        seen[r.json().get("model_version") if r.status_code == 200 else r.status_code] += 1
+    return seen
+
+
+def bank_json(n_items: int) -> str:
+    """A valid 2PL bank of ``n_items`` items ``q0`` ... (random parameters, no fit)."""
+    import numpy as np
+
+    from irt.engine.model import ItemModel
+
+    rng = np.random.default_rng(10)
+    nan = np.full(n_items, np.nan)
+    return ItemModel(model_type="2pl", item_ids=tuple(f"q{j}" for j in range(n_items)),
+                     a=rng.uniform(0.5, 2.0, n_items), b=rng.normal(0.0, 1.0, n_items),
+                     c=np.zeros(n_items), se_a=nan, se_b=nan, se_c=nan,
+                     quadrature={"n_points": 41, "bound": 6.0, "distribution": "normal"},
+                     fit={"method": "MML-EM", "converged": True},
+                     created_at="2026-01-01T00:00:00+00:00").to_json()
+
+
+def test_idle_instance_picks_up_a_published_model(gcs_emulator, gcs_bucket) -> None:
+    """Issue 17.10: a version published while the instance is idle is served from the first
+    request that comes ``MODEL_REFRESH_SECONDS`` (1 s) + the fetch bound (3 s) after the move,
+    by every worker: each checks the bucket (the storage emulator) in the background
+    (``ModelCache.start_background``). Before, a worker checked only when a request found a
+    check due, and 2-6 of the next 30 requests still got the old version."""
+    text = bank_json(20_000)  # ~0.5 s to fetch, validate and warm: longer than a request waits
+
+    def publish(version: str) -> None:
+        gcs_bucket.blob(f"models/{version}/model.json").upload_from_string(
+            text, content_type="application/json")
+        gcs_bucket.blob("models/LATEST").upload_from_string(version, content_type="text/plain")
+
+    publish("v1-idle0001")
+    env = {"MODEL_BUCKET": gcs_bucket.name, "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+           "GOOGLE_CLOUD_PROJECT": "test-project", "MODEL_REFRESH_SECONDS": "1",
+           "WORKERS": "2", "THREADS": "4"}
+    with live_server(env=env, wait_for_model=False) as server:
+        deadline = time.monotonic() + 20
+        while _served_versions(server.url, 1) != Counter({"v1-idle0001": 1}):
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        assert _served_versions(server.url, 20) == Counter({"v1-idle0001": 20})
+        publish("v2-idle0002")
+        time.sleep(1.0 + 3.0)  # idle: no request at all
+        assert _served_versions(server.url, 30) == Counter({"v2-idle0002": 30}), server.output()
+        loaded = [json.loads(line) for line in server.output(200_000).splitlines()
+                  if '"model loaded"' in line]
+        assert [e["model_version"] for e in loaded].count("v2-idle0002") == 2  # each worker
 
 
 # --------------------------------------------------------------------------- the contract

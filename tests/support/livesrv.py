@@ -173,12 +173,13 @@ def _die_with_parent() -> None:  # in the child, between fork and exec
 
 
 def _healthy(url: str, version: str | None) -> bool:
-    """``/healthz`` answers 200 with ``version`` (``None``: answers anything in JSON, even
-    the 503 of a server that has no model yet)."""
+    """``/healthz`` answers 200 with ``version`` (``None``: answers anything in JSON, a 200
+    with any version or the 503 of a server that has no model yet)."""
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
             body = json.loads(resp.read())
-            return resp.status == 200 and body.get("model_version") == version
+            return resp.status == 200 and (version is None or
+                                           body.get("model_version") == version)
     except urllib.error.HTTPError as err:
         if version is None:
             with contextlib.suppress(ValueError):
