@@ -111,6 +111,15 @@ resource "google_cloudfunctions2_function" "predict" {
   build_config {
     runtime           = "python312"
     entry_point       = local.functions.predict.entry_point
+    # The buildpack starts the container with this command instead of functions-framework's
+    # (https://cloud.google.com/docs/buildpacks/service-specific-configs#google_entrypoint):
+    # gunicorn with predict's own settings (functions/predict/gunicorn.conf.py, server.py),
+    # serving the same functions-framework app. The server bounds slow and idle clients,
+    # caps request lines and headers, answers HTTP-level errors in JSON, and gives each
+    # worker its own SO_REUSEPORT socket so keep-alive connections spread over the workers.
+    environment_variables = {
+      GOOGLE_ENTRYPOINT = "gunicorn -c gunicorn.conf.py server:app"
+    }
     service_account   = google_service_account.build.id
     docker_repository = google_artifact_registry_repository.functions.id
     source {
