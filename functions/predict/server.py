@@ -349,13 +349,14 @@ def _bound_reads(conn: Any) -> None:
         left = getattr(conn, "read_deadline", 0.0) - time.monotonic()
         if left <= 0:
             raise ReadTimeout()
-        sock.settimeout(left)
+        prior = sock.gettimeout()  # gunicorn's own, shorter bound (its keep-alive drain: 5 s)
+        sock.settimeout(left if prior is None else min(prior, left))
         try:
             return plain(size_hint)
         except TimeoutError:
             raise ReadTimeout() from None
         finally:
-            sock.settimeout(None)
+            sock.settimeout(prior)
 
     unreader.chunk = chunk
     conn.deadline_reads = True
