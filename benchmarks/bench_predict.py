@@ -865,9 +865,10 @@ def section_cold(workdir: Path, single_body: bytes, starts: int) -> None:
                 target, source, extra, path, check = targets[name]
                 port = free_port()
                 log = workdir / f"cold-{name}-{i}.log"
-                full_env = server_env(extra)
+                cmd, served = server_cmd(target, source, port)
+                full_env = server_env({**extra, **served})
                 t0 = time.perf_counter()
-                proc = spawn(server_cmd(target, source, port), full_env, log)
+                proc = spawn(cmd, full_env, log)
                 try:
                     ok = poll(proc, port, "POST", path, single_body, check, 30.0)
                     elapsed = time.perf_counter() - t0

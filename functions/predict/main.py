@@ -7,6 +7,10 @@ Entry point ``predict`` (functions-framework).  Routes on the request path:
 * ``GET /model``                 - the serving model's metadata;
 * ``GET /healthz``               - 200 when a model is loaded, else 503.
 
+Served by gunicorn with ``gunicorn.conf.py`` and ``server.py`` (production: the buildpack's
+``GOOGLE_ENTRYPOINT``, set by Terraform): they bound slow clients and request heads and
+answer HTTP-level errors in JSON before this module runs.
+
 The contract is ``docs/predict-openapi.yaml``; validation and answers live in
 :mod:`irt.serving` (vendored), the model's loading and refresh in
 :mod:`irt.serving.loader`, the artifact layout in :mod:`irt.store`.  This module maps HTTP
