@@ -64,6 +64,11 @@ HERE = Path(__file__).resolve().parent
 #: then apply field by field.
 MAX_HEAD_BYTES = 64 * 1024
 RECV_BYTES = 256 * 1024
+#: Bodies read ahead by one worker's event loop, all connections together, at most this
+#: much: past it, a request whose head is in goes to a thread at once, which reads the rest
+#: under the body deadline (so 1,000 connections each sending 1 MiB slowly cannot hold
+#: 1 GiB). Heads are bounded apart: ``MAX_HEAD_BYTES`` x ``worker_connections``.
+READ_AHEAD_BUDGET = 64 * 1024 * 1024
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -166,6 +171,7 @@ class BoundedThreadWorker(ThreadWorker):
 
     def init_process(self) -> None:
         self._reading: set[Any] = set()
+        self._buffered = 0  # bytes held in the read-ahead buffers of self._reading
         self._own_listeners: list[socket.socket] = []
         for listener in list(self.sockets):
             own = _own_listener(listener, self.cfg.backlog)
@@ -220,6 +226,7 @@ class BoundedThreadWorker(ThreadWorker):
             return
         buf = conn.rbuf
         buf += data
+        self._buffered += len(data)
         if conn.head_end is None:
             end = buf.find(b"\r\n\r\n")
             if end < 0 or end > MAX_HEAD_BYTES:
@@ -247,6 +254,9 @@ class BoundedThreadWorker(ThreadWorker):
             else:
                 conn.need = conn.head_end  # no body, or one over the cap: answered from its head
             conn.read_deadline = time.monotonic() + READ_BODY_TIMEOUT
+        if self._buffered > READ_AHEAD_BUDGET:  # the worker holds enough: a thread reads on
+            self._dispatch(conn)
+            return
         if conn.need == -1:
             body = len(buf) - conn.head_end
             if not (buf.endswith(b"0\r\n\r\n") or body > BUFFER_BODY_BYTES + 65536):
@@ -259,12 +269,15 @@ class BoundedThreadWorker(ThreadWorker):
         """The request is here: hand it to a thread."""
         self._reading.discard(conn)
         self.poller.unregister(conn.sock)
+        self._buffered -= len(conn.rbuf)
         conn.prebuffer = bytes(conn.rbuf)
         conn.rbuf = bytearray()
         conn.data_ready = True
         self.enqueue_req(conn)
 
     def _drop(self, conn: Any) -> None:
+        if conn in self._reading:
+            self._buffered -= len(conn.rbuf)
         self._reading.discard(conn)
         with contextlib.suppress(KeyError, ValueError, OSError):
             self.poller.unregister(conn.sock)
