@@ -570,8 +570,8 @@ def gunicorn_settings() -> str:
         return (f"gunicorn -c {GUNICORN_CONF.relative_to(ROOT)} server:app; WORKERS="
                 f"{SERVER_SETTINGS['WORKERS']} THREADS={SERVER_SETTINGS['THREADS']} -> "
                 f"workers={cfg.workers}, threads={cfg.threads}, "
-                f"worker_class={cfg.worker_class_str}, reuse_port={cfg.reuse_port} (+ one "
-                f"SO_REUSEPORT socket per worker), keepalive={cfg.keepalive} s, "
+                f"worker_class={cfg.worker_class_str}, reuse_port={cfg.reuse_port} (each "
+                f"worker its own SO_REUSEPORT socket), keepalive={cfg.keepalive} s, "
                 f"limit_request_line={cfg.limit_request_line}, backlog={cfg.backlog}, "
                 f"worker_connections={cfg.worker_connections}, loglevel={cfg.loglevel}")
     from flask import Flask

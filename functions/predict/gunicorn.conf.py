@@ -19,8 +19,8 @@ bind = f"{os.environ.get('HOST', '0.0.0.0')}:{os.environ.get('PORT', '8080')}"
 workers = int(os.environ.get("WORKERS") or 1)
 threads = int(os.environ.get("THREADS") or 8)
 worker_class = "server.BoundedThreadWorker"
-# Each worker opens its own SO_REUSEPORT socket on the port (server.py): the shared one must
-# allow it.
+# gunicorn 27 with reuse_port: no shared socket in the arbiter, each worker binds its own with
+# SO_REUSEPORT, and the kernel spreads connections over them (issue 17, item 11).
 reuse_port = True
 # The app (main.py, the model) is loaded once, in the arbiter, and shared by the workers, as
 # functions-framework's own command line does.

@@ -153,6 +153,26 @@ os.register_at_fork(before=_before_fork, after_in_child=STORE.start_background)
 gc.freeze()
 
 
+def _harden_server() -> None:
+    """Apply predict's server settings (``server.py``) to functions-framework's gunicorn when
+    functions-framework's command serves this module, as Cloud Functions does whatever
+    ``GOOGLE_ENTRYPOINT`` says (see :func:`server.harden_functions_framework`)."""
+    path = Path(__file__).resolve().parent / "server.py"
+    if not path.is_file():
+        return
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("predict_server", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.harden_functions_framework()
+
+
+_harden_server()
+
+
 # --------------------------------------------------------------------------- HTTP helpers
 def _json(body: dict[str, Any], status: int = 200, headers: dict[str, str] | None = None
           ) -> Response:

@@ -32,12 +32,13 @@ What :class:`BoundedThreadWorker` changes in gunicorn's ``gthread`` worker (guni
   answered in the API's error format ``{"error": {"code", "message", "field"}}`` with the
   same status gunicorn chose (400, 414, 431, 501...), not gunicorn's HTML page, and logged as
   one JSON line.
-* **Each worker its own listening socket** (``SO_REUSEPORT``), so the kernel spreads
-  connections over the workers by their address hash: with one shared socket, whichever
-  worker woke first accepted every connection of a burst, and keep-alive clients (wrk, a
-  front end's connection pool) stayed pinned to it (1,211-1,224 req/s instead of
-  3,267-3,442 at concurrency 16 with 2 workers).  The inherited shared socket is still
-  served too (a connection the kernel queues there is not lost).
+* **Each worker its own listening socket**: ``reuse_port`` (:data:`SETTINGS`), with which
+  gunicorn 27's arbiter opens no shared socket and each worker binds its own with
+  ``SO_REUSEPORT`` (``arbiter.py``, ``spawn_worker``), so the kernel spreads connections over
+  the workers by their address hash: with one shared socket, whichever worker woke first
+  accepted every connection of a burst, and keep-alive clients (wrk, a front end's
+  connection pool) stayed pinned to it (1,211-1,224 req/s instead of 3,267-3,442 at
+  concurrency 16 with 2 workers).
 """
 
 from __future__ import annotations
@@ -172,12 +173,6 @@ class BoundedThreadWorker(ThreadWorker):
     def init_process(self) -> None:
         self._reading: set[Any] = set()
         self._buffered = 0  # bytes held in the read-ahead buffers of self._reading
-        self._own_listeners: list[socket.socket] = []
-        for listener in list(self.sockets):
-            own = _own_listener(listener, self.cfg.backlog)
-            if own is not None:
-                self._own_listeners.append(own)
-                self.sockets.insert(0, _Listener(own))
         super().init_process()
 
     # ------------------------------------------------------------------ reading ahead
@@ -332,14 +327,6 @@ class BoundedThreadWorker(ThreadWorker):
                 return
         super().handle_error(req, client, addr, exc)
 
-    def run(self) -> None:
-        try:
-            super().run()
-        finally:
-            for own in self._own_listeners:
-                own.close()
-
-
 def _refusal_message(exc: BaseException, field: str, cfg: Any) -> str:
     if isinstance(exc, http_errors.LimitRequestLine):
         return f"the request line must be at most {cfg.limit_request_line} bytes"
@@ -375,41 +362,40 @@ def _bound_reads(conn: Any) -> None:
     conn.deadline_reads = True
 
 
-class _Listener:
-    """A worker's own listening socket, shaped like gunicorn's listener wrapper."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self.sock = sock
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.sock, name)
-
-    def fileno(self) -> int:
-        return self.sock.fileno()
+#: gunicorn settings of predict beyond functions-framework's (``gunicorn.conf.py`` sets the
+#: same; :func:`harden_functions_framework` applies them to functions-framework's server).
+SETTINGS: dict[str, Any] = {
+    "worker_class": BoundedThreadWorker, "reuse_port": True, "keepalive": 2,
+    "limit_request_line": 8190, "limit_request_fields": 100, "limit_request_field_size": 8190,
+}
 
 
-def _own_listener(listener: Any, backlog: int) -> socket.socket | None:
-    """A new TCP socket bound (``SO_REUSEPORT``) to ``listener``'s address, listening, or
-    ``None`` when that is impossible (a UNIX socket, no ``SO_REUSEPORT``, the shared socket
-    not opened with ``reuse_port``)."""
-    sock = getattr(listener, "sock", listener)
-    if sock.family not in (socket.AF_INET, socket.AF_INET6) or \
-            not hasattr(socket, "SO_REUSEPORT"):
-        return None
-    own = socket.socket(sock.family, socket.SOCK_STREAM)
-    try:
-        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        own.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-        # As gunicorn sets on its own: no Nagle delay on a response written in two parts
-        # (accepted sockets inherit it; without it a small answer waited 40 ms for an ACK).
-        own.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        own.bind(sock.getsockname()[:2])
-        own.listen(backlog)
-        own.setblocking(False)
-    except OSError:
-        own.close()
-        return None
-    return own
+def harden_functions_framework() -> None:
+    """Give functions-framework's own server (``functions-framework --target predict``)
+    :data:`SETTINGS`, so that predict is served the same way whichever command starts it.
+
+    Cloud Functions builds run the function with functions-framework's command: the
+    buildpack that honours ``GOOGLE_ENTRYPOINT`` returns without setting an entrypoint when
+    the target platform is Cloud Functions (GoogleCloudPlatform/buildpacks,
+    ``cmd/config/entrypoint/lib/lib.go``: "Function Frameworks with the function target
+    will automatically build correctly without entrypoint modification"). ``main.py`` calls
+    this at import, which functions-framework's command does before it builds its
+    ``GunicornApplication``; the settings are applied after functions-framework's own
+    (``load_config``). Written against functions-framework 3.10.2 (pinned).
+    """
+    from functions_framework._http import gunicorn as framework
+
+    plain = framework.GunicornApplication.load_config
+    if getattr(plain, "predict_settings", False):
+        return
+
+    def load_config(self: Any) -> None:
+        plain(self)
+        for key, value in SETTINGS.items():
+            self.cfg.set(key, value)
+
+    load_config.predict_settings = True  # type: ignore[attr-defined]
+    framework.GunicornApplication.load_config = load_config
 
 
 def _create_app() -> Any:
@@ -422,4 +408,10 @@ def _create_app() -> Any:
     return functions_framework.create_app(target=target, source=source)
 
 
-app = _create_app()
+def __getattr__(name: str) -> Any:
+    """``app`` is created when gunicorn asks for it (``server:app``), not when ``main.py``
+    imports this module for :func:`harden_functions_framework`."""
+    if name == "app":
+        globals()["app"] = created = _create_app()
+        return created
+    raise AttributeError(name)

@@ -17,7 +17,8 @@ connection is closed by the server within its deadline (+ the event loop's 1 s t
 margin for a loaded machine), a trickled head or slow body with a JSON 408 naming
 ``headers`` / ``body``. Figures go to ``build/drills/slow_clients.json`` under ``make drills``.
 ``python tests/drills/test_drill_slow_clients.py [functions-framework]`` prints the figures
-for either server (the before/after of issue 17).
+for either command (both serve predict's worker now; the "before" figures were measured with
+functions-framework's plain server, main at 9b42071).
 """
 
 from __future__ import annotations
@@ -192,6 +193,16 @@ def test_slow_clients_do_not_starve_the_server(live: LiveServer, kind: str) -> N
     else:
         assert fig["final_statuses"] == ["408"], fig
         assert fig["final_fields"] == (["headers"] if kind == "trickled heads" else ["body"]), fig
+
+
+def test_functions_framework_command_is_bounded_too() -> None:
+    """Cloud Functions runs functions-framework's command (``main.py`` gives its gunicorn
+    predict's worker): trickled heads do not starve it either."""
+    with live_server(env=PRODUCTION, server="functions-framework") as server:
+        fig = attack(server.url, "trickled heads", hold=HEADER_TIMEOUT + MARGIN + 2)
+    assert fig["normal_ok"] == fig["normal_sent"] and fig["normal_max_s"] < 2.0, fig
+    assert fig["closed_by_server"] == fig["attack_connections"], fig
+    assert fig["final_statuses"] == ["408"], fig
 
 
 def test_server_still_serves_after_the_attacks(live: LiveServer) -> None:

@@ -18,6 +18,7 @@ import ast
 import json
 import re
 import socket
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -283,6 +284,33 @@ def test_body_must_be_utf8(live_url: str, encoding: str) -> None:
     assert "UTF-8" in body["error"]["message"]
     status, _, body = call(f"{live_url}/predict", "POST", raw=doc.encode("utf-8"))
     assert status == 200 and set(body["probabilities"]) == {"q1"}
+
+
+def test_functions_framework_command_serves_the_same_way() -> None:
+    """Cloud Functions starts predict with functions-framework's command (its buildpack does
+    not apply GOOGLE_ENTRYPOINT to functions): ``main.py`` gives that server predict's
+    settings too, so the request line is capped, errors are JSON and each worker has its own
+    socket."""
+    with live_server(env={"WORKERS": "2", "THREADS": "4"}, server="functions-framework") as srv:
+        status, _, body = raw_exchange(srv.url, b"GET /healthz?" + b"a" * 9000 +
+                                       b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 414 and json.loads(body)["error"]["field"] == "request line"
+        status, _, body = raw_exchange(srv.url, (
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
+        assert status == 501
+        assert_error(json.loads(body), "unsupported_transfer_encoding", "Transfer-Encoding")
+        port = srv.url.rsplit(":", 1)[1]
+        deadline = time.monotonic() + 15  # the second worker may still be booting
+        while True:
+            listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"],
+                                       capture_output=True, text=True,
+                                       check=False).stdout.strip().splitlines()
+            if not listening or len(listening) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if listening:  # ss present: one socket per worker, none shared
+            assert len(listening) == 2, listening
 
 
 # --------------------------------------------------------------------------- idle pickup (17.10)

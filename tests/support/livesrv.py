@@ -13,8 +13,8 @@ What it does:
 * picks a free port on 127.0.0.1 and starts predict as production does
   (``gunicorn -c functions/predict/gunicorn.conf.py server:app``: :func:`server_command`)
   with ``MODEL_DIR=<tmp>`` and ``PYTHONPATH=<repo>/shared``, in its own process group
-  (``server="functions-framework"``: functions-framework's own command line, the server
-  predict ran under before issue 17, for before/after figures);
+  (``server="functions-framework"``: functions-framework's own command line, which Cloud
+  Functions runs; ``main.py`` gives its gunicorn predict's settings, ``server.py``);
 * waits (at most ``start_timeout`` seconds) until ``GET /healthz`` answers 200 with that
   version (so a foreign server that grabbed the port in the meantime is never mistaken for
   ours), else raises :class:`ServerStartError` with the tail of the server's output;
@@ -110,9 +110,9 @@ def server_command(port: int, host: str = "127.0.0.1", server: str = "gunicorn"
                    ) -> tuple[list[str], dict[str, str]]:
     """``(command, environment additions)`` serving ``predict`` on ``host:port``.
 
-    ``server="gunicorn"``: as production runs it (the buildpack's ``GOOGLE_ENTRYPOINT``,
-    ``gunicorn -c gunicorn.conf.py server:app``); ``"functions-framework"``: functions-framework's
-    command line (its own gunicorn settings), for before/after comparisons.
+    ``server="gunicorn"``: ``gunicorn -c gunicorn.conf.py server:app`` (the buildpack's
+    ``GOOGLE_ENTRYPOINT`` where it applies); ``"functions-framework"``: functions-framework's
+    command line, as Cloud Functions runs it (``main.py`` gives it predict's settings).
     """
     if server == "functions-framework":
         return ([functions_framework_bin(), "--target", "predict", "--source", str(SOURCE),
