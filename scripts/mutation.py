@@ -147,6 +147,65 @@ MUTANTS = (
            (("shared/irt/serving/requests.py", "    return _id(value, path, limits).strip()\n",
              "    return _id(value, path, limits)\n"),),
            ("tests/refresh/test_skew.py::test_prepare_and_predict_count_the_same_answers",)),
+    # model 6 (issue #18, Model section): relative marks, skill slices, the cold-start slice
+    Mutant("slice marks absolute again (no overall figure)", "model 6",
+           ((MON, "                                         new_scores.get(\"auc\"), answer_skill)",
+             "                                         None, answer_skill)"),),
+           (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
+            f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
+    Mutant("skill slices dropped", "model 6",
+           ((MON, "    if answer_skill is not None:\n        skill = ",
+             "    if False:\n        skill = "),),
+           (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
+            f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
+    Mutant("cold-start slice not judged", "model 6",
+           ((MON, "masks.append((\"cold start\", rank < COLD_START_ANSWERS, cold_mark))",
+             "masks.append((\"cold start\", rank < 0, cold_mark))"),),
+           (f"{TM}::test_the_cold_start_slice_is_judged",
+            f"{TM}::test_a_cold_start_failure_rejects_the_refresh")),
+    # model 4: staleness measured with the stored versions on the newest held-out answers
+    Mutant("staleness curve computed with the new model", "model 4",
+           ((MON, "        out.figures[\"staleness\"] = staleness_curve(new_scores, aged_models, ",
+             "        out.figures[\"staleness\"] = staleness_curve(new_scores, "
+             "[(t, v, a, new_model) for t, v, a, _ in aged_models], "),),
+           (f"{TM}::test_staleness_is_measured_with_the_stored_versions_on_the_newest_answers",)),
+    Mutant("staleness points: the farthest version within the tolerance", "model 4",
+           ((PIPE, "        _, age, version = min(near)\n",
+             "        _, age, version = max(near)\n"),),
+           (f"{TM}::test_the_staleness_points_are_the_published_versions_closest_to_7_and_30_days",
+            f"{TM}::test_staleness_is_measured_with_the_stored_versions_on_the_newest_answers")),
+    # model 3: each tuned default moved to a bad value (the grid tests read the real defaults)
+    Mutant("default slope floor 0.05 -> 0.5", "model 3",
+           (("shared/irt/engine/defaults.py", "    min_slope: float = 0.05\n",
+             "    min_slope: float = 0.5\n"),),
+           (f"{TQ}::test_default_slope_floor_is_within_reach_of_the_best_of_a_grid",)),
+    Mutant("prod window 365 -> 30 days", "model 3",
+           (("terraform/environments/prod/terraform.tfvars",
+             "prepare_window_days          = 365", "prepare_window_days          = 30"),),
+           (f"{TQ}::test_default_window_length_is_within_reach_of_the_best_of_a_grid",)),
+    Mutant("prod per-item cap 5000 -> 100", "model 3",
+           (("terraform/environments/prod/terraform.tfvars",
+             "prepare_max_answers_per_item = 5000", "prepare_max_answers_per_item = 100"),),
+           (f"{TQ}::test_default_answer_cap_is_within_reach_of_the_best_of_a_grid",)),
+    Mutant("default recency decay 0.95 -> 0.99", "model 3",
+           (("shared/irt/engine/defaults.py", "    recency_decay: float = 0.95\n",
+             "    recency_decay: float = 0.99\n"),),
+           (f"{TQ}::test_default_recency_decay_is_within_reach_of_the_best_of_a_grid",)),
+    # model 2: the offline/online study runs the real next-items code
+    Mutant("next-items aims at 0.5, not the target", "model 2",
+           (("shared/irt/engine/selection.py", "np.round(np.abs(probability - target), 12)",
+             "np.round(np.abs(probability - 0.5), 12)"),),
+           ("tests/tools/test_online_study.py::"
+            "test_the_better_offline_model_gives_the_better_practice",
+            "tests/tools/test_online_study.py::"
+            "test_offline_metrics_rank_the_models_as_the_lms_outcome_does")),
+    Mutant("next-items ignores the learner's answers", "model 2",
+           (("shared/irt/serving/plain.py", "    chosen = next_items(model, theta, req.k, ",
+             "    chosen = next_items(model, 0.0, req.k, "),),
+           ("tests/tools/test_online_study.py::"
+            "test_the_better_offline_model_gives_the_better_practice",
+            "tests/tools/test_online_study.py::"
+            "test_offline_metrics_rank_the_models_as_the_lms_outcome_does")),
 )
 
 

@@ -19,7 +19,6 @@ import importlib.metadata as md
 import importlib.util
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -32,6 +31,7 @@ from types import ModuleType
 
 import pytest
 from emulators import CALL_TIMEOUT, PROJECT, free_port, short_retry
+from locks import read_lock, read_pins
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -198,8 +198,7 @@ def import_time_third_party(folder: Path) -> dict[str, str]:
 def requirement_closure(requirements: Path) -> set[str]:
     """Distributions named in ``requirements`` plus, as installed here, their dependencies."""
     env = default_environment()
-    todo = [Requirement(line.split("#")[0].strip()).name
-            for line in requirements.read_text().splitlines() if line.split("#")[0].strip()]
+    todo = list(read_lock(requirements))  # the lock (make lock): every package, with hashes
     closure: set[str] = set()
     while todo:
         name = canonicalize_name(todo.pop())
@@ -293,10 +292,11 @@ def predict_python() -> Path:
         uv = Path(sys.executable).with_name("uv")  # requirements-dev.txt; pip if absent
         venv_cmd = [sys.executable, "-m", "venv", "--clear", str(venv)]
         if uv.exists():
-            install = [str(uv), "pip", "install", "--quiet", "--python", str(python)]
+            install = [str(uv), "pip", "install", "--quiet", "--require-hashes",
+                       "--python", str(python)]
             venv_cmd.append("--without-pip")
         else:
-            install = [str(python), "-m", "pip", "install", "--quiet",
+            install = [str(python), "-m", "pip", "install", "--quiet", "--require-hashes",
                        "--disable-pip-version-check"]
         subprocess.run(venv_cmd, check=True, timeout=120)
         proc = subprocess.run([*install, "-r", str(requirements)], env=_bare_env(),
@@ -419,9 +419,10 @@ def test_built_predict_serves_alone_from_the_bucket(serve_built, fitted: ItemMod
 
 
 def test_requirements_files_are_pinned() -> None:
+    """The input (requirements.in) pins exactly; the deployed lock pins every package with
+    its hashes (read_lock refuses a line that is not ``name==version``; tests/deploy/
+    test_locks.py checks the hashes and that the two agree)."""
     for name in FUNCTIONS:
-        for line in (ROOT / "functions" / name / "requirements.txt").read_text().splitlines():
-            spec = line.split("#")[0].strip()
-            if spec:
-                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[0-9][0-9A-Za-z.+!\-]*", spec), \
-                    f"functions/{name}/requirements.txt: not an exact pin: {line!r}"
+        assert read_pins(ROOT / "functions" / name / "requirements.in")
+        for entries in read_lock(ROOT / "functions" / name / "requirements.txt").values():
+            assert all(e.hashes for e in entries), (name, entries)

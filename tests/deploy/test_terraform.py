@@ -158,7 +158,7 @@ def test_grants_follow_least_privilege_per_account() -> None:
     assert grants["prepare"] == {
         ("project", "roles/bigquery.jobUser"),
         ("project", "roles/bigquery.readSessionUser"),
-        ("bigquery_dataset", "roles/bigquery.dataViewer"),
+        ("bigquery_table", "roles/bigquery.dataViewer"),  # the answer table, not its dataset
         ("storage_bucket", "roles/storage.objectUser"),
     }
     assert grants["predict"] == {("storage_bucket", "roles/storage.objectViewer")}
@@ -167,14 +167,41 @@ def test_grants_follow_least_privilege_per_account() -> None:
                                ("project", "roles/storage.objectViewer"),
                                ("storage_bucket", "roles/storage.objectViewer"),
                                ("artifact_registry_repository", "roles/artifactregistry.writer")}
+    assert grants["tester"] == {("project", "roles/logging.logWriter"),
+                                ("storage_bucket", "roles/storage.objectUser")}
     buckets = {name: body["bucket"] for (t, name), body in resources().items()
                if t == "google_storage_bucket_iam_member"}
     assert buckets == {"prepare_writes_models": "${google_storage_bucket.models.name}",
                        "predict_reads_models": "${google_storage_bucket.models.name}",
-                       "build_reads_sources": "${google_storage_bucket.sources.name}"}
-    dataset = of_type("google_bigquery_dataset_iam_member")["prepare_reads_source"]
-    assert (dataset["project"], dataset["dataset_id"]) == ("${var.bq_project}",
-                                                           "${var.bq_dataset}")
+                       "build_reads_sources": "${google_storage_bucket.sources.name}",
+                       "tester_records_results": "${local.releases_bucket}"}
+    # Issue 17 item 16: prepare could read the whole source dataset; it reads BQ_TABLE only
+    assert not of_type("google_bigquery_dataset_iam_member")
+    table = of_type("google_bigquery_table_iam_member")["prepare_reads_source"]
+    assert (table["project"], table["dataset_id"], table["table_id"]) == (
+        "${var.bq_project}", "${var.bq_dataset}", "${var.bq_table}")
+
+
+def test_tests_run_as_an_account_that_cannot_change_iam_or_deploy() -> None:
+    """Issue 17 item 16: Cloud Build ran ``make test`` as the deploy account, which holds
+    project IAM admin. The test build (cloudbuild-test.yaml) runs as ``tester``: it may write
+    its logs and its ``tested/<commit>`` records, and nothing else."""
+    grants = [(t, b) for (t, _), b in resources().items()
+              if "_iam_member" in t and "google_service_account.tester." in b["member"]]
+    assert len(grants) == 2
+    for rtype, body in grants:
+        assert rtype in ("google_project_iam_member", "google_storage_bucket_iam_member")
+        assert not re.search(r"admin|owner|editor|iam\.|serviceAccount|developer|invoker",
+                             body["role"], re.I), body["role"]
+    (records,) = [b for t, b in grants if t == "google_storage_bucket_iam_member"]
+    expression = one(records["condition"])["expression"]
+    assert expression == ('resource.name.startsWith("projects/_/buckets/'
+                          '${local.releases_bucket}/objects/tested/")')
+    assert locals_()["releases_bucket"] == "${var.project_id}-releases"
+    # no other grant names it, and nothing (a function, the scheduler) runs as it
+    text = "".join(p.read_text() for p in (ROOT / "terraform" / "irt").glob("*.tf"))
+    uses = re.findall(r"google_service_account\.tester\.(\w+)", text)
+    assert sorted(uses) == ["email", "email", "email"]  # two grants and the output
 
 
 def test_invokers_on_the_cloud_run_service_follow_function_replacement() -> None:
@@ -389,12 +416,13 @@ def test_staging_pipeline_validates_plans_applies_the_saved_plan_and_smoke_tests
     """The staging build (cloudbuild.yaml); prod's two builds: tests/deploy/test_release.py."""
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in config["steps"]}
-    assert list(steps) == ["test", "build", "fmt", "init", "validate", "plan", "apply", "smoke",
-                           "passed"]
-    assert "make test" in steps["test"]["args"][-1]
-    assert "make build" in steps["build"]["args"][-1]
+    assert list(steps) == ["tested", "build", "fmt", "init", "validate", "plan", "apply",
+                           "smoke", "passed"]
+    # the suite runs in cloudbuild-test.yaml as the test account; this build waits for it
+    assert steps["tested"]["args"][1] == "wait-tested"
+    assert steps["build"]["args"] == ["scripts/build_functions.py"]
     assert steps["fmt"]["args"] == ["fmt", "-check", "-recursive", "terraform"]
-    assert set(steps["plan"]["waitFor"]) == {"validate", "build", "test"}
+    assert set(steps["plan"]["waitFor"]) == {"validate", "build", "tested"}
     assert steps["apply"]["waitFor"] == ["plan"]
     assert steps["smoke"]["waitFor"] == ["apply"]
     script = (ROOT / "scripts" / "release" / "pipeline.sh").read_text()

@@ -32,7 +32,13 @@ import numpy as np
 from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
 from irt.engine.model import ItemModel
 from irt.engine.selection import pick, rank
-from irt.serving.plain import controls, provisional_lookup, report_dropped, stop_advice
+from irt.serving.plain import (
+    controls,
+    exposure_advice,
+    provisional_lookup,
+    report_dropped,
+    stop_advice,
+)
 from irt.serving.requests import (
     Limits,
     Student,
@@ -112,6 +118,9 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     stop = stop_advice(req, post.se, post.n_answers, int(chosen.shape[0]))
     if stop is not None:
         answer["stop"] = stop
+    exposure = exposure_advice(model, req)
+    if exposure is not None:
+        answer["exposure"] = exposure
     if req.dropped:
         answer["dropped_responses"] = req.dropped
     return answer
