@@ -19,6 +19,7 @@ import importlib.metadata as md
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
