@@ -188,7 +188,7 @@ variable "predict_concurrency" {
 }
 
 variable "predict_cpu" {
-  description = "vCPUs per predict instance; also the number of gunicorn workers (WORKERS), as the work is CPU-bound under the GIL."
+  description = "vCPUs per predict instance; also the number of gunicorn workers (WORKERS, read by functions/predict/gunicorn.conf.py), as the work is CPU-bound under the GIL; each worker listens on its own SO_REUSEPORT socket, so connections spread over them."
   type        = number
   validation {
     condition     = contains([1, 2, 4, 6, 8], var.predict_cpu)
@@ -227,7 +227,7 @@ variable "model_refresh_seconds" {
 }
 
 variable "predict_env_overrides" {
-  description = "Extra predict environment (size caps such as MAX_BODY_BYTES, MAX_STUDENTS; see functions/predict/main.py). Applied last."
+  description = "Extra predict environment (size caps such as MAX_BODY_BYTES, MAX_STUDENTS, see functions/predict/main.py; the server's read deadlines READ_HEADER_TIMEOUT_SECONDS (5) and READ_BODY_TIMEOUT_SECONDS (10), see functions/predict/server.py). Applied last."
   type        = map(string)
 }
 

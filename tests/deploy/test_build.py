@@ -19,6 +19,7 @@ import importlib.metadata as md
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -87,10 +88,12 @@ def test_build_writes_one_folder_per_function_and_nothing_else(built: Path) -> N
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_built_folder_is_main_requirements_and_irt_only(built: Path, name: str) -> None:
     folder = built / name
-    assert sorted(p.name for p in folder.iterdir()) == ["irt", "main.py", "requirements.txt"]
+    server = ["gunicorn.conf.py", "server.py"] if name == "predict" else []  # its own server
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["irt", "main.py", "requirements.txt", *server])
     src = ROOT / "functions" / name
-    assert (folder / "main.py").read_bytes() == (src / "main.py").read_bytes()
-    assert (folder / "requirements.txt").read_bytes() == (src / "requirements.txt").read_bytes()
+    for file in ["main.py", "requirements.txt", *server]:
+        assert (folder / file).read_bytes() == (src / file).read_bytes(), file
     expected = {rel: data for rel, data in tree(SHARED / "irt").items()
                 if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
                 and not any(part.startswith(".") for part in rel.split("/"))}
@@ -319,18 +322,36 @@ def _call(url: str, body: object | None = None) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
+def google_entrypoint() -> str:
+    """predict's ``GOOGLE_ENTRYPOINT`` build variable in ``terraform/irt/functions.tf``."""
+    text = (ROOT / "terraform" / "irt" / "functions.tf").read_text()
+    match = re.search(r'GOOGLE_ENTRYPOINT\s*=\s*"([^"]+)"', text)
+    assert match, "terraform/irt/functions.tf sets no GOOGLE_ENTRYPOINT for predict"
+    return match.group(1)
+
+
+def test_entrypoint_is_gunicorn_with_the_function_config() -> None:
+    """Production's command names the files the build ships (gunicorn.conf.py, server.py)."""
+    assert google_entrypoint() == "gunicorn -c gunicorn.conf.py server:app"
+    assert {"server.py", "gunicorn.conf.py"} <= {p.name for p in
+                                                  (ROOT / "functions" / "predict").iterdir()}
+
+
 @pytest.fixture
 def serve_built(built: Path, predict_python: Path):
-    """Start the built predict under functions-framework from the bare venv; yield its URL."""
+    """Start the built predict from the bare venv as the buildpack does with Terraform's
+    ``GOOGLE_ENTRYPOINT`` (read from ``terraform/irt/functions.tf``, run in the function's
+    folder); yield its URL."""
     procs: list[subprocess.Popen[bytes]] = []
+    entrypoint = google_entrypoint()
 
     def start(**env: str) -> str:
         port = free_port()
-        exe = predict_python.parent / "functions-framework"
+        argv = entrypoint.split()
+        argv[0] = str(predict_python.parent / argv[0])  # the venv's gunicorn
         proc = subprocess.Popen(
-            [str(exe), "--target", "predict", "--source", "main.py",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=built / "predict", env=_bare_env(**env), stdout=subprocess.DEVNULL,
+            argv, cwd=built / "predict",
+            env=_bare_env(**env, HOST="127.0.0.1", PORT=str(port)), stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"

@@ -299,13 +299,15 @@ def test_function_environment_names_are_read_by_the_code() -> None:
             "GATE_MAX_LOGLOSS_RISE"} <= prepare_keys
     package = sorted((ROOT / "shared" / "irt").rglob("*.py"))
     code = {name: "\n".join(p.read_text() for p in [ROOT / "functions" / name / "main.py",
-                                                    *package] if p.exists())
+                                                    ROOT / "functions" / name / "server.py",
+                                                    ROOT / "functions" / name /
+                                                    "gunicorn.conf.py", *package]
+                            if p.exists())
             for name in ("prepare", "predict")}
     if (ROOT / "functions" / "prepare" / "main.py").exists():
         unread = [k for k in prepare_keys if f'"{k}"' not in code["prepare"]]
         assert not unread, f"prepare never reads {unread}"
-    read_by_framework = {"WORKERS", "THREADS"}  # functions-framework's gunicorn settings
-    unread = [k for k in predict_keys - read_by_framework if f'"{k}"' not in code["predict"]]
+    unread = [k for k in predict_keys if f'"{k}"' not in code["predict"]]  # + gunicorn.conf.py
     assert not unread, f"predict never reads {unread}"
 
 

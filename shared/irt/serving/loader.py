@@ -120,6 +120,38 @@ class ModelCache:
             thread.join(self.wait_seconds)
         return self._current
 
+    def start_background(self) -> None:
+        """Also check the store in a background thread of this process, every
+        ``refresh_seconds`` whether or not requests come, so that an idle instance swaps a
+        published version in within ``refresh_seconds`` plus the time to fetch, validate and
+        warm it (issue 17, item 10); requests then find it loaded.  Without it, a check
+        starts only when a request finds one due, and that request and those that follow for
+        the load's duration (beyond ``wait_seconds``) still get the old version.
+
+        Call it in each serving process after the server forks (``main.py`` registers it with
+        :func:`os.register_at_fork`): threads do not survive a fork.  The lock is made anew,
+        in case a thread of the parent held it at the fork.  Where the platform gives an idle
+        instance no CPU (Cloud Run's request-based billing), the thread runs once requests
+        come again, as the request path's checks do.  Not started when ``refresh_seconds``
+        is 0 (every request checks).
+        """
+        if self.refresh_seconds <= 0:
+            return
+        self._lock = threading.Lock()
+        self._thread = None
+        threading.Thread(target=self._background, name="model-refresh-timer",
+                         daemon=True).start()
+
+    def _background(self) -> None:
+        while True:
+            delay = self._next_check - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            elif self._lock.acquire(blocking=False):
+                self._refresh_and_release()
+            else:  # a request's refresh is in flight: look again shortly
+                time.sleep(min(0.05, self.refresh_seconds))
+
     def load(self) -> tuple[ItemModel, str] | None:
         """Refresh now (blocking) and return the serving ``(model, version)`` or ``None``."""
         with self._lock:
