@@ -5,6 +5,8 @@ exactly::
 
     main.py            the function's entry module (entry point: the function ``<name>``)
     requirements.txt   its pinned deployment requirements
+    server.py          only where the function has them (``predict``): its server, which
+    gunicorn.conf.py   the buildpack starts through ``GOOGLE_ENTRYPOINT`` (Terraform)
     irt/               a copy of ``shared/irt`` (no ``__pycache__``, bytecode or dotfiles)
 
 and nothing else. Terraform zips each folder (``terraform/modules/irt/functions.tf``) and names
@@ -28,6 +30,8 @@ FUNCTIONS = ROOT / "functions"
 SHARED_PACKAGE = ROOT / "shared" / "irt"
 DEFAULT_OUT = ROOT / "build" / "functions"
 FUNCTION_FILES = ("main.py", "requirements.txt")
+#: Copied when the function has them: ``predict``'s own server (gunicorn.conf.py, server.py).
+SERVER_FILES = ("server.py", "gunicorn.conf.py")
 PACKAGE_NAME = "irt"
 
 
@@ -59,7 +63,7 @@ def build_function(name: str, out: Path, functions: Path = FUNCTIONS,
     if dest.exists():
         shutil.rmtree(dest)
     (dest / PACKAGE_NAME).mkdir(parents=True)
-    for filename in FUNCTION_FILES:
+    for filename in FUNCTION_FILES + tuple(f for f in SERVER_FILES if (src / f).is_file()):
         shutil.copyfile(src / filename, dest / filename)
     for rel in _package_files(package):
         target = dest / PACKAGE_NAME / rel

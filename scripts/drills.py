@@ -8,22 +8,28 @@
 1. **pytest drills** (``tests/support/drill_registry.py`` names them): bad input (10,000 hostile
    requests plus the schemathesis campaign at ~3x its CI size), the fault drills, the CI-size
    load drill, the log scans, size caps, the secret scan, the Terraform invariants.
-2. **load drill**: ``predict`` under functions-framework/gunicorn with the production settings
-   of a 2-vCPU instance (``WORKERS=2 THREADS=4``, from ``terraform/environments/prod``),
+2. **load drill**: ``predict`` served as production serves it (``gunicorn -c
+   functions/predict/gunicorn.conf.py server:app``, Terraform's ``GOOGLE_ENTRYPOINT``) with the
+   production settings of a 2-vCPU instance (``WORKERS=2 THREADS=4``, from
+   ``terraform/environments/prod``),
    serving a 2,000-item 2PL bank; ``wrk -t2 -c16`` for 60 s with a one-student body (50
    answers, 100 requested items), twice: steady, then with a refresh (``LATEST`` moved to a
    new version in ``MODEL_DIR``) 20 s in and again 40 s in. Reported per run: requests,
-   errors (non-2xx and socket), p50/p90/p99/max latency, the versions that answered, and the
-   RSS of the server's processes every second. **Pass**: zero errors, only published versions
-   answer (the last one by the end), each new version is loaded (once by each worker that
-   serves requests: wrk's keep-alive connections may all land on one), and RSS flat:
+   errors (non-2xx and socket), p50/p90/p99/max latency, the versions that answered, how the
+   server's CPU time split between the workers, and the RSS of the server's processes every
+   second. **Pass**: zero errors, only published versions answer (the last one by the end),
+   each new version is loaded exactly once by each worker (each checks the store in the
+   background, busy or not), no worker idle while the other serves (the busiest takes at
+   most 80% of the workers' CPU: each worker has its own ``SO_REUSEPORT`` socket, so wrk's
+   keep-alive connections spread), and RSS flat:
    steady run, the total at the end within ``RSS_TOLERANCE_MIB`` of the total 10 s in (after
    warm-up); refresh run, the total at the end within the same tolerance of the total just
    before the second refresh (a refresh may raise RSS once - the allocator keeps the freed
    model's memory for reuse - but a second one must not add to it: no memory kept per
    refresh). The step at the first refresh is reported.
-3. **summary**: ``build/drills/summary.md`` and ``summary.json``; exit status 1 if any drill
-   failed.
+3. **summary**: ``build/drills/summary.md`` and ``summary.json``, with the slow-client
+   figures of ``tests/drills/test_drill_slow_clients.py`` (``slow_clients.json``); exit status
+   1 if any drill failed.
 
 Needs ``wrk`` (``apt-get install wrk``) for step 2; without it step 2 is reported as not run
 (and the exit status is 1: the release drill is incomplete).
@@ -51,6 +57,9 @@ sys.path[:0] = [str(ROOT / "tests" / "support"), str(ROOT / "shared")]
 from drill_registry import DRILLS  # noqa: E402
 from drillreport import REPORT_DIR_ENV, SCALE_ENV  # noqa: E402
 
+#: The most of the workers' CPU time one worker may take in a load run (else the connections
+#: were pinned to it: before issue 17.11, every connection on one worker in 2 of 5 runs).
+TOP_WORKER_SHARE = 0.8
 #: RSS growth allowed over a 60 s run (whole server: master + workers), after 10 s of warm-up.
 #: At ~1,000 requests/s, a leak of 150 bytes per request would exceed it.
 RSS_TOLERANCE_MIB = 8.0
@@ -159,6 +168,30 @@ def bank_and_body(workdir: Path) -> tuple[str, Any, Path]:
     return v1, shifted, path
 
 
+def cpu_seconds(pgid: int) -> dict[int, float]:
+    """``{pid: user + system CPU seconds}`` of the processes of group ``pgid`` (Linux)."""
+    from livesrv import group_rss_kib
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {}
+    for pid in group_rss_kib(pgid):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            out[pid] = (int(fields[11]) + int(fields[12])) / tick
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
+def worker_split(before: dict[int, float], after: dict[int, float], arbiter: int
+                 ) -> list[float]:
+    """Each worker's share of the workers' CPU time between two samples, largest first."""
+    used = sorted((after[p] - before.get(p, 0.0) for p in after if p != arbiter),
+                  reverse=True)
+    total = sum(used)
+    return [round(u / total, 3) for u in used] if total > 0 else []
+
+
 def run_wrk(wrk: str, script: Path, url: str, duration: float, connections: int
             ) -> dict[str, Any]:
     cmd = [wrk, "-t2", f"-c{connections}", f"-d{duration:g}s", "--timeout", "5s", "--latency",
@@ -254,7 +287,10 @@ def load_drill(duration: float, connections: int, refresh_at: tuple[float, float
                 log(f"load: {name} run, {duration:g} s at concurrency {connections}"
                     + (f", LATEST -> {v2} at {refresh_at[0]:g} s, -> {v3} at "
                        f"{refresh_at[1]:g} s" if timers else ""))
+                cpu0 = cpu_seconds(server.process.pid)
                 figures = run_wrk(wrk, script, url, duration, connections)
+                figures["worker_split"] = worker_split(cpu0, cpu_seconds(server.process.pid),
+                                                       server.process.pid)
                 sampler.stop.set()
                 sampler.join()
                 for timer in timers:
@@ -283,13 +319,14 @@ def load_drill(duration: float, connections: int, refresh_at: tuple[float, float
             problems.append("the last version never answered")
         if not fig["rss"]["flat"]:
             problems.append(f"RSS grew {fig['rss']['growth_mib']} MiB")
+        if not fig["worker_split"] or fig["worker_split"][0] > TOP_WORKER_SHARE:
+            problems.append(f"connections pinned: worker CPU split {fig['worker_split']}")
         verdicts[name] = problems
     for version in (v2, v3):
-        # Each worker refreshes on its own requests: one that wrk's keep-alive connections
-        # never reach keeps the old model until its next request (then swaps in background).
-        if not 1 <= loaded.count(version) <= int(PRODUCTION["WORKERS"]):
+        # Each worker checks the store in the background (ModelCache.start_background).
+        if loaded.count(version) != int(PRODUCTION["WORKERS"]):
             verdicts["refresh"].append(f"'model loaded' for {version} {loaded.count(version)} "
-                                       "times, expected once per worker that served")
+                                       "times, expected once per worker")
     if errors:
         verdicts["refresh"].append(f"{len(errors)} ERROR log lines")
     return {"ran": True, "settings": {**env, "connections": connections, "duration_s": duration,
@@ -344,9 +381,10 @@ def summary() -> bool:
                   f"gunicorn WORKERS={st['WORKERS']} THREADS={st['THREADS']}, "
                   f"{st['bank_items']:,}-item bank, body: {st['body']}; refresh run: LATEST "
                   f"moved at {st['refresh_at_s']} s.", ""]
-        lines += ["| run | requests | req/s | errors | p50 ms | p99 ms | max ms | RSS MiB "
-                  "(window: growth) | answered (status version: count) | verdict |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += ["| run | requests | req/s | errors | p50 ms | p99 ms | max ms | worker CPU "
+                  "split | RSS MiB (window: growth) | answered (status version: count) | "
+                  "verdict |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for name, fig in load["runs"].items():
             rss = fig["rss"]
             problems = load["problems"].get(name) or []
@@ -355,6 +393,7 @@ def summary() -> bool:
             lines.append(
                 f"| {name} | {int(fig['requests']):,} | {fig['rps']:,.0f} | {fig['errors']} | "
                 f"{fig['p50'] / 1e3:.1f} | {fig['p99'] / 1e3:.1f} | {fig['max'] / 1e3:.1f} | "
+                f"{'/'.join(f'{100 * x:.0f}' for x in fig.get('worker_split', [])) or '-'} | "
                 f"{rss['start_mib']} -> {rss['end_mib']} (from {rss['window_start_s']:g} s: "
                 f"{rss['growth_mib']:+})"
                 + (f"; step at the 1st refresh {rss['first_refresh_step_mib']:+}"
@@ -368,12 +407,29 @@ def summary() -> bool:
     else:
         lines.append(f"* not run: {load.get('reason') if load else 'no figures'}")
         ok = False
+    slow = read("slow_clients")
+    lines += ["", "## Slow and idle clients against the live predict", ""]
+    if slow:
+        lines += [f"Server: {slow['server']}, WORKERS={slow['WORKERS']} "
+                  f"THREADS={slow['THREADS']}; 8 normal requests (3 s timeout each) during each "
+                  "attack.", "",
+                  "| attack | connections | normal requests answered | slowest normal s | "
+                  "closed by the server | last closed after s | answer to the attacker |",
+                  "|---|---|---|---|---|---|---|"]
+        for kind, fig in slow["scenarios"].items():
+            lines.append(f"| {kind} | {fig['attack_connections']} | {fig['normal_ok']} of "
+                         f"{fig['normal_sent']} | {fig['normal_max_s']} | "
+                         f"{fig['closed_by_server']} | {fig['closed_max_s']} | "
+                         f"{', '.join(fig['final_statuses'])} "
+                         f"{', '.join(fig['final_fields'])} |")
+    else:
+        lines.append("* not run")
     lines += ["", f"**{'ALL DRILLS PASSED' if ok else 'DRILLS FAILED OR INCOMPLETE'}**"]
     text = "\n".join(lines) + "\n"
     (OUT / "summary.md").write_text(text)
     (OUT / "summary.json").write_text(json.dumps({
         "passed": ok, "pytest": results, "bad_input": bad, "schemathesis": schema,
-        "load": load}, indent=1, default=str) + "\n")
+        "load": load, "slow_clients": slow}, indent=1, default=str) + "\n")
     print(text)
     return ok
 

@@ -8,7 +8,8 @@
                                         against the first), a retry of the same window - list
                                         the versions, then serve ``predict`` from the same
                                         model directory and send it sample requests.
-``python scripts/local_stack.py serve`` ``predict`` on http://127.0.0.1:8080 until Ctrl-C
+``python scripts/local_stack.py serve`` ``predict`` on http://127.0.0.1:8080 until Ctrl-C, served
+                                        as deployed (gunicorn, ``gunicorn.conf.py``)
                                         (runs one refresh first if there is no model yet).
                                         ``--port`` (default: ``PORT``, else 8080); the
                                         server's request log lines (JSON) go to the terminal;
@@ -99,14 +100,23 @@ def _free_port() -> int:
 
 def _server(port: int, target: str = "predict", extra: dict[str, str] | None = None,
             *, show_logs: bool = False) -> subprocess.Popen[bytes]:
-    """functions-framework serving ``target``; ``show_logs``: its output (the JSON request
-    lines) goes to this terminal, else it is hidden (stderr kept for an error message)."""
+    """``target`` served as deployed: ``predict`` by gunicorn with
+    ``functions/predict/gunicorn.conf.py`` (``server:app``), ``prepare`` by functions-framework;
+    ``show_logs``: its output (the JSON request lines) goes to this terminal, else it is hidden
+    (stderr kept for an error message)."""
     env = {**os.environ, "MODEL_DIR": str(MODEL_DIR), "PYTHONPATH": str(ROOT / "shared"),
            "PYTHONUNBUFFERED": "1", **(extra or {})}
     env.pop("PORT", None)  # the port is --port's
-    exe = Path(sys.executable).with_name("functions-framework")
-    cmd = [str(exe), "--target", target, "--source", str(ROOT / f"functions/{target}/main.py"),
-           "--host", "127.0.0.1", "--port", str(port)]
+    env.pop("HOST", None)
+    if target == "predict":  # as deployed: the buildpack's GOOGLE_ENTRYPOINT (Terraform)
+        cmd = [str(Path(sys.executable).with_name("gunicorn")), "-c",
+               str(ROOT / "functions/predict/gunicorn.conf.py"), "server:app"]
+        env.update({"HOST": "127.0.0.1", "PORT": str(port)})
+    else:
+        exe = Path(sys.executable).with_name("functions-framework")
+        cmd = [str(exe), "--target", target, "--source",
+               str(ROOT / f"functions/{target}/main.py"), "--host", "127.0.0.1",
+               "--port", str(port)]
     if show_logs:
         return subprocess.Popen(cmd, env=env, start_new_session=True)
     return subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
@@ -181,7 +191,8 @@ def demo() -> int:
     proc = _server(port)
     try:
         _wait(url, proc)
-        print(f"\npredict is serving on {url} (functions-framework, MODEL_DIR={MODEL_DIR})")
+        print(f"\npredict is serving on {url} (gunicorn.conf.py, as deployed; "
+              f"MODEL_DIR={MODEL_DIR})")
         answers = [{"item_id": f"Q{j:03d}", "correct": j % 3 != 0} for j in range(0, 30)]
         answers.append({"item_id": "retired-item", "correct": True})
         _show("GET /model", *_call(url + "/model"))

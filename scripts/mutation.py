@@ -30,6 +30,12 @@ TM = "tests/refresh/test_monitoring.py"
 TR = "tests/refresh/test_refresh.py"
 TQ = "tests/engine/test_model_quality.py"
 TA = "tests/deploy/test_alert_semantics.py"
+TT = "tests/deploy/test_terraform.py"
+TP = "tests/serving/test_model_probe.py"
+LOADER = "shared/irt/serving/loader.py"
+TFVAR = "terraform/irt/variables.tf"
+PERF = "scripts/perf_regression.py"
+TPR = "tests/deploy/test_perf_regression.py"
 
 
 @dataclass(frozen=True)
@@ -147,6 +153,130 @@ MUTANTS = (
            (("shared/irt/serving/requests.py", "    return _id(value, path, limits).strip()\n",
              "    return _id(value, path, limits)\n"),),
            ("tests/refresh/test_skew.py::test_prepare_and_predict_count_the_same_answers",)),
+    # model 6 (issue #18, Model section): relative marks, skill slices, the cold-start slice
+    Mutant("slice marks absolute again (no overall figure)", "model 6",
+           ((MON, "                                         new_scores.get(\"auc\"), answer_skill)",
+             "                                         None, answer_skill)"),),
+           (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
+            f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
+    Mutant("skill slices dropped", "model 6",
+           ((MON, "    if answer_skill is not None:\n        skill = ",
+             "    if False:\n        skill = "),),
+           (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
+            f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
+    Mutant("cold-start slice not judged", "model 6",
+           ((MON, "masks.append((\"cold start\", rank < COLD_START_ANSWERS, cold_mark))",
+             "masks.append((\"cold start\", rank < 0, cold_mark))"),),
+           (f"{TM}::test_the_cold_start_slice_is_judged",
+            f"{TM}::test_a_cold_start_failure_rejects_the_refresh")),
+    # model 4: staleness measured with the stored versions on the newest held-out answers
+    Mutant("staleness curve computed with the new model", "model 4",
+           ((MON, "        out.figures[\"staleness\"] = staleness_curve(new_scores, aged_models, ",
+             "        out.figures[\"staleness\"] = staleness_curve(new_scores, "
+             "[(t, v, a, new_model) for t, v, a, _ in aged_models], "),),
+           (f"{TM}::test_staleness_is_measured_with_the_stored_versions_on_the_newest_answers",)),
+    Mutant("staleness points: the farthest version within the tolerance", "model 4",
+           ((PIPE, "        _, age, version = min(near)\n",
+             "        _, age, version = max(near)\n"),),
+           (f"{TM}::test_the_staleness_points_are_the_published_versions_closest_to_7_and_30_days",
+            f"{TM}::test_staleness_is_measured_with_the_stored_versions_on_the_newest_answers")),
+    # model 3: each tuned default moved to a bad value (the grid tests read the real defaults)
+    Mutant("default slope floor 0.05 -> 0.5", "model 3",
+           (("shared/irt/engine/defaults.py", "    min_slope: float = 0.05\n",
+             "    min_slope: float = 0.5\n"),),
+           (f"{TQ}::test_default_slope_floor_is_within_reach_of_the_best_of_a_grid",)),
+    Mutant("prod window 365 -> 30 days", "model 3",
+           (("terraform/environments/prod/terraform.tfvars",
+             "prepare_window_days          = 365", "prepare_window_days          = 30"),),
+           (f"{TQ}::test_default_window_length_is_within_reach_of_the_best_of_a_grid",)),
+    Mutant("prod per-item cap 5000 -> 100", "model 3",
+           (("terraform/environments/prod/terraform.tfvars",
+             "prepare_max_answers_per_item = 5000", "prepare_max_answers_per_item = 100"),),
+           (f"{TQ}::test_default_answer_cap_is_within_reach_of_the_best_of_a_grid",)),
+    Mutant("default recency decay 0.95 -> 0.99", "model 3",
+           (("shared/irt/engine/defaults.py", "    recency_decay: float = 0.95\n",
+             "    recency_decay: float = 0.99\n"),),
+           (f"{TQ}::test_default_recency_decay_is_within_reach_of_the_best_of_a_grid",)),
+    # model 2: the offline/online study runs the real next-items code
+    Mutant("next-items aims at 0.5, not the target", "model 2",
+           (("shared/irt/engine/selection.py", "np.round(np.abs(probability - target), 12)",
+             "np.round(np.abs(probability - 0.5), 12)"),),
+           ("tests/tools/test_online_study.py::"
+            "test_the_better_offline_model_gives_the_better_practice",
+            "tests/tools/test_online_study.py::"
+            "test_offline_metrics_rank_the_models_as_the_lms_outcome_does")),
+    Mutant("next-items ignores the learner's answers", "model 2",
+           (("shared/irt/serving/plain.py", "    chosen = next_items(model, theta, req.k, ",
+             "    chosen = next_items(model, 0.0, req.k, "),),
+           ("tests/tools/test_online_study.py::"
+            "test_the_better_offline_model_gives_the_better_practice",
+            "tests/tools/test_online_study.py::"
+            "test_offline_metrics_rank_the_models_as_the_lms_outcome_does")),
+    # issue #18, second part (mon): infrastructure 6, monitoring 1, 4, 6, 7
+    Mutant("predict swaps a new model in without probing it", "infrastructure 6",
+           ((LOADER, "            if problems:\n                self._reject(",
+             "            if problems and False:\n                self._reject("),),
+           (f"{TP}::test_a_new_model_failing_the_canary_answers_is_rejected_and_the_old_one_"
+            "serves",)),
+    Mutant("predict's rejection logs no model_rejected event", "infrastructure 6",
+           ((LOADER, "event=\"model_rejected\", ", ""),),
+           (f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none",
+            f"{TP}::test_a_new_model_failing_the_canary_answers_is_rejected_and_the_old_one_"
+            "serves")),
+    Mutant("model_rejected alert counts fetch failures only", "infrastructure 6",
+           ((TFMON, "jsonPayload.event=(\\\"model_rejected\\\" OR \\\"model_fetch_failed\\\")",
+             "jsonPayload.event=\\\"model_fetch_failed\\\""),),
+           (f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none",)),
+    Mutant("predict never says it is behind LATEST", "monitoring 4",
+           ((LOADER, "if behind >= self.refresh_seconds:",
+             "if behind >= self.refresh_seconds * 1e6:"),),
+           (f"{TP}::test_a_model_that_cannot_be_fetched_is_logged_and_the_instance_says_it_is_"
+            "behind",
+            f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none")),
+    Mutant("model_behind alert counts another event", "monitoring 4",
+           ((TFMON, "jsonPayload.event=\\\"model_behind\\\"",
+             "jsonPayload.event=\\\"model_behinds\\\""),),
+           (f"{TA}::test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none",)),
+    Mutant("a notification channel required in prod only", "monitoring 1",
+           ((TFVAR, "    condition     = length(var.notification_channels) + "
+             "length(var.notification_emails) > 0\n",
+             "    condition     = var.environment != \"prod\" || "
+             "length(var.notification_channels) + length(var.notification_emails) > 0\n"),),
+           (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
+    Mutant("an alert policy notifies no one", "monitoring 1",
+           ((TFMON, "model refresh failed\"\n  combiner              = \"OR\"\n"
+             "  notification_channels = local.notification_channels\n",
+             "model refresh failed\"\n  combiner              = \"OR\"\n"
+             "  notification_channels = []\n"),),
+           (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
+    Mutant("served-AUC trend alert never raised", "monitoring 7",
+           ((MON, "if not auc >= median - config.served_trend_margin:", "if False:"),),
+           (f"{TM}::test_a_slow_leak_across_versions_raises_the_trend_alert_the_fixed_floor_"
+            "misses",
+            f"{TM}::test_a_refresh_compares_served_auc_with_the_history_of_published_versions")),
+    Mutant("served-AUC history not carried from the serving version", "monitoring 7",
+           ((MON, "figures, alerts = served_trend(trend.get(\"history\"),",
+             "figures, alerts = served_trend(None,"),),
+           (f"{TM}::test_a_refresh_compares_served_auc_with_the_history_of_published_versions",)),
+    Mutant("performance regressions within 10x the band pass", "monitoring 6",
+           ((PERF, "worse = ratio > b[\"ratio\"] * (1.0 + noise)\n",
+             "worse = ratio > b[\"ratio\"] * (1.0 + noise) * 10\n"),
+            (PERF, "worse = ratio < b[\"ratio\"] * (1.0 - noise)\n",
+             "worse = ratio < b[\"ratio\"] * (1.0 - noise) / 10\n")),
+           (f"{TPR}::test_a_regression_beyond_its_noise_band_fails",)),
+    Mutant("performance compared by raw value, not same-run ratio", "monitoring 6",
+           ((PERF, "ratio, noise = float(c[\"ratio\"]), float(b[\"noise\"])",
+             "ratio, noise = float(c[\"value\"]) / float(b[\"reference\"]), "
+             "float(b[\"noise\"])"),),
+           (f"{TPR}::test_figures_are_compared_by_their_ratio_to_the_same_run_reference",)),
+    Mutant("a benchmark dropping out of the comparison passes", "monitoring 6",
+           ((PERF, "or (v.status == \"missing\" and not args.allow_missing and "
+             "v.name not in optional)]", "or False]"),),
+           (f"{TPR}::test_a_figure_missing_from_the_run_fails_unless_allowed",)),
+    Mutant("the release plan no longer waits for the performance check", "monitoring 6",
+           (("cloudbuild-release-plan.yaml", "waitFor: [\"publish\", \"perf-regression\"]",
+             "waitFor: [\"publish\"]"),),
+           (f"{TPR}::test_make_bench_and_the_release_plan_end_with_the_check",)),
 )
 
 

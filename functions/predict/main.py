@@ -7,6 +7,10 @@ Entry point ``predict`` (functions-framework).  Routes on the request path:
 * ``GET /model``                 - the serving model's metadata;
 * ``GET /healthz``               - 200 when a model is loaded, else 503.
 
+Served by gunicorn with ``gunicorn.conf.py`` and ``server.py`` (production: the buildpack's
+``GOOGLE_ENTRYPOINT``, set by Terraform): they bound slow clients and request heads and
+answer HTTP-level errors in JSON before this module runs.
+
 The contract is ``docs/predict-openapi.yaml``; validation and answers live in
 :mod:`irt.serving` (vendored), the model's loading and refresh in
 :mod:`irt.serving.loader`, the artifact layout in :mod:`irt.store`.  This module maps HTTP
@@ -127,11 +131,46 @@ STORE = ModelCache(_open_store(CONFIG), LIMITS, CONFIG.refresh_seconds, CONFIG.r
                    log, wait_seconds=CONFIG.refresh_wait_seconds,
                    max_model_bytes=CONFIG.max_model_bytes, max_model_items=CONFIG.max_model_items)
 STORE.load()  # at cold start; a failure is logged and retried in the background
+
+
+def _before_fork() -> None:
+    """The server forks its workers after importing this module: close the store's HTTP
+    connections first (Cloud Storage's client reopens them on its next call), so that no two
+    processes ever share one; two workers reading the bucket on one inherited connection
+    read each other's answers."""
+    client = getattr(STORE.source, "client", None)
+    if client is not None:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+# Each worker then checks the store on its own, idle or not (ModelCache.start_background).
+os.register_at_fork(before=_before_fork, after_in_child=STORE.start_background)
 # Everything loaded so far (framework, numpy, the model) lives as long as the process: keep it
 # out of the cyclic garbage collector, whose full passes over it paused every thread of a
 # worker for 30-40 ms every few thousand requests (2-3 ms frozen).  The framework imports
 # this module before gunicorn forks its workers, so they share the frozen objects too.
 gc.freeze()
+
+
+def _harden_server() -> None:
+    """Apply predict's server settings (``server.py``) to functions-framework's gunicorn when
+    functions-framework's command serves this module, as Cloud Functions does whatever
+    ``GOOGLE_ENTRYPOINT`` says (see :func:`server.harden_functions_framework`)."""
+    path = Path(__file__).resolve().parent / "server.py"
+    if not path.is_file():
+        return
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("predict_server", path)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.harden_functions_framework()
+
+
+_harden_server()
 
 
 # --------------------------------------------------------------------------- HTTP helpers
@@ -144,11 +183,16 @@ def _error(err: RequestError, headers: dict[str, str] | None = None) -> Response
     return _json(err.to_dict(), err.status, headers)
 
 
+#: A UTF-16 or UTF-32 byte order mark opens with one of these.
+_UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
+
+
 def read_json(request: Request) -> Any:
     """The request's JSON body, enforcing content type, size and strict JSON.
 
     Raises:
-        RequestError: 415, 413 or 400.
+        RequestError: 415, 413, 408 (the body did not arrive by the server's read deadline)
+            or 400 (also: a body not in UTF-8).
     """
     environ = request.environ  # read directly: werkzeug's header accessors cost more here
     if environ.get("CONTENT_TYPE") != "application/json" and (
@@ -161,13 +205,23 @@ def read_json(request: Request) -> Any:
                            code="too_large")
     # With a Content-Length the stream stops there: read it all (cached); without one
     # (chunked), bounded.  What is left unread is never read: see _leave_body_unread.
-    raw = request.get_data() if length is not None else request.stream.read(MAX_BODY_BYTES + 1)
+    try:
+        raw = request.get_data() if length is not None else \
+            request.stream.read(MAX_BODY_BYTES + 1)
+    except OSError:  # the server's read deadline (server.ReadTimeout), or the client left
+        raise RequestError("the body was not received in time", "body", status=408,
+                           code="timeout") from None
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
                            code="too_large")
     if not raw.strip():
         raise RequestError("body is empty; send a JSON object", "body", status=400,
                            code="invalid_json")
+    if raw[:2] in _UTF16_BOMS or b"\x00" in raw[:4]:
+        # The standard library's json (parse_json's fallback) would detect UTF-16/32 and
+        # accept it; RFC 8259 (section 8.1) requires UTF-8 between systems, so refuse.
+        raise RequestError("body must be JSON encoded as UTF-8 (RFC 8259), not UTF-16/32",
+                           "body", status=400, code="invalid_json")
     try:
         return parse_json(raw)
     except RecursionError:
@@ -204,8 +258,9 @@ def _leave_body_unread(request: Request) -> None:
         # flat): closing on an unread body can reset the connection before a client that is
         # still sending reads its 413.
         stream, left = request.stream, DRAIN_BYTES
-        while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
-            left -= len(chunk)
+        with contextlib.suppress(OSError):  # past the server's read deadline: stop
+            while left > 0 and (chunk := stream.read(min(left, 1 << 16))):
+                left -= len(chunk)
     request.stream = io.BytesIO()  # werkzeug's cached_property: setting it replaces the stream
 
 

@@ -53,7 +53,7 @@ def _build() -> tuple[RefreshConfig | None, Any, Any, str | None]:
         else:
             from irt.refresh.sources import DuckDBSource
 
-            source = DuckDBSource(config.source_file or "")
+            source = DuckDBSource(config.source_file or "", config.columns)
         if config.bucket:
             from irt.store import GCSStore
 

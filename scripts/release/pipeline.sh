@@ -1,6 +1,6 @@
 #!/bin/sh
-# The steps of the Cloud Build pipelines (cloudbuild.yaml, cloudbuild-release-plan.yaml,
-# cloudbuild-release-apply.yaml), one command each, POSIX sh: the terraform image is Alpine
+# The steps of the Cloud Build pipelines (cloudbuild-test.yaml, cloudbuild.yaml,
+# cloudbuild-release-plan.yaml, cloudbuild-release-apply.yaml), one command each, POSIX sh: the terraform image is Alpine
 # (busybox sh), the cloud-sdk image Debian. tests/deploy/test_release.py runs every command
 # against stand-in terraform and gcloud executables.
 #
@@ -9,6 +9,11 @@
 #   validate                    terraform validate
 #   plan ENV                    plan to terraform/irt/tfplan, its text to terraform/irt/plan.txt
 #   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url
+#   mark-tested PROJECT COMMIT BUILD STATUS   record the test build's outcome for COMMIT (the
+#                               exit status `make test` wrote to the file STATUS) as
+#                               gs://PROJECT-releases/tested/COMMIT; exit 1 unless it passed
+#   wait-tested PROJECT COMMIT [TIMEOUT_S] [EVERY_S]   wait for that record: go on if COMMIT
+#                               passed its tests, fail if they failed or no record came in time
 #   mark-passed PROJECT COMMIT BUILD   record that COMMIT passed staging (gs://PROJECT-releases)
 #   check-passed PROJECT COMMIT        refuse a COMMIT that did not pass staging
 #   bundle TAG COMMIT           release/release.tgz: plan, plan text, configuration, lock file,
@@ -63,6 +68,38 @@ case "$cmd" in
     [ -f "$TF_ROOT/tfplan" ] || die "no saved plan $TF_ROOT/tfplan: apply runs a reviewed plan only"
     terraform -chdir="$TF_ROOT" apply -input=false -lock-timeout=5m tfplan
     terraform -chdir="$TF_ROOT" output -raw predict_url >predict_url
+    ;;
+  mark-tested)
+    project=$1 commit=$2 build=$3 status_file=$4
+    status=$(cat "$status_file" 2>/dev/null || echo missing)
+    if [ "$status" = 0 ]; then outcome=passed; else outcome=failed; fi
+    if [ -z "$commit" ]; then
+      echo "a build by hand (no COMMIT_SHA) is not recorded; tests $outcome"
+    else
+      printf 'status %s\nbuild %s\n' "$outcome" "$build" >tested.txt
+      gcloud storage cp tested.txt "$(releases "$project")/tested/$commit"
+      echo "commit $commit: tests $outcome (build $build)"
+    fi
+    [ "$outcome" = passed ] || die "make test failed (exit status $status)"
+    ;;
+  wait-tested)
+    project=$1 commit=$2 timeout=${3:-1800} every=${4:-30}
+    if [ -z "$commit" ]; then
+      echo "a build by hand (no COMMIT_SHA): not gated on a test build (run make test first)"
+      exit 0
+    fi
+    record="$(releases "$project")/tested/$commit"
+    waited=0
+    while :; do
+      if gcloud storage cp "$record" tested.txt >/dev/null 2>&1; then
+        grep -qx 'status passed' tested.txt && { echo "commit $commit passed its tests"; exit 0; }
+        die "commit $commit failed its tests ($record: $(tr '\n' ' ' <tested.txt))"
+      fi
+      [ "$waited" -ge "$timeout" ] &&
+        die "no test record $record after ${timeout}s (did the irt-staging-test build run?)"
+      sleep "$every"
+      waited=$((waited + every))
+    done
     ;;
   mark-passed)
     project=$1 commit=$2 build=$3

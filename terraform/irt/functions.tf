@@ -111,6 +111,17 @@ resource "google_cloudfunctions2_function" "predict" {
   build_config {
     runtime           = "python312"
     entry_point       = local.functions.predict.entry_point
+    # The buildpack's entrypoint variable
+    # (https://cloud.google.com/docs/buildpacks/service-specific-configs#google_entrypoint):
+    # gunicorn with predict's own settings (functions/predict/gunicorn.conf.py, server.py),
+    # serving the same functions-framework app. The buildpacks' source skips it when the
+    # target platform is Cloud Functions (cmd/config/entrypoint/lib/lib.go) and runs
+    # functions-framework's command instead: main.py then applies the same settings to
+    # functions-framework's gunicorn (server.harden_functions_framework), so predict is
+    # served the same way either way (both commands are tested).
+    environment_variables = {
+      GOOGLE_ENTRYPOINT = "gunicorn -c gunicorn.conf.py server:app"
+    }
     service_account   = google_service_account.build.id
     docker_repository = google_artifact_registry_repository.functions.id
     source {

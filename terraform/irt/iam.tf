@@ -3,13 +3,16 @@
 #
 # | account   | may                                                                          |
 # |-----------|------------------------------------------------------------------------------|
-# | prepare   | run BigQuery jobs and read sessions (project), read the source dataset      |
-# |           | (dataset), read/write objects of the model bucket (bucket)                   |
+# | prepare   | run BigQuery jobs and read sessions (project), read the answer table        |
+# |           | (table), read/write objects of the model bucket (bucket)                     |
 # | predict   | read models/LATEST and models/*/model.json of the model bucket (condition)   |
 # | scheduler | invoke prepare (prepare's Cloud Run service; see functions.tf)               |
 # | build     | build the function images: write build logs (project), read the source       |
 # |           | bucket (bucket) and Cloud Functions' copy of it (gcf-v2-sources-*, condition),|
 # |           | push to the functions' image repository (repository)                         |
+# | tester    | run the test build (cloudbuild-test.yaml): write build logs (project), write |
+# |           | tested/<commit> records in the releases bucket (bucket, condition); no IAM,  |
+# |           | no deploy rights                                                             |
 #
 # README.md, Operations, "Least privilege", has the same table with the reasons.
 
@@ -41,6 +44,18 @@ resource "google_service_account" "build" {
   description  = "Cloud Build identity that turns the function zips into images."
 }
 
+# The test build's identity: `make test` (lint, Terraform checks, the suite and its ~130
+# third-party packages) runs as this account, never as the deploy account that may change IAM.
+# Cloud Build runs cloudbuild-test.yaml as it (trigger irt-staging-test, README Operations);
+# it records the outcome as gs://<project>-releases/tested/<commit>, which the deploy build
+# (cloudbuild.yaml, as the deploy account) waits for before it plans.
+resource "google_service_account" "tester" {
+  project      = var.project_id
+  account_id   = "${local.prefix}-tester"
+  display_name = "IRT test builds (${var.environment})"
+  description  = "Cloud Build identity of the test build: writes its logs and tested/<commit> records only."
+}
+
 # --------------------------------------------------------------------------- prepare
 resource "google_project_iam_member" "prepare_bigquery_job_user" {
   project = var.project_id
@@ -55,9 +70,13 @@ resource "google_project_iam_member" "prepare_bigquery_read_session_user" {
   member  = "serviceAccount:${google_service_account.prepare.email}"
 }
 
-resource "google_bigquery_dataset_iam_member" "prepare_reads_source" {
+# Read access to the answer table only (BQ_TABLE), not to the rest of its dataset: a
+# table-level grant (https://cloud.google.com/bigquery/docs/control-access-to-resources-iam).
+# The query job runs in this project (jobUser above) and reads that one table.
+resource "google_bigquery_table_iam_member" "prepare_reads_source" {
   project    = var.bq_project
   dataset_id = var.bq_dataset
+  table_id   = var.bq_table
   role       = "roles/bigquery.dataViewer"
   member     = "serviceAccount:${google_service_account.prepare.email}"
 }
@@ -134,6 +153,35 @@ resource "google_artifact_registry_repository_iam_member" "build_pushes_images" 
   member     = "serviceAccount:${google_service_account.build.email}"
 }
 
+# --------------------------------------------------------------------------- tester
+locals {
+  # Created by the bootstrap (README, Operations): staging's passed commits, prod's bundles,
+  # and the test build's records under tested/.
+  releases_bucket = "${var.project_id}-releases"
+}
+
+# A build with a user-specified account and CLOUD_LOGGING_ONLY writes its logs as that account
+# (https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts).
+resource "google_project_iam_member" "tester_log_writer" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${google_service_account.tester.email}"
+}
+
+# objectUser (create and overwrite: a re-run of the same commit replaces its record), held by
+# the condition to tested/ only: the tester cannot touch passed/ or the release bundles.
+resource "google_storage_bucket_iam_member" "tester_records_results" {
+  bucket = local.releases_bucket
+  role   = "roles/storage.objectUser"
+  member = "serviceAccount:${google_service_account.tester.email}"
+
+  condition {
+    title       = "tested-records-only"
+    description = "gs://${local.releases_bucket}/tested/<commit>: the test build's outcome."
+    expression  = "resource.name.startsWith(\"projects/_/buckets/${local.releases_bucket}/objects/tested/\")"
+  }
+}
+
 # --------------------------------------------------------------------------- propagation
 # A new grant takes effect within about 2 minutes, sometimes 7 or more
 # (https://cloud.google.com/iam/docs/access-change-propagation). The functions' builds run
@@ -152,7 +200,7 @@ resource "time_sleep" "iam_propagation" {
     build_pushes_images          = google_artifact_registry_repository_iam_member.build_pushes_images.id
     predict_reads_models         = google_storage_bucket_iam_member.predict_reads_models.id
     prepare_writes_models        = google_storage_bucket_iam_member.prepare_writes_models.id
-    prepare_reads_source         = google_bigquery_dataset_iam_member.prepare_reads_source.id
+    prepare_reads_source         = google_bigquery_table_iam_member.prepare_reads_source.id
     prepare_bigquery_job_user    = google_project_iam_member.prepare_bigquery_job_user.id
     prepare_read_session_user    = google_project_iam_member.prepare_bigquery_read_session_user.id
   }

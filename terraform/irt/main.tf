@@ -78,8 +78,10 @@ locals {
       MODEL_PREFIX          = local.model_prefix
       MODEL_REFRESH_SECONDS = tostring(var.model_refresh_seconds)
       PROJECT_ID            = var.project_id # the log line's trace: projects/<id>/traces/<trace>
-      # functions-framework's gunicorn: one worker per vCPU (CPU-bound work under the GIL),
-      # threads so that workers x threads covers the instance's request concurrency.
+      # predict's gunicorn (functions/predict/gunicorn.conf.py, GOOGLE_ENTRYPOINT in
+      # functions.tf): one worker per vCPU (CPU-bound work under the GIL), threads so that
+      # workers x threads covers the instance's request concurrency; each worker listens on its
+      # own SO_REUSEPORT socket, so connections spread over the workers (issue 17, item 11).
       WORKERS = tostring(var.predict_cpu)
       THREADS = tostring(max(1, ceil(var.predict_concurrency / var.predict_cpu)))
     },

@@ -45,6 +45,8 @@ resource "time_sleep" "log_metrics" {
     gate_auc         = google_logging_metric.gate_auc.id
     gate_log_loss    = google_logging_metric.gate_log_loss.id
     model_loaded     = google_logging_metric.model_loaded.id
+    model_rejected   = google_logging_metric.model_rejected.id
+    model_behind     = google_logging_metric.model_behind.id
   }
 }
 
@@ -214,7 +216,7 @@ resource "google_monitoring_alert_policy" "predict_5xx" {
 # --------------------------------------------------------------------------- ML monitoring
 # prepare's monitoring checks (shared/irt/refresh/monitoring.py, docs/ml-test-score.md) log one WARNING
 # line per finding: {"event": "monitoring_alert", "check": "data_drift" | "served_quality" |
-# "numerical" | "simpler_model", "detail": ...}. Findings that must block a model (training/serving skew, a
+# "served_quality_trend" | "numerical" | "simpler_model", "detail": ...}. Findings that must block a model (training/serving skew, a
 # simpler baseline winning, a slice below the floor, a failed canary) reject the run instead
 # and reach the refresh_failed alert.
 resource "google_logging_metric" "monitoring_alert" {
@@ -231,7 +233,7 @@ resource "google_logging_metric" "monitoring_alert" {
     labels {
       key         = "check"
       value_type  = "STRING"
-      description = "data_drift, served_quality, numerical or simpler_model"
+      description = "data_drift, served_quality, served_quality_trend, numerical or simpler_model"
     }
   }
 
@@ -275,7 +277,7 @@ resource "google_monitoring_alert_policy" "monitoring_alert" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; numerical - EM did not converge or its objective fell; simpler_model - the next simpler IRT model predicts the held-out answers better (consider MODEL_TYPE). The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
+    content   = "A refresh's monitoring check fired (label check): data_drift - this window's answers are distributed unlike the serving model's (a broken export, a new population, a changed item bank); served_quality - the serving model predicts the answers given since its window worse than it did at publication; served_quality_trend - its served AUC is below the median of the last published versions' by more than MONITOR_SERVED_TREND_MARGIN (a slow leak across versions); numerical - EM did not converge or its objective fell; simpler_model - the next simpler IRT model predicts the held-out answers better (consider MODEL_TYPE). The model may still have been published (the quality gate decides). Read prepare's WARNING line (jsonPayload.event=\"monitoring_alert\") and the version's metrics.json (monitoring). ${local.alert_docs}"
   }
 
   depends_on = [time_sleep.log_metrics]
@@ -474,6 +476,132 @@ resource "google_monitoring_alert_policy" "refresh_slow" {
   documentation {
     mime_type = "text/markdown"
     content   = "A refresh ran for more than half of prepare_timeout_seconds: the log grew (the per-item cap bounds it), BigQuery was slow, or calibration regressed (benchmarks/README.md has the expected times). The step times are in prepare's log lines (jsonPayload.seconds per event). ${local.alert_docs}"
+  }
+
+  depends_on = [time_sleep.log_metrics]
+}
+
+# --------------------------------------------------------------------------- predict's model
+# predict's loader (shared/irt/serving/loader.py) logs at ERROR, one JSON line each:
+# {"event": "model_rejected", "model_version", "reason", ...} when a new version fails
+# validation or the canary answers prepare's canary asks (irt.serving.probe) and the old model
+# keeps serving; {"event": "model_fetch_failed", ...} when the pointer or the model cannot be
+# read after the storage client's retries; {"event": "model_behind", "seconds_behind",
+# "serving_version", "latest_version"} when the version serving has not been the one LATEST
+# names for at least MODEL_REFRESH_SECONDS.
+resource "google_logging_metric" "model_rejected" {
+  project     = var.project_id
+  name        = "${local.prefix}-model-rejected"
+  description = "New models predict refused or could not read (event=model_rejected or model_fetch_failed), labelled by event."
+  filter      = "${local.predict_filter} AND severity>=ERROR AND jsonPayload.event=(\"model_rejected\" OR \"model_fetch_failed\")"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT models predict rejected or could not fetch (${var.environment})"
+    labels {
+      key         = "event"
+      value_type  = "STRING"
+      description = "model_rejected or model_fetch_failed"
+    }
+  }
+
+  label_extractors = {
+    event = "EXTRACT(jsonPayload.event)"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "model_rejected" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict rejected or could not fetch a model"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "predict logged model_rejected or model_fetch_failed"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_rejected.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      duration        = "0s"
+      threshold_value = 0
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+        group_by_fields      = ["metric.label.event"]
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A predict instance refused a new model (model_rejected: it failed validation or the canary answers, reason and error in the line) or could not read it (model_fetch_failed: storage unreachable, LATEST naming a missing version). The previous model keeps serving. Read predict's ERROR line (jsonPayload.event) and the version's report; roll back LATEST if the version is bad (python -m irt.ops rollback). ${local.alert_docs}"
+  }
+
+  depends_on = [time_sleep.log_metrics]
+}
+
+resource "google_logging_metric" "model_behind" {
+  project     = var.project_id
+  name        = "${local.prefix}-model-behind"
+  description = "predict instances serving another version than LATEST for longer than MODEL_REFRESH_SECONDS (event=model_behind)."
+  filter      = "${local.predict_filter} AND severity>=ERROR AND jsonPayload.event=\"model_behind\""
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT predict behind LATEST (${var.environment})"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "model_behind" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: predict serves another version than LATEST"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "predict logged model_behind"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.model_behind.name}\" AND resource.type=\"cloud_run_revision\""
+      comparison      = "COMPARISON_GT"
+      duration        = "0s"
+      threshold_value = 0
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "A predict instance has served another version than the one LATEST names for longer than MODEL_REFRESH_SECONDS (seconds_behind, serving_version, latest_version in the line): the new version is rejected or cannot be read (see the model_rejected alert), or storage is unreachable. The LMS gets answers from the older model. ${local.alert_docs}"
   }
 
   depends_on = [time_sleep.log_metrics]

@@ -25,6 +25,7 @@ output "service_accounts" {
     predict   = google_service_account.predict.email
     scheduler = google_service_account.scheduler.email
     build     = google_service_account.build.email
+    tester    = google_service_account.tester.email
   }
 }
 

@@ -188,7 +188,7 @@ variable "predict_concurrency" {
 }
 
 variable "predict_cpu" {
-  description = "vCPUs per predict instance; also the number of gunicorn workers (WORKERS), as the work is CPU-bound under the GIL."
+  description = "vCPUs per predict instance; also the number of gunicorn workers (WORKERS, read by functions/predict/gunicorn.conf.py), as the work is CPU-bound under the GIL; each worker listens on its own SO_REUSEPORT socket, so connections spread over them."
   type        = number
   validation {
     condition     = contains([1, 2, 4, 6, 8], var.predict_cpu)
@@ -227,7 +227,7 @@ variable "model_refresh_seconds" {
 }
 
 variable "predict_env_overrides" {
-  description = "Extra predict environment (size caps such as MAX_BODY_BYTES, MAX_STUDENTS; see functions/predict/main.py). Applied last."
+  description = "Extra predict environment (size caps such as MAX_BODY_BYTES, MAX_STUDENTS, see functions/predict/main.py; the server's read deadlines READ_HEADER_TIMEOUT_SECONDS (5) and READ_BODY_TIMEOUT_SECONDS (10), see functions/predict/server.py). Applied last."
   type        = map(string)
 }
 
@@ -259,16 +259,20 @@ variable "refresh_retry" {
 
 # --------------------------------------------------------------------------- monitoring
 variable "notification_channels" {
-  description = "Existing monitoring notification channel ids (projects/P/notificationChannels/N) named by every alert, beside those of notification_emails."
+  description = "Existing monitoring notification channel ids (projects/P/notificationChannels/N) named by every alert, beside those of notification_emails. No default: together with notification_emails at least one, in every environment (an alert that notifies no one is not monitoring)."
   type        = list(string)
   validation {
-    condition     = var.environment != "prod" || length(var.notification_channels) + length(var.notification_emails) > 0
-    error_message = "prod alerts must notify someone: set notification_channels or notification_emails."
+    condition     = length(var.notification_channels) + length(var.notification_emails) > 0
+    error_message = "alerts must notify someone: set notification_channels or notification_emails (at least one, in every environment)."
+  }
+  validation {
+    condition     = alltrue([for c in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", c))])
+    error_message = "notification_channels: channel ids projects/P/notificationChannels/N only."
   }
 }
 
 variable "notification_emails" {
-  description = "Addresses that get an email notification channel (created here) named by every alert."
+  description = "Addresses that get an email notification channel (created here) named by every alert. No default; the committed tfvars hold a placeholder (irt-oncall@example.com) that the operator replaces (README, Operations: bootstrap)."
   type        = list(string)
   validation {
     condition     = alltrue([for e in var.notification_emails : can(regex("^[^@ ]+@[^@ ]+$", e))])

@@ -13,12 +13,18 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import ClassVar
 
+import numpy as np
 import pytest
 from livesrv import LiveServer, free_port, live_server, model_json, write_model_dir
+
+from irt.engine.artifact import load_model
+from irt.engine.exposure import admitted, parameters
+from irt.engine.exposure_fit import exposure_section, sympson_hetter
 
 REPO = Path(__file__).resolve().parents[2]
 CLIENT = REPO / "clients" / "python"
@@ -33,6 +39,26 @@ from irt_predict_client import (  # noqa: E402
 )
 
 ANSWERS = [{"item_id": f"q{j}", "correct": j % 2 == 0} for j in range(8)]
+
+
+def _adaptive_model() -> tuple[str, np.ndarray]:
+    """The small default bank with a skill map (``k0``/``k1`` by item parity) and
+    Sympson-Hetter parameters (``python -m irt exposure``'s computation, small settings)."""
+    model = load_model(model_json())
+    result = sympson_hetter(model, r_max=0.3, test_length=10, n_examinees=500, seed=1)
+    skills = {"parameters": {"k0": {"a": 1.0, "b": 0.0}, "k1": {"a": 1.0, "b": 0.0}},
+              "item_skills": {q: f"k{int(q[1:]) % 2}" for q in model.item_ids}}
+    section = exposure_section(model, result, r_max=0.3, test_length=10, n_examinees=500,
+                               seed=1)
+    out = replace(model, skills=skills, exposure=section, _cache={})
+    return out.to_json(), parameters(load_model(out.to_json()))
+
+
+@pytest.fixture(scope="module")
+def live_adaptive() -> Iterator[tuple[LiveServer, np.ndarray]]:
+    text, k = _adaptive_model()
+    with live_server(model=text) as server:
+        yield server, k
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +91,59 @@ def test_predict_next_items_and_model_info(live: LiveServer) -> None:
     nxt = client.next_items(ANSWERS, k=3)
     assert len(nxt["items"]) == 3 and not {i["item_id"] for i in nxt["items"]} & {
         a["item_id"] for a in ANSWERS}
+
+
+def test_next_items_sends_the_adaptive_fields_and_reads_the_new_answer_fields(
+        live_adaptive: tuple[LiveServer, np.ndarray]) -> None:
+    live, k = live_adaptive
+    client = PredictClient(live.url, timeout=10)
+    plain = client.next_items(ANSWERS, k=42)
+    ranking = [i["item_id"] for i in plain["items"]]
+    assert "stop" not in plain and "exposure" not in plain
+    # Sympson-Hetter: the best items whose draw passes, the same for the same seed
+    sh = client.next_items(ANSWERS, k=5, exposure="sympson-hetter", seed=77)
+    assert sh["exposure"] == {"method": "sympson-hetter", "applied": True}
+    passed = admitted(k, np.array([int(q[1:]) for q in ranking]), 77)
+    assert [i["item_id"] for i in sh["items"]] == [
+        q for q, ok in zip(ranking, passed, strict=True) if ok][:5]
+    assert client.next_items(ANSWERS, k=5, exposure={"method": "sympson-hetter"},
+                             seed=77)["items"] == sh["items"]
+    assert client.next_items(ANSWERS, k=3, exposure="none")["exposure"]["method"] == "none"
+    # randomesque with a seed, exclude, skill caps and shares
+    rq = client.next_items(ANSWERS, k=3, randomesque=6, seed=5)
+    assert rq == client.next_items(ANSWERS, k=3, randomesque=6, seed=5)
+    assert {i["item_id"] for i in rq["items"]} <= set(ranking[:8])
+    ex = client.next_items(ANSWERS, k=3, exclude=ranking[:2])
+    assert [i["item_id"] for i in ex["items"]] == ranking[2:5]
+    caps = client.next_items(ANSWERS, k=6, skill_caps={"k1": 0, "nope": 2})
+    assert all(int(i["item_id"][1:]) % 2 == 0 for i in caps["items"])
+    assert caps["unknown_skills"] == ["nope"]
+    shares = client.next_items(ANSWERS, k=6, skill_shares={"k0": 1, "k1": 2})
+    # shares 1/3, 2/3 over the session: 4 + 4 answered, then k1 until it is at its share
+    # (4 k0 of 12: a tie goes to the larger share, k1), then k0 (4 of 13 is below 1/3)
+    assert [int(i["item_id"][1:]) % 2 for i in shares["items"]] == [1, 1, 1, 1, 1, 0]
+    # the stopping recommendation
+    se = plain["ability"]["se"]
+    assert client.next_items(ANSWERS, stop={"se": se + 0.01})["stop"] == {
+        "recommended": True, "reasons": ["se"]}
+    assert client.next_items(ANSWERS, stop={"se": se - 0.01, "max_items": 9})["stop"] == {
+        "recommended": False, "reasons": []}
+    assert client.next_items(ANSWERS, stop={"max_items": 8})["stop"]["reasons"] == [
+        "max_items"]
+    with pytest.raises(InvalidRequestError) as err:
+        client.next_items(ANSWERS, stop={"se": -1})
+    assert (err.value.status, err.value.field) == (400, "stop.se")
+    with pytest.raises(InvalidRequestError) as err:
+        client.next_items(ANSWERS, exposure="shh")  # type: ignore[arg-type]
+    assert err.value.field == "exposure.method"
+
+
+def test_sympson_hetter_on_a_model_without_parameters_says_not_applied(
+        live: LiveServer) -> None:
+    client = PredictClient(live.url, timeout=10)
+    body = client.next_items(ANSWERS, k=3, exposure="sympson-hetter", seed=1)
+    assert body["exposure"] == {"method": "sympson-hetter", "applied": False}
+    assert body["items"] == client.next_items(ANSWERS, k=3)["items"]
 
 
 def test_request_id_reaches_the_log_line(live: LiveServer) -> None:

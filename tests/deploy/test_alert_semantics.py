@@ -190,3 +190,101 @@ def test_refresh_slow_fires_on_a_run_over_half_its_timeout(env: str) -> None:
     timeout = float(resolve("${var.prepare_timeout_seconds}", env))
     assert fires_at("refresh_slow", env, [(HOUR, 0.8 * timeout)], 3 * HOUR) is not None
     assert fires_at("refresh_slow", env, [(HOUR, 0.1 * timeout)], 3 * HOUR) is None
+
+
+# --------------------------------------------------------------------------- predict's model
+def matches(log_filter: str, entry: dict[str, Any]) -> bool:
+    """Whether a log-based metric's filter counts a line of predict's log (the resource
+    clauses aside: the line is predict's): ``severity>=LEVEL``, ``jsonPayload.K="v"`` and
+    ``jsonPayload.K=("v" OR "w")`` joined by ``AND``."""
+    levels = ["DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"]
+    for clause in log_filter.split(" AND "):
+        if clause.startswith(("resource.", "${local.predict_filter}")):
+            continue
+        if m := re.fullmatch(r"severity>=(\w+)", clause):
+            if levels.index(entry["severity"]) < levels.index(m.group(1)):
+                return False
+        elif m := re.fullmatch(r'jsonPayload\.(\w+)=\((.*)\)', clause):
+            if entry.get(m.group(1)) not in re.findall(r'"([^"]*)"', m.group(2)):
+                return False
+        elif m := re.fullmatch(r'jsonPayload\.(\w+)="([^"]*)"', clause):
+            if entry.get(m.group(1)) != m.group(2):
+                return False
+        else:
+            raise AssertionError(f"clause not understood: {clause}")
+    return True
+
+
+@pytest.fixture(scope="module")
+def loader_lines(tmp_path_factory) -> list[dict[str, Any]]:
+    """What predict's real loader logs when a new version fails the canary answers, when
+    ``LATEST`` names a version it cannot fetch, and after a refresh interval of that."""
+    import json
+    import logging
+    import time
+
+    from irt.engine.calibrate import FitConfig, fit
+    from irt.engine.simulate import simulate
+    from irt.serving import Limits
+    from irt.serving.loader import ModelCache
+    from irt.store import LocalStore
+
+    root = tmp_path_factory.mktemp("store")
+    models = root / "models"
+
+    def publish(version: str, text: str | None) -> None:
+        if text is not None:
+            (models / version).mkdir(parents=True)
+            (models / version / "model.json").write_text(text)
+        (models / "LATEST").write_text(version)
+
+    lines: list[dict[str, Any]] = []
+
+    class Capture(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append({"severity": record.levelname, "message": record.getMessage(),
+                          **getattr(record, "fields", {})})
+
+    log = logging.getLogger("test-alert-semantics-loader")
+    log.addHandler(Capture())
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    model = fit(simulate(600, 20, 10, seed=3).responses, FitConfig(compute_se=False)).model
+    doc = json.loads(model.to_json())
+    for spec in doc["items"].values():
+        spec["a"] = 1e-9  # loads, but all right scores as all wrong
+    publish("v1", model.to_json())
+    cache = ModelCache(LocalStore(root), Limits(), refresh_seconds=0.05, retry_seconds=0.05,
+                       log=log)
+    assert cache.load()[1] == "v1"
+    publish("v2", json.dumps(doc))
+    cache.load()
+    publish("ghost", None)
+    cache.load()
+    time.sleep(0.06)
+    cache.load()
+    assert cache.loaded[1] == "v1"
+    return lines
+
+
+@pytest.mark.parametrize("env", ENVS)
+@pytest.mark.parametrize(("alert", "counted"), [
+    ("model_rejected", {"model_rejected", "model_fetch_failed"}),
+    ("model_behind", {"model_behind"})])
+def test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none(
+        alert: str, counted: set[str], env: str, loader_lines) -> None:
+    """model_rejected (infrastructure 6), model_behind (monitoring 4): the lines predict's
+    loader logs are counted by the alert's metric; one counted line fires within minutes,
+    none (a loader that only loads) stays quiet."""
+    log_filter = of_type("google_logging_metric")[alert]["filter"]
+    assert log_filter.startswith("${local.predict_filter} AND ")
+    found = {e.get("event") for e in loader_lines if matches(log_filter, e)}
+    assert found == counted, found
+    quiet = [e for e in loader_lines if e["message"] == "model loaded"]
+    assert quiet and not any(matches(log_filter, e) for e in quiet)
+    for event in counted:
+        line = next(e for e in loader_lines if e.get("event") == event)
+        when = fires_at(alert, env, [(600.0, 1.0)] if matches(log_filter, line) else [],
+                        2 * HOUR)
+        assert when is not None and when <= 600.0 + 10 * 60, (event, when)
+    assert fires_at(alert, env, [], 2 * HOUR) is None

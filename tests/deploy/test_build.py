@@ -32,6 +32,7 @@ from types import ModuleType
 
 import pytest
 from emulators import CALL_TIMEOUT, PROJECT, free_port, short_retry
+from locks import read_lock, read_pins
 from packaging.markers import default_environment
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -87,10 +88,12 @@ def test_build_writes_one_folder_per_function_and_nothing_else(built: Path) -> N
 @pytest.mark.parametrize("name", FUNCTIONS)
 def test_built_folder_is_main_requirements_and_irt_only(built: Path, name: str) -> None:
     folder = built / name
-    assert sorted(p.name for p in folder.iterdir()) == ["irt", "main.py", "requirements.txt"]
+    server = ["gunicorn.conf.py", "server.py"] if name == "predict" else []  # its own server
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        ["irt", "main.py", "requirements.txt", *server])
     src = ROOT / "functions" / name
-    assert (folder / "main.py").read_bytes() == (src / "main.py").read_bytes()
-    assert (folder / "requirements.txt").read_bytes() == (src / "requirements.txt").read_bytes()
+    for file in ["main.py", "requirements.txt", *server]:
+        assert (folder / file).read_bytes() == (src / file).read_bytes(), file
     expected = {rel: data for rel, data in tree(SHARED / "irt").items()
                 if "__pycache__" not in rel and not rel.endswith((".pyc", ".pyo"))
                 and not any(part.startswith(".") for part in rel.split("/"))}
@@ -196,8 +199,7 @@ def import_time_third_party(folder: Path) -> dict[str, str]:
 def requirement_closure(requirements: Path) -> set[str]:
     """Distributions named in ``requirements`` plus, as installed here, their dependencies."""
     env = default_environment()
-    todo = [Requirement(line.split("#")[0].strip()).name
-            for line in requirements.read_text().splitlines() if line.split("#")[0].strip()]
+    todo = list(read_lock(requirements))  # the lock (make lock): every package, with hashes
     closure: set[str] = set()
     while todo:
         name = canonicalize_name(todo.pop())
@@ -291,10 +293,11 @@ def predict_python() -> Path:
         uv = Path(sys.executable).with_name("uv")  # requirements-dev.txt; pip if absent
         venv_cmd = [sys.executable, "-m", "venv", "--clear", str(venv)]
         if uv.exists():
-            install = [str(uv), "pip", "install", "--quiet", "--python", str(python)]
+            install = [str(uv), "pip", "install", "--quiet", "--require-hashes",
+                       "--python", str(python)]
             venv_cmd.append("--without-pip")
         else:
-            install = [str(python), "-m", "pip", "install", "--quiet",
+            install = [str(python), "-m", "pip", "install", "--quiet", "--require-hashes",
                        "--disable-pip-version-check"]
         subprocess.run(venv_cmd, check=True, timeout=120)
         proc = subprocess.run([*install, "-r", str(requirements)], env=_bare_env(),
@@ -319,18 +322,36 @@ def _call(url: str, body: object | None = None) -> tuple[int, dict]:
         return err.code, json.loads(err.read())
 
 
+def google_entrypoint() -> str:
+    """predict's ``GOOGLE_ENTRYPOINT`` build variable in ``terraform/irt/functions.tf``."""
+    text = (ROOT / "terraform" / "irt" / "functions.tf").read_text()
+    match = re.search(r'GOOGLE_ENTRYPOINT\s*=\s*"([^"]+)"', text)
+    assert match, "terraform/irt/functions.tf sets no GOOGLE_ENTRYPOINT for predict"
+    return match.group(1)
+
+
+def test_entrypoint_is_gunicorn_with_the_function_config() -> None:
+    """Production's command names the files the build ships (gunicorn.conf.py, server.py)."""
+    assert google_entrypoint() == "gunicorn -c gunicorn.conf.py server:app"
+    assert {"server.py", "gunicorn.conf.py"} <= {p.name for p in
+                                                  (ROOT / "functions" / "predict").iterdir()}
+
+
 @pytest.fixture
 def serve_built(built: Path, predict_python: Path):
-    """Start the built predict under functions-framework from the bare venv; yield its URL."""
+    """Start the built predict from the bare venv as the buildpack does with Terraform's
+    ``GOOGLE_ENTRYPOINT`` (read from ``terraform/irt/functions.tf``, run in the function's
+    folder); yield its URL."""
     procs: list[subprocess.Popen[bytes]] = []
+    entrypoint = google_entrypoint()
 
     def start(**env: str) -> str:
         port = free_port()
-        exe = predict_python.parent / "functions-framework"
+        argv = entrypoint.split()
+        argv[0] = str(predict_python.parent / argv[0])  # the venv's gunicorn
         proc = subprocess.Popen(
-            [str(exe), "--target", "predict", "--source", "main.py",
-             "--host", "127.0.0.1", "--port", str(port)],
-            cwd=built / "predict", env=_bare_env(**env), stdout=subprocess.DEVNULL,
+            argv, cwd=built / "predict",
+            env=_bare_env(**env, HOST="127.0.0.1", PORT=str(port)), stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, start_new_session=True)
         procs.append(proc)
         url = f"http://127.0.0.1:{port}"
@@ -399,9 +420,10 @@ def test_built_predict_serves_alone_from_the_bucket(serve_built, fitted: ItemMod
 
 
 def test_requirements_files_are_pinned() -> None:
+    """The input (requirements.in) pins exactly; the deployed lock pins every package with
+    its hashes (read_lock refuses a line that is not ``name==version``; tests/deploy/
+    test_locks.py checks the hashes and that the two agree)."""
     for name in FUNCTIONS:
-        for line in (ROOT / "functions" / name / "requirements.txt").read_text().splitlines():
-            spec = line.split("#")[0].strip()
-            if spec:
-                assert re.fullmatch(r"[A-Za-z0-9_.\-\[\],]+==[0-9][0-9A-Za-z.+!\-]*", spec), \
-                    f"functions/{name}/requirements.txt: not an exact pin: {line!r}"
+        assert read_pins(ROOT / "functions" / name / "requirements.in")
+        for entries in read_lock(ROOT / "functions" / name / "requirements.txt").values():
+            assert all(e.hashes for e in entries), (name, entries)

@@ -88,9 +88,16 @@ def test_builds_by_hand_run_as_the_deploy_account() -> None:
             "CLOUD_LOGGING_ONLY"
     triggers = [c for c in commands(operations())
                 if c[:4] == ["gcloud", "builds", "triggers", "create"]]
-    assert len(triggers) == 3
+    assert len(triggers) == 4
     for argv in triggers:
         assert any(a.startswith("--service-account") for a in argv), argv
+    # issue 17 item 16: the test build runs as the test account, every other as the deployer
+    for argv in triggers:
+        flags = " ".join(argv)
+        account = re.search(r"serviceAccounts/([a-z-]+)@", flags).group(1)
+        config = re.search(r"--build-config[= ](\S+)", flags).group(1)
+        assert account == ("irt-tester" if config == "cloudbuild-test.yaml" else "irt-deployer")
+    assert any("cloudbuild-test.yaml" in " ".join(t) for t in triggers)
 
 
 # --------------------------------------------------------------------------- deploy account

@@ -32,8 +32,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "release" / "pipeline.sh"
-CONFIGS = {"staging": "cloudbuild.yaml", "plan": "cloudbuild-release-plan.yaml",
-           "apply": "cloudbuild-release-apply.yaml"}
+CONFIGS = {"test": "cloudbuild-test.yaml", "staging": "cloudbuild.yaml",
+           "plan": "cloudbuild-release-plan.yaml", "apply": "cloudbuild-release-apply.yaml"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 FAKE_TERRAFORM = r'''
@@ -280,8 +280,10 @@ def test_release_configs_plan_then_apply_the_saved_plan_only() -> None:
     for step in config("apply")["steps"]:  # nothing in stage 2 plans anew
         assert "plan" not in step.get("args", []), step["id"]
     staging = pipeline_commands(config("staging"))
-    assert [c[0] for c in staging.values()] == ["init", "validate", "plan", "apply", "smoke",
-                                                "mark-passed"]
+    assert [c[0] for c in staging.values()] == ["wait-tested", "init", "validate", "plan",
+                                                "apply", "smoke", "mark-passed"]
+    for step in ("build", "plan", "apply", "passed"):
+        assert "tested" in upstream(config("staging"), step), step
     assert "smoke" in upstream(config("staging"), "passed")
     assert config("staging")["substitutions"]["_ENV"] == "staging"
     assert config("plan")["substitutions"]["_ENV"] == "prod"
@@ -295,3 +297,102 @@ def test_every_shell_variable_is_escaped_in_the_yaml() -> None:
         text = (ROOT / CONFIGS[name]).read_text()
         for m in re.finditer(r"(?<!\$)\$(?!\$|_|\{_)\{?([A-Za-z(][A-Za-z_]*)", text):
             assert m.group(1) in builtins, (name, m.group(0))
+
+
+# --------------------------------------------------------------------------- issue 17 item 16
+DIGEST = re.compile(r"^[a-z0-9.\-/]+(:[\w.\-]+)?@sha256:[0-9a-f]{64}$")
+
+
+def step_images(cfg: dict) -> dict[str, str]:
+    """step id -> its image, ``${_X}`` substitutions resolved from the file's defaults."""
+    subs = cfg.get("substitutions", {})
+    return {s["id"]: re.sub(r"\$\{(_[A-Z_]+)\}|\$(_[A-Z_]+)",
+                            lambda m: subs[m.group(1) or m.group(2)], s["name"])
+            for s in cfg["steps"]}
+
+
+@pytest.mark.parametrize("name", sorted(CONFIGS))
+def test_every_step_image_is_pinned_by_digest(name: str) -> None:
+    """Issue 17 item 16: the builds ran ``python:3.12-slim``, ``hashicorp/terraform:1.9.8`` and
+    ``cloud-sdk:slim`` by tag, which the registry can point at other bytes at any time."""
+    images = step_images(config(name))
+    assert images
+    for step, image in images.items():
+        assert DIGEST.match(image), f"{CONFIGS[name]} step {step}: {image} is not pinned by digest"
+
+
+def test_the_same_images_everywhere() -> None:
+    subs = [{k: v for k, v in config(n)["substitutions"].items() if k.endswith("_IMAGE")}
+            for n in CONFIGS]
+    assert all(s == subs[0] for s in subs) and set(subs[0]) == {"_PY_IMAGE", "_TF_IMAGE",
+                                                                "_SDK_IMAGE"}
+
+
+def test_the_deploy_account_runs_no_tests() -> None:
+    """Issue 17 item 16: ``make test`` (the suite and ~130 third-party packages) ran as the
+    deploy account, which may change IAM. It runs in cloudbuild-test.yaml, as the test account
+    (terraform/irt/iam.tf, tests/deploy/test_terraform.py), and the deploy build waits for its
+    record; no build run as the deploy account installs the dev packages or runs tests."""
+    for name in ("staging", "plan", "apply"):
+        text = " ".join(" ".join(s.get("args", [])) for s in config(name)["steps"])
+        for word in ("make test", "pytest", "make venv", "pip install", "make build"):
+            assert word not in text, (CONFIGS[name], word)
+    test = config("test")
+    steps = {s["id"]: s for s in test["steps"]}
+    assert "make test" in steps["test"]["args"][-1]
+    assert pipeline_commands(test)["record"][:2] == ["mark-tested", "$PROJECT_ID"]
+    assert test["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+
+
+def test_deploy_goes_on_only_after_its_commit_passed_the_test_build(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    ws = checkout(tmp_path, "ws")
+    staging = project("staging")
+    # no record yet: the deploy waits, then gives up
+    out = run(ws, tools, "wait-tested", staging, COMMIT, "0", "0", ok=False)
+    assert "no test record" in out.stderr
+    # the test build failed: recorded, the test build fails, the deploy refuses
+    (ws / "test_status").write_text("2\n")
+    run(ws, tools, "mark-tested", staging, COMMIT, "build-7", "test_status", ok=False)
+    record = tools["gcs"] / f"{staging}-releases" / "tested" / COMMIT
+    assert record.read_text() == "status failed\nbuild build-7\n"
+    out = run(ws, tools, "wait-tested", staging, COMMIT, "0", "0", ok=False)
+    assert "failed its tests" in out.stderr
+    # a re-run passed: the record is replaced and the deploy goes on
+    (ws / "test_status").write_text("0\n")
+    run(ws, tools, "mark-tested", staging, COMMIT, "build-8", "test_status")
+    assert "passed its tests" in run(ws, tools, "wait-tested", staging, COMMIT, "0", "0").stdout
+    # another commit is not covered by this one's record
+    run(ws, tools, "wait-tested", staging, "f" * 40, "0", "0", ok=False)
+
+
+def test_pin_images_resolves_each_tag_to_its_digest(tmp_path: Path) -> None:
+    """scripts/release/pin_images.sh against a stand-in ``crane`` that knows two digests."""
+    ws = tmp_path / "ws"
+    (ws / "scripts").mkdir(parents=True)
+    shutil.copytree(ROOT / "scripts" / "release", ws / "scripts" / "release")
+    for name in CONFIGS.values():
+        shutil.copy(ROOT / name, ws / name)
+    images = {k: v.split("@")[0] for k, v in config("staging")["substitutions"].items()
+              if k.endswith("_IMAGE")}
+    new = {ref: "sha256:" + f"{k:x}" * 64 for k, ref in enumerate(sorted(images.values()), 10)}
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    crane = bin_dir / "crane"
+    crane.write_text(f"#!{sys.executable}\nimport sys\nprint({new!r}[sys.argv[2]])\n")
+    crane.chmod(0o755)
+    env = {**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}
+
+    def pin(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["sh", "scripts/release/pin_images.sh", *args], cwd=ws, env=env,
+                              capture_output=True, text=True, timeout=60)
+
+    assert pin("--check").returncode == 1  # the tags "moved": --check changes nothing
+    assert (ws / "cloudbuild.yaml").read_text() == (ROOT / "cloudbuild.yaml").read_text()
+    assert pin().returncode == 0
+    for name in CONFIGS.values():
+        cfg = yaml.safe_load((ws / name).read_text())
+        for key, ref in images.items():
+            assert cfg["substitutions"][key] == f"{ref}@{new[ref]}", (name, key)
+    checked = pin("--check")
+    assert checked.returncode == 0 and checked.stdout.count("(unchanged)") == 3 * len(CONFIGS)

@@ -158,7 +158,7 @@ def test_grants_follow_least_privilege_per_account() -> None:
     assert grants["prepare"] == {
         ("project", "roles/bigquery.jobUser"),
         ("project", "roles/bigquery.readSessionUser"),
-        ("bigquery_dataset", "roles/bigquery.dataViewer"),
+        ("bigquery_table", "roles/bigquery.dataViewer"),  # the answer table, not its dataset
         ("storage_bucket", "roles/storage.objectUser"),
     }
     assert grants["predict"] == {("storage_bucket", "roles/storage.objectViewer")}
@@ -167,14 +167,41 @@ def test_grants_follow_least_privilege_per_account() -> None:
                                ("project", "roles/storage.objectViewer"),
                                ("storage_bucket", "roles/storage.objectViewer"),
                                ("artifact_registry_repository", "roles/artifactregistry.writer")}
+    assert grants["tester"] == {("project", "roles/logging.logWriter"),
+                                ("storage_bucket", "roles/storage.objectUser")}
     buckets = {name: body["bucket"] for (t, name), body in resources().items()
                if t == "google_storage_bucket_iam_member"}
     assert buckets == {"prepare_writes_models": "${google_storage_bucket.models.name}",
                        "predict_reads_models": "${google_storage_bucket.models.name}",
-                       "build_reads_sources": "${google_storage_bucket.sources.name}"}
-    dataset = of_type("google_bigquery_dataset_iam_member")["prepare_reads_source"]
-    assert (dataset["project"], dataset["dataset_id"]) == ("${var.bq_project}",
-                                                           "${var.bq_dataset}")
+                       "build_reads_sources": "${google_storage_bucket.sources.name}",
+                       "tester_records_results": "${local.releases_bucket}"}
+    # Issue 17 item 16: prepare could read the whole source dataset; it reads BQ_TABLE only
+    assert not of_type("google_bigquery_dataset_iam_member")
+    table = of_type("google_bigquery_table_iam_member")["prepare_reads_source"]
+    assert (table["project"], table["dataset_id"], table["table_id"]) == (
+        "${var.bq_project}", "${var.bq_dataset}", "${var.bq_table}")
+
+
+def test_tests_run_as_an_account_that_cannot_change_iam_or_deploy() -> None:
+    """Issue 17 item 16: Cloud Build ran ``make test`` as the deploy account, which holds
+    project IAM admin. The test build (cloudbuild-test.yaml) runs as ``tester``: it may write
+    its logs and its ``tested/<commit>`` records, and nothing else."""
+    grants = [(t, b) for (t, _), b in resources().items()
+              if "_iam_member" in t and "google_service_account.tester." in b["member"]]
+    assert len(grants) == 2
+    for rtype, body in grants:
+        assert rtype in ("google_project_iam_member", "google_storage_bucket_iam_member")
+        assert not re.search(r"admin|owner|editor|iam\.|serviceAccount|developer|invoker",
+                             body["role"], re.I), body["role"]
+    (records,) = [b for t, b in grants if t == "google_storage_bucket_iam_member"]
+    expression = one(records["condition"])["expression"]
+    assert expression == ('resource.name.startsWith("projects/_/buckets/'
+                          '${local.releases_bucket}/objects/tested/")')
+    assert locals_()["releases_bucket"] == "${var.project_id}-releases"
+    # no other grant names it, and nothing (a function, the scheduler) runs as it
+    text = "".join(p.read_text() for p in (ROOT / "terraform" / "irt").glob("*.tf"))
+    uses = re.findall(r"google_service_account\.tester\.(\w+)", text)
+    assert sorted(uses) == ["email", "email", "email"]  # two grants and the output
 
 
 def test_invokers_on_the_cloud_run_service_follow_function_replacement() -> None:
@@ -272,13 +299,15 @@ def test_function_environment_names_are_read_by_the_code() -> None:
             "GATE_MAX_LOGLOSS_RISE"} <= prepare_keys
     package = sorted((ROOT / "shared" / "irt").rglob("*.py"))
     code = {name: "\n".join(p.read_text() for p in [ROOT / "functions" / name / "main.py",
-                                                    *package] if p.exists())
+                                                    ROOT / "functions" / name / "server.py",
+                                                    ROOT / "functions" / name /
+                                                    "gunicorn.conf.py", *package]
+                            if p.exists())
             for name in ("prepare", "predict")}
     if (ROOT / "functions" / "prepare" / "main.py").exists():
         unread = [k for k in prepare_keys if f'"{k}"' not in code["prepare"]]
         assert not unread, f"prepare never reads {unread}"
-    read_by_framework = {"WORKERS", "THREADS"}  # functions-framework's gunicorn settings
-    unread = [k for k in predict_keys - read_by_framework if f'"{k}"' not in code["predict"]]
+    unread = [k for k in predict_keys if f'"{k}"' not in code["predict"]]  # + gunicorn.conf.py
     assert not unread, f"predict never reads {unread}"
 
 
@@ -301,6 +330,49 @@ def test_buckets_are_private_versioned_and_expire_old_data() -> None:
 
 
 # --------------------------------------------------------------------------- monitoring
+#: Log-based metrics on predict's log lines (the rest count prepare's).
+PREDICT_METRICS = {"model_loaded", "model_rejected", "model_behind"}
+
+
+def hcl_condition(condition: str, values: dict) -> bool:
+    """A variable validation's ``condition`` (``length``, ``+``, comparisons, ``||``,
+    ``&&``) evaluated with ``values`` for ``var.*``."""
+    expr = re.fullmatch(r"\$\{(.*)\}", condition, re.S).group(1)
+    expr = re.sub(r"\bvar\.(\w+)", lambda m: repr(values[m.group(1)]), expr)
+    expr = expr.replace("||", " or ").replace("&&", " and ").replace("length(", "len(")
+    return bool(eval(expr, {"__builtins__": {}}, {"len": len}))
+
+
+def test_every_alert_notifies_a_channel_required_in_every_environment() -> None:
+    """Monitoring 1 (``docs/ml-test-score.md``): alerts reach someone. Every alert policy
+    names ``local.notification_channels``; the variables have no default and their validation
+    refuses an empty set in *every* environment (staging's alerts too); each environment's
+    tfvars give an address, a placeholder the README tells the operator to replace."""
+    declared = variables(CONFIG)
+    assert "default" not in declared["notification_channels"]
+    assert "default" not in declared["notification_emails"]
+    required = declared["notification_channels"]["validation"][0]["condition"]
+    readme = (ROOT / "README.md").read_text()
+    for env in ENVS:
+        values = tfvars(env)
+        assert hcl_condition(required, values), env
+        assert values["notification_emails"] or values["notification_channels"], env
+        for address in values["notification_emails"]:
+            assert f"`{address}`" in readme, f"README does not tell to replace {address}"
+        for empty in ({"notification_channels": [], "notification_emails": []},):
+            assert not hcl_condition(required, {**values, **empty}), env
+        one_channel = {"notification_channels": ["projects/p/notificationChannels/1"],
+                       "notification_emails": []}
+        assert hcl_condition(required, {**values, **one_channel}), env
+    policies = of_type("google_monitoring_alert_policy")
+    assert len(policies) >= 10
+    for name, body in policies.items():
+        assert body["notification_channels"] == "${local.notification_channels}", name
+    channels = locals_()["notification_channels"]
+    assert "var.notification_channels" in channels
+    assert "google_monitoring_notification_channel.email" in channels
+
+
 def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     metrics = of_type("google_logging_metric")
     assert 'jsonPayload.event="refresh_failed"' in metrics["refresh_failed"]["filter"]
@@ -308,12 +380,13 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert 'jsonPayload.event="model_published"' in metrics["model_published"]["filter"]
     assert "local.function_names.prepare" in locals_()["prepare_log_filter"]
     for name, body in metrics.items():
-        start = "${local.predict_filter} AND " if name == "model_loaded" else \
+        start = "${local.predict_filter} AND " if name in PREDICT_METRICS else \
             "${local.prepare_log_filter} AND "
         assert body["filter"].startswith(start), name
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
-                             "predict_4xx", "predict_latency", "memory", "refresh_slow"}
+                             "predict_4xx", "predict_latency", "memory", "refresh_slow",
+                             "model_rejected", "model_behind"}
     for name, body in policies.items():
         assert body["notification_channels"] == "${local.notification_channels}"
         if "dynamic" in body:  # one condition per function (memory)
@@ -387,12 +460,13 @@ def test_staging_pipeline_validates_plans_applies_the_saved_plan_and_smoke_tests
     """The staging build (cloudbuild.yaml); prod's two builds: tests/deploy/test_release.py."""
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in config["steps"]}
-    assert list(steps) == ["test", "build", "fmt", "init", "validate", "plan", "apply", "smoke",
-                           "passed"]
-    assert "make test" in steps["test"]["args"][-1]
-    assert "make build" in steps["build"]["args"][-1]
+    assert list(steps) == ["tested", "build", "fmt", "init", "validate", "plan", "apply",
+                           "smoke", "passed"]
+    # the suite runs in cloudbuild-test.yaml as the test account; this build waits for it
+    assert steps["tested"]["args"][1] == "wait-tested"
+    assert steps["build"]["args"] == ["scripts/build_functions.py"]
     assert steps["fmt"]["args"] == ["fmt", "-check", "-recursive", "terraform"]
-    assert set(steps["plan"]["waitFor"]) == {"validate", "build", "test"}
+    assert set(steps["plan"]["waitFor"]) == {"validate", "build", "tested"}
     assert steps["apply"]["waitFor"] == ["plan"]
     assert steps["smoke"]["waitFor"] == ["apply"]
     script = (ROOT / "scripts" / "release" / "pipeline.sh").read_text()

@@ -28,6 +28,7 @@ from irt.refresh.monitoring import (
     numerical_checks,
     psi,
     served_quality,
+    served_trend,
     simpler_model,
     skew_check,
     slice_scores,
@@ -184,6 +185,122 @@ def test_slices_pass_a_sound_model_and_fail_a_broken_one(sim) -> None:
     _, problems = slice_scores(reversed_model(model), student, item_ids, correct, order, held,
                                train_counts, cfg)
     assert problems and all("below 0.5" in p for p in problems)
+
+
+# --------------------------------------------------------------------------- slices (model 6)
+def skill_log(flat_skill: bool = False, random_start: int = 0, n_students: int = 1500,
+              seed: int = 21) -> list[dict[str, Any]]:
+    """A 2PL log of 30 items in three skills (``k0``-``k2``), 20 answers per student, a
+    minute apart. ``flat_skill``: the items of skill ``k2`` barely depend on ability (slope
+    0.25), as items whose key or content is broken for everyone; ``random_start``: each
+    student's first that many answers are coin flips (a warm-up the model cannot know)."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.8, 2.0, 30)
+    b = rng.normal(0.0, 1.0, 30)
+    if flat_skill:
+        a[20:] = 0.25
+    theta = rng.normal(0.0, 1.0, n_students)
+    rows = []
+    start = datetime(2026, 10, 1, 9, tzinfo=UTC)
+    for s in range(n_students):
+        for k, j in enumerate(rng.choice(30, 20, replace=False).tolist()):
+            p = 0.5 if k < random_start else 1 / (1 + np.exp(-a[j] * (theta[s] - b[j])))
+            rows.append({"student_id": f"sk-{s:05d}", "item_id": f"Q{j:02d}",
+                         "correct": str(int(rng.random() < p)), "skill_id": f"k{j // 10}",
+                         "answered_at": (start + timedelta(days=s % 20, minutes=k)).strftime(
+                             "%Y-%m-%d %H:%M:%S")})
+    return rows
+
+
+def slice_inputs(rows: list[dict[str, Any]]):
+    """The log as a refresh sees it: prepared answers, the gate's hold-out, a fit on the
+    rest, the gate's overall AUC and each answer's skill."""
+    from irt.engine.preprocess import prepare_rows
+    from irt.refresh.quality import holdout_scores
+
+    prepared = prepare_rows(rows, min_answers_per_item=1)
+    r = prepared.responses
+    student = r.student.astype(np.int64)
+    item_ids = np.asarray(r.item_ids, dtype=object)[r.item]
+    order = prepared.answered_at
+    held = holdout_mask(student, r.student_ids, order, GateConfig(holdout_students=0.3))
+    model = fit(r.subset(~held), FitConfig(compute_se=False)).model
+    overall = holdout_scores(model, student, item_ids, r.correct, order, held)["auc"]
+    skill_of = {row["item_id"]: row["skill_id"] for row in rows}
+    ids, counts = np.unique(item_ids[~held].astype(str), return_counts=True)
+    return {"model": model, "student": student, "item_ids": item_ids, "correct": r.correct,
+            "order": order, "held": held, "overall": overall,
+            "counts": dict(zip(ids.tolist(), counts.tolist(), strict=True)),
+            "skill": np.array([skill_of[i] for i in item_ids], dtype=object)}
+
+
+def judge(d: dict[str, Any], config: MonitorConfig = CFG, relative: bool = True):
+    return slice_scores(d["model"], d["student"], d["item_ids"], d["correct"], d["order"],
+                        d["held"], d["counts"], config, d["overall"] if relative else None,
+                        d["skill"])
+
+
+def test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills() -> None:
+    """A skill whose items barely depend on ability: its slice is above chance (the old
+    absolute floor of 0.5 passes it) but far below the overall AUC and the other skills',
+    and the relative mark rejects it; the sound skills pass. Each judged figure equals an
+    independent recomputation on the same answers; the mark is reference - margin - z * SE,
+    the reference the overall AUC, for skill slices the median skill slice's AUC."""
+    from irt.engine.evaluate import auc as plain_auc
+    from irt.engine.evaluate import online_predictions
+    from irt.refresh.monitoring import auc_standard_error
+
+    d = slice_inputs(skill_log(flat_skill=True))
+    figures, problems = judge(d)
+    assert {"skill k0", "skill k1", "skill k2", "cold start"} <= set(figures)
+    flat = figures["skill k2"]
+    assert 0.55 < flat["auc"] < d["overall"] - 0.1, (flat, d["overall"])
+    assert problems == [p for p in problems if "slice 'skill k2'" in p] and problems
+    assert figures["skill k0"]["auc"] > figures["skill k0"]["mark"]
+    assert figures["skill k1"]["auc"] > figures["skill k1"]["mark"]
+    # independent recomputation of the skill-k2 figure and its mark
+    s, order = d["student"], d["order"]
+    rows = np.flatnonzero(np.isin(s, np.unique(s[d["held"]])))
+    rows = rows[np.lexsort((order[rows], s[rows]))]
+    p = online_predictions(d["model"], s[rows], d["model"].positions(list(d["item_ids"][rows])),
+                           d["correct"][rows])
+    mask = d["held"][rows] & (d["skill"][rows] == "k2")
+    y = d["correct"][rows][mask].astype(float)
+    assert flat["n"] == int(mask.sum())
+    assert flat["auc"] == pytest.approx(plain_auc(y, p[mask]), abs=1e-12)
+    se = auc_standard_error(flat["auc"], int(y.sum()), int(y.size - y.sum()))
+    median = float(np.median([figures[f"skill k{k}"]["auc"] for k in range(3)]))
+    assert flat["reference"] == median == figures["skill k1"]["auc"]
+    assert flat["mark"] == pytest.approx(median - CFG.slice_max_auc_drop
+                                         - CFG.slice_noise_z * se, abs=1e-12)
+    history = figures["history 5-19"]
+    assert history["reference"] == d["overall"]
+    assert history["mark"] == pytest.approx(d["overall"] - CFG.slice_max_auc_drop
+                                            - CFG.slice_noise_z * history["auc_se"], abs=1e-12)
+    # the absolute floor alone (no overall figure) passes the same slice
+    _, absolute = judge(d, relative=False)
+    assert not absolute
+    # a sound log: every slice passes its relative mark
+    sound = slice_inputs(skill_log())
+    figures, problems = judge(sound)
+    assert not problems, figures
+    assert all(figures[f"skill k{k}"]["n"] >= CFG.min_slice_answers for k in range(3))
+
+
+def test_the_cold_start_slice_is_judged() -> None:
+    """Students whose first five answers are coin flips: the gate's held-out answers (their
+    latest) look sound, the cold-start slice (their first answers) fails its mark; on a
+    sound log it passes. Its size is every held-out student's first five answers."""
+    d = slice_inputs(skill_log(random_start=5))
+    figures, problems = judge(d)
+    cold = figures["cold start"]
+    assert cold["n"] == 5 * len(np.unique(d["student"][d["held"]]))
+    assert cold["auc"] < cold["mark"] and cold["auc"] < 0.6
+    assert [p for p in problems if "slice 'cold start'" in p]
+    assert not [p for p in problems if "cold start" not in p]  # the rest is sound
+    sound = slice_inputs(skill_log())
+    figures, problems = judge(sound)
+    assert figures["cold start"]["auc"] >= figures["cold start"]["mark"] and not problems
 
 
 # --------------------------------------------------------------------------- served data
@@ -526,3 +643,275 @@ def test_a_numerical_failure_rejects_the_refresh(tmp_path, monkeypatch) -> None:
     monkeypatch.setattr(pipeline, "fit", broken_fit)
     result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
     assert_rejected_for(tmp_path, log, first, result, "1 slopes not positive")
+
+
+def rejected_first_run(tmp: Path, result: Any, reason: str) -> dict[str, Any]:
+    """A first run (nothing serves) rejected for ``reason``: 422, no ``LATEST``, and the
+    rejected version's report names it. Returns its metrics.json."""
+    assert result.status == 422 and result.body["status"] == "rejected", result.body
+    assert reason in result.body["error"], result.body["error"]
+    store = LocalStore(tmp / "models")
+    assert store.read_pointer()[0] is None
+    version = result.body["version"]
+    assert {v.version: v.status for v in describe(store)}[version] == "rejected"
+    report = json.loads(store.get(version, "report.json"))
+    assert any(reason in r for r in report["reasons"])
+    return json.loads(store.get(version, "metrics.json"))
+
+
+def test_a_skill_slice_below_the_relative_mark_rejects_the_refresh(tmp_path) -> None:
+    """Model 6 end to end, with the default thresholds: a log whose skill ``k2`` items barely
+    depend on ability. The gate's overall figures pass; the skill slice is above chance but
+    below overall AUC - margin, and the refresh is rejected for it. The same log without
+    the flaw publishes."""
+    log = write_csv(skill_log(flat_skill=True), tmp_path / "log.csv")
+    result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z", COLUMN_SKILL="skill_id")
+    metrics_doc = rejected_first_run(tmp_path, result, "slice 'skill k2'")
+    slices = metrics_doc["monitoring"]["slices"]
+    assert 0.5 < slices["skill k2"]["auc"] < slices["skill k2"]["mark"]
+    assert metrics_doc["gate"]["passed"]  # the overall figure alone would have published
+    assert [p for p in metrics_doc["monitoring_problems"] if "slice" in p] == [
+        p for p in metrics_doc["monitoring_problems"] if "slice 'skill k2'" in p]
+    sound = tmp_path / "sound"
+    sound.mkdir()
+    result, _ = refresh(sound, write_csv(skill_log(), sound / "log.csv"),
+                        "2026-11-01T00:00:00Z", COLUMN_SKILL="skill_id")
+    assert result.status == 200, result.body
+
+
+def test_a_cold_start_failure_rejects_the_refresh(tmp_path) -> None:
+    """Model 6 end to end: students whose first answers the model cannot predict (coin
+    flips) - the held-out latest answers are fine, the cold-start slice rejects the run."""
+    log = write_csv(skill_log(random_start=5), tmp_path / "log.csv")
+    result, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z")
+    metrics_doc = rejected_first_run(tmp_path, result, "slice 'cold start'")
+    cold = metrics_doc["monitoring"]["slices"]["cold start"]
+    assert cold["auc"] < cold["mark"] and metrics_doc["gate"]["passed"]
+
+
+# --------------------------------------------------------------------------- staleness (model 4)
+def drifting_log(seed: int = 8) -> list[dict[str, Any]]:
+    """60 days of a 2PL log (from 2026-09-01) whose items drift: each difficulty moves
+    1-1.8 logits per 30 days, up or down, so a model calibrated a month ago mis-ranks
+    today's answers. 60 students a day, 20 of 30 items each, a minute apart."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.8, 1.8, 30)
+    b0 = rng.normal(0.0, 0.8, 30)
+    speed = rng.choice([-1.0, 1.0], 30) * rng.uniform(1.0, 1.8, 30) / 30.0  # per day
+    start = datetime(2026, 9, 1, 9, tzinfo=UTC)
+    rows = []
+    for day in range(60):
+        for s in range(60):
+            theta = rng.normal()
+            for k, j in enumerate(rng.choice(30, 20, replace=False).tolist()):
+                p = 1 / (1 + np.exp(-a[j] * (theta - b0[j] - speed[j] * (day - 30))))
+                rows.append({"student_id": f"d{day:02d}-{s:02d}", "item_id": f"Q{j:02d}",
+                             "correct": str(int(rng.random() < p)), "skill_id": "",
+                             "answered_at": (start + timedelta(days=day, minutes=k)).strftime(
+                                 "%Y-%m-%d %H:%M:%S")})
+    return rows
+
+
+def test_staleness_is_measured_with_the_stored_versions_on_the_newest_answers(tmp_path) -> None:
+    """Model 4: three refreshes of 7-day windows of a drifting log, ending 2026-10-01,
+    -10-24 and -10-31. The third scores the stored versions from 30 and 7 days before on
+    its held-out answers: the curve (metrics.json and report.json) names those versions,
+    gets worse with age, and each point equals an independent recomputation from the
+    stored model.json and the held-out answers in prepared.csv.gz."""
+    import csv
+    import gzip
+    import io
+
+    from irt.engine.evaluate import metrics as eval_metrics
+    from irt.engine.evaluate import online_predictions
+
+    log = write_csv(drifting_log(), tmp_path / "log.csv")
+    ends = ("2026-10-01T00:00:00Z", "2026-10-24T00:00:00Z", "2026-10-31T00:00:00Z")
+    versions = []
+    for end in ends:
+        result, _ = refresh(tmp_path, log, end, days=7)
+        assert result.status == 200, result.body
+        versions.append(result.body["version"])
+    store = LocalStore(tmp_path / "models")
+    mon = json.loads(store.get(versions[2], "metrics.json"))["monitoring"]
+    staleness = mon["staleness"]
+    assert json.loads(store.get(versions[2], "report.json"))["staleness"] == staleness
+    curve = staleness["curve"]
+    assert staleness["ages"] == [0, 7, 30]
+    assert (curve["7"]["version"], curve["30"]["version"]) == (versions[1], versions[0])
+    assert (curve["7"]["age_days"], curve["30"]["age_days"]) == (7.0, 30.0)
+    print({k: (round(v["auc"], 4), round(v["log_loss"], 4)) for k, v in curve.items()})
+    # staleness hurts, monotonically, by more than the noise of a paired comparison
+    assert curve["0"]["log_loss"] < curve["7"]["log_loss"] < curve["30"]["log_loss"] - 0.02
+    assert curve["0"]["auc"] > curve["30"]["auc"] + 0.02
+    assert curve["7"]["auc"] > curve["30"]["auc"]
+    # independent recomputation: the stored models on the held-out answers as stored
+    with gzip.open(io.BytesIO(store.get(versions[2], "prepared.csv.gz")), "rt") as f:
+        rows = list(csv.DictReader(f))
+    held_students = {r["student_id"] for r in rows if r["holdout"] == "1"}
+    rows = sorted((r for r in rows if r["student_id"] in held_students),
+                  key=lambda r: (r["student_id"], r["answered_at"]))
+    ids = sorted(held_students)
+    student = np.array([ids.index(r["student_id"]) for r in rows])
+    y = np.array([int(r["correct"]) for r in rows], dtype=np.int8)
+    held = np.array([r["holdout"] == "1" for r in rows])
+    assert curve["0"]["n"] == curve["30"]["n"] == int(held.sum())
+    for age, version in (("0", versions[2]), ("7", versions[1]), ("30", versions[0])):
+        model = load_model(store.get(version, "model.json"))
+        p = online_predictions(model, student, model.positions([r["item_id"] for r in rows]),
+                               y)
+        expected = eval_metrics(y[held].astype(float), p[held])
+        assert curve[age]["auc"] == pytest.approx(expected["auc"], abs=1e-9), age
+        assert curve[age]["log_loss"] == pytest.approx(expected["log_loss"], abs=1e-9), age
+
+
+def test_the_staleness_points_are_the_published_versions_closest_to_7_and_30_days(
+        tmp_path, fitted) -> None:
+    """Which stored versions the curve uses: published (or serving) only, the closest window
+    end to 7 and to 30 days before the new one, within half that age; rejected and
+    unpublished versions never."""
+    from types import SimpleNamespace
+
+    from irt.refresh.pipeline import Serving, stored_versions_by_age
+
+    store = LocalStore(tmp_path / "models")
+    body = fitted.model.to_json().encode()
+    end = datetime(2026, 11, 1, tzinfo=UTC)
+
+    def version(days: float, published: bool = True, tag: str = "abc") -> str:
+        v = f"{end - timedelta(days=days):%Y%m%dT%H%M%SZ}-{tag}"
+        store.put(v, "model.json", body, "application/json")
+        store.put(v, "report.json", b"{}", "application/json")
+        if published:
+            store.put(v, "PUBLISHED", b"", "text/plain")
+        return v
+
+    version(1)
+    v6 = version(6)
+    version(7, published=False, tag="rejected-x")  # nearer, never published
+    version(12)  # 5 from 7 (> 3.5), 18 from 30 (> 15): neither
+    v26 = version(26)
+    version(30, published=False, tag="dryrun")
+    serving = version(33, published=False, tag="serving")  # serving, not yet marked
+    run = SimpleNamespace(store=store, window_end=end, say=lambda *a, **k: None)
+    picked = stored_versions_by_age(run, Serving(serving, None))
+    assert [(t, v, age) for t, v, age, _ in picked] == [(7, v6, 6.0), (30, serving, 33.0)]
+    picked = stored_versions_by_age(run, Serving(None, None))  # were it not serving
+    assert [(t, v, age) for t, v, age, _ in picked] == [(7, v6, 6.0), (30, v26, 26.0)]
+    version(29.5, tag="later")
+    picked = stored_versions_by_age(run, Serving(serving, None))
+    assert [(t, age) for t, _, age, _ in picked] == [(7, 6.0), (30, 29.5)]
+    assert all(m.item_ids == fitted.model.item_ids for *_, m in picked)
+    only_old = SimpleNamespace(store=LocalStore(tmp_path / "empty"), window_end=end,
+                               say=run.say)
+    assert stored_versions_by_age(only_old, Serving(None, None)) == []
+
+
+# --------------------------------------------------------------------------- slow leak
+def blurred(model, sd: float, seed: int):
+    """The model with noise of SD ``sd`` on every difficulty: a version that ranks answers
+    a little worse than the fitted one."""
+    noise = np.random.default_rng(seed).normal(0.0, sd, model.b.size)
+    return replace(model, b=model.b + noise, _cache={})
+
+
+def served_chain(sim, fitted, sds, config=CFG):
+    """Publish a version per ``sds`` (difficulty noise), each serving after the one before:
+    its served AUC (on the latest half of the answers) and its offline AUC at publication
+    (the earlier half, as the gate saw it); the trend history carried from version to
+    version as ``metrics.json`` carries it.  Returns per version ``(served AUC, the
+    served_quality alerts, the trend alerts)``."""
+    student, item_ids, correct, order = columns(sim.responses)
+    since = float(np.quantile(order, 0.5))
+    history, out = None, []
+    for k, sd in enumerate(sds):
+        model = blurred(fitted.model, sd, seed=k)
+        offline, _ = served_quality(model, float(order.min()), None, student, item_ids, correct,
+                                    np.where(order < since, order, np.inf), sim.responses
+                                    .student_ids, config)
+        figures, alerts = served_quality(model, since, offline["online_gate_protocol"]["auc"],
+                                         student, item_ids, correct, order,
+                                         sim.responses.student_ids, config)
+        auc = figures["online_gate_protocol"]["auc"]
+        trend, trend_alerts = served_trend(history, auc, f"v{k}", config)
+        history = json.loads(json.dumps(trend["history"]))  # through metrics.json
+        out.append((auc, alerts, trend_alerts))
+    return out
+
+
+def test_a_slow_leak_across_versions_raises_the_trend_alert_the_fixed_floor_misses(
+        sim, fitted) -> None:
+    """Monitoring 7: 14 versions, each a little worse than the one before (difficulty noise
+    growing by 0.08 a version).  Every version's served AUC stays far above the gate's
+    fixed floor (0.55) and equals its own AUC at publication (served_quality stays quiet),
+    so neither notices; the trailing median across versions does.  Versions of steady
+    quality (the same noise, other draws) raise nothing."""
+    leak = served_chain(sim, fitted, [0.08 * k for k in range(14)])
+    aucs = [auc for auc, _, _ in leak]
+    assert aucs[0] - aucs[-1] > 0.03  # a real leak ...
+    assert min(aucs) > GateConfig().min_auc + 0.1  # ... that the fixed floor never sees
+    assert not any(alerts for _, alerts, _ in leak)  # nor each version against itself
+    fired = [k for k, (_, _, trend) in enumerate(leak) if trend]
+    assert fired, f"no trend alert over served AUCs {[round(a, 4) for a in aucs]}"
+    assert fired[0] >= CFG.served_trend_min_versions
+    assert "slow leak" in leak[fired[0]][2][0] and f"v{fired[0]}'s AUC" in leak[fired[0]][2][0]
+    steady = served_chain(sim, fitted, [0.3] * 14)
+    assert not any(trend for _, _, trend in steady), [round(a, 4) for a, _, _ in steady]
+
+
+def test_served_trend_keeps_the_last_versions_and_needs_enough_of_them() -> None:
+    config = MonitorConfig(served_trend_versions=4, served_trend_min_versions=3,
+                           served_trend_margin=0.02)
+    history = [{"version": f"v{k}", "auc": 0.80} for k in range(6)]
+    figures, alerts = served_trend(history, 0.77, "v6", config)
+    assert alerts and figures["median"] == 0.80 and figures["floor"] == pytest.approx(0.78)
+    assert [h["version"] for h in figures["history"]] == ["v3", "v4", "v5", "v6"]
+    assert served_trend(history, 0.785, "v6", config)[1] == []
+    assert served_trend(history[:2], 0.5, "v2", config)[1] == []  # too few to judge
+    figures, alerts = served_trend(None, None, None, config)  # nothing served yet
+    assert figures["history"] == [] and not alerts
+    figures, _ = served_trend(history, None, "v6", config)  # not measured: carried on
+    assert [h["version"] for h in figures["history"]] == ["v2", "v3", "v4", "v5"]
+
+
+def test_a_refresh_compares_served_auc_with_the_history_of_published_versions(
+        tmp_path) -> None:
+    """End to end: the serving version's metrics.json in the model store says the versions
+    before it served at an AUC 0.1 above what it serves now: the refresh raises
+    ``monitoring_alert`` (check ``served_quality_trend``) and its own metrics.json carries
+    the history on with this refresh's figure; a history at the level it serves now raises
+    nothing."""
+    log = two_windows(tmp_path)
+    first, _ = refresh(tmp_path, log, "2026-10-24T00:00:00Z")
+    version = first.body["version"]
+    store = LocalStore(tmp_path / "models")
+    metrics_before = json.loads(store.get(version, "metrics.json"))
+    assert metrics_before["monitoring"]["served_trend"]["history"] == []  # nothing served
+    probe_run, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z",
+                           MONITOR_SERVED_TREND_MIN_VERSIONS="1000")  # measure only
+    served = json.loads(store.get(probe_run.body["version"], "metrics.json"))
+    (entry,) = served["monitoring"]["served_trend"]["history"]
+    assert entry["version"] == version and 0.6 < entry["auc"] < 0.95
+    store.move_pointer(version, store.read_pointer()[1])  # back to the first version
+
+    def rerun(level: float, end: str):
+        metrics = {**metrics_before, "monitoring": {
+            **metrics_before["monitoring"], "served_trend": {"history": [
+                {"version": f"older-{k}", "auc": level} for k in range(5)]}}}
+        store.put(version, "metrics.json", json.dumps(metrics).encode(), "application/json")
+        return refresh(tmp_path, log, end)
+
+    result, logs = rerun(entry["auc"] + 0.1, "2026-11-02T00:00:00Z")
+    alerts = [a for a in logs.events("monitoring_alert") if a["check"] == "served_quality_trend"]
+    assert alerts and "slow leak" in alerts[0]["detail"], logs.events("monitoring_alert")
+    assert result.status == 200  # an alert about the serving model, not a rejection
+    trend = json.loads(store.get(result.body["version"], "metrics.json"))["monitoring"][
+        "served_trend"]
+    assert [h["version"] for h in trend["history"]] == [f"older-{k}" for k in range(5)] + [
+        version]
+    assert trend["median"] == pytest.approx(entry["auc"] + 0.1)
+    store.move_pointer(version, store.read_pointer()[1])
+    result, logs = rerun(entry["auc"], "2026-11-03T00:00:00Z")
+    assert result.status == 200
+    assert not [a for a in logs.events("monitoring_alert")
+                if a["check"] == "served_quality_trend"]

@@ -7,7 +7,15 @@ import uuid
 from dataclasses import replace
 
 import pytest
-from answerlogs import WINDOW, edge_rows, load_bigquery, simulated_rows, write_csv
+from answerlogs import (
+    WINDOW,
+    edge_rows,
+    load_bigquery,
+    long_id_rows,
+    simulated_rows,
+    ts,
+    write_csv,
+)
 
 from irt.errors import ConfigError
 from irt.refresh.sources import BigQuerySource, DuckDBSource, check_schema, fetch
@@ -165,9 +173,66 @@ def test_schema_problems_name_the_setting(tmp_path):
     path.write_text("student,item_id,correct,answered_at\ns1,q1,1,2026-10-01 00:00:00\n")
     problems = check_schema(DuckDBSource(path).schema(), SourceColumns())
     assert len(problems) == 1 and problems[0].startswith("COLUMN_STUDENT: column 'student_id'")
-    path.write_text("student_id,item_id,correct,answered_at\ns1,q1,1,yesterday\n")
-    problems = check_schema(DuckDBSource(path).schema(), SourceColumns())
+    # Parquet declares its own types: a text answered_at there is a schema problem
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    parquet = tmp_path / "log.parquet"
+    pq.write_table(pa.table({"student_id": ["s1"], "item_id": ["q1"], "correct": [1],
+                             "answered_at": ["yesterday"]}), parquet)
+    problems = check_schema(DuckDBSource(parquet).schema(), SourceColumns())
     assert problems and problems[0].startswith("COLUMN_ANSWERED_AT")
+
+
+# Issue 17 item 14: a CSV is read with declared types (text, and TRY_CAST to a time for the
+# answered-at column), never sniffed ones.
+def test_one_bad_time_in_30k_rows_is_one_counted_row_not_a_schema_error(tmp_path):
+    rows = simulated_rows(2000, 25, 15, seed=1)
+    assert len(rows) == 30000
+    rows[20000]["answered_at"] = "yesterday"
+    rows[29999]["answered_at"] = "2026-13-45 99:00:00"
+    source = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    assert check_schema(source.schema(), COLS) == []
+    _, counts = fetch(source, COLS, PARAMS, source.table)
+    assert counts["rows_in"] == 30000
+    assert drops_from_counts(counts)["invalid_answered_at"] == 2
+
+
+def test_header_only_csv_is_an_empty_table(tmp_path):
+    path = tmp_path / "log.csv"
+    path.write_text("student_id,item_id,correct,answered_at,skill_id\n")
+    source = DuckDBSource(path)
+    assert check_schema(source.schema(), COLS) == []
+    answers, counts = fetch(source, COLS, PARAMS, source.table)
+    assert answers.num_rows == 0 and counts["rows_in"] == 0 and counts["kept"] == 0
+
+
+def test_numeric_ids_stay_exact_text(tmp_path):
+    """30-digit numeric ids stay the text written: sniffed, they were a ``DOUBLE``, which the
+    schema check refused (and which cannot tell ids apart past the 16th digit)."""
+    rows = long_id_rows()
+    source = DuckDBSource(write_csv(rows, tmp_path / "log.csv"))
+    assert check_schema(source.schema(), COLS) == []
+    table, counts = fetch(source, COLS, PARAMS, source.table)
+    assert counts["rows_in"] == table.num_rows == 12
+    assert sorted(set(table.column("student_id").to_pylist())) == sorted(
+        {r["student_id"] for r in rows})
+    assert sorted(set(table.column("item_id").to_pylist())) == sorted(
+        {r["item_id"] for r in rows})
+
+
+def test_time_column_is_the_mapped_one(tmp_path):
+    """The column cast to a time is ``COLUMN_ANSWERED_AT``'s, matched case-insensitively."""
+    path = tmp_path / "log.csv"
+    path.write_text("student_id,item_id,correct,When_Answered,skill_id\n"
+                    f"s1,q1,1,{ts(0)},k1\ns2,q1,0,not a time,k1\n")
+    cols = SourceColumns(answered_at="when_answered", skill="skill_id")
+    source = DuckDBSource(path, cols)
+    assert check_schema(source.schema(), cols) == []
+    _, counts = fetch(source, cols, PARAMS, source.table)
+    assert counts["rows_in"] == 2 and counts["invalid_answered_at"] == 1
+    # with the default mapping that column stays text, and the schema check names it
+    assert check_schema(DuckDBSource(path).schema(), SourceColumns(answered_at="When_Answered"))
 
 
 # --------------------------------------------------------------------------- BigQuery
@@ -180,7 +245,7 @@ def bq_table(bq_emulator):
 def test_bigquery_and_duckdb_prepare_the_same_rows(bq_table, tmp_path):
     client, table_id = bq_table
     rows, expected = edge_rows()
-    rows += simulated_rows(60, 8, 5, seed=1)
+    rows += simulated_rows(60, 8, 5, seed=1) + long_id_rows()
     load_bigquery(client, table_id, rows)
     bq = BigQuerySource(table_id, client=client)
     assert check_schema(bq.schema(), COLS) == []
@@ -191,6 +256,9 @@ def test_bigquery_and_duckdb_prepare_the_same_rows(bq_table, tmp_path):
     assert drops_from_counts(bq_counts)["null_student_id"] == expected["null_student_id"]
     assert _rows(bq_answers) == _rows(duck_answers)
     assert len(_rows(bq_answers)) == bq_counts["kept"] > 200
+    # 30-digit numeric ids: the same exact text from both engines (issue 17 item 14)
+    long_ids = {r["student_id"] for r in long_id_rows()}
+    assert long_ids <= set(duck_answers.column("student_id").to_pylist())
 
 
 def test_bigquery_cap_matches_duckdb(bq_table, tmp_path):

@@ -206,6 +206,26 @@ def test_empty_window_and_bad_schema_are_refused(tmp_path, log_file):
     assert LocalStore(cfg.model_dir).versions() == {}
 
 
+def test_a_header_only_csv_is_no_data_not_a_schema_error(tmp_path):
+    """Issue 17 item 14: the local path read a header-only CSV's columns as text, so the run
+    stopped as ``invalid_schema``; it is an empty log: 422 ``no_data``."""
+    path = tmp_path / "log.csv"
+    path.write_text("student_id,item_id,correct,answered_at,skill_id\n")
+    result = run(config(tmp_path, path))
+    assert result.status == 422 and result.body["status"] == "no_data", result.body
+
+
+def test_one_bad_time_in_30k_rows_is_counted_and_the_run_goes_on(tmp_path):
+    """Issue 17 item 14: one ``answered_at`` that is not a time in 30,000 rows made the sniffed
+    column text and failed the run as ``invalid_schema``; now that row is dropped and counted."""
+    rows = simulated_rows(2000, 25, 15, seed=11)
+    rows[12345]["answered_at"] = "yesterday"
+    result = run(config(tmp_path, write_csv(rows, tmp_path / "log.csv")))
+    assert result.status == 200, result.body
+    assert result.body["data"]["rows_in"] == 30000
+    assert result.body["data"]["dropped"]["invalid_answered_at"] == 1
+
+
 @pytest.mark.parametrize(("env", "cap"), [({"MAX_MODEL_ITEMS": "24"}, "MAX_MODEL_ITEMS"),
                                          ({"MAX_MODEL_BYTES": "2000"}, "MAX_MODEL_BYTES")])
 def test_a_model_over_the_size_caps_is_never_published(tmp_path, log_file, env, cap):

@@ -1,16 +1,19 @@
 """``/next-items`` adaptive controls through the functions-framework test client: exclude,
-randomesque with a seed, skill caps and shares over the model's ``skills`` section, the stop
-recommendation, and the 4xx errors naming each new field."""
+randomesque with a seed, Sympson-Hetter exposure control with the model's parameters, skill
+caps and shares over the model's ``skills`` section, the stop recommendation, and the 4xx
+errors naming each new field."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from cat_sessions import bank
 from predict_app import make_client, publish
 
+from irt.engine.exposure import admitted
 from irt.engine.model import ItemModel
 
 
@@ -109,6 +112,10 @@ def test_stop_flips_at_the_se_target_and_at_max_items(client) -> None:
     ({"stop": {"se": "0.3"}}, "stop.se", 400),
     ({"stop": {"max_items": 0}}, "stop.max_items", 400),
     ({"stop": {"items": 3}}, "stop.items", 400),
+    ({"exposure": "sympson-hetter"}, "exposure", 400),
+    ({"exposure": {}}, "exposure.method", 400),
+    ({"exposure": {"method": "sh"}}, "exposure.method", 400),
+    ({"exposure": {"method": "none", "r_max": 0.2}}, "exposure.r_max", 400),
 ])
 def test_bad_adaptive_fields_name_the_field_and_rule(client, body, field: str,
                                                      status: int) -> None:
@@ -139,3 +146,58 @@ def test_shares_are_normalised_weights_over_the_known_skills(client, model: Item
     assert (got.count("k1"), got.count("k3")) == (6, 2)
     assert body["unknown_skills"] == ["nope"]
     assert _next(client, k=3, skill_shares={"k1": 0})["items"] == []
+
+
+def _sympson_hetter_client(monkeypatch, tmp_path: Path, model: ItemModel, k: np.ndarray):
+    doc = model.to_dict()
+    doc["exposure"] = {"method": "sympson-hetter", "r_max": 0.25,
+                       "parameters": dict(zip(model.item_ids, k.tolist(), strict=True))}
+    publish(tmp_path, "sh-1", json.dumps(doc))
+    return make_client(monkeypatch, tmp_path)
+
+
+def test_sympson_hetter_passes_over_the_items_that_fail_their_draw(
+        monkeypatch, tmp_path: Path, model: ItemModel, client) -> None:
+    # the plain ranking at the student's ability, from the server without exposure control
+    ranking = _ids(_next(client, k=60))  # the 54 unanswered items, best first
+    assert len(ranking) == 54
+    k = np.ones(model.n_items)
+    index = {q: j for j, q in enumerate(model.item_ids)}
+    for q in ranking[:2]:
+        k[index[q]] = 0.0  # never given
+    for q in ranking[2:12]:
+        k[index[q]] = 0.5
+    client = _sympson_hetter_client(monkeypatch, tmp_path / "sh", model, k)
+    sh = {"method": "sympson-hetter"}
+    assert client.get("/model").get_json()["exposure"] == {"method": "sympson-hetter",
+                                                           "r_max": 0.25}
+    first = _next(client, k=5, exposure=sh, seed=11)
+    assert first["exposure"] == {"method": "sympson-hetter", "applied": True}
+    assert _ids(first) == _ids(_next(client, k=5, exposure=sh, seed=11))  # reproducible
+    picks = [_ids(_next(client, k=5, exposure=sh, seed=s)) for s in range(30)]
+    assert all(not set(p) & set(ranking[:2]) for p in picks)
+    assert len({tuple(p) for p in picks}) > 5
+    for seed, p in enumerate(picks):  # the best items that passed, in ranking order
+        passed = admitted(k, np.array([index[q] for q in ranking]), seed)
+        assert p == [q for q, ok in zip(ranking, passed, strict=True) if ok][:5]
+    # a session that keeps its seed never sees an item it failed, as answers come in
+    answers = list(ANSWERS)
+    failed = [q for q, ok in zip(ranking, admitted(k, np.array([index[q] for q in ranking]),
+                                                    5), strict=True) if not ok]
+    for _ in range(8):
+        body = client.post("/next-items", json={"responses": answers, "exposure": sh,
+                                                "seed": 5}).get_json()
+        assert _ids(body)[0] not in failed
+        answers.append({"item_id": _ids(body)[0], "correct": len(answers) % 2 == 0})
+    # "none", or no exposure field: the plain ranking
+    assert _ids(_next(client, k=5, exposure={"method": "none"})) == ranking[:5]
+    assert _next(client, k=5, exposure={"method": "none"})["exposure"] == {
+        "method": "none", "applied": True}
+    assert "exposure" not in _next(client, k=5)
+
+
+def test_sympson_hetter_without_parameters_is_answered_unfiltered_and_says_so(client) -> None:
+    assert "exposure" not in client.get("/model").get_json()
+    body = _next(client, k=5, exposure={"method": "sympson-hetter"}, seed=3)
+    assert body["exposure"] == {"method": "sympson-hetter", "applied": False}
+    assert body["items"] == _next(client, k=5)["items"]

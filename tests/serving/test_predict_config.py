@@ -74,3 +74,48 @@ def test_a_misconfigured_instance_does_not_start(monkeypatch: pytest.MonkeyPatch
     assert len(bad) == 1
     assert bad[0]["severity"] == "CRITICAL" and bad[0]["field"] == "MAX_K"
     assert "between 1 and" in bad[0]["error"]
+
+
+# --------------------------------------------------------------------------- the server
+GUNICORN_CONF = Path(__file__).resolve().parents[2] / "functions" / "predict" / "gunicorn.conf.py"
+
+
+def _gunicorn_config(monkeypatch: pytest.MonkeyPatch, **env: str):
+    """gunicorn's Config as ``gunicorn -c gunicorn.conf.py`` builds it under ``env``."""
+    from gunicorn.config import Config
+
+    for key in ("WORKERS", "THREADS", "PORT", "HOST", "GUNICORN_LOG_LEVEL"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    namespace: dict = {"__file__": str(GUNICORN_CONF)}
+    exec(compile(GUNICORN_CONF.read_text(), str(GUNICORN_CONF), "exec"), namespace)
+    cfg = Config()
+    for key, value in namespace.items():
+        if key in cfg.settings:
+            cfg.set(key, value)
+    return cfg
+
+
+def test_gunicorn_conf_reads_workers_threads_and_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Terraform's WORKERS/THREADS and Cloud Run's PORT reach gunicorn; the request line is
+    capped (functions-framework's own command line sets no cap: limit_request_line=0)."""
+    cfg = _gunicorn_config(monkeypatch, WORKERS="2", THREADS="4", PORT="9000")
+    assert (cfg.workers, cfg.threads, cfg.address) == (2, 4, [("0.0.0.0", 9000)])
+    assert cfg.worker_class_str == "server.BoundedThreadWorker"
+    assert cfg.reuse_port and cfg.preload_app and cfg.timeout == 0
+    assert (cfg.limit_request_line, cfg.limit_request_fields,
+            cfg.limit_request_field_size) == (8190, 100, 8190)
+    defaults = _gunicorn_config(monkeypatch)
+    assert (defaults.workers, defaults.threads, defaults.address) == (1, 8, [("0.0.0.0", 8080)])
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "601"])
+def test_a_bad_read_deadline_stops_the_server_naming_it(value: str) -> None:
+    """READ_HEADER_TIMEOUT_SECONDS must be a number of seconds in (0, 600]: otherwise the
+    server does not start and says which variable and why."""
+    from livesrv import ServerStartError, live_server
+
+    with pytest.raises(ServerStartError, match="READ_HEADER_TIMEOUT_SECONDS must be"), \
+            live_server(env={"READ_HEADER_TIMEOUT_SECONDS": value}, start_timeout=20):
+        pass

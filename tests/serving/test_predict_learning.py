@@ -147,7 +147,7 @@ def test_next_items_adaptive_controls_with_the_learning_item_skills(client,
 
 def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Path,
                                                       learned: ItemModel) -> None:
-    doc = learned.to_dict()
+    doc = json.loads(learned.to_json())  # a copy: to_dict shares the fixture's options
     doc["options"]["learning"]["skill_sd"] = -1.0
     publish(tmp_path, "bad", json.dumps(doc))
     client = make_client(monkeypatch, tmp_path)
@@ -166,3 +166,31 @@ def test_the_learning_serving_path_does_not_import_scipy() -> None:
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
 
+
+
+def test_sympson_hetter_filters_the_learning_aware_ranking(monkeypatch, tmp_path: Path,
+                                                          learned: ItemModel) -> None:
+    """A learning-aware model with an ``exposure`` section: the items that fail their draw
+    are passed over in the learning-aware ranking, reproducibly with the seed."""
+    from dataclasses import replace
+
+    from irt.engine.exposure import admitted
+
+    base = {"responses": [{"item_id": i, "correct": y} for i, y in HISTORY]}
+    publish(tmp_path, "learn-1", learned.to_json())
+    plain = make_client(monkeypatch, tmp_path)
+    ranking = [i["item_id"] for i in plain.post("/next-items", json={**base, "k": 19}
+                                                ).get_json()["items"]]
+    k = np.full(learned.n_items, 0.5)
+    k[learned.index[ranking[0]]] = 0.0
+    section = {"method": "sympson-hetter", "r_max": 0.3,
+               "parameters": dict(zip(learned.item_ids, k.tolist(), strict=True))}
+    publish(tmp_path, "learn-2", replace(learned, exposure=section, _cache={}).to_json())
+    client = make_client(monkeypatch, tmp_path)
+    for seed in range(6):
+        body = client.post("/next-items", json={**base, "k": 3, "seed": seed, "exposure": {
+            "method": "sympson-hetter"}}).get_json()
+        assert body["exposure"] == {"method": "sympson-hetter", "applied": True}
+        passed = admitted(k, np.array([learned.index[q] for q in ranking]), seed)
+        assert [i["item_id"] for i in body["items"]] == [
+            q for q, ok in zip(ranking, passed, strict=True) if ok][:3]

@@ -17,6 +17,9 @@ from __future__ import annotations
 import ast
 import json
 import re
+import socket
+import subprocess
+import time
 import urllib.error
 import urllib.request
 from collections import Counter
@@ -39,6 +42,7 @@ from irt.serving.config import PredictConfig
 REPO = Path(__file__).resolve().parents[2]
 DOC = REPO / "docs" / "predict-openapi.yaml"
 MAIN = REPO / "functions" / "predict" / "main.py"
+SERVER = REPO / "functions" / "predict" / "server.py"
 SERVING = REPO / "shared" / "irt" / "serving" / "requests.py"
 
 #: Fuzzing examples per operation (coverage and explicit examples come on top); the release
@@ -201,6 +205,173 @@ def test_inputs_that_once_gave_500(live_url: str, name: str) -> None:
         assert body["error"]["code"] and body["error"]["message"]
 
 
+# --------------------------------------------------------------------------- HTTP edges (17.15)
+def raw_exchange(url: str, request: bytes, timeout: float = 10.0) -> tuple[int, dict, bytes]:
+    """Send ``request`` as is on a new connection; ``(status, headers, body)`` of the answer
+    (read to the end: these answers close the connection or carry a Content-Length)."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(request)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {k.strip().lower(): v.strip() for k, v in
+                   (line.split(":", 1) for line in lines[1:] if ":" in line)}
+        while len(body) < int(headers.get("content-length", "0")):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            body += chunk
+    return int(lines[0].split()[1]), headers, body
+
+
+def test_unknown_transfer_encoding_is_a_json_501(live_url: str) -> None:
+    """``Transfer-Encoding: xchunked`` was gunicorn's HTML 501: now the API's JSON error
+    naming the header."""
+    status, headers, body = raw_exchange(live_url, (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
+    assert status == 501, body[:300]
+    assert headers["content-type"] == "application/json"
+    assert_error(json.loads(body), "unsupported_transfer_encoding", "Transfer-Encoding")
+
+
+def test_long_request_line_is_refused_before_the_app(live: LiveServer) -> None:
+    """A 2 MB request line reached the application (functions-framework sets
+    ``limit_request_line=0``): now a JSON 414 naming the request line, and nothing logged by
+    the application; 8 KiB minus the method and version still passes (an unknown path)."""
+    long_path = b"/predict?" + b"a" * (2 * 1000 * 1000)
+    status, _, body = raw_exchange(live.url, b"GET " + long_path + b" HTTP/1.1\r\nHost: x\r\n"
+                                   b"\r\n")
+    assert status == 414, body[:300]
+    assert_error(json.loads(body), "too_large", "request line")
+    assert "8190" in json.loads(body)["error"]["message"]
+    assert "aaaaaaaaaa" not in live.output(200_000)  # never reached main.py's log line
+    fits = b"/x" + b"a" * 8000
+    status, _, body = raw_exchange(live.url, b"GET " + fits + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert status == 404, body[:300]
+
+
+@pytest.mark.parametrize("case", ["one-big-field", "too-many-fields", "huge-head"])
+def test_oversized_headers_are_a_json_431(live_url: str, case: str) -> None:
+    """Header fields over gunicorn's limits (8190 bytes each, 100 fields) and a head over
+    64 KiB: a JSON 431 naming ``headers``."""
+    fields = {"one-big-field": b"X-Big: " + b"b" * 9000 + b"\r\n",
+              "too-many-fields": b"".join(b"X-F%d: 1\r\n" % k for k in range(150)),
+              "huge-head": b"".join(b"X-F%d: " % k + b"c" * 8000 + b"\r\n" for k in range(9)),
+              }[case]
+    status, _, body = raw_exchange(live_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + fields
+                                   + b"\r\n")
+    assert status == 431, body[:300]
+    assert_error(json.loads(body), "too_large", "headers")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32",
+                                      "utf-32-le"])
+def test_body_must_be_utf8(live_url: str, encoding: str) -> None:
+    """RFC 8259 section 8.1: JSON between systems is UTF-8. A UTF-16/32 body (which the
+    standard library's parser would decode) is a 400 naming ``body``; the same document in
+    UTF-8 is answered."""
+    doc = '{"responses": [{"item_id": "q0", "correct": 1}], "items": ["q1"]}'
+    status, _, body = call(f"{live_url}/predict", "POST", raw=doc.encode(encoding))
+    assert status == 400, body
+    assert_error(body, "invalid_json", "body")
+    assert "UTF-8" in body["error"]["message"]
+    status, _, body = call(f"{live_url}/predict", "POST", raw=doc.encode("utf-8"))
+    assert status == 200 and set(body["probabilities"]) == {"q1"}
+
+
+def test_functions_framework_command_serves_the_same_way() -> None:
+    """Cloud Functions starts predict with functions-framework's command (its buildpack does
+    not apply GOOGLE_ENTRYPOINT to functions): ``main.py`` gives that server predict's
+    settings too, so the request line is capped, errors are JSON and each worker has its own
+    socket."""
+    with live_server(env={"WORKERS": "2", "THREADS": "4"}, server="functions-framework") as srv:
+        status, _, body = raw_exchange(srv.url, b"GET /healthz?" + b"a" * 9000 +
+                                       b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert status == 414 and json.loads(body)["error"]["field"] == "request line"
+        status, _, body = raw_exchange(srv.url, (
+            b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: xchunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n"))
+        assert status == 501
+        assert_error(json.loads(body), "unsupported_transfer_encoding", "Transfer-Encoding")
+        port = srv.url.rsplit(":", 1)[1]
+        deadline = time.monotonic() + 15  # the second worker may still be booting
+        while True:
+            listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"],
+                                       capture_output=True, text=True,
+                                       check=False).stdout.strip().splitlines()
+            if not listening or len(listening) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        if listening:  # ss present: one socket per worker, none shared
+            assert len(listening) == 2, listening
+
+
+# --------------------------------------------------------------------------- idle pickup (17.10)
+def _served_versions(url: str, n: int) -> Counter:
+    """The versions ``n`` requests on new connections were answered with (new connections:
+    spread over the workers by their SO_REUSEPORT sockets)."""
+    seen: Counter = Counter()
+    for _ in range(n):
+        r = requests.post(f"{url}/predict", timeout=5, json={"responses": []},
+                          headers={"Connection": "close"})
+        seen[r.json().get("model_version") if r.status_code == 200 else r.status_code] += 1
+    return seen
+
+
+def bank_json(n_items: int) -> str:
+    """A valid 2PL bank of ``n_items`` items ``q0`` ... (random parameters, no fit)."""
+    import numpy as np
+
+    from irt.engine.model import ItemModel
+
+    rng = np.random.default_rng(10)
+    nan = np.full(n_items, np.nan)
+    return ItemModel(model_type="2pl", item_ids=tuple(f"q{j}" for j in range(n_items)),
+                     a=rng.uniform(0.5, 2.0, n_items), b=rng.normal(0.0, 1.0, n_items),
+                     c=np.zeros(n_items), se_a=nan, se_b=nan, se_c=nan,
+                     quadrature={"n_points": 41, "bound": 6.0, "distribution": "normal"},
+                     fit={"method": "MML-EM", "converged": True},
+                     created_at="2026-01-01T00:00:00+00:00").to_json()
+
+
+def test_idle_instance_picks_up_a_published_model(gcs_emulator, gcs_bucket) -> None:
+    """Issue 17.10: a version published while the instance is idle is served from the first
+    request that comes ``MODEL_REFRESH_SECONDS`` (1 s) + the fetch bound (3 s) after the move,
+    by every worker: each checks the bucket (the storage emulator) in the background
+    (``ModelCache.start_background``). Before, a worker checked only when a request found a
+    check due, and 2-6 of the next 30 requests still got the old version."""
+    text = bank_json(20_000)  # ~0.5 s to fetch, validate and warm: longer than a request waits
+
+    def publish(version: str) -> None:
+        gcs_bucket.blob(f"models/{version}/model.json").upload_from_string(
+            text, content_type="application/json")
+        gcs_bucket.blob("models/LATEST").upload_from_string(version, content_type="text/plain")
+
+    publish("v1-idle0001")
+    env = {"MODEL_BUCKET": gcs_bucket.name, "STORAGE_EMULATOR_HOST": gcs_emulator.url,
+           "GOOGLE_CLOUD_PROJECT": "test-project", "MODEL_REFRESH_SECONDS": "1",
+           "WORKERS": "2", "THREADS": "4"}
+    with live_server(env=env, wait_for_model=False) as server:
+        deadline = time.monotonic() + 20
+        while _served_versions(server.url, 1) != Counter({"v1-idle0001": 1}):
+            assert time.monotonic() < deadline, server.output()
+            time.sleep(0.2)
+        assert _served_versions(server.url, 20) == Counter({"v1-idle0001": 20})
+        publish("v2-idle0002")
+        time.sleep(1.0 + 3.0)  # idle: no request at all
+        assert _served_versions(server.url, 30) == Counter({"v2-idle0002": 30}), server.output()
+        loaded = [json.loads(line) for line in server.output(200_000).splitlines()
+                  if '"model loaded"' in line]
+        assert [e["model_version"] for e in loaded].count("v2-idle0002") == 2  # each worker
+
+
 # --------------------------------------------------------------------------- the contract
 @pytest.fixture(scope="module")
 def spec() -> dict[str, Any]:
@@ -294,6 +465,9 @@ def test_documented_limits_match_main_defaults(spec: dict[str, Any]) -> None:
 def test_documented_error_codes_match_the_code(spec: dict[str, Any]) -> None:
     source = MAIN.read_text(encoding="utf-8") + SERVING.read_text(encoding="utf-8")
     raised = set(re.findall(r"\bcode=\"(\w+)\"", source))  # RequestError(..., code=...)
+    # The server's refusals before the function (server.py: _REFUSALS, _refuse(...)).
+    server = SERVER.read_text(encoding="utf-8")
+    raised |= set(re.findall(r"\d{3}, \"[A-Za-z -]+\",\s*\"(\w+)\"", server))
     raised |= {"invalid_request", "too_large"}  # serving.invalid() / serving.too_large()
     raised |= set(re.findall(r"\"code\":\s*\"(\w+)\"", source))  # the 500 body
     code = _schema(spec, "Error")["properties"]["error"]["properties"]["code"]

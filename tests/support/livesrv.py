@@ -10,9 +10,11 @@ What it does:
 * writes a model directory (``<tmp>/models/LATEST`` naming a fresh version such as
   ``v1-3fa2b1c0``, and ``<tmp>/models/<version>/model.json``) from a small simulated 2PL bank
   (items ``q0`` .. ``q49``), fitted once per process;
-* picks a free port on 127.0.0.1 and starts
-  ``.venv/bin/functions-framework --target predict --source functions/predict/main.py``
-  with ``MODEL_DIR=<tmp>`` and ``PYTHONPATH=<repo>/shared``, in its own process group;
+* picks a free port on 127.0.0.1 and starts predict as production does
+  (``gunicorn -c functions/predict/gunicorn.conf.py server:app``: :func:`server_command`)
+  with ``MODEL_DIR=<tmp>`` and ``PYTHONPATH=<repo>/shared``, in its own process group
+  (``server="functions-framework"``: functions-framework's own command line, which Cloud
+  Functions runs; ``main.py`` gives its gunicorn predict's settings, ``server.py``);
 * waits (at most ``start_timeout`` seconds) until ``GET /healthz`` answers 200 with that
   version (so a foreign server that grabbed the port in the meantime is never mistaken for
   ours), else raises :class:`ServerStartError` with the tail of the server's output;
@@ -43,6 +45,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 SOURCE = REPO / "functions" / "predict" / "main.py"
+GUNICORN_CONF = REPO / "functions" / "predict" / "gunicorn.conf.py"
 MODEL_VERSION_PREFIX = "v1"
 N_ITEMS = 50
 
@@ -53,6 +56,8 @@ _SCRUBBED_ENV = frozenset({
     "MAX_BODY_BYTES", "MAX_RESPONSES", "MAX_ITEMS", "MAX_STUDENTS", "MAX_K",
     "MAX_PROBABILITIES", "MAX_MODEL_ITEMS", "MAX_MODEL_BYTES",
     "PORT", "HOST", "DEBUG", "WORKERS", "THREADS", "TRUNCATE_RESPONSES", "PROJECT_ID",
+    "READ_HEADER_TIMEOUT_SECONDS", "READ_BODY_TIMEOUT_SECONDS", "GUNICORN_CMD_ARGS",
+    "FUNCTION_TARGET", "FUNCTION_SOURCE",
 })
 
 
@@ -99,6 +104,24 @@ def functions_framework_bin() -> str:
             return str(path)
     raise ServerStartError("functions-framework is not installed (looked in "
                            + ", ".join(str(p) for p in candidates) + ")")
+
+
+def server_command(port: int, host: str = "127.0.0.1", server: str = "gunicorn"
+                   ) -> tuple[list[str], dict[str, str]]:
+    """``(command, environment additions)`` serving ``predict`` on ``host:port``.
+
+    ``server="gunicorn"``: ``gunicorn -c gunicorn.conf.py server:app`` (the buildpack's
+    ``GOOGLE_ENTRYPOINT`` where it applies); ``"functions-framework"``: functions-framework's
+    command line, as Cloud Functions runs it (``main.py`` gives it predict's settings).
+    """
+    if server == "functions-framework":
+        return ([functions_framework_bin(), "--target", "predict", "--source", str(SOURCE),
+                 "--host", host, "--port", str(port)], {})
+    if server != "gunicorn":
+        raise ValueError(f"server must be gunicorn or functions-framework, not {server!r}")
+    gunicorn = Path(functions_framework_bin()).with_name("gunicorn")
+    return ([str(gunicorn), "-c", str(GUNICORN_CONF), "server:app"],
+            {"HOST": host, "PORT": str(port)})
 
 
 @dataclass
@@ -150,12 +173,13 @@ def _die_with_parent() -> None:  # in the child, between fork and exec
 
 
 def _healthy(url: str, version: str | None) -> bool:
-    """``/healthz`` answers 200 with ``version`` (``None``: answers anything in JSON, even
-    the 503 of a server that has no model yet)."""
+    """``/healthz`` answers 200 with ``version`` (``None``: answers anything in JSON, a 200
+    with any version or the 503 of a server that has no model yet)."""
     try:
         with urllib.request.urlopen(f"{url}/healthz", timeout=1.0) as resp:
             body = json.loads(resp.read())
-            return resp.status == 200 and body.get("model_version") == version
+            return resp.status == 200 and (version is None or
+                                           body.get("model_version") == version)
     except urllib.error.HTTPError as err:
         if version is None:
             with contextlib.suppress(ValueError):
@@ -180,8 +204,8 @@ def _stop(process: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 @contextlib.contextmanager
 def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = None,
-                model: str | None = None, wait_for_model: bool = True
-                ) -> Iterator[LiveServer]:
+                model: str | None = None, wait_for_model: bool = True,
+                server: str = "gunicorn") -> Iterator[LiveServer]:
     """Start the real ``predict`` server on a fresh model dir; yield a :class:`LiveServer`.
 
     Args:
@@ -191,6 +215,8 @@ def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = Non
         model: model JSON to serve instead of the small default bank.
         wait_for_model: ``False``: wait only until ``/healthz`` answers JSON at all (a
             server whose storage is down answers 503).
+        server: ``"gunicorn"`` (production's command) or ``"functions-framework"``
+            (:func:`server_command`).
 
     Raises:
         ServerStartError: the server exited or was not healthy within ``start_timeout``.
@@ -205,8 +231,8 @@ def live_server(*, start_timeout: float = 20.0, env: dict[str, str] | None = Non
         server_env = {k: v for k, v in os.environ.items() if k not in _SCRUBBED_ENV}
         server_env.update({"MODEL_DIR": str(root), "PYTHONPATH": str(REPO / "shared"),
                            "PYTHONUNBUFFERED": "1", **(env or {})})
-        cmd = [functions_framework_bin(), "--target", "predict", "--source", str(SOURCE),
-               "--host", "127.0.0.1", "--port", str(port)]
+        cmd, extra = server_command(port, server=server)
+        server_env.update(extra)
         with open(log_path, "wb") as log:
             process = subprocess.Popen(cmd, cwd=REPO, env=server_env, stdin=subprocess.DEVNULL,
                                        stdout=log, stderr=subprocess.STDOUT,

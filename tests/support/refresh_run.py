@@ -40,6 +40,6 @@ def config(tmp_path: Path, source_file: Path, **env: str) -> RefreshConfig:
 def run(cfg: RefreshConfig, store: Any = None, options: dict | None = None,
         logs: Logs | None = None, source: Any = None):
     store = store or LocalStore(cfg.model_dir)
-    source = source or DuckDBSource(cfg.source_file)
+    source = source or DuckDBSource(cfg.source_file, cfg.columns)
     return run_refresh(cfg, source, store, RunOptions.from_json({**END, **(options or {})}),
                        log=logs or Logs(), now=NOW)

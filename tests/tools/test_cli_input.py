@@ -94,7 +94,9 @@ def test_every_subcommand_reading_answers_has_the_column_options() -> None:
     names = set(sub.choices)
     assert {"fit", "score", "evaluate", "diagnose", "compare", "explain", "fairness"} <= names
     for name, p in sub.choices.items():
-        if name == "demo":
+        if name in ("demo", "exposure"):  # they read no answers file (a model, a simulation)
+            options = set(p._option_string_actions)
+            assert not {"--student-column", "--lenient"} & options, name
             continue
         options = set(p._option_string_actions)
         assert {"--student-column", "--item-column", "--correct-column", "--order-column",

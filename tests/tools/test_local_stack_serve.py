@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -61,6 +62,14 @@ def test_serve_uses_port_and_shows_request_logs(tmp_path: Path) -> None:
         line = next(json.loads(x) for x in log.read_text().splitlines()
                     if '"serve-test-1"' in x)
         assert (line["path"], line["status"]) == ("/predict", 200)
+        # Served as deployed (gunicorn.conf.py, server.py): a request line over 8190 bytes is
+        # the server's JSON 414 (functions-framework's command line has no such limit).
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz?" + "a" * 9000, timeout=10)
+            raise AssertionError("a 9 KB request line was accepted")
+        except urllib.error.HTTPError as err:
+            assert err.code == 414
+            assert json.loads(err.read())["error"]["field"] == "request line"
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:

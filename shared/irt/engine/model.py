@@ -103,6 +103,8 @@ class ItemModel:
         options: free-form, documented model options (kept for forward compatibility).
         skills: the ``skills`` section (JSON-ready, see :func:`skills_from_dict`): typical
             parameters per skill and the item -> skill map; ``{}`` without a skill map.
+        exposure: the ``exposure`` section (JSON-ready, see :func:`exposure_from_dict`): the
+            Sympson-Hetter parameters of ``/next-items``; ``{}`` without one.
 
     A model is treated as immutable once built: lookups and per-grid tables are cached.
     """
@@ -126,6 +128,7 @@ class ItemModel:
     version: str = ""
     options: dict[str, Any] = field(default_factory=dict)
     skills: dict[str, Any] = field(default_factory=dict)
+    exposure: dict[str, Any] = field(default_factory=dict)
     _index: dict[str, int] | None = field(default=None, repr=False, compare=False)
     _cache: dict[Any, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -264,6 +267,8 @@ class ItemModel:
         }
         if self.skills:
             doc["skills"] = self.skills
+        if self.exposure:
+            doc["exposure"] = self.exposure
         return doc
 
     def to_json(self, indent: int | None = 1) -> str:
@@ -317,7 +322,8 @@ def item_bank_from_dict(doc: Any) -> ItemModel:
          "data_summary": {...}, "excluded_items": {"Q9": "fewer than 20 answers"},
          "items": {"Q1": {"a": 1.2, "b": -0.3, "c": 0.0,
                           "se_a": 0.1, "se_b": 0.08, "se_c": null}, ...},
-         "skills": {...}}          # optional, see skills_from_dict
+         "skills": {...},          # optional, see skills_from_dict
+         "exposure": {...}}        # optional, see exposure_from_dict
 
     Rules: ``a > 0`` and finite (``a == 1`` for Rasch, one common ``a`` for 1PL),
     ``b`` finite, ``0 <= c < 1`` (``c == 0`` except for 3PL), ``sd > 0``,
@@ -394,6 +400,7 @@ def item_bank_from_dict(doc: Any) -> ItemModel:
 
     excluded = obj("excluded_items")
     skills = skills_from_dict(doc.get("skills", {}), ids, model_type)
+    exposure = exposure_from_dict(doc.get("exposure", {}), ids)
     model = ItemModel(
         model_type=model_type, item_ids=tuple(ids),
         a=cols["a"], b=cols["b"], c=cols["c"],
@@ -402,9 +409,61 @@ def item_bank_from_dict(doc: Any) -> ItemModel:
         fit=obj("fit"), data_summary=obj("data_summary"),
         excluded_items={str(k): str(v) for k, v in excluded.items()},
         created_at=text("created_at"), code_version=text("code_version"),
-        version=text("version"), options=obj("options"), skills=skills,
+        version=text("version"), options=obj("options"), skills=skills, exposure=exposure,
     )
     return model
+
+
+_EXPOSURE_KEYS = ("method", "r_max", "parameters", "simulation")
+
+
+def exposure_from_dict(doc: Any, item_ids: Sequence[str]) -> dict[str, Any]:
+    """Validate the artifact's optional ``exposure`` section (written by ``python -m irt
+    exposure``, :func:`irt.engine.exposure_fit.exposure_section`)::
+
+        "exposure": {
+          "method": "sympson-hetter",
+          "r_max": 0.25,                       # the target largest exposure rate
+          "parameters": {"Q1": 0.61, ...},     # K_j in [0, 1]; an item not listed has K = 1
+          "simulation": {...}}                 # how they were computed (kept as given)
+
+    Rules: an object of those keys only (``{}``: no section); ``method`` is
+    ``"sympson-hetter"``; ``r_max`` a number in ``(0, 1]``; ``parameters`` a non-empty object
+    mapping items of the model to numbers in ``[0, 1]``; ``simulation`` an object (optional).
+    A reader from before this section ignores it (``/next-items`` then refuses
+    ``exposure.method: sympson-hetter`` as an unknown field).
+
+    Returns:
+        The section as given (``{}`` when absent).
+
+    Raises:
+        ModelFormatError: naming the first offending field (``exposure.parameters.Q7``).
+    """
+    if not isinstance(doc, dict):
+        raise ModelFormatError("must be an object", "exposure")
+    if not doc:
+        return {}
+    for key in doc:
+        if key not in _EXPOSURE_KEYS:
+            raise ModelFormatError(f"unknown field; allowed: {', '.join(_EXPOSURE_KEYS)}",
+                                   f"exposure.{key}")
+    if doc.get("method") != "sympson-hetter":
+        raise ModelFormatError("must be 'sympson-hetter'", "exposure.method")
+    _finite(_require(doc, "r_max", (int, float), "exposure."), "exposure.r_max", lo=0.0,
+            closed_lo=False, hi=1.0)
+    params = doc.get("parameters")
+    if not isinstance(params, dict) or not params:
+        raise ModelFormatError("must be a non-empty object {item_id: K in [0, 1]}",
+                               "exposure.parameters")
+    known = set(item_ids)
+    for item, value in params.items():
+        path = f"exposure.parameters.{item}"
+        if item not in known:
+            raise ModelFormatError("is not an item of the model", path)
+        _finite(value, path, lo=0.0, hi=1.0)
+    if not isinstance(doc.get("simulation", {}), dict):
+        raise ModelFormatError("must be an object", "exposure.simulation")
+    return doc
 
 
 _SKILLS_KEYS = ("parameters", "item_skills", "provisional_items")

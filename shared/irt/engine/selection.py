@@ -26,6 +26,10 @@ tests do, under three optional controls:
   ties go to the larger share, then the skill listed first.  Only items of a skill with a
   positive share can be picked under ``shares``.
 * **An exclude list** - items never to pick (the answered items always are).
+* **Exposure control, Sympson-Hetter** (:mod:`irt.engine.exposure`): with the model's
+  per-item parameters ``K_j``, an item whose draw ``u_j`` (a function of the seed and the
+  item) is not below ``K_j`` is passed over - applied before the other controls, so it
+  combines with them (the ``K_j`` are computed for maximum information alone).
 
 Fewer than ``k`` items come back when the controls leave fewer eligible items.
 """
@@ -37,6 +41,7 @@ from typing import Literal
 
 import numpy as np
 
+from irt.engine.exposure import admitted
 from irt.engine.model import ItemModel
 
 Strategy = Literal["max_information", "target_probability"]
@@ -58,6 +63,8 @@ class Controls:
         shares: target share per skill row, shape ``(n_skills,)``, summing to 1 (0 for a
             skill not to pick).
         seen: the student's answered items per skill row, shape ``(n_skills,)``.
+        exposure_k: Sympson-Hetter parameter of each item position, shape ``(n_items,)``
+            (``None``: no Sympson-Hetter filter); the draws use ``seed``.
     """
 
     top: int = 1
@@ -66,11 +73,13 @@ class Controls:
     caps: np.ndarray | None = None
     shares: np.ndarray | None = None
     seen: np.ndarray | None = None
+    exposure_k: np.ndarray | None = None
 
     @property
     def plain(self) -> bool:
         """True when :func:`pick` is simply the ranking's first ``k`` items."""
-        return self.top == 1 and self.caps is None and self.shares is None
+        return (self.top == 1 and self.caps is None and self.shares is None
+                and self.exposure_k is None)
 
 
 def rank(pool: np.ndarray, info: np.ndarray, probability: np.ndarray | None, strategy: str,
@@ -95,6 +104,8 @@ def pick(ranked: np.ndarray, k: int, controls: Controls = Controls()) -> np.ndar
     if controls.plain or ranked.size == 0:
         return ranked[:k]
     balanced = controls.caps is not None or controls.shares is not None
+    if controls.exposure_k is not None and controls.top == 1 and not balanced:
+        return _first_admitted(ranked, k, controls.exposure_k, controls.seed)
     if balanced and controls.skill_of is None:
         raise ValueError("caps and shares need skill_of")
     rng = np.random.default_rng(controls.seed) if controls.top > 1 else None
@@ -106,7 +117,8 @@ def pick(ranked: np.ndarray, k: int, controls: Controls = Controls()) -> np.ndar
         n_skills = max(sizes)
     count = (np.zeros(n_skills) if controls.seen is None
              else controls.seen.astype(float).copy())
-    open_ = np.ones(ranked.shape[0], dtype=bool)
+    open_ = (np.ones(ranked.shape[0], dtype=bool) if controls.exposure_k is None
+             else admitted(controls.exposure_k, ranked, controls.seed))
     if controls.shares is not None:
         assert skill is not None
         allowed = np.zeros(ranked.shape[0], dtype=bool)
@@ -141,6 +153,22 @@ def pick(ranked: np.ndarray, k: int, controls: Controls = Controls()) -> np.ndar
         if skill is not None and skill[at] >= 0 and n_skills:
             count[skill[at]] += 1
     return ranked[np.array(chosen, dtype=np.int64)]
+
+
+def _first_admitted(ranked: np.ndarray, k: int, exposure_k: np.ndarray, seed: int | None
+                    ) -> np.ndarray:
+    """The first ``k`` items of ``ranked`` that pass their Sympson-Hetter draw, drawing for a
+    prefix of the ranking that doubles until it holds ``k`` (a 200,000-item bank then costs
+    the draws of a few hundred items, not of every item)."""
+    if seed is None:
+        seed = int(np.random.default_rng().integers(0, 1 << 63))
+    size = max(64, 8 * k)
+    while True:
+        head = ranked[:size]
+        passed = head[admitted(exposure_k, head, seed)]
+        if passed.shape[0] >= k or size >= ranked.shape[0]:
+            return passed[:k]
+        size *= 4
 
 
 def item_skills(model: ItemModel) -> tuple[tuple[str, ...], np.ndarray] | None:
@@ -187,7 +215,8 @@ def next_items(model: ItemModel, theta: float, k: int, *, strategy: str = "max_i
         target: success probability aimed at by ``target_probability``, in (0, 1).
         exclude: positions never to return (e.g. items already answered), shape ``(m,)``.
         candidates: positions to choose from (default: every item), shape ``(m,)``.
-        controls: randomesque exposure control and content balancing (:class:`Controls`).
+        controls: randomesque and Sympson-Hetter exposure control and content balancing
+            (:class:`Controls`).
 
     Returns:
         Item positions, shape ``(<= min(k, n_candidates),)``.

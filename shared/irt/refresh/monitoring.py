@@ -15,11 +15,16 @@ and sentences (problems reject the model; alerts are logged for the monitoring a
   the gate's held-out answers: the new model must beat it; and the next simpler IRT model
   (2PL -> 1PL, 3PL -> 2PL) fitted on the same answers as a challenger: an alert when it
   predicts the held-out answers better (a hint to change ``MODEL_TYPE``);
-* :func:`slice_scores` - quality on slices of the held-out answers (students' history
-  length, items' exposure): each slice above a floor;
+* :func:`slice_scores` - quality on slices of the held-out students (history length,
+  items' exposure, skill, cold start): each slice within a margin of the overall AUC;
 * :func:`served_quality` - the serving model on the answers given *after* its window,
   predicted online as ``predict`` answered them: its quality on served data against its
   offline (gate) figure at publication, by model age (the cost of staleness);
+* :func:`staleness_curve` - the stored versions from about 7 and 30 days before this window
+  (:data:`STALENESS_AGES`) scored on the gate's held-out answers beside the new model: the
+  cost of serving a model of that age, on the newest real answers;
+* :func:`served_trend` - that served AUC against the trailing median of the last published
+  versions' (a slow leak that each version's own comparison and the gate's floor miss);
 * :func:`canary` - the stored ``model.json`` loaded back and put through the serving code
   (load, EAP table, answers of known shape) before it may serve.
 """
@@ -35,7 +40,6 @@ from typing import Any
 
 import numpy as np
 
-from irt.engine.ability import grid_table
 from irt.engine.artifact import load_model
 from irt.engine.evaluate import metrics, online_predictions
 from irt.engine.hashing import unit_hash
@@ -75,8 +79,17 @@ class MonitorConfig:
             on 61 nodes refined locally, and rounds to 6 decimals; measured 5.0e-7].
         min_slice_answers: a slice is judged from this many held-out answers
             [``MONITOR_MIN_SLICE_ANSWERS``, 100].
-        min_slice_auc: every judged slice must reach this AUC [``MONITOR_MIN_SLICE_AUC``,
-            0.5: better than chance].
+        min_slice_auc: every judged slice must reach this AUC whatever the overall figure
+            [``MONITOR_MIN_SLICE_AUC``, 0.5: better than chance].
+        slice_max_auc_drop: every judged slice must reach the overall held-out AUC (for a
+            skill slice: the median skill slice's AUC) minus this, minus ``slice_noise_z``
+            standard errors of the slice's AUC [``MONITOR_SLICE_MAX_AUC_DROP``, 0.05].
+        cold_start_max_auc_drop: the same for the cold-start slice (each held-out student's
+            first :data:`COLD_START_ANSWERS` answers): with no or little history the model
+            ranks answers by the items alone [``MONITOR_COLD_START_MAX_AUC_DROP``, 0.12].
+        slice_noise_z: standard errors (Hanley-McNeil) of a slice's AUC allowed below its
+            mark, so that a small sound slice does not fail by chance
+            [``MONITOR_SLICE_NOISE_Z``, 2].
         baseline_tolerance: the new model may trail the item-proportion baseline by at most
             this in AUC and log-loss [``MONITOR_BASELINE_TOL``, 0.0].
         simpler_model: the challenger fitted beside the new model: ``auto`` (2PL -> 1PL,
@@ -84,6 +97,18 @@ class MonitorConfig:
             [``MONITOR_SIMPLER_MODEL``].
         simpler_tolerance: alert when the challenger's held-out log-loss is lower by more
             than this [``MONITOR_SIMPLER_TOL``, 0.002].
+        served_trend_versions: the served AUC of a refresh is compared with the median of
+            the served AUCs of the last this many published versions, kept in each
+            version's ``metrics.json`` (``monitoring.served_trend.history``)
+            [``MONITOR_SERVED_TREND_VERSIONS``, 10].
+        served_trend_min_versions: the comparison needs at least this many of them
+            [``MONITOR_SERVED_TREND_MIN_VERSIONS``, 3].
+        served_trend_margin: alert (check ``served_quality_trend``) when the served AUC is
+            more than this below that median [``MONITOR_SERVED_TREND_MARGIN``, 0.02: about
+            twice the sampling SD of an AUC on 2,000 students' latest answers].  With 10
+            versions the median trails a steady leak by 5.5 versions: a fall of more than
+            0.02 / 5.5 = 0.0036 AUC per version is caught, however far above the gate's
+            fixed floor (``GATE_MIN_AUC``, 0.55) it stays.
     """
 
     max_drift_psi: float = 0.25
@@ -95,9 +120,15 @@ class MonitorConfig:
     skew_p_tolerance: float = 1e-5
     min_slice_answers: int = 100
     min_slice_auc: float = 0.5
+    slice_max_auc_drop: float = 0.05
+    cold_start_max_auc_drop: float = 0.12
+    slice_noise_z: float = 2.0
     baseline_tolerance: float = 0.0
     simpler_model: str = "auto"
     simpler_tolerance: float = 0.002
+    served_trend_versions: int = 10
+    served_trend_min_versions: int = 3
+    served_trend_margin: float = 0.02
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> MonitorConfig:
@@ -116,11 +147,22 @@ class MonitorConfig:
             min_slice_answers=env_int(env, "MONITOR_MIN_SLICE_ANSWERS",
                                           d.min_slice_answers, 1, 10**9),
             min_slice_auc=env_float(env, "MONITOR_MIN_SLICE_AUC", d.min_slice_auc, 0, 1),
+            slice_max_auc_drop=env_float(env, "MONITOR_SLICE_MAX_AUC_DROP",
+                                           d.slice_max_auc_drop, 0, 1),
+            cold_start_max_auc_drop=env_float(env, "MONITOR_COLD_START_MAX_AUC_DROP",
+                                                d.cold_start_max_auc_drop, 0, 1),
+            slice_noise_z=env_float(env, "MONITOR_SLICE_NOISE_Z", d.slice_noise_z, 0, 10),
             baseline_tolerance=env_float(env, "MONITOR_BASELINE_TOL", d.baseline_tolerance,
                                            0, 1),
             simpler_model=_simpler_setting(env.get("MONITOR_SIMPLER_MODEL", "")),
             simpler_tolerance=env_float(env, "MONITOR_SIMPLER_TOL", d.simpler_tolerance,
                                           0, 1),
+            served_trend_versions=env_int(env, "MONITOR_SERVED_TREND_VERSIONS",
+                                          d.served_trend_versions, 1, 1000),
+            served_trend_min_versions=env_int(env, "MONITOR_SERVED_TREND_MIN_VERSIONS",
+                                              d.served_trend_min_versions, 1, 1000),
+            served_trend_margin=env_float(env, "MONITOR_SERVED_TREND_MARGIN",
+                                          d.served_trend_margin, 0, 1),
         )
 
 
@@ -425,14 +467,61 @@ EXPOSURE_SLICES = (("item answers <50", 0, 50), ("item answers 50-499", 50, 500)
                    ("item answers 500+", 500, None))
 
 
+def auc_standard_error(auc: float, n_positive: int, n_negative: int) -> float:
+    """Standard error of an AUC from ``n_positive`` correct and ``n_negative`` wrong answers
+    (Hanley and McNeil 1982): ``sqrt((A(1-A) + (n1-1)(Q1-A^2) + (n0-1)(Q2-A^2)) / (n1 n0))``
+    with ``Q1 = A/(2-A)``, ``Q2 = 2A^2/(1+A)``; ``inf`` when either count is 0 or the AUC
+    is undefined."""
+    if not n_positive or not n_negative or not math.isfinite(auc):
+        return math.inf
+    q1, q2 = auc / (2 - auc), 2 * auc * auc / (1 + auc)
+    var = (auc * (1 - auc) + (n_positive - 1) * (q1 - auc * auc)
+           + (n_negative - 1) * (q2 - auc * auc)) / (n_positive * n_negative)
+    return math.sqrt(max(var, 0.0))
+
+
+#: The cold-start slice: each held-out student's first answers (none to four earlier ones).
+COLD_START_ANSWERS = 5
+
+
 def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
                  correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray,
-                 train_counts: Mapping[str, int], config: MonitorConfig
+                 train_counts: Mapping[str, int], config: MonitorConfig,
+                 overall_auc: float | None = None, answer_skill: np.ndarray | None = None
                  ) -> tuple[dict[str, Any], list[str]]:
-    """The new model on slices of the gate's held-out answers: by how many earlier answers
-    the student had (cold start vs. long histories) and by how many training answers the
-    item had (rare vs. common items). A slice with at least ``min_slice_answers`` held-out
-    answers must reach ``min_slice_auc``."""
+    """The new model on slices of the gate's held-out students, each against a pass mark
+    relative to the overall figure.
+
+    Slices of the held-out answers: by how many earlier answers the student had
+    (:data:`HISTORY_SLICES`), by how many training answers the item had
+    (:data:`EXPOSURE_SLICES`) and, when the log names skills (``answer_skill``: the skill
+    id of each answer, ``None`` for an item without one), by skill (``skill <id>``).  A
+    slice with at least ``min_slice_answers`` answers is judged: its AUC must reach
+    ``max(min_slice_auc, reference - slice_max_auc_drop - slice_noise_z * se)``, with
+    ``se`` the slice AUC's standard error (:func:`auc_standard_error`) and ``reference``
+    the overall AUC; for a skill slice, the median AUC of the judged skill slices (the AUC
+    over all answers also rewards knowing which skills are harder, which no one skill's
+    answers can show: on a log whose skills differ in difficulty every skill slice lies
+    far below it).
+
+    The cold-start slice (``cold start``): the gate holds out each student's *latest*
+    answers, so students with no history are rarely among them; this slice is the first
+    :data:`COLD_START_ANSWERS` answers of the same held-out students, each predicted online
+    from the student's earlier answers only (as ``predict`` answers a new student).  Those
+    answers were among the calibration's, so the item parameters have seen them (each is one
+    of an item's many answers); the student's ability never has.  Its mark is
+    ``overall_auc - cold_start_max_auc_drop - slice_noise_z * se`` (with no history the
+    model can rank answers by the items alone).
+
+    Args:
+        overall_auc: the gate's AUC of the model on all held-out answers (``None``: only the
+            absolute floor ``min_slice_auc`` applies).
+
+    Returns:
+        ``(figures, problems)``: per slice ``n`` and, when judged, ``auc``, ``log_loss``,
+        ``ece``, ``auc_se``, ``reference`` (``None`` without ``overall_auc``) and ``mark``;
+        a problem per judged slice below its mark.
+    """
     sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
     sampled[student[held_out]] = True
     rows = np.flatnonzero(sampled[student])
@@ -443,20 +532,47 @@ def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
     y = correct[order].astype(float)
     exposure = np.fromiter((train_counts.get(str(i), 0) for i in item_ids[order]), dtype=float,
                            count=order.size)
-    figures: dict[str, Any] = {}
-    problems = []
+    relative = overall_auc is not None and math.isfinite(overall_auc)
+    mark = config.slice_max_auc_drop
+    cold_mark = config.cold_start_max_auc_drop
+    masks: list[tuple[str, np.ndarray, float]] = []
     for slices, key in ((HISTORY_SLICES, rank), (EXPOSURE_SLICES, exposure)):
         for name, lo, hi in slices:
-            mask = scored & (key >= lo) & (key < (hi if hi is not None else np.inf))
-            n = int(mask.sum())
-            entry: dict[str, Any] = {"n": n}
-            if n >= config.min_slice_answers:
-                m = metrics(y[mask], p[mask])
-                entry.update(auc=m["auc"], log_loss=m["log_loss"], ece=m["ece"])
-                if not m["auc"] >= config.min_slice_auc:
-                    problems.append(f"slice '{name}': AUC {m['auc']:.4f} below "
-                                    f"{config.min_slice_auc} on {n} answers")
-            figures[name] = entry
+            masks.append((name, scored & (key >= lo) & (key < (hi if hi is not None
+                                                               else np.inf)), mark))
+    if answer_skill is not None:
+        skill = np.asarray(answer_skill, dtype=object)[order]
+        for name in sorted({str(k) for k in skill[scored] if k is not None}):
+            masks.append((f"skill {name}", scored & (skill == name), mark))
+    masks.append(("cold start", rank < COLD_START_ANSWERS, cold_mark))
+    figures: dict[str, Any] = {}
+    for name, mask, _ in masks:
+        n = int(mask.sum())
+        entry: dict[str, Any] = {"n": n}
+        if n >= config.min_slice_answers:
+            m = metrics(y[mask], p[mask])
+            se = auc_standard_error(m["auc"], int(y[mask].sum()), int(n - y[mask].sum()))
+            entry.update(auc=m["auc"], log_loss=m["log_loss"], ece=m["ece"], auc_se=se)
+        figures[name] = entry
+    # A skill slice is compared with the typical skill: the AUC over all answers also rewards
+    # knowing which skills are harder, which no single skill's answers can show.
+    skill_aucs = [v["auc"] for k, v in figures.items() if k.startswith("skill ") and "auc" in v
+                  and math.isfinite(v["auc"])]
+    skill_reference = float(np.median(skill_aucs)) if skill_aucs else overall_auc
+    problems = []
+    for name, _, drop in masks:
+        entry = figures[name]
+        if "auc" not in entry:
+            continue
+        reference = skill_reference if name.startswith("skill ") else overall_auc
+        floor = max(config.min_slice_auc, reference - drop - config.slice_noise_z
+                    * entry["auc_se"]) if relative else config.min_slice_auc
+        entry.update(mark=floor, reference=reference if relative else None)
+        if not entry["auc"] >= floor:
+            problems.append(f"slice '{name}': AUC {entry['auc']:.4f} below {floor:.4f} on "
+                            f"{entry['n']} answers (reference "
+                            f"{reference if relative else float('nan'):.4f}, floor "
+                            f"{config.min_slice_auc})")
     return figures, problems
 
 
@@ -540,18 +656,97 @@ def served_quality(serving: ItemModel, served_since: float, offline_auc: float |
     return figures, alerts
 
 
+def served_trend(history: Any, auc: float | None, version: str | None,
+                 config: MonitorConfig) -> tuple[dict[str, Any], list[str]]:
+    """A slow leak: this refresh's served AUC against the trailing median of the served AUCs
+    of the last ``served_trend_versions`` published versions.
+
+    :func:`served_quality` compares a model with itself at publication; a quality that falls
+    a little with every version passes that check and the gate's fixed floor for a long
+    time.  Each version's ``metrics.json`` carries ``monitoring.served_trend.history``, the
+    served AUCs measured by the refreshes that led to it (``[{"version", "auc"}]``, oldest
+    first); a refresh reads the serving version's, compares and appends its own.
+
+    Args:
+        history: the serving version's ``monitoring.served_trend.history`` (anything else,
+            e.g. ``None`` for a version published before this check, is an empty history).
+        auc: this refresh's served AUC of the serving model (``online_gate_protocol``, the
+            gate's protocol), ``None`` when not measured.
+        version: the serving version that AUC is of.
+        config: ``served_trend_versions``, ``served_trend_min_versions``,
+            ``served_trend_margin``.
+
+    Returns:
+        ``(figures, alerts)``: ``figures`` with ``history`` (the last
+        ``served_trend_versions`` entries, this one included), ``auc``, and, when judged,
+        ``median`` and ``floor``; an alert sentence when ``auc`` is below ``floor``.
+    """
+    entries = [{"version": h.get("version"), "auc": float(h["auc"])}
+               for h in (history if isinstance(history, list) else [])
+               if isinstance(h, Mapping) and isinstance(h.get("auc"), int | float)
+               and math.isfinite(h["auc"])][-config.served_trend_versions:]
+    figures: dict[str, Any] = {"auc": auc, "versions": len(entries)}
+    alerts: list[str] = []
+    if auc is not None and math.isfinite(auc):
+        if len(entries) >= config.served_trend_min_versions:
+            median = float(np.median([e["auc"] for e in entries]))
+            figures.update(median=median, floor=median - config.served_trend_margin)
+            if not auc >= median - config.served_trend_margin:
+                alerts.append(f"served-data quality trend: the serving model {version}'s AUC "
+                              f"on served answers is {auc:.4f}, below the median "
+                              f"{median:.4f} of the last {len(entries)} versions by more "
+                              f"than {config.served_trend_margin} (a slow leak)")
+        entries.append({"version": version, "auc": float(auc)})
+    figures["history"] = entries[-config.served_trend_versions:]
+    return figures, alerts
+
+
+# --------------------------------------------------------------------------- staleness
+#: Model ages (days before the new window's end) of the staleness curve.
+STALENESS_AGES = (7, 30)
+
+
+def staleness_curve(new_scores: Mapping[str, float],
+                    aged: Sequence[tuple[int, str, float, ItemModel]], student: np.ndarray,
+                    item_ids: np.ndarray, correct: np.ndarray, order_key: np.ndarray,
+                    held_out: np.ndarray) -> dict[str, Any]:
+    """Model quality by model age on the newest real answers (the cost of staleness).
+
+    Each stored version of ``aged`` - ``(target age in days, version, its age in days, its
+    model)``: the published version whose window ended closest to ``target`` days before
+    the new window's end (:func:`irt.refresh.pipeline.stored_versions_by_age`) - is scored
+    on the gate's held-out answers, each predicted online from the student's earlier
+    answers (:func:`irt.refresh.quality.holdout_scores`), exactly as the new model was
+    (``new_scores``, age 0).  A model that is still as good as a fresh one says the refresh
+    interval could be longer; a steep curve, that it must not be.
+
+    Returns:
+        ``{"ages": [...], "curve": {age: {"version", "age_days", "n", "auc", "log_loss"}}}``
+        with age ``"0"`` the new model and one entry per target age found in the store.
+    """
+    n = int(np.asarray(held_out).sum())
+    curve: dict[str, Any] = {"0": {"version": None, "age_days": 0.0, "n": n,
+                                   "auc": new_scores["auc"],
+                                   "log_loss": new_scores["log_loss"]}}
+    for target, version, age, model in aged:
+        scores = holdout_scores(model, student, item_ids, correct, order_key, held_out)
+        curve[str(target)] = {"version": version, "age_days": round(age, 3), "n": n,
+                              "auc": scores["auc"], "log_loss": scores["log_loss"]}
+    return {"ages": [0, *(t for t, *_ in aged)], "curve": curve}
+
+
 # --------------------------------------------------------------------------- canary
 def canary(model_bytes: bytes, expected: ItemModel, version: str) -> tuple[dict[str, Any],
                                                                          list[str]]:
     """The artifact as ``predict`` will load it, through the serving code, before it serves.
 
-    Checks: it loads (strict JSON, schema); it holds exactly the calibrated parameters; the
-    EAP table builds; no answers gives the prior (theta 0, SE = population SD); all right
-    gives a higher ability than all wrong and, item by item, a probability at least as high;
-    a batch answers as the single requests; next-items returns ``k`` distinct unanswered
-    items; every number is finite and every probability in [0, 1].
+    Checks: it loads (strict JSON, schema); it holds exactly the calibrated parameters; then
+    the canary answers of :func:`irt.serving.probe.probe`, the same that ``predict``'s loader
+    asks a new version before it swaps it in (no answers gives the prior, all right above all
+    wrong item by item, a batch as the single requests, next-items, finite numbers and
+    probabilities in [0, 1]).
     """
-    from irt.serving import Limits, model_metadata, predict, recommend
+    from irt.serving.probe import probe
 
     problems: list[str] = []
     try:
@@ -566,54 +761,14 @@ def canary(model_bytes: bytes, expected: ItemModel, version: str) -> tuple[dict[
             problems.append(f"canary: stored {name} differs from the calibrated values")
     if model.population_sd != expected.population_sd:
         problems.append("canary: stored population SD differs")
-    if problems or not model.n_items:
-        return {"loaded": True, "n_items": model.n_items, "passed": False}, problems or [
-            "canary: the model has no items"]
-    grid_table(model)
-    limits = Limits(max_responses=10**6, max_items=10**6, max_students=10**6)
-    ids = list(model.item_ids)
-    probe = ids[:: max(1, len(ids) // 20)][:20]
-    rest = [i for i in ids if i not in set(probe)][:50] or ids[:5]
-    empty = predict(model, {"responses": []}, limits, version)
-    right = predict(model, {"responses": [{"item_id": i, "correct": True} for i in probe],
-                            "items": rest}, limits, version)
-    wrong = predict(model, {"responses": [{"item_id": i, "correct": False} for i in probe],
-                            "items": rest}, limits, version)
-    batch = predict(model, {"students": [
-        {"student_id": "canary-right", "responses": [{"item_id": i, "correct": True}
-                                                     for i in probe], "items": rest},
-        {"student_id": "canary-wrong", "responses": [{"item_id": i, "correct": False}
-                                                     for i in probe], "items": rest}]},
-        limits, version)
-    k = min(5, max(1, len(ids) - len(probe)))
-    nxt = recommend(model, {"responses": [{"item_id": probe[0], "correct": True}], "k": k},
-                    limits, version)
-    meta = model_metadata(model, version)
-    ab = empty["ability"]
-    if ab["theta"] != 0.0 or abs(ab["se"] - model.population_sd) > 1e-9:
-        problems.append(f"canary: no answers gave {ab}, not the prior")
-    if not right["ability"]["theta"] > wrong["ability"]["theta"]:
-        problems.append("canary: all right does not score above all wrong")
-    if any(right["probabilities"][i] < wrong["probabilities"][i] for i in rest):
-        problems.append("canary: a probability falls as the ability rises")
-    for answer in (empty, right, wrong):
-        values = [answer["ability"]["theta"], answer["ability"]["se"],
-                  *answer["probabilities"].values()]
-        if not all(math.isfinite(v) for v in values) or not all(
-                0.0 <= p <= 1.0 for p in answer["probabilities"].values()):
-            problems.append("canary: a non-finite number or a probability outside [0, 1]")
-    for got, single in zip(batch["results"], (right, wrong), strict=True):
-        if abs(got["ability"]["theta"] - single["ability"]["theta"]) > 1e-6:
-            problems.append("canary: a batch answers differently from single requests")
-    chosen = [i["item_id"] for i in nxt["items"]]
-    if len(chosen) != k or len(set(chosen)) != k or probe[0] in chosen:
-        problems.append(f"canary: next-items gave {chosen} for k={k}")
-    if meta["n_items"] != expected.n_items or empty["model_version"] != version:
+    if problems:
+        return {"loaded": True, "n_items": model.n_items, "passed": False}, problems
+    figures, found = probe(model, version)
+    problems = [f"canary: {p}" for p in found]
+    if figures["n_items"] != expected.n_items:
         problems.append("canary: metadata or version wrong")
-    figures = {"loaded": True, "n_items": model.n_items, "bytes": len(model_bytes),
-               "theta_all_right": right["ability"]["theta"],
-               "theta_all_wrong": wrong["ability"]["theta"], "passed": not problems}
-    return figures, problems
+    return {"loaded": True, **figures, "bytes": len(model_bytes),
+            "passed": not problems}, problems
 
 
 # --------------------------------------------------------------------------- all together
@@ -645,7 +800,9 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                serving_report: Mapping[str, Any] | None,
                serving_metrics: Mapping[str, Any] | None, holdout_last: float = 0.2,
                model_type: str = "2pl",
-               fit_simpler: Callable[[str], ItemModel] | None = None) -> Checks:
+               fit_simpler: Callable[[str], ItemModel] | None = None,
+               item_skills: Sequence[str | None] | None = None,
+               aged_models: Sequence[tuple[int, str, float, ItemModel]] = ()) -> Checks:
     """Every check of this module that a refresh runs before the decision.
 
     Args:
@@ -661,12 +818,17 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
             the offline figure that served-data quality is compared with).
         model_type: the new model's type; ``fit_simpler(type)``: fits the challenger on the
             same training answers (``None``: no challenger).
+        item_skills: the skill id of each item of ``responses.item_ids`` (``None``: the item
+            has none), from the log's skill column; ``None`` without one (no skill slices).
+        aged_models: the stored versions of the staleness curve (:func:`staleness_curve`).
 
     Returns:
         :class:`Checks`.
     """
     out = Checks()
     student = np.asarray(responses.student, dtype=np.int64)
+    answer_skill = None if item_skills is None else \
+        np.asarray(list(item_skills), dtype=object)[responses.item]
     item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
     correct = np.asarray(responses.correct)
     order_key = answered_at if answered_at is not None else np.arange(student.size, dtype=float)
@@ -696,15 +858,19 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
         counts = np.bincount(codes[~held_out], minlength=len(responses.item_ids))
         figures, problems = slice_scores(new_model, student, item_ids, correct, order_key,
                                          held_out, dict(zip(responses.item_ids, counts.tolist(),
-                                                            strict=True)), config)
+                                                            strict=True)), config,
+                                         new_scores.get("auc"), answer_skill)
         out.figures["slices"] = figures
         out.problems += problems
+        out.figures["staleness"] = staleness_curve(new_scores, aged_models, student, item_ids,
+                                                   correct, order_key, held_out)
         if fit_simpler is not None:
             figures, alerts = simpler_model(config, model_type, fit_simpler, new_scores,
                                             student, item_ids, correct, order_key, held_out)
             out.figures["simpler_model"] = figures
             out.alert("simpler_model", alerts)
 
+    served_auc = None
     if serving_model is not None and answered_at is not None:
         since = _parse_time(serving_model.data_summary.get("window_end"))
         offline = ((serving_metrics or {}).get("gate") or {}).get("new") or {}
@@ -714,6 +880,12 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                                              responses.student_ids, config, holdout_last)
             out.figures["served_quality"] = figures
             out.alert("served_quality", alerts)
+            served_auc = (figures.get("online_gate_protocol") or {}).get("auc")
+    trend = ((serving_metrics or {}).get("monitoring") or {}).get("served_trend") or {}
+    figures, alerts = served_trend(trend.get("history"), served_auc,
+                                   serving_model.version if serving_model else None, config)
+    out.figures["served_trend"] = figures
+    out.alert("served_quality_trend", alerts)
     out.figures["config"] = asdict(config)
     out.figures = _clean(out.figures)
     out.profile = _clean(out.profile)

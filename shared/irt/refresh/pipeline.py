@@ -59,7 +59,7 @@ from irt.refresh.columns import (
 )
 from irt.refresh.config import RefreshConfig, RunOptions
 from irt.refresh.logs import Log, json_log, log_step
-from irt.refresh.monitoring import Checks, canary, run_checks
+from irt.refresh.monitoring import STALENESS_AGES, Checks, canary, run_checks
 from irt.refresh.quality import (
     GateResult,
     check_data,
@@ -581,10 +581,12 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
     """Step 7b: the monitoring checks (:mod:`irt.refresh.monitoring`).
 
     Input drift, numerical stability, training/serving skew, a simpler baseline, slices, the
-    serving model on served data.  Logs each alert (WARNING ``monitoring_alert``, for the
+    serving model on served data, the staleness curve (the stored versions of
+    :func:`stored_versions_by_age`).  Logs each alert (WARNING ``monitoring_alert``, for the
     monitoring alert policy), then the outcome (INFO ``monitoring``, WARNING when a problem
     was found) with the figures.  Problems reject the model later, as a failed gate does.
-    Raises nothing.
+    Raises :class:`_StopError` 503 ``store_unavailable`` only when the store cannot be listed
+    or a stored model read for the staleness curve (as any other read of the run).
     """
     config, fit_config = run.config, calibrated.fit_config
     t0 = time.perf_counter()
@@ -602,7 +604,9 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
                         serving_model=serving.model, serving_report=serving.report,
                         serving_metrics=serving.metrics,
                         holdout_last=config.gate.holdout_last, model_type=config.model_type,
-                        fit_simpler=fit_simpler)
+                        fit_simpler=fit_simpler,
+                        item_skills=_skill_names(prepared.skills, prepared.responses.item_ids),
+                        aged_models=stored_versions_by_age(run, serving))
     if calibrated.learning_converged is False:  # as the plain EM's, in numerical_checks
         checks.problems.append(f"learning options: EM did not converge in "
                                f"{calibrated.learning_iterations} iterations")
@@ -615,6 +619,51 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
              problems=checks.problems,
              **{k: v for k, v in checks.figures.items() if k != "config"})
     return checks
+
+
+def stored_versions_by_age(run: Run, serving: Serving) -> list[tuple[int, str, float,
+                                                                     ItemModel]]:
+    """The stored models of the staleness curve: for each age of
+    :data:`irt.refresh.monitoring.STALENESS_AGES` (7 and 30 days), the published version (or
+    the serving one) whose window ended closest to that many days before this run's window
+    end, if one ended within half that age of it (a 7-day point is 3.5-10.5 days old).
+
+    The window end is read from the version id (``<window end>-<digest>``). A model that
+    does not load is left out with a WARNING ``staleness_model_invalid``.
+
+    Returns:
+        ``(target age, version, its age in days, model)`` per age found, youngest first.
+    """
+    with _store_unavailable(f"cannot list {run.store.location}"):
+        listing = run.store.versions()
+    candidates = []
+    for version, names in listing.items():
+        if not (PUBLISHED in names or version == serving.version):
+            continue
+        try:
+            end = datetime.strptime(version.split("-", 1)[0], "%Y%m%dT%H%M%SZ").replace(
+                tzinfo=UTC)
+        except ValueError:
+            continue
+        candidates.append(((run.window_end - end).total_seconds() / 86400.0, version))
+    out: list[tuple[int, str, float, ItemModel]] = []
+    for target in STALENESS_AGES:
+        near = [(abs(age - target), age, v) for age, v in candidates
+                if abs(age - target) <= target / 2]
+        if not near:
+            continue
+        _, age, version = min(near)
+        if version == serving.version and serving.model is not None:
+            out.append((target, version, age, serving.model))
+            continue
+        with _store_unavailable(f"cannot read {run.store.location}"):
+            raw = run.store.get(version, "model.json")
+        try:
+            out.append((target, version, age, load_model(raw or b"")))
+        except ModelFormatError as exc:
+            log_step(run.say, f"stored model {version} is unreadable: {exc}; left out of the "
+                     "staleness curve", severity="WARNING", event="staleness_model_invalid")
+    return out
 
 
 def name_version(run: Run, prepared: Prepared, holdout: Holdout) -> str:
@@ -861,7 +910,8 @@ def _report_doc(run: Run, candidate: Candidate, prepared: Prepared, calibrated: 
                     "log_likelihood": result.log_likelihood, "n_items": model.n_items,
                     "excluded_items": len(model.excluded_items)},
             "gate": findings.verdict.to_dict(), "code_version": __version__,
-            "option_selection": calibrated.selection, "profile": findings.checks.profile}
+            "option_selection": calibrated.selection, "profile": findings.checks.profile,
+            "staleness": findings.checks.figures.get("staleness")}
 
 
 def _item_skills(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
@@ -875,6 +925,16 @@ def _item_skills(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
              if k >= 0}
     return (np.array([by_id.get(i, -1) for i in item_ids], dtype=np.int64),
             [str(k).strip() for k in k_dict])
+
+
+def _skill_names(skills: tuple[np.ndarray, list[Any], list[Any]] | None,
+                 item_ids: tuple[str, ...]) -> list[str | None] | None:
+    """The skill id of each item of ``item_ids`` (``None``: no skill), for the skill slices;
+    ``None`` without a skill column."""
+    codes, skill_ids = _item_skills(skills, item_ids)
+    if codes is None:
+        return None
+    return [skill_ids[k] if k >= 0 else None for k in codes.tolist()]
 
 
 def _learning_config(config: RefreshConfig, options: tuple[str, ...]) -> LearningConfig:

@@ -141,8 +141,21 @@ class DuckDBSource:
     The file is exposed to DuckDB as a view named ``answers``; the BigQuery SQL
     is transpiled with sqlglot.  Time zone: UTC.
 
+    A CSV file is read with declared types, never sniffed ones: every column as
+    text (``VARCHAR``: ids stay exact, so a 30-digit numeric id is the text
+    written, not a ``DOUBLE``), and the answered-at column as
+    ``TRY_CAST(... AS TIMESTAMPTZ)``, as BigQuery's ``SAFE_CAST`` would: a value
+    that is not a time (``yesterday``) becomes NULL, and the SQL counts its row
+    as ``invalid_answered_at`` instead of the whole file failing the schema
+    check.  Accepted times: ``YYYY-MM-DD[ HH:MM:SS[.ffffff]][+HH[:MM]]`` (``T``
+    or a space; ``Z``; no offset = UTC).  A header-only CSV is a table with no
+    rows (``no_data``), not a schema problem.  Parquet carries its own types
+    and is read as written.
+
     Args:
         path: a ``.csv``, ``.csv.gz`` or ``.parquet`` file.
+        columns: the column mapping (``COLUMN_*``); its answered-at column is
+            the one a CSV's text is cast to a time.  Default: the default names.
         memory_limit: DuckDB's ``memory_limit``; beyond it the window functions
             spill to a temporary directory.  1 GB keeps a 10M-answer log's
             query under 1 GB of memory for ~7 % more time (default DuckDB: 80 %
@@ -151,7 +164,8 @@ class DuckDBSource:
 
     table = "answers"
 
-    def __init__(self, path: str | os.PathLike[str], memory_limit: str = "1GB") -> None:
+    def __init__(self, path: str | os.PathLike[str], columns: SourceColumns | None = None,
+                 memory_limit: str = "1GB") -> None:
         import duckdb
 
         self.path = Path(path)
@@ -168,10 +182,17 @@ class DuckDBSource:
         # DDL takes no parameters: the path is a quoted literal (quotes doubled).
         literal = "'" + str(self.path).replace("'", "''") + "'"
         if name.endswith(".parquet"):
-            reader = f"read_parquet({literal})"
-        else:  # types detected over the whole file, so one odd value late on cannot fail it
-            reader = f"read_csv({literal}, header = true, sample_size = -1)"
-        self.con.execute(f"CREATE VIEW answers AS SELECT * FROM {reader}")
+            self.con.execute(f"CREATE VIEW answers AS SELECT * FROM read_parquet({literal})")
+            return
+        self.con.execute(f"CREATE VIEW raw_answers AS SELECT * FROM read_csv({literal}, "
+                         "header = true, all_varchar = true)")
+        time_column = (columns or SourceColumns()).answered_at.lower()
+        present = [r[0] for r in self.con.execute("DESCRIBE raw_answers").fetchall()]
+        cast = [c for c in present if c.lower() == time_column]
+        # the column name comes from the file: quoted as an identifier (quotes doubled)
+        replace = "".join(
+            f" REPLACE (TRY_CAST({_ident(c)} AS TIMESTAMPTZ) AS {_ident(c)})" for c in cast)
+        self.con.execute(f"CREATE VIEW answers AS SELECT *{replace} FROM raw_answers")
 
     def schema(self) -> dict[str, str]:
         rows = self.con.execute("DESCRIBE answers").fetchall()
@@ -183,3 +204,8 @@ class DuckDBSource:
             return self.con.execute(text, params.values(text, "$")).to_arrow_table()
         except Exception as exc:
             raise SourceError(f"query on {self.path} failed: {exc}") from exc
+
+
+def _ident(name: str) -> str:
+    """``name`` as a quoted DuckDB identifier."""
+    return '"' + name.replace('"', '""') + '"'

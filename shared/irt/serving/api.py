@@ -49,9 +49,10 @@ def warm(model: ItemModel, limits: Limits) -> None:
 
 
 def model_metadata(model: ItemModel, version: str) -> dict[str, Any]:
-    """Serving model summary for ``GET /model``."""
+    """Serving model summary for ``GET /model`` (``exposure``: ``{"method", "r_max"}`` only
+    for a model with Sympson-Hetter parameters)."""
     fit = model.fit
-    return {
+    meta: dict[str, Any] = {
         "model_version": version,
         "model_type": model.model_type,
         "n_items": model.n_items,
@@ -64,3 +65,7 @@ def model_metadata(model: ItemModel, version: str) -> dict[str, Any]:
                          if isinstance(v, (int, float, str, bool))},
         "n_excluded_items": len(model.excluded_items),
     }
+    if model.exposure:
+        meta["exposure"] = {"method": model.exposure["method"],
+                            "r_max": float(model.exposure["r_max"])}
+    return meta

@@ -35,6 +35,7 @@ from irt.engine.selection import pick, rank
 from irt.serving.plain import (
     FastSingle,
     controls,
+    exposure_advice,
     fast_single,
     own_lookup,
     provisional_lookup,
@@ -133,6 +134,9 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     stop = stop_advice(req, post.se, post.n_answers, int(chosen.shape[0]))
     if stop is not None:
         answer["stop"] = stop
+    exposure = exposure_advice(model, req)
+    if exposure is not None:
+        answer["exposure"] = exposure
     if req.dropped:
         answer["dropped_responses"] = req.dropped
     return answer

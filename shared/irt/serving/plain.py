@@ -23,6 +23,8 @@ from typing import Any
 import numpy as np
 
 from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
+from irt.engine.exposure import SYMPSON_HETTER
+from irt.engine.exposure import parameters as exposure_parameters
 from irt.engine.model import ItemModel, irf, logistic, skill_table
 from irt.engine.selection import Controls, item_skills, next_items
 from irt.serving.requests import (
@@ -639,14 +641,16 @@ def report_dropped(answer: dict[str, Any], students: list[Student], is_batch: bo
 
 def controls(model: ItemModel, request: NextRequest, answered: np.ndarray
              ) -> tuple[Controls, list[str]]:
-    """The request's randomesque and content-balancing settings over the model's item ->
+    """The request's exposure-control (randomesque, Sympson-Hetter with the model's
+    parameters when it has them) and content-balancing settings over the model's item ->
     skill map (:func:`irt.engine.selection.item_skills`), and the skills of ``skill_caps`` and
     ``skill_shares`` the model does not know (every one, for a model without a map; the
     answer lists them in ``unknown_skills``).  ``answered``: the positions of the student's
     known answers, counted against the caps and shares.  Caps on unknown skills do nothing;
     shares are normalised over the known skills, and ignored when none is known.
     """
-    base = Controls(top=request.randomesque, seed=request.seed)
+    k = exposure_parameters(model) if request.exposure == SYMPSON_HETTER else None
+    base = Controls(top=request.randomesque, seed=request.seed, exposure_k=k)
     named = {**(request.skill_caps or {}), **(request.skill_shares or {})}
     if not named:
         return base, []
@@ -666,7 +670,19 @@ def controls(model: ItemModel, request: NextRequest, answered: np.ndarray
     rows = skill_of[answered]
     seen = np.bincount(rows[rows >= 0], minlength=len(skill_ids)).astype(float)
     return Controls(top=request.randomesque, seed=request.seed, skill_of=skill_of, caps=caps,
-                    shares=shares, seen=seen), unknown
+                    shares=shares, seen=seen, exposure_k=k), unknown
+
+
+def exposure_advice(model: ItemModel, request: NextRequest) -> dict[str, Any] | None:
+    """The response's ``exposure`` (only when the request has ``exposure``):
+    ``{"method": ..., "applied": bool}`` - ``applied`` is false when ``sympson-hetter`` was
+    asked of a model without Sympson-Hetter parameters (no ``exposure`` section in its
+    ``model.json``): the items are then picked without that filter, as the request is valid."""
+    if request.exposure is None:
+        return None
+    if request.exposure == SYMPSON_HETTER:
+        return {"method": SYMPSON_HETTER, "applied": exposure_parameters(model) is not None}
+    return {"method": request.exposure, "applied": True}
 
 
 def stop_advice(request: NextRequest, se: float, n_answers: int, n_items: int
@@ -725,6 +741,9 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     stop = stop_advice(req, se, int(pos.shape[0]), int(chosen.shape[0]))
     if stop is not None:
         answer["stop"] = stop
+    exposure = exposure_advice(model, req)
+    if exposure is not None:
+        answer["exposure"] = exposure
     if req.dropped:
         answer["dropped_responses"] = req.dropped
     return answer

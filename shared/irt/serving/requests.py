@@ -12,7 +12,8 @@ Contract (see ``docs/predict-openapi.yaml``):
   "items": [...]}, ...], "method": "EAP"}``
 * next items: ``{"responses": [...], "k": 3, "strategy": "max_information",
   "target": 0.7, "candidates": ["Q7", ...]}``, with the adaptive controls ``exclude``,
-  ``randomesque``, ``seed``, ``skill_caps``, ``skill_shares`` and ``stop`` (:func:`parse_next`)
+  ``randomesque``, ``exposure``, ``seed``, ``skill_caps``, ``skill_shares`` and ``stop``
+  (:func:`parse_next`)
 * predict (single or batch) may name the skill of items the model has no parameters for:
   ``"item_skills": {"Q9": "fractions"}`` (:func:`item_skills`).
 
@@ -427,7 +428,7 @@ BATCH_KEYS = frozenset({"students", "method", "item_skills", "truncate"})
 STUDENT_KEYS = frozenset({"student_id", "responses", "items"})
 _NEXT_KEYS = frozenset({"responses", "k", "strategy", "target", "candidates", "method",
                         "truncate", "exclude", "randomesque", "seed", "skill_caps",
-                        "skill_shares", "stop"})
+                        "skill_shares", "stop", "exposure"})
 
 
 def parse_predict(payload: Any, limits: Limits) -> tuple[list[Student], bool, str]:
@@ -506,6 +507,10 @@ class NextRequest:
         skill_caps: ``{skill_id: most items of the skill in the session}`` (``None``: none).
         skill_shares: ``{skill_id: weight}``, normalised to target shares (``None``: none).
         stop: the stopping rule (``None``: no recommendation asked).
+        exposure: ``exposure.method``: ``"none"``, ``"sympson-hetter"`` (the model's
+            Sympson-Hetter parameters, :mod:`irt.engine.exposure`), or ``None`` when the
+            request has no ``exposure`` (the same as ``"none"``, and no ``exposure`` in the
+            answer).
     """
 
     method: str
@@ -522,6 +527,7 @@ class NextRequest:
     skill_caps: dict[str, int] | None = None
     skill_shares: dict[str, float] | None = None
     stop: Stop | None = None
+    exposure: str | None = None
 
 
 def _is_number(value: Any) -> bool:
@@ -556,6 +562,20 @@ MAX_WEIGHT = 1000.0
 #: The largest seed: a JSON integer in the unsigned 64-bit range of numpy's generators.
 MAX_SEED = (1 << 64) - 1
 _STOP_KEYS = frozenset({"se", "max_items"})
+_EXPOSURE_KEYS = frozenset({"method"})
+#: ``exposure.method`` values (randomesque stays its own field, ``randomesque``).
+EXPOSURE_METHODS = ("none", "sympson-hetter")
+
+
+def _exposure(value: Any) -> str | None:
+    if value is None:
+        return None
+    body = _object(value, "exposure")
+    _check_keys(body, _EXPOSURE_KEYS, "exposure")
+    method = body.get("method")
+    if method not in EXPOSURE_METHODS:
+        raise invalid(f"must be one of {', '.join(EXPOSURE_METHODS)}", "exposure.method")
+    return str(method)
 
 
 def _stop(value: Any) -> Stop | None:
@@ -578,7 +598,8 @@ def parse_next(payload: Any, limits: Limits) -> NextRequest:
     """Validate a next-items request (shared by the plain and learning-aware paths).
 
     Adaptive controls (all optional): ``exclude`` (item ids, as ``candidates``);
-    ``randomesque`` (an integer from 1 to ``max_k``, more is a 413); ``seed`` (an integer
+    ``randomesque`` (an integer from 1 to ``max_k``, more is a 413); ``exposure``
+    (``{"method": "none" | "sympson-hetter"}``, required key ``method``); ``seed`` (an integer
     from 0 to 2**64 - 1); ``skill_caps`` (``{skill_id: integer >= 0}``); ``skill_shares``
     (``{skill_id: weight in [0, MAX_WEIGHT]}``, normalised to shares over the skills the model
     knows); ``stop`` (``{"se": number > 0, "max_items": integer >= 1}``, at least one).  Any
@@ -629,4 +650,5 @@ def parse_next(payload: Any, limits: Limits) -> NextRequest:
     if shares is not None:
         shares = {s: float(v) for s, v in shares.items()}
     return NextRequest(method, ids, correct, k, strategy, float(target), candidates, dropped,
-                       exclude, top, seed, caps, shares, _stop(body.get("stop")))
+                       exclude, top, seed, caps, shares, _stop(body.get("stop")),
+                       _exposure(body.get("exposure")))

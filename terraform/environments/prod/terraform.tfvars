@@ -68,8 +68,9 @@ refresh_retry = {
   max_duration_seconds = 14400
 }
 
-# Monitoring: prod alerts must notify someone (validated): the on-call address below (replace it)
-# gets an email channel; add existing channel ids (gcloud beta monitoring channels list).
+# Monitoring: alerts must notify someone (validated): the placeholder on-call address below gets
+# an email channel - replace it before the first apply; add existing channel ids
+# (gcloud beta monitoring channels list).
 notification_emails         = ["irt-oncall@example.com"]
 notification_channels       = []
 model_max_age_hours         = 30

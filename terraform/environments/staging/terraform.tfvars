@@ -68,8 +68,10 @@ refresh_retry = {
   max_duration_seconds = 7200
 }
 
-# Monitoring: add channel ids (gcloud beta monitoring channels list) to be notified.
-notification_emails         = []
+# Monitoring: alerts must notify someone, in staging too (validated): the placeholder address
+# below gets an email channel - replace it with the team's address before the first apply, or
+# add existing channel ids (gcloud beta monitoring channels list).
+notification_emails         = ["irt-staging-oncall@example.com"]
 notification_channels       = []
 model_max_age_hours         = 48
 predict_5xx_ratio_threshold = 0.05

@@ -9,7 +9,18 @@
     result["probabilities"]["1043"]
 """
 
-from irt_predict_client.client import PredictClient
+from irt_predict_client.client import (
+    Ability,
+    Answer,
+    Exposure,
+    ExposureAdvice,
+    NextItem,
+    NextItemsResult,
+    PredictClient,
+    PredictResult,
+    StopAdvice,
+    StopRule,
+)
 from irt_predict_client.errors import (
     AuthenticationError,
     ConnectionFailedError,
@@ -21,7 +32,8 @@ from irt_predict_client.errors import (
     UnavailableError,
 )
 
-__all__ = ["AuthenticationError", "ConnectionFailedError", "InvalidRequestError",
-           "MalformedResponseError", "PermissionDeniedError", "PredictClient", "PredictError",
-           "ServerError", "UnavailableError"]
+__all__ = ["Ability", "Answer", "AuthenticationError", "ConnectionFailedError", "Exposure",
+           "ExposureAdvice", "InvalidRequestError", "MalformedResponseError", "NextItem",
+           "NextItemsResult", "PermissionDeniedError", "PredictClient", "PredictError",
+           "PredictResult", "ServerError", "StopAdvice", "StopRule", "UnavailableError"]
 __version__ = "0.1.0"

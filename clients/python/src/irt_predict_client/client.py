@@ -77,12 +77,54 @@ class NextItem(TypedDict):
     information: float
 
 
+Strategy = Literal["max_information", "target_probability"]
+ExposureMethod = Literal["none", "sympson-hetter"]
+
+
+class Exposure(TypedDict):
+    """The request's ``exposure``: ``sympson-hetter`` uses the model's Sympson-Hetter
+    parameters (keep one ``seed`` for a whole session); ``none`` is no filter."""
+
+    method: ExposureMethod
+
+
+class StopRule(TypedDict, total=False):
+    """The request's ``stop``: recommend stopping once the ability's SE is at or below ``se``
+    or the student has ``max_items`` known answers (at least one of the two)."""
+
+    se: float
+    max_items: int
+
+
+class StopAdvice(TypedDict):
+    """The answer's ``stop`` (only when the request had ``stop``): ``reasons`` among ``se``,
+    ``max_items`` and ``no_items``."""
+
+    recommended: bool
+    reasons: list[Literal["se", "max_items", "no_items"]]
+
+
+class ExposureAdvice(TypedDict):
+    """The answer's ``exposure`` (only when the request had ``exposure``): ``applied`` is
+    false when ``sympson-hetter`` was asked of a model without Sympson-Hetter parameters."""
+
+    method: ExposureMethod
+    applied: bool
+
+
 class NextItemsResult(TypedDict, total=False):
+    """A ``/next-items`` answer; ``unknown_skills``, ``stop``, ``exposure`` and
+    ``dropped_responses`` only when the request's fields call for them (see
+    :meth:`PredictClient.next_items`)."""
+
     model_version: str
     ability: Ability
     strategy: str
     items: list[NextItem]
     unknown_items: list[str]
+    unknown_skills: list[str]
+    stop: StopAdvice
+    exposure: ExposureAdvice
     dropped_responses: int
 
 
@@ -204,14 +246,57 @@ class PredictClient:
         return out
 
     def next_items(self, responses: Sequence[Answer], k: int = 1, *,
-                   strategy: Literal["max_information", "target_probability"] | None = None,
+                   strategy: Strategy | None = None,
                    target: float | None = None, candidates: Sequence[ItemId] | None = None,
                    method: Method | None = None, truncate: Truncate | None = None,
+                   exclude: Sequence[ItemId] | None = None, randomesque: int | None = None,
+                   exposure: ExposureMethod | Exposure | None = None,
+                   seed: int | None = None,
+                   skill_caps: Mapping[str, int] | None = None,
+                   skill_shares: Mapping[str, float] | None = None,
+                   stop: StopRule | None = None,
                    request_id: str | None = None) -> NextItemsResult:
-        """The ``k`` best next items for a student."""
+        """The ``k`` best next items for a student (``POST /next-items``).
+
+        Args:
+            responses: the student's answers.
+            k: how many items (at most the server's ``MAX_K``).
+            strategy: ``max_information`` (default) or ``target_probability`` (with
+                ``target``, the success probability aimed at).
+            candidates: items to choose from (default: every item).
+            method: ``EAP`` (default) or ``MAP``.
+            truncate: ``oldest`` keeps the most recent answers of a long history.
+            exclude: items never to recommend.
+            randomesque: pick each item among this many best (exposure control; vary
+                ``seed`` per request).
+            exposure: ``"sympson-hetter"`` (or ``{"method": "sympson-hetter"}``): the model's
+                Sympson-Hetter exposure control (keep one ``seed`` for the session); the
+                answer's ``exposure.applied`` says whether the model had the parameters.
+            seed: seed of the randomesque and Sympson-Hetter draws (reproducible answers).
+            skill_caps: ``{skill_id: most items of the skill in the session}``.
+            skill_shares: ``{skill_id: weight}``, target shares of the session's items.
+            stop: ``{"se": ..., "max_items": ...}``: the answer's ``stop`` then says
+                whether to stop.
+            request_id: sent as ``X-Request-Id``.
+
+        Returns:
+            The answer, with ``stop``/``exposure``/``unknown_skills`` when asked for.
+
+        Raises:
+            InvalidRequestError: a 4xx naming the field (``err.field``, e.g. ``stop.se``).
+        """
+        if isinstance(exposure, str):
+            exposure = {"method": exposure}
         body = _drop_none({"responses": list(responses), "k": k, "strategy": strategy,
                            "target": target, "method": method, "truncate": truncate,
-                           "candidates": None if candidates is None else list(candidates)})
+                           "candidates": None if candidates is None else list(candidates),
+                           "exclude": None if exclude is None else list(exclude),
+                           "randomesque": randomesque,
+                           "exposure": None if exposure is None else dict(exposure),
+                           "seed": seed,
+                           "skill_caps": None if skill_caps is None else dict(skill_caps),
+                           "skill_shares": None if skill_shares is None else dict(skill_shares),
+                           "stop": None if stop is None else dict(stop)})
         answer = self._call("POST", "/next-items", body, request_id)
         _expect(answer, ("model_version", "ability", "items"), request_id)
         return answer  # type: ignore[return-value]
