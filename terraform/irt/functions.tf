@@ -109,8 +109,8 @@ resource "google_cloudfunctions2_function" "predict" {
   labels      = local.labels
 
   build_config {
-    runtime           = "python312"
-    entry_point       = local.functions.predict.entry_point
+    runtime     = "python312"
+    entry_point = local.functions.predict.entry_point
     # The buildpack's entrypoint variable
     # (https://cloud.google.com/docs/buildpacks/service-specific-configs#google_entrypoint):
     # gunicorn with predict's own settings (functions/predict/gunicorn.conf.py, server.py),
