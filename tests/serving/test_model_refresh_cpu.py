@@ -48,7 +48,7 @@ class ThrottledStore:
 
     location = "mem://models"
 
-    def __init__(self, model_json: str, work: float = 0.05) -> None:
+    def __init__(self, model_json: str, work: float = 0.02) -> None:
         self.latest = "v1"
         self.models = {"v1": model_json}
         self.work = work
@@ -136,7 +136,9 @@ def test_a_storage_outage_costs_a_request_at_most_the_wait(model_json: str) -> N
         t = time.perf_counter()
         assert request(store, c) == "v1"  # the cached model keeps serving
         slowest = max(slowest, time.perf_counter() - t)
-    assert slowest < wait + 0.08
+    # The hung storage call takes 1.0 s; a request bounded by the wait takes about 0.1 s.  The
+    # margin (0.4 s) is for a loaded machine's scheduling, far below the 1.0 s it guards.
+    assert slowest < wait + 0.4
 
 
 def test_the_wait_is_configured_and_bounded() -> None:
