@@ -729,15 +729,17 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             sums = log_logistic_sums(affine_rows(-shift, sa, x), starts, lengths)
         if spec.skills:
             off = codes < n_skills
-            with_offset = codes[off]
-            own = sums[off]
+            # every group a skill (the usual case): no copies of the sums
+            every = bool(off.all())
+            with_offset = codes if every else codes[off]
+            own = sums if every else sums[off]
             if with_offset.size:  # _logconv, keeping exp(L_k - max L_k) for rho_k below
                 top = own.max(axis=1, keepdims=True)
                 e_own = _exp_floored(own - top)
                 lg = np.log(e_own @ kernel.T) + top
             else:
                 lg = own
-            log_post += lg.sum(axis=0) + sums[~off].sum(axis=0)
+            log_post += lg.sum(axis=0) if every else lg.sum(axis=0) + sums[~off].sum(axis=0)
         else:
             log_post += sums.sum(axis=0)
     w = _exp_floored(log_post - log_post.max())
