@@ -34,6 +34,10 @@ VARIANTS = {
     "recency,skills": dataclasses.replace(FULL, options=("recency", "skills")),
     "pfa": dataclasses.replace(FULL, options=("pfa",), skill_sd=0.0, decay=1.0),
     "recency (no item -> skill map)": Learning(options=("recency",), decay=0.9),
+    # other coefficients on the same model: nothing cached for FULL may serve this spec
+    "recency,skills,pfa (other coefficients)": dataclasses.replace(
+        FULL, beta=-0.5 * FULL.beta, gamma=FULL.gamma[::-1] + 0.1),
+    "recency,skills,pfa (other tau)": dataclasses.replace(FULL, skill_sd=2.0 * FULL.skill_sd),
 }
 
 

@@ -363,6 +363,35 @@ def test_batch_fast_path_refuses_an_item_twice_for_one_student(monkeypatch,
     assert plain._fast_predict(model, body, serving.Limits()) is not None
 
 
+@pytest.mark.parametrize("ids", [[], ["q1"], ["q1", "q2"], ["q3", "q1", "q7"],
+                                 ["q1", "zz", "q2"], ["zz"], ["zz", "q1"], ["q1", "q2", "zz"],
+                                 ["q1", 5, "q2"], ["q1", "q1"]])
+def test_look_up_answers_as_one_get_per_id(models: list[ItemModel], ids: list[Any]) -> None:
+    """:func:`plain._look_up` (one ``itemgetter`` call, then id by id after a missing id):
+    the values of ``table.get`` id by id, ``None`` for each id the table lacks."""
+    table = plain._rows_index(models[0])
+    assert list(plain._look_up(table, ids)) == [table.get(i) for i in ids]
+
+
+def test_look_up_refuses_an_unhashable_id(models: list[ItemModel]) -> None:
+    """An unhashable id is a TypeError (the fast path then stands aside), wherever it is."""
+    table = plain._rows_index(models[0])
+    for ids in (["q1", ["q2"]], [["q2"]], ["zz", {"a": 1}]):
+        with pytest.raises(TypeError):
+            plain._look_up(table, ids)
+
+
+def test_fast_answers_come_as_0_1_bytes(models: list[ItemModel]) -> None:
+    """Booleans and 0/1 integers alike become the int8 answers of the fast path."""
+    model = models[0]
+    body = {"responses": [{"item_id": "q1", "correct": True}, {"item_id": "q2", "correct": 0},
+                          {"item_id": "q3", "correct": 1}, {"item_id": "q4", "correct": False}]}
+    req = plain.fast_single(model, body, serving.Limits())
+    assert req is not None and isinstance(req.correct, np.ndarray)
+    assert req.correct.dtype == np.int8 and req.correct.tolist() == [1, 0, 1, 0]
+    assert (req.rows >> 1).tolist() == model.lookup(["q1", "q2", "q3", "q4"])[0].tolist()
+
+
 def test_warm_builds_the_lookups_before_the_first_request(models: list[ItemModel]) -> None:
     model = model_from_dict(json.loads(models[0].to_json()))  # a fresh model, empty caches
     serving.warm(model, serving.Limits())

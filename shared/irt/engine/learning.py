@@ -679,27 +679,31 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     if n:
         # groups: the skills (code n_skills: items without one), or all answers without a map
         order: np.ndarray | slice = slice(None)
+        group_of, coef_of = _group_tables(model, spec)
         if spec.grouped:
-            group = spec.item_skill[pos]
-            group[group < 0] = n_skills
+            group = group_of[pos]
             # by group, in answer order within (a stable sort; radix on 16-bit codes)
-            order = np.argsort(group.astype(np.int16) if n_skills < 32767 else group,
-                               kind="stable")
+            order = np.argsort(group, kind="stable")
             g_sorted = group[order]
             new = np.ones(n, dtype=bool)
             np.not_equal(g_sorted[1:], g_sorted[:-1], out=new[1:])
             starts = np.flatnonzero(new)
-            codes = g_sorted[starts]
+            codes = g_sorted[starts].astype(np.intp)
         else:
+            g_sorted = np.zeros(n, dtype=np.intp)
             starts = np.zeros(1, dtype=np.intp)
-            codes = np.zeros(1, dtype=np.int64)  # n_skills == 0: the group without a skill
-        lengths = np.diff(np.append(starts, n))
+            codes = np.zeros(1, dtype=np.intp)  # n_skills == 0: the group without a skill
+        lengths = np.empty_like(starts)
+        lengths[-1] = n
+        lengths[:-1] = starts[1:]
+        lengths -= starts
         ys, ps = y[order], pos[order]  # everything below is in group order
         s = 2.0 * ys - 1.0
         sa = s * model.a[ps]
         shift = sa * model.b[ps]  # z = s (a (x - b) + o) = sa x - (sa b - s o)
         if spec.pfa:
-            shift -= s * _sorted_offsets(spec, y, ys, order, starts, lengths, codes, nf)
+            shift -= s * _sorted_offsets(spec, y, ys, order, starts, lengths, codes,
+                                         coef_of[:, g_sorted], nf)
         if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
             later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
             # |z| <= |sa| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
@@ -725,15 +729,17 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             sums = log_logistic_sums(affine_rows(-shift, sa, x), starts, lengths)
         if spec.skills:
             off = codes < n_skills
-            with_offset = codes[off]
-            own = sums[off]
+            # every group a skill (the usual case): no copies of the sums
+            every = bool(off.all())
+            with_offset = codes if every else codes[off]
+            own = sums if every else sums[off]
             if with_offset.size:  # _logconv, keeping exp(L_k - max L_k) for rho_k below
                 top = own.max(axis=1, keepdims=True)
                 e_own = _exp_floored(own - top)
                 lg = np.log(e_own @ kernel.T) + top
             else:
                 lg = own
-            log_post += lg.sum(axis=0) + sums[~off].sum(axis=0)
+            log_post += lg.sum(axis=0) if every else lg.sum(axis=0) + sums[~off].sum(axis=0)
         else:
             log_post += sums.sum(axis=0)
     w = _exp_floored(log_post - log_post.max())
@@ -762,13 +768,15 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
 
 def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
                     order: np.ndarray | slice, starts: np.ndarray, lengths: np.ndarray,
-                    codes: np.ndarray, nf: np.ndarray) -> np.ndarray:
+                    codes: np.ndarray, coef: np.ndarray, nf: np.ndarray) -> np.ndarray:
     """:func:`student_posterior`'s covariate offsets ``beta . x + gamma_k . z`` of each answer
     in group order (the values of :func:`history_features` and :func:`offsets`), and the
     covariates of a next answer written into ``nf`` (those of :func:`next_features`).
 
     ``y``: the answers in answer order; ``ys``: in group order (``y[order]``); ``starts``,
-    ``lengths``, ``codes``: each group's first row, size and skill (``n_skills``: none).
+    ``lengths``, ``codes``: each group's first row, size and skill (``n_skills``: none);
+    ``coef``: the skill covariates' coefficients of each answer, shape ``(3, n)`` (columns
+    of :func:`_group_tables`' coefficients).
     """
     n = ys.shape[0]
     n_skills = nf.shape[0] - 1
@@ -787,13 +795,8 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
     prev[1:] -= 1.0
     prev[starts] = 0.0
     np.log1p(cov[:2], out=cov[:2])
-    # Their coefficients per group: beta's and the skill's own gamma (a group without a
-    # skill has none of these covariates).
+    o = np.einsum("fn,fn->n", cov, coef)
     skilled = codes < n_skills
-    coef = np.zeros((codes.shape[0], len(SKILL_FEATURES)))
-    if skilled.any():
-        coef[skilled] = spec.beta[_SKILL_COLUMNS] + spec.gamma[codes[skilled]]
-    o = np.einsum("fn,fn->n", cov, np.repeat(coef.T, lengths, axis=1))
     # the recent window, in answer order: log1p of its right and wrong answers
     cum = np.empty(n + 1)
     cum[0] = 0.0
@@ -815,6 +818,30 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
     nf[:, 2] = math.log1p(float(tail.sum()))
     nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
     return o
+
+
+def _group_tables(model: ItemModel, spec: Learning) -> tuple[np.ndarray, np.ndarray]:
+    """``(group of each item, coefficients of each group)``, cached on the model.
+
+    The group of an item is its skill index, ``n_skills`` for an item without a skill
+    (``int16`` below 32,767 skills: numpy sorts 16-bit codes by radix); a group's
+    coefficients, shape ``(len(SKILL_FEATURES), n_skills + 1)``, are those of the skill
+    covariates, ``beta``'s and the skill's own ``gamma`` (zeros for the group without a
+    skill, which has none of these covariates).  Built again for another ``spec`` than the
+    cached one's (serving passes ``learning_of(model)``, itself cached: built once).
+    """
+    cached = model._cache.get("learning_groups")
+    if cached is None or cached[0] is not spec:
+        n_skills = len(spec.skill_ids)
+        group = np.where(spec.item_skill < 0, n_skills, spec.item_skill) if spec.grouped \
+            else np.zeros(model.n_items, dtype=np.int64)
+        coef = np.zeros((n_skills + 1, len(SKILL_FEATURES)))
+        if spec.gamma.shape[0]:
+            coef[:n_skills] = spec.beta[_SKILL_COLUMNS] + spec.gamma[:n_skills]
+        cached = model._cache["learning_groups"] = (  # type: ignore[assignment]
+            spec, group.astype(np.int16 if n_skills < 32767 else np.intp),
+            np.ascontiguousarray(coef.T))
+    return cached[1], cached[2]  # type: ignore[return-value]
 
 
 def _affine_cols(intercept: np.ndarray, slope: np.ndarray, nodes: np.ndarray) -> np.ndarray:
@@ -863,10 +890,12 @@ def _grid_mode(x: np.ndarray, log_post: np.ndarray) -> tuple[float, float]:
 
 
 def _grid_cached(model: ItemModel, spec: Learning) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``spec.grid()``, cached on the model (built again for another ``spec`` than the
+    cached one's: the kernel depends on ``skill_sd``)."""
     cached = model._cache.get("learning_grid")
-    if cached is None:
-        cached = model._cache["learning_grid"] = spec.grid()  # type: ignore[assignment]
-    return cached  # type: ignore[return-value]
+    if cached is None or cached[0] is not spec:
+        cached = model._cache["learning_grid"] = (spec, *spec.grid())  # type: ignore
+    return cached[1:]  # type: ignore[return-value]
 
 
 def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
