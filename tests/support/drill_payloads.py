@@ -343,15 +343,21 @@ def _not(pred: Any) -> Any:
     return lambda v: not pred(v)
 
 
+def _int64_id(v: Any) -> bool:
+    """An integer id predict accepts (issue #16: read as the SQL's CAST(id AS STRING))."""
+    return type(v) is int and -(1 << 63) <= v <= (1 << 63) - 1
+
+
 WRONG: dict[str, Any] = {
     "list": JSON_VALUE.filter(lambda v: not isinstance(v, list)),
     "nonempty_list": JSON_VALUE.filter(lambda v: not isinstance(v, list)) | st.just([]),
     "id_list": JSON_VALUE.filter(lambda v: v is not None and not isinstance(v, list)),
     "object": JSON_VALUE.filter(lambda v: not isinstance(v, dict)),
-    "id": (JSON_VALUE.filter(lambda v: not isinstance(v, str))
+    "id": (JSON_VALUE.filter(lambda v: not isinstance(v, str) and not _int64_id(v))
            | st.text(" \t\n\r\u00a0\u2028\u3000", max_size=5)
            | st.text(string.ascii_letters, min_size=MAX_ID + 1, max_size=MAX_ID + 40)),
-    "sid": (JSON_VALUE.filter(lambda v: v is not None and not isinstance(v, str))
+    "sid": (JSON_VALUE.filter(lambda v: v is not None and not isinstance(v, str)
+                              and not _int64_id(v))
             | st.text(" \t\n", max_size=4)
             | st.text(string.ascii_letters, min_size=MAX_ID + 1, max_size=MAX_ID + 40).map(
                 lambda s: SID_MARK + s)),
