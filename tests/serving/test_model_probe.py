@@ -12,12 +12,9 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-import functions_framework
 import pytest
-from emulators import GCSEmulator
-from google.cloud import storage
+from predict_app import make_bucket_client, publish_to_bucket, served_version
 
 from irt.engine.artifact import load_model
 from irt.engine.calibrate import FitConfig, fit
@@ -26,7 +23,6 @@ from irt.engine.simulate import simulate
 from irt.refresh.monitoring import canary
 from irt.serving.probe import probe
 
-SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "predict" / "main.py")
 REQUEST = {"responses": [{"item_id": "q1", "correct": True}], "items": ["q0"]}
 
 
@@ -44,29 +40,6 @@ def flat(model: ItemModel) -> str:
     return json.dumps(doc)
 
 
-def publish(bucket: storage.Bucket, version: str, text: str | None) -> None:
-    if text is not None:
-        bucket.blob(f"models/{version}/model.json").upload_from_string(
-            text, content_type="application/json")
-    bucket.blob("models/LATEST").upload_from_string(version, content_type="text/plain")
-
-
-def app_for(monkeypatch: pytest.MonkeyPatch, emulator: GCSEmulator, bucket: str, **env: str):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
-    monkeypatch.setenv("MODEL_BUCKET", bucket)
-    monkeypatch.delenv("MODEL_DIR", raising=False)
-    monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "1")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return functions_framework.create_app(target="predict", source=SOURCE).test_client()
-
-
-def served_version(client) -> str | None:
-    r = client.post("/", json=REQUEST)
-    return r.get_json()["model_version"] if r.status_code == 200 else None
-
-
 def events(text: str, event: str) -> list[dict]:
     lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
     return [e for e in lines if e.get("event") == event]
@@ -77,7 +50,7 @@ def serve_for(client, seconds: float, capsys) -> tuple[set, str]:
     seen, out = set(), ""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
-        seen.add(served_version(client))
+        seen.add(served_version(client, REQUEST))
         out += capsys.readouterr().out
         time.sleep(0.02)
     return seen, out + capsys.readouterr().out
@@ -98,11 +71,12 @@ def test_the_probe_passes_a_fitted_model_and_fails_one_that_cannot_tell_students
 
 def test_a_new_model_failing_the_canary_answers_is_rejected_and_the_old_one_serves(
         monkeypatch, gcs_emulator, gcs_bucket, fitted, capsys) -> None:
-    publish(gcs_bucket, "v1", fitted.to_json())
-    client = app_for(monkeypatch, gcs_emulator, gcs_bucket.name, MODEL_REFRESH_SECONDS="0.1")
-    assert served_version(client) == "v1"
+    publish_to_bucket(gcs_bucket, "v1", fitted.to_json())
+    client = make_bucket_client(monkeypatch, gcs_emulator, gcs_bucket.name,
+                                MODEL_REFRESH_SECONDS="0.1")
+    assert served_version(client, REQUEST) == "v1"
     capsys.readouterr()
-    publish(gcs_bucket, "v2", flat(fitted))
+    publish_to_bucket(gcs_bucket, "v2", flat(fitted))
     seen, out = serve_for(client, 1.5, capsys)
     assert seen == {"v1"}  # never the bad one, never a 503
     (rejected, *_) = events(out, "model_rejected")
@@ -111,9 +85,9 @@ def test_a_new_model_failing_the_canary_answers_is_rejected_and_the_old_one_serv
     assert rejected["reason"] == "canary answers failed"
     assert "all right does not score above all wrong" in rejected["error"]
     # a good version after it is probed, passes and swaps in
-    publish(gcs_bucket, "v3", fitted.to_json())
+    publish_to_bucket(gcs_bucket, "v3", fitted.to_json())
     deadline = time.monotonic() + 8
-    while served_version(client) != "v3":
+    while served_version(client, REQUEST) != "v3":
         assert time.monotonic() < deadline, "v3 never served"
         time.sleep(0.05)
     assert not events(capsys.readouterr().out, "model_rejected")
@@ -125,14 +99,14 @@ def test_a_model_that_cannot_be_fetched_is_logged_and_the_instance_says_it_is_be
     ``model_fetch_failed``; once the instance has served another version than ``LATEST``
     for longer than ``MODEL_REFRESH_SECONDS`` it logs ``model_behind``, not before."""
     refresh = 0.5
-    publish(gcs_bucket, "v1", fitted.to_json())
-    client = app_for(monkeypatch, gcs_emulator, gcs_bucket.name,
+    publish_to_bucket(gcs_bucket, "v1", fitted.to_json())
+    client = make_bucket_client(monkeypatch, gcs_emulator, gcs_bucket.name,
                      MODEL_REFRESH_SECONDS=str(refresh))
-    assert served_version(client) == "v1"
+    assert served_version(client, REQUEST) == "v1"
     seen, out = serve_for(client, 3 * refresh, capsys)  # up to date: nothing to say
     assert seen == {"v1"} and not events(out, "model_behind")
     assert not events(out, "model_fetch_failed")
-    publish(gcs_bucket, "ghost", None)  # a pointer to a version that is not there
+    publish_to_bucket(gcs_bucket, "ghost", None)  # a pointer to a version that is not there
     moved = time.monotonic()
     seen, out = serve_for(client, 4 * refresh, capsys)
     assert seen == {"v1"}
@@ -147,9 +121,9 @@ def test_a_model_that_cannot_be_fetched_is_logged_and_the_instance_says_it_is_be
     assert refresh <= first["seconds_behind"] <= time.monotonic() - moved
     assert first["refresh_seconds"] == refresh
     # LATEST back on a loadable version: the instance catches up and stops saying it
-    publish(gcs_bucket, "v4", fitted.to_json())
+    publish_to_bucket(gcs_bucket, "v4", fitted.to_json())
     deadline = time.monotonic() + 8
-    while served_version(client) != "v4":
+    while served_version(client, REQUEST) != "v4":
         assert time.monotonic() < deadline, "v4 never served"
         time.sleep(0.05)
     capsys.readouterr()

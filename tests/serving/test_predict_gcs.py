@@ -7,46 +7,21 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
-import functions_framework
 import pytest
-from emulators import GCSEmulator, create_bucket
-from google.cloud import storage
+from emulators import create_bucket
+from predict_app import make_bucket_client, publish_to_bucket, served_version
 
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.model import ItemModel
 from irt.engine.simulate import simulate
 
-SOURCE = str(Path(__file__).resolve().parents[2] / "functions" / "predict" / "main.py")
 REQUEST = {"responses": [{"item_id": "q1", "correct": True}], "items": ["q0"]}
 
 
 @pytest.fixture(scope="module")
 def fitted() -> ItemModel:
     return fit(simulate(1500, 30, 15, seed=9).responses, FitConfig(compute_se=False)).model
-
-
-def publish(bucket: storage.Bucket, version: str, text: str) -> None:
-    bucket.blob(f"models/{version}/model.json").upload_from_string(
-        text, content_type="application/json")
-    bucket.blob("models/LATEST").upload_from_string(version, content_type="text/plain")
-
-
-def app_for(monkeypatch: pytest.MonkeyPatch, emulator: GCSEmulator, bucket: str, **env: str):
-    monkeypatch.setenv("STORAGE_EMULATOR_HOST", emulator.url)
-    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
-    monkeypatch.setenv("MODEL_BUCKET", bucket)
-    monkeypatch.delenv("MODEL_DIR", raising=False)
-    monkeypatch.setenv("STORAGE_TIMEOUT_SECONDS", "1")
-    for key, value in env.items():
-        monkeypatch.setenv(key, value)
-    return functions_framework.create_app(target="predict", source=SOURCE).test_client()
-
-
-def served_version(client) -> str | None:
-    r = client.post("/", json=REQUEST)
-    return r.get_json()["model_version"] if r.status_code == 200 else None
 
 
 def wait_until(predicate, timeout: float = 8.0, step: float = 0.05) -> None:
@@ -58,37 +33,39 @@ def wait_until(predicate, timeout: float = 8.0, step: float = 0.05) -> None:
 
 
 def test_cold_load_and_hot_refresh(monkeypatch, gcs_emulator, gcs_bucket, fitted) -> None:
-    publish(gcs_bucket, "2026-11-27", fitted.to_json())
-    client = app_for(monkeypatch, gcs_emulator, gcs_bucket.name, MODEL_REFRESH_SECONDS="0.2")
+    publish_to_bucket(gcs_bucket, "2026-11-27", fitted.to_json())
+    client = make_bucket_client(monkeypatch, gcs_emulator, gcs_bucket.name,
+                                MODEL_REFRESH_SECONDS="0.2")
     r = client.post("/", json=REQUEST)
     assert r.status_code == 200
     assert r.get_json()["model_version"] == "2026-11-27"
     p_old = r.get_json()["probabilities"]["q0"]
     doc = json.loads(fitted.to_json())
     doc["items"]["q0"]["b"] += 2.0
-    publish(gcs_bucket, "2026-11-28", json.dumps(doc))
+    publish_to_bucket(gcs_bucket, "2026-11-28", json.dumps(doc))
     # Requests keep succeeding during the swap; the new version arrives within the interval.
     seen = []
-    wait_until(lambda: seen.append(served_version(client)) or seen[-1] == "2026-11-28")
+    wait_until(lambda: seen.append(served_version(client, REQUEST)) or seen[-1] == "2026-11-28")
     assert None not in seen
     assert client.post("/", json=REQUEST).get_json()["probabilities"]["q0"] < p_old
 
 
 def test_corrupt_or_invalid_model_object_keeps_the_old(monkeypatch, gcs_emulator, gcs_bucket,
                                                        fitted, capsys) -> None:
-    publish(gcs_bucket, "good", fitted.to_json())
-    client = app_for(monkeypatch, gcs_emulator, gcs_bucket.name, MODEL_REFRESH_SECONDS="0.1")
-    assert served_version(client) == "good"
+    publish_to_bucket(gcs_bucket, "good", fitted.to_json())
+    client = make_bucket_client(monkeypatch, gcs_emulator, gcs_bucket.name,
+                                MODEL_REFRESH_SECONDS="0.1")
+    assert served_version(client, REQUEST) == "good"
     capsys.readouterr()
     out = ""
     for version, text in (("truncated", fitted.to_json()[:500]),
                           ("nan", fitted.to_json().replace('"b": ', '"b": NaN, "x": ', 1)),
                           ("no-items", json.dumps({**json.loads(fitted.to_json()),
                                                    "items": {}}))):
-        publish(gcs_bucket, version, text)
+        publish_to_bucket(gcs_bucket, version, text)
         deadline = time.monotonic() + 8
         while f'"model_version": "{version}"' not in out:
-            assert served_version(client) == "good"
+            assert served_version(client, REQUEST) == "good"
             assert time.monotonic() < deadline, f"no rejection logged for {version}"
             time.sleep(0.05)
             out += capsys.readouterr().out
@@ -98,15 +75,16 @@ def test_corrupt_or_invalid_model_object_keeps_the_old(monkeypatch, gcs_emulator
     # A pointer naming a missing object: also no harm.
     gcs_bucket.blob("models/LATEST").upload_from_string("ghost")
     time.sleep(0.3)
-    assert served_version(client) == "good"
+    assert served_version(client, REQUEST) == "good"
 
 
 def test_storage_down_while_warm_keeps_serving(monkeypatch, own_gcs_emulator, fitted,
                                                capsys) -> None:
     bucket = create_bucket(own_gcs_emulator.client())
-    publish(bucket, "v1", fitted.to_json())
-    client = app_for(monkeypatch, own_gcs_emulator, bucket.name, MODEL_REFRESH_SECONDS="0.1")
-    assert served_version(client) == "v1"
+    publish_to_bucket(bucket, "v1", fitted.to_json())
+    client = make_bucket_client(monkeypatch, own_gcs_emulator, bucket.name,
+                                MODEL_REFRESH_SECONDS="0.1")
+    assert served_version(client, REQUEST) == "v1"
     own_gcs_emulator.stop()
     started = time.monotonic()
     statuses = []
@@ -123,20 +101,20 @@ def test_storage_down_while_warm_keeps_serving(monkeypatch, own_gcs_emulator, fi
     # Storage returns (empty: the memory backend forgets) with a new model: picked up.
     own_gcs_emulator.restart()  # same port
     bucket = create_bucket(own_gcs_emulator.client(), bucket.name)
-    publish(bucket, "v2", fitted.to_json())
-    wait_until(lambda: served_version(client) == "v2")
+    publish_to_bucket(bucket, "v2", fitted.to_json())
+    wait_until(lambda: served_version(client, REQUEST) == "v2")
 
 
 def test_cold_start_with_storage_down_is_503_then_recovers(monkeypatch, own_gcs_emulator,
                                                            fitted) -> None:
     name = create_bucket(own_gcs_emulator.client()).name
     own_gcs_emulator.stop()
-    client = app_for(monkeypatch, own_gcs_emulator, name, MODEL_RETRY_SECONDS="0.2")
+    client = make_bucket_client(monkeypatch, own_gcs_emulator, name, MODEL_RETRY_SECONDS="0.2")
     r = client.post("/", json=REQUEST)
     assert r.status_code == 503
     assert r.headers["Retry-After"] == "1"
     assert r.get_json()["error"]["code"] == "model_unavailable"
     own_gcs_emulator.restart()  # same port
     bucket = create_bucket(own_gcs_emulator.client(), name)
-    publish(bucket, "v1", fitted.to_json())
-    wait_until(lambda: served_version(client) == "v1")
+    publish_to_bucket(bucket, "v1", fitted.to_json())
+    wait_until(lambda: served_version(client, REQUEST) == "v1")

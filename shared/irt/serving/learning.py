@@ -35,12 +35,11 @@ from irt.engine.selection import pick, rank
 from irt.serving.plain import (
     FastSingle,
     controls,
-    exposure_advice,
     fast_single,
+    finish_next_items,
     own_lookup,
     provisional_lookup,
     report_dropped,
-    stop_advice,
 )
 from irt.serving.requests import (
     Limits,
@@ -129,14 +128,5 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                                        strict=True)],
         "unknown_items": unknown,
     }
-    if unknown_skills:
-        answer["unknown_skills"] = unknown_skills
-    stop = stop_advice(req, post.se, post.n_answers, int(chosen.shape[0]))
-    if stop is not None:
-        answer["stop"] = stop
-    exposure = exposure_advice(model, req)
-    if exposure is not None:
-        answer["exposure"] = exposure
-    if req.dropped:
-        answer["dropped_responses"] = req.dropped
-    return answer
+    return finish_next_items(answer, model, req, se=post.se, n_answers=post.n_answers,
+                             n_items=int(chosen.shape[0]), unknown_skills=unknown_skills)

@@ -721,6 +721,25 @@ def stop_advice(request: NextRequest, se: float, n_answers: int, n_items: int
     return {"recommended": bool(reasons), "reasons": reasons}
 
 
+def finish_next_items(answer: dict[str, Any], model: ItemModel, request: NextRequest, *,
+                      se: float, n_answers: int, n_items: int,
+                      unknown_skills: list[str]) -> dict[str, Any]:
+    """Add the optional fields every next-items answer shares (plain and learning-aware):
+    ``unknown_skills``, ``stop`` (:func:`stop_advice`), ``exposure``
+    (:func:`exposure_advice`) and ``dropped_responses``, each only when it applies."""
+    if unknown_skills:
+        answer["unknown_skills"] = unknown_skills
+    stop = stop_advice(request, se, n_answers, n_items)
+    if stop is not None:
+        answer["stop"] = stop
+    exposure = exposure_advice(model, request)
+    if exposure is not None:
+        answer["exposure"] = exposure
+    if request.dropped:
+        answer["dropped_responses"] = request.dropped
+    return answer
+
+
 def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     """The answer to a next-items request for a plain model, without ``model_version``.
 
@@ -753,14 +772,5 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
                   for j, p, i in zip(chosen.tolist(), probs, info, strict=True)],
         "unknown_items": unknown,
     }
-    if unknown_skills:
-        answer["unknown_skills"] = unknown_skills
-    stop = stop_advice(req, se, int(pos.shape[0]), int(chosen.shape[0]))
-    if stop is not None:
-        answer["stop"] = stop
-    exposure = exposure_advice(model, req)
-    if exposure is not None:
-        answer["exposure"] = exposure
-    if req.dropped:
-        answer["dropped_responses"] = req.dropped
-    return answer
+    return finish_next_items(answer, model, req, se=se, n_answers=int(pos.shape[0]),
+                             n_items=int(chosen.shape[0]), unknown_skills=unknown_skills)
