@@ -384,3 +384,17 @@ def test_eap_beyond_one_product_block_equals_numerical_integration(k):
     assert se == pytest.approx(ref_se, abs=1e-6)
     bt, bs = eap_batch(model, np.zeros(k, np.int64), pos, y, 1)
     assert bt[0] == pytest.approx(theta, abs=1e-9) and bs[0] == pytest.approx(se, abs=1e-9)
+
+
+@pytest.mark.parametrize(("k", "theta"), [(200, 0.3), (1000, -0.8), (1000, 2.2), (5000, -0.4)])
+def test_long_answer_sets_match_numerical_integration_closely(k, theta):
+    # Long answer sets are re-integrated on the narrow local grid (33 nodes where the step
+    # times the largest slope is at most 0.6); 5,000 answers put the whole first pass on one
+    # node (SD ~ 0), where the local grids start from the information bound instead.
+    model = make_bank("2pl", n=5000, seed=21)
+    pos, y = answers(model, k, theta=theta, seed=k + 3)
+    got = eap(model, pos, y)
+    want = brute_eap(model, pos, y)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    bt, bs = eap_batch(model, np.zeros(k, np.int64), pos, y, 1)
+    np.testing.assert_allclose([bt[0], bs[0]], want, rtol=0, atol=1e-9)
