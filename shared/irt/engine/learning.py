@@ -633,6 +633,54 @@ def _online_chunk(spec: Learning, a: np.ndarray, b: np.ndarray, o: np.ndarray, y
 
 
 # --------------------------------------------------------------------------- one student
+class _SkillAbilities:
+    """``u_k`` of every skill row, the answered skills' computed when first asked for
+    (:func:`student_posterior`'s last step; a request for a few items needs a few rows)."""
+
+    def __init__(self, base: np.ndarray, codes: np.ndarray, lg: np.ndarray,
+                 e_own: np.ndarray, log_post: np.ndarray, kernel: np.ndarray,
+                 x: np.ndarray) -> None:
+        self.base, self.codes, self.lg, self.e_own = base, codes, lg, e_own
+        self.log_post, self.kernel, self.x = log_post, kernel, x
+        self.full: np.ndarray | None = None if codes.size else base
+
+    def _rho_means(self, sel: np.ndarray | slice) -> np.ndarray:
+        """``u_k`` of the answered skills ``codes[sel]``: the means of
+        ``rho_k oc exp(L_k) sum_th pi(th) / g_k(th) K(th, u)``."""
+        rest = self.log_post[None, :] - self.lg[sel]  # pi without each answered skill
+        rest -= rest.max(axis=1, keepdims=True)
+        h = _exp_floored(rest) @ self.kernel  # each row's largest entry >= K(t, t) (t: its
+        # best node; rows of exp(rest) peak at 1)
+        # rho_k oc exp(L_k) h: both factors floored at exp(LOG_FLOOR), so that their
+        # product is never subnormal
+        np.maximum(h, _WEIGHT_FLOOR, out=h)
+        h *= self.e_own[sel]
+        return (h @ self.x) / h.sum(axis=1)  # type: ignore[no-any-return]
+
+    def all(self) -> np.ndarray:
+        if self.full is None:
+            full = self.base.copy()
+            full[self.codes] = self._rho_means(slice(None))
+            self.full = full
+        return self.full
+
+    def rows(self, rows: np.ndarray) -> np.ndarray:
+        """``u_k`` at skill rows ``rows`` (any order, repeats allowed)."""
+        if self.full is not None or rows.shape[0] > _FEW_ROWS:
+            return self.all()[rows]
+        out = self.base[rows]
+        at = np.searchsorted(self.codes, rows)
+        np.minimum(at, self.codes.shape[0] - 1, out=at)
+        hit = self.codes[at] == rows
+        if hit.any():
+            out[hit] = self._rho_means(at[hit])
+        return out  # type: ignore[no-any-return]
+
+
+#: Up to this many requested rows, :class:`_SkillAbilities` computes only those.
+_FEW_ROWS = 16
+
+
 @dataclass(frozen=True)
 class StudentPosterior:
     """One student's learning-aware posterior.
@@ -641,15 +689,27 @@ class StudentPosterior:
         theta: general ability (EAP or MAP).
         se: its standard error.
         n_answers: known answers used.
-        skill_ability: ``u_k`` per skill index (the last entry: items without a skill).
-        features: covariates of a next answer per skill (same rows).
+        features: covariates of a next answer per skill (rows: skill indices, the last one
+            for items without a skill).
+        skill_ability: ``u_k`` per skill row (same rows; computed when first read), see
+            :meth:`abilities` for a few rows.
     """
 
     theta: float
     se: float
     n_answers: int
-    skill_ability: np.ndarray
     features: np.ndarray
+    _skills: _SkillAbilities = field(repr=False, compare=False)
+
+    @property
+    def skill_ability(self) -> np.ndarray:
+        return self._skills.all()
+
+    def abilities(self, rows: np.ndarray) -> np.ndarray:
+        """``u_k`` at skill rows ``rows``: ``skill_ability[rows]``, the answered skills'
+        computed for those rows only when they are few (equal to about 1e-15: BLAS may sum
+        a product of fewer rows in another order)."""
+        return self._skills.rows(np.asarray(rows, dtype=np.intp))
 
 
 def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
@@ -668,7 +728,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         correct: 0/1 answers.
         method: ``"EAP"`` or ``"MAP"`` for the reported general ability.
     """
-    pos = np.asarray(item_pos, dtype=np.int64)
+    pos = np.asarray(item_pos, dtype=np.intp)
     y = np.asarray(correct, dtype=np.float64)
     n = pos.shape[0]
     x, log_prior, kernel = _grid_cached(model, spec)
@@ -679,47 +739,49 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     if n:
         # groups: the skills (code n_skills: items without one), or all answers without a map
         order: np.ndarray | slice = slice(None)
-        group_of, coef_of = _group_tables(model, spec)
+        tables = _serving_tables(model, spec)
         if spec.grouped:
-            group = group_of[pos]
-            # by group, in answer order within (a stable sort; radix on 16-bit codes)
+            group = tables.group[pos]
+            # by group, in answer order within (a stable sort; radix on 16-bit codes); the
+            # groups' sizes by counting, in code order (the sorted order)
             order = np.argsort(group, kind="stable")
             g_sorted = group[order]
-            new = np.ones(n, dtype=bool)
-            np.not_equal(g_sorted[1:], g_sorted[:-1], out=new[1:])
-            starts = np.flatnonzero(new)
-            codes = g_sorted[starts].astype(np.intp)
+            counts = np.bincount(group, minlength=n_skills + 1)
+            codes = np.flatnonzero(counts)
+            lengths = counts[codes]
         else:
             g_sorted = np.zeros(n, dtype=np.intp)
-            starts = np.zeros(1, dtype=np.intp)
             codes = np.zeros(1, dtype=np.intp)  # n_skills == 0: the group without a skill
-        lengths = np.empty_like(starts)
-        lengths[-1] = n
-        lengths[:-1] = starts[1:]
-        lengths -= starts
+            lengths = np.array([n])
+        ends = np.cumsum(lengths)
+        starts = ends - lengths
         ys, ps = y[order], pos[order]  # everything below is in group order
-        s = 2.0 * ys - 1.0
+        s = ys * 2.0
+        s -= 1.0
         sa = s * model.a[ps]
         shift = sa * model.b[ps]  # z = s (a (x - b) + o) = sa x - (sa b - s o)
         if spec.pfa:
-            shift -= s * _sorted_offsets(spec, y, ys, order, starts, lengths, codes,
-                                         coef_of[:, g_sorted], nf)
+            shift -= s * _sorted_offsets(spec, y, ys, s, order, starts, lengths, ends, codes,
+                                         tables.coef[:, g_sorted], nf)
         if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
-            later = np.repeat(starts + lengths, lengths) - np.arange(n) - 1
+            later = np.repeat(ends - 1, lengths)
+            later -= np.arange(n)
             # |z| <= |sa| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
             # log P = -log1p(exp(-z)) is exact in both tails (4 passes over the entries, not 8)
-            if float(np.abs(sa).max()) * spec.bound + float(np.abs(shift).max()) < 700.0:
+            if tables.a_max * spec.bound + max(float(shift.max()), -float(shift.min())) < 700.0:
                 # -z, nodes by answers: the weights scale contiguous rows (a third faster
                 # than scaling each answer's row of 41 nodes; the same sums, bit for bit)
-                ll = _affine_cols(shift, -sa, x)
+                left = np.empty((2, n))
+                left[0] = shift
+                np.negative(sa, out=left[1])
+                ll = tables.nodes @ left
                 np.exp(ll, out=ll)
                 # -log P = log(1 + exp(-z)): numpy's log is vectorised, its log1p is not; where
                 # exp(-z) < 1e-16 the two differ by less than 1e-16
                 ll += 1.0
                 np.log(ll, out=ll)
-                ll *= _decay_powers(model, spec, n)[later]
+                ll *= _decay_powers(model, spec, n, negative=True)[later]  # log P, weighted
                 sums = np.add.reduceat(ll, starts, axis=1).T
-                np.negative(sums, out=sums)
             else:
                 ll = affine_rows(-shift, sa, x)
                 _log_logistic(ll)
@@ -747,90 +809,104 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     mean = float(w @ x)
     sd = math.sqrt(max(float(w @ (x * x)) - mean * mean, 0.0))
     skill_u = np.full(n_skills + 1, mean)
+    answered, lg_rows, e_rows = np.zeros(0, dtype=np.intp), np.zeros((0, 0)), np.zeros((0, 0))
     if spec.skills and n_skills:
         # every skill without answers: theta + delta with delta from its prior
         skill_u[:n_skills] = float((w @ kernel) @ x)
-        if with_offset.size:
-            rest = log_post[None, :] - lg  # pi without each answered skill
-            rest -= rest.max(axis=1, keepdims=True)
-            h = _exp_floored(rest) @ kernel  # each row's largest entry >= K(t, t) (t: its
-            # best node; rows of exp(rest) peak at 1)
-            # rho_k oc exp(L_k) h: both factors floored at exp(LOG_FLOOR), so that their
-            # product is never subnormal
-            np.maximum(h, _WEIGHT_FLOOR, out=h)
-            h *= e_own
-            skill_u[with_offset] = (h @ x) / h.sum(axis=1)
+        if with_offset.size:  # the answered skills: rho_k, when first asked for
+            answered, lg_rows, e_rows = with_offset, lg, e_own
     theta, se = mean, sd
     if method == "MAP":
         theta, se = _grid_mode(x, log_post)
-    return StudentPosterior(theta, se, n, skill_u, nf)
+    return StudentPosterior(theta, se, n, nf, _SkillAbilities(
+        skill_u, answered, lg_rows, e_rows, log_post, kernel, x))
 
 
-def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray,
+def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray,
                     order: np.ndarray | slice, starts: np.ndarray, lengths: np.ndarray,
-                    codes: np.ndarray, coef: np.ndarray, nf: np.ndarray) -> np.ndarray:
+                    ends: np.ndarray, codes: np.ndarray, coef: np.ndarray, nf: np.ndarray
+                    ) -> np.ndarray:
     """:func:`student_posterior`'s covariate offsets ``beta . x + gamma_k . z`` of each answer
     in group order (the values of :func:`history_features` and :func:`offsets`), and the
     covariates of a next answer written into ``nf`` (those of :func:`next_features`).
 
-    ``y``: the answers in answer order; ``ys``: in group order (``y[order]``); ``starts``,
-    ``lengths``, ``codes``: each group's first row, size and skill (``n_skills``: none);
-    ``coef``: the skill covariates' coefficients of each answer, shape ``(3, n)`` (columns
-    of :func:`_group_tables`' coefficients).
+    ``y``: the answers in answer order; ``ys``: in group order (``y[order]``), ``s``: their
+    signs ``2 ys - 1``; ``starts``, ``lengths``, ``ends``, ``codes``: each group's first row,
+    size, end and skill (``n_skills``: none; increasing); ``coef``: the skill covariates'
+    coefficients of each answer, shape ``(3, n)`` (columns of :func:`_group_tables`'
+    coefficients).  Counts are whole numbers in float64, exact: the same values, bit for bit,
+    whatever the order of the sums.
     """
     n = ys.shape[0]
     n_skills = nf.shape[0] - 1
-    idx = np.arange(n)
+    window = spec.window
+    # running counts with a leading zero: cs[i] = sum(ys[:i]) (group order), cy (answer order)
+    cs = np.empty(n + 1)
+    cs[0] = 0.0
+    np.cumsum(ys, out=cs[1:])
+    first = np.repeat(starts, lengths)  # each answer's group's first row
     # The skill covariates of each answer as rows of one array: log1p of the earlier right
     # and wrong answers in its group, and the previous answer there (+1, -1, 0 for none).
     cov = np.empty((3, n))
-    right, wrong, prev = cov
-    np.cumsum(ys, out=right)
-    right -= ys  # earlier right answers, all groups
-    right -= np.repeat(right[starts], lengths)  # ... in the same group
-    np.subtract(idx, np.repeat(starts, lengths), out=wrong)
-    wrong -= right
-    prev[0] = 0.0
-    np.multiply(ys[:-1], 2.0, out=prev[1:])
-    prev[1:] -= 1.0
-    prev[starts] = 0.0
+    np.subtract(cs[:-1], cs[first], out=cov[0])
+    np.subtract(np.arange(n, dtype=np.float64), first, out=cov[1])
+    cov[1] -= cov[0]
+    cov[2, 1:] = s[:-1]
+    cov[2, starts] = 0.0
     np.log1p(cov[:2], out=cov[:2])
     o = np.einsum("fn,fn->n", cov, coef)
-    skilled = codes < n_skills
     # the recent window, in answer order: log1p of its right and wrong answers
-    cum = np.empty(n + 1)
-    cum[0] = 0.0
-    np.cumsum(y, out=cum[1:])
-    lo = np.maximum(idx - spec.window, 0)
+    cy = np.empty(n + 1)
+    cy[0] = 0.0
+    np.cumsum(y, out=cy[1:])
     recent = np.empty((2, n))
-    np.subtract(cum[:-1], cum[lo], out=recent[0])
-    np.subtract(idx - lo, recent[0], out=recent[1])
+    recent[0] = cy[:-1]
+    if n > window:
+        recent[0, window:] -= cy[:n - window]
+    np.subtract(np.minimum(np.arange(n, dtype=np.float64), window), recent[0], out=recent[1])
     np.log1p(recent, out=recent)
     o += (spec.beta[2:4] @ recent)[order]
-    # the next answer: totals and last answer per group, recent window
-    if skilled.any():
-        total_right = np.add.reduceat(ys, starts)[skilled]
-        k = codes[skilled]
-        nf[k, 0] = np.log1p(total_right)
-        nf[k, 1] = np.log1p(lengths[skilled] - total_right)
-        nf[k, 4] = 2.0 * ys[(starts + lengths - 1)[skilled]] - 1.0
-    tail = y[-spec.window:]
-    nf[:, 2] = math.log1p(float(tail.sum()))
-    nf[:, 3] = math.log1p(float(tail.shape[0] - tail.sum()))
+    # the next answer: totals and last answer per group (codes increase: the last one tells
+    # whether every group is a skill), recent window
+    every = codes[-1] < n_skills
+    k = codes if every else codes[codes < n_skills]
+    if k.shape[0]:
+        sel: slice | np.ndarray = slice(None) if every else slice(0, k.shape[0])
+        total = np.empty((2, k.shape[0]))
+        np.subtract(cs[ends[sel]], cs[starts[sel]], out=total[0])
+        np.subtract(lengths[sel], total[0], out=total[1])
+        np.log1p(total, out=total)
+        nf[k, :2] = total.T
+        nf[k, 4] = s[ends[sel] - 1]
+    right = float(cy[n] - cy[max(n - window, 0)])
+    nf[:, 2] = math.log1p(right)
+    nf[:, 3] = math.log1p(float(min(n, window)) - right)
     return o
 
 
-def _group_tables(model: ItemModel, spec: Learning) -> tuple[np.ndarray, np.ndarray]:
-    """``(group of each item, coefficients of each group)``, cached on the model.
+@dataclass(frozen=True)
+class _Tables:
+    """:func:`student_posterior`'s per-model constants (see :func:`_serving_tables`)."""
+
+    group: np.ndarray
+    coef: np.ndarray
+    a_max: float
+    nodes: np.ndarray
+
+
+def _serving_tables(model: ItemModel, spec: Learning) -> _Tables:
+    """The group of each item, the coefficients of each group, the largest ``|a|`` and the
+    grid's ``[1, x]`` columns, cached on the model.
 
     The group of an item is its skill index, ``n_skills`` for an item without a skill
     (``int16`` below 32,767 skills: numpy sorts 16-bit codes by radix); a group's
     coefficients, shape ``(len(SKILL_FEATURES), n_skills + 1)``, are those of the skill
     covariates, ``beta``'s and the skill's own ``gamma`` (zeros for the group without a
-    skill, which has none of these covariates).  Built again for another ``spec`` than the
+    skill, which has none of these covariates).  ``nodes @ [c; d]`` is ``c + x d`` at every
+    node, shape ``(nodes, n)``, in one product.  Built again for another ``spec`` than the
     cached one's (serving passes ``learning_of(model)``, itself cached: built once).
     """
-    cached = model._cache.get("learning_groups")
+    cached = model._cache.get("learning_tables")
     if cached is None or cached[0] is not spec:
         n_skills = len(spec.skill_ids)
         group = np.where(spec.item_skill < 0, n_skills, spec.item_skill) if spec.grouped \
@@ -838,29 +914,26 @@ def _group_tables(model: ItemModel, spec: Learning) -> tuple[np.ndarray, np.ndar
         coef = np.zeros((n_skills + 1, len(SKILL_FEATURES)))
         if spec.gamma.shape[0]:
             coef[:n_skills] = spec.beta[_SKILL_COLUMNS] + spec.gamma[:n_skills]
-        cached = model._cache["learning_groups"] = (  # type: ignore[assignment]
-            spec, group.astype(np.int16 if n_skills < 32767 else np.intp),
-            np.ascontiguousarray(coef.T))
-    return cached[1], cached[2]  # type: ignore[return-value]
+        x = _grid_cached(model, spec)[0]
+        tables = _Tables(group.astype(np.int16 if n_skills < 32767 else np.intp),
+                         np.ascontiguousarray(coef.T),
+                         float(np.abs(model.a).max(initial=0.0)),
+                         np.vstack([np.ones(x.shape[0]), x]).T)
+        cached = model._cache["learning_tables"] = (spec, tables)  # type: ignore[assignment]
+    return cached[1]  # type: ignore[no-any-return]
 
 
-def _affine_cols(intercept: np.ndarray, slope: np.ndarray, nodes: np.ndarray) -> np.ndarray:
-    """``intercept[None, :] + nodes[:, None] * slope[None, :]``, shape ``(nodes, n)``: the
-    transpose of :func:`irt.engine.ability.affine_rows`, as one ``(nodes, 2) @ (2, n)``
-    product."""
-    left = np.empty((2, intercept.shape[0]))
-    left[0] = intercept
-    left[1] = slope
-    return np.vstack([np.ones(nodes.shape[0]), nodes]).T @ left
-
-
-def _decay_powers(model: ItemModel, spec: Learning, n: int) -> np.ndarray:
-    """``decay ** m`` for ``m`` in ``0..n-1`` at least (cached on the model by decay, grown
-    as needed)."""
-    key = ("learning_decay", spec.decay)
+def _decay_powers(model: ItemModel, spec: Learning, n: int, negative: bool = False
+                  ) -> np.ndarray:
+    """``decay ** m`` (``-decay ** m`` with ``negative``) for ``m`` in ``0..n-1`` at least
+    (cached on the model by decay, grown as needed)."""
+    key = ("learning_decay", spec.decay, negative)
     cached = model._cache.get(key)
     if cached is None or cached.shape[0] < n:
-        cached = model._cache[key] = np.power(spec.decay, np.arange(max(n, 1024)))
+        cached = np.power(spec.decay, np.arange(max(n, 1024)))
+        if negative:
+            np.negative(cached, out=cached)
+        model._cache[key] = cached
     return cached
 
 
@@ -905,7 +978,7 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
     n_skills = len(spec.skill_ids)
     skill = spec.item_skill[pos] if spec.grouped else np.full(pos.shape[0], -1)
     row = np.where(skill >= 0, skill, n_skills)
-    z = model.a[pos] * (post.skill_ability[row] - model.b[pos])
+    z = model.a[pos] * (post.abilities(row) - model.b[pos])
     if spec.pfa:
         z += offsets(spec, post.features[row], skill)
     return 1.0 / (1.0 + np.exp(-z))
@@ -996,7 +1069,7 @@ def skill_probabilities(model: ItemModel, spec: Learning, post: StudentPosterior
     own = _skill_positions(model, spec)
     skill = np.array([own.get(table.skill_ids[k], -1) for k in q.tolist()], dtype=np.int64)
     row = np.where(skill >= 0, skill, n_skills)
-    z = table.a[q] * (post.skill_ability[row] - table.b[q])
+    z = table.a[q] * (post.abilities(row) - table.b[q])
     if spec.pfa:
         z += offsets(spec, post.features[row], skill)
     p = 1.0 / (1.0 + np.exp(-z))
