@@ -55,7 +55,8 @@ EDGE_WEIGHT = 1e-8
 #: docstring): about half the work of ``n_points`` (61) for long answer sets.
 NARROW_POINTS = 33
 NARROW_STEP = 0.6
-_UNITS: dict[int, np.ndarray] = {}
+#: ``nodes -> (unit grid on [-1, 1], [1, unit] as columns)`` of the local grids.
+_UNITS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
 
 @dataclass(frozen=True)
@@ -178,12 +179,17 @@ def _refine_one(model: ItemModel, rows: np.ndarray, mean: float, sd: float, n_po
         if a_max * 2.0 * half / (nodes - 1) > NARROW_STEP:
             nodes = n_points
             half = 10.0 * sd + 2.0 * sd / (nodes - 1) + 1e-3
-        unit = _UNITS.get(nodes)
-        if unit is None:
-            unit = _UNITS[nodes] = np.linspace(-1.0, 1.0, nodes)
+        local = _UNITS.get(nodes)
+        if local is None:
+            grid_unit = np.linspace(-1.0, 1.0, nodes)
+            local = _UNITS[nodes] = (grid_unit, np.ascontiguousarray(
+                np.vstack([np.ones(nodes), grid_unit]).T))
+        unit = local[0]
         grid = mean + half * unit
         # sa (grid - b) with grid = mean + half * unit
-        loglik = log_logistic_sums(affine_rows(sa * (mean - b), sa * half, unit), _FIRST,
+        loglik = _one_loglik(sa * (mean - b), sa * half, unit, local[1]) \
+            if count[0] <= PRODUCT_ROWS \
+            else log_logistic_sums(affine_rows(sa * (mean - b), sa * half, unit), _FIRST,
                                    count)[0]
         logpost = loglik - 0.5 * (grid / sigma) ** 2
         w = np.exp(logpost - logpost.max())
@@ -196,6 +202,33 @@ def _refine_one(model: ItemModel, rows: np.ndarray, mean: float, sd: float, n_po
 
 
 _FIRST = np.zeros(1, dtype=np.intp)
+
+
+def _one_loglik(intercept: np.ndarray, slope: np.ndarray, unit: np.ndarray,
+                cols: np.ndarray | None = None) -> np.ndarray:
+    """``sum_i log logistic(z_iq)`` with ``z_iq = intercept_i + slope_i unit_q``, for one
+    student of at most :data:`PRODUCT_ROWS` answers: :func:`log_logistic_sums`'s formula,
+    nodes by answers (the sums run along contiguous rows) and with
+    ``sum_i min(z_iq, 0) = (sum_i z_iq - sum_i |z_iq|) / 2``, where ``sum_i z_iq`` is
+    ``sum_i intercept_i + unit_q sum_i slope_i``: three passes over the entries after the
+    product, and no second array (about twice as fast at 1,000 answers x 33 nodes; equal
+    to about 1e-15 relative, another order of the sums).  ``cols``: ``[1, unit]`` as columns,
+    shape ``(nodes, 2)``, if the caller keeps it."""
+    cols = np.vstack([np.ones(unit.shape[0]), unit]).T if cols is None else cols
+    left = np.empty((2, intercept.shape[0]))
+    left[0] = intercept
+    left[1] = slope
+    z = cols @ left  # nodes x answers
+    np.abs(z, out=z)
+    total = np.add.reduce(z, axis=1)  # sum |z|
+    total -= float(intercept.sum())
+    total -= float(slope.sum()) * unit
+    total *= -0.5  # sum min(z, 0)
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0  # factors in (1, 2]: a product of at most PRODUCT_ROWS is below the largest float
+    total -= np.log(np.multiply.reduce(z, axis=1))
+    return total
 
 
 def _sd_floor(sum_a2: float | np.ndarray, sigma: float) -> float | np.ndarray:

@@ -833,7 +833,7 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray
     ``y``: the answers in answer order; ``ys``: in group order (``y[order]``), ``s``: their
     signs ``2 ys - 1``; ``starts``, ``lengths``, ``ends``, ``codes``: each group's first row,
     size, end and skill (``n_skills``: none; increasing); ``coef``: the skill covariates'
-    coefficients of each answer, shape ``(3, n)`` (columns of :func:`_group_tables`'
+    coefficients of each answer, shape ``(3, n)`` (columns of :func:`_serving_tables`'
     coefficients).  Counts are whole numbers in float64, exact: the same values, bit for bit,
     whatever the order of the sums.
     """
