@@ -643,6 +643,7 @@ class _SkillAbilities:
         self.base, self.codes, self.lg, self.e_own = base, codes, lg, e_own
         self.log_post, self.kernel, self.x = log_post, kernel, x
         self.full: np.ndarray | None = None if codes.size else base
+        self.offsets: tuple[Learning, np.ndarray] | None = None
 
     def _rho_means(self, sel: np.ndarray | slice) -> np.ndarray:
         """``u_k`` of the answered skills ``codes[sel]``: the means of
@@ -980,8 +981,20 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
     row = np.where(skill >= 0, skill, n_skills)
     z = model.a[pos] * (post.abilities(row) - model.b[pos])
     if spec.pfa:
-        z += offsets(spec, post.features[row], skill)
+        z += _row_offsets(spec, post)[row]
     return 1.0 / (1.0 + np.exp(-z))
+
+
+def _row_offsets(spec: Learning, post: StudentPosterior) -> np.ndarray:
+    """:func:`offsets` of a next answer in each skill row of ``post.features`` (the last row:
+    items without a skill), computed once per posterior: an item's offset is its row's."""
+    state = post._skills
+    if state.offsets is None or state.offsets[0] is not spec:
+        n_skills = post.features.shape[0] - 1
+        skill = np.arange(n_skills + 1)
+        skill[n_skills] = -1
+        state.offsets = (spec, offsets(spec, post.features, skill))
+    return state.offsets[1]
 
 
 def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int],
@@ -1071,7 +1084,7 @@ def skill_probabilities(model: ItemModel, spec: Learning, post: StudentPosterior
     row = np.where(skill >= 0, skill, n_skills)
     z = table.a[q] * (post.abilities(row) - table.b[q])
     if spec.pfa:
-        z += offsets(spec, post.features[row], skill)
+        z += _row_offsets(spec, post)[row]
     p = 1.0 / (1.0 + np.exp(-z))
     return table.c[q] + (1.0 - table.c[q]) * p
 
