@@ -123,7 +123,7 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_local_csv.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_adaptive.py
 	PYTHONPATH=shared $(PY) benchmarks/bench_online_study.py
-	$(PY) scripts/perf_regression.py --optional 'prepare.a_*' 'predict.http_*'
+	$(PY) scripts/perf_regression.py --optional 'prepare.a_*' 'predict.http_*' 'predict.long_*'
 
 # The regression check alone, as the release plan runs it (cloudbuild-release-plan.yaml, step
 # perf-regression; needs wrk): short benchmarks of serving latency and throughput and of a
@@ -132,7 +132,7 @@ perf-release: $(STAMP)
 	rm -f build/bench/figures.json
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py --quick --sections inproc,http
 	PYTHONPATH=shared $(PY) benchmarks/bench_prepare.py --only b --repeat 1
-	$(PY) scripts/perf_regression.py --optional 'prepare.a_*'
+	$(PY) scripts/perf_regression.py --optional 'prepare.a_*' 'predict.long_*'
 
 # At a release: this run's figures become the baseline the next release is compared with
 # (commit benchmarks/baseline.json). RELEASE=<tag>.

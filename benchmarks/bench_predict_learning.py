@@ -140,6 +140,14 @@ def main() -> int:
                   f"{ms / ref:>6.2f} {served[name, n]:>10.3f} {parsed[n]:>9.3f}  {target}")
     print(f"ratio: over the plain 2pl at the same length; x ref: over the reference workload "
           f"(np.logaddexp over 1,000 x 61, median {ref:.3f} ms over {len(refs)} runs)")
+    # The regression check's figures (scripts/perf_regression.py), as ratios to the same-run
+    # reference workload: the 1,000-answer medians of both models.
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from figures import record  # benchmarks/figures.py
+
+    for key, name in (("plain", PLAIN), ("learning", LEARNING)):
+        record(f"predict.long_{key}_ms", times[name, 1000], unit="ms", better="lower",
+               reference=ref, reference_name="np.logaddexp over 1,000 x 61 (ms)", noise=0.2)
     print(f"medians of {args.requests} in-process irt.serving.predict calls each; served: "
           f"the body parsed from JSON just before (parse: parse_json, not in the target)")
     return 0

@@ -11,8 +11,9 @@ that ratio moves the wrong way by more than the baseline's noise band for it:
 
 A figure of the baseline that this run did not measure fails too, so a benchmark cannot drop
 out of the comparison unnoticed, unless it matches an ``--optional`` pattern (figures that
-need a data set or a tool a machine may lack: ``prepare.a_*`` needs ASSISTments,
-``predict.http_*`` needs wrk) or ``--allow-missing`` is given; either way it is reported.
+need a data set or a tool a machine may lack: ``prepare.a_*`` and ``predict.long_*`` need
+ASSISTments, ``predict.http_*`` needs wrk) or ``--allow-missing`` is given; either way it is
+reported.
 
 Usage::
 

@@ -125,7 +125,8 @@ def test_the_committed_baseline_covers_latency_throughput_refresh_and_memory() -
     assert doc["release"] and doc["machine"]["cpu"] and doc["machine"]["cpus"] >= 1
     names = set(doc["figures"])
     assert {"predict.inproc_single_ms", "predict.inproc_batch_ms", "predict.http_c16_rps",
-            "predict.http_c16_cpu_us_per_req", "predict.http_c16_p99_ms"} <= names
+            "predict.http_c16_cpu_us_per_req", "predict.http_c16_p99_ms",
+            "predict.long_plain_ms", "predict.long_learning_ms"} <= names
     assert any(n.startswith("prepare.") and n.endswith("_cpu_seconds") for n in names)
     assert any(n.startswith("prepare.") and n.endswith("_peak_mib") for n in names)
     for name, fig in doc["figures"].items():
