@@ -558,15 +558,31 @@ def eap_batch(model: ItemModel, student: np.ndarray, item_pos: np.ndarray, corre
     return mean, sd
 
 
-def logprob_table(model: ItemModel, x: np.ndarray) -> np.ndarray:
-    """``(2 n_items, n_nodes)``: row ``2 j`` = log(1 - P_j(x)), row ``2 j + 1`` = log P_j(x)."""
-    z = np.multiply.outer(model.a, x) - (model.a * model.b)[:, None]
-    table = np.empty((2 * model.n_items, x.shape[0]))
+def logprob_table(model: ItemModel, x: np.ndarray, items: np.ndarray | None = None
+                  ) -> np.ndarray:
+    """``(2 n_items, n_nodes)``: row ``2 j`` = log(1 - P_j(x)), row ``2 j + 1`` = log P_j(x);
+    with ``items`` (positions), those items' rows only, in that order (the same values: each
+    row is computed on its own).
+
+    Without guessing: ``log P = min(z, 0) - log1p(exp(-|z|))`` and ``log(1 - P) = -max(z, 0)
+    - log1p(exp(-|z|))``, exact in both tails as ``-np.logaddexp(0, -/+z)`` is (to an ulp) and
+    one ``exp`` and one ``log1p`` per entry for both rows (``np.logaddexp`` has no vectorised
+    loop: 0.28 s for a 17,700-item bank at 61 nodes, a tenth of that now).
+    """
+    a, b = (model.a, model.b) if items is None else (model.a[items], model.b[items])
+    z = np.multiply.outer(a, x) - (a * b)[:, None]
+    table = np.empty((2 * a.shape[0], x.shape[0]))
     if model.model_type != "3pl":
-        table[0::2] = -np.logaddexp(0.0, z)
-        table[1::2] = -np.logaddexp(0.0, -z)
+        soft = np.abs(z)
+        np.negative(soft, out=soft)
+        np.exp(soft, out=soft)
+        np.log1p(soft, out=soft)
+        np.subtract(np.minimum(z, 0.0), soft, out=table[1::2])
+        np.maximum(z, 0.0, out=z)
+        np.negative(z, out=z)
+        np.subtract(z, soft, out=table[0::2])
     else:
-        c = model.c[:, None]
+        c = (model.c if items is None else model.c[items])[:, None]
         p = np.clip(c + (1 - c) / (1 + np.exp(-z)), P_EPS, 1 - P_EPS)
         table[0::2] = np.log1p(-p)
         table[1::2] = np.log(p)

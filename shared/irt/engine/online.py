@@ -87,16 +87,21 @@ def plain_online_predictions(model: ItemModel, student: np.ndarray, item_pos: np
     sigma = model.population_sd
     x = np.linspace(-bound * sigma, bound * sigma, n_points)
     log_prior = -0.5 * (x / sigma) ** 2
-    table = logprob_table(model, x)  # rows 2 j + y
     known = pos >= 0
+    # the rows of the items answered here only (a hold-out uses a fraction of the bank):
+    # rows 2 k + y for the k-th of them
+    used, local = np.unique(pos[known], return_inverse=True)
+    table = logprob_table(model, x, used)
+    row = np.zeros(n, dtype=np.intp)
+    row[known] = 2 * local + y[known]
     typical = (float(np.median(model.a)), float(np.median(model.b)))
     out = np.empty(n)
     bounds = np.r_[starts, n]
     for lo_k, hi_k in pairwise(student_chunks(bounds, chunk_answers)):
         lo, hi = int(bounds[lo_k]), int(bounds[hi_k])
-        p_chunk, k_chunk, y_chunk = pos[lo:hi], known[lo:hi], y[lo:hi]
+        p_chunk, k_chunk = pos[lo:hi], known[lo:hi]
         contrib = np.zeros((hi - lo, n_points))
-        contrib[k_chunk] = table[2 * p_chunk[k_chunk] + y_chunk[k_chunk]]
+        contrib[k_chunk] = table[row[lo:hi][k_chunk]]
         local_starts = bounds[lo_k:hi_k] - lo
         lengths = np.diff(np.r_[local_starts, hi - lo])
         # log-likelihood of the answers strictly before each one, within its student: an
