@@ -291,22 +291,46 @@ def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 
 
 def _objective(a, d, g, r, n, x, priors: Priors | _ItemPriors, common: bool) -> np.ndarray:
-    """Expected complete-data log-likelihood plus log-priors, per item (shape ``(n_items,)``)."""
-    _, _, logp, logq = _item_probabilities(a, d, g, x)
-    obj = np.sum(r * logp + (n - r) * logq, axis=1)
+    """Expected complete-data log-likelihood plus log-priors, per item (shape ``(n_items,)``).
+
+    Without guessing, ``sum_q r log P + (n - r) log(1 - P) = sum_q r z - n softplus(z)``
+    (``log P = z - softplus(z)``, ``log(1 - P) = -softplus(z)``), and ``sum_q r z`` is
+    ``a (r . x) + d sum_q r``: one pass for ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``
+    (exact in both tails) and its weighted sum, none for the rest.
+    """
+    if g is None:
+        z = np.multiply.outer(a, x)
+        z += d[:, None]
+        soft = np.abs(z)
+        np.negative(soft, out=soft)
+        np.exp(soft, out=soft)
+        np.log1p(soft, out=soft)
+        np.maximum(z, 0.0, out=z)
+        soft += z  # softplus(z)
+        obj = a * (r @ x) + d * r.sum(axis=1) - np.einsum("jq,jq->j", n, soft)
+    else:
+        _, _, logp, logq = _item_probabilities(a, d, g, x)
+        obj = np.sum(r * logp + (n - r) * logq, axis=1)
+    return obj + _log_prior(a, d, g, priors, common)
+
+
+def _log_prior(a, d, g, priors: Priors | _ItemPriors, common: bool) -> np.ndarray:
+    """The log-priors of :func:`_objective`, per item (the slope prior spread over the items
+    with ``common``)."""
+    obj = np.zeros(a.shape[0])
     if priors.a_lognormal is not None:
         m, s = priors.a_lognormal
         with np.errstate(divide="ignore", invalid="ignore"):
             la = np.log(a)
             pa = np.where(a > 0, -la - 0.5 * ((la - m) / s) ** 2, -np.inf)
-        obj = obj + (pa / a.shape[0] if common else pa)
+        obj += pa / a.shape[0] if common else pa
     if priors.b_normal is not None:
         m, s = priors.b_normal
-        obj = obj - 0.5 * ((-d / a - m) / s) ** 2
+        obj -= 0.5 * ((-d / a - m) / s) ** 2
     if priors.c_beta is not None and g is not None:
         al, be = priors.c_beta
         # log Beta density in c plus the Jacobian of c = logistic(g).
-        obj = obj + al * (-np.logaddexp(0.0, -g)) + be * (-np.logaddexp(0.0, g))
+        obj += al * (-np.logaddexp(0.0, -g)) + be * (-np.logaddexp(0.0, g))
     return obj
 
 
@@ -318,18 +342,29 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors | _ItemPriors, common
     spread over the items (divided by their number), so that summing the slope column
     over items counts the prior once - as :func:`_objective` does.
     """
-    p, pstar, _, _ = _item_probabilities(a, d, g, x)
-    ds = pstar * (1.0 - pstar)
     if g is None:
-        resid = r - n * p  # canonical link: dl/dz = r - nP
+        # P = logistic(z), exact in both tails: 1 / (1 + e) or e / (1 + e), e = exp(-|z|)
+        z = np.multiply.outer(a, x)
+        z += d[:, None]
+        e = np.abs(z)
+        np.negative(e, out=e)
+        np.exp(e, out=e)
+        inv = e + 1.0
+        np.reciprocal(inv, out=inv)
+        e *= inv
+        pstar = np.where(z >= 0.0, inv, e)
+        ds = pstar * (1.0 - pstar)
+        # canonical link: dl/dz = r - nP (P clipped as the objective's logs are not)
+        resid = r - n * np.clip(pstar, 1e-15, 1 - 1e-15)
         w = n * ds
-        xs = x[None, :]
-        grad = np.stack([(resid * xs).sum(1), resid.sum(1)], axis=1)
+        grad = np.stack([resid @ x, resid.sum(1)], axis=1)
         info = np.empty((a.shape[0], 2, 2))
-        info[:, 0, 0] = (w * xs * xs).sum(1)
-        info[:, 0, 1] = info[:, 1, 0] = (w * xs).sum(1)
+        info[:, 0, 0] = w @ (x * x)
+        info[:, 0, 1] = info[:, 1, 0] = w @ x
         info[:, 1, 1] = w.sum(1)
     else:
+        p, pstar, _, _ = _item_probabilities(a, d, g, x)
+        ds = pstar * (1.0 - pstar)
         c = expit(g)[:, None]
         dp = np.stack([(1 - c) * ds * x[None, :], (1 - c) * ds, c * (1 - c) * (1 - pstar)], axis=1)
         pq = p * (1.0 - p)
@@ -629,7 +664,6 @@ def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors,
     estep = _EStep(responses, n_items, cfg.quadrature)
     x = estep.x
     n_v = pm.n_a + pm.n * (2 if pm.has_c else 1)
-    zero = np.zeros((n_items, x.shape[0]))
 
     def split(v: np.ndarray) -> tuple[np.ndarray, Priors | _ItemPriors, np.ndarray | None]:
         """``(item parameters, the items' priors, hyper-parameters or None)``."""
@@ -643,7 +677,7 @@ def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors,
         a, d, g = pm.split(vi)
         _, _, logp, logq = _item_probabilities(a, d, g, x)
         r, n, loglik, _ = estep.run(logp, logq, cfg.float32_estep)
-        log_prior = float(_objective(a, d, g, zero, zero, x, item_priors, pm.common).sum())
+        log_prior = float(_log_prior(a, d, g, item_priors, pm.common).sum())
         if skills is None:
             return _m_step(pm, vi, r, n, x, item_priors), loglik + log_prior
         objective = loglik + log_prior + float(skills.log_hyper(h).sum())  # type: ignore
@@ -1001,9 +1035,7 @@ def fit(responses: Responses, config: FitConfig | None = None,
     # Final float64 E-step: exact log-likelihood and posterior for the SEs.
     _, _, logp, logq = _item_probabilities(a, d, g, estep.x)
     _, _, loglik, _ = estep.run(logp, logq, False)
-    zero = np.zeros((pm.n, estep.x.shape[0]))
-    log_post = loglik + float(_objective(a, d, g, zero, zero, estep.x, item_priors,
-                                         pm.common).sum())
+    log_post = loglik + float(_log_prior(a, d, g, item_priors, pm.common).sum())
     if skills is not None:
         log_post += float(skills.log_hyper(hyper).sum())  # type: ignore[arg-type]
     k = 3 if pm.has_c else 2
