@@ -290,6 +290,25 @@ def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     return p, pstar, np.log(p), np.log1p(-p)
 
 
+def _item_logs(a, d, g, x) -> tuple[np.ndarray, np.ndarray]:
+    """``(log P, log(1 - P))`` at nodes ``x`` for every item (items x nodes): the E-step's
+    needs, without the probabilities themselves.  Without guessing ``log(1 - P) = log P - z``
+    (the same values as :func:`_item_probabilities`' to an ulp, in fewer passes)."""
+    if g is not None:
+        _, _, logp, logq = _item_probabilities(a, d, g, x)
+        return logp, logq
+    z = np.multiply.outer(a, x)
+    z += d[:, None]
+    soft = np.abs(z)
+    np.negative(soft, out=soft)
+    np.exp(soft, out=soft)
+    np.log1p(soft, out=soft)
+    logp = np.minimum(z, 0.0)
+    logp -= soft
+    np.subtract(logp, z, out=z)
+    return logp, z
+
+
 def _objective(a, d, g, r, n, x, priors: Priors | _ItemPriors, common: bool) -> np.ndarray:
     """Expected complete-data log-likelihood plus log-priors, per item (shape ``(n_items,)``).
 
@@ -299,19 +318,33 @@ def _objective(a, d, g, r, n, x, priors: Priors | _ItemPriors, common: bool) -> 
     (exact in both tails) and its weighted sum, none for the rest.
     """
     if g is None:
-        z = np.multiply.outer(a, x)
-        z += d[:, None]
-        soft = np.abs(z)
-        np.negative(soft, out=soft)
-        np.exp(soft, out=soft)
-        np.log1p(soft, out=soft)
-        np.maximum(z, 0.0, out=z)
-        soft += z  # softplus(z)
-        obj = a * (r @ x) + d * r.sum(axis=1) - np.einsum("jq,jq->j", n, soft)
+        obj = np.empty(a.shape[0])
+        for lo in range(0, a.shape[0], _BLOCK):
+            sl = slice(lo, lo + _BLOCK)
+            obj[sl] = _expected_loglik(a[sl], d[sl], r[sl], n[sl], x)
     else:
         _, _, logp, logq = _item_probabilities(a, d, g, x)
         obj = np.sum(r * logp + (n - r) * logq, axis=1)
     return obj + _log_prior(a, d, g, priors, common)
+
+
+#: Items per block of the M-step's items x nodes passes (2,048 x 41 float64: 0.7 MB per
+#: array, so a block's few arrays stay in a core's L2 cache; a third faster than whole-bank
+#: arrays at 17,700 items).
+_BLOCK = 2048
+
+
+def _expected_loglik(a, d, r, n, x) -> np.ndarray:
+    """:func:`_objective`'s likelihood part without guessing, per item."""
+    z = np.multiply.outer(a, x)
+    z += d[:, None]
+    soft = np.abs(z)
+    np.negative(soft, out=soft)
+    np.exp(soft, out=soft)
+    np.log1p(soft, out=soft)
+    np.maximum(z, 0.0, out=z)
+    soft += z  # softplus(z)
+    return a * (r @ x) + d * r.sum(axis=1) - np.einsum("jq,jq->j", n, soft)
 
 
 def _log_prior(a, d, g, priors: Priors | _ItemPriors, common: bool) -> np.ndarray:
@@ -343,25 +376,11 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors | _ItemPriors, common
     over items counts the prior once - as :func:`_objective` does.
     """
     if g is None:
-        # P = logistic(z), exact in both tails: 1 / (1 + e) or e / (1 + e), e = exp(-|z|)
-        z = np.multiply.outer(a, x)
-        z += d[:, None]
-        e = np.abs(z)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-        inv = e + 1.0
-        np.reciprocal(inv, out=inv)
-        e *= inv
-        pstar = np.where(z >= 0.0, inv, e)
-        ds = pstar * (1.0 - pstar)
-        # canonical link: dl/dz = r - nP (P clipped as the objective's logs are not)
-        resid = r - n * np.clip(pstar, 1e-15, 1 - 1e-15)
-        w = n * ds
-        grad = np.stack([resid @ x, resid.sum(1)], axis=1)
+        grad = np.empty((a.shape[0], 2))
         info = np.empty((a.shape[0], 2, 2))
-        info[:, 0, 0] = w @ (x * x)
-        info[:, 0, 1] = info[:, 1, 0] = w @ x
-        info[:, 1, 1] = w.sum(1)
+        for lo in range(0, a.shape[0], _BLOCK):
+            sl = slice(lo, lo + _BLOCK)
+            _score_2pl(a[sl], d[sl], r[sl], n[sl], x, grad[sl], info[sl])
     else:
         p, pstar, _, _ = _item_probabilities(a, d, g, x)
         ds = pstar * (1.0 - pstar)
@@ -391,6 +410,34 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors | _ItemPriors, common
         grad[:, 2] += al * (1 - c1) - be * c1
         info[:, 2, 2] += (al + be) * c1 * (1 - c1)
     return grad, info
+
+
+def _score_2pl(a, d, r, n, x, grad: np.ndarray, info: np.ndarray) -> None:
+    """:func:`_gradient_information`'s likelihood part without guessing, into ``grad`` and
+    ``info`` (one block of items)."""
+    # P = logistic(z), exact in both tails: 1 / (1 + e) or e / (1 + e), e = exp(-|z|)
+    z = np.multiply.outer(a, x)
+    z += d[:, None]
+    e = np.abs(z)
+    np.negative(e, out=e)
+    np.exp(e, out=e)
+    inv = e + 1.0
+    np.reciprocal(inv, out=inv)
+    e *= inv
+    pstar = np.where(z >= 0.0, inv, e)
+    # P (1 - P) = e / (1 + e)^2 on both sides of 0
+    w = e * inv
+    w *= n
+    # canonical link: dl/dz = r - nP (P clipped as the objective's logs are not)
+    np.maximum(pstar, 1e-15, out=pstar)
+    np.minimum(pstar, 1 - 1e-15, out=pstar)
+    pstar *= n
+    resid = np.subtract(r, pstar, out=pstar)
+    grad[:, 0] = resid @ x
+    grad[:, 1] = resid.sum(1)
+    info[:, 0, 0] = w @ (x * x)
+    info[:, 0, 1] = info[:, 1, 0] = w @ x
+    info[:, 1, 1] = w.sum(1)
 
 
 def _m_step(pm: _Params, v: np.ndarray, r: np.ndarray, n: np.ndarray, x: np.ndarray,
@@ -675,7 +722,7 @@ def _em(responses: Responses, n_items: int, cfg: FitConfig, priors: Priors,
     def em_map(v: np.ndarray) -> tuple[np.ndarray, float]:
         vi, item_priors, h = split(v)
         a, d, g = pm.split(vi)
-        _, _, logp, logq = _item_probabilities(a, d, g, x)
+        logp, logq = _item_logs(a, d, g, x)
         r, n, loglik, _ = estep.run(logp, logq, cfg.float32_estep)
         log_prior = float(_log_prior(a, d, g, item_priors, pm.common).sum())
         if skills is None:
@@ -1033,7 +1080,7 @@ def fit(responses: Responses, config: FitConfig | None = None,
         item_priors = skills.item_priors(hyper)
 
     # Final float64 E-step: exact log-likelihood and posterior for the SEs.
-    _, _, logp, logq = _item_probabilities(a, d, g, estep.x)
+    logp, logq = _item_logs(a, d, g, estep.x)
     _, _, loglik, _ = estep.run(logp, logq, False)
     log_post = loglik + float(_log_prior(a, d, g, item_priors, pm.common).sum())
     if skills is not None:

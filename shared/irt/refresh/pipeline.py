@@ -702,11 +702,20 @@ def check_size(run: Run, candidate: Candidate) -> None:
     """
     model = candidate.model
     try:
-        check_model_size(len(model.to_json().encode()), model.n_items,
+        check_model_size(len(_model_json(model)), model.n_items,
                          run.config.max_model_bytes, run.config.max_model_items)
     except ModelFormatError as exc:
         raise _StopError(422, "model_too_large", f"{exc}; nothing written, LATEST unchanged",
                          version=candidate.version, n_items=model.n_items) from None
+
+
+def _model_json(model: ItemModel) -> bytes:
+    """``model.json``'s bytes, serialised once per model (the size check and the upload
+    share them; 0.7 s for ASSISTments' 17,700 items)."""
+    cached = model._cache.get("model_json")
+    if cached is None:
+        cached = model._cache["model_json"] = model.to_json().encode()  # type: ignore
+    return cached  # type: ignore[return-value]
 
 
 def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
@@ -736,7 +745,7 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
             if _claim_taken(run, version):
                 return False
             store.put(version, "prepared.csv.gz", csv_bytes, "application/gzip")
-        store.put(version, "model.json", candidate.model.to_json().encode(),
+        store.put(version, "model.json", _model_json(candidate.model),
                   "application/json")
         store.put(version, "metrics.json", json.dumps(metrics_doc, indent=1).encode(),
                   "application/json")
