@@ -12,7 +12,7 @@
 # |           | push to the functions' image repository (repository)                         |
 # | tester    | run the test build (cloudbuild-test.yaml): write build logs (project), write |
 # |           | tested/<commit> records in the releases bucket (bucket, condition); no IAM,  |
-# |           | no deploy rights                                                             |
+# |           | no deploy rights; only where var.test_build_account (staging)                |
 #
 # README.md, Operations, "Least privilege", has the same table with the reasons.
 
@@ -48,8 +48,10 @@ resource "google_service_account" "build" {
 # third-party packages) runs as this account, never as the deploy account that may change IAM.
 # Cloud Build runs cloudbuild-test.yaml as it (trigger irt-staging-test, README Operations);
 # it records the outcome as gs://<project>-releases/tested/<commit>, which the deploy build
-# (cloudbuild.yaml, as the deploy account) waits for before it plans.
+# (cloudbuild.yaml, as the deploy account) waits for before it plans. Only staging tests
+# commits (prod applies release bundles that passed there): elsewhere the account is not made.
 resource "google_service_account" "tester" {
+  count        = var.test_build_account ? 1 : 0
   project      = var.project_id
   account_id   = "${local.prefix}-tester"
   display_name = "IRT test builds (${var.environment})"
@@ -163,17 +165,19 @@ locals {
 # A build with a user-specified account and CLOUD_LOGGING_ONLY writes its logs as that account
 # (https://cloud.google.com/build/docs/securing-builds/configure-user-specified-service-accounts).
 resource "google_project_iam_member" "tester_log_writer" {
+  count   = var.test_build_account ? 1 : 0
   project = var.project_id
   role    = "roles/logging.logWriter"
-  member  = "serviceAccount:${google_service_account.tester.email}"
+  member  = "serviceAccount:${google_service_account.tester[0].email}"
 }
 
 # objectUser (create and overwrite: a re-run of the same commit replaces its record), held by
 # the condition to tested/ only: the tester cannot touch passed/ or the release bundles.
 resource "google_storage_bucket_iam_member" "tester_records_results" {
+  count  = var.test_build_account ? 1 : 0
   bucket = local.releases_bucket
   role   = "roles/storage.objectUser"
-  member = "serviceAccount:${google_service_account.tester.email}"
+  member = "serviceAccount:${google_service_account.tester[0].email}"
 
   condition {
     title       = "tested-records-only"

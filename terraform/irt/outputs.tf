@@ -25,7 +25,7 @@ output "service_accounts" {
     predict   = google_service_account.predict.email
     scheduler = google_service_account.scheduler.email
     build     = google_service_account.build.email
-    tester    = google_service_account.tester.email
+    tester    = var.test_build_account ? google_service_account.tester[0].email : null
   }
 }
 

@@ -315,3 +315,9 @@ variable "predict_latency_p99_ms" {
     error_message = "predict_latency_p99_ms must be positive."
   }
 }
+
+variable "test_build_account" {
+  description = "Create the test build's identity (irt-tester: build logs, tested/<commit> records in the releases bucket) - the environment whose trigger runs cloudbuild-test.yaml (staging). Elsewhere it would be an unused account with grants."
+  type        = bool
+  default     = false
+}

@@ -131,7 +131,9 @@ def test_project_level_roles_are_few_and_never_basic() -> None:
 
 
 def _sa_ref(expr: str) -> str:
-    m = re.fullmatch(r"(?:serviceAccount:)?\$\{google_service_account\.([a-z_]+)\.email\}", expr)
+    # (``[0]``: the tester, made only where var.test_build_account)
+    m = re.fullmatch(
+        r"(?:serviceAccount:)?\$\{google_service_account\.([a-z_]+)(?:\[0\])?\.email\}", expr)
     assert m, f"not a reference to a module service account: {expr}"
     return m.group(1)
 
@@ -187,7 +189,7 @@ def test_tests_run_as_an_account_that_cannot_change_iam_or_deploy() -> None:
     project IAM admin. The test build (cloudbuild-test.yaml) runs as ``tester``: it may write
     its logs and its ``tested/<commit>`` records, and nothing else."""
     grants = [(t, b) for (t, _), b in resources().items()
-              if "_iam_member" in t and "google_service_account.tester." in b["member"]]
+              if "_iam_member" in t and "google_service_account.tester[0]." in b["member"]]
     assert len(grants) == 2
     for rtype, body in grants:
         assert rtype in ("google_project_iam_member", "google_storage_bucket_iam_member")
@@ -200,8 +202,25 @@ def test_tests_run_as_an_account_that_cannot_change_iam_or_deploy() -> None:
     assert locals_()["releases_bucket"] == "${var.project_id}-releases"
     # no other grant names it, and nothing (a function, the scheduler) runs as it
     text = "".join(p.read_text() for p in (ROOT / "terraform" / "irt").glob("*.tf"))
-    uses = re.findall(r"google_service_account\.tester\.(\w+)", text)
+    uses = re.findall(r"google_service_account\.tester\[0\]\.(\w+)", text)
     assert sorted(uses) == ["email", "email", "email"]  # two grants and the output
+    assert not re.search(r"google_service_account\.tester\.", text)
+
+
+def test_the_test_build_account_exists_where_tests_run_only() -> None:
+    """Only staging runs the test build (prod applies release bundles tested there): the
+    tester account and its two grants exist where ``test_build_account`` is true, which only
+    staging's tfvars sets; prod and the default have none (no unused identity with grants)."""
+    tester = [(t, n) for (t, n), b in resources().items()
+              if n == "tester" or n.startswith("tester_")]
+    assert sorted(tester) == [("google_project_iam_member", "tester_log_writer"),
+                              ("google_service_account", "tester"),
+                              ("google_storage_bucket_iam_member", "tester_records_results")]
+    for key in tester:
+        assert resources()[key]["count"] == "${var.test_build_account ? 1 : 0}", key
+    assert variables(CONFIG)["test_build_account"]["default"] is False
+    assert tfvars("staging")["test_build_account"] is True
+    assert tfvars("prod")["test_build_account"] is False
 
 
 def test_invokers_on_the_cloud_run_service_follow_function_replacement() -> None:

@@ -57,6 +57,9 @@ predict_ingress       = "ALLOW_ALL"
 model_refresh_seconds = 60
 predict_env_overrides = {}
 
+# No test build in prod (it applies release bundles tested in staging): no irt-tester account
+test_build_account = false
+
 # Refresh schedule
 refresh_schedule  = "0 3 * * *"
 refresh_time_zone = "Etc/UTC"

@@ -57,6 +57,9 @@ predict_ingress       = "ALLOW_ALL"
 model_refresh_seconds = 60
 predict_env_overrides = {}
 
+# The test build's identity (irt-tester): staging's trigger runs the suite of every push as it
+test_build_account = true
+
 # Refresh schedule
 refresh_schedule  = "0 3 * * *"
 refresh_time_zone = "Etc/UTC"
