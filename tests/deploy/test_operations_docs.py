@@ -147,7 +147,7 @@ def test_least_privilege_table_lists_every_account_and_grant() -> None:
     rows = {(cells[0], cells[1]) for cells in
             ([c.strip(" `") for c in line.strip("|").split("|")] for line in table)}
     for (rtype, _name), body in _iam_members():
-        m = re.search(r"google_service_account\.(\w+)\.email", body["member"])
+        m = re.search(r"google_service_account\.(\w+)(?:\[0\])?\.email", body["member"])
         if m:
             assert (m.group(1), body["role"].removeprefix("roles/")) in rows, (rtype, body)
     accounts = {name for name in of_type("google_service_account")}
