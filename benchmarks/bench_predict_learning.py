@@ -38,6 +38,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from figures import record  # benchmarks/figures.py
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "assistments2009_lpp"
 TRAIN = DATA / "assistments2009_lpp_train.csv.gz"
@@ -142,9 +143,6 @@ def main() -> int:
           f"(np.logaddexp over 1,000 x 61, median {ref:.3f} ms over {len(refs)} runs)")
     # The regression check's figures (scripts/perf_regression.py), as ratios to the same-run
     # reference workload: the 1,000-answer medians of both models.
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from figures import record  # benchmarks/figures.py
-
     for key, name in (("plain", PLAIN), ("learning", LEARNING)):
         record(f"predict.long_{key}_ms", times[name, 1000], unit="ms", better="lower",
                reference=ref, reference_name="np.logaddexp over 1,000 x 61 (ms)", noise=0.2)

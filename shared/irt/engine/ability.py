@@ -44,7 +44,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from irt.engine.model import P_EPS, ItemModel
+from irt.engine.model import P_EPS, ItemModel, softplus_tail
 
 #: Batches with at least this many answers use a scipy sparse product (imported lazily).
 SPARSE_MIN_ANSWERS = 200_000
@@ -205,7 +205,7 @@ _FIRST = np.zeros(1, dtype=np.intp)
 
 
 def _one_loglik(intercept: np.ndarray, slope: np.ndarray, unit: np.ndarray,
-                cols: np.ndarray | None = None) -> np.ndarray:
+                cols: np.ndarray) -> np.ndarray:
     """``sum_i log logistic(z_iq)`` with ``z_iq = intercept_i + slope_i unit_q``, for one
     student of at most :data:`PRODUCT_ROWS` answers: :func:`log_logistic_sums`'s formula,
     nodes by answers (the sums run along contiguous rows) and with
@@ -213,8 +213,7 @@ def _one_loglik(intercept: np.ndarray, slope: np.ndarray, unit: np.ndarray,
     ``sum_i intercept_i + unit_q sum_i slope_i``: three passes over the entries after the
     product, and no second array (about twice as fast at 1,000 answers x 33 nodes; equal
     to about 1e-15 relative, another order of the sums).  ``cols``: ``[1, unit]`` as columns,
-    shape ``(nodes, 2)``, if the caller keeps it."""
-    cols = np.vstack([np.ones(unit.shape[0]), unit]).T if cols is None else cols
+    shape ``(nodes, 2)`` (kept with the unit grid in ``_UNITS``)."""
     left = np.empty((2, intercept.shape[0]))
     left[0] = intercept
     left[1] = slope
@@ -573,10 +572,7 @@ def logprob_table(model: ItemModel, x: np.ndarray, items: np.ndarray | None = No
     z = np.multiply.outer(a, x) - (a * b)[:, None]
     table = np.empty((2 * a.shape[0], x.shape[0]))
     if model.model_type != "3pl":
-        soft = np.abs(z)
-        np.negative(soft, out=soft)
-        np.exp(soft, out=soft)
-        np.log1p(soft, out=soft)
+        soft = softplus_tail(z)
         np.subtract(np.minimum(z, 0.0), soft, out=table[1::2])
         np.maximum(z, 0.0, out=z)
         np.negative(z, out=z)

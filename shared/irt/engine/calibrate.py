@@ -51,7 +51,7 @@ from scipy.special import expit, logit
 from irt import __version__
 from irt.engine import defaults
 from irt.engine.defaults import Defaults
-from irt.engine.model import MODEL_TYPES, ItemModel, ModelType
+from irt.engine.model import MODEL_TYPES, ItemModel, ModelType, softplus_tail
 from irt.engine.responses import Responses
 from irt.engine.squarem import squarem
 
@@ -277,7 +277,7 @@ def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray,
     z = a[:, None] * x[None, :] + d[:, None]
     # log P* = min(z, 0) - log1p(e^-|z|), log(1 - P*) = -max(z, 0) - log1p(e^-|z|): exact
     # for any z, and half the time of two np.logaddexp calls (the M-step's main cost).
-    soft = np.log1p(np.exp(-np.abs(z)))
+    soft = softplus_tail(z)
     logp = np.minimum(z, 0.0) - soft
     pstar = np.exp(logp)
     if g is None:
@@ -299,10 +299,7 @@ def _item_logs(a, d, g, x) -> tuple[np.ndarray, np.ndarray]:
         return logp, logq
     z = np.multiply.outer(a, x)
     z += d[:, None]
-    soft = np.abs(z)
-    np.negative(soft, out=soft)
-    np.exp(soft, out=soft)
-    np.log1p(soft, out=soft)
+    soft = softplus_tail(z)
     logp = np.minimum(z, 0.0)
     logp -= soft
     np.subtract(logp, z, out=z)
@@ -338,10 +335,7 @@ def _expected_loglik(a, d, r, n, x) -> np.ndarray:
     """:func:`_objective`'s likelihood part without guessing, per item."""
     z = np.multiply.outer(a, x)
     z += d[:, None]
-    soft = np.abs(z)
-    np.negative(soft, out=soft)
-    np.exp(soft, out=soft)
-    np.log1p(soft, out=soft)
+    soft = softplus_tail(z)
     np.maximum(z, 0.0, out=z)
     soft += z  # softplus(z)
     return a * (r @ x) + d * r.sum(axis=1) - np.einsum("jq,jq->j", n, soft)

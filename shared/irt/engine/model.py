@@ -64,6 +64,17 @@ def logistic(x: np.ndarray) -> np.ndarray:
     return np.where(x >= 0, r, e * r)
 
 
+def softplus_tail(z: np.ndarray) -> np.ndarray:
+    """``log1p(exp(-|z|))`` as a new array: the part of ``softplus(z) = max(z, 0) +
+    log1p(exp(-|z|))`` and of ``log logistic(z) = min(z, 0) - log1p(exp(-|z|))`` that keeps
+    both tails exact (one ``exp`` and one ``log1p`` per entry, in place)."""
+    soft = np.abs(z)
+    np.negative(soft, out=soft)
+    np.exp(soft, out=soft)
+    np.log1p(soft, out=soft)
+    return soft
+
+
 def irf(theta: np.ndarray, a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     """Item response function, broadcast over ``theta`` and the item arrays.
 
