@@ -452,9 +452,10 @@ def offsets(spec: Learning, features: np.ndarray, skill: np.ndarray) -> np.ndarr
         return np.zeros(features.shape[0])
     out = features @ spec.beta
     has = skill >= 0
-    if has.any() and spec.gamma.shape[0]:
-        out[has] += np.einsum("nf,nf->n", features[has][:, _SKILL_COLUMNS],
-                              spec.gamma[skill[has]])
+    if spec.gamma.shape[0] and has.any():
+        own = features[has][:, _SKILL_COLUMNS]
+        own *= spec.gamma[skill[has]]
+        out[has] += own.sum(axis=1)
     return out
 
 
@@ -730,7 +731,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         method: ``"EAP"`` or ``"MAP"`` for the reported general ability.
     """
     pos = np.asarray(item_pos, dtype=np.intp)
-    y = np.asarray(correct, dtype=np.float64)
+    y = np.asarray(correct).astype(np.intp, copy=False)
     n = pos.shape[0]
     x, log_prior, kernel = _grid_cached(model, spec)
     n_skills = len(spec.skill_ids)
@@ -742,39 +743,39 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         order: np.ndarray | slice = slice(None)
         tables = _serving_tables(model, spec)
         if spec.grouped:
-            group = tables.group[pos]
+            group = tables.group.take(pos)
             # by group, in answer order within (a stable sort; radix on 16-bit codes); the
             # groups' sizes by counting, in code order (the sorted order)
             order = np.argsort(group, kind="stable")
             g_sorted = group[order]
             counts = np.bincount(group, minlength=n_skills + 1)
-            codes = np.flatnonzero(counts)
+            codes = counts.nonzero()[0]
             lengths = counts[codes]
         else:
             g_sorted = np.zeros(n, dtype=np.intp)
             codes = np.zeros(1, dtype=np.intp)  # n_skills == 0: the group without a skill
             lengths = np.array([n])
-        ends = np.cumsum(lengths)
+        ends = lengths.cumsum()
         starts = ends - lengths
-        ys, ps = y[order], pos[order]  # everything below is in group order
+        ys = y[order]  # everything below is in group order
         s = ys * 2.0
         s -= 1.0
-        sa = s * model.a[ps]
-        shift = sa * model.b[ps]  # z = s (a (x - b) + o) = sa x - (sa b - s o)
+        # -z = s (a b - o) - s a x: the rows [s a b - s o; -s a], by nodes [1, x] below
+        left = tables.slope_terms.take(pos[order], axis=1)  # (take: a fifth of [:, idx])
+        left *= s
         if spec.pfa:
-            shift -= s * _sorted_offsets(spec, y, ys, s, order, starts, lengths, ends, codes,
-                                         tables.coef[:, g_sorted], nf)
+            left[0] -= s * _sorted_offsets(spec, y, ys, s, order, starts, lengths, ends, codes,
+                                           tables.coef.take(g_sorted, axis=1), nf,
+                                           _counting(model, n))
+        shift = left[0]
         if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
             later = np.repeat(ends - 1, lengths)
             later -= np.arange(n)
-            # |z| <= |sa| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
+            # |z| <= |a| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
             # log P = -log1p(exp(-z)) is exact in both tails (4 passes over the entries, not 8)
             if tables.a_max * spec.bound + max(float(shift.max()), -float(shift.min())) < 700.0:
                 # -z, nodes by answers: the weights scale contiguous rows (a third faster
                 # than scaling each answer's row of 41 nodes; the same sums, bit for bit)
-                left = np.empty((2, n))
-                left[0] = shift
-                np.negative(sa, out=left[1])
                 ll = tables.nodes @ left
                 np.exp(ll, out=ll)
                 # -log P = log(1 + exp(-z)): numpy's log is vectorised, its log1p is not; where
@@ -784,12 +785,12 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
                 ll *= _decay_powers(model, spec, n, negative=True)[later]  # log P, weighted
                 sums = np.add.reduceat(ll, starts, axis=1).T
             else:
-                ll = affine_rows(-shift, sa, x)
+                ll = affine_rows(-shift, -left[1], x)
                 _log_logistic(ll)
                 ll *= _decay_powers(model, spec, n)[later][:, None]
                 sums = np.add.reduceat(ll, starts, axis=0)
         else:
-            sums = log_logistic_sums(affine_rows(-shift, sa, x), starts, lengths)
+            sums = log_logistic_sums(affine_rows(-shift, -left[1], x), starts, lengths)
         if spec.skills:
             off = codes < n_skills
             # every group a skill (the usual case): no copies of the sums
@@ -825,64 +826,79 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
 
 def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray,
                     order: np.ndarray | slice, starts: np.ndarray, lengths: np.ndarray,
-                    ends: np.ndarray, codes: np.ndarray, coef: np.ndarray, nf: np.ndarray
-                    ) -> np.ndarray:
+                    ends: np.ndarray, codes: np.ndarray, coef: np.ndarray, nf: np.ndarray,
+                    counting: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
     """:func:`student_posterior`'s covariate offsets ``beta . x + gamma_k . z`` of each answer
     in group order (the values of :func:`history_features` and :func:`offsets`), and the
     covariates of a next answer written into ``nf`` (those of :func:`next_features`).
 
-    ``y``: the answers in answer order; ``ys``: in group order (``y[order]``), ``s``: their
-    signs ``2 ys - 1``; ``starts``, ``lengths``, ``ends``, ``codes``: each group's first row,
-    size, end and skill (``n_skills``: none; increasing); ``coef``: the skill covariates'
-    coefficients of each answer, shape ``(3, n)`` (columns of :func:`_serving_tables`'
-    coefficients).  Counts are whole numbers in float64, exact: the same values, bit for bit,
-    whatever the order of the sums.
+    ``y``: the 0/1 answers (integers) in answer order; ``ys``: in group order
+    (``y[order]``), ``s``: their signs ``2 ys - 1`` (float); ``starts``, ``lengths``,
+    ``ends``, ``codes``: each group's first row, size, end and skill (``n_skills``: none;
+    increasing); ``coef``: the skill covariates' coefficients of each answer, shape
+    ``(3, n)`` (columns of :func:`_serving_tables`' coefficients); ``counting``:
+    :func:`_counting`'s ``(0, 1, 2, ...)`` and ``log1p`` of them.  Counts are integers, their
+    ``log1p`` looked up: the values of ``np.log1p`` on the same counts, bit for bit.
     """
     n = ys.shape[0]
     n_skills = nf.shape[0] - 1
     window = spec.window
+    ramp, log1p = counting
     # running counts with a leading zero: cs[i] = sum(ys[:i]) (group order), cy (answer order)
-    cs = np.empty(n + 1)
-    cs[0] = 0.0
+    cs = np.empty(n + 1, dtype=np.intp)
+    cs[0] = 0
     np.cumsum(ys, out=cs[1:])
     first = np.repeat(starts, lengths)  # each answer's group's first row
     # The skill covariates of each answer as rows of one array: log1p of the earlier right
     # and wrong answers in its group, and the previous answer there (+1, -1, 0 for none).
+    right = cs[:-1] - cs[first]
+    wrong = ramp[:n] - first
+    wrong -= right
     cov = np.empty((3, n))
-    np.subtract(cs[:-1], cs[first], out=cov[0])
-    np.subtract(np.arange(n, dtype=np.float64), first, out=cov[1])
-    cov[1] -= cov[0]
+    np.take(log1p, right, out=cov[0])
+    np.take(log1p, wrong, out=cov[1])
     cov[2, 1:] = s[:-1]
     cov[2, starts] = 0.0
-    np.log1p(cov[:2], out=cov[:2])
-    o = np.einsum("fn,fn->n", cov, coef)
+    cov *= coef
+    o = cov.sum(axis=0)
     # the recent window, in answer order: log1p of its right and wrong answers
-    cy = np.empty(n + 1)
-    cy[0] = 0.0
+    cy = np.empty(n + 1, dtype=np.intp)
+    cy[0] = 0
     np.cumsum(y, out=cy[1:])
-    recent = np.empty((2, n))
-    recent[0] = cy[:-1]
+    recent = cy[:-1].copy()
     if n > window:
-        recent[0, window:] -= cy[:n - window]
-    np.subtract(np.minimum(np.arange(n, dtype=np.float64), window), recent[0], out=recent[1])
-    np.log1p(recent, out=recent)
-    o += (spec.beta[2:4] @ recent)[order]
+        recent[window:] -= cy[:n - window]
+    seen = np.minimum(ramp[:n], window)
+    seen -= recent
+    late = log1p[recent]
+    late *= spec.beta[2]
+    late += spec.beta[3] * log1p[seen]
+    o += late[order]
     # the next answer: totals and last answer per group (codes increase: the last one tells
     # whether every group is a skill), recent window
     every = codes[-1] < n_skills
     k = codes if every else codes[codes < n_skills]
     if k.shape[0]:
         sel: slice | np.ndarray = slice(None) if every else slice(0, k.shape[0])
-        total = np.empty((2, k.shape[0]))
-        np.subtract(cs[ends[sel]], cs[starts[sel]], out=total[0])
-        np.subtract(lengths[sel], total[0], out=total[1])
-        np.log1p(total, out=total)
-        nf[k, :2] = total.T
+        total = cs[ends[sel]] - cs[starts[sel]]
+        nf[k, 0] = log1p[total]
+        nf[k, 1] = log1p[lengths[sel] - total]
         nf[k, 4] = s[ends[sel] - 1]
-    right = float(cy[n] - cy[max(n - window, 0)])
-    nf[:, 2] = math.log1p(right)
-    nf[:, 3] = math.log1p(float(min(n, window)) - right)
+    right_now = int(cy[n] - cy[max(n - window, 0)])
+    nf[:, 2] = log1p[right_now]
+    nf[:, 3] = log1p[min(n, window) - right_now]
     return o
+
+
+def _counting(model: ItemModel, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(0, 1, ..., m - 1)`` (``intp``) and ``np.log1p`` of them (float64), ``m >= n + 1``
+    (cached on the model, grown as needed): counts of answers look their ``log1p`` up."""
+    cached = model._cache.get("learning_counting")
+    if cached is None or cached[0].shape[0] <= n:
+        ramp = np.arange(max(n + 1, 1024), dtype=np.intp)
+        cached = model._cache["learning_counting"] = (  # type: ignore[assignment]
+            ramp, np.log1p(ramp.astype(np.float64)))
+    return cached  # type: ignore[return-value]
 
 
 @dataclass(frozen=True)
@@ -891,6 +907,7 @@ class _Tables:
 
     group: np.ndarray
     coef: np.ndarray
+    slope_terms: np.ndarray
     a_max: float
     nodes: np.ndarray
 
@@ -917,7 +934,7 @@ def _serving_tables(model: ItemModel, spec: Learning) -> _Tables:
             coef[:n_skills] = spec.beta[_SKILL_COLUMNS] + spec.gamma[:n_skills]
         x = _grid_cached(model, spec)[0]
         tables = _Tables(group.astype(np.int16 if n_skills < 32767 else np.intp),
-                         np.ascontiguousarray(coef.T),
+                         np.ascontiguousarray(coef.T), np.vstack([model.a * model.b, -model.a]),
                          float(np.abs(model.a).max(initial=0.0)),
                          np.vstack([np.ones(x.shape[0]), x]).T)
         cached = model._cache["learning_tables"] = (spec, tables)  # type: ignore[assignment]
@@ -975,26 +992,31 @@ def _grid_cached(model: ItemModel, spec: Learning) -> tuple[np.ndarray, np.ndarr
 def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
                   item_pos: np.ndarray) -> np.ndarray:
     """P(correct) of the next answer to each item at ``item_pos`` (known positions)."""
-    pos = np.asarray(item_pos, dtype=np.int64)
-    n_skills = len(spec.skill_ids)
-    skill = spec.item_skill[pos] if spec.grouped else np.full(pos.shape[0], -1)
-    row = np.where(skill >= 0, skill, n_skills)
-    z = model.a[pos] * (post.abilities(row) - model.b[pos])
+    pos = np.asarray(item_pos, dtype=np.intp)
+    # each item's skill row (the last one, n_skills: items without a skill)
+    row = _serving_tables(model, spec).group[pos].astype(np.intp)
+    z = post.abilities(row)
+    z -= model.b[pos]
+    z *= model.a[pos]
     if spec.pfa:
-        z += _row_offsets(spec, post)[row]
+        z += _row_offsets(spec, post, row)
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _row_offsets(spec: Learning, post: StudentPosterior) -> np.ndarray:
-    """:func:`offsets` of a next answer in each skill row of ``post.features`` (the last row:
-    items without a skill), computed once per posterior: an item's offset is its row's."""
+def _row_offsets(spec: Learning, post: StudentPosterior, rows: np.ndarray) -> np.ndarray:
+    """:func:`offsets` of a next answer in skill rows ``rows`` of ``post.features`` (the last
+    row: items without a skill): those rows' only when they are few, else every row's,
+    computed once per posterior (an item's offset is its row's)."""
     state = post._skills
+    n_skills = post.features.shape[0] - 1
+    if (state.offsets is None or state.offsets[0] is not spec) and rows.shape[0] <= _FEW_ROWS:
+        skill = np.where(rows < n_skills, rows, -1)
+        return offsets(spec, post.features[rows], skill)
     if state.offsets is None or state.offsets[0] is not spec:
-        n_skills = post.features.shape[0] - 1
         skill = np.arange(n_skills + 1)
         skill[n_skills] = -1
         state.offsets = (spec, offsets(spec, post.features, skill))
-    return state.offsets[1]
+    return state.offsets[1][rows]  # type: ignore[no-any-return]
 
 
 def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int],
@@ -1084,7 +1106,7 @@ def skill_probabilities(model: ItemModel, spec: Learning, post: StudentPosterior
     row = np.where(skill >= 0, skill, n_skills)
     z = table.a[q] * (post.abilities(row) - table.b[q])
     if spec.pfa:
-        z += _row_offsets(spec, post)[row]
+        z += _row_offsets(spec, post, row)
     p = 1.0 / (1.0 + np.exp(-z))
     return table.c[q] + (1.0 - table.c[q]) * p
 
