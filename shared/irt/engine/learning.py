@@ -639,25 +639,27 @@ class _SkillAbilities:
     (:func:`student_posterior`'s last step; a request for a few items needs a few rows)."""
 
     def __init__(self, base: np.ndarray, codes: np.ndarray, lg: np.ndarray,
-                 e_own: np.ndarray, log_post: np.ndarray, kernel: np.ndarray,
+                 e_own: np.ndarray, log_post: np.ndarray, kernel_t: np.ndarray,
                  x: np.ndarray) -> None:
+        # lg, e_own: nodes by answered skills (columns in the order of codes)
         self.base, self.codes, self.lg, self.e_own = base, codes, lg, e_own
-        self.log_post, self.kernel, self.x = log_post, kernel, x
+        self.log_post, self.kernel_t, self.x = log_post, kernel_t, x
         self.full: np.ndarray | None = None if codes.size else base
         self.offsets: tuple[Learning, np.ndarray] | None = None
+        self.next_coef = np.zeros(0)  # student_posterior sets it (_serving_tables')
 
     def _rho_means(self, sel: np.ndarray | slice) -> np.ndarray:
         """``u_k`` of the answered skills ``codes[sel]``: the means of
         ``rho_k oc exp(L_k) sum_th pi(th) / g_k(th) K(th, u)``."""
-        rest = self.log_post[None, :] - self.lg[sel]  # pi without each answered skill
-        rest -= rest.max(axis=1, keepdims=True)
-        h = _exp_floored(rest) @ self.kernel  # each row's largest entry >= K(t, t) (t: its
-        # best node; rows of exp(rest) peak at 1)
+        rest = self.log_post[:, None] - self.lg[:, sel]  # pi without each answered skill
+        rest -= rest.max(axis=0)
+        h = self.kernel_t @ _exp_floored(rest)  # each column's largest entry >= K(t, t) (t:
+        # its best node; columns of exp(rest) peak at 1)
         # rho_k oc exp(L_k) h: both factors floored at exp(LOG_FLOOR), so that their
         # product is never subnormal
         np.maximum(h, _WEIGHT_FLOOR, out=h)
-        h *= self.e_own[sel]
-        return (h @ self.x) / h.sum(axis=1)  # type: ignore[no-any-return]
+        h *= self.e_own[:, sel]
+        return (self.x @ h) / h.sum(axis=0)  # type: ignore[no-any-return]
 
     def all(self) -> np.ndarray:
         if self.full is None:
@@ -733,15 +735,15 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     pos = np.asarray(item_pos, dtype=np.intp)
     y = np.asarray(correct).astype(np.intp, copy=False)
     n = pos.shape[0]
-    x, log_prior, kernel = _grid_cached(model, spec)
+    x, log_prior, _ = _grid_cached(model, spec)
     n_skills = len(spec.skill_ids)
     nf = np.zeros((n_skills + 1, len(FEATURES)))  # covariates of a next answer, per skill
     log_post = log_prior.copy()
     with_offset = np.zeros(0, dtype=np.int64)
+    tables = _serving_tables(model, spec)
     if n:
         # groups: the skills (code n_skills: items without one), or all answers without a map
         order: np.ndarray | slice = slice(None)
-        tables = _serving_tables(model, spec)
         if spec.grouped:
             group = tables.group.take(pos)
             # by group, in answer order within (a stable sort; radix on 16-bit codes); the
@@ -783,45 +785,50 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
                 ll += 1.0
                 np.log(ll, out=ll)
                 ll *= _decay_powers(model, spec, n, negative=True)[later]  # log P, weighted
-                sums = np.add.reduceat(ll, starts, axis=1).T
+                sums = np.add.reduceat(ll, starts, axis=1)
             else:
                 ll = affine_rows(-shift, -left[1], x)
                 _log_logistic(ll)
                 ll *= _decay_powers(model, spec, n)[later][:, None]
-                sums = np.add.reduceat(ll, starts, axis=0)
+                sums = np.add.reduceat(ll, starts, axis=0).T
         else:
-            sums = log_logistic_sums(affine_rows(-shift, -left[1], x), starts, lengths)
+            sums = log_logistic_sums(affine_rows(-shift, -left[1], x), starts, lengths).T
+        # sums: L_g at each node, nodes by groups
         if spec.skills:
-            off = codes < n_skills
-            # every group a skill (the usual case): no copies of the sums
-            every = bool(off.all())
-            with_offset = codes if every else codes[off]
-            own = sums if every else sums[off]
+            # codes increase: every group a skill (the usual case) when the last one is
+            every = bool(codes[-1] < n_skills)
+            with_offset = codes if every else codes[codes < n_skills]
+            own = sums if every else sums[:, :with_offset.shape[0]]
             if with_offset.size:  # _logconv, keeping exp(L_k - max L_k) for rho_k below
-                top = own.max(axis=1, keepdims=True)
+                top = own.max(axis=0)
                 e_own = _exp_floored(own - top)
-                lg = np.log(e_own @ kernel.T) + top
+                lg = np.log(tables.kernel @ e_own)
+                lg += top
             else:
                 lg = own
-            log_post += lg.sum(axis=0) if every else lg.sum(axis=0) + sums[~off].sum(axis=0)
+            log_post += lg.sum(axis=1)
+            if not every:
+                log_post += sums[:, -1]  # the group without a skill: no offset
         else:
-            log_post += sums.sum(axis=0)
+            log_post += sums.sum(axis=1)
     w = _exp_floored(log_post - log_post.max())
-    w /= w.sum()
-    mean = float(w @ x)
-    sd = math.sqrt(max(float(w @ (x * x)) - mean * mean, 0.0))
+    # sum w, sum w x, sum w x^2 and, for a skill without answers (theta + delta, delta from
+    # its prior), sum w (K x): one product
+    total, first, second, prior_u = (tables.moments @ w).tolist()
+    mean = first / total
+    sd = math.sqrt(max(second / total - mean * mean, 0.0))
     skill_u = np.full(n_skills + 1, mean)
     answered, lg_rows, e_rows = np.zeros(0, dtype=np.intp), np.zeros((0, 0)), np.zeros((0, 0))
     if spec.skills and n_skills:
-        # every skill without answers: theta + delta with delta from its prior
-        skill_u[:n_skills] = float((w @ kernel) @ x)
+        skill_u[:n_skills] = prior_u / total
         if with_offset.size:  # the answered skills: rho_k, when first asked for
             answered, lg_rows, e_rows = with_offset, lg, e_own
     theta, se = mean, sd
     if method == "MAP":
         theta, se = _grid_mode(x, log_post)
-    return StudentPosterior(theta, se, n, nf, _SkillAbilities(
-        skill_u, answered, lg_rows, e_rows, log_post, kernel, x))
+    skills = _SkillAbilities(skill_u, answered, lg_rows, e_rows, log_post, tables.kernel_t, x)
+    skills.next_coef = tables.next_coef
+    return StudentPosterior(theta, se, n, nf, skills)
 
 
 def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray,
@@ -910,6 +917,10 @@ class _Tables:
     slope_terms: np.ndarray
     a_max: float
     nodes: np.ndarray
+    kernel: np.ndarray
+    kernel_t: np.ndarray
+    moments: np.ndarray
+    next_coef: np.ndarray
 
 
 def _serving_tables(model: ItemModel, spec: Learning) -> _Tables:
@@ -930,13 +941,17 @@ def _serving_tables(model: ItemModel, spec: Learning) -> _Tables:
         group = np.where(spec.item_skill < 0, n_skills, spec.item_skill) if spec.grouped \
             else np.zeros(model.n_items, dtype=np.int64)
         coef = np.zeros((n_skills + 1, len(SKILL_FEATURES)))
+        next_coef = np.tile(spec.beta, (n_skills + 1, 1))
         if spec.gamma.shape[0]:
             coef[:n_skills] = spec.beta[_SKILL_COLUMNS] + spec.gamma[:n_skills]
-        x = _grid_cached(model, spec)[0]
+            next_coef[:n_skills, _SKILL_COLUMNS] = coef[:n_skills]
+        x, _, kernel = _grid_cached(model, spec)
         tables = _Tables(group.astype(np.int16 if n_skills < 32767 else np.intp),
                          np.ascontiguousarray(coef.T), np.vstack([model.a * model.b, -model.a]),
                          float(np.abs(model.a).max(initial=0.0)),
-                         np.vstack([np.ones(x.shape[0]), x]).T)
+                         np.vstack([np.ones(x.shape[0]), x]).T,
+                         np.ascontiguousarray(kernel), np.ascontiguousarray(kernel.T),
+                         np.vstack([np.ones(x.shape[0]), x, x * x, kernel @ x]), next_coef)
         cached = model._cache["learning_tables"] = (spec, tables)  # type: ignore[assignment]
     return cached[1]  # type: ignore[no-any-return]
 
@@ -1005,18 +1020,14 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
 
 def _row_offsets(spec: Learning, post: StudentPosterior, rows: np.ndarray) -> np.ndarray:
     """:func:`offsets` of a next answer in skill rows ``rows`` of ``post.features`` (the last
-    row: items without a skill): those rows' only when they are few, else every row's,
-    computed once per posterior (an item's offset is its row's)."""
+    row: items without a skill), every row's computed once per posterior (an item's offset
+    is its row's): ``sum_f x_f c_{k f}`` with :func:`_serving_tables`' ``next_coef``, the
+    coefficients of each row (``beta``, plus the skill's ``gamma`` on the skill covariates)."""
     state = post._skills
-    n_skills = post.features.shape[0] - 1
-    if (state.offsets is None or state.offsets[0] is not spec) and rows.shape[0] <= _FEW_ROWS:
-        skill = np.where(rows < n_skills, rows, -1)
-        return offsets(spec, post.features[rows], skill)
     if state.offsets is None or state.offsets[0] is not spec:
-        skill = np.arange(n_skills + 1)
-        skill[n_skills] = -1
-        state.offsets = (spec, offsets(spec, post.features, skill))
-    return state.offsets[1][rows]  # type: ignore[no-any-return]
+        each = post.features * state.next_coef
+        state.offsets = (spec, each.sum(axis=1))
+    return state.offsets[1].take(rows)  # type: ignore[no-any-return]
 
 
 def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int],
