@@ -749,10 +749,10 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             # by group, in answer order within (a stable sort; radix on 16-bit codes); the
             # groups' sizes by counting, in code order (the sorted order)
             order = np.argsort(group, kind="stable")
-            g_sorted = group[order]
+            g_sorted = group.take(order)
             counts = np.bincount(group, minlength=n_skills + 1)
             codes = counts.nonzero()[0]
-            lengths = counts[codes]
+            lengths = counts.take(codes)
         else:
             g_sorted = np.zeros(n, dtype=np.intp)
             codes = np.zeros(1, dtype=np.intp)  # n_skills == 0: the group without a skill
@@ -760,8 +760,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         ends = lengths.cumsum()
         starts = ends - lengths
         ys = y[order]  # everything below is in group order
-        s = ys * 2.0
-        s -= 1.0
+        s = _SIGNS.take(ys)  # 2 y - 1
         # -z = s (a b - o) - s a x: the rows [s a b - s o; -s a], by nodes [1, x] below
         left = tables.slope_terms.take(pos[order], axis=1)  # (take: a fifth of [:, idx])
         left *= s
@@ -772,7 +771,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         shift = left[0]
         if spec.decay < 1.0:  # lambda^m, m: later answers of the same group
             later = np.repeat(ends - 1, lengths)
-            later -= np.arange(n)
+            later -= _counting(model, n)[0][:n]
             # |z| <= |a| max|x| + |shift|: below 700 exp(-z) cannot overflow, and
             # log P = -log1p(exp(-z)) is exact in both tails (4 passes over the entries, not 8)
             if tables.a_max * spec.bound + max(float(shift.max()), -float(shift.min())) < 700.0:
@@ -784,7 +783,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
                 # exp(-z) < 1e-16 the two differ by less than 1e-16
                 ll += 1.0
                 np.log(ll, out=ll)
-                ll *= _decay_powers(model, spec, n, negative=True)[later]  # log P, weighted
+                ll *= _decay_powers(model, spec, n, negative=True).take(later)  # log P, weighted
                 sums = np.add.reduceat(ll, starts, axis=1)
             else:
                 ll = affine_rows(-shift, -left[1], x)
@@ -831,6 +830,10 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     return StudentPosterior(theta, se, n, nf, skills)
 
 
+#: ``2 y - 1`` at ``y`` (0 or 1).
+_SIGNS = np.array([-1.0, 1.0])
+
+
 def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray,
                     order: np.ndarray | slice, starts: np.ndarray, lengths: np.ndarray,
                     ends: np.ndarray, codes: np.ndarray, coef: np.ndarray, nf: np.ndarray,
@@ -854,7 +857,7 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray
     # running counts with a leading zero: cs[i] = sum(ys[:i]) (group order), cy (answer order)
     cs = np.empty(n + 1, dtype=np.intp)
     cs[0] = 0
-    np.cumsum(ys, out=cs[1:])
+    np.add.accumulate(ys, out=cs[1:])
     first = np.repeat(starts, lengths)  # each answer's group's first row
     # The skill covariates of each answer as rows of one array: log1p of the earlier right
     # and wrong answers in its group, and the previous answer there (+1, -1, 0 for none).
@@ -871,7 +874,7 @@ def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray
     # the recent window, in answer order: log1p of its right and wrong answers
     cy = np.empty(n + 1, dtype=np.intp)
     cy[0] = 0
-    np.cumsum(y, out=cy[1:])
+    np.add.accumulate(y, out=cy[1:])
     recent = cy[:-1].copy()
     if n > window:
         recent[window:] -= cy[:n - window]
