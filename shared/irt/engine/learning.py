@@ -913,7 +913,27 @@ def _counting(model: ItemModel, n: int) -> tuple[np.ndarray, np.ndarray]:
 
 @dataclass(frozen=True)
 class _Tables:
-    """:func:`student_posterior`'s per-model constants (see :func:`_serving_tables`)."""
+    """:func:`student_posterior`'s per-model constants, built by :func:`_serving_tables`.
+
+    Attributes:
+        group: each item's group: its skill index, ``n_skills`` for an item without a skill
+            (``int16`` below 32,767 skills: numpy sorts 16-bit codes by radix).
+        coef: each group's coefficients of the skill covariates, ``beta``'s plus the skill's
+            own ``gamma`` (zeros for the group without a skill, which has none of these
+            covariates), shape ``(len(SKILL_FEATURES), n_skills + 1)``.
+        slope_terms: ``[a b; -a]`` of each item, shape ``(2, n_items)``: an answer's
+            ``-z / s = a b - a x`` (``s = 2 y - 1``) by :attr:`nodes`.
+        a_max: the largest ``|a|``.
+        nodes: the grid's ``[1, x]`` columns: ``nodes @ [c; d]`` is ``c + x d`` at every
+            node, shape ``(nodes, n)``, in one product.
+        kernel, kernel_t: the skill-offset kernel ``K`` and its transpose, contiguous.
+        moments: ``[1; x; x^2; K x]``, shape ``(4, nodes)``: by posterior weights ``w``, the
+            sums ``sum w``, ``sum w x``, ``sum w x^2`` and ``sum w (K x)`` (a skill without
+            answers: ``theta + delta``, ``delta`` from its prior) in one product.
+        next_coef: each skill row's coefficients of a next answer's covariates, shape
+            ``(n_skills + 1, len(FEATURES))``: ``beta``, plus the skill's ``gamma`` on the
+            skill covariates (:func:`offsets` as one product per row).
+    """
 
     group: np.ndarray
     coef: np.ndarray
@@ -927,17 +947,9 @@ class _Tables:
 
 
 def _serving_tables(model: ItemModel, spec: Learning) -> _Tables:
-    """The group of each item, the coefficients of each group, the largest ``|a|`` and the
-    grid's ``[1, x]`` columns, cached on the model.
-
-    The group of an item is its skill index, ``n_skills`` for an item without a skill
-    (``int16`` below 32,767 skills: numpy sorts 16-bit codes by radix); a group's
-    coefficients, shape ``(len(SKILL_FEATURES), n_skills + 1)``, are those of the skill
-    covariates, ``beta``'s and the skill's own ``gamma`` (zeros for the group without a
-    skill, which has none of these covariates).  ``nodes @ [c; d]`` is ``c + x d`` at every
-    node, shape ``(nodes, n)``, in one product.  Built again for another ``spec`` than the
-    cached one's (serving passes ``learning_of(model)``, itself cached: built once).
-    """
+    """The :class:`_Tables` of ``model`` for ``spec``, cached on the model; built again for
+    another ``spec`` than the cached one's (serving passes ``learning_of(model)``, itself
+    cached: built once)."""
     cached = model._cache.get("learning_tables")
     if cached is None or cached[0] is not spec:
         n_skills = len(spec.skill_ids)
