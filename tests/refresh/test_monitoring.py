@@ -187,6 +187,29 @@ def test_slices_pass_a_sound_model_and_fail_a_broken_one(sim) -> None:
     assert problems and all("below 0.5" in p for p in problems)
 
 
+def test_slices_reuse_the_gates_replay(sim, monkeypatch) -> None:
+    """Given the gate's replay of the model (``prepare`` keeps it), the slices are the same
+    figures as replaying the held-out students again, without an online prediction; the
+    gate's metrics from that replay are ``holdout_scores``' own."""
+    from irt.refresh import monitoring
+    from irt.refresh.quality import holdout_replay, holdout_scores
+
+    student, item_ids, correct, order, held = _holdout(sim)
+    model = fit(sim.responses.subset(~held), FitConfig(compute_se=False)).model
+    ids, counts = np.unique(item_ids[~held].astype(str), return_counts=True)
+    train_counts = dict(zip(ids.tolist(), counts.tolist(), strict=True))
+    cfg = MonitorConfig(min_slice_answers=50)
+    replayed = slice_scores(model, student, item_ids, correct, order, held, train_counts, cfg,
+                            0.7)
+    replay = holdout_replay(model, student, item_ids, correct, order, held)
+    assert holdout_scores(model, student, item_ids, correct, order, held, replay) == \
+        holdout_scores(model, student, item_ids, correct, order, held)
+    monkeypatch.setattr(monitoring, "online_predictions", lambda *a, **k: 1 / 0)
+    reused = slice_scores(model, student, item_ids, correct, order, held, train_counts, cfg,
+                          0.7, replay=replay)
+    assert reused == replayed
+
+
 # --------------------------------------------------------------------------- slices (model 6)
 def skill_log(flat_skill: bool = False, random_start: int = 0, n_students: int = 1500,
               seed: int = 21) -> list[dict[str, Any]]:

@@ -107,6 +107,28 @@ def test_a_failing_report_never_fails_the_refresh(tmp_path: Path, monkeypatch) -
     assert failed[0]["error"] == "LinAlgError: planted"
 
 
+def test_the_gates_replay_serves_the_slices_and_the_report(tmp_path: Path,
+                                                           monkeypatch) -> None:
+    """The new model's held-out students are replayed online once, by the gate: the slices
+    and the report's reliability diagram reuse that replay (the skew check replays its own
+    students; the 1PL challenger is scored by the gate's code)."""
+    from irt.refresh import monitoring, quality, report
+
+    calls: dict[str, int] = {}
+    for module in (quality, monitoring, report):
+        def counted(*args, _name=module.__name__, _real=module.online_predictions, **kwargs):
+            calls[_name] = calls.get(_name, 0) + 1
+            return _real(*args, **kwargs)
+
+        monkeypatch.setattr(module, "online_predictions", counted)
+    cfg = config(tmp_path, write_csv(simulated_rows(300, 20, 12, seed=3), tmp_path / "l.csv"))
+    result = run(cfg)
+    assert result.status == 200 and result.body["status"] == "published"
+    assert calls == {"irt.refresh.quality": 2, "irt.refresh.monitoring": 1}
+    html = LocalStore(cfg.model_dir).get(result.body["version"], "report.html").decode()
+    assert f"AUC {result.body['gate']['new']['auc']:.4g}" in html
+
+
 def test_ops_show_links_the_report(two_windows: dict, capsys) -> None:
     root = ["--dir", str(two_windows["tmp"] / "models")]
     assert ops_main([*root, "show", two_windows["second"]]) == 0

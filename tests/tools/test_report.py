@@ -299,3 +299,26 @@ def test_holdout_predictions_replay_the_gate_and_sample_students(planted: dict) 
     assert what == "the held-out answers of 1 in 4 of the gate's 172 held-out students (43)"
     kept = np.unique(r.student[held])[::4]
     assert y.shape[0] == int((held & np.isin(r.student, kept)).sum())
+
+
+def test_holdout_predictions_from_the_gates_replay(planted: dict, monkeypatch) -> None:
+    """``prepare`` hands the gate's replay of the new model to the report: the same answers
+    and probabilities as replaying them again (to rounding: a chunk's running sums start
+    elsewhere), sampled students included, and no online prediction is made."""
+    from irt.refresh import report
+    from irt.refresh.quality import holdout_replay
+    from irt.refresh.report import holdout_predictions
+
+    model, r, order = planted["model"], planted["responses"], planted["order"]
+    item_ids = np.asarray(r.item_ids, dtype=object)[r.item]
+    held = (r.student % 7 == 0) & (np.random.default_rng(0).random(r.n_answers) < 0.3)
+    replay = holdout_replay(model, r.student, item_ids, r.correct, order, held)
+    replayed = {k: holdout_predictions(model, r.student, item_ids, r.correct, order, held,
+                                       max_students=k) for k in (1000, 50)}
+    monkeypatch.setattr(report, "online_predictions", lambda *a, **k: 1 / 0)
+    for k, (y0, p0, what0) in replayed.items():
+        y, p, what = holdout_predictions(model, r.student, item_ids, r.correct, order, held,
+                                         max_students=k, replay=replay)
+        assert what == what0
+        np.testing.assert_array_equal(y, y0)
+        np.testing.assert_allclose(p, p0, rtol=0, atol=1e-12)

@@ -46,7 +46,7 @@ from irt.engine.hashing import unit_hash
 from irt.engine.learning import abilities
 from irt.engine.model import ItemModel
 from irt.errors import ConfigError, ModelFormatError
-from irt.refresh.quality import holdout_scores
+from irt.refresh.quality import Replay, holdout_scores
 from irt.settings import env_float, env_int
 
 #: Item p-value and student score histograms: ten equal bins on [0, 1].
@@ -321,10 +321,15 @@ def _replay(model: ItemModel, student: np.ndarray, item_ids: np.ndarray, correct
     s = student[order]
     pos = model.positions(list(item_ids[order]))
     p = online_predictions(model, s, pos, correct[order])
+    return order, p, _ranks(s)
+
+
+def _ranks(s: np.ndarray) -> np.ndarray:
+    """Each answer's number of earlier answers of its student (``s``: student of each
+    answer, each student's answers contiguous)."""
     starts = np.r_[0, np.flatnonzero(s[1:] != s[:-1]) + 1] if s.size else np.zeros(0, int)
     lengths = np.diff(np.r_[starts, s.size])
-    rank = np.arange(s.size) - np.repeat(starts, lengths)
-    return order, p, rank
+    return np.arange(s.size) - np.repeat(starts, lengths)
 
 
 # --------------------------------------------------------------------------- skew
@@ -487,8 +492,8 @@ COLD_START_ANSWERS = 5
 def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
                  correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray,
                  train_counts: Mapping[str, int], config: MonitorConfig,
-                 overall_auc: float | None = None, answer_skill: np.ndarray | None = None
-                 ) -> tuple[dict[str, Any], list[str]]:
+                 overall_auc: float | None = None, answer_skill: np.ndarray | None = None,
+                 replay: Replay | None = None) -> tuple[dict[str, Any], list[str]]:
     """The new model on slices of the gate's held-out students, each against a pass mark
     relative to the overall figure.
 
@@ -516,18 +521,26 @@ def slice_scores(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
     Args:
         overall_auc: the gate's AUC of the model on all held-out answers (``None``: only the
             absolute floor ``min_slice_auc`` applies).
+        replay: the gate's replay of ``model`` on these answers
+            (:func:`irt.refresh.quality.holdout_replay`): its predictions are used instead
+            of replaying the same answers again (``None``: replayed here).
 
     Returns:
         ``(figures, problems)``: per slice ``n`` and, when judged, ``auc``, ``log_loss``,
         ``ece``, ``auc_se``, ``reference`` (``None`` without ``overall_auc``) and ``mark``;
         a problem per judged slice below its mark.
     """
-    sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
-    sampled[student[held_out]] = True
-    rows = np.flatnonzero(sampled[student])
-    if not rows.size:
-        return {}, []
-    order, p, rank = _replay(model, student, item_ids, correct, order_key, rows)
+    if replay is None:
+        sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
+        sampled[student[held_out]] = True
+        rows = np.flatnonzero(sampled[student])
+        if not rows.size:
+            return {}, []
+        order, p, rank = _replay(model, student, item_ids, correct, order_key, rows)
+    else:  # the same rows in the same order as _replay's
+        if not replay.order.size:
+            return {}, []
+        order, p, rank = replay.order, replay.p, _ranks(student[replay.order])
     scored = held_out[order]
     y = correct[order].astype(float)
     exposure = np.fromiter((train_counts.get(str(i), 0) for i in item_ids[order]), dtype=float,
@@ -802,7 +815,8 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
                model_type: str = "2pl",
                fit_simpler: Callable[[str], ItemModel] | None = None,
                item_skills: Sequence[str | None] | None = None,
-               aged_models: Sequence[tuple[int, str, float, ItemModel]] = ()) -> Checks:
+               aged_models: Sequence[tuple[int, str, float, ItemModel]] = (),
+               new_replay: Replay | None = None) -> Checks:
     """Every check of this module that a refresh runs before the decision.
 
     Args:
@@ -821,6 +835,9 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
         item_skills: the skill id of each item of ``responses.item_ids`` (``None``: the item
             has none), from the log's skill column; ``None`` without one (no skill slices).
         aged_models: the stored versions of the staleness curve (:func:`staleness_curve`).
+        new_replay: the gate's online replay of ``new_model`` on the held-out students
+            (:func:`irt.refresh.quality.holdout_replay`), reused by :func:`slice_scores`
+            (``None``: the slices replay them).
 
     Returns:
         :class:`Checks`.
@@ -859,7 +876,8 @@ def run_checks(config: MonitorConfig, *, new_model: ItemModel, history: Sequence
         figures, problems = slice_scores(new_model, student, item_ids, correct, order_key,
                                          held_out, dict(zip(responses.item_ids, counts.tolist(),
                                                             strict=True)), config,
-                                         new_scores.get("auc"), answer_skill)
+                                         new_scores.get("auc"), answer_skill,
+                                         replay=new_replay)
         out.figures["slices"] = figures
         out.problems += problems
         out.figures["staleness"] = staleness_curve(new_scores, aged_models, student, item_ids,

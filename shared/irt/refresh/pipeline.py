@@ -62,9 +62,11 @@ from irt.refresh.logs import Log, json_log, log_step
 from irt.refresh.monitoring import STALENESS_AGES, Checks, canary, run_checks
 from irt.refresh.quality import (
     GateResult,
+    Replay,
     check_data,
     gate,
     holdout_mask,
+    holdout_replay,
     holdout_scores,
     items_lost,
 )
@@ -276,8 +278,8 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     violations += items_lost(serving.model, calibrated.model, run.config.data)  # a data violation
     plain = None if calibrated.model.options.get("learning") is None else \
         calibrated.result.model
-    verdict = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
-    checks = monitor(run, prepared, holdout, calibrated, serving, verdict)
+    verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
+    checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay)
     findings = Findings(violations, verdict, checks)
 
     version = name_version(run, prepared, holdout)
@@ -289,7 +291,7 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     candidate = Candidate(version, decide(options, findings.reasons),
                           stamp_model(run, calibrated.model, version, prepared.data), findings)
     check_size(run, candidate)
-    if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving):
+    if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving, replay):
         return {**summary, "status": "unchanged",
                 "detail": f"{version} (same window, same data) was published by another run "
                           "meanwhile; nothing written"}
@@ -546,21 +548,29 @@ def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.n
 
 
 def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,
-                 serving: Serving, plain: ItemModel | None = None) -> GateResult:
+                 serving: Serving, plain: ItemModel | None = None
+                 ) -> tuple[GateResult, Replay | None]:
     """Step 7: score the new and the serving model (and, for a model with learning-aware
     options, ``plain``: the plain 2PL fitted on the same training answers) on the same
     held-out answers, online.
 
     Logs the verdict (INFO ``gate`` when it passed, WARNING when it failed) with both models'
     metrics; a failed gate rejects the model later, at the decision.  Raises nothing.
+
+    Returns:
+        The verdict, and the new model's online replay of the held-out students
+        (:func:`irt.refresh.quality.holdout_replay`; ``None`` when nothing is held out),
+        which the slices (:func:`monitor`) and the report (:func:`build_report_html`) reuse.
     """
     t0 = time.perf_counter()
     responses, held_out, order_key = prepared.responses, holdout.held_out, holdout.order_key
     item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
     n_hold = int(held_out.sum())
     n_hold_students = int(np.unique(responses.student[held_out]).shape[0])
+    replay = holdout_replay(model, responses.student, item_ids, responses.correct,
+                            order_key, held_out) if n_hold else None
     new_scores = holdout_scores(model, responses.student, item_ids, responses.correct,
-                                order_key, held_out) if n_hold else {}
+                                order_key, held_out, replay) if n_hold else {}
     serving_scores = plain_scores = None
     if serving.model is not None and n_hold:
         serving_scores = holdout_scores(serving.model, responses.student, item_ids,
@@ -573,12 +583,13 @@ def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemMode
     log_step(run.say, "quality gate " + ("passed" if verdict.passed else "failed"),
              severity="INFO" if verdict.passed else "WARNING", event="gate", since=t0,
              **verdict.to_dict())
-    return verdict
+    return verdict, replay
 
 
 def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrated,
-            serving: Serving, verdict: GateResult) -> Checks:
-    """Step 7b: the monitoring checks (:mod:`irt.refresh.monitoring`).
+            serving: Serving, verdict: GateResult, replay: Replay | None = None) -> Checks:
+    """Step 7b: the monitoring checks (:mod:`irt.refresh.monitoring`); ``replay``: the
+    gate's online replay of the new model (:func:`quality_gate`), which the slices reuse.
 
     Input drift, numerical stability, training/serving skew, a simpler baseline, slices, the
     serving model on served data, the staleness curve (the stored versions of
@@ -606,7 +617,7 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
                         holdout_last=config.gate.holdout_last, model_type=config.model_type,
                         fit_simpler=fit_simpler,
                         item_skills=_skill_names(prepared.skills, prepared.responses.item_ids),
-                        aged_models=stored_versions_by_age(run, serving))
+                        aged_models=stored_versions_by_age(run, serving), new_replay=replay)
     if calibrated.learning_converged is False:  # as the plain EM's, in numerical_checks
         checks.problems.append(f"learning options: EM did not converge in "
                                f"{calibrated.learning_iterations} iterations")
@@ -719,10 +730,12 @@ def _model_json(model: ItemModel) -> bytes:
 
 
 def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
-                    calibrated: Calibrated, serving: Serving) -> bool:
+                    calibrated: Calibrated, serving: Serving, replay: Replay | None = None
+                    ) -> bool:
     """Step 8: upload ``prepared.csv.gz``, ``model.json``, ``metrics.json``, ``report.html``
-    (:func:`build_report_html`; absent if it failed) and, last, ``report.json`` under the
-    version (a rejected model's too: its report says why).
+    (:func:`build_report_html`, from the gate's ``replay`` of the new model; absent if it
+    failed) and, last, ``report.json`` under the version (a rejected model's too: its
+    report says why).
 
     ``prepared.csv.gz`` is created only if absent (:meth:`ArtifactStore.create`): it claims
     the version, so a second run of the same window and data never rewrites what the first
@@ -737,7 +750,7 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
     metrics_doc = _metrics_doc(run, candidate, serving)
     report_doc = _report_doc(run, candidate, prepared, calibrated, serving)
     html = build_report_html(run, candidate, prepared, holdout, serving, report_doc,
-                             metrics_doc)
+                             metrics_doc, replay)
     t0 = time.perf_counter()
     with _store_unavailable(f"upload of {version} failed", after="; LATEST unchanged"):
         csv_bytes = prepared_csv(prepared.responses, prepared.answered_at, holdout.held_out)
@@ -790,11 +803,13 @@ def _claim_taken(run: Run, version: str) -> bool:
 
 def build_report_html(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
                       serving: Serving, report_doc: dict[str, Any],
-                      metrics_doc: dict[str, Any]) -> bytes | None:
+                      metrics_doc: dict[str, Any], replay: Replay | None = None
+                      ) -> bytes | None:
     """Step 8: ``report.html`` (:mod:`irt.refresh.report`): the new model's curves, parameters
     and fit flags on the training answers, the reliability diagram of its held-out
-    predictions (replayed as the gate replays them), and the new model against the serving
-    one, with the gate, the data and every warning of ``report_doc`` and ``metrics_doc``.
+    predictions (the gate's ``replay`` of the new model when given, else replayed as the
+    gate replays them), and the new model against the serving one, with the gate, the data
+    and every warning of ``report_doc`` and ``metrics_doc``.
 
     Logs INFO ``report_built`` with the page's size.  Best effort: a failure is logged
     (WARNING ``report_failed``, with the error) and the version is written without the page.
@@ -808,7 +823,7 @@ def build_report_html(run: Run, candidate: Candidate, prepared: Prepared, holdou
         item_ids = np.asarray(responses.item_ids, dtype=object)[responses.item]
         *predictions, what = holdout_predictions(candidate.model, responses.student, item_ids,
                                                  responses.correct, holdout.order_key,
-                                                 held_out)
+                                                 held_out, replay=replay)
         html = render_html(build_report(
             candidate.model, holdout.train, predictions=tuple(predictions),
             predictions_note=f"{what} (their latest answers, left out of calibration), each "

@@ -213,9 +213,60 @@ class GateResult:
         return out
 
 
+@dataclass(frozen=True)
+class Replay:
+    """One model's online replay of the gate's held-out students (:func:`holdout_replay`).
+
+    Attributes:
+        order: indices into the run's answers: every answer of the students with a held-out
+            answer, by student, then time.
+        p: each of those answers' probability, predicted from the same student's earlier
+            answers only, aligned with ``order``.
+    """
+
+    order: np.ndarray
+    p: np.ndarray
+
+    def scored(self, correct: np.ndarray, held_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(correct, P(correct))`` of the held-out answers, in the replay's order."""
+        keep = held_out[self.order]
+        return np.asarray(correct)[self.order][keep], self.p[keep]
+
+
+def holdout_replay(model: ItemModel, student: np.ndarray, item_ids: Sequence[str],
+                   correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray) -> Replay:
+    """Replay every answer of the students with a held-out answer in time order, each
+    predicted online from that student's earlier answers only (held-out or not).
+
+    The gate scores the held-out answers of this replay (:func:`holdout_scores`); a refresh
+    keeps the new model's to reuse it (the slices of :mod:`irt.refresh.monitoring`, the
+    report's reliability diagram) instead of replaying the same answers again.
+
+    Args:
+        model: the model to replay.
+        student: student index of each answer (all answers of the run).
+        item_ids: item id of each answer.
+        correct: 0/1 of each answer.
+        order_key: answer time.
+        held_out: mask from :func:`holdout_mask`.
+
+    Returns:
+        The :class:`Replay`.
+    """
+    student = np.asarray(student, dtype=np.int64)
+    sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
+    sampled[student[held_out]] = True
+    rows = np.flatnonzero(sampled[student])
+    order = rows[np.lexsort((np.asarray(order_key)[rows], student[rows]))]
+    ids = np.asarray(item_ids, dtype=object)[order]
+    pos = model.positions(list(ids))
+    return Replay(order, online_predictions(model, student[order], pos,
+                                            np.asarray(correct)[order]))
+
+
 def holdout_scores(model: ItemModel, student: np.ndarray, item_ids: Sequence[str],
-                   correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray
-                   ) -> dict[str, float]:
+                   correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray,
+                   replay: Replay | None = None) -> dict[str, float]:
     """Metrics of ``model`` on the held-out answers, each predicted online.
 
     Every answer of the sampled students is replayed in time order; a held-out
@@ -229,20 +280,14 @@ def holdout_scores(model: ItemModel, student: np.ndarray, item_ids: Sequence[str
         correct: 0/1 of each answer.
         order_key: answer time.
         held_out: mask from :func:`holdout_mask`.
+        replay: ``model``'s :func:`holdout_replay` of these answers, if already made.
 
     Returns:
         :func:`irt.engine.evaluate.metrics` of the held-out answers.
     """
-    student = np.asarray(student, dtype=np.int64)
-    sampled = np.zeros(int(student.max()) + 1 if student.size else 0, dtype=bool)
-    sampled[student[held_out]] = True
-    rows = np.flatnonzero(sampled[student])
-    order = rows[np.lexsort((np.asarray(order_key)[rows], student[rows]))]
-    ids = np.asarray(item_ids, dtype=object)[order]
-    pos = model.positions(list(ids))
-    p = online_predictions(model, student[order], pos, np.asarray(correct)[order])
-    scored = held_out[order]
-    return metrics(np.asarray(correct)[order][scored], p[scored])
+    if replay is None:
+        replay = holdout_replay(model, student, item_ids, correct, order_key, held_out)
+    return metrics(*replay.scored(correct, held_out))
 
 
 def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateConfig,

@@ -43,7 +43,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -52,6 +52,9 @@ from irt.engine.evaluate import metrics as prediction_metrics
 from irt.engine.evaluate import online_predictions
 from irt.engine.model import ItemModel
 from irt.engine.responses import Responses
+
+if TYPE_CHECKING:
+    from irt.refresh.quality import Replay
 
 
 @dataclass(frozen=True)
@@ -117,12 +120,18 @@ def online_reliability(model: ItemModel, responses: Responses,
 
 def holdout_predictions(model: ItemModel, student: np.ndarray, item_ids: np.ndarray,
                         correct: np.ndarray, order_key: np.ndarray, held_out: np.ndarray,
-                        max_students: int = 1000) -> tuple[np.ndarray, np.ndarray, str]:
+                        max_students: int = 1000, replay: Replay | None = None
+                        ) -> tuple[np.ndarray, np.ndarray, str]:
     """``(correct, P(correct), what)`` of the held-out answers, replayed as the quality gate
     replays them (:func:`irt.refresh.quality.holdout_scores`): every answer of a sampled
     student in time order, a held-out answer predicted from that student's earlier ones.
     Of more than ``max_students`` held-out students, every k-th (by index) is replayed, so
-    the cost stays bounded (the gate holds out up to 5,000); ``what`` says which."""
+    the cost stays bounded (the gate holds out up to 5,000); ``what`` says which.
+
+    ``replay``: the gate's replay of ``model`` on these answers
+    (:func:`irt.refresh.quality.holdout_replay`, as ``prepare`` keeps it): its probabilities
+    of the same students' answers are taken instead of replaying them again (each
+    student's predictions depend on that student's answers only)."""
     student = np.asarray(student, dtype=np.int64)
     if not held_out.any():
         return np.zeros(0), np.zeros(0), "no held-out answers"
@@ -136,6 +145,9 @@ def holdout_predictions(model: ItemModel, student: np.ndarray, item_ids: np.ndar
         sampled[ids[::k]] = True
         what = (f"the held-out answers of 1 in {k} of the gate's {ids.shape[0]} held-out "
                 f"students ({ids[::k].shape[0]})")
+    if replay is not None:
+        y, p = replay.scored(correct, held_out & sampled[student])
+        return y.astype(float), p, what
     rows = np.flatnonzero(sampled[student])
     order = rows[np.lexsort((np.asarray(order_key)[rows], student[rows]))]
     pos = model.positions(list(np.asarray(item_ids, dtype=object)[order]))
