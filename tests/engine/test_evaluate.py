@@ -78,6 +78,23 @@ def test_unknown_items_use_the_typical_item_and_do_not_update(model: ItemModel) 
     assert p[0] == pytest.approx(irf(theta0, model.a[3], model.b[3], 0.0), abs=1e-6)
 
 
+def test_predictions_do_not_depend_on_the_chunks(model: ItemModel) -> None:
+    """Whole students per chunk, the log-probability table in blocks of items: the same
+    probabilities to rounding with chunks of 7 answers (students longer than a chunk, item
+    blocks smaller than the items answered), the default and one chunk for everything."""
+    from irt.engine.online import plain_online_predictions
+
+    student, pos, y = _log(4, 60, model)
+    pos[::11] = -1  # some unknown items
+    whole = plain_online_predictions(model, student, pos, y, chunk_answers=10**6)
+    for chunk in (7, 25, None):
+        kw = {} if chunk is None else {"chunk_answers": chunk}
+        np.testing.assert_allclose(plain_online_predictions(model, student, pos, y, **kw),
+                                   whole, rtol=0, atol=1e-13)
+    np.testing.assert_array_equal(online_predictions(model, student, pos, y),
+                                  plain_online_predictions(model, student, pos, y))
+
+
 def test_students_must_be_contiguous(model: ItemModel) -> None:
     with pytest.raises(ValueError, match="contiguous"):
         online_predictions(model, np.array([0, 1, 0]), np.array([1, 2, 3]), np.array([1, 0, 1]))

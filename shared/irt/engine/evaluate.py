@@ -114,16 +114,17 @@ def metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
 
 def online_predictions(model: ItemModel, student: np.ndarray, item_pos: np.ndarray,
                        correct: np.ndarray, *, n_points: int = 401, bound: float = 6.0,
-                       chunk_answers: int = 20_000) -> np.ndarray:
+                       chunk_answers: int | None = None) -> np.ndarray:
     """P(correct) of every answer from the same student's earlier answers only, by the
     model's own protocol: :func:`irt.engine.learning.online_predictions` for a model with
     learning-aware options (``options["learning"]``; ``n_points`` and ``bound`` are then the
-    model's), :func:`plain_online_predictions` otherwise.  Same arguments and result."""
+    model's), :func:`plain_online_predictions` otherwise.  Same arguments and result
+    (``chunk_answers`` ``None``: each protocol's default)."""
+    chunk = {} if chunk_answers is None else {"chunk_answers": chunk_answers}
     if model.options.get("learning"):
-        return learning.online_predictions(model, student, item_pos, correct,
-                                           chunk_answers=chunk_answers)
+        return learning.online_predictions(model, student, item_pos, correct, **chunk)
     return plain_online_predictions(model, student, item_pos, correct, n_points=n_points,
-                                    bound=bound, chunk_answers=chunk_answers)
+                                    bound=bound, **chunk)
 
 
 def evaluate(model: ItemModel, student: np.ndarray, item_ids: list[str] | np.ndarray,
