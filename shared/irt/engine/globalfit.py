@@ -48,9 +48,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 from scipy.linalg import cho_factor, cho_solve
 from scipy.optimize import brentq
-from scipy.stats import chi2, ncx2
 
 from irt.engine.fitdata import marginal_grid, parameter_count, probabilities
+from irt.engine.itemfit import chi2_sf
 from irt.engine.model import ItemModel
 
 #: The largest test M2 is computed for (``Xi`` has ``(J (J + 1) / 2)^2`` entries).
@@ -92,6 +92,8 @@ class M2Result:
 def rmsea_interval(stat: float, df: int, n: int, level: float = 0.90) -> tuple[float, float]:
     """``(low, high)`` RMSEA bounds ``sqrt(lambda / (n df))`` from the noncentral chi-squared
     (mirt's ``RMSEA.CI``: a bound is 0 where no noncentrality solves its equation)."""
+    from scipy.stats import chi2, ncx2  # M2 only (complete designs): a third of a second
+
     alpha = (1.0 - level) / 2.0
 
     def root(target: float, hi: float) -> float:
@@ -260,7 +262,7 @@ def m2(model: ItemModel, X: np.ndarray, *, n_points: int = 61, bound: float = 6.
         tli = (null / df_null - stat / df) / (null / df_null - 1.0)
         cfi = min(max(1.0 - (stat - df) / (null - df_null), 0.0), 1.0)
     r = math.sqrt(max(stat / df - 1.0, 0.0) / (N - 1))
-    return M2Result(m2=stat, df=df, p=float(chi2.sf(stat, df)), rmsea=r, rmsea_low=low,
+    return M2Result(m2=stat, df=df, p=float(chi2_sf(stat, df)), rmsea=r, rmsea_low=low,
                     rmsea_high=high, srmsr=srmsr, tli=tli, cfi=cfi, m2_null=null,
                     df_null=df_null, n=N)
 
@@ -346,4 +348,4 @@ def likelihood_ratio_test(type_a: str, ll_a: float, k_a: int, type_b: str, ll_b:
         raise ValueError(f"{type_b} has fewer parameters than {type_a}: not nested")
     note = (f"{type_a} is nested in {type_b}; valid for maximum-likelihood fits (no priors) "
             "to these answers")
-    return LikelihoodRatioTest(type_a, type_b, x2, df, float(chi2.sf(max(x2, 0.0), df)), note)
+    return LikelihoodRatioTest(type_a, type_b, x2, df, float(chi2_sf(max(x2, 0.0), df)), note)

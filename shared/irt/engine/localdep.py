@@ -33,9 +33,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.stats import chi2
 
 from irt.engine.fitdata import FitData, marginal_grid, probabilities
+from irt.engine.itemfit import chi2_sf
 from irt.engine.model import irf
 
 
@@ -123,6 +123,6 @@ def local_dependence(data: FitData, *, max_items: int = 200, min_pair_answers: i
     q3, x2, v = (np.where(off, np.nan, np.where(upper, a, a.T)) for a in (q3, x2, v))
     p = np.full((K, K), np.nan)
     ok = ~np.isnan(x2)
-    p[ok] = chi2.sf(x2[ok], 1)
+    p[ok] = chi2_sf(x2[ok], 1)
     return LocalDependence(items=items, n=n.astype(np.int64), q3=q3, ld_x2=x2, ld_p=p,
                            cramers_v=v)
