@@ -423,6 +423,12 @@ def test_monitor_configuration_is_validated() -> None:
         MonitorConfig.from_env({"MONITOR_SIMPLER_MODEL": "4pl"})
     assert err.value.field == "MONITOR_SIMPLER_MODEL"
     assert MonitorConfig.from_env({"MONITOR_SIMPLER_MODEL": " None "}).simpler_model == "none"
+    assert MonitorConfig.from_env({}).simpler_fit_tol == 1e-3
+    assert MonitorConfig.from_env({"MONITOR_SIMPLER_FIT_TOL": "1e-4"}).simpler_fit_tol == 1e-4
+    for bad in ("0", "-1e-3", "2", "nan"):
+        with pytest.raises(ConfigError) as err:
+            MonitorConfig.from_env({"MONITOR_SIMPLER_FIT_TOL": bad})
+        assert err.value.field == "MONITOR_SIMPLER_FIT_TOL"
 
 
 # --------------------------------------------------------------------------- in a refresh
@@ -579,6 +585,18 @@ def test_a_refresh_alerts_when_a_simpler_model_predicts_better(tmp_path) -> None
     assert "consider MODEL_TYPE=1pl" in alert["detail"]
     (mon,) = logs.events("monitoring")
     assert mon["simpler_model"]["log_loss"] < mon["simpler_model"]["new_log_loss"]
+    # the challenger's EM at its own tolerance (MONITOR_SIMPLER_FIT_TOL), the calibration's
+    # at FitConfig's
+    challenger = mon["simpler_model"]["fit"]
+    assert challenger["tol"] == 1e-3 and challenger["converged"]
+    store = LocalStore(tmp_path / "models")
+    assert load_model(store.get(result.body["version"], "model.json")).fit["tol"] == 1e-4
+    strict, _ = refresh(tmp_path / "strict", write_csv(rows, tmp_path / "log2.csv"),
+                        "2026-11-01T00:00:00Z", MONITOR_SIMPLER_FIT_TOL="1e-4")
+    strict_fit = json.loads(LocalStore(tmp_path / "strict" / "models").get(
+        strict.body["version"], "metrics.json"))["monitoring"]["simpler_model"]["fit"]
+    assert strict_fit["tol"] == 1e-4
+    assert strict_fit["iterations"] >= challenger["iterations"]
 
 
 def test_a_model_no_better_than_item_proportions_is_rejected(tmp_path) -> None:

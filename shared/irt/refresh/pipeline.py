@@ -605,7 +605,8 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
     def fit_simpler(kind: str) -> ItemModel:
         priors = replace(fit_config.priors, c_beta=Priors.default(kind).c_beta)
         return fit(sample_students(holdout.train), replace(
-            fit_config, model=kind, compute_se=False, priors=priors)).model
+            fit_config, model=kind, compute_se=False, priors=priors,
+            tol=config.monitoring.simpler_fit_tol)).model
 
     result = calibrated.result
     checks = run_checks(config.monitoring, new_model=calibrated.model, history=result.history,
