@@ -591,3 +591,30 @@ def test_chi2_sf_is_scipy_stats_without_importing_it() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, timeout=120, env={**os.environ, "PYTHONPATH": str(shared)})
     assert out.stdout.split()[-1] == "False"
+
+
+@pytest.mark.parametrize("model_type", ["2pl", "3pl"])
+def test_adaptive_loglik_does_not_depend_on_its_chunks(model_type: str, monkeypatch) -> None:
+    """The adaptive marginal log-likelihood works in chunks of whole students: the same
+    value bit for bit with chunks smaller than one student's answers and with one chunk
+    for all (each student's integral is computed on its own)."""
+    from irt.engine import fitdata
+
+    r = simulate(300, 400, 300, seed=8, model=model_type).responses
+    model = fit(r, FitConfig(model=model_type, compute_se=False)).model
+    data = align(model, r)
+    local = []  # students refined on local grids (narrow posteriors: 300 answers each)
+    real = fitdata._local_pass
+    monkeypatch.setattr(fitdata, "_local_pass",
+                        lambda *a, **k: local.append(a[4].shape[0]) or real(*a, **k))
+
+    def loglik() -> float:
+        return fitdata.marginal_loglik(data.model, data.student, data.item, data.correct,
+                                       data.n_students)
+
+    values = set()
+    for chunk in (50, 700, 10**7):
+        monkeypatch.setattr(fitdata, "ANSWER_CHUNK", chunk)
+        values.add(loglik())
+    assert len(values) == 1 and math.isfinite(values.pop())
+    assert local and min(local) >= 10

@@ -55,13 +55,16 @@ import scipy.sparse as sp
 from scipy.special import logsumexp
 
 from irt.engine.ability import eap_batch, logprob_table
-from irt.engine.model import ItemModel
+from irt.engine.model import ItemModel, softplus_tail
 from irt.engine.responses import Responses
 
 #: Students per chunk of the students x nodes arrays.
 STUDENT_CHUNK = 50_000
-#: Answers per chunk of the adaptive log-likelihood's answers x nodes arrays.
-ANSWER_CHUNK = 100_000
+#: Answers per chunk of the adaptive log-likelihood's answers x nodes arrays (whole students;
+#: the figures do not depend on it): 8,192 answers x 61 nodes (4 MB) stay in cache, where
+#: 100,000 (49 MB arrays) took half as long again (ASSISTments 2009's 268,685 training
+#: answers: 0.52 -> 0.35 s).
+ANSWER_CHUNK = 8192
 #: The grid conventions (module docstring).
 GRIDS = ("prior_sd", "mirt")
 
@@ -206,12 +209,18 @@ def _local_pass(model: ItemModel, student: np.ndarray, item: np.ndarray, y: np.n
             grid = center[who, None] + half[who, None] * unit[None, :]  # students x nodes
             local = np.searchsorted(who, student[first:last])
             j, yy = item[first:last], y[first:last]
-            z = model.a[j, None] * (grid[local] - model.b[j, None])
             if model.model_type != "3pl":
-                # log P = -softplus(-z), log(1 - P) = -softplus(z): one softplus per cell
-                t = np.where(yy[:, None] == 1, -z, z)
-                ll = -(np.maximum(t, 0.0) + np.log1p(np.exp(-np.abs(t))))
+                # log P = -softplus(-z), log(1 - P) = -softplus(z): one softplus per cell,
+                # the sign folded into the slope (-z = (-a) (t - b) exactly), in place
+                t = grid[local]
+                t -= model.b[j, None]
+                t *= np.where(yy == 1, -model.a[j], model.a[j])[:, None]
+                ll = softplus_tail(t)
+                np.maximum(t, 0.0, out=t)
+                ll += t
+                np.negative(ll, out=ll)
             else:
+                z = model.a[j, None] * (grid[local] - model.b[j, None])
                 c = model.c[j, None]
                 p = np.clip(c + (1 - c) / (1 + np.exp(-z)), 1e-300, 1 - 1e-16)
                 ll = np.where(yy[:, None] == 1, np.log(p), np.log1p(-p))
