@@ -556,3 +556,55 @@ def test_dense_recovery_matches_r_mirt_published_rmse() -> None:
     rmse_b = float(np.sqrt(np.mean((model.b - sim.b[idx]) ** 2)))
     assert rmse_a <= 1.05 * 0.028, rmse_a
     assert rmse_b <= 1.05 * 0.042, rmse_b
+
+
+@pytest.mark.parametrize("model", ["2pl", "1pl"])
+def test_shared_points_change_no_m_step(model: str) -> None:
+    """The E-step's logs, the M-step's objective and its gradient share each parameter
+    point's ``z`` and ``exp(-|z|)`` (``_Points``): the same values bit for bit as computing
+    them at every call, the point computed once, and blocks of items included (the bank
+    spans three blocks here)."""
+    from irt.engine import calibrate as c
+
+    rng = np.random.default_rng(3)
+    n_items, x = 2 * c._BLOCK + 37, np.linspace(-6.0, 6.0, 41)
+    pm = c._Params(model, n_items)
+    a = np.full(n_items, 1.3) if pm.common else rng.uniform(0.3, 3.0, n_items)
+    d = rng.normal(0.0, 4.0, n_items)
+    v = pm.join(a, d, None)
+    n = rng.gamma(0.5, 2.0, (n_items, 41))
+    r = n * rng.random((n_items, 41))
+    priors = Priors.default(model)
+    points = c._Points(x)
+    made = []
+    real = c._Point.__init__
+    c._Point.__init__ = lambda self, *args: made.append(1) or real(self, *args)
+    try:
+        for one, other in zip(c._item_logs(a, d, None, x), c._item_logs(a, d, None, x, points),
+                              strict=True):
+            np.testing.assert_array_equal(one, other)
+        np.testing.assert_array_equal(c._objective(a, d, None, r, n, x, priors, pm.common),
+                                      c._objective(a, d, None, r, n, x, priors, pm.common,
+                                                   points))
+        for one, other in zip(c._gradient_information(a, d, None, r, n, x, priors, pm.common),
+                              c._gradient_information(a, d, None, r, n, x, priors, pm.common,
+                                                      points), strict=True):
+            np.testing.assert_array_equal(one, other)
+        assert len(made) == 1  # one point for the three
+        np.testing.assert_array_equal(c._m_step(pm, v, r, n, x, priors),
+                                      c._m_step(pm, v, r, n, x, priors, points=points))
+    finally:
+        c._Point.__init__ = real
+    assert points(a + 0.0, d.copy()) is points(a, d)  # found by value
+    assert points(a, d + 1e-12) is not points(a, d)
+
+
+def test_two_by_two_inverses_match_linalg() -> None:
+    from irt.engine.calibrate import _inverse
+
+    rng = np.random.default_rng(4)
+    m = rng.normal(size=(500, 2, 2))
+    m = m @ np.swapaxes(m, 1, 2) + 1e-3 * np.eye(2)
+    np.testing.assert_allclose(_inverse(m), np.linalg.inv(m), rtol=1e-9, atol=0)
+    three = m[:, :1, :1] * np.ones((1, 3, 3)) + np.eye(3)
+    np.testing.assert_array_equal(_inverse(three), np.linalg.inv(three))

@@ -96,8 +96,8 @@ def test_joint_step_reaches_the_fixed_point_of_alternating_updates(monkeypatch) 
     config = FitConfig(compute_se=False, tol=1e-6, max_iter=2000)
     joint = fit(sim.responses, config, sim.item_skill, ids)
 
-    def alternate(pm, v, mu, r, n, x, skills, max_newton=2):
-        new = calibrate._m_step(pm, v, r, n, x, skills.item_priors(mu))
+    def alternate(pm, v, mu, r, n, x, skills, max_newton=2, points=None):
+        new = calibrate._m_step(pm, v, r, n, x, skills.item_priors(mu), points=points)
         a, d, _ = pm.split(new)
         return new, skills.update(a, d)
 
