@@ -322,3 +322,31 @@ def test_holdout_predictions_from_the_gates_replay(planted: dict, monkeypatch) -
         assert what == what0
         np.testing.assert_array_equal(y, y0)
         np.testing.assert_allclose(p, p0, rtol=0, atol=1e-12)
+
+
+def test_report_figures_are_the_engines_bit_for_bit(planted: dict, doc: dict,
+                                                    monkeypatch) -> None:
+    """The pieces computed in blocks for speed give the engine's own values exactly: the test
+    information (a few abilities at a time), the item table's columns (as Python numbers),
+    the students' log-likelihoods at the nodes (the log-probability table in blocks of
+    items)."""
+    from irt.engine import fitdata
+    from irt.refresh.report import _round
+
+    model: ItemModel = planted["model"]
+    theta = np.linspace(-4.0, 4.0, 161)
+    assert doc["test_information"]["information"] == _round(model.test_information(theta), 5)
+    diag = diagnose(model, planted["responses"])
+    rows = diag.item_table()
+    r = diag.item_residuals
+    for key, column in (("n", r.n_answers), ("outfit", r.outfit), ("zh", r.zh),
+                        ("x2_p", diag.x2.p), ("x2_df", diag.x2.df), ("s_x2", diag.s_x2.stat)):
+        got = np.array([row[key] for row in rows], dtype=float)
+        np.testing.assert_array_equal(got, column.astype(float))
+        assert all(type(row[key]) in (int, float) for row in rows)
+    d = diag.data
+    x = np.linspace(-6.0, 6.0, 61)
+    whole = fitdata.node_loglik(d.model, d.student, d.item, d.correct, d.n_students, x)
+    monkeypatch.setattr(fitdata, "TABLE_BLOCK", 5)
+    np.testing.assert_array_equal(
+        fitdata.node_loglik(d.model, d.student, d.item, d.correct, d.n_students, x), whole)

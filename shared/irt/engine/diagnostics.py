@@ -237,16 +237,23 @@ class Diagnostics:
         """One row per item: answers, S-X2 (complete designs), grouped X2, infit/outfit, Zh."""
         m = self.data.model
         r = self.item_residuals
+        # the columns as Python numbers once (the same values; indexing numpy arrays item
+        # by item cost 0.15 s for 17,700 items)
+        n = [int(v) for v in r.n_answers.tolist()]
+        sx2 = None if self.s_x2 is None else (
+            self.s_x2.stat.tolist(), [int(v) for v in self.s_x2.df.tolist()],
+            self.s_x2.p.tolist(), self.s_x2.rmsea.tolist())
+        cols = {"x2": self.x2.stat.tolist(), "x2_df": [int(v) for v in self.x2.df.tolist()],
+                "x2_p": self.x2.p.tolist(), "x2_rmsea": self.x2.rmsea.tolist(),
+                "outfit": r.outfit.tolist(), "z_outfit": r.z_outfit.tolist(),
+                "infit": r.infit.tolist(), "z_infit": r.z_infit.tolist(), "zh": r.zh.tolist()}
         rows = []
         for k, item_id in enumerate(m.item_ids):
-            row: dict[str, Any] = {"item_id": item_id, "n": int(r.n_answers[k])}
-            if self.s_x2 is not None:
-                row.update({"s_x2": self.s_x2.stat[k], "s_x2_df": int(self.s_x2.df[k]),
-                            "s_x2_p": self.s_x2.p[k], "s_x2_rmsea": self.s_x2.rmsea[k]})
-            row.update({"x2": self.x2.stat[k], "x2_df": int(self.x2.df[k]),
-                        "x2_p": self.x2.p[k], "x2_rmsea": self.x2.rmsea[k],
-                        "outfit": r.outfit[k], "z_outfit": r.z_outfit[k],
-                        "infit": r.infit[k], "z_infit": r.z_infit[k], "zh": r.zh[k]})
+            row: dict[str, Any] = {"item_id": item_id, "n": n[k]}
+            if sx2 is not None:
+                row.update({"s_x2": sx2[0][k], "s_x2_df": sx2[1][k], "s_x2_p": sx2[2][k],
+                            "s_x2_rmsea": sx2[3][k]})
+            row.update({key: col[k] for key, col in cols.items()})
             rows.append(row)
         return rows
 
