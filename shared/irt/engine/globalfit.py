@@ -46,8 +46,6 @@ import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from scipy.linalg import cho_factor, cho_solve
-from scipy.optimize import brentq
 
 from irt.engine.fitdata import marginal_grid, parameter_count, probabilities
 from irt.engine.itemfit import chi2_sf
@@ -92,7 +90,9 @@ class M2Result:
 def rmsea_interval(stat: float, df: int, n: int, level: float = 0.90) -> tuple[float, float]:
     """``(low, high)`` RMSEA bounds ``sqrt(lambda / (n df))`` from the noncentral chi-squared
     (mirt's ``RMSEA.CI``: a bound is 0 where no noncentrality solves its equation)."""
-    from scipy.stats import chi2, ncx2  # M2 only (complete designs): a third of a second
+    # M2 only (complete designs): scipy.stats and scipy.optimize cost half a second to import
+    from scipy.optimize import brentq
+    from scipy.stats import chi2, ncx2
 
     alpha = (1.0 - level) / 2.0
 
@@ -149,6 +149,8 @@ def _m2_core(P: np.ndarray, w: np.ndarray, item_derivs: list[np.ndarray],
     ``slope_deriv``: ``dP_j/da`` of a slope shared by all items (``J x Q``) or ``None``;
     ``weight_deriv``: ``dw/dxi`` of a latent-distribution parameter (``Q``) or ``None``.
     """
+    from scipy.linalg import cho_factor, cho_solve  # M2 only: imported when needed
+
     N, J = X.shape
     iu, ju = np.triu_indices(J, 1)
     first = np.r_[np.arange(J), iu]
