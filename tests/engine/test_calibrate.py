@@ -608,3 +608,11 @@ def test_two_by_two_inverses_match_linalg() -> None:
     np.testing.assert_allclose(_inverse(m), np.linalg.inv(m), rtol=1e-9, atol=0)
     three = m[:, :1, :1] * np.ones((1, 3, 3)) + np.eye(3)
     np.testing.assert_array_equal(_inverse(three), np.linalg.inv(three))
+
+
+def test_squarem_norm_is_the_euclidean_norm() -> None:
+    from irt.engine.squarem import _norm
+
+    v = np.random.default_rng(5).normal(size=35_417)
+    assert _norm(v) == pytest.approx(float(np.linalg.norm(v)), rel=1e-14)
+    assert _norm(np.zeros(3)) == 0.0

@@ -70,8 +70,8 @@ def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndar
             break
         r = v1 - v
         w = v2 - v1 - r
-        nw = np.linalg.norm(w)
-        alpha = min(-np.linalg.norm(r) / nw if nw > 0 else -1.0, -1.0)
+        nw = _norm(w)
+        alpha = min(-_norm(r) / nw if nw > 0 else -1.0, -1.0)
         v3, obj_ext = em_map(v - 2 * alpha * r + alpha**2 * w)
         iterations += 1
         if math.isfinite(obj_ext) and obj_ext >= obj1 - 1e-8 * abs(obj1):
@@ -83,3 +83,10 @@ def squarem(em_map: Callable[[np.ndarray], tuple[np.ndarray, float]], v: np.ndar
             converged = True
             break
     return v, iterations, converged, history
+
+
+def _norm(v: np.ndarray) -> float:
+    """Euclidean norm without BLAS: ``np.linalg.norm`` calls a threaded ``ddot`` whose idle
+    threads then spin on the other cores for a while, taking them from the work ``prepare``
+    runs beside a fit (its monitoring challenger)."""
+    return math.sqrt(float(np.einsum("i,i->", v, v)))
