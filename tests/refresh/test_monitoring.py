@@ -599,6 +599,47 @@ def test_a_refresh_alerts_when_a_simpler_model_predicts_better(tmp_path) -> None
     assert strict_fit["iterations"] >= challenger["iterations"]
 
 
+def test_the_challenger_is_fitted_beside_the_calibration(tmp_path, monkeypatch) -> None:
+    """The 1PL challenger is fitted in a background thread started after the hold-out
+    (pipeline.start_challenger): the same figures as fitting it in the monitoring step; a
+    fit that fails still fails the run (500, as when it was fitted in the step)."""
+    import threading
+
+    from irt.refresh import pipeline
+
+    log = write_csv(simulated_rows(300, 25, 12, seed=9), tmp_path / "log.csv")
+    threads = []
+    real = pipeline._fit_simpler
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "_fit_simpler", spy)
+    result, logs = refresh(tmp_path / "beside", log, "2026-11-01T00:00:00Z")
+    assert result.status == 200, result.body
+    assert len(threads) == 1 and threads[0].startswith("challenger")
+    (beside,) = logs.events("monitoring")
+    monkeypatch.setattr(pipeline, "start_challenger", lambda run, holdout: None)
+    result, logs = refresh(tmp_path / "in_step", log, "2026-11-01T00:00:00Z")
+    assert threads[1] == threading.current_thread().name
+    (in_step,) = logs.events("monitoring")
+    for key in ("model_type", "auc", "log_loss", "new_auc", "new_log_loss"):
+        assert beside["simpler_model"][key] == in_step["simpler_model"][key]
+    assert {k: v for k, v in beside["simpler_model"]["fit"].items() if k != "seconds"} == \
+        {k: v for k, v in in_step["simpler_model"]["fit"].items() if k != "seconds"}
+    monkeypatch.undo()
+
+    def broken(responses, config, *args, **kwargs):
+        if config.model == "1pl":
+            raise FloatingPointError("planted")
+        return fit(responses, config, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "fit", broken)
+    result, _ = refresh(tmp_path / "broken", log, "2026-11-01T00:00:00Z")
+    assert result.status == 500 and result.body["error"] == "FloatingPointError: planted"
+
+
 def test_a_model_no_better_than_item_proportions_is_rejected(tmp_path) -> None:
     """Students who all have the same ability: the IRT model has nothing to add to item
     difficulty, and its noisy ability estimates make it worse than the baseline."""

@@ -179,6 +179,13 @@ class MonitorConfig:
 SIMPLER = {"3pl": "2pl", "2pl": "1pl"}
 
 
+def challenger_kind(config: MonitorConfig, model_type: str) -> str | None:
+    """The model type of the challenger :func:`simpler_model` fits beside a ``model_type``
+    model (``MONITOR_SIMPLER_MODEL``: ``auto`` is :data:`SIMPLER`'s), ``None`` for none."""
+    kind = SIMPLER.get(model_type) if config.simpler_model == "auto" else config.simpler_model
+    return None if kind in (None, "none") or kind == model_type else kind
+
+
 def _simpler_setting(raw: str) -> str:
     value = raw.strip().lower() or "auto"
     if value not in ("auto", "none", "rasch", "1pl", "2pl"):
@@ -445,18 +452,20 @@ def simpler_model(config: MonitorConfig, model_type: str, fit_simpler: Callable[
     """The challenger: the next simpler IRT model fitted on the same training answers,
     scored on the same held-out answers. An alert (not a rejection: the operator chooses the
     model type) when it predicts them better than the new model by ``simpler_tolerance``.
-    The figures say how its EM ended (``fit``: cycles, convergence, tolerance), as far as
-    the fitted model records it."""
-    kind = SIMPLER.get(model_type) if config.simpler_model == "auto" else config.simpler_model
-    if kind in (None, "none") or kind == model_type:
+    The figures say how its EM ended (``fit``: cycles, convergence, tolerance and, from
+    ``prepare``, the fit's own seconds), as far as the fitted model records it; ``seconds``
+    is the time this check took (``prepare`` fits the challenger beside the calibration, so
+    it may have been ready)."""
+    kind = challenger_kind(config, model_type)
+    if kind is None:
         return {"model_type": None}, []
     t0 = time.perf_counter()
     challenger = fit_simpler(kind)
     scores = holdout_scores(challenger, student, item_ids, correct, order_key, held_out)
     figures = {"model_type": kind, "auc": scores["auc"], "log_loss": scores["log_loss"],
                "new_auc": new_scores["auc"], "new_log_loss": new_scores["log_loss"],
-               "fit": {k: challenger.fit[k] for k in ("iterations", "converged", "tol")
-                       if k in challenger.fit},
+               "fit": {k: challenger.fit[k] for k in ("iterations", "converged", "tol",
+                                                      "seconds") if k in challenger.fit},
                "seconds": round(time.perf_counter() - t0, 3)}
     alerts = []
     if scores["log_loss"] < new_scores["log_loss"] - config.simpler_tolerance:

@@ -13,7 +13,8 @@ each logging its outcome as one JSON line with the run id (:func:`irt.refresh.lo
    (re-validation and the minimum-answer filters to their fixed point);
 5. :func:`validate_data`: data validation (:func:`irt.refresh.quality.check_data`);
 6. :func:`hold_out` the latest answers of a sample of students, :func:`calibrate` on the rest
-   (with the learning-aware options, if any);
+   (with the learning-aware options, if any) while :func:`start_challenger` fits the
+   monitoring challenger on the same answers in a background thread;
 7. :func:`quality_gate`: new and serving models on the same held-out answers; then
    :func:`monitor`: the checks of :mod:`irt.refresh.monitoring`;
 8. :func:`name_version`, then :func:`write_artifacts`: ``prepared.csv.gz``, ``model.json``,
@@ -37,6 +38,7 @@ import time
 import traceback
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -59,7 +61,13 @@ from irt.refresh.columns import (
 )
 from irt.refresh.config import RefreshConfig, RunOptions
 from irt.refresh.logs import Log, json_log, log_step
-from irt.refresh.monitoring import STALENESS_AGES, Checks, canary, run_checks
+from irt.refresh.monitoring import (
+    STALENESS_AGES,
+    Checks,
+    canary,
+    challenger_kind,
+    run_checks,
+)
 from irt.refresh.quality import (
     GateResult,
     Replay,
@@ -186,6 +194,20 @@ class Calibrated:
 
 
 @dataclass(frozen=True)
+class Challenger:
+    """The monitoring challenger (:func:`irt.refresh.monitoring.simpler_model`) of a ``kind``
+    model, fitted in a background thread (:func:`start_challenger`); :meth:`model` waits for
+    it."""
+
+    kind: str
+    future: Future
+
+    def model(self) -> ItemModel:
+        """The fitted challenger; raises what its fit raised."""
+        return self.future.result()
+
+
+@dataclass(frozen=True)
 class Findings:
     """What steps 5-7 found: data violations (with the serving items lost), the gate's
     verdict and the monitoring checks."""
@@ -274,12 +296,13 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     summary["data"] = prepared.data
     violations = validate_data(run, prepared, serving)
     holdout = hold_out(run, prepared)
+    challenger = start_challenger(run, holdout)  # fitted beside the calibration
     calibrated = calibrate(run, prepared, holdout)
     violations += items_lost(serving.model, calibrated.model, run.config.data)  # a data violation
     plain = None if calibrated.model.options.get("learning") is None else \
         calibrated.result.model
     verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
-    checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay)
+    checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay, challenger)
     findings = Findings(violations, verdict, checks)
 
     version = name_version(run, prepared, holdout)
@@ -475,6 +498,38 @@ def hold_out(run: Run, prepared: Prepared) -> Holdout:
     return Holdout(order_key, held_out, responses.subset(~held_out))
 
 
+def start_challenger(run: Run, holdout: Holdout) -> Challenger | None:
+    """Step 6, beside the calibration: start fitting the monitoring challenger
+    (:func:`irt.refresh.monitoring.challenger_kind`: 1PL for a 2PL; ``None`` when there is
+    none) in a background thread.  It needs only the training answers and the settings, so
+    it runs while the calibration, the gate and the other checks do; numpy and scipy
+    release the GIL in their array passes, and a refresh has several cores (staging 2,
+    production 4).  The same fit as in the monitoring step (:func:`_fit_simpler`), so the
+    same model bit for bit.  Logs nothing; raises nothing (a failed fit raises when
+    :meth:`Challenger.model` is asked for it, in :func:`monitor`).
+    """
+    kind = challenger_kind(run.config.monitoring, run.config.model_type)
+    if kind is None:
+        return None
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="challenger")
+    future = pool.submit(_fit_simpler, run.config, run.config.fit_config(), holdout.train, kind)
+    pool.shutdown(wait=False)  # the thread ends with the fit; nothing waits for it here
+    return Challenger(kind, future)
+
+
+def _fit_simpler(config: RefreshConfig, fit_config: FitConfig, train: Any, kind: str
+                 ) -> ItemModel:
+    """The monitoring challenger: a ``kind`` model on (a sample of students of) the
+    training answers, without standard errors, at ``MONITOR_SIMPLER_FIT_TOL``; its
+    ``fit["seconds"]`` is the fit's wall time."""
+    t0 = time.perf_counter()
+    priors = replace(fit_config.priors, c_beta=Priors.default(kind).c_beta)
+    model = fit(sample_students(train), replace(
+        fit_config, model=kind, compute_se=False, priors=priors,
+        tol=config.monitoring.simpler_fit_tol)).model
+    return replace(model, fit={**model.fit, "seconds": round(time.perf_counter() - t0, 3)})
+
+
 def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
     """Step 6: calibrate the configured model on the training answers, with the priors (and,
     with ``COLUMN_SKILL``, the log's item -> skill map: the skill prior and the model's
@@ -587,9 +642,12 @@ def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemMode
 
 
 def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrated,
-            serving: Serving, verdict: GateResult, replay: Replay | None = None) -> Checks:
+            serving: Serving, verdict: GateResult, replay: Replay | None = None,
+            challenger: Challenger | None = None) -> Checks:
     """Step 7b: the monitoring checks (:mod:`irt.refresh.monitoring`); ``replay``: the
-    gate's online replay of the new model (:func:`quality_gate`), which the slices reuse.
+    gate's online replay of the new model (:func:`quality_gate`), which the slices reuse;
+    ``challenger``: the simpler model's fit started by :func:`start_challenger` (waited for
+    here; without it, or of another kind, the challenger is fitted here).
 
     Input drift, numerical stability, training/serving skew, a simpler baseline, slices, the
     serving model on served data, the staleness curve (the stored versions of
@@ -603,10 +661,9 @@ def monitor(run: Run, prepared: Prepared, holdout: Holdout, calibrated: Calibrat
     t0 = time.perf_counter()
 
     def fit_simpler(kind: str) -> ItemModel:
-        priors = replace(fit_config.priors, c_beta=Priors.default(kind).c_beta)
-        return fit(sample_students(holdout.train), replace(
-            fit_config, model=kind, compute_se=False, priors=priors,
-            tol=config.monitoring.simpler_fit_tol)).model
+        if challenger is not None and challenger.kind == kind:
+            return challenger.model()
+        return _fit_simpler(config, fit_config, holdout.train, kind)
 
     result = calibrated.result
     checks = run_checks(config.monitoring, new_model=calibrated.model, history=result.history,
