@@ -129,6 +129,35 @@ def test_the_gates_replay_serves_the_slices_and_the_report(tmp_path: Path,
     assert f"AUC {result.body['gate']['new']['auc']:.4g}" in html
 
 
+def test_the_fit_statistics_are_computed_beside_the_checks(tmp_path: Path,
+                                                          monkeypatch) -> None:
+    """The report's fit statistics (irt.refresh.report.report_diagnostics) are computed in a
+    background thread started after the calibration, once, and the page shows them."""
+    import threading
+
+    import irt.engine.diagnostics
+    from irt.refresh import report
+
+    threads: list[str] = []
+    real = report.report_diagnostics
+
+    def spy(*args, **kwargs):
+        threads.append(threading.current_thread().name)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(report, "report_diagnostics", spy)
+    diagnosed = []
+    real_diagnose = irt.engine.diagnostics.diagnose
+    monkeypatch.setattr(irt.engine.diagnostics, "diagnose",
+                        lambda *a, **k: diagnosed.append(1) or real_diagnose(*a, **k))
+    cfg = config(tmp_path, write_csv(simulated_rows(300, 20, 12, seed=3), tmp_path / "l.csv"))
+    result = run(cfg)
+    assert result.status == 200 and result.body["status"] == "published"
+    assert len(threads) == 1 and threads[0].startswith("report") and diagnosed == [1]
+    html = LocalStore(cfg.model_dir).get(result.body["version"], "report.html").decode()
+    assert "fig-ability" in html and page_data(html)["items"][0].get("outfit") is not None
+
+
 def test_ops_show_links_the_report(two_windows: dict, capsys) -> None:
     root = ["--dir", str(two_windows["tmp"] / "models")]
     assert ops_main([*root, "show", two_windows["second"]]) == 0

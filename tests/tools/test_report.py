@@ -350,3 +350,24 @@ def test_report_figures_are_the_engines_bit_for_bit(planted: dict, doc: dict,
     monkeypatch.setattr(fitdata, "TABLE_BLOCK", 5)
     np.testing.assert_array_equal(
         fitdata.node_loglik(d.model, d.student, d.item, d.correct, d.n_students, x), whole)
+
+
+def test_diagnostics_computed_ahead_give_the_same_report(planted: dict) -> None:
+    """``prepare`` computes the report's fit statistics in a background thread
+    (report_diagnostics) and hands them to build_report: the same document as computing them
+    there, sampled answers included; a design they cannot handle gives the same warning."""
+    from irt.refresh.report import report_diagnostics
+
+    model, r = planted["model"], planted["responses"]
+    config = ReportConfig(max_answers=10_000)  # 1 student in 3: the sample's note too
+    here = build_report(model, r, config=config)
+    ahead = build_report(model, r, config=config,
+                         diagnostics=report_diagnostics(model, r, config))
+    here.pop("generated_at"), ahead.pop("generated_at")
+    assert ahead == here and any("1 student in 3" in n for n in here["notes"])
+    unknown = Responses.from_arrays(np.array([0, 1]), np.array([0, 0]), np.array([1, 0]),
+                                    item_ids=["not-in-the-bank"])
+    failed = report_diagnostics(model, unknown)
+    assert isinstance(failed, ValueError)
+    doc = build_report(model, unknown, diagnostics=failed)
+    assert doc["warnings"] == [f"diagnostics not computed: {failed}"]

@@ -301,6 +301,7 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     violations += items_lost(serving.model, calibrated.model, run.config.data)  # a data violation
     plain = None if calibrated.model.options.get("learning") is None else \
         calibrated.result.model
+    diagnostics = start_report_diagnostics(calibrated, holdout)  # beside the gate and checks
     verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
     checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay, challenger)
     findings = Findings(violations, verdict, checks)
@@ -314,7 +315,8 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     candidate = Candidate(version, decide(options, findings.reasons),
                           stamp_model(run, calibrated.model, version, prepared.data), findings)
     check_size(run, candidate)
-    if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving, replay):
+    if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving, replay,
+                           diagnostics):
         return {**summary, "status": "unchanged",
                 "detail": f"{version} (same window, same data) was published by another run "
                           "meanwhile; nothing written"}
@@ -515,6 +517,22 @@ def start_challenger(run: Run, holdout: Holdout) -> Challenger | None:
     future = pool.submit(_fit_simpler, run.config, run.config.fit_config(), holdout.train, kind)
     pool.shutdown(wait=False)  # the thread ends with the fit; nothing waits for it here
     return Challenger(kind, future)
+
+
+def start_report_diagnostics(calibrated: Calibrated, holdout: Holdout) -> Future:
+    """Step 7, beside the gate and the checks: the fit statistics of ``report.html``
+    (:func:`irt.refresh.report.report_diagnostics`: the new model on the training answers)
+    in a background thread; they need only the calibrated parameters, which the version's
+    stamp (:func:`stamp_model`) leaves as they are, so the same figures as computed in
+    :func:`build_report_html`.  Logs nothing; raises nothing (a failure surfaces in
+    :func:`build_report_html`, which never stops a refresh).
+    """
+    from irt.refresh.report import report_diagnostics
+
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="report")
+    future = pool.submit(report_diagnostics, calibrated.model, holdout.train)
+    pool.shutdown(wait=False)
+    return future
 
 
 def _fit_simpler(config: RefreshConfig, fit_config: FitConfig, train: Any, kind: str
@@ -788,12 +806,12 @@ def _model_json(model: ItemModel) -> bytes:
 
 
 def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
-                    calibrated: Calibrated, serving: Serving, replay: Replay | None = None
-                    ) -> bool:
+                    calibrated: Calibrated, serving: Serving, replay: Replay | None = None,
+                    diagnostics: Future | None = None) -> bool:
     """Step 8: upload ``prepared.csv.gz``, ``model.json``, ``metrics.json``, ``report.html``
-    (:func:`build_report_html`, from the gate's ``replay`` of the new model; absent if it
-    failed) and, last, ``report.json`` under the version (a rejected model's too: its
-    report says why).
+    (:func:`build_report_html`, from the gate's ``replay`` of the new model and the
+    ``diagnostics`` started by :func:`start_report_diagnostics`; absent if it failed) and,
+    last, ``report.json`` under the version (a rejected model's too: its report says why).
 
     ``prepared.csv.gz`` is created only if absent (:meth:`ArtifactStore.create`): it claims
     the version, so a second run of the same window and data never rewrites what the first
@@ -808,7 +826,7 @@ def write_artifacts(run: Run, candidate: Candidate, prepared: Prepared, holdout:
     metrics_doc = _metrics_doc(run, candidate, serving)
     report_doc = _report_doc(run, candidate, prepared, calibrated, serving)
     html = build_report_html(run, candidate, prepared, holdout, serving, report_doc,
-                             metrics_doc, replay)
+                             metrics_doc, replay, diagnostics)
     t0 = time.perf_counter()
     with _store_unavailable(f"upload of {version} failed", after="; LATEST unchanged"):
         csv_bytes = prepared_csv(prepared.responses, prepared.answered_at, holdout.held_out)
@@ -861,13 +879,14 @@ def _claim_taken(run: Run, version: str) -> bool:
 
 def build_report_html(run: Run, candidate: Candidate, prepared: Prepared, holdout: Holdout,
                       serving: Serving, report_doc: dict[str, Any],
-                      metrics_doc: dict[str, Any], replay: Replay | None = None
-                      ) -> bytes | None:
+                      metrics_doc: dict[str, Any], replay: Replay | None = None,
+                      diagnostics: Future | None = None) -> bytes | None:
     """Step 8: ``report.html`` (:mod:`irt.refresh.report`): the new model's curves, parameters
     and fit flags on the training answers, the reliability diagram of its held-out
     predictions (the gate's ``replay`` of the new model when given, else replayed as the
     gate replays them), and the new model against the serving one, with the gate, the data
-    and every warning of ``report_doc`` and ``metrics_doc``.
+    and every warning of ``report_doc`` and ``metrics_doc``; the fit statistics from
+    ``diagnostics`` (:func:`start_report_diagnostics`) when given.
 
     Logs INFO ``report_built`` with the page's size.  Best effort: a failure is logged
     (WARNING ``report_failed``, with the error) and the version is written without the page.
@@ -887,7 +906,8 @@ def build_report_html(run: Run, candidate: Candidate, prepared: Prepared, holdou
             predictions_note=f"{what} (their latest answers, left out of calibration), each "
                              "predicted from the student's earlier answers only",
             serving_model=serving.model, run=report_doc, metrics=metrics_doc,
-            title=f"IRT model {candidate.version} ({candidate.decision})")).encode()
+            title=f"IRT model {candidate.version} ({candidate.decision})",
+            diagnostics=None if diagnostics is None else diagnostics.result())).encode()
     except Exception as exc:  # a report is for people: it never stops a refresh
         log_step(run.say, f"report.html not built: {type(exc).__name__}: {exc}",
                  severity="WARNING", event="report_failed", since=t0,

@@ -184,7 +184,8 @@ def build_report(model: ItemModel, responses: Responses | None = None, *,
                  predictions_note: str | None = None,
                  serving_model: ItemModel | None = None, run: dict[str, Any] | None = None,
                  metrics: dict[str, Any] | None = None, title: str | None = None,
-                 config: ReportConfig | None = None) -> dict[str, Any]:
+                 config: ReportConfig | None = None,
+                 diagnostics: Any = None) -> dict[str, Any]:
     """Everything the page shows, JSON-ready and bounded in size (:class:`ReportConfig`).
 
     Args:
@@ -198,6 +199,9 @@ def build_report(model: ItemModel, responses: Responses | None = None, *,
         serving_model: the model serving now, for the drift scatter.
         run: ``prepare``'s ``report.json`` (decision, reasons, data, gate, window).
         metrics: ``prepare``'s ``metrics.json`` (monitoring alerts and problems).
+        diagnostics: what :func:`report_diagnostics` returned for ``model`` and
+            ``responses`` (``prepare`` computes it beside the gate and the checks), used
+            instead of computing it here; ``None``: computed here.
         title: the page title (default: the model's version or type).
         config: what to show and how much (default :class:`ReportConfig`).
     """
@@ -234,7 +238,7 @@ def build_report(model: ItemModel, responses: Responses | None = None, *,
                           "n_unknown_answers": int(np.count_nonzero(pos < 0))}
         responses, order = _sample(responses, order, cfg.max_answers, doc)
         if cfg.diagnose:
-            diag = _diagnose(model, responses, doc)
+            diag = _diagnose(model, responses, doc, diagnostics)
     if model.excluded_items:
         listed = list(model.excluded_items.items())[:50]
         doc["warnings"].append(
@@ -287,13 +291,34 @@ def _sample(responses: Responses, order: np.ndarray | None, limit: int, doc: dic
     return sample, None if order is None else order[keep]
 
 
-def _diagnose(model: ItemModel, responses: Responses, doc: dict[str, Any]):
-    """:func:`irt.engine.diagnostics.diagnose`, or ``None`` with a warning when it cannot
-    run on these answers."""
+def report_diagnostics(model: ItemModel, responses: Responses,
+                       config: ReportConfig | None = None) -> Any:
+    """The fit statistics :func:`build_report` shows for ``model`` on ``responses``, ahead of
+    it (``prepare`` computes them in a background thread while its gate and checks run):
+    :func:`irt.engine.diagnostics.diagnose` on the answers the report samples
+    (:func:`_sample`), or the ``ValueError`` it raised (the report then says why they are
+    missing).  Pass the result to :func:`build_report` as ``diagnostics``."""
+    from irt.engine.diagnostics import diagnose
+
+    cfg = config or ReportConfig()
+    sample, _ = _sample(responses, None, cfg.max_answers, {"notes": []})
+    try:
+        return diagnose(model, sample)
+    except ValueError as exc:
+        return exc
+
+
+def _diagnose(model: ItemModel, responses: Responses, doc: dict[str, Any],
+              computed: Any = None):
+    """:func:`irt.engine.diagnostics.diagnose` (or ``computed``, from
+    :func:`report_diagnostics`), or ``None`` with a warning when it cannot run on these
+    answers."""
     from irt.engine.diagnostics import diagnose
 
     try:
-        diag = diagnose(model, responses)
+        if isinstance(computed, ValueError):
+            raise computed
+        diag = computed if computed is not None else diagnose(model, responses)
     except ValueError as exc:
         doc["warnings"].append(f"diagnostics not computed: {exc}")
         return None
