@@ -618,9 +618,9 @@ def test_the_challenger_is_fitted_beside_the_calibration(tmp_path, monkeypatch) 
     monkeypatch.setattr(pipeline, "_fit_simpler", spy)
     result, logs = refresh(tmp_path / "beside", log, "2026-11-01T00:00:00Z")
     assert result.status == 200, result.body
-    assert len(threads) == 1 and threads[0].startswith("challenger")
+    assert len(threads) == 1 and threads[0].startswith(pipeline.BACKGROUND)
     (beside,) = logs.events("monitoring")
-    monkeypatch.setattr(pipeline, "start_challenger", lambda run, holdout: None)
+    monkeypatch.setattr(pipeline, "start_challenger", lambda run, holdout, background: None)
     result, logs = refresh(tmp_path / "in_step", log, "2026-11-01T00:00:00Z")
     assert threads[1] == threading.current_thread().name
     (in_step,) = logs.events("monitoring")

@@ -131,12 +131,13 @@ def test_the_gates_replay_serves_the_slices_and_the_report(tmp_path: Path,
 
 def test_the_fit_statistics_are_computed_beside_the_checks(tmp_path: Path,
                                                           monkeypatch) -> None:
-    """The report's fit statistics (irt.refresh.report.report_diagnostics) are computed in a
-    background thread started after the calibration, once, and the page shows them."""
+    """The report's fit statistics (irt.refresh.report.report_diagnostics) are computed on
+    the background thread after the calibration, once, and the page shows them."""
     import threading
 
     import irt.engine.diagnostics
     from irt.refresh import report
+    from irt.refresh.pipeline import BACKGROUND
 
     threads: list[str] = []
     real = report.report_diagnostics
@@ -153,7 +154,7 @@ def test_the_fit_statistics_are_computed_beside_the_checks(tmp_path: Path,
     cfg = config(tmp_path, write_csv(simulated_rows(300, 20, 12, seed=3), tmp_path / "l.csv"))
     result = run(cfg)
     assert result.status == 200 and result.body["status"] == "published"
-    assert len(threads) == 1 and threads[0].startswith("report") and diagnosed == [1]
+    assert len(threads) == 1 and threads[0].startswith(BACKGROUND) and diagnosed == [1]
     html = LocalStore(cfg.model_dir).get(result.body["version"], "report.html").decode()
     assert "fig-ability" in html and page_data(html)["items"][0].get("outfit") is not None
 
