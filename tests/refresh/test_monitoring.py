@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -638,6 +639,39 @@ def test_the_challenger_is_fitted_beside_the_calibration(tmp_path, monkeypatch) 
     monkeypatch.setattr(pipeline, "fit", broken)
     result, _ = refresh(tmp_path / "broken", log, "2026-11-01T00:00:00Z")
     assert result.status == 500 and result.body["error"] == "FloatingPointError: planted"
+
+
+def test_no_background_work_outlives_a_failed_run(tmp_path, monkeypatch) -> None:
+    """A calibration that fails while the challenger is being fitted beside it: the run
+    answers 500 only once the background thread is done (no thread of the run left behind
+    to compete with the next one), and the report's fit statistics are never started."""
+    import threading
+
+    from irt.refresh import pipeline
+
+    log = write_csv(simulated_rows(300, 25, 12, seed=9), tmp_path / "log.csv")
+    started = threading.Event()
+    real = pipeline._fit_simpler
+
+    def slow(*args, **kwargs):
+        started.set()
+        time.sleep(0.5)  # still fitting when the calibration fails
+        return real(*args, **kwargs)
+
+    def failing(run, prepared, holdout):
+        assert started.wait(10)
+        raise FloatingPointError("planted")
+
+    diagnosed = []
+    monkeypatch.setattr(pipeline, "_fit_simpler", slow)
+    monkeypatch.setattr(pipeline, "calibrate", failing)
+    monkeypatch.setattr(pipeline, "start_report_diagnostics",
+                        lambda *args: diagnosed.append(1))
+    result, _ = refresh(tmp_path / "failed", log, "2026-11-01T00:00:00Z")
+    assert result.status == 500 and result.body["error"] == "FloatingPointError: planted"
+    assert [t.name for t in threading.enumerate() if t.name.startswith(pipeline.BACKGROUND)] \
+        == []
+    assert diagnosed == []
 
 
 def test_a_model_no_better_than_item_proportions_is_rejected(tmp_path) -> None:

@@ -300,40 +300,45 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     # the monitoring challenger's fit beside the calibration, the report's fit statistics
     # beside the gate and the checks (see BACKGROUND).
     background = ThreadPoolExecutor(max_workers=1, thread_name_prefix=BACKGROUND)
-    challenger = start_challenger(run, holdout, background)
-    calibrated = calibrate(run, prepared, holdout)
-    violations += items_lost(serving.model, calibrated.model, run.config.data)  # a data violation
-    plain = None if calibrated.model.options.get("learning") is None else \
-        calibrated.result.model
-    diagnostics = start_report_diagnostics(calibrated, holdout, background)
-    background.shutdown(wait=False)  # what was submitted runs on; nothing waits for it here
-    verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
-    checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay, challenger)
-    findings = Findings(violations, verdict, checks)
+    try:
+        challenger = start_challenger(run, holdout, background)
+        calibrated = calibrate(run, prepared, holdout)
+        # a data violation:
+        violations += items_lost(serving.model, calibrated.model, run.config.data)
+        plain = None if calibrated.model.options.get("learning") is None else \
+            calibrated.result.model
+        diagnostics = start_report_diagnostics(calibrated, holdout, background)
+        verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
+        checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay, challenger)
+        findings = Findings(violations, verdict, checks)
 
-    version = name_version(run, prepared, holdout)
-    summary["version"] = version
-    if version == serving.version or PUBLISHED in store.versions().get(version, []):
-        return {**summary, "status": "unchanged",
-                "detail": f"{version} (same window, same data) was already published; "
-                          "nothing written"}
-    candidate = Candidate(version, decide(options, findings.reasons),
-                          stamp_model(run, calibrated.model, version, prepared.data), findings)
-    check_size(run, candidate)
-    if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving, replay,
-                           diagnostics):
-        return {**summary, "status": "unchanged",
-                "detail": f"{version} (same window, same data) was published by another run "
-                          "meanwhile; nothing written"}
-    summary.update(decision=candidate.decision, gate=verdict.to_dict())
-    if candidate.decision == "rejected":
-        raise _StopError(422, "rejected", "; ".join(findings.reasons), version=version,
-                         decision=candidate.decision, gate=verdict.to_dict())
-    run_canary(run, candidate)
-    if candidate.decision == "dry_run":
-        return {**summary, "status": "dry_run", "reasons": findings.reasons}
-    publish(run, candidate, serving)
-    return {**summary, "status": "published", "reasons": findings.reasons}
+        version = name_version(run, prepared, holdout)
+        summary["version"] = version
+        if version == serving.version or PUBLISHED in store.versions().get(version, []):
+            return {**summary, "status": "unchanged",
+                    "detail": f"{version} (same window, same data) was already published; "
+                              "nothing written"}
+        candidate = Candidate(version, decide(options, findings.reasons),
+                              stamp_model(run, calibrated.model, version, prepared.data), findings)
+        check_size(run, candidate)
+        if not write_artifacts(run, candidate, prepared, holdout, calibrated, serving, replay,
+                               diagnostics):
+            return {**summary, "status": "unchanged",
+                    "detail": f"{version} (same window, same data) was published by another run "
+                              "meanwhile; nothing written"}
+        summary.update(decision=candidate.decision, gate=verdict.to_dict())
+        if candidate.decision == "rejected":
+            raise _StopError(422, "rejected", "; ".join(findings.reasons), version=version,
+                             decision=candidate.decision, gate=verdict.to_dict())
+        run_canary(run, candidate)
+        if candidate.decision == "dry_run":
+            return {**summary, "status": "dry_run", "reasons": findings.reasons}
+        publish(run, candidate, serving)
+        return {**summary, "status": "published", "reasons": findings.reasons}
+    finally:
+        # No background work outlives the run: on a failure the piece running finishes
+        # (a challenger's fit: seconds), the pieces not started are dropped.
+        background.shutdown(wait=True, cancel_futures=True)
 
 
 # --------------------------------------------------------------------------- the steps
