@@ -155,8 +155,8 @@ MUTANTS = (
            ("tests/refresh/test_skew.py::test_prepare_and_predict_count_the_same_answers",)),
     # model 6 (issue #18, Model section): relative marks, skill slices, the cold-start slice
     Mutant("slice marks absolute again (no overall figure)", "model 6",
-           ((MON, "                                         new_scores.get(\"auc\"), answer_skill)",
-             "                                         None, answer_skill)"),),
+           ((MON, "                                         new_scores.get(\"auc\"), answer_skill,",
+             "                                         None, answer_skill,"),),
            (f"{TM}::test_slice_marks_are_relative_to_the_overall_auc_and_slices_include_skills",
             f"{TM}::test_a_skill_slice_below_the_relative_mark_rejects_the_refresh")),
     Mutant("skill slices dropped", "model 6",
