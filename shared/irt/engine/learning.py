@@ -452,10 +452,9 @@ def offsets(spec: Learning, features: np.ndarray, skill: np.ndarray) -> np.ndarr
         return np.zeros(features.shape[0])
     out = features @ spec.beta
     has = skill >= 0
-    if spec.gamma.shape[0] and has.any():
-        own = features[has][:, _SKILL_COLUMNS]
-        own *= spec.gamma[skill[has]]
-        out[has] += own.sum(axis=1)
+    if has.any() and spec.gamma.shape[0]:
+        out[has] += np.einsum("nf,nf->n", features[has][:, _SKILL_COLUMNS],
+                              spec.gamma[skill[has]])
     return out
 
 
@@ -646,7 +645,6 @@ class _SkillAbilities:
         self.log_post, self.kernel_t, self.x = log_post, kernel_t, x
         self.full: np.ndarray | None = None if codes.size else base
         self.offsets: tuple[Learning, np.ndarray] | None = None
-        self.next_coef = np.zeros(0)  # student_posterior sets it (_serving_tables')
 
     def _rho_means(self, sel: np.ndarray | slice) -> np.ndarray:
         """``u_k`` of the answered skills ``codes[sel]``: the means of
@@ -735,7 +733,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     pos = np.asarray(item_pos, dtype=np.intp)
     y = np.asarray(correct).astype(np.intp, copy=False)
     n = pos.shape[0]
-    x, log_prior, _ = _grid_cached(model, spec)
+    x, log_prior, kernel = _grid_cached(model, spec)
     n_skills = len(spec.skill_ids)
     nf = np.zeros((n_skills + 1, len(FEATURES)))  # covariates of a next answer, per skill
     log_post = log_prior.copy()
@@ -801,7 +799,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
             if with_offset.size:  # _logconv, keeping exp(L_k - max L_k) for rho_k below
                 top = own.max(axis=0)
                 e_own = _exp_floored(own - top)
-                lg = np.log(tables.kernel @ e_own)
+                lg = np.log(kernel @ e_own)
                 lg += top
             else:
                 lg = own
@@ -825,9 +823,8 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
     theta, se = mean, sd
     if method == "MAP":
         theta, se = _grid_mode(x, log_post)
-    skills = _SkillAbilities(skill_u, answered, lg_rows, e_rows, log_post, tables.kernel_t, x)
-    skills.next_coef = tables.next_coef
-    return StudentPosterior(theta, se, n, nf, skills)
+    return StudentPosterior(theta, se, n, nf, _SkillAbilities(
+        skill_u, answered, lg_rows, e_rows, log_post, tables.kernel_t, x))
 
 
 #: ``2 y - 1`` at ``y`` (0 or 1).
@@ -926,7 +923,7 @@ class _Tables:
         a_max: the largest ``|a|``.
         nodes: the grid's ``[1, x]`` columns: ``nodes @ [c; d]`` is ``c + x d`` at every
             node, shape ``(nodes, n)``, in one product.
-        kernel, kernel_t: the skill-offset kernel ``K`` and its transpose, contiguous.
+        kernel_t: the transpose of the skill-offset kernel ``K``, contiguous.
         moments: ``[1; x; x^2; K x]``, shape ``(4, nodes)``: by posterior weights ``w``, the
             sums ``sum w``, ``sum w x``, ``sum w x^2`` and ``sum w (K x)`` (a skill without
             answers: ``theta + delta``, ``delta`` from its prior) in one product.
@@ -940,7 +937,6 @@ class _Tables:
     slope_terms: np.ndarray
     a_max: float
     nodes: np.ndarray
-    kernel: np.ndarray
     kernel_t: np.ndarray
     moments: np.ndarray
     next_coef: np.ndarray
@@ -965,7 +961,7 @@ def _serving_tables(model: ItemModel, spec: Learning) -> _Tables:
                          np.ascontiguousarray(coef.T), np.vstack([model.a * model.b, -model.a]),
                          float(np.abs(model.a).max(initial=0.0)),
                          np.vstack([np.ones(x.shape[0]), x]).T,
-                         np.ascontiguousarray(kernel), np.ascontiguousarray(kernel.T),
+                         np.ascontiguousarray(kernel.T),
                          np.vstack([np.ones(x.shape[0]), x, x * x, kernel @ x]), next_coef)
         cached = model._cache["learning_tables"] = (spec, tables)  # type: ignore[assignment]
     return cached[1]  # type: ignore[no-any-return]
@@ -1029,18 +1025,19 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
     z -= model.b[pos]
     z *= model.a[pos]
     if spec.pfa:
-        z += _row_offsets(spec, post, row)
+        z += _row_offsets(model, spec, post, row)
     return 1.0 / (1.0 + np.exp(-z))
 
 
-def _row_offsets(spec: Learning, post: StudentPosterior, rows: np.ndarray) -> np.ndarray:
+def _row_offsets(model: ItemModel, spec: Learning, post: StudentPosterior, rows: np.ndarray
+                 ) -> np.ndarray:
     """:func:`offsets` of a next answer in skill rows ``rows`` of ``post.features`` (the last
     row: items without a skill), every row's computed once per posterior (an item's offset
     is its row's): ``sum_f x_f c_{k f}`` with :func:`_serving_tables`' ``next_coef``, the
     coefficients of each row (``beta``, plus the skill's ``gamma`` on the skill covariates)."""
     state = post._skills
     if state.offsets is None or state.offsets[0] is not spec:
-        each = post.features * state.next_coef
+        each = post.features * _serving_tables(model, spec).next_coef
         state.offsets = (spec, each.sum(axis=1))
     return state.offsets[1].take(rows)  # type: ignore[no-any-return]
 
@@ -1132,7 +1129,7 @@ def skill_probabilities(model: ItemModel, spec: Learning, post: StudentPosterior
     row = np.where(skill >= 0, skill, n_skills)
     z = table.a[q] * (post.abilities(row) - table.b[q])
     if spec.pfa:
-        z += _row_offsets(spec, post, row)
+        z += _row_offsets(model, spec, post, row)
     p = 1.0 / (1.0 + np.exp(-z))
     return table.c[q] + (1.0 - table.c[q]) * p
 
