@@ -561,9 +561,11 @@ def test_dense_recovery_matches_r_mirt_published_rmse() -> None:
 @pytest.mark.parametrize("model", ["2pl", "1pl"])
 def test_shared_points_change_no_m_step(model: str) -> None:
     """The E-step's logs, the M-step's objective and its gradient share each parameter
-    point's ``z`` and ``exp(-|z|)`` (``_Points``): the same values bit for bit as computing
-    them at every call, the point computed once, and blocks of items included (the bank
-    spans three blocks here)."""
+    point's ``z`` and ``exp(-|z|)`` (``_Points``): the point computed once for the three, the
+    same values bit for bit as a fresh point at every call, blocks of items included (the
+    bank spans three blocks here), and those values the formulas': the logs as
+    ``_item_probabilities``', the objective as ``sum r log P + (n - r) log(1 - P)`` plus the
+    log-priors, the gradient as the objective's central differences."""
     from irt.engine import calibrate as c
 
     rng = np.random.default_rng(3)
@@ -580,23 +582,37 @@ def test_shared_points_change_no_m_step(model: str) -> None:
     real = c._Point.__init__
     c._Point.__init__ = lambda self, *args: made.append(1) or real(self, *args)
     try:
-        for one, other in zip(c._item_logs(a, d, None, x), c._item_logs(a, d, None, x, points),
-                              strict=True):
-            np.testing.assert_array_equal(one, other)
-        np.testing.assert_array_equal(c._objective(a, d, None, r, n, x, priors, pm.common),
-                                      c._objective(a, d, None, r, n, x, priors, pm.common,
-                                                   points))
-        for one, other in zip(c._gradient_information(a, d, None, r, n, x, priors, pm.common),
-                              c._gradient_information(a, d, None, r, n, x, priors, pm.common,
-                                                      points), strict=True):
-            np.testing.assert_array_equal(one, other)
+        logs = c._item_logs(a, d, None, x, points)
+        obj = c._objective(a, d, None, r, n, x, priors, pm.common, points)
+        grad, info = c._gradient_information(a, d, None, r, n, x, priors, pm.common, points)
         assert len(made) == 1  # one point for the three
-        np.testing.assert_array_equal(c._m_step(pm, v, r, n, x, priors),
-                                      c._m_step(pm, v, r, n, x, priors, points=points))
     finally:
         c._Point.__init__ = real
+    for one, other in zip(c._item_logs(a, d, None, x), logs, strict=True):
+        np.testing.assert_array_equal(one, other)
+    np.testing.assert_array_equal(c._objective(a, d, None, r, n, x, priors, pm.common), obj)
+    for one, other in zip(c._gradient_information(a, d, None, r, n, x, priors, pm.common),
+                          (grad, info), strict=True):
+        np.testing.assert_array_equal(one, other)
+    np.testing.assert_array_equal(c._m_step(pm, v, r, n, x, priors),
+                                  c._m_step(pm, v, r, n, x, priors, points=points))
     assert points(a + 0.0, d.copy()) is points(a, d)  # found by value
     assert points(a, d + 1e-12) is not points(a, d)
+    # the formulas
+    _, _, logp, logq = c._item_probabilities(a, d, None, x)
+    np.testing.assert_allclose(logs[0], logp, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(logs[1], logq, rtol=0, atol=1e-12)
+    want = np.sum(r * logp + (n - r) * logq, axis=1) + c._log_prior(a, d, None, priors,
+                                                                    pm.common)
+    np.testing.assert_allclose(obj, want, rtol=1e-12, atol=1e-9)
+    h = 1e-6
+    slope = (c._objective(a, d + h, None, r, n, x, priors, pm.common)
+             - c._objective(a, d - h, None, r, n, x, priors, pm.common)) / (2 * h)
+    np.testing.assert_allclose(grad[:, 1], slope, rtol=1e-5, atol=1e-5)
+    if not pm.common:
+        slope = (c._objective(a + h, d, None, r, n, x, priors, False)
+                 - c._objective(a - h, d, None, r, n, x, priors, False)) / (2 * h)
+        np.testing.assert_allclose(grad[:, 0], slope, rtol=1e-5, atol=1e-5)
 
 
 def test_two_by_two_inverses_match_linalg() -> None:

@@ -294,27 +294,19 @@ def _item_probabilities(a, d, g, x) -> tuple[np.ndarray, np.ndarray, np.ndarray,
 def _item_logs(a, d, g, x, points: _Points | None = None) -> tuple[np.ndarray, np.ndarray]:
     """``(log P, log(1 - P))`` at nodes ``x`` for every item (items x nodes): the E-step's
     needs, without the probabilities themselves.  Without guessing ``log(1 - P) = log P - z``
-    (the same values as :func:`_item_probabilities`' to an ulp, in fewer passes); with
-    ``points``, from its :class:`_Point` at ``(a, d)`` (the same values)."""
+    (the same values as :func:`_item_probabilities`' to an ulp, in fewer passes), from the
+    :class:`_Point` at ``(a, d)`` (``points``' when given)."""
     if g is not None:
         _, _, logp, logq = _item_probabilities(a, d, g, x)
         return logp, logq
-    if points is not None:
-        point = points(a, d)
-        logp = np.empty((a.shape[0], x.shape[0]))
-        logq = np.empty_like(logp)
-        for k, (lo, hi) in enumerate(point.blocks):
-            np.minimum(point.z[k], 0.0, out=logp[lo:hi])
-            logp[lo:hi] -= point.soft(k)
-            np.subtract(logp[lo:hi], point.z[k], out=logq[lo:hi])
-        return logp, logq
-    z = np.multiply.outer(a, x)
-    z += d[:, None]
-    soft = softplus_tail(z)
-    logp = np.minimum(z, 0.0)
-    logp -= soft
-    np.subtract(logp, z, out=z)
-    return logp, z
+    point = _point(points, a, d, x)
+    logp = np.empty((a.shape[0], x.shape[0]))
+    logq = np.empty_like(logp)
+    for k, (lo, hi) in enumerate(point.blocks):
+        np.minimum(point.z[k], 0.0, out=logp[lo:hi])
+        logp[lo:hi] -= point.soft(k)
+        np.subtract(logp[lo:hi], point.z[k], out=logq[lo:hi])
+    return logp, logq
 
 
 def _objective(a, d, g, r, n, x, priors: Priors | _ItemPriors, common: bool,
@@ -324,22 +316,17 @@ def _objective(a, d, g, r, n, x, priors: Priors | _ItemPriors, common: bool,
     Without guessing, ``sum_q r log P + (n - r) log(1 - P) = sum_q r z - n softplus(z)``
     (``log P = z - softplus(z)``, ``log(1 - P) = -softplus(z)``), and ``sum_q r z`` is
     ``a (r . x) + d sum_q r``: one pass for ``softplus(z) = max(z, 0) + log1p(exp(-|z|))``
-    (exact in both tails) and its weighted sum, none for the rest.  With ``points``, ``z``
-    and ``log1p(exp(-|z|))`` come from its :class:`_Point` at ``(a, d)`` (the same values).
+    (exact in both tails) and its weighted sum, none for the rest; ``z`` and
+    ``log1p(exp(-|z|))`` from the :class:`_Point` at ``(a, d)`` (``points``' when given).
     """
     if g is None:
         obj = np.empty(a.shape[0])
-        if points is not None:
-            point = points(a, d)
-            for k, (lo, hi) in enumerate(point.blocks):
-                soft = np.maximum(point.z[k], 0.0)
-                soft += point.soft(k)  # softplus(z)
-                obj[lo:hi] = (a[lo:hi] * (r[lo:hi] @ x) + d[lo:hi] * r[lo:hi].sum(axis=1)
-                              - np.einsum("jq,jq->j", n[lo:hi], soft))
-            return obj + _log_prior(a, d, g, priors, common)
-        for lo in range(0, a.shape[0], _BLOCK):
-            sl = slice(lo, lo + _BLOCK)
-            obj[sl] = _expected_loglik(a[sl], d[sl], r[sl], n[sl], x)
+        point = _point(points, a, d, x)
+        for k, (lo, hi) in enumerate(point.blocks):
+            soft = np.maximum(point.z[k], 0.0)
+            soft += point.soft(k)  # softplus(z)
+            obj[lo:hi] = (a[lo:hi] * (r[lo:hi] @ x) + d[lo:hi] * r[lo:hi].sum(axis=1)
+                          - np.einsum("jq,jq->j", n[lo:hi], soft))
     else:
         _, _, logp, logq = _item_probabilities(a, d, g, x)
         obj = np.sum(r * logp + (n - r) * logq, axis=1)
@@ -350,16 +337,6 @@ def _objective(a, d, g, r, n, x, priors: Priors | _ItemPriors, common: bool,
 #: array, so a block's few arrays stay in a core's L2 cache; a third faster than whole-bank
 #: arrays at 17,700 items).
 _BLOCK = 2048
-
-
-def _expected_loglik(a, d, r, n, x) -> np.ndarray:
-    """:func:`_objective`'s likelihood part without guessing, per item."""
-    z = np.multiply.outer(a, x)
-    z += d[:, None]
-    soft = softplus_tail(z)
-    np.maximum(z, 0.0, out=z)
-    soft += z  # softplus(z)
-    return a * (r @ x) + d * r.sum(axis=1) - np.einsum("jq,jq->j", n, soft)
 
 
 class _Point:
@@ -394,7 +371,7 @@ class _Point:
         self._soft: list[np.ndarray | None] = [None] * len(self.blocks)
 
     def soft(self, k: int) -> np.ndarray:
-        """``log1p(exp(-|z|))`` of block ``k`` (:func:`irt.engine.model.softplus_tail`)."""
+        """``log1p(exp(-|z|))`` of block ``k`` (as :func:`irt.engine.model.softplus_tail`)."""
         soft = self._soft[k]
         if soft is None:
             soft = self._soft[k] = np.log1p(self.e[k])
@@ -420,6 +397,11 @@ class _Points:
         point = _Point(a, d, self.x)
         self._kept = [*self._kept[1 - self.size:], point] if self.size > 1 else [point]
         return point
+
+
+def _point(points: _Points | None, a: np.ndarray, d: np.ndarray, x: np.ndarray) -> _Point:
+    """The :class:`_Point` at ``(a, d)``: ``points``' (kept for the fit), else a new one."""
+    return _Point(a, d, x) if points is None else points(a, d)
 
 
 def _log_prior(a, d, g, priors: Priors | _ItemPriors, common: bool) -> np.ndarray:
@@ -448,17 +430,16 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors | _ItemPriors, common
 
     With ``common`` (one slope shared by every item, 1PL) the slope prior's terms are
     spread over the items (divided by their number), so that summing the slope column
-    over items counts the prior once - as :func:`_objective` does.  With ``points``, ``z``
-    and ``exp(-|z|)`` come from its :class:`_Point` at ``(a, d)`` (the same values).
+    over items counts the prior once - as :func:`_objective` does.  ``z`` and ``exp(-|z|)``
+    from the :class:`_Point` at ``(a, d)`` (``points``' when given).
     """
     if g is None:
         grad = np.empty((a.shape[0], 2))
         info = np.empty((a.shape[0], 2, 2))
-        point = points(a, d) if points is not None else None
-        for k, lo in enumerate(range(0, a.shape[0], _BLOCK)):
-            sl = slice(lo, lo + _BLOCK)
-            ze = None if point is None else (point.z[k], point.e[k])
-            _score_2pl(a[sl], d[sl], r[sl], n[sl], x, grad[sl], info[sl], ze)
+        point = _point(points, a, d, x)
+        for k, (lo, hi) in enumerate(point.blocks):
+            _score_2pl(a[lo:hi], d[lo:hi], r[lo:hi], n[lo:hi], x, grad[lo:hi], info[lo:hi],
+                       point.z[k], point.e[k])
     else:
         p, pstar, _, _ = _item_probabilities(a, d, g, x)
         ds = pstar * (1.0 - pstar)
@@ -490,20 +471,12 @@ def _gradient_information(a, d, g, r, n, x, priors: Priors | _ItemPriors, common
     return grad, info
 
 
-def _score_2pl(a, d, r, n, x, grad: np.ndarray, info: np.ndarray,
-               ze: tuple[np.ndarray, np.ndarray] | None = None) -> None:
+def _score_2pl(a, d, r, n, x, grad: np.ndarray, info: np.ndarray, z: np.ndarray,
+               e: np.ndarray) -> None:
     """:func:`_gradient_information`'s likelihood part without guessing, into ``grad`` and
-    ``info`` (one block of items); ``ze``: the block's ``z`` and ``exp(-|z|)`` if already
-    computed (:class:`_Point`; left unchanged)."""
+    ``info`` (one block of items), from the block's ``z`` and ``exp(-|z|)`` (its
+    :class:`_Point`'s; left unchanged)."""
     # P = logistic(z), exact in both tails: 1 / (1 + e) or e / (1 + e), e = exp(-|z|)
-    if ze is None:
-        z = np.multiply.outer(a, x)
-        z += d[:, None]
-        e = np.abs(z)
-        np.negative(e, out=e)
-        np.exp(e, out=e)
-    else:
-        z, e = ze
     inv = e + 1.0
     np.reciprocal(inv, out=inv)
     e = e * inv  # e / (1 + e)
