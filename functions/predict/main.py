@@ -55,7 +55,7 @@ from irt.engine.model import ItemModel
 from irt.errors import ConfigError, RequestError
 from irt.serving import model_metadata, recommend
 from irt.serving import predict as serve_predict
-from irt.serving.body import dumps, parse_json
+from irt.serving.body import decode_single, dumps, parse_json
 from irt.serving.config import PredictConfig
 from irt.serving.loader import ModelCache, ModelSource
 from irt.serving.trace import correlate
@@ -187,8 +187,10 @@ def _error(err: RequestError, headers: dict[str, str] | None = None) -> Response
 _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 
 
-def read_json(request: Request) -> Any:
-    """The request's JSON body, enforcing content type, size and strict JSON.
+def read_json(request: Request, single: bool = False) -> Any:
+    """The request's JSON body, enforcing content type, size and strict JSON; with
+    ``single``, the common predict request comes decoded by
+    :func:`irt.serving.body.decode_single` (a ``Decoded``, which ``serve_predict`` takes).
 
     Raises:
         RequestError: 415, 413, 408 (the body did not arrive by the server's read deadline)
@@ -222,6 +224,8 @@ def read_json(request: Request) -> Any:
         # accept it; RFC 8259 (section 8.1) requires UTF-8 between systems, so refuse.
         raise RequestError("body must be JSON encoded as UTF-8 (RFC 8259), not UTF-16/32",
                            "body", status=400, code="invalid_json")
+    if single and (decoded := decode_single(raw)) is not None:
+        return decoded
     try:
         return parse_json(raw)
     except RecursionError:
@@ -267,8 +271,10 @@ def _leave_body_unread(request: Request) -> None:
 Handler = Callable[[Request, ItemModel, str], Response]
 
 
-def endpoint(method: str, *, json_body: bool) -> Callable[[Callable[..., dict[str, Any]]], Handler]:
-    """Decorator: method check (405), JSON body (415/413/400), serving model (503).
+def endpoint(method: str, *, json_body: bool, single: bool = False
+             ) -> Callable[[Callable[..., dict[str, Any]]], Handler]:
+    """Decorator: method check (405), JSON body (415/413/400), serving model (503);
+    ``single``: the body may come decoded (:func:`read_json`).
 
     The wrapped function receives ``(model, version[, payload])`` and returns the
     response body; a :class:`RequestError` it raises becomes the JSON error.
@@ -280,7 +286,7 @@ def endpoint(method: str, *, json_body: bool) -> Callable[[Callable[..., dict[st
             if request.method != method:
                 raise RequestError(f"use {method} for {request.path}", "method", status=405,
                                    code="method_not_allowed")
-            payload = read_json(request) if json_body else None
+            payload = read_json(request, single) if json_body else None
             loaded = STORE.current()
             if loaded is None:
                 raise RequestError("no model is loaded yet; retry later", status=503,
@@ -294,7 +300,7 @@ def endpoint(method: str, *, json_body: bool) -> Callable[[Callable[..., dict[st
     return wrap
 
 
-@endpoint("POST", json_body=True)
+@endpoint("POST", json_body=True, single=True)
 def _predict(model: ItemModel, version: str, payload: Any) -> dict[str, Any]:
     return serve_predict(model, payload, LIMITS, version)
 

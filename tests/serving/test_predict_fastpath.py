@@ -20,6 +20,7 @@ import random
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import numpy as np
 import pytest
 from learning_models import big_model
@@ -456,3 +457,133 @@ def test_learning_fast_path_on_long_histories(monkeypatch: pytest.MonkeyPatch,
         assert got == learning_detailed(monkeypatch, learning_model, payload, serving.Limits(),
                                         "v1")
         assert json.loads(got[1])["ability"]["n_answers"] == n
+
+
+# --------------------------------------------------------------------------- decoded bodies
+def decoded_outcome(raw: bytes) -> tuple[str, Any]:
+    """What :func:`body.decode_single` makes of ``raw``: ``("none", None)`` or the decoded
+    body as the JSON value it stands for (absent optional keys left out; keys sorted, as
+    :func:`parsed` writes them)."""
+    got = body.decode_single(raw)
+    if got is None:
+        return ("none", None)
+    assert got.raw is raw
+    value = msgspec.to_builtins(got.body)  # UNSET fields are left out
+    return ("ok", json.dumps(value, sort_keys=True))
+
+
+def parsed(raw: bytes) -> tuple[str, Any]:
+    """:func:`body.parse_json`'s value of ``raw``, as :func:`decoded_outcome` writes it."""
+    return ("ok", json.dumps(body.parse_json(raw), sort_keys=True))
+
+
+@pytest.mark.parametrize("raw", [
+    b'{"responses": []}',
+    b' {"responses": [{"item_id": "q1", "correct": true}], "items": null}\n',
+    b'{"items": ["q3", "q4"], "responses": [{"correct": false, "item_id": "q1"}],'
+    b' "method": "MAP", "truncate": "oldest"}',
+    b'{"responses": [{"item_id": "q1", "correct": true}], "method": "MLE", "truncate": null}',
+    '{"responses": [{"item_id": "\u00e9\u4e2d", "correct": true}]}'.encode(),
+    b'{"responses": [{"item_id": "", "correct": true}, {"item_id": " q1", "correct": true}]}',
+])
+def test_decode_single_reads_the_common_body_as_parse_json_does(main: Any, raw: bytes) -> None:
+    assert decoded_outcome(raw) == parsed(raw)
+
+
+@pytest.mark.parametrize("raw", [
+    # strictness: duplicates (at any level), escapes, NaN, a byte-order mark, trailing text
+    b'{"responses": [{"item_id": "q1", "item_id": "q2", "correct": true}]}',
+    b'{"responses": [{"item_id": "q1", "correct": true, "correct": false}]}',
+    b'{"responses": [], "responses": [{"item_id": "q1", "correct": true}]}',
+    b'{"responses": [], "items": ["q1"], "items": null}',
+    b'{"responses": [{"item_id": "q\\u0031", "correct": true}]}',
+    b'{"responses": [{"item_id": "q1", "correct": NaN}]}',
+    b'\xef\xbb\xbf{"responses": []}',
+    b'{"responses": []} x',
+    b'{"responses": [{"item_id": "q\xff", "correct": true}]}',
+    b'{"responses": [{"item_id": "\xed\xa0\x80", "correct": true}]}',
+    # a colon inside a string (the count cannot tell it from a duplicate: the general path)
+    b'{"responses": [{"item_id": "a:b", "correct": true}]}',
+    # another shape: 0/1 answers, integer ids, timestamps, item_skills, a batch, extra keys
+    b'{"responses": [{"item_id": "q1", "correct": 1}]}',
+    b'{"responses": [{"item_id": 7, "correct": true}]}',
+    b'{"responses": [{"item_id": "q1", "correct": true, "answered_at": 1700000000}]}',
+    b'{"responses": [], "item_skills": {"q9": "s1"}}',
+    b'{"students": [{"responses": []}]}',
+    b'{"responses": [], "x": 1}',
+    b'{"items": ["q1"]}',
+    b'[]', b'{', b'',
+])
+def test_decode_single_leaves_everything_else_to_parse_json(main: Any, raw: bytes) -> None:
+    assert decoded_outcome(raw) == ("none", None)
+
+
+def test_decoded_bodies_of_random_requests(main: Any, models: list[ItemModel],
+                                           learning_model: ItemModel) -> None:
+    """Every random request, as the text a client sends: ``decode_single`` either leaves it to
+    ``parse_json`` or reads what ``parse_json`` reads, and ``serving.predict`` gives the
+    decoded body the answer (or error) it gives the parsed one, for each kind of model -
+    including the decoded bodies the serving path declines (an unknown method, a repeated
+    item, an invalid id, a cap exceeded), which it answers from the text."""
+    decoded = 0
+    for m, model in enumerate([*models, learning_model]):
+        for limits, noise in zip(LIMITS, (0.05, 1.0), strict=True):
+            gen = Payloads(model, seed=300 + m, noise=noise)
+            for _ in range(150):
+                payload = gen.payload()
+                raw = json.dumps(payload, separators=(",", ":")).encode()
+                got = body.decode_single(raw)
+                if got is None:
+                    continue
+                decoded += 1
+                assert decoded_outcome(raw) == parsed(raw), raw
+                want = run(serving.predict, model, body.parse_json(raw), limits, "v1")
+                assert run(serving.predict, model, got, limits, "v1") == want, raw
+    assert decoded > 100  # (a request with a 0/1 answer is the general path's)
+
+
+def test_decoded_long_histories_answer_as_the_general_path(learning_model: ItemModel,
+                                                           models: list[ItemModel]) -> None:
+    rng = np.random.default_rng(23)
+    for model in (learning_model, models[0], models[1]):
+        ids = model.item_ids
+        for n in (0, 1, min(1000, len(ids) - 3)):
+            picked = rng.permutation(len(ids))[:n + 3]
+            payload = {"responses": [{"item_id": ids[j], "correct": bool(rng.random() < 0.6)}
+                                     for j in picked[:n]],
+                       "items": [ids[j] for j in picked[n:]] + ["unknown"]}
+            raw = json.dumps(payload).encode()
+            decoded = body.decode_single(raw)
+            assert decoded is not None
+            got = run(serving.predict, model, decoded, serving.Limits(), "v1")
+            assert got[0] == "ok"
+            assert got == run(serving.predict, model, payload, serving.Limits(), "v1")
+
+
+def test_the_server_decodes_the_common_body_and_parses_the_rest(main: Any, monkeypatch
+                                                                ) -> None:
+    """``read_json`` gives the predict route a decoded body for the common request (no
+    ``parse_json``), and anything else parsed; the other routes always get parsed JSON."""
+    parsed = []
+    real = main.parse_json
+    monkeypatch.setattr(main, "parse_json", lambda raw: parsed.append(raw) or real(raw))
+
+    class Request:
+        def __init__(self, raw: bytes) -> None:
+            self.environ = {"CONTENT_TYPE": "application/json",
+                            "CONTENT_LENGTH": str(len(raw))}
+            self.raw = raw
+
+        def get_data(self) -> bytes:
+            return self.raw
+
+    common = b'{"responses": [{"item_id": "q1", "correct": true}], "items": ["q2"]}'
+    got = main.read_json(Request(common), single=True)
+    assert isinstance(got, body.Decoded) and got.raw == common and parsed == []
+    assert main.read_json(Request(common)) == json.loads(common)  # not the predict route
+    timed = b'{"responses": [{"item_id": "q1", "correct": true, "answered_at": 1}]}'
+    assert main.read_json(Request(timed), single=True) == json.loads(timed)
+    assert parsed == [common, timed]
+    with pytest.raises(serving.RequestError) as err:
+        main.read_json(Request(b'{"responses": [], "responses": []}'), single=True)
+    assert err.value.status == 400 and "duplicate key" in err.value.message

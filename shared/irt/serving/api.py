@@ -5,6 +5,11 @@ options (``options["learning"]``) is answered by :mod:`irt.serving.learning`, an
 :mod:`irt.serving.plain`; both validate with :mod:`irt.serving.requests` and raise
 :class:`irt.errors.RequestError` naming the field and the rule.  The learning-aware path is
 imported only when such a model serves.
+
+A body may come as a :class:`irt.serving.body.Decoded` (the server's common case, decoded by
+:func:`irt.serving.body.decode_single`): :func:`predict` answers it from the decoded answers,
+or, when the serving path declines it, parses its text with
+:func:`irt.serving.body.parse_json` and answers that as any body (the same answer or error).
 """
 
 from __future__ import annotations
@@ -13,15 +18,26 @@ from typing import Any
 
 from irt.engine.model import ItemModel
 from irt.serving import plain
+from irt.serving.body import Decoded, parse_json
 from irt.serving.requests import Limits
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
-    """Answer a predict request (single or batch).
+    """Answer a predict request (single or batch): a parsed JSON body, or a
+    :class:`~irt.serving.body.Decoded` one.
 
     Raises:
         RequestError: for invalid input.
     """
+    if type(payload) is Decoded:
+        req = plain.fast_decoded(model, payload.body, limits)
+        if req is not None:
+            if model.options.get("learning"):
+                from irt.serving import learning
+
+                return {"model_version": version, **learning.answer_fast(model, req)}
+            return {"model_version": version, **plain.answer_fast(model, req)}
+        payload = parse_json(payload.raw)  # valid JSON (decode_single read it): the same value
     if model.options.get("learning"):
         from irt.serving import learning
 

@@ -1,14 +1,19 @@
 """Strict JSON for request bodies: no ``NaN``/``Infinity`` literals, no key twice in an object.
 
-Imports orjson (``predict``'s requirements); the HTTP side (content type, size caps) stays in
+Two decoders: :func:`parse_json` (any JSON, to Python objects; orjson) and
+:func:`decode_single` (the common ``predict`` request - one student's plain answers - straight
+to checked objects; msgspec), which answers ``None`` for anything else.  Both are in
+``predict``'s requirements; the HTTP side (content type, size caps) stays in
 ``functions/predict/main.py``.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 import orjson
 
 
@@ -70,3 +75,70 @@ def dumps(body: dict[str, Any]) -> bytes:
         return orjson.dumps(body)
     except orjson.JSONEncodeError:
         return json.dumps(body, allow_nan=False, separators=(",", ":")).encode()
+
+
+class Answer(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """One plain answer of :class:`SingleBody`: exactly ``item_id`` (a string) and ``correct``
+    (a JSON boolean)."""
+
+    item_id: str
+    correct: bool
+
+
+class SingleBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
+    """The common ``predict`` request, decoded and type-checked by :func:`decode_single`.
+
+    Attributes:
+        responses: the answers, in answer order.
+        items, method, truncate: as sent (``None`` for a JSON ``null``), ``msgspec.UNSET``
+            when absent; their rules (known methods, caps, id rules) are the serving path's.
+    """
+
+    responses: list[Answer]
+    items: list[str] | msgspec.UnsetType | None = msgspec.UNSET
+    method: str | msgspec.UnsetType | None = msgspec.UNSET
+    truncate: str | msgspec.UnsetType | None = msgspec.UNSET
+
+    def keys_sent(self) -> int:
+        """How many keys the body's objects hold: one per pair of the decoded text."""
+        return 1 + 2 * len(self.responses) + sum(
+            value is not msgspec.UNSET for value in (self.items, self.method, self.truncate))
+
+
+_SINGLE = msgspec.json.Decoder(SingleBody)
+
+
+@dataclass(frozen=True, slots=True)
+class Decoded:
+    """A request body :func:`decode_single` decoded: ``body``, and the text it came from
+    (``raw``) for :func:`parse_json` when the serving path declines the request (an unknown
+    method, a repeated item, a cap exceeded: the general path names the error)."""
+
+    body: SingleBody
+    raw: bytes
+
+
+def decode_single(raw: bytes) -> Decoded | None:
+    """The body as a :class:`SingleBody` (in a :class:`Decoded`) when it is exactly the common
+    request - a JSON object with ``responses`` (a list of ``{"item_id": string, "correct":
+    boolean}``) and optionally ``items`` (a list of strings or ``null``), ``method`` and
+    ``truncate`` (strings or ``null``) - in strict JSON; else ``None``, and :func:`parse_json`
+    decides (and names the error, if any).
+
+    One C pass (msgspec) decodes and type-checks the body, three times faster than
+    :func:`parse_json` and with no Python objects left to walk for the checks.  The
+    strictness is :func:`parse_json`'s: msgspec refuses ``NaN`` literals, control characters
+    in strings, invalid UTF-8 (lone surrogates included) and trailing text, but keeps the
+    last of duplicate keys; so a text with a backslash is left to :func:`parse_json`, and one
+    whose colons outnumber the decoded keys (a duplicate key, or a colon inside an id) too.
+    A body :func:`decode_single` accepts, :func:`parse_json` accepts with the same values.
+    """
+    if b"\\" in raw:
+        return None
+    try:
+        body = _SINGLE.decode(raw)
+    except msgspec.MsgspecError:  # DecodeError, ValidationError
+        return None
+    if raw.count(b":") != body.keys_sent():
+        return None
+    return Decoded(body, raw)

@@ -58,7 +58,7 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     """
     fast = fast_single(model, payload, limits)
     if fast is not None:
-        return _fast_one(model, fast)
+        return answer_fast(model, fast)
     students, is_batch, method = parse_predict(payload, limits)
     check_probabilities([s.items for s in students], model.n_items, limits, is_batch)
     if is_batch:
@@ -70,9 +70,10 @@ def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     return answer
 
 
-def _fast_one(model: ItemModel, req: FastSingle) -> dict[str, Any]:
-    """One student from :func:`irt.serving.plain.fast_single`: the positions it looked up
-    go straight to :func:`irt.engine.learning.predict_one` (no second lookup)."""
+def answer_fast(model: ItemModel, req: FastSingle) -> dict[str, Any]:
+    """One student from :func:`irt.serving.plain.fast_single` (or ``fast_decoded``): the
+    positions it looked up go straight to :func:`irt.engine.learning.predict_one` (no second
+    lookup)."""
     pos = req.rows >> 1 if isinstance(req.rows, np.ndarray) else None
     sel = None if req.item_pos is None or None in req.item_pos else np.array(
         req.item_pos, dtype=np.int64)

@@ -17,16 +17,18 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
-from operator import add, itemgetter
+from operator import add, attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
+from msgspec import UNSET
 
 from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
 from irt.engine.exposure import SYMPSON_HETTER
 from irt.engine.exposure import parameters as exposure_parameters
 from irt.engine.model import ItemModel, irf, logistic, skill_table
 from irt.engine.selection import Controls, item_skills, next_items
+from irt.serving.body import SingleBody
 from irt.serving.requests import (
     BATCH_KEYS,
     GET_CORRECT,
@@ -347,13 +349,22 @@ def _fast_answers(value: list[Any], table: dict[str, int], max_len: int,
     kinds = set(map(type, ys))  # JSON booleans (the common case), or also 0/1 integers
     if kinds != _BOOL_TYPE and not (kinds <= _BOOL_OR_INT and set(ys) <= _ZERO_ONE):
         return None
+    return _looked_up(ids, ys, pos, max_len, n_rows)
+
+
+def _looked_up(ids: list[str], ys: list[int], pos: Sequence[int | None], max_len: int,
+               n_rows: int) -> tuple[list[str], list[int] | np.ndarray,
+                                     list[int | None] | np.ndarray] | None:
+    """:func:`_fast_answers`' result from checked answers (``ys``: booleans or 0/1 integers)
+    and their looked-up values ``pos``; ``None`` for a repeated item or an invalid unknown
+    id."""
     n = len(pos)
     try:
         rows = np.fromiter(pos, dtype=np.intp, count=n)
     except TypeError:  # a None: unknown ids, which must be valid and not repeated
         if len(set(ids)) != len(ids) or not _unknown_valid(ids, pos, max_len):
             return None
-        return ids, ys, pos  # bools are 0/1 ints already
+        return ids, ys, list(pos)  # bools are 0/1 ints already
     seen = np.zeros(n_rows, dtype=np.bool_)
     seen[rows] = True
     if np.count_nonzero(seen) != n:  # a known item repeated
@@ -464,6 +475,49 @@ def fast_single(model: ItemModel, payload: Any, limits: Limits) -> FastSingle | 
     return FastSingle(method, *looked, items, item_pos)
 
 
+_ITEM_ID = attrgetter("item_id")
+_CORRECT = attrgetter("correct")
+
+
+def fast_decoded(model: ItemModel, body: SingleBody, limits: Limits) -> FastSingle | None:
+    """:func:`fast_single` for a body :func:`irt.serving.body.decode_single` decoded (its
+    types checked already): the same request checked and looked up, or ``None`` for the
+    general path (the same cases as :func:`fast_single`'s)."""
+    method = body.method
+    if method is None or method is UNSET:
+        method = "EAP"
+    elif method not in METHODS:
+        return None
+    truncate = body.truncate
+    items = None if body.items is UNSET else body.items
+    answers = body.responses
+    if (truncate is not None and truncate is not UNSET and truncate not in TRUNCATE_MODES) or (
+            len(answers) > limits.max_responses) or (
+            items is not None and len(items) > limits.max_items) or (
+            not _ids_are_valid(model, limits.max_id_length)):
+        return None
+    looked: tuple[Any, ...] | None = ([], [], [])
+    if answers:
+        ids = list(map(_ITEM_ID, answers))
+        looked = _looked_up(ids, list(map(_CORRECT, answers)), _look_up(_rows_index(model), ids),
+                            limits.max_id_length, 2 * model.n_items)
+        if looked is None:
+            return None
+    item_pos = None
+    if items is not None:
+        item_pos = _fast_items(items, model.index.get, limits.max_id_length)
+        if item_pos is None:
+            return None
+    check_probabilities([items], model.n_items, limits, False)
+    return FastSingle(method, *looked, items, item_pos)
+
+
+def answer_fast(model: ItemModel, req: FastSingle) -> dict[str, Any]:
+    """The answer to a request :func:`fast_single` or :func:`fast_decoded` checked."""
+    return _single(model, req.ids, req.correct, req.rows, req.items, req.item_pos, req.method,
+                   own_lookup(model))
+
+
 def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any] | None:
     """The answer to a plain predict request, or ``None`` for the detailed path."""
     method = _fast_method(model, payload, limits)
@@ -477,10 +531,7 @@ def _fast_predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, A
         results = _fast_batch(model, raw, method, limits)
         return None if results is None else {"results": results}
     req = fast_single(model, payload, limits)
-    if req is None:
-        return None
-    return _single(model, req.ids, req.correct, req.rows, req.items, req.item_pos, req.method,
-                   own_lookup(model))
+    return None if req is None else answer_fast(model, req)
 
 
 def _fast_batch(model: ItemModel, raw: list[Any], method: str, limits: Limits
