@@ -15,7 +15,7 @@ in cache, as a server's next request has other items), each from a body built be
 run:
 - "request ms" (the target's figure): what the server does with the request's bytes, as
   ``functions/predict/main.py`` does - :func:`irt.serving.body.decode_single` (msgspec), then
-  ``predict`` - decoding included.
+  ``predict_decoded`` - decoding included.
 - "general ms": the same bytes through the general path, ``parse_json`` (orjson, strict) then
   ``predict`` on the parsed objects: what a request the decoder leaves to it pays (one with
   timestamps, ``item_skills`` or a batch), decoding included.
@@ -67,7 +67,7 @@ def main() -> int:
     from irt.engine.calibrate import FitConfig, fit
     from irt.engine.learning_fit import LearningConfig, fit_learning, with_recency
     from irt.engine.preprocess import prepare_rows
-    from irt.serving import Limits, predict
+    from irt.serving import Limits, predict, predict_decoded
     from irt.serving.body import decode_single, parse_json
     from irt.tools.cli import _read_log, _train_skills
 
@@ -112,7 +112,7 @@ def main() -> int:
         texts = {kind: [json.dumps(body).encode() for body in bodies[kind]] for kind in times}
         for model in models.values():  # warm the per-model caches
             predict(model, bodies["dict"][0], limits, "bench")
-            predict(model, decode_single(texts["request"][0]), limits, "bench")
+            predict_decoded(model, decode_single(texts["request"][0]), limits, "bench")
         spent: dict[str, dict[str, list[float]]] = {
             kind: {name: [] for name in models} for kind in times}
         for k in range(0, args.requests, BLOCK):
@@ -122,7 +122,7 @@ def main() -> int:
                 model = models[name]
                 for j in range(k, min(k + BLOCK, args.requests)):
                     start = time.perf_counter()
-                    predict(model, decode_single(texts["request"][j]), limits, "bench")
+                    predict_decoded(model, decode_single(texts["request"][j]), limits, "bench")
                     spent["request"][name].append(time.perf_counter() - start)
                     start = time.perf_counter()
                     predict(model, parse_json(texts["general"][j]), limits, "bench")

@@ -53,9 +53,9 @@ from werkzeug.wsgi import get_content_length
 
 from irt.engine.model import ItemModel
 from irt.errors import ConfigError, RequestError
-from irt.serving import model_metadata, recommend
+from irt.serving import model_metadata, predict_decoded, recommend
 from irt.serving import predict as serve_predict
-from irt.serving.body import decode_single, dumps, parse_json
+from irt.serving.body import Decoded, decode_single, dumps, parse_json
 from irt.serving.config import PredictConfig
 from irt.serving.loader import ModelCache, ModelSource
 from irt.serving.trace import correlate
@@ -190,7 +190,7 @@ _UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 def read_json(request: Request, single: bool = False) -> Any:
     """The request's JSON body, enforcing content type, size and strict JSON; with
     ``single``, the common predict request comes decoded by
-    :func:`irt.serving.body.decode_single` (a ``Decoded``, which ``serve_predict`` takes).
+    :func:`irt.serving.body.decode_single` (a ``Decoded``, for ``predict_decoded``).
 
     Raises:
         RequestError: 415, 413, 408 (the body did not arrive by the server's read deadline)
@@ -302,6 +302,8 @@ def endpoint(method: str, *, json_body: bool, single: bool = False
 
 @endpoint("POST", json_body=True, single=True)
 def _predict(model: ItemModel, version: str, payload: Any) -> dict[str, Any]:
+    if type(payload) is Decoded:
+        return predict_decoded(model, payload, LIMITS, version)
     return serve_predict(model, payload, LIMITS, version)
 
 

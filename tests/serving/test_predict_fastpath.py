@@ -538,7 +538,7 @@ def test_decoded_bodies_of_random_requests(main: Any, models: list[ItemModel],
                 decoded += 1
                 assert decoded_outcome(raw) == parsed(raw), raw
                 want = run(serving.predict, model, body.parse_json(raw), limits, "v1")
-                assert run(serving.predict, model, got, limits, "v1") == want, raw
+                assert run(serving.predict_decoded, model, got, limits, "v1") == want, raw
     assert decoded > 100  # (a request with a 0/1 answer is the general path's)
 
 
@@ -555,7 +555,7 @@ def test_decoded_long_histories_answer_as_the_general_path(learning_model: ItemM
             raw = json.dumps(payload).encode()
             decoded = body.decode_single(raw)
             assert decoded is not None
-            got = run(serving.predict, model, decoded, serving.Limits(), "v1")
+            got = run(serving.predict_decoded, model, decoded, serving.Limits(), "v1")
             assert got[0] == "ok"
             assert got == run(serving.predict, model, payload, serving.Limits(), "v1")
 
@@ -587,3 +587,29 @@ def test_the_server_decodes_the_common_body_and_parses_the_rest(main: Any, monke
     with pytest.raises(serving.RequestError) as err:
         main.read_json(Request(b'{"responses": [], "responses": []}'), single=True)
     assert err.value.status == 400 and "duplicate key" in err.value.message
+
+
+def test_the_refresh_layer_serves_without_predicts_decoders(tmp_path: Path) -> None:
+    """``prepare`` calls ``irt.serving.predict`` (the skew check, ``irt.refresh.monitoring``)
+    and installs neither msgspec nor orjson (``functions/prepare/requirements.txt``): the
+    serving package must import and answer a parsed body without them."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "sys.modules['msgspec'] = None; sys.modules['orjson'] = None  # importing them fails\n"
+        "from irt import serving\n"
+        "from irt.engine.simulate import simulate\n"
+        "from irt.engine.calibrate import FitConfig, fit\n"
+        "model = fit(simulate(200, 8, 2, seed=1).responses, FitConfig(compute_se=False)).model\n"
+        "out = serving.predict(model, {'responses': [{'item_id': 'q1', 'correct': True}],\n"
+        "                              'items': ['q2']}, serving.Limits(), 'v')\n"
+        "assert 0.0 < out['probabilities']['q2'] < 1.0, out\n"
+        "import irt.refresh.monitoring\n"
+        "print('ok')\n")
+    shared = Path(__file__).resolve().parents[2] / "shared"
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          env={"PYTHONPATH": str(shared), "PATH": "/usr/bin:/bin"},
+                          cwd=tmp_path, timeout=120)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

@@ -6,43 +6,55 @@ options (``options["learning"]``) is answered by :mod:`irt.serving.learning`, an
 :class:`irt.errors.RequestError` naming the field and the rule.  The learning-aware path is
 imported only when such a model serves.
 
-A body may come as a :class:`irt.serving.body.Decoded` (the server's common case, decoded by
-:func:`irt.serving.body.decode_single`): :func:`predict` answers it from the decoded answers,
-or, when the serving path declines it, parses its text with
-:func:`irt.serving.body.parse_json` and answers that as any body (the same answer or error).
+A body the server decoded itself (:func:`irt.serving.body.decode_single`, the common request)
+goes to :func:`predict_decoded`.  This module does not import :mod:`irt.serving.body` (orjson,
+msgspec: ``predict``'s requirements), so that the refresh layer's checks, which call
+:func:`predict` on parsed bodies, run without them.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from irt.engine.model import ItemModel
 from irt.serving import plain
-from irt.serving.body import Decoded, parse_json
 from irt.serving.requests import Limits
+
+if TYPE_CHECKING:
+    from irt.serving.body import Decoded
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:
-    """Answer a predict request (single or batch): a parsed JSON body, or a
-    :class:`~irt.serving.body.Decoded` one.
+    """Answer a predict request (single or batch) from its parsed JSON body.
 
     Raises:
         RequestError: for invalid input.
     """
-    if type(payload) is Decoded:
-        req = plain.fast_decoded(model, payload.body, limits)
-        if req is not None:
-            if model.options.get("learning"):
-                from irt.serving import learning
-
-                return {"model_version": version, **learning.answer_fast(model, req)}
-            return {"model_version": version, **plain.answer_fast(model, req)}
-        payload = parse_json(payload.raw)  # valid JSON (decode_single read it): the same value
     if model.options.get("learning"):
         from irt.serving import learning
 
         return {"model_version": version, **learning.predict(model, payload, limits)}
     return {"model_version": version, **plain.predict(model, payload, limits)}
+
+
+def predict_decoded(model: ItemModel, decoded: Decoded, limits: Limits, version: str
+                    ) -> dict[str, Any]:
+    """Answer a predict request :func:`irt.serving.body.decode_single` decoded: from the
+    decoded answers, or, when the serving path declines them (an unknown method, a repeated
+    item, an invalid id, a cap exceeded), as :func:`predict` answers the parsed text - the same
+    answer or error either way.
+
+    Raises:
+        RequestError: for invalid input.
+    """
+    req = plain.fast_decoded(model, decoded.body, limits)
+    if req is None:
+        return predict(model, decoded.parse(), limits, version)
+    if model.options.get("learning"):
+        from irt.serving import learning
+
+        return {"model_version": version, **learning.answer_fast(model, req)}
+    return {"model_version": version, **plain.answer_fast(model, req)}
 
 
 def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> dict[str, Any]:

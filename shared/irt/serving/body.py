@@ -104,6 +104,13 @@ class SingleBody(msgspec.Struct, forbid_unknown_fields=True, gc=False):
         return 1 + 2 * len(self.responses) + sum(
             value is not msgspec.UNSET for value in (self.items, self.method, self.truncate))
 
+    def options(self) -> tuple[list[str] | None, str | None, str | None]:
+        """``(items, method, truncate)``, ``None`` for each one absent or ``null`` (the
+        serving path treats both alike), without msgspec's ``UNSET``."""
+        unset = msgspec.UNSET
+        return tuple(None if v is unset else v  # type: ignore[return-value]
+                     for v in (self.items, self.method, self.truncate))
+
 
 _SINGLE = msgspec.json.Decoder(SingleBody)
 
@@ -116,6 +123,11 @@ class Decoded:
 
     body: SingleBody
     raw: bytes
+
+    def parse(self) -> Any:
+        """The body as :func:`parse_json` reads it (the same values: see
+        :func:`decode_single`)."""
+        return parse_json(self.raw)
 
 
 def decode_single(raw: bytes) -> Decoded | None:

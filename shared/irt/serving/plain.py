@@ -18,17 +18,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import chain, islice, repeat
 from operator import add, attrgetter, itemgetter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from msgspec import UNSET
 
 from irt.engine.ability import eap, eap_batch, eap_rows, map_batch, single_grid
 from irt.engine.exposure import SYMPSON_HETTER
 from irt.engine.exposure import parameters as exposure_parameters
 from irt.engine.model import ItemModel, irf, logistic, skill_table
 from irt.engine.selection import Controls, item_skills, next_items
-from irt.serving.body import SingleBody
 from irt.serving.requests import (
     BATCH_KEYS,
     GET_CORRECT,
@@ -45,6 +43,9 @@ from irt.serving.requests import (
     parse_predict,
     valid_ids,
 )
+
+if TYPE_CHECKING:  # the decoded body needs msgspec, which only predict installs
+    from irt.serving.body import SingleBody
 
 
 def _known(ids: list[str], correct: list[int], pos: list[int | None]
@@ -483,15 +484,13 @@ def fast_decoded(model: ItemModel, body: SingleBody, limits: Limits) -> FastSing
     """:func:`fast_single` for a body :func:`irt.serving.body.decode_single` decoded (its
     types checked already): the same request checked and looked up, or ``None`` for the
     general path (the same cases as :func:`fast_single`'s)."""
-    method = body.method
-    if method is None or method is UNSET:
+    items, method, truncate = body.options()
+    if method is None:
         method = "EAP"
     elif method not in METHODS:
         return None
-    truncate = body.truncate
-    items = None if body.items is UNSET else body.items
     answers = body.responses
-    if (truncate is not None and truncate is not UNSET and truncate not in TRUNCATE_MODES) or (
+    if (truncate is not None and truncate not in TRUNCATE_MODES) or (
             len(answers) > limits.max_responses) or (
             items is not None and len(items) > limits.max_items) or (
             not _ids_are_valid(model, limits.max_id_length)):
