@@ -32,6 +32,13 @@ What :class:`BoundedThreadWorker` changes in gunicorn's ``gthread`` worker (guni
   answered in the API's error format ``{"error": {"code", "message", "field"}}`` with the
   same status gunicorn chose (400, 414, 431, 501...), not gunicorn's HTML page, and logged as
   one JSON line.
+* **Refusals that reach the client.**  A refusal from the event loop (414, 431, 408) is sent,
+  then the connection is half-closed (``shutdown(SHUT_WR)``: the client reads the answer and
+  the end of the stream) and whatever the client is still sending is read and dropped - at
+  most :data:`LINGER_BYTES`, for at most :data:`LINGER_SECONDS` - before it is closed: closed
+  at once, with the rest of a 2 MB request line unread, the kernel answered the client's next
+  bytes with a reset, which could reach it before it had read the 414 (the client saw
+  "connection reset" instead).
 * **Each worker its own listening socket**: ``reuse_port`` (:data:`SETTINGS`), with which
   gunicorn 27's arbiter opens no shared socket and each worker binds its own with
   ``SO_REUSEPORT`` (``arbiter.py``, ``spawn_worker``), so the kernel spreads connections over
@@ -70,6 +77,10 @@ RECV_BYTES = 256 * 1024
 #: under the body deadline (so 1,000 connections each sending 1 MiB slowly cannot hold
 #: 1 GiB). Heads are bounded apart: ``MAX_HEAD_BYTES`` x ``worker_connections``.
 READ_AHEAD_BUDGET = 64 * 1024 * 1024
+#: After a refusal, what the client still sends is read and dropped, at most this much and
+#: for at most this long, before the connection closes (see the module docstring).
+LINGER_BYTES = 4 * 1024 * 1024
+LINGER_SECONDS = 2.0
 
 
 def _env_seconds(name: str, default: float) -> float:
@@ -173,6 +184,7 @@ class BoundedThreadWorker(ThreadWorker):
     def init_process(self) -> None:
         self._reading: set[Any] = set()
         self._buffered = 0  # bytes held in the read-ahead buffers of self._reading
+        self._lingering: dict[Any, list[float]] = {}  # refused: [deadline, bytes left]
         super().init_process()
 
     # ------------------------------------------------------------------ reading ahead
@@ -284,11 +296,52 @@ class BoundedThreadWorker(ThreadWorker):
         _send_nonblocking(conn.sock, error_response(status, reason, code, message, field))
         _log_line(severity="WARNING", message="request refused by the server", status=status,
                   error_code=code, error_field=field)
-        self._drop(conn)
+        self._linger(conn)
+
+    def _linger(self, conn: Any) -> None:
+        """Half-close a refused connection and drop what the client still sends (at most
+        ``LINGER_BYTES`` for ``LINGER_SECONDS``), so that the answer is read before the
+        connection closes (see the module docstring)."""
+        if conn in self._reading:
+            self._buffered -= len(conn.rbuf)
+        self._reading.discard(conn)
+        conn.rbuf = bytearray()
+        try:
+            self.poller.unregister(conn.sock)
+            conn.sock.shutdown(socket.SHUT_WR)
+            self.poller.register(conn.sock, selectors.EVENT_READ,
+                                 partial(self._on_lingering, conn))
+        except (KeyError, ValueError, OSError):
+            self._close_lingering(conn)
+            return
+        self._lingering[conn] = [time.monotonic() + LINGER_SECONDS, float(LINGER_BYTES)]
+
+    def _on_lingering(self, conn: Any, _sock: Any) -> None:
+        state = self._lingering.get(conn)
+        if state is None:
+            return
+        try:
+            data = conn.sock.recv(RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        state[1] -= len(data)
+        if not data or state[1] <= 0:  # the client closed, or sent enough
+            self._close_lingering(conn)
+
+    def _close_lingering(self, conn: Any) -> None:
+        self._lingering.pop(conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            self.poller.unregister(conn.sock)
+        self.nr_conns -= 1
+        conn.close()
 
     def murder_pending(self) -> None:
         super().murder_pending()
         now = time.monotonic()
+        for conn in [c for c, (deadline, _) in self._lingering.items() if deadline <= now]:
+            self._close_lingering(conn)
         for conn in [c for c in self._reading if c.read_deadline <= now]:
             if not conn.rbuf:  # never sent a byte: just close
                 self._drop(conn)

@@ -257,6 +257,24 @@ def test_long_request_line_is_refused_before_the_app(live: LiveServer) -> None:
     assert status == 404, body[:300]
 
 
+def test_a_refused_client_still_sending_reads_its_answer(live_url: str) -> None:
+    """After a refusal the server half-closes and drops what the client still sends: a client
+    that goes on sending after its 2 MB request line was refused (as one writing a whole
+    request before reading does) reads the JSON 414 and the end of the stream, not a reset
+    (closed at once, the server's kernel answered the late bytes with a reset)."""
+    host, port = live_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(b"GET /predict?" + b"a" * (2 * 1000 * 1000))
+        time.sleep(0.3)  # the refusal is out; the client has not read it
+        sock.sendall(b"a" * (512 * 1024) + b" HTTP/1.1\r\nHost: x\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 414 "), data[:300]
+    assert_error(json.loads(body), "too_large", "request line")
+
+
 @pytest.mark.parametrize("case", ["one-big-field", "too-many-fields", "huge-head"])
 def test_oversized_headers_are_a_json_431(live_url: str, case: str) -> None:
     """Header fields over gunicorn's limits (8190 bytes each, 100 fields) and a head over
