@@ -613,3 +613,41 @@ def test_the_refresh_layer_serves_without_predicts_decoders(tmp_path: Path) -> N
                           env={"PYTHONPATH": str(shared), "PATH": "/usr/bin:/bin"},
                           cwd=tmp_path, timeout=120)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+def test_decode_single_on_mutated_texts_never_reads_what_parse_json_reads_otherwise(
+        main: Any) -> None:
+    """Byte-level mutations of common bodies (a quote, colon, brace, comma, backslash,
+    digit, letter or non-ASCII byte inserted, deleted or replaced; a pair of keys repeated):
+    whatever ``decode_single`` accepts, ``parse_json`` accepts with the same value - the
+    decoder never takes a text the general path refuses or reads differently."""
+    rng = random.Random(20261206)
+    bases = [
+        b'{"responses":[{"item_id":"q1","correct":true},{"item_id":"q2","correct":false}],'
+        b'"items":["q3"],"method":"EAP"}',
+        b'{ "responses" : [ { "correct" : true , "item_id" : "a b" } ] , "truncate" : null }',
+        '{"responses":[{"item_id":"\u00e9","correct":false}],"items":null}'.encode(),
+    ]
+    alphabet = [b'"', b":", b"{", b"}", b"[", b"]", b",", b"\\", b"1", b"e", b"t", b" ",
+                b"\xc3", b"\xa9", b"\x00", b'"item_id":"q9",', b'"correct":true,']
+    accepted = refused = 0
+    for _ in range(6000):
+        raw = bytearray(rng.choice(bases))
+        for _ in range(rng.choice([1, 1, 2, 3])):
+            at = rng.randrange(len(raw) + 1)
+            op = rng.random()
+            if op < 0.4:
+                raw[at:at] = rng.choice(alphabet)
+            elif op < 0.7:
+                del raw[at:at + rng.choice([1, 2, 5])]
+            else:
+                raw[at:at + 1] = rng.choice(alphabet)
+        text = bytes(raw)
+        got = decoded_outcome(text)
+        if got[0] == "none":
+            refused += 1
+            continue
+        accepted += 1
+        assert outcome(body.parse_json, text)[0] == "ok", text
+        assert got == parsed(text), text
+    assert accepted > 100 and refused > 3000

@@ -141,9 +141,11 @@ def decode_single(raw: bytes) -> Decoded | None:
     :func:`parse_json` and with no Python objects left to walk for the checks.  The
     strictness is :func:`parse_json`'s: msgspec refuses ``NaN`` literals, control characters
     in strings, invalid UTF-8 (lone surrogates included) and trailing text, but keeps the
-    last of duplicate keys; so a text with a backslash is left to :func:`parse_json`, and one
-    whose colons outnumber the decoded keys (a duplicate key, or a colon inside an id) too.
-    A body :func:`decode_single` accepts, :func:`parse_json` accepts with the same values.
+    last of duplicate keys, so a text whose colons outnumber the decoded keys (a duplicate
+    key, or a colon inside a string) is left to :func:`parse_json`; so is any text with a
+    backslash (an escape), as :func:`parse_json`'s own fast path leaves those to the standard
+    library.  A body :func:`decode_single` accepts, :func:`parse_json` accepts with the same
+    values (tests hold this on thousands of mutated texts).
     """
     if b"\\" in raw:
         return None
