@@ -36,6 +36,7 @@ LOADER = "shared/irt/serving/loader.py"
 TFVAR = "terraform/irt/variables.tf"
 PERF = "scripts/perf_regression.py"
 TPR = "tests/deploy/test_perf_regression.py"
+TFAST = "tests/serving/test_predict_fastpath.py"
 
 
 @dataclass(frozen=True)
@@ -277,6 +278,17 @@ MUTANTS = (
            (("cloudbuild-release-plan.yaml", "waitFor: [\"publish\", \"perf-regression\"]",
              "waitFor: [\"publish\"]"),),
            (f"{TPR}::test_make_bench_and_the_release_plan_end_with_the_check",)),
+    # issue #13: the common predict body decoded by the server (monitoring 3: the decoded
+    # path must read and answer what the general path reads and answers)
+    Mutant("the decoded body keeps a duplicate key", "monitoring 3",
+           (("shared/irt/serving/body.py", "    if raw.count(b\":\") != body.keys_sent():\n",
+             "    if False:\n"),),
+           (f"{TFAST}::test_decode_single_on_mutated_texts_never_reads_what_parse_json_reads"
+            "_otherwise", f"{TFAST}::test_decode_single_leaves_everything_else_to_parse_json")),
+    Mutant("the decoded path ignores the cap on answers", "monitoring 3",
+           (("shared/irt/serving/plain.py", "            len(answers) > limits.max_responses) or (",
+             "            False) or ("),),
+           (f"{TFAST}::test_decoded_bodies_of_random_requests",)),
 )
 
 
