@@ -6,9 +6,10 @@ EAP (or MAP) of :mod:`irt.engine.ability` on the model's grid, probabilities the
 response function of :mod:`irt.engine.model` at that ability.
 
 Fast path: the common request - plain answers, valid ids, within the caps - is checked and
-looked up in a few C-speed passes (``_fast_predict``).  Anything else (an error to name,
-timed or repeated answers) goes through the detailed checks of
-:func:`irt.serving.requests.parse_predict`, which give the same answer or the field-named
+looked up in a few C-speed passes (``_fast_predict``; :func:`fast_decoded` for a body the
+server decoded with :func:`irt.serving.body.decode_single`, whose types are checked already).
+Anything else (an error to name, timed or repeated answers) goes through the detailed checks
+of :func:`irt.serving.requests.parse_predict`, which give the same answer or the field-named
 error.
 """
 
