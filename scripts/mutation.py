@@ -286,8 +286,9 @@ MUTANTS = (
            (f"{TFAST}::test_decode_single_on_mutated_texts_never_reads_what_parse_json_reads"
             "_otherwise", f"{TFAST}::test_decode_single_leaves_everything_else_to_parse_json")),
     Mutant("the decoded path ignores the cap on answers", "monitoring 3",
-           (("shared/irt/serving/plain.py", "            len(answers) > limits.max_responses) or (",
-             "            False) or ("),),
+           (("shared/irt/serving/plain.py",
+             "    if method is None or len(answers) > limits.max_responses or (\n",
+             "    if method is None or (\n"),),
            (f"{TFAST}::test_decoded_bodies_of_random_requests",)),
 )
 

@@ -222,12 +222,9 @@ class BoundedThreadWorker(ThreadWorker):
     def _read_some(self, conn: Any) -> None:
         if conn not in self._reading:
             return
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _recv(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:  # the client closed
             self._drop(conn)
             return
@@ -320,12 +317,9 @@ class BoundedThreadWorker(ThreadWorker):
         state = self._lingering.get(conn)
         if state is None:
             return
-        try:
-            data = conn.sock.recv(RECV_BYTES)
-        except (BlockingIOError, InterruptedError):
+        data = _recv(conn.sock)
+        if data is None:
             return
-        except OSError:
-            data = b""
         state[1] -= len(data)
         if not data or state[1] <= 0:  # the client closed, or sent enough
             self._close_lingering(conn)
@@ -379,6 +373,17 @@ class BoundedThreadWorker(ThreadWorker):
                     client.sendall(error_response(status, reason, code, message, field))
                 return
         super().handle_error(req, client, addr, exc)
+
+def _recv(sock: Any) -> bytes | None:
+    """What a readable non-blocking socket holds, up to ``RECV_BYTES``: ``b""`` when the
+    client closed (or the connection failed), ``None`` when nothing is there after all."""
+    try:
+        return sock.recv(RECV_BYTES)  # type: ignore[no-any-return]
+    except (BlockingIOError, InterruptedError):
+        return None
+    except OSError:
+        return b""
+
 
 def _refusal_message(exc: BaseException, field: str, cfg: Any) -> str:
     if isinstance(exc, http_errors.LimitRequestLine):

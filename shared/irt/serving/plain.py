@@ -410,19 +410,22 @@ def _fast_method(model: ItemModel, payload: Any, limits: Limits) -> str | None:
     """The method of a predict request the fast paths may answer, else ``None``: an object
     without ``item_skills``, with a valid ``method`` and ``truncate``, for a model whose ids
     all pass the request's id rules."""
-    if type(payload) is not dict or not _ids_are_valid(model, limits.max_id_length):
+    if type(payload) is not dict or "item_skills" in payload:  # (validated by the detailed path)
         return None
-    method = payload.get("method")
+    return _method_of(model, payload.get("method"), payload.get("truncate"), limits)
+
+
+def _method_of(model: ItemModel, method: Any, truncate: Any, limits: Limits) -> str | None:
+    """:func:`_fast_method`'s checks of ``method`` and ``truncate`` as sent (``None``:
+    absent), for a model whose ids must all pass the request's id rules."""
     if method is None:
         method = "EAP"
     elif method not in METHODS:
         return None
-    if "item_skills" in payload:  # validated by the detailed path
-        return None
-    truncate = payload.get("truncate")  # within the caps nothing is dropped either way
+    # within the caps nothing is dropped either way
     if truncate is not None and truncate not in TRUNCATE_MODES:
         return None
-    return method
+    return method if _ids_are_valid(model, limits.max_id_length) else None
 
 
 @dataclass(frozen=True)
@@ -466,8 +469,17 @@ def fast_single(model: ItemModel, payload: Any, limits: Limits) -> FastSingle | 
         return None
     looked = _fast_answers(answers, _rows_index(model), limits.max_id_length,
                            2 * model.n_items)
-    if looked is None:
-        return None
+    return None if looked is None else _with_items(model, method, looked, items, limits)
+
+
+def _with_items(model: ItemModel, method: str, looked: tuple[Any, ...], items: list[Any] | None,
+                limits: Limits) -> FastSingle | None:
+    """:func:`fast_single`'s (and :func:`fast_decoded`'s) request from its looked-up answers
+    and the requested ids, looked up too (``None`` for an invalid unknown one).
+
+    Raises:
+        RequestError: 413 when the response would hold too many probabilities.
+    """
     item_pos = None
     if items is not None:
         item_pos = _fast_items(items, model.index.get, limits.max_id_length)
@@ -486,15 +498,10 @@ def fast_decoded(model: ItemModel, body: SingleBody, limits: Limits) -> FastSing
     types checked already): the same request checked and looked up, or ``None`` for the
     general path (the same cases as :func:`fast_single`'s)."""
     items, method, truncate = body.options()
-    if method is None:
-        method = "EAP"
-    elif method not in METHODS:
-        return None
+    method = _method_of(model, method, truncate, limits)
     answers = body.responses
-    if (truncate is not None and truncate not in TRUNCATE_MODES) or (
-            len(answers) > limits.max_responses) or (
-            items is not None and len(items) > limits.max_items) or (
-            not _ids_are_valid(model, limits.max_id_length)):
+    if method is None or len(answers) > limits.max_responses or (
+            items is not None and len(items) > limits.max_items):
         return None
     looked: tuple[Any, ...] | None = ([], [], [])
     if answers:
@@ -503,13 +510,7 @@ def fast_decoded(model: ItemModel, body: SingleBody, limits: Limits) -> FastSing
                             limits.max_id_length, 2 * model.n_items)
         if looked is None:
             return None
-    item_pos = None
-    if items is not None:
-        item_pos = _fast_items(items, model.index.get, limits.max_id_length)
-        if item_pos is None:
-            return None
-    check_probabilities([items], model.n_items, limits, False)
-    return FastSingle(method, *looked, items, item_pos)
+    return _with_items(model, method, looked, items, limits)
 
 
 def answer_fast(model: ItemModel, req: FastSingle) -> dict[str, Any]:
