@@ -37,6 +37,8 @@ TFVAR = "terraform/irt/variables.tf"
 PERF = "scripts/perf_regression.py"
 TPR = "tests/deploy/test_perf_regression.py"
 TFAST = "tests/serving/test_predict_fastpath.py"
+ABILITY = "shared/irt/engine/ability.py"
+TAB = "tests/engine/test_ability.py"
 
 
 @dataclass(frozen=True)
@@ -290,6 +292,15 @@ MUTANTS = (
              "    if method is None or len(answers) > limits.max_responses or (\n",
              "    if method is None or (\n"),),
            (f"{TFAST}::test_decoded_bodies_of_random_requests",)),
+    # issue #13: a long answer set starts its local grid from the mode (infrastructure 2:
+    # EAP checked against brute-force integration, the first pass the safety net)
+    Mutant("the Laplace start's result taken unsettled", "infrastructure 2",
+           ((ABILITY, "            if settled:\n                return mean, sd\n",
+             "            return mean, sd\n"),),
+           (f"{TAB}::test_a_bad_start_falls_back_to_the_first_pass",)),
+    Mutant("Newton's step taken the wrong way", "infrastructure 2",
+           ((ABILITY, "        t += step\n", "        t -= step\n"),),
+           (f"{TAB}::test_long_answer_sets_start_from_the_mode_and_agree_with_the_first_pass",)),
 )
 
 

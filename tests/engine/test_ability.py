@@ -398,3 +398,99 @@ def test_long_answer_sets_match_numerical_integration_closely(k, theta):
     np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
     bt, bs = eap_batch(model, np.zeros(k, np.int64), pos, y, 1)
     np.testing.assert_allclose([bt[0], bs[0]], want, rtol=0, atol=1e-9)
+
+
+def _first_pass_only(monkeypatch, model, pos, y):
+    """``eap`` as before the Laplace start: every answer set takes the first pass."""
+    with monkeypatch.context() as m:
+        m.setattr(irt.engine.ability, "LONG_ANSWERS", 10**9)
+        return eap(model, pos, y)
+
+
+def _spy(monkeypatch, name):
+    """Record the results of ``irt.engine.ability.<name>``."""
+    seen = []
+    real = getattr(irt.engine.ability, name)
+
+    def spy(*args, **kwargs):
+        out = real(*args, **kwargs)
+        seen.append(out)
+        return out
+
+    monkeypatch.setattr(irt.engine.ability, name, spy)
+    return seen
+
+
+@pytest.mark.parametrize("bank", ["2pl", "rasch", "rasch_wide"])
+@pytest.mark.parametrize(("k", "theta"), [(300, 0.4), (600, -1.7), (1000, 0.2), (1000, 2.6)])
+def test_long_answer_sets_start_from_the_mode_and_agree_with_the_first_pass(
+        monkeypatch, bank, k, theta):
+    # At least LONG_ANSWERS answers (no guessing): Newton's method gives the mode and the SD
+    # from the curvature, and the local grid starts there without the first pass on the
+    # global grid.  The first pass would also have re-integrated these (its SD below the
+    # step), on a grid placed a little differently: the two agree to 1e-9 or better (most
+    # to 1e-14), and both with adaptive quadrature.
+    model = BANKS[bank]
+    sigma = model.population_sd
+    pos, y = answers(model, k, theta=theta * sigma, seed=k + 41)
+    starts = _spy(monkeypatch, "_laplace_start")
+    refined = _spy(monkeypatch, "_refine_one")
+    got = eap(model, pos, y)
+    assert len(starts) == 1 and starts[0] is not None
+    mode, sd = starts[0]
+    assert sd < 12.0 * sigma / 60  # narrower than the global grid's step: the first pass skipped
+    assert len(refined) == 1 and refined[0][2]  # one local re-integration, settled
+    assert abs(mode - got[0]) < got[1]  # the mode is within an SD of the mean
+    assert sd == pytest.approx(got[1], rel=0.1)  # the curvature's SD is about the posterior's
+    want = brute_eap(model, pos, y)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)
+    before = _first_pass_only(monkeypatch, model, pos, y)
+    np.testing.assert_allclose(got, before, rtol=0, atol=1e-9)
+
+
+def test_long_answer_sets_with_a_wide_posterior_keep_the_first_pass(monkeypatch):
+    # Flat items (slopes 0.05-0.2): 400 answers leave the posterior wider than the step,
+    # so the first pass on the global grid is the answer, as before.
+    flat = make_bank("2pl", seed=8)
+    model = ItemModel(model_type="2pl", item_ids=flat.item_ids,
+                      a=np.random.default_rng(3).uniform(0.05, 0.2, N_BANK), b=flat.b,
+                      c=flat.c, se_a=flat.se_a, se_b=flat.se_b, se_c=flat.se_c)
+    pos, y = answers(model, 400, theta=0.3, seed=4)
+    starts = _spy(monkeypatch, "_laplace_start")
+    refined = _spy(monkeypatch, "_refine_one")
+    got = eap(model, pos, y)
+    assert len(starts) == 1 and starts[0][1] > 0.2 and refined == []
+    assert got == _first_pass_only(monkeypatch, model, pos, y)  # the same path, bit for bit
+    np.testing.assert_allclose(got, brute_eap(model, pos, y), rtol=0, atol=1e-8)
+
+
+@pytest.mark.parametrize("bank", ["2pl", "rasch"])
+@pytest.mark.parametrize("right", [1, 0])
+def test_long_extreme_patterns_match_numerical_integration(bank, right):
+    # 1,000 answers all right (or wrong): the mode is far out (Newton's steps are at most
+    # sigma long), the posterior skewed; the local grid's checks still hold it.
+    model = BANKS[bank]
+    pos = np.arange(1000)
+    y = np.full(1000, right, dtype=np.int8)
+    got = eap(model, pos, y)
+    assert (2 * right - 1) * got[0] > 2.5 * model.population_sd
+    np.testing.assert_allclose(got, brute_eap(model, pos, y), rtol=0, atol=1e-9)
+
+
+def test_a_bad_start_falls_back_to_the_first_pass(monkeypatch):
+    # The local grid's checks are the safety net: a start far from the posterior (or no
+    # start: Newton's method out of steps) leaves the answer to the first pass.
+    model = BANKS["2pl"]
+    pos, y = answers(model, 1000, theta=-0.8, seed=9)
+    want = brute_eap(model, pos, y)
+    sa, b = irt.engine.ability._signed_slopes(model, 2 * pos + y)
+    assert irt.engine.ability._laplace_start(sa, b, 1.0, iterations=1) is None
+    for start in (None, (5.0, 0.001)):
+        with monkeypatch.context() as m:
+            m.setattr(irt.engine.ability, "_laplace_start", lambda *args, s=start: s)
+            refined = _spy(m, "_refine_one")
+            got = eap(model, pos, y)
+        # a far start: the local grids walk toward the posterior but do not settle in their
+        # three passes; the first pass's own re-integration then does
+        assert [r[2] for r in refined] == ([True] if start is None else [False, True])
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-9)

@@ -25,6 +25,14 @@ is re-integrated on that many nodes instead: the trapezoid rule's error for thes
 integrands falls as ``exp(-2 pi d / h)`` with ``d``, the distance of the nearest pole
 from the real axis, at least ``pi / a_max`` (a logistic factor's), so ``exp(-33)`` here,
 and as ``exp(-2 pi^2 SD^2 / h^2)`` for the Gaussian part (``h`` about ``0.63 SD``).
+One student of a model without guessing with at least :data:`LONG_ANSWERS` answers skips
+the first pass when the posterior's curvature at its mode (Newton's method, a few passes
+over the answers) puts its SD below ``h``: the local grid starts from that mode and SD,
+with the same checks (the first pass runs if they fail).  The first pass would have
+re-integrated the same student on a local grid placed a little differently: over 450
+random answer sets of 200-1,000 answers (2PL and Rasch banks) the two differ by 2e-15
+(median), at most 7e-9 (where the two SDs fall on either side of ``h``); about a third
+less work at 1,000 answers.
 
 MAP (maximum a posteriori): Newton-Raphson on ``log L(y | theta) - theta^2 / (2 sigma^2)``
 started at the EAP, with step halving; ``se = 1 / sqrt(-d2/dtheta2 log posterior)``.
@@ -55,6 +63,11 @@ EDGE_WEIGHT = 1e-8
 #: docstring): about half the work of ``n_points`` (61) for long answer sets.
 NARROW_POINTS = 33
 NARROW_STEP = 0.6
+#: One student (models without guessing) with at least this many answers: the local grid
+#: starts from the posterior's mode and curvature (:func:`_laplace_start`), not from a first
+#: pass on the global grid (whose posterior is then narrower than its step on the
+#: ASSISTments 2009 bank; below, the first pass alone is usually enough and cheaper).
+LONG_ANSWERS = 200
 #: ``nodes -> (unit grid on [-1, 1], [1, unit] as columns)`` of the local grids.
 _UNITS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -116,10 +129,22 @@ def eap_rows(model: ItemModel, rows: Sequence[int] | np.ndarray, *, n_points: in
     The serving path: a handful of numpy calls, none of which releases the GIL (a 1-D
     gather of whole-row records, a small ``matmul`` or ``reduceat``), so that under a
     threaded server a request does not hand the interpreter to another one midway.  The
-    prior enters as weights on the nodes (``p = exp(log prior)``).
+    prior enters as weights on the nodes (``p = exp(log prior)``).  A long answer set (see
+    the module docstring) goes to the local grid directly from :func:`_laplace_start`.
     """
-    step, records, ones, moments = single_grid(model, n_points, bound)
     k = len(rows)
+    if k >= LONG_ANSWERS and model.model_type != "3pl":
+        # a long answer set: when its posterior is narrower than the grid's step (as the
+        # first pass would find, and then re-integrate locally), the local grid starts from
+        # the mode and curvature, without the first pass
+        arr = rows if isinstance(rows, np.ndarray) else np.fromiter(rows, dtype=np.intp, count=k)
+        sa, b = _signed_slopes(model, arr)
+        start = _laplace_start(sa, b, model.population_sd)
+        if start is not None and start[1] < 2.0 * bound * model.population_sd / (n_points - 1):
+            mean, sd, settled = _refine_one(sa, b, *start, model.population_sd, n_points)
+            if settled:
+                return mean, sd
+    step, records, ones, moments = single_grid(model, n_points, bound)
     answers = records[rows if isinstance(rows, np.ndarray) else np.fromiter(
         rows, dtype=np.intp, count=k)].view(np.float64).reshape(k, n_points)
     # Log-likelihood at each node: BLAS gemv for short answer sets (single-threaded at this
@@ -157,20 +182,72 @@ def _eap_refined(model: ItemModel, rows: np.ndarray, loglik: np.ndarray, n_point
             _refine(model, rows >> 1, (rows & 1).astype(np.int8), np.zeros(k, dtype=np.int64),
                     np.array([k]), m, s, model.population_sd, n_points)
             return float(m[0]), float(s[0])
-        return _refine_one(model, rows, mean, sd, n_points)
+        return _refine_one(*_signed_slopes(model, rows), mean, sd, model.population_sd,
+                           n_points)[:2]
     return mean, sd
 
 
-def _refine_one(model: ItemModel, rows: np.ndarray, mean: float, sd: float, n_points: int,
-                passes: int = 3) -> tuple[float, float]:
+def _signed_slopes(model: ItemModel, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(s, b)`` of one student's answers (rows of :func:`eap_rows`): ``s_i = a_i (2 y_i -
+    1)``, the slope signed by the answer, so that ``log P(y_i | t) = log logistic(s_i (t -
+    b_i))`` for a model without guessing; ``b_i`` the difficulty."""
+    pos = rows >> 1
+    return model.a[pos] * _SIGNS[rows & 1], model.b[pos]
+
+
+def _laplace_start(sa: np.ndarray, b: np.ndarray, sigma: float, iterations: int = 20
+                   ) -> tuple[float, float] | None:
+    """The posterior's mode ``m`` and ``1 / sqrt(-l''(m))`` for one student of a model
+    without guessing (``sa``, ``b``: :func:`_signed_slopes`; prior ``N(0, sigma^2)``), by
+    Newton's method from 0.
+
+    With ``s_i = a_i (2 y_i - 1)`` and ``q_i = 1 / (1 + exp(s_i (t - b_i)))``::
+
+        l(t)   = sum_i log logistic(s_i (t - b_i)) - t^2 / (2 sigma^2)
+        l'(t)  = sum_i s_i q_i - t / sigma^2
+        -l''(t) = sum_i s_i^2 q_i (1 - q_i) + 1 / sigma^2
+
+    ``l`` is strictly concave (no guessing), so the mode is unique; each step is at most
+    ``sigma`` long.  Stops when a step is below a tenth of ``1 / sqrt(-l'')`` (about the
+    posterior SD), in 3 or 4 steps for 1,000 answers; ``None`` if it has not after
+    ``iterations`` steps (the caller then takes the first pass on the grid).  Each step is
+    a few passes over the ``k`` answers, against ``k x n_points`` entries for a pass on the
+    grid.
+    """
+    sab = sa * b
+    sa2 = sa * sa
+    precision = 1.0 / (sigma * sigma)
+    t = 0.0
+    for _ in range(iterations):
+        e = sa * t
+        e -= sab
+        np.minimum(e, 700.0, out=e)  # exp(700) is finite
+        np.exp(e, out=e)
+        e += 1.0
+        np.reciprocal(e, out=e)  # q
+        slope = float(sa @ e) - t * precision
+        e -= e * e  # q (1 - q)
+        curvature = float(sa2 @ e) + precision
+        step = min(max(slope / curvature, -sigma), sigma)
+        t += step
+        if abs(step) * math.sqrt(curvature) < 0.1:
+            return t, 1.0 / math.sqrt(curvature)
+    return None
+
+
+#: ``2 y - 1`` at ``y`` (0 or 1).
+_SIGNS = np.array([-1.0, 1.0])
+
+
+def _refine_one(sa: np.ndarray, b: np.ndarray, mean: float, sd: float, sigma: float,
+                n_points: int, passes: int = 3) -> tuple[float, float, bool]:
     """:func:`_refine` for one student of a model without guessing (predict's case), with
     scalars for the student's figures: the same local grids and sums, on
     :data:`NARROW_POINTS` nodes where ``a_max h <= NARROW_STEP`` (see the module
-    docstring)."""
-    sa = model.a[rows >> 1] * (2.0 * (rows & 1) - 1.0)  # sign of the answer times a
-    b = model.b[rows >> 1]
-    count = np.array([rows.shape[0]])
-    sigma = model.population_sd
+    docstring).  ``sa``, ``b``: :func:`_signed_slopes`; ``sigma``: the prior SD.  Returns
+    ``(mean, sd, settled)``: ``settled`` is false when the last local grid was still too
+    coarse for the posterior or cut it off."""
+    count = np.array([sa.shape[0]])
     a_max = float(np.abs(sa).max())
     sd = max(sd, _sd_floor(float(np.dot(sa, sa)), sigma))
     for _ in range(passes):
@@ -197,8 +274,8 @@ def _refine_one(model: ItemModel, rows: np.ndarray, mean: float, sd: float, n_po
         mean = float(np.dot(w, grid))
         sd = math.sqrt(max(float(np.dot(w, grid * grid)) - mean * mean, 0.0))
         if not (sd < grid[1] - grid[0] or max(w[0], w[-1]) > EDGE_WEIGHT):
-            break
-    return mean, sd
+            return mean, sd, True
+    return mean, sd, False
 
 
 _FIRST = np.zeros(1, dtype=np.intp)
