@@ -159,7 +159,7 @@ mutation: $(STAMP)
 	$(PY) scripts/mutation.py
 
 # Online evaluation on the public learning logs (../shared/datasets; each skipped if absent):
-# the plain 2PL, every option set and auto, one table per log (README "Online evaluation").
+# the plain 2PL, every option set and auto, one table per log (README "Sparse logs and skills").
 DATASETS := ../shared/datasets
 EVAL_LOGS := assistments2009_lpp assistments2015_lpp spanish_lpp
 evaluate: $(STAMP)

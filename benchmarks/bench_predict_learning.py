@@ -3,7 +3,7 @@ request whose history has 1,000 answers (the request limit), and 10 answers.  Is
 target: <= 1 ms per request for a 1,000-answer history, for both models.
 
 The models: the 2PL and ``recency,skills,pfa`` (the set ``auto`` chooses on this log, README
-"Online evaluation") calibrated on the training file with the defaults.  A request sends a
+"Sparse logs and skills") calibrated on the training file with the defaults.  A request sends a
 history of distinct calibrated items, drawn from the training log's answers (their own
 right/wrong), and asks for one item.  The two models answer the same requests in alternating
 blocks of 25 (within a block a model's lookups stay in cache, as when a server answers with

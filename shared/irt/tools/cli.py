@@ -36,7 +36,8 @@ from irt.tools.common import (
 from irt.tools.csvio import Columns, read_answers_csv, write_scores_csv
 
 EPILOG = ANSWERS_FORMAT + """\
-Only the first attempt per student-item pair is used (earliest answered_at, else file order).
+Only the first attempt per student-item pair is used (earliest answered_at, the incorrect
+one at equal times, else file order).
 
 Examples:
   python -m irt fit answers.csv --model 2pl -o model.json --table
