@@ -193,14 +193,20 @@ def read_json(request: Request, single: bool = False) -> Any:
     :func:`irt.serving.body.decode_single` (a ``Decoded``, for ``predict_decoded``).
 
     Raises:
-        RequestError: 415, 413, 408 (the body did not arrive by the server's read deadline)
-            or 400 (also: a body not in UTF-8).
+        RequestError: 415 (also: a ``Content-Encoding``), 413, 408 (the body did not arrive
+            by the server's read deadline) or 400 (also: a body not in UTF-8, a malformed
+            chunked body).
     """
     environ = request.environ  # read directly: werkzeug's header accessors cost more here
     if environ.get("CONTENT_TYPE") != "application/json" and (
             request.mimetype or "").lower() != "application/json":
         raise RequestError("Content-Type must be application/json", "Content-Type", status=415,
                            code="unsupported_media_type")
+    coding = environ.get("HTTP_CONTENT_ENCODING")
+    if coding is not None and coding.strip().lower() not in ("", "identity"):
+        # a compressed body is not decoded here: refuse it by name (RFC 9110 15.5.16)
+        raise RequestError("Content-Encoding is not supported: send the JSON uncompressed",
+                           "Content-Encoding", status=415, code="unsupported_media_type")
     length = get_content_length(environ)  # None when chunked
     if length is not None and length > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
@@ -213,6 +219,11 @@ def read_json(request: Request, single: bool = False) -> Any:
     except OSError:  # the server's read deadline (server.ReadTimeout), or the client left
         raise RequestError("the body was not received in time", "body", status=408,
                            code="timeout") from None
+    except Exception as exc:  # gunicorn's parser on a malformed chunked body
+        if not type(exc).__module__.startswith("gunicorn."):
+            raise
+        raise RequestError(f"the body is not valid chunked transfer coding: {exc}"[:300],
+                           "body", status=400, code="invalid_request") from None
     if len(raw) > MAX_BODY_BYTES:
         raise RequestError(f"body must be at most {MAX_BODY_BYTES} bytes", "body", status=413,
                            code="too_large")

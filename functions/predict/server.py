@@ -15,7 +15,8 @@ What :class:`BoundedThreadWorker` changes in gunicorn's ``gthread`` worker (guni
   failed), and 200 idle connections queued 5 s each in front of every real request.  Here a
   connection waits in the worker's event loop, which reads without blocking, until its whole
   head - and a body declared with ``Content-Length`` up to ``MAX_BODY_BYTES``, or a chunked
-  body up to its last chunk - has arrived; only then does a thread take it.
+  body up to its last chunk and trailer section (:func:`_chunked_end`) - has arrived; only
+  then does a thread take it.
 * **Deadlines for reading.**  The head must be complete ``READ_HEADER_TIMEOUT_SECONDS``
   (default 5) after the connection is accepted or, on a kept-alive connection, after its
   next request's first byte; the body ``READ_BODY_TIMEOUT_SECONDS`` (default 10) after the
@@ -32,7 +33,10 @@ What :class:`BoundedThreadWorker` changes in gunicorn's ``gthread`` worker (guni
   answered in the API's error format ``{"error": {"code", "message", "field"}}`` with the
   same status gunicorn chose (400, 414, 431, 501...), not gunicorn's HTML page, and logged as
   one JSON line.
-* **Refusals that reach the client.**  A refusal from the event loop (414, 431, 408) is sent,
+* **Transfer codings.**  A ``Transfer-Encoding`` with any coding but ``chunked`` (``gzip,
+  chunked``, which gunicorn passed on undecoded; ``xchunked``) is a JSON 501 from the event
+  loop; a malformed chunked body is a 400 naming ``body`` (``main.py``).
+* **Refusals that reach the client.**  A refusal from the event loop (414, 431, 408, 501) is sent,
   then the connection is half-closed (``shutdown(SHUT_WR)``: the client reads the answer and
   the end of the stream) and whatever the client is still sending is read and dropped - at
   most :data:`LINGER_BYTES`, for at most :data:`LINGER_SECONDS` - before it is closed: closed
@@ -54,10 +58,12 @@ import contextlib
 import errno
 import json
 import os
+import re
 import selectors
 import socket
 import sys
 import time
+import uuid
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -121,11 +127,15 @@ def _log_line(**fields: Any) -> None:
         pass
 
 
-def error_response(status: int, reason: str, code: str, message: str, field: str) -> bytes:
-    """A complete ``Connection: close`` HTTP/1.1 response carrying the API's JSON error."""
+def error_response(status: int, reason: str, code: str, message: str, field: str,
+                   request_id: str) -> bytes:
+    """A complete ``Connection: close`` HTTP/1.1 response carrying the API's JSON error and
+    ``X-Request-Id`` (a refused head is not read for the caller's own: a new random id, also
+    in the refusal's log line)."""
     body = json.dumps({"error": {"code": code, "message": message, "field": field}}).encode()
     head = (f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n")
+            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+            f"X-Request-Id: {request_id}\r\n\r\n")
     return head.encode("latin-1") + body
 
 
@@ -160,10 +170,13 @@ _REFUSALS: tuple[tuple[type[Exception], int, str, str, str], ...] = (
 )
 
 
-def _head_facts(head: bytes) -> tuple[int | None, bool, bool]:
-    """``(Content-Length or None, chunked, expects 100-continue)`` of a raw request head, for
-    deciding how much to read ahead; gunicorn's parser still validates the head itself."""
-    length, chunked, expect = None, False, False
+def _head_facts(head: bytes) -> tuple[int | None, bool, bool, bool]:
+    """``(Content-Length or None, chunked, expects 100-continue, another transfer coding)``
+    of a raw request head, for deciding how much to read ahead; gunicorn's parser still
+    validates the head itself.  ``chunked`` when the last coding is (RFC 9112 section 6.3);
+    another coding (``gzip, chunked``, ``xchunked``), which gunicorn would pass through
+    undecoded or refuse, is refused here."""
+    length, chunked, expect, other = None, False, False, False
     for line in head.split(b"\r\n")[1:]:
         name, _, value = line.partition(b":")
         name = name.strip().lower()
@@ -171,10 +184,47 @@ def _head_facts(head: bytes) -> tuple[int | None, bool, bool]:
             value = value.strip()
             length = int(value) if value.isdigit() and len(value) < 19 else None
         elif name == b"transfer-encoding":
-            chunked = value.strip().lower().endswith(b"chunked")
+            codings = [c.strip() for c in value.lower().split(b",")]
+            chunked = codings[-1] == b"chunked"
+            other = other or any(c != b"chunked" for c in codings)
         elif name == b"expect":
             expect = True
-    return length, chunked, expect
+    return length, chunked, expect, other
+
+
+_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]{1,16}")
+#: A chunk-size line (size and extensions) or a trailer line longer than this ends the read
+#: ahead: gunicorn's parser, reading on in a thread, decides.
+MAX_CHUNK_LINE = 8192
+
+
+def _chunked_end(buf: bytes | bytearray, at: int) -> tuple[bool, int]:
+    """Whether a chunked body whose next chunk-size line starts at ``at`` of ``buf`` is all
+    here - the last chunk (size 0, extensions allowed) and the trailer section up to its
+    empty line - and where to resume: ``(done, at)``.  A line that is not a chunk size
+    counts as done: the request goes to a thread, where gunicorn's parser refuses it (400).
+    Resumed chunk by chunk, so a body of many small chunks is scanned once."""
+    n = len(buf)
+    while True:
+        eol = buf.find(b"\r\n", at, at + MAX_CHUNK_LINE)
+        if eol < 0:
+            return n - at >= MAX_CHUNK_LINE, at
+        size = bytes(buf[at:eol]).split(b";", 1)[0].strip(b" \t")
+        if _CHUNK_SIZE.fullmatch(size) is None:
+            return True, at
+        length = int(size, 16)
+        if length == 0:  # the last chunk: then trailer lines, up to an empty one
+            line = eol + 2
+            while True:
+                end = buf.find(b"\r\n", line, line + MAX_CHUNK_LINE)
+                if end < 0:
+                    return n - line >= MAX_CHUNK_LINE, at
+                if end == line:
+                    return True, at
+                line = end + 2
+        if eol + 2 + length + 2 > n:
+            return False, at
+        at = eol + 2 + length + 2
 
 
 class BoundedThreadWorker(ThreadWorker):
@@ -212,6 +262,7 @@ class BoundedThreadWorker(ThreadWorker):
         conn.rbuf = bytearray()
         conn.head_end = None
         conn.need = None
+        conn.chunk_at = None  # a chunked body: where its next chunk-size line starts
         conn.read_deadline = time.monotonic() + READ_HEADER_TIMEOUT
         self._reading.add(conn)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
@@ -248,7 +299,12 @@ class BoundedThreadWorker(ThreadWorker):
             if conn not in self._reading:  # refused above
                 return
             conn.head_end = end + 4
-            length, chunked, expect = _head_facts(bytes(buf[:end]))
+            length, chunked, expect, other = _head_facts(bytes(buf[:end]))
+            if other:
+                self._refuse(conn, 501, "Not Implemented", "unsupported_transfer_encoding",
+                             "Transfer-Encoding must be chunked (or absent, with a "
+                             "Content-Length)", "Transfer-Encoding")
+                return
             if expect:
                 conn.need = conn.head_end  # the client waits for 100 Continue: go now
             elif length is not None and length <= BUFFER_BODY_BYTES:
@@ -262,9 +318,10 @@ class BoundedThreadWorker(ThreadWorker):
             self._dispatch(conn)
             return
         if conn.need == -1:
-            body = len(buf) - conn.head_end
-            if not (buf.endswith(b"0\r\n\r\n") or body > BUFFER_BODY_BYTES + 65536):
-                return
+            if len(buf) - conn.head_end <= BUFFER_BODY_BYTES + 65536:
+                done, conn.chunk_at = _chunked_end(buf, conn.chunk_at or conn.head_end)
+                if not done:
+                    return
         elif len(buf) < conn.need:
             return
         self._dispatch(conn)
@@ -290,9 +347,11 @@ class BoundedThreadWorker(ThreadWorker):
 
     def _refuse(self, conn: Any, status: int, reason: str, code: str, message: str,
                 field: str) -> None:
-        _send_nonblocking(conn.sock, error_response(status, reason, code, message, field))
+        request_id = uuid.uuid4().hex
+        _send_nonblocking(conn.sock, error_response(status, reason, code, message, field,
+                                                    request_id))
         _log_line(severity="WARNING", message="request refused by the server", status=status,
-                  error_code=code, error_field=field)
+                  error_code=code, error_field=field, request_id=request_id)
         self._linger(conn)
 
     def _linger(self, conn: Any) -> None:
@@ -367,10 +426,13 @@ class BoundedThreadWorker(ThreadWorker):
         for kind, status, reason, code, field in _REFUSALS:
             if isinstance(exc, kind):
                 message = _refusal_message(exc, field, self.cfg)
+                request_id = uuid.uuid4().hex
                 _log_line(severity="WARNING", message="request refused by the server",
-                          status=status, error_code=code, error_field=field)
+                          status=status, error_code=code, error_field=field,
+                          request_id=request_id)
                 with contextlib.suppress(OSError):
-                    client.sendall(error_response(status, reason, code, message, field))
+                    client.sendall(error_response(status, reason, code, message, field,
+                                                  request_id))
                 return
         super().handle_error(req, client, addr, exc)
 

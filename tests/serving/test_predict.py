@@ -396,3 +396,25 @@ def test_batch_answers_equal_single_answers(client) -> None:
                                               {"responses": [{"item_id": " ", "correct": 1}]}]})
     assert bad.status_code == 400
     assert bad.get_json()["error"]["field"] == "students[1].responses[0].item_id"
+
+
+def test_unknown_ids_are_listed_once_in_first_seen_order(client) -> None:
+    # Each id once, where it was first seen (answers first, then requested items, candidates,
+    # exclusions); the lists are built with dict.fromkeys, not by scanning the list per id
+    # (which made 29 students x 5,000 unknown ids cost seconds).
+    answers = [{"item_id": "u1", "correct": True}, {"item_id": "q0", "correct": False}]
+    items = ["u2", "q1", "u1", "u2", "u3", "q1"]
+    single = client.post("/predict", json={"responses": answers, "items": items}).get_json()
+    assert single["unknown_items"] == ["u1", "u2", "u3"]
+    assert list(single["probabilities"]) == ["q1"]
+    batch = client.post("/predict", json={"students": [
+        {"student_id": "a", "responses": answers, "items": items},
+        {"student_id": "b", "responses": [], "items": ["u3", "u3", "u4"]}]}).get_json()
+    assert [r["unknown_items"] for r in batch["results"]] == [["u1", "u2", "u3"], ["u3", "u4"]]
+    nxt = client.post("/next-items", json={"responses": answers, "k": 2,
+                                           "candidates": ["u5", "q2", "u1", "q3", "u5"],
+                                           "exclude": ["u6", "u5", "u6"]}).get_json()
+    assert nxt["unknown_items"] == ["u1", "u5", "u6"]
+    many = [f"x{k}" for k in range(4990)]  # with 10 repeats: MAX_ITEMS (5,000)
+    big = client.post("/predict", json={"responses": [], "items": many + many[:10]}).get_json()
+    assert big["unknown_items"] == many

@@ -64,10 +64,11 @@ def live_url(live: LiveServer) -> str:
 
 # --------------------------------------------------------------------------- HTTP helpers
 def call(url: str, method: str = "GET", body: Any = None, *, raw: bytes | None = None,
-         content_type: str | None = "application/json") -> tuple[int, dict[str, str], Any]:
+         content_type: str | None = "application/json", headers: dict[str, str] | None = None
+         ) -> tuple[int, dict[str, str], Any]:
     """``(status, headers, parsed JSON body)``; an HTTP error status is returned, not raised."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
-    req = urllib.request.Request(url, data=data, method=method)
+    req = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     if content_type is not None and data is not None:
         req.add_header("Content-Type", content_type)
     try:
@@ -273,6 +274,102 @@ def test_a_refused_client_still_sending_reads_its_answer(live_url: str) -> None:
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 414 "), data[:300]
     assert_error(json.loads(body), "too_large", "request line")
+
+
+_CHUNKED = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n")
+_DOC = b'{"responses": [{"item_id": "q0", "correct": true}], "items": ["q1"]}'
+
+
+def _chunks(doc: bytes, last: bytes = b"0\r\n\r\n") -> bytes:
+    """``doc`` as two chunks, then ``last`` (the last chunk and the trailer section)."""
+    half = len(doc) // 2
+    return b"".join(b"%x\r\n%s\r\n" % (len(part), part)
+                    for part in (doc[:half], doc[half:])) + last
+
+
+@pytest.mark.parametrize("body", [b"zz\r\nab\r\n0\r\n\r\n", b" 5\r\nhello\r\n0\r\n\r\n",
+                                  b"-5\r\nhello\r\n0\r\n\r\n", b"5\r\nhelloXX0\r\n\r\n"],
+                         ids=["not-hex", "space", "negative", "no-terminator"])
+def test_a_malformed_chunked_body_is_a_json_400(live: LiveServer, body: bytes) -> None:
+    """gunicorn's parser raises on a bad chunk while the application reads the body: that
+    was a 500 with a stack trace in the log, now a 400 naming ``body``."""
+    status, headers, raw = raw_exchange(live.url, _CHUNKED + b"Connection: close\r\n\r\n"
+                                        + body)
+    assert status == 400, raw[:300]
+    assert_error(json.loads(raw), "invalid_request", "body")
+    assert headers["x-request-id"]
+    assert "Traceback" not in live.output(20_000)
+
+
+@pytest.mark.parametrize("last", [b"0\r\n\r\n", b"0;name=value\r\n\r\n",
+                                  b"0\r\nX-Trailer: 1\r\nX-Other: 2\r\n\r\n"],
+                         ids=["plain", "last-chunk-extension", "trailers"])
+def test_chunked_bodies_are_answered_whatever_their_last_chunk(live_url: str,
+                                                                last: bytes) -> None:
+    """The read-ahead waited for a buffer ending in ``0\\r\\n\\r\\n``: a last chunk
+    with an extension or trailer fields, both valid (RFC 9112 7.1), waited out the body
+    deadline and got a 408. Now it parses the chunks."""
+    status, _, raw = raw_exchange(live_url, _CHUNKED + b"Connection: close\r\n\r\n"
+                                  + _chunks(_DOC, last), timeout=5)
+    assert status == 200, raw[:300]
+    assert set(json.loads(raw)["probabilities"]) == {"q1"}
+
+
+def test_a_request_pipelined_after_a_chunked_one_is_answered(live_url: str) -> None:
+    """A chunked request and, on the same connection without waiting, a second one: the
+    read-ahead waited for the buffer to end with the last chunk, which the second request
+    followed, so neither was answered (408 after 10 s)."""
+    host, port = live_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(_CHUNKED + b"\r\n" + _chunks(_DOC)
+                     + b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert re.findall(rb"HTTP/1\.1 (\d{3}) ", data) == [b"200", b"200"], data[:600]
+
+
+@pytest.mark.parametrize("coding", [b"gzip, chunked", b"deflate", b"identity"])
+def test_transfer_codings_other_than_chunked_are_a_json_501(live_url: str,
+                                                            coding: bytes) -> None:
+    """gunicorn passed ``gzip, chunked`` on with the body undecoded (a plain body was
+    answered): any coding but ``chunked`` is a 501 naming the header, from the event loop."""
+    status, headers, raw = raw_exchange(live_url, (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Transfer-Encoding: " + coding + b"\r\n\r\n" + _chunks(_DOC)))
+    assert status == 501, raw[:300]
+    assert_error(json.loads(raw), "unsupported_transfer_encoding", "Transfer-Encoding")
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-request-id"])
+
+
+def test_a_compressed_body_is_a_415_naming_content_encoding(live_url: str) -> None:
+    """A ``Content-Encoding`` (which nothing decodes) was read as the JSON itself: a gzip body
+    got a 400 about UTF-16, a plain body sent as ``br`` a 200. Now a 415 naming the header;
+    ``identity`` is no coding."""
+    import gzip
+
+    for coding, raw in (("gzip", gzip.compress(_DOC)), ("br", _DOC)):
+        status, _, body = call(f"{live_url}/predict", "POST", raw=raw,
+                               headers={"Content-Encoding": coding})
+        assert status == 415, (coding, body)
+        assert_error(body, "unsupported_media_type", "Content-Encoding")
+    status, _, body = call(f"{live_url}/predict", "POST", raw=_DOC,
+                           headers={"Content-Encoding": "identity"})
+    assert status == 200, body
+
+
+def test_an_encoded_surrogate_is_invalid_utf8(live_url: str) -> None:
+    """The bytes ED A0 80 (a surrogate encoded as if UTF-8) are not UTF-8: the standard
+    library's fallback decoded them with ``surrogatepass`` and answered 200. Now a 400; the
+    JSON escape ``\\ud800`` (valid JSON text) is still answered."""
+    raw = b'{"responses": [{"item_id": "a\xed\xa0\x80", "correct": 1}]}'
+    status, _, body = call(f"{live_url}/predict", "POST", raw=raw)
+    assert status == 400, body
+    assert_error(body, "invalid_json", "body")
+    status, _, body = call(f"{live_url}/predict", "POST",
+                           raw=b'{"responses": [{"item_id": "a\\ud800", "correct": 1}]}')
+    assert status == 200 and body["unknown_items"] == ["a\ud800"], body
 
 
 @pytest.mark.parametrize("case", ["one-big-field", "too-many-fields", "huge-head"])

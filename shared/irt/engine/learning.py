@@ -1090,10 +1090,12 @@ def predict_one(model: ItemModel, item_ids: Sequence[str], correct: Sequence[int
                 q = None if provisional is None else provisional(item)
                 if q is not None:
                     by_skill[item] = q
-                    if item not in provisional_items:
-                        provisional_items.append(item)
-                elif item not in unknown:
+                    provisional_items.append(item)
+                else:
                     unknown.append(item)
+            # each id once, in first-seen order (a list scanned per id was quadratic)
+            provisional_items = list(dict.fromkeys(provisional_items))
+            unknown = list(dict.fromkeys(unknown))
             names = [items[k] for k in np.flatnonzero(sel >= 0).tolist()]
             sel = sel[sel >= 0]
     probs = probabilities(model, spec, post, sel) if sel.size else np.zeros(0)

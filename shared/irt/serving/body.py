@@ -48,7 +48,9 @@ def parse_json(raw: bytes) -> Any:
     is a colon too), so equal counts mean no pair was dropped.  Texts with a backslash, with
     a run of 19+ digits (an integer orjson would turn into a float), or that orjson refuses
     (it also refuses lone surrogates and non-UTF-8 encodings, which the standard library
-    accepts) go through the standard library with a duplicate-key hook.
+    accepts) go through the standard library with a duplicate-key hook, on the text decoded
+    as strict UTF-8 (a lone surrogate written as a ``\\ud800`` escape is valid JSON text and
+    kept; one encoded as bytes is invalid UTF-8 and refused).
 
     Args:
         raw: the request body.
@@ -65,7 +67,11 @@ def parse_json(raw: bytes) -> Any:
                 return value
         except (orjson.JSONDecodeError, orjson.JSONEncodeError):
             pass  # the standard library decides, and names the error
-    return json.loads(raw, parse_constant=_reject_constant, object_pairs_hook=_no_duplicates)
+    # decoded here, strictly: json.loads on bytes would decode UTF-8 with "surrogatepass",
+    # accepting an encoded surrogate (ED A0 80), which is not UTF-8 (a leading byte-order
+    # mark is allowed, as RFC 8259 section 8.1 permits)
+    return json.loads(raw.decode("utf-8-sig"), parse_constant=_reject_constant,
+                      object_pairs_hook=_no_duplicates)
 
 
 def dumps(body: dict[str, Any]) -> bytes:

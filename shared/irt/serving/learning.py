@@ -105,12 +105,12 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     else:
         cand, missing = model.lookup(list(dict.fromkeys(req.candidates)))
         pool = np.unique(cand[cand >= 0])
-        unknown += [m for m in missing if m not in unknown]
+        unknown = list(dict.fromkeys([*unknown, *missing]))
     never = pos
     if req.exclude is not None:
         excl, missing = model.lookup(list(dict.fromkeys(req.exclude)))
         never = np.concatenate([pos, excl[excl >= 0]])
-        unknown += [m for m in missing if m not in unknown]
+        unknown = list(dict.fromkeys([*unknown, *missing]))
     pool = pool[~np.isin(pool, never)]
     p = probabilities(model, spec, post, pool) if pool.size else np.zeros(0)
     info = model.a[pool] ** 2 * p * (1.0 - p)

@@ -250,14 +250,16 @@ def _single_answer(model: ItemModel, theta: float, se: float, n: int, unknown: l
                     continue
                 q = None if lookup is None else lookup(item)
                 if q is None:
-                    if item not in unknown:
-                        unknown.append(item)
+                    unknown.append(item)
                     continue
                 names.append(item)
                 skill_rows.append(q)
                 own.append(False)
-                if item not in provisional:
-                    provisional.append(item)
+                provisional.append(item)
+            # each id once, in first-seen order (a list scanned per id was quadratic: 5,000
+            # unknown ids per student cost seconds)
+            unknown[:] = dict.fromkeys(unknown)
+            provisional[:] = dict.fromkeys(provisional)
             if skill_rows:
                 mask = np.array(own)
                 probs = np.empty(len(names))
@@ -645,8 +647,9 @@ def _score_batch(model: ItemModel, method: str, sids: list[str | None], counts: 
             miss = unknown[req_owner[k]] if q is None else provisional[req_owner[k]]
             if q is not None:
                 skill_row[k] = q
-            if item not in miss:
-                miss.append(item)
+            miss.append(item)
+        for miss in (*unknown, *provisional):  # each id once, in first-seen order
+            miss[:] = dict.fromkeys(miss)
         shown = ok | (skill_row >= 0)
     po = req_owner[shown]
     if skill_row is not None and (skill_row >= 0).any():
@@ -725,7 +728,8 @@ def controls(model: ItemModel, request: NextRequest, answered: np.ndarray
         return base, []
     mapping = item_skills(model)
     skill_ids, skill_of = mapping if mapping is not None else ((), np.zeros(0, np.int64))
-    unknown = [s for s in named if s not in skill_ids]
+    known = set(skill_ids)
+    unknown = [s for s in named if s not in known]
     caps = shares = None
     if request.skill_caps is not None:
         caps = np.array([min(request.skill_caps.get(s, np.inf), 1e18) for s in skill_ids],
@@ -805,12 +809,12 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
     if req.candidates is not None:
         looked, missing = model.lookup(list(dict.fromkeys(req.candidates)))
         cand_pos = looked[looked >= 0]
-        unknown += [m for m in missing if m not in unknown]
+        unknown = list(dict.fromkeys([*unknown, *missing]))
     never = pos
     if req.exclude is not None:
         looked, missing = model.lookup(list(dict.fromkeys(req.exclude)))
         never = np.concatenate([pos, looked[looked >= 0]])
-        unknown += [m for m in missing if m not in unknown]
+        unknown = list(dict.fromkeys([*unknown, *missing]))
     settings, unknown_skills = controls(model, req, pos)
     chosen = next_items(model, theta, req.k, strategy=req.strategy, target=req.target,
                         exclude=never, candidates=cand_pos, controls=settings)
