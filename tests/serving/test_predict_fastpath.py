@@ -109,7 +109,6 @@ def test_duplicate_keys_are_refused(main: Any, raw: bytes) -> None:
     b'{"s": "\\ud800"}',  # a lone surrogate: orjson refuses, the standard library reads it
     b'\xef\xbb\xbf{"a": 1}',  # a byte-order mark
     '{"a": "\u00e9:\u4e2d"}'.encode(),
-    '{"a": 1}'.encode("utf-16"),
     b' \t\r\n{"a": [1, 2.5, -0.0, true, false, null, "x"]}\n',
     b"[" * 300 + b"]" * 300,  # deeper than orjson writes back, within the stdlib's reach
 ])
@@ -117,6 +116,16 @@ def test_valid_documents_read_as_the_standard_library_reads_them(main: Any, raw:
                                                                  ) -> None:
     assert outcome(body.parse_json, raw) == outcome(strict_stdlib, raw)
     assert outcome(body.parse_json, raw)[0] == "ok"
+
+
+@pytest.mark.parametrize("raw", ['{"a": 1}'.encode("utf-16"), '{"a": 1}'.encode("utf-32"),
+                                 b'{"s": "\xed\xa0\x80"}', b'{"s": "a\xed\xbf\xbfb"}'])
+def test_only_utf8_text_is_read(main: Any, raw: bytes) -> None:
+    # The standard library decodes bytes by guessing UTF-16/32 and with "surrogatepass" (an
+    # encoded surrogate is not UTF-8); parse_json reads UTF-8 only (RFC 8259 section 8.1).
+    assert outcome(strict_stdlib, raw)[0] == "ok"
+    with pytest.raises(UnicodeDecodeError):
+        body.parse_json(raw)
 
 
 def test_plain_documents_skip_the_standard_library(main: Any, monkeypatch) -> None:
