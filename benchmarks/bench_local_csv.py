@@ -34,12 +34,12 @@ WINDOW = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2027, 1, 1, tzinfo=UTC))
 class SniffedSource(DuckDBSource):
     """The reader before issue 17 item 14: types detected over the whole file."""
 
-    def __init__(self, path: Path) -> None:
-        super().__init__(path)
-        literal = "'" + str(path).replace("'", "''") + "'"
-        self.con.execute("DROP VIEW answers")
-        self.con.execute("CREATE VIEW answers AS SELECT * FROM "
-                         f"read_csv({literal}, header = true, sample_size = -1)")
+    def _open(self) -> None:  # the view, created on first use as DuckDBSource's is
+        if not self._opened:
+            literal = "'" + str(self.path).replace("'", "''") + "'"
+            self.con.execute("CREATE OR REPLACE VIEW answers AS SELECT * FROM "
+                             f"read_csv({literal}, header = true, sample_size = -1)")
+            self._opened = True
 
 
 def write_log(path: Path, rows: int, bad_every: int) -> None:

@@ -566,6 +566,34 @@ def test_a_canary_failure_stops_the_publish(tmp_path) -> None:
     assert line["severity"] == "ERROR" and not line["passed"]
     statuses = {v.version: v.status for v in describe(LocalStore(tmp_path / "models"))}
     assert statuses[again.body["version"]] == "unpublished"
+    # the version's report records the failure, so a rerun of the same window and data takes
+    # it over at once (it answered 409 version_busy for 30 minutes: the report said accepted)
+    report = json.loads(LocalStore(tmp_path / "models").get(again.body["version"],
+                                                            "report.json"))
+    assert report["canary_failed"] == again.body["error"].split("; ")
+    retry, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z", days=60, store=store)
+    assert retry.status == 422 and retry.body["status"] == "canary_failed", retry.body
+    store.tamper = False
+    fixed, _ = refresh(tmp_path, log, "2026-11-01T00:00:00Z", days=60, store=store)
+    assert fixed.status == 200 and fixed.body["status"] == "published", fixed.body
+    assert fixed.body["version"] == again.body["version"]
+    assert LocalStore(tmp_path / "models").read_pointer()[0] == again.body["version"]
+    assert "canary_failed" not in json.loads(LocalStore(tmp_path / "models").get(
+        again.body["version"], "report.json"))
+
+
+def test_a_rasch_model_passes_the_canary_and_is_published(tmp_path) -> None:
+    # A Rasch fit estimates the population SD (not 1): the canary compared the served SD of
+    # no answers, rounded to 6 decimals, with the unrounded SD to 1e-9, so no Rasch model
+    # could ever be published (422 canary_failed).
+    result, logs = refresh(tmp_path, two_windows(tmp_path), "2026-10-24T00:00:00Z",
+                           MODEL_TYPE="rasch")
+    assert result.status == 200 and result.body["status"] == "published", result.body
+    (line,) = logs.events("canary")
+    assert line["passed"]
+    model = json.loads(LocalStore(tmp_path / "models").get(result.body["version"],
+                                                           "model.json"))
+    assert model["model_type"] == "rasch" and model["population"]["sd"] != 1.0
 
 
 def test_a_refresh_alerts_when_a_simpler_model_predicts_better(tmp_path) -> None:

@@ -101,3 +101,28 @@ def test_a_version_id_with_a_trailing_newline_is_refused(tmp_path, capsys):
     with pytest.raises(ValueError):
         check_version("v1\n")
     assert ops_main(["--dir", str(tmp_path), "rollback", "v1\n"]) == 2
+
+
+def test_an_unreadable_log_file_is_a_503_and_a_fixed_one_is_read_next_time(
+        monkeypatch, tmp_path):
+    # A ragged CSV (DuckDB cannot sniff its dialect) failed when the instance started: a 500
+    # "misconfigured" carrying DuckDB's whole message, kept until the instance restarted.
+    # Now the file is read at the request: 503 source_unavailable with the first line of
+    # the message, and the next request reads the fixed file.
+    for key in ENV_KEYS:
+        monkeypatch.delenv(key, raising=False)
+    good = write_csv(simulated_rows(300, 20, 12, seed=21), tmp_path / "log.csv").read_text()
+    log = tmp_path / "log.csv"
+    log.write_text(good + "s0,i0\ns1,i1,1,2026-10-15 10:00:00,extra,more\n" + "\xff\n")
+    monkeypatch.setenv("SOURCE_FILE", str(log))
+    monkeypatch.setenv("MODEL_DIR", str(tmp_path / "md"))
+    monkeypatch.setenv("DATA_MIN_ANSWERS", "50")
+    app = functions_framework.create_app(target="prepare", source=SOURCE).test_client()
+    r = app.post("/", json={"window_end": "2026-11-01T00:00:00Z", "window_days": 61})
+    assert r.status_code == 503, r.get_data(as_text=True)[:300]
+    body = r.get_json()
+    assert body["status"] == "source_unavailable"
+    assert body["error"].startswith("cannot read log.csv: ") and "\n" not in body["error"]
+    log.write_text(good)
+    r = app.post("/", json={"window_end": "2026-11-01T00:00:00Z", "window_days": 61})
+    assert r.status_code == 200 and r.get_json()["status"] == "published", r.get_json()

@@ -872,7 +872,7 @@ CLAIM_LEASE_SECONDS = 1800.0
 def _claim_taken(run: Run, version: str) -> bool:
     """Another run wrote ``version``'s ``prepared.csv.gz`` first.  ``True``: it is published
     (serving or ``PUBLISHED``), leave it.  ``False``: its writer will not publish it (its
-    report says ``dry_run`` or ``rejected``) or died (claim older than
+    report says ``dry_run`` or ``rejected``, or records ``canary_failed``) or died (claim older than
     :data:`CLAIM_LEASE_SECONDS`): rewrite it.  Otherwise raise :class:`_StopError` 409
     ``version_busy``: its writer may still publish it, and its files must not change."""
     store = run.store
@@ -880,10 +880,11 @@ def _claim_taken(run: Run, version: str) -> bool:
         return True
     report = store.get(version, "report.json")
     try:
-        decision = parse_document(report).get("decision") if report else None
+        doc = parse_document(report) if report else {}
+        decision, failed = doc.get("decision"), doc.get("canary_failed")
     except (ValueError, AttributeError):
-        decision = None
-    if decision in ("dry_run", "rejected"):
+        decision, failed = None, None
+    if decision in ("dry_run", "rejected") or failed:
         return False
     created = store.created(version, "prepared.csv.gz")
     if created is None or time.time() - created > CLAIM_LEASE_SECONDS:
@@ -952,8 +953,28 @@ def run_canary(run: Run, candidate: Candidate) -> None:
              severity="ERROR" if problems else "INFO", event="canary", since=t0,
              version=version, problems=problems, **figures)
     if problems:
+        _mark_canary_failed(run, version, problems)
         raise _StopError(422, "canary_failed", "; ".join(problems), version=version,
                          decision=candidate.decision)
+
+
+def _mark_canary_failed(run: Run, version: str, problems: list[str]) -> None:
+    """Record in the unpublished version's ``report.json`` (``canary_failed``: the problems)
+    that its writer will not publish it, so that the next run of the same window and data
+    takes the version over at once (:func:`_claim_taken`) instead of answering 409
+    ``version_busy`` for :data:`CLAIM_LEASE_SECONDS`.  Best effort: on a store failure the
+    lease still ends the claim."""
+    try:
+        raw = run.store.get(version, "report.json")
+        doc = parse_document(raw) if raw else {}
+        if isinstance(doc, dict):
+            doc["canary_failed"] = problems
+            run.store.put(version, "report.json",
+                          json.dumps(doc, indent=1, default=str).encode(), "application/json")
+    except Exception as exc:  # the 422 stands either way
+        run.say("WARNING", "canary failure not recorded in report.json",
+                event="canary_not_recorded",
+                version=version, error=f"{type(exc).__name__}: {exc}"[:300])
 
 
 def publish(run: Run, candidate: Candidate, serving: Serving) -> None:

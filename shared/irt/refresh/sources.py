@@ -178,27 +178,47 @@ class DuckDBSource:
         self.con.execute("SET memory_limit = ?", [memory_limit])
         self.con.execute("SET temp_directory = ?",
                          [os.path.join(tempfile.gettempdir(), f"duckdb-{os.getpid()}")])
-        name = self.path.name.lower()
+        self._time_column = (columns or SourceColumns()).answered_at.lower()
+        self._opened = False
+
+    def _open(self) -> None:
+        """Create the ``answers`` view on first use, not at construction: a file DuckDB cannot
+        read (a ragged CSV, not UTF-8) is then a :class:`SourceError` of the request that
+        reads it (503 ``source_unavailable``, its first line of DuckDB's message), and a
+        fixed file is read by the next request, where an error at construction stuck to the
+        instance as ``misconfigured``."""
+        if self._opened:
+            return
         # DDL takes no parameters: the path is a quoted literal (quotes doubled).
         literal = "'" + str(self.path).replace("'", "''") + "'"
-        if name.endswith(".parquet"):
-            self.con.execute(f"CREATE VIEW answers AS SELECT * FROM read_parquet({literal})")
-            return
-        self.con.execute(f"CREATE VIEW raw_answers AS SELECT * FROM read_csv({literal}, "
-                         "header = true, all_varchar = true)")
-        time_column = (columns or SourceColumns()).answered_at.lower()
-        present = [r[0] for r in self.con.execute("DESCRIBE raw_answers").fetchall()]
-        cast = [c for c in present if c.lower() == time_column]
-        # the column name comes from the file: quoted as an identifier (quotes doubled)
-        replace = "".join(
-            f" REPLACE (TRY_CAST({_ident(c)} AS TIMESTAMPTZ) AS {_ident(c)})" for c in cast)
-        self.con.execute(f"CREATE VIEW answers AS SELECT *{replace} FROM raw_answers")
+        try:
+            if self.path.name.lower().endswith(".parquet"):
+                self.con.execute("CREATE OR REPLACE VIEW answers AS SELECT * FROM "
+                                 f"read_parquet({literal})")
+            else:
+                self.con.execute(f"CREATE OR REPLACE VIEW raw_answers AS SELECT * FROM "
+                                 f"read_csv({literal}, header = true, all_varchar = true)")
+                present = [r[0] for r in self.con.execute("DESCRIBE raw_answers").fetchall()]
+                cast = [c for c in present if c.lower() == self._time_column]
+                # the column name comes from the file: quoted as an identifier (quotes
+                # doubled)
+                replace = "".join(f" REPLACE (TRY_CAST({_ident(c)} AS TIMESTAMPTZ) AS "
+                                  f"{_ident(c)})" for c in cast)
+                self.con.execute(f"CREATE OR REPLACE VIEW answers AS SELECT *{replace} "
+                                 "FROM raw_answers")
+            self.con.execute("DESCRIBE answers").fetchall()  # the file is read here
+        except Exception as exc:
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+            raise SourceError(f"cannot read {self.path.name}: {first}"[:300]) from exc
+        self._opened = True
 
     def schema(self) -> dict[str, str]:
+        self._open()
         rows = self.con.execute("DESCRIBE answers").fetchall()
         return {r[0]: str(r[1]) for r in rows}
 
     def query(self, sql: str, params: QueryParams) -> Any:
+        self._open()
         try:
             text = to_duckdb(sql)
             return self.con.execute(text, params.values(text, "$")).to_arrow_table()
