@@ -301,6 +301,14 @@ MUTANTS = (
     Mutant("Newton's step taken the wrong way", "infrastructure 2",
            ((ABILITY, "        t += step\n", "        t -= step\n"),),
            (f"{TAB}::test_long_answer_sets_start_from_the_mode_and_agree_with_the_first_pass",)),
+    # the canary's two bugs found by the prepare audit (infrastructure 6)
+    Mutant("canary compares the served SD with the unrounded population SD", "infrastructure 6",
+           (("shared/irt/serving/probe.py", "round(model.population_sd, 6)",
+             "model.population_sd"),),
+           (f"{TM}::test_a_rasch_model_passes_the_canary_and_is_published",)),
+    Mutant("canary failure not recorded for the next run", "infrastructure 6",
+           ((PIPE, "        _mark_canary_failed(run, version, problems)\n", ""),),
+           (f"{TM}::test_a_canary_failure_stops_the_publish",)),
 )
 
 
