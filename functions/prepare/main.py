@@ -49,7 +49,8 @@ def _build() -> tuple[RefreshConfig | None, Any, Any, str | None]:
         if config.table:
             from irt.refresh.sources import BigQuerySource
 
-            source: Any = BigQuerySource(config.table, location=config.location)
+            source: Any = BigQuerySource(config.table, location=config.location,
+                                         storage_api=config.storage_api)
         else:
             from irt.refresh.sources import DuckDBSource
 

@@ -15,6 +15,7 @@ from emulators import CALL_TIMEOUT, short_retry
 
 from irt.engine.artifact import load_model
 from irt.errors import PointerConflictError
+from irt.refresh.config import RefreshConfig
 from irt.store import GCSStore
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -86,6 +87,21 @@ def test_misconfiguration_is_a_clear_500(monkeypatch, tmp_path):
     r = client.post("/")
     assert r.status_code == 500
     assert "BQ_TABLE" in r.get_json()["error"]["message"]
+
+
+def test_bq_storage_api_is_validated_and_shapes_no_version(monkeypatch, tmp_path):
+    # BQ_STORAGE_API was read at query time and any value but "0" meant on: now a boolean
+    # of the configuration (a bad value is misconfigured, naming it), outside the digest.
+    client = app_for(monkeypatch, MODEL_DIR=str(tmp_path), BQ_TABLE="my-project.lms.answers",
+                     BQ_STORAGE_API="maybe")
+    r = client.post("/")
+    assert r.status_code == 500 and r.get_json()["error"]["code"] == "misconfigured"
+    assert "BQ_STORAGE_API" in r.get_json()["error"]["message"]
+    base = {"SOURCE_FILE": "x.csv", "MODEL_DIR": str(tmp_path)}
+    on, off = (RefreshConfig.from_env({**base, **extra})
+               for extra in ({}, {"BQ_STORAGE_API": "0"}))
+    assert on.storage_api and not off.storage_api
+    assert on.summary() == off.summary() and "storage_api" not in on.summary()
 
 
 # --------------------------------------------------------------------------- cloud path

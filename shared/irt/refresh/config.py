@@ -62,6 +62,9 @@ class RefreshConfig:
         table: ``BQ_TABLE`` (``project.dataset.table``), or ``None`` for the local file.
         source_file: ``SOURCE_FILE``: a local CSV/Parquet log (used when no ``BQ_TABLE``).
         location: ``BQ_LOCATION``, the BigQuery job location.
+        storage_api: ``BQ_STORAGE_API`` (boolean, default true): download query results
+            through the BigQuery Storage Read API (never on an emulator); false: the REST
+            API.  Not part of the version digest (it changes how, not what, is read).
         columns: ``COLUMN_STUDENT``, ``COLUMN_ITEM``, ``COLUMN_CORRECT``,
             ``COLUMN_ANSWERED_AT``, ``COLUMN_SKILL``.
         model_type: ``MODEL_TYPE``: rasch, 1pl, 2pl (default) or 3pl.
@@ -120,6 +123,7 @@ class RefreshConfig:
     table: str | None = None
     source_file: str | None = None
     location: str | None = None
+    storage_api: bool = True
     columns: SourceColumns = field(default_factory=SourceColumns)
     model_type: str = field(default_factory=lambda: defaults.DEFAULTS.model)
     window_days: int = 365
@@ -219,6 +223,7 @@ class RefreshConfig:
         )
         return cls(
             table=table, source_file=source_file, location=env.get("BQ_LOCATION") or None,
+            storage_api=env_bool(env, "BQ_STORAGE_API", True),
             columns=columns, model_type=model_type,
             window_days=env_int(env, "WINDOW_DAYS", 365, 1, 36500),
             max_answers_per_item=env_int(env, "MAX_ANSWERS_PER_ITEM", 5000, 1, 10**9),
@@ -257,7 +262,8 @@ class RefreshConfig:
         """JSON-ready settings that shape the model (part of the version digest)."""
         out = asdict(self)
         out["columns"] = self.columns.required()
-        for key in ("bucket", "model_dir", "source_file", "location", "monitoring"):
+        for key in ("bucket", "model_dir", "source_file", "location", "storage_api",
+                    "monitoring"):
             out.pop(key)
         if not self.columns.skill:  # no skill map: the skill prior settings shape nothing
             for key in ("skill_prior", "skill_difficulty_sd"):

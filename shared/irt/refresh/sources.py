@@ -90,10 +90,12 @@ class BigQuerySource:
             only), bound to that emulator with anonymous credentials.
         location: job location (``BQ_LOCATION``), or ``None`` for the default.
         timeout: seconds to wait for a query.
+        storage_api: download results through the Storage Read API (``BQ_STORAGE_API``;
+            never on an emulator).
     """
 
     def __init__(self, table: str, client: Any = None, location: str | None = None,
-                 timeout: float = 600.0) -> None:
+                 timeout: float = 600.0, storage_api: bool = True) -> None:
         from google.cloud import bigquery
 
         self._bq = bigquery
@@ -108,6 +110,7 @@ class BigQuerySource:
         self.client = client or bigquery.Client()
         self.location = location
         self.timeout = timeout
+        self.storage_api = storage_api
         self.description = f"bigquery:{table}"
 
     def schema(self) -> dict[str, str]:
@@ -124,15 +127,16 @@ class BigQuerySource:
         try:
             job = self.client.query(sql, job_config=config, location=self.location)
             return job.result(timeout=self.timeout).to_arrow(
-                create_bqstorage_client=_use_storage_api(self.client))
+                create_bqstorage_client=self.storage_api and _on_google(self.client))
         except Exception as exc:
             raise SourceError(f"query on {self.table} failed: {exc}") from exc
 
 
-def _use_storage_api(client: Any) -> bool:
-    """The BigQuery Storage Read API (fast Arrow download) unless on an emulator."""
+def _on_google(client: Any) -> bool:
+    """Whether the client talks to Google's BigQuery (not an emulator, which has no Storage
+    Read API)."""
     endpoint = getattr(getattr(client, "_connection", None), "API_BASE_URL", "") or ""
-    return "googleapis.com" in endpoint and os.environ.get("BQ_STORAGE_API", "1") != "0"
+    return "googleapis.com" in endpoint
 
 
 class DuckDBSource:
