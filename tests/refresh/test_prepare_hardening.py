@@ -126,3 +126,9 @@ def test_an_unreadable_log_file_is_a_503_and_a_fixed_one_is_read_next_time(
     log.write_text(good)
     r = app.post("/", json={"window_end": "2026-11-01T00:00:00Z", "window_days": 61})
     assert r.status_code == 200 and r.get_json()["status"] == "published", r.get_json()
+
+
+def test_window_end_takes_a_lowercase_z_as_rfc_3339_allows():
+    want = RunOptions.from_json({"window_end": "2026-11-01T00:00:00Z"}).window_end
+    for raw in ("2026-11-01t00:00:00z", "2026-11-01T00:00:00z", "2026-11-01t01:00:00+01:00"):
+        assert RunOptions.from_json({"window_end": raw}).window_end == want

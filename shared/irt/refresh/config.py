@@ -321,7 +321,8 @@ class RunOptions:
             try:
                 if not isinstance(raw, str) or len(raw) > 40:
                     raise ValueError
-                end = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+                # RFC 3339 (5.6) allows a lowercase "t" and "z"
+                end = datetime.fromisoformat(raw.upper().replace("Z", "+00:00"))
             except ValueError:
                 raise ConfigError("must be an RFC 3339 timestamp with a time "
                                   "zone, e.g. 2026-11-28T00:00:00Z", "window_end") from None
