@@ -454,6 +454,15 @@ def test_gate_compares_with_the_serving_model():
     assert not gate(new, None, GateConfig(), 0, 0).passed
 
 
+def test_gate_says_why_an_all_right_holdout_validates_nothing():
+    # held-out answers all right (or all wrong): the AUC is NaN; the reason said "AUC nan
+    # below the floor 0.55"
+    result = gate({"auc": float("nan"), "log_loss": 0.1}, None, GateConfig(), 100, 10)
+    assert not result.passed
+    assert result.reasons == ["AUC undefined: the held-out answers are all right or all wrong "
+                              "(the model cannot be validated on them)"]
+
+
 def test_gate_compares_a_model_with_options_with_the_plain_challenger():
     new = {"auc": 0.75, "log_loss": 0.55, "ece": 0.040}
     plain = {"auc": 0.74, "log_loss": 0.56, "ece": 0.031}

@@ -307,7 +307,10 @@ def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateCo
     if n_answers == 0:
         reasons.append("no held-out answers to validate the model on")
     else:
-        if not new["auc"] >= config.min_auc:
+        if new["auc"] != new["auc"]:  # NaN: one class only, nothing to rank
+            reasons.append("AUC undefined: the held-out answers are all right or all wrong "
+                           "(the model cannot be validated on them)")
+        elif not new["auc"] >= config.min_auc:
             reasons.append(f"AUC {new['auc']:.4f} below the floor {config.min_auc}")
         if serving is not None:
             if not new["auc"] >= serving["auc"] - config.max_auc_drop:
