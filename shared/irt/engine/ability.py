@@ -68,6 +68,8 @@ NARROW_STEP = 0.6
 #: pass on the global grid (whose posterior is then narrower than its step on the
 #: ASSISTments 2009 bank; below, the first pass alone is usually enough and cheaper).
 LONG_ANSWERS = 200
+#: ``2 y - 1`` at ``y`` (0 or 1): an answer's sign, by lookup.
+SIGNS = np.array([-1.0, 1.0])
 #: ``nodes -> (unit grid on [-1, 1], [1, unit] as columns)`` of the local grids.
 _UNITS: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -133,20 +135,20 @@ def eap_rows(model: ItemModel, rows: Sequence[int] | np.ndarray, *, n_points: in
     the module docstring) goes to the local grid directly from :func:`_laplace_start`.
     """
     k = len(rows)
+    if not isinstance(rows, np.ndarray):
+        rows = np.fromiter(rows, dtype=np.intp, count=k)
     if k >= LONG_ANSWERS and model.model_type != "3pl":
         # a long answer set: when its posterior is narrower than the grid's step (as the
         # first pass would find, and then re-integrate locally), the local grid starts from
         # the mode and curvature, without the first pass
-        arr = rows if isinstance(rows, np.ndarray) else np.fromiter(rows, dtype=np.intp, count=k)
-        sa, b = _signed_slopes(model, arr)
+        sa, b = _signed_slopes(model, rows)
         start = _laplace_start(sa, b, model.population_sd)
         if start is not None and start[1] < 2.0 * bound * model.population_sd / (n_points - 1):
             mean, sd, settled = _refine_one(sa, b, *start, model.population_sd, n_points)
             if settled:
                 return mean, sd
     step, records, ones, moments = single_grid(model, n_points, bound)
-    answers = records[rows if isinstance(rows, np.ndarray) else np.fromiter(
-        rows, dtype=np.intp, count=k)].view(np.float64).reshape(k, n_points)
+    answers = records[rows].view(np.float64).reshape(k, n_points)
     # Log-likelihood at each node: BLAS gemv for short answer sets (single-threaded at this
     # size), an ordered sum beyond (where gemv would start BLAS threads).
     loglik = ones[:k] @ answers if k <= ones.shape[0] else np.add.reduceat(
@@ -192,7 +194,7 @@ def _signed_slopes(model: ItemModel, rows: np.ndarray) -> tuple[np.ndarray, np.n
     1)``, the slope signed by the answer, so that ``log P(y_i | t) = log logistic(s_i (t -
     b_i))`` for a model without guessing; ``b_i`` the difficulty."""
     pos = rows >> 1
-    return model.a[pos] * _SIGNS[rows & 1], model.b[pos]
+    return model.a[pos] * SIGNS[rows & 1], model.b[pos]
 
 
 def _laplace_start(sa: np.ndarray, b: np.ndarray, sigma: float, iterations: int = 20
@@ -235,8 +237,6 @@ def _laplace_start(sa: np.ndarray, b: np.ndarray, sigma: float, iterations: int 
     return None
 
 
-#: ``2 y - 1`` at ``y`` (0 or 1).
-_SIGNS = np.array([-1.0, 1.0])
 
 
 def _refine_one(sa: np.ndarray, b: np.ndarray, mean: float, sd: float, sigma: float,

@@ -62,7 +62,7 @@ from typing import Any
 
 import numpy as np
 
-from irt.engine.ability import affine_rows, eap_batch, log_logistic_sums
+from irt.engine.ability import SIGNS, affine_rows, eap_batch, log_logistic_sums
 from irt.engine.model import ItemModel, skill_table
 from irt.engine.online import answer_runs, plain_online_predictions, student_chunks
 from irt.errors import ModelFormatError
@@ -758,7 +758,7 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         ends = lengths.cumsum()
         starts = ends - lengths
         ys = y[order]  # everything below is in group order
-        s = _SIGNS.take(ys)  # 2 y - 1
+        s = SIGNS.take(ys)  # 2 y - 1
         # -z = s (a b - o) - s a x: the rows [s a b - s o; -s a], by nodes [1, x] below
         left = tables.slope_terms.take(pos[order], axis=1)  # (take: a fifth of [:, idx])
         left *= s
@@ -825,10 +825,6 @@ def student_posterior(model: ItemModel, spec: Learning, item_pos: np.ndarray,
         theta, se = _grid_mode(x, log_post)
     return StudentPosterior(theta, se, n, nf, _SkillAbilities(
         skill_u, answered, lg_rows, e_rows, log_post, tables.kernel_t, x))
-
-
-#: ``2 y - 1`` at ``y`` (0 or 1).
-_SIGNS = np.array([-1.0, 1.0])
 
 
 def _sorted_offsets(spec: Learning, y: np.ndarray, ys: np.ndarray, s: np.ndarray,

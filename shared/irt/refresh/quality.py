@@ -307,7 +307,7 @@ def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateCo
     if n_answers == 0:
         reasons.append("no held-out answers to validate the model on")
     else:
-        if new["auc"] != new["auc"]:  # NaN: one class only, nothing to rank
+        if math.isnan(new["auc"]):  # one class only: nothing to rank
             reasons.append("AUC undefined: the held-out answers are all right or all wrong "
                            "(the model cannot be validated on them)")
         elif not new["auc"] >= config.min_auc:
