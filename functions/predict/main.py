@@ -7,6 +7,9 @@ Entry point ``predict`` (functions-framework).  Routes on the request path:
 * ``GET /model``                 - the serving model's metadata;
 * ``GET /healthz``               - 200 when a model is loaded, else 503.
 
+``HEAD`` is answered wherever ``GET`` is (the same status and headers, no body), as HTTP
+requires of every server (RFC 9110, 9.1); a wrong method gets 405 with ``Allow``.
+
 Served by gunicorn with ``gunicorn.conf.py`` and ``server.py`` (production: the buildpack's
 ``GOOGLE_ENTRYPOINT``, set by Terraform): they bound slow clients and request heads and
 answer HTTP-level errors in JSON before this module runs.
@@ -284,8 +287,9 @@ Handler = Callable[[Request, ItemModel, str], Response]
 
 def endpoint(method: str, *, json_body: bool, single: bool = False
              ) -> Callable[[Callable[..., dict[str, Any]]], Handler]:
-    """Decorator: method check (405), JSON body (415/413/400), serving model (503);
-    ``single``: the body may come decoded (:func:`read_json`).
+    """Decorator: method check (405; a ``GET`` endpoint answers ``HEAD`` too, its body left
+    out by werkzeug), JSON body (415/413/400), serving model (503); ``single``: the body may
+    come decoded (:func:`read_json`).
 
     The wrapped function receives ``(model, version[, payload])`` and returns the
     response body; a :class:`RequestError` it raises becomes the JSON error.
@@ -294,7 +298,7 @@ def endpoint(method: str, *, json_body: bool, single: bool = False
     def wrap(func: Callable[..., dict[str, Any]]) -> Handler:
         @wraps(func)
         def handler(request: Request) -> Response:
-            if request.method != method:
+            if request.method != method and not (method == "GET" and request.method == "HEAD"):
                 raise RequestError(f"use {method} for {request.path}", "method", status=405,
                                    code="method_not_allowed")
             payload = read_json(request, single) if json_body else None
@@ -364,7 +368,7 @@ def predict(request: Request) -> Response:
         error = exc
         headers = {"Retry-After": str(RETRY_AFTER_SECONDS)} if exc.status == 503 else None
         if exc.status == 405:
-            allowed = "POST" if route in (_predict, _next_items) else "GET"
+            allowed = "POST" if route in (_predict, _next_items) else "GET, HEAD"
             headers = {"Allow": allowed}
         response = _error(exc, headers)
     except Exception:  # a bug, never bad input: log it, answer a JSON 500

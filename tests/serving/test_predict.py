@@ -202,9 +202,24 @@ def test_wrong_content_type_method_and_path(client) -> None:
     r = client.get("/predict")
     assert r.status_code == 405 and r.headers["Allow"] == "POST"
     r = client.post("/model", json={})
-    assert r.status_code == 405 and r.headers["Allow"] == "GET"
+    assert r.status_code == 405 and r.headers["Allow"] == "GET, HEAD"
+    r = client.head("/predict")
+    assert r.status_code == 405 and r.headers["Allow"] == "POST"
     r = client.get("/nowhere")
     assert r.status_code == 404 and r.get_json()["error"]["code"] == "not_found"
+
+
+def test_head_is_answered_where_get_is_with_the_same_headers_and_no_body(client) -> None:
+    """HTTP requires HEAD wherever GET is (RFC 9110, 9.1): a monitor or proxy that probes
+    with HEAD gets GET's status and headers, without the body."""
+    for path in ("/model", "/healthz", "/healthz/"):
+        got, head = client.get(path), client.head(path)
+        assert head.status_code == got.status_code == 200, path
+        assert head.data == b"" and got.data, path
+        assert head.headers["Content-Type"] == got.headers["Content-Type"] == "application/json"
+        assert head.headers["Content-Length"] == got.headers["Content-Length"], path
+        assert head.headers["X-Request-Id"] and head.headers["X-Request-Id"] != \
+            got.headers["X-Request-Id"]
 
 
 def test_a_path_the_router_cannot_match_gets_the_same_json_404(client, capsys) -> None:

@@ -168,8 +168,28 @@ def test_smoke_wrong_method_is_405_with_allow(live_url: str) -> None:
     assert status == 405 and headers.get("Allow") == "POST"
     assert_error(body, "method_not_allowed", "method")
     status, headers, body = call(f"{live_url}/model", "POST", {})
-    assert status == 405 and headers.get("Allow") == "GET"
+    assert status == 405 and headers.get("Allow") == "GET, HEAD"
     assert_error(body, "method_not_allowed", "method")
+
+
+def test_smoke_head_gets_get_status_and_headers_without_a_body(live_url: str) -> None:
+    """Through gunicorn and server.py: HEAD /healthz is GET's answer less the body (the
+    length still stated), and the connection stays usable for the next request."""
+    host, port = live_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as conn:
+        conn.sendall(b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+                     b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        raw = b""
+        while chunk := conn.recv(65536):
+            raw += chunk
+    head, rest = raw.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200"), head
+    length = int(re.search(rb"(?i)\r\ncontent-length: *(\d+)", head).group(1))
+    assert length > 0
+    # the next bytes are the GET's answer: the HEAD sent no body
+    assert rest.startswith(b"HTTP/1.1 200"), rest[:80]
+    _, get_body = rest.split(b"\r\n\r\n", 1)
+    assert len(get_body) == length and json.loads(get_body)["status"] == "ok"
 
 
 def test_smoke_unknown_path_is_404(live_url: str) -> None:
@@ -549,7 +569,9 @@ def test_openapi_document_is_valid(spec: dict[str, Any]) -> None:
 def test_every_route_is_documented_with_its_method(spec: dict[str, Any]) -> None:
     routes = _main_routes()
     documented = {path: sorted(item) for path, item in spec["paths"].items()}
-    assert documented == {path: [method.lower()] for path, method in routes.items()}
+    # a GET route answers HEAD too (main.endpoint), and the contract says so
+    assert documented == {path: ["get", "head"] if method == "GET" else [method.lower()]
+                          for path, method in routes.items()}
 
 
 def test_documented_limits_match_main_defaults(spec: dict[str, Any]) -> None:
