@@ -125,9 +125,10 @@ bench: $(STAMP)
 	PYTHONPATH=shared $(PY) benchmarks/bench_online_study.py
 	$(PY) scripts/perf_regression.py --optional 'prepare.a_*' 'predict.http_*' 'predict.long_*'
 
-# The regression check alone, as the release plan runs it (cloudbuild-release-plan.yaml, step
-# perf-regression; needs wrk): short benchmarks of serving latency and throughput and of a
-# refresh's time and memory (10M simulated answers), then the comparison (~5 minutes).
+# The regression check alone, as the test build of every push runs it (cloudbuild-test.yaml,
+# step perf, as the test account, never as a deploy account; needs wrk): short benchmarks of
+# serving latency and throughput and of a refresh's time and memory (10M simulated answers),
+# then the comparison (~5 minutes).
 perf-release: $(STAMP)
 	rm -f build/bench/figures.json
 	PYTHONPATH=shared $(PY) benchmarks/bench_predict.py --quick --sections inproc,http

@@ -276,10 +276,10 @@ MUTANTS = (
            ((PERF, "or (v.status == \"missing\" and not args.allow_missing and "
              "v.name not in optional)]", "or False]"),),
            (f"{TPR}::test_a_figure_missing_from_the_run_fails_unless_allowed",)),
-    Mutant("the release plan no longer waits for the performance check", "monitoring 6",
-           (("cloudbuild-release-plan.yaml", "waitFor: [\"publish\", \"perf-regression\"]",
-             "waitFor: [\"publish\"]"),),
-           (f"{TPR}::test_make_bench_and_the_release_plan_end_with_the_check",)),
+    Mutant("the test build no longer records the performance check's outcome", "monitoring 6",
+           (("cloudbuild-test.yaml", "\"$BUILD_ID\", \"test_status\", \"perf_status\"]",
+             "\"$BUILD_ID\", \"test_status\"]"),),
+           (f"{TPR}::test_make_bench_and_the_test_build_end_with_the_check",)),
     # issue #13: the common predict body decoded by the server (monitoring 3: the decoded
     # path must read and answer what the general path reads and answers)
     Mutant("the decoded body keeps a duplicate key", "monitoring 3",

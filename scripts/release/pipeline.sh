@@ -9,8 +9,9 @@
 #   validate                    terraform validate
 #   plan ENV                    plan to terraform/irt/tfplan, its text to terraform/irt/plan.txt
 #   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url
-#   mark-tested PROJECT COMMIT BUILD STATUS   record the test build's outcome for COMMIT (the
-#                               exit status `make test` wrote to the file STATUS) as
+#   mark-tested PROJECT COMMIT BUILD STATUS...   record the test build's outcome for COMMIT
+#                               (the exit statuses `make test` and `make perf-release` wrote
+#                               to the files STATUS...; passed only if each is 0) as
 #                               gs://PROJECT-releases/tested/COMMIT; exit 1 unless it passed
 #   wait-tested PROJECT COMMIT [TIMEOUT_S] [EVERY_S]   wait for that record: go on if COMMIT
 #                               passed its tests, fail if they failed or no record came in time
@@ -70,17 +71,27 @@ case "$cmd" in
     terraform -chdir="$TF_ROOT" output -raw predict_url >predict_url
     ;;
   mark-tested)
-    project=$1 commit=$2 build=$3 status_file=$4
-    status=$(cat "$status_file" 2>/dev/null || echo missing)
-    if [ "$status" = 0 ]; then outcome=passed; else outcome=failed; fi
+    project=$1 commit=$2 build=$3
+    shift 3
+    [ $# -gt 0 ] || die "mark-tested: name at least one STATUS file"
+    outcome=passed failures=""
+    for status_file in "$@"; do
+      status=$(cat "$status_file" 2>/dev/null || echo missing)
+      [ "$status" = 0 ] || { outcome=failed; failures="$failures $status_file=$status"; }
+    done
     if [ -z "$commit" ]; then
       echo "a build by hand (no COMMIT_SHA) is not recorded; tests $outcome"
     else
-      printf 'status %s\nbuild %s\n' "$outcome" "$build" >tested.txt
+      {
+        printf 'status %s\nbuild %s\n' "$outcome" "$build"
+        for status_file in "$@"; do
+          printf '%s %s\n' "$status_file" "$(cat "$status_file" 2>/dev/null || echo missing)"
+        done
+      } >tested.txt
       gcloud storage cp tested.txt "$(releases "$project")/tested/$commit"
       echo "commit $commit: tests $outcome (build $build)"
     fi
-    [ "$outcome" = passed ] || die "make test failed (exit status $status)"
+    [ "$outcome" = passed ] || die "tests failed (exit status:$failures)"
     ;;
   wait-tested)
     project=$1 commit=$2 timeout=${3:-1800} every=${4:-30}

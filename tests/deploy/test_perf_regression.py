@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -140,18 +141,28 @@ def target(name: str) -> list[str]:
     return [line.strip() for line in body.splitlines()[1:]]
 
 
-def test_make_bench_and_the_release_plan_end_with_the_check() -> None:
-    """``make bench`` compares what it measured; the release plan (on a release tag) runs
-    ``make perf-release`` (short benchmarks, then the check), and the approval request waits
-    for it: a regressed release is not offered for approval."""
+def test_make_bench_and_the_test_build_end_with_the_check() -> None:
+    """``make bench`` compares what it measured; the test build of every push runs ``make
+    perf-release`` (short benchmarks, then the check) after the suite, as the test account,
+    and records its exit status with the tests': a regressed commit fails its test record, so
+    staging neither deploys it nor records it as passed, and the release plan refuses it. (The
+    check ran in the release plan, as prod's deploy account, installing the dev packages:
+    ``tests/deploy/test_release.py`` now refuses that.)"""
     for name in ("bench", "perf-release"):
         lines = target(name)
         assert lines[0] == "rm -f build/bench/figures.json", name
         assert lines[-1].startswith("$(PY) scripts/perf_regression.py"), name
         assert "--allow-missing" not in lines[-1], name
     assert "'predict.http_*'" not in target("perf-release")[-1]  # wrk installed there
-    plan = yaml.safe_load((ROOT / "cloudbuild-release-plan.yaml").read_text())
-    steps = {s.get("id"): s for s in plan["steps"]}
-    check = " ".join(map(str, steps["perf-regression"]["args"]))
+    build = yaml.safe_load((ROOT / "cloudbuild-test.yaml").read_text())
+    steps = {s.get("id"): s for s in build["steps"]}
+    check = steps["perf"]["args"][-1]
     assert "make perf-release" in check and "wrk" in check
-    assert "perf-regression" in steps["request-apply"]["waitFor"]
+    status = re.fullmatch(r".*; make perf-release; echo \$\$\? >(\w+)", check).group(1)
+    record = steps["record"]["args"]
+    assert record[:2] == ["scripts/release/pipeline.sh", "mark-tested"]
+    assert status in record[5:] and "test_status" in record[5:]
+    assert "perf" in steps["record"]["waitFor"]
+    for name in ("cloudbuild.yaml", "cloudbuild-release-plan.yaml",
+                 "cloudbuild-release-apply.yaml"):
+        assert "perf-release" not in (ROOT / name).read_text(), name

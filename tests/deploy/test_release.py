@@ -328,19 +328,127 @@ def test_the_same_images_everywhere() -> None:
                                                                 "_SDK_IMAGE"}
 
 
-def test_the_deploy_account_runs_no_tests() -> None:
-    """Issue 17 item 16: ``make test`` (the suite and ~130 third-party packages) ran as the
-    deploy account, which may change IAM. It runs in cloudbuild-test.yaml, as the test account
-    (terraform/irt/iam.tf, tests/deploy/test_terraform.py), and the deploy build waits for its
-    record; no build run as the deploy account installs the dev packages or runs tests."""
-    for name in ("staging", "plan", "apply"):
-        text = " ".join(" ".join(s.get("args", [])) for s in config(name)["steps"])
-        for word in ("make test", "pytest", "make venv", "pip install", "make build"):
-            assert word not in text, (CONFIGS[name], word)
+#: Builds run as a deploy account (the test build runs as the test account).
+DEPLOY_BUILDS = ("staging", "plan", "apply")
+#: What installs a package: pip in any form, uv, apt, npm.
+INSTALLS = re.compile(r"\bpip3? install\b|-m pip\b|\buv (?:pip|sync|add|tool)\b"
+                      r"|\bapt(?:-get)? install\b|\bnpm (?:install|ci)\b")
+
+
+def makefile_rules() -> dict[str, tuple[list[str], list[str]]]:
+    """target -> (prerequisites, recipe lines) of the Makefile, its variables expanded."""
+    text = (ROOT / "Makefile").read_text().replace("\\\n", " ")
+    names = dict(re.findall(r"^([A-Z_]+)\s*[:?]?=\s*(.*)$", text, re.M))
+
+    def expand(value: str) -> str:
+        for _ in range(5):
+            value = re.sub(r"\$\(([A-Z_]+)\)", lambda m: names.get(m.group(1), ""), value)
+        return value
+
+    rules: dict[str, tuple[list[str], list[str]]] = {}
+    target = None
+    for line in text.splitlines():
+        if line.startswith("\t") and target is not None:
+            rules[target][1].append(expand(line.strip()))
+        elif m := re.match(r"^([^\s#:=][^:=]*):(?!=)(.*)$", line):
+            target = expand(m.group(1).strip())
+            rules[target] = (expand(m.group(2)).split(), [])
+        elif not line.startswith("#"):
+            target = None
+    return rules
+
+
+def make_recipes(command: str, rules: dict[str, tuple[list[str], list[str]]]) -> list[str]:
+    """Every recipe line ``make TARGET...`` in ``command`` would run: the targets, their
+    prerequisites (files made by a rule, e.g. the venv stamp), and any ``$(MAKE) X`` inside."""
+    todo = [t for m in re.finditer(r"\bmake((?:\s+[\w.-]+)*)", command)
+            for t in m.group(1).split()] if re.search(r"\bmake\b", command) else []
+    if re.search(r"\bmake\s*(?:$|[;&|])", command):
+        # the default goal: the first target not starting with "." unless it holds a "/"
+        todo.append(next(t for t in rules if not t.startswith(".") or "/" in t))
+    seen: set[str] = set()
+    lines: list[str] = []
+    while todo:
+        target = todo.pop()
+        if target in seen or target not in rules:
+            continue
+        seen.add(target)
+        prereqs, recipe = rules[target]
+        todo.extend(prereqs)
+        lines.extend(recipe)
+        for line in recipe:
+            todo.extend(t for m in re.finditer(r"\$\(MAKE\)((?:\s+[\w.-]+)*)", line)
+                        for t in m.group(1).split())
+    return lines
+
+
+def installs(command: str, rules: dict[str, tuple[list[str], list[str]]]) -> list[str]:
+    """The parts of a step's command, directly or through the make targets it calls, that
+    install packages."""
+    return [line for line in [command, *make_recipes(command, rules)] if INSTALLS.search(line)]
+
+
+def step_command(step: dict) -> str:
+    return " ".join([step.get("entrypoint", ""), *map(str, step.get("args", []))]).strip()
+
+
+def test_installs_are_found_through_make_prerequisites() -> None:
+    """Negative controls of the check below: the prod plan build's old perf step (apt-get,
+    then ``make perf-release``, whose prerequisite, the venv stamp, pip-installs the dev lock)
+    is caught, and so is ``make perf-release`` alone, which names no installer itself - what
+    the earlier word search (``"pip install" in text``) let through."""
+    rules = makefile_rules()
+    assert any("pip install" in line for line in rules[".venv/.installed"][1])
+    old = ("bash -c apt-get update -qq && apt-get install -y -qq make wrk >/dev/null && "
+           "make perf-release")
+    assert installs(old, rules)
+    indirect = installs("bash -c make perf-release", rules)
+    assert indirect and all("make" not in line for line in indirect)
+    assert installs("bash -c make tf-check", rules)  # through two stamps
+    assert installs("bash -c make", rules)  # the default goal: the venv stamp
+    assert not installs("python3 scripts/build_functions.py", rules)
+    assert not installs("bash -c make build", rules)  # the standard library only
+
+
+@pytest.mark.parametrize("name", DEPLOY_BUILDS)
+def test_no_build_run_as_a_deploy_account_installs_or_runs_project_code(name: str) -> None:
+    """Issue 17 item 16 and the deployment audit: ``make test`` (the suite and ~130
+    third-party packages) ran as the deploy account, which may change IAM; then the prod plan
+    build ran ``make perf-release``, whose prerequisite installs the whole dev lock, as prod's
+    deploy account. A build run as a deploy account runs only ``pipeline.sh`` commands,
+    ``terraform fmt`` and the standard-library vendoring script; no step installs a package,
+    neither itself nor through a make target (prerequisites followed), and the ``pipeline.sh``
+    commands it runs install nothing either. The suite and the performance check run in
+    cloudbuild-test.yaml, as the test account (terraform/irt/iam.tf,
+    tests/deploy/test_terraform.py)."""
+    rules = makefile_rules()
+    script = SCRIPT.read_text()
+    branches = dict(re.findall(r"^  ([a-z-]+)\)\n(.*?)^    ;;$", script, re.M | re.S))
+    for step in config(name)["steps"]:
+        command = step_command(step)
+        assert not installs(command, rules), (CONFIGS[name], step["id"], installs(command,
+                                                                                  rules))
+        args = [str(a) for a in step.get("args", [])]
+        words = " ".join(args).split()
+        if "scripts/release/pipeline.sh" in words:
+            sub = words[words.index("scripts/release/pipeline.sh") + 1]
+            code = re.sub(r'"[^"]*"', '""', branches[sub])  # its messages aside
+            assert not INSTALLS.search(code), (sub, code)
+            assert not re.search(r"\bmake\b|pytest|bench", code), (sub, code)
+            assert not re.search(r"\bmake\b|pytest|bench", command), (name, step["id"])
+        else:
+            assert args in (["scripts/build_functions.py"],
+                            ["fmt", "-check", "-recursive", "terraform"]), \
+                (CONFIGS[name], step["id"], command)
+
+
+def test_the_suite_and_the_performance_check_run_as_the_test_account() -> None:
     test = config("test")
     steps = {s["id"]: s for s in test["steps"]}
     assert "make test" in steps["test"]["args"][-1]
+    assert "make perf-release" in steps["perf"]["args"][-1]
     assert pipeline_commands(test)["record"][:2] == ["mark-tested", "$PROJECT_ID"]
+    assert {"test", "perf"} <= upstream(test, "record")
     assert test["options"]["logging"] == "CLOUD_LOGGING_ONLY"
 
 
@@ -353,14 +461,31 @@ def test_deploy_goes_on_only_after_its_commit_passed_the_test_build(
     assert "no test record" in out.stderr
     # the test build failed: recorded, the test build fails, the deploy refuses
     (ws / "test_status").write_text("2\n")
-    run(ws, tools, "mark-tested", staging, COMMIT, "build-7", "test_status", ok=False)
+    (ws / "perf_status").write_text("0\n")
+    err = run(ws, tools, "mark-tested", staging, COMMIT, "build-7", "test_status",
+              "perf_status", ok=False).stderr
+    assert "test_status=2" in err and "perf_status" not in err
     record = tools["gcs"] / f"{staging}-releases" / "tested" / COMMIT
-    assert record.read_text() == "status failed\nbuild build-7\n"
+    assert record.read_text() == "status failed\nbuild build-7\ntest_status 2\nperf_status 0\n"
     out = run(ws, tools, "wait-tested", staging, COMMIT, "0", "0", ok=False)
     assert "failed its tests" in out.stderr
-    # a re-run passed: the record is replaced and the deploy goes on
+    # the tests passed but the performance check found a regression (or did not run): the
+    # same, a commit that regressed is neither deployed nor released
     (ws / "test_status").write_text("0\n")
-    run(ws, tools, "mark-tested", staging, COMMIT, "build-8", "test_status")
+    for perf in ("1\n", None):
+        if perf is None:
+            (ws / "perf_status").unlink()
+        else:
+            (ws / "perf_status").write_text(perf)
+        err = run(ws, tools, "mark-tested", staging, COMMIT, "build-8", "test_status",
+                  "perf_status", ok=False).stderr
+        assert "perf_status=" in err and "test_status" not in err
+        assert record.read_text().startswith("status failed\n")
+        run(ws, tools, "wait-tested", staging, COMMIT, "0", "0", ok=False)
+    # a re-run passed both: the record is replaced and the deploy goes on
+    (ws / "perf_status").write_text("0\n")
+    run(ws, tools, "mark-tested", staging, COMMIT, "build-9", "test_status", "perf_status")
+    assert record.read_text() == "status passed\nbuild build-9\ntest_status 0\nperf_status 0\n"
     assert "passed its tests" in run(ws, tools, "wait-tested", staging, COMMIT, "0", "0").stdout
     # another commit is not covered by this one's record
     run(ws, tools, "wait-tested", staging, "f" * 40, "0", "0", ok=False)
