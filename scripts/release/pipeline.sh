@@ -9,13 +9,16 @@
 #   validate                    terraform validate
 #   plan ENV                    plan to terraform/irt/tfplan, its text to terraform/irt/plan.txt
 #   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url
+#                               and model_pointer (gs:// URI of the model bucket's LATEST)
 #   mark-tested PROJECT COMMIT BUILD STATUS...   record the test build's outcome for COMMIT
 #                               (the exit statuses `make test` and `make perf-release` wrote
 #                               to the files STATUS...; passed only if each is 0) as
 #                               gs://PROJECT-releases/tested/COMMIT; exit 1 unless it passed
 #   wait-tested PROJECT COMMIT [TIMEOUT_S] [EVERY_S]   wait for that record: go on if COMMIT
 #                               passed its tests, fail if they failed or no record came in time
-#   mark-passed PROJECT COMMIT BUILD   record that COMMIT passed staging (gs://PROJECT-releases)
+#   mark-passed PROJECT COMMIT BUILD SMOKE   record that COMMIT passed staging
+#                               (gs://PROJECT-releases), only if the smoke test wrote "passed"
+#                               to the file SMOKE (it scored a request)
 #   check-passed PROJECT COMMIT        refuse a COMMIT that did not pass staging
 #   bundle TAG COMMIT           release/release.tgz: plan, plan text, configuration, lock file,
 #                               function zips, manifest; release/release.sha256
@@ -23,7 +26,10 @@
 #   request-apply PROJECT TAG TRIGGER [ALLOW_NO_MODEL]  start the approval-gated apply build
 #                               of this bundle
 #   fetch URI SHA256 COMMIT     download a bundle, check its digest and commit, unpack it
-#   smoke URL ALLOW_NO_MODEL    the deployed predict answers as it should
+#   smoke URL ALLOW_NO_MODEL [POINTER]   the deployed predict answers as it should; writes
+#                               smoke_result: "passed", or "no-model" when ALLOW_NO_MODEL is
+#                               true, predict answers 503 and no model is published (the object
+#                               POINTER, models/LATEST, is absent: a first deploy)
 set -eu
 
 TF_ROOT=terraform/irt
@@ -69,6 +75,7 @@ case "$cmd" in
     [ -f "$TF_ROOT/tfplan" ] || die "no saved plan $TF_ROOT/tfplan: apply runs a reviewed plan only"
     terraform -chdir="$TF_ROOT" apply -input=false -lock-timeout=5m tfplan
     terraform -chdir="$TF_ROOT" output -raw predict_url >predict_url
+    terraform -chdir="$TF_ROOT" output -raw model_pointer >model_pointer
     ;;
   mark-tested)
     project=$1 commit=$2 build=$3
@@ -113,11 +120,14 @@ case "$cmd" in
     done
     ;;
   mark-passed)
-    project=$1 commit=$2 build=$3
+    project=$1 commit=$2 build=$3 smoke_file=${4:-}
     if [ -z "$commit" ]; then
       echo "a build by hand (no COMMIT_SHA) is not recorded: only triggered builds release"
       exit 0
     fi
+    smoke=$(cat "$smoke_file" 2>/dev/null || echo missing)
+    [ "$smoke" = passed ] ||
+      die "commit $commit is not recorded as passed: the smoke test did not score a request ($smoke_file: $smoke)"
     printf 'build %s\n' "$build" >passed.txt
     gcloud storage cp passed.txt "$(releases "$project")/passed/$commit"
     ;;
@@ -173,7 +183,8 @@ case "$cmd" in
     echo "bundle $uri: sha256 $got, commit $commit"
     ;;
   smoke)
-    url=$1 allow_no_model=$2
+    url=$1 allow_no_model=$2 pointer=${3:-}
+    rm -f smoke_result
     echo "smoke test of $url"
     anon=$(curl -s -o /dev/null -w '%{http_code}' "$url/healthz")
     [ "$anon" = 401 ] || [ "$anon" = 403 ] || die "unauthenticated call got $anon"
@@ -184,9 +195,18 @@ case "$cmd" in
     for i in $(seq 1 30); do
       code=$(call "$url/healthz" || true)
       [ "$code" = 200 ] && break
+      # A first deploy has no model: 503 is allowed then, and only then (no LATEST in the
+      # model bucket); the deploy is not recorded as passed (mark-passed).
       if [ "$code" = 503 ] && [ "$allow_no_model" = true ]; then
-        echo "no model published yet (allowed for a first deploy): $(cat /tmp/body)"
-        exit 0
+        [ -n "$pointer" ] || die "ALLOW_NO_MODEL=true needs the model pointer (apply writes it)"
+        if gcloud storage objects describe "$pointer" >/dev/null 2>&1; then
+          echo "attempt $i: 503 although $pointer exists: a model is published, not allowed"
+        else
+          echo "no model published yet ($pointer absent; allowed for a first deploy, which" \
+            "is not recorded as passed): $(cat /tmp/body)"
+          echo no-model >smoke_result
+          exit 0
+        fi
       fi
       echo "attempt $i: /healthz -> $code"
       sleep 10
@@ -203,6 +223,7 @@ assert body["model_version"], body
 assert body["unknown_items"] == ["__smoke__"], body
 print("smoke test passed: model", body["model_version"])
 PY
+    echo passed >smoke_result
     ;;
   *)
     die "unknown command '$cmd' (see the head of $0)"

@@ -13,6 +13,11 @@ output "model_bucket" {
   value       = google_storage_bucket.models.name
 }
 
+output "model_pointer" {
+  description = "gs:// URI of models/LATEST, the object naming the serving version (absent before the first refresh; the pipeline's smoke test reads it)."
+  value       = "gs://${google_storage_bucket.models.name}/${local.model_prefix}/LATEST"
+}
+
 output "source_bucket" {
   description = "Bucket holding the function source zips."
   value       = google_storage_bucket.sources.name

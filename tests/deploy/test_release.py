@@ -61,7 +61,8 @@ elif cmd == "apply":
     if not (cwd / args[-1]).exists():
         sys.exit("no plan file " + args[-1])
 elif cmd == "output":
-    print("https://irt-predict.example.run.app", end="")
+    print({"predict_url": "https://irt-predict.example.run.app",
+           "model_pointer": "gs://irt-models/models/LATEST"}[args[-1]], end="")
 '''
 
 FAKE_GCLOUD = r'''
@@ -85,8 +86,44 @@ elif args[:3] == ["storage", "objects", "describe"]:
     sys.exit(0 if local(args[3]).exists() else 1)
 elif args[:3] == ["builds", "triggers", "run"]:
     pass
+elif args[:2] == ["auth", "print-identity-token"]:
+    print("token-for-" + args[2].split("=", 1)[1])
 else:
     sys.exit("fake gcloud: unsupported " + " ".join(args))
+'''
+
+
+# predict as the smoke test sees it: 401 without a token; with one, /healthz answers
+# FAKE_HEALTHZ (200 or 503), /model and /predict a model's answers. Writes -o, prints -w.
+FAKE_CURL = r'''
+import json, os, sys
+args = sys.argv[1:]
+out, headers, url = None, [], None
+i = 0
+while i < len(args):
+    if args[i] in ("-o", "-w", "-H", "-X", "-d"):
+        if args[i] == "-o":
+            out = args[i + 1]
+        elif args[i] == "-H":
+            headers.append(args[i + 1])
+        i += 2
+    elif args[i].startswith("-"):
+        i += 1
+    else:
+        url = args[i]
+        i += 1
+answer = {"model_version": "v7", "unknown_items": ["__smoke__"]}
+if not any(h.startswith("Authorization: Bearer ") for h in headers):
+    code, body = 401, "unauthenticated"
+elif url.endswith("/healthz"):
+    code = int(os.environ.get("FAKE_HEALTHZ", "200"))
+    body = "ok" if code == 200 else "no model loaded"
+else:
+    code, body = 200, json.dumps(answer)
+if out:
+    with open(out, "w") as f:
+        f.write(body)
+print(code, end="")
 '''
 
 
@@ -94,7 +131,8 @@ else:
 def tools(tmp_path: Path) -> dict[str, Path]:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
-    for name, body in (("terraform", FAKE_TERRAFORM), ("gcloud", FAKE_GCLOUD)):
+    for name, body in (("terraform", FAKE_TERRAFORM), ("gcloud", FAKE_GCLOUD),
+                       ("curl", FAKE_CURL), ("sleep", "")):
         path = bin_dir / name
         path.write_text(f"#!{sys.executable}\n{body}")
         path.chmod(0o755)
@@ -111,10 +149,10 @@ def checkout(tmp_path: Path, name: str) -> Path:
     return ws
 
 
-def run(ws: Path, tools: dict[str, Path], *args: str, ok: bool = True
+def run(ws: Path, tools: dict[str, Path], *args: str, ok: bool = True, **extra: str
         ) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{tools['bin']}:{os.environ['PATH']}",
-           "FAKE_GCS": str(tools["gcs"]), "FAKE_LOG": str(tools["log"])}
+           "FAKE_GCS": str(tools["gcs"]), "FAKE_LOG": str(tools["log"]), **extra}
     proc = subprocess.run(["sh", "scripts/release/pipeline.sh", *args], cwd=ws, env=env,
                           capture_output=True, text=True, timeout=60)
     assert (proc.returncode == 0) is ok, (args, proc.stdout, proc.stderr)
@@ -136,7 +174,8 @@ def project(env: str) -> str:
 def plan_release(tmp_path: Path, tools: dict[str, Path], tag: str = "v1.4.0") -> Path:
     """Stage 1 as cloudbuild-release-plan.yaml runs it, after staging passed COMMIT."""
     staging = checkout(tmp_path, "staging")
-    run(staging, tools, "mark-passed", project("staging"), COMMIT, "build-1")
+    (staging / "smoke_result").write_text("passed\n")
+    run(staging, tools, "mark-passed", project("staging"), COMMIT, "build-1", "smoke_result")
     ws = checkout(tmp_path, "plan")
     (ws / "build" / "bundles").mkdir(parents=True)
     (ws / "build" / "bundles" / "irt-prod-predict.zip").write_bytes(b"zip bytes")
@@ -174,12 +213,13 @@ def test_prod_applies_exactly_the_saved_plan_of_a_commit_that_passed_staging(
     run(ws, tools, "init", "prod", project("prod"))
     run(ws, tools, "apply")
     terraform = [c["args"] for c in calls(tools, "terraform")]
-    assert [a[0] for a in terraform] == ["init", "apply", "output"]  # no plan of its own
+    assert [a[0] for a in terraform] == ["init", "apply", "output", "output"]  # no plan
     assert terraform[1][-1] == "tfplan"
     plan = ws / "terraform" / "irt" / "tfplan"
     assert plan.read_bytes() == (planned / "terraform" / "irt" / "tfplan").read_bytes()
     assert (ws / "build" / "bundles" / "irt-prod-predict.zip").read_bytes() == b"zip bytes"
     assert (ws / "predict_url").read_text() == "https://irt-predict.example.run.app"
+    assert (ws / "model_pointer").read_text() == "gs://irt-models/models/LATEST"
 
 
 def test_a_commit_that_did_not_pass_staging_is_not_released(
@@ -192,9 +232,63 @@ def test_a_commit_that_did_not_pass_staging_is_not_released(
     # a build by hand (gcloud builds submit: no COMMIT_SHA) passes but records nothing
     assert "not recorded" in run(ws, tools, "mark-passed", project("staging"), "", "b").stdout
     assert not list(tools["gcs"].rglob("*"))
-    run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7")
+    (ws / "smoke_result").write_text("passed\n")
+    run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7", "smoke_result")
     run(ws, tools, "check-passed", project("staging"), COMMIT)
     run(ws, tools, "check-passed", project("staging"), "f" * 40, ok=False)
+
+
+def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    """The deployment audit: with ``_ALLOW_NO_MODEL=true`` the smoke test accepted any 503 and
+    the staging build then recorded the commit as passed, releasable to prod without predict
+    ever having answered. Now a 503 is let through only while the model bucket has no
+    ``models/LATEST`` (a first deploy), the smoke test says so in ``smoke_result``, and
+    ``mark-passed`` records a commit only when the smoke test scored a request."""
+    ws = checkout(tmp_path, "staging")
+    url, pointer = "https://irt-predict.example.run.app", "gs://irt-models/models/LATEST"
+    staging = project("staging")
+    passed = tools["gcs"] / f"{staging}-releases" / "passed" / COMMIT
+
+    def smoke(allow: str, healthz: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        return run(ws, tools, "smoke", url, allow, pointer, ok=ok, FAKE_HEALTHZ=healthz)
+
+    # no model yet, first deploy: the 503 is let through, the commit is not recorded
+    out = smoke("true", "503")
+    assert "no model published yet" in out.stdout
+    assert (ws / "smoke_result").read_text() == "no-model\n"
+    err = run(ws, tools, "mark-passed", staging, COMMIT, "b1", "smoke_result", ok=False).stderr
+    assert "not recorded as passed" in err and not passed.exists()
+    run(ws, tools, "check-passed", staging, COMMIT, ok=False)
+    # a model is published (LATEST exists) but predict answers 503: a failure, allowed or not
+    latest = tools["gcs"] / "irt-models" / "models" / "LATEST"
+    latest.parent.mkdir(parents=True)
+    latest.write_text("v7")
+    for allow in ("true", "false"):
+        assert "predict is not healthy" in smoke(allow, "503", ok=False).stderr
+        assert not (ws / "smoke_result").exists()
+        run(ws, tools, "mark-passed", staging, COMMIT, "b2", "smoke_result", ok=False)
+    assert not passed.exists()
+    # without ALLOW_NO_MODEL a 503 fails even with an empty bucket
+    latest.unlink()
+    assert "predict is not healthy" in smoke("false", "503", ok=False).stderr
+    # predict answers: the smoke test scored a request, the commit is recorded
+    for allow in ("true", "false"):
+        assert "smoke test passed: model v7" in smoke(allow, "200").stdout
+        assert (ws / "smoke_result").read_text() == "passed\n"
+    run(ws, tools, "mark-passed", staging, COMMIT, "b3", "smoke_result")
+    assert passed.read_text() == "build b3\n"
+    run(ws, tools, "check-passed", staging, COMMIT)
+    # no smoke result at all (the step did not run): not recorded
+    (ws / "smoke_result").unlink()
+    run(ws, tools, "mark-passed", staging, "f" * 40, "b4", "smoke_result", ok=False)
+    # the builds pass the pointer to the smoke test and its result to mark-passed
+    for name in ("staging", "apply"):
+        (smoke_step,) = [s for s in config(name)["steps"] if s["id"] == "smoke"]
+        assert smoke_step["args"][-1].endswith(
+            'smoke "$$(cat predict_url)" "${_ALLOW_NO_MODEL}" "$$(cat model_pointer)"'), name
+    assert pipeline_commands(config("staging"))["passed"][1:] == [
+        "$PROJECT_ID", "$COMMIT_SHA", "$BUILD_ID", "smoke_result"]
 
 
 def test_apply_refuses_any_bundle_but_the_approved_one(
