@@ -31,6 +31,15 @@ locals {
   # and so are created at the start of an apply, not after the builds (monitoring.tf).
   function_names = { for name in keys(local.functions) : name => "${local.prefix}-${name}" }
 
+  # The refresh job's name, for the same reason: the metric of its failed attempts
+  # (monitoring.tf) does not wait for prepare, whose URI the job needs (scheduler.tf).
+  scheduler_job_name = "${local.prefix}-refresh"
+
+  # Cloud Scheduler waits this much longer than prepare may run (scheduler.tf): prepare times
+  # out first and answers 504, so the attempt fails with prepare's status, and the scheduler
+  # never gives up on (and retries beside) a run that is still going.
+  scheduler_deadline_margin_seconds = 30
+
   model_prefix = "models"
 
   # What predict may read of the model bucket (iam.tf): the pointer and the model files.

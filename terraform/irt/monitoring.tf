@@ -47,6 +47,7 @@ resource "time_sleep" "log_metrics" {
     model_loaded     = google_logging_metric.model_loaded.id
     model_rejected   = google_logging_metric.model_rejected.id
     model_behind     = google_logging_metric.model_behind.id
+    attempt_failed   = google_logging_metric.refresh_attempt_failed.id
   }
 }
 
@@ -602,6 +603,76 @@ resource "google_monitoring_alert_policy" "model_behind" {
   documentation {
     mime_type = "text/markdown"
     content   = "A predict instance has served another version than the one LATEST names for longer than MODEL_REFRESH_SECONDS (seconds_behind, serving_version, latest_version in the line): the new version is rejected or cannot be read (see the model_rejected alert), or storage is unreachable. The LMS gets answers from the older model. ${local.alert_docs}"
+  }
+
+  depends_on = [time_sleep.log_metrics]
+}
+
+# --------------------------------------------------------------------------- scheduler
+# A refresh that dies before it logs - a timeout, an instance killed for memory, an import
+# error, Cloud Run's 403 or 429 - leaves no refresh_failed line; only the model_stale alert
+# would notice, 30 to 48 hours later. Cloud Scheduler logs every attempt of the job
+# (resource cloud_scheduler_job, log cloudscheduler.googleapis.com/executions): a failed one -
+# a non-2xx answer, or no answer by the attempt deadline - at ERROR, with jsonPayload.status
+# (e.g. DEADLINE_EXCEEDED, UNAVAILABLE, PERMISSION_DENIED). Each retry that fails logs again.
+resource "google_logging_metric" "refresh_attempt_failed" {
+  project     = var.project_id
+  name        = "${local.prefix}-refresh-attempt-failed"
+  description = "Failed attempts of the refresh job (Cloud Scheduler, severity ERROR), labelled by status."
+  filter      = "resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"${local.scheduler_job_name}\" AND resource.labels.location=\"${var.region}\" AND severity>=ERROR"
+
+  metric_descriptor {
+    metric_kind  = "DELTA"
+    value_type   = "INT64"
+    unit         = "1"
+    display_name = "IRT refresh attempts failed (${var.environment})"
+    labels {
+      key         = "status"
+      value_type  = "STRING"
+      description = "The attempt's status (DEADLINE_EXCEEDED, UNAVAILABLE, PERMISSION_DENIED, ...)"
+    }
+  }
+
+  label_extractors = {
+    status = "EXTRACT(jsonPayload.status)"
+  }
+
+  depends_on = [google_project_service.enabled]
+}
+
+resource "google_monitoring_alert_policy" "refresh_attempt_failed" {
+  project               = var.project_id
+  display_name          = "IRT ${var.environment}: a scheduled refresh attempt failed"
+  combiner              = "OR"
+  notification_channels = local.notification_channels
+  user_labels           = local.labels
+
+  conditions {
+    display_name = "the refresh job logged a failed attempt"
+    condition_threshold {
+      filter          = "metric.type=\"logging.googleapis.com/user/${google_logging_metric.refresh_attempt_failed.name}\" AND resource.type=\"cloud_scheduler_job\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+      aggregations {
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_SUM"
+        cross_series_reducer = "REDUCE_SUM"
+      }
+      trigger {
+        count = 1
+      }
+      evaluation_missing_data = "EVALUATION_MISSING_DATA_INACTIVE"
+    }
+  }
+
+  alert_strategy {
+    auto_close = "86400s"
+  }
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "Cloud Scheduler's call to prepare failed (jsonPayload.status, httpRequest.status in the job's ERROR line: gcloud logging read 'resource.type=\"cloud_scheduler_job\" AND severity>=ERROR'). With a refresh_failed alert beside it, prepare logged why. Without one, prepare died before it could log: DEADLINE_EXCEEDED or 504 - it ran past prepare_timeout_seconds (see its last step line); 500/503 - a crash at start (import error) or killed for memory (the memory alert, prepare's stderr); 403 - the scheduler account lost run.invoker on prepare; 429 - another run still holds the single instance. The job retries per refresh_retry; predict keeps serving the previous model. ${local.alert_docs}"
   }
 
   depends_on = [time_sleep.log_metrics]

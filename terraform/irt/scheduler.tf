@@ -4,12 +4,14 @@
 resource "google_cloud_scheduler_job" "refresh" {
   project     = var.project_id
   region      = var.region
-  name        = "${local.prefix}-refresh"
+  name        = local.scheduler_job_name
   description = "Refresh the IRT model (${var.environment}): calls prepare."
   schedule    = var.refresh_schedule
   time_zone   = var.refresh_time_zone
-  # The call stays open while prepare runs; Cloud Scheduler allows at most 30 minutes.
-  attempt_deadline = "${var.prepare_timeout_seconds}s"
+  # The call stays open while prepare runs; Cloud Scheduler allows at most 30 minutes. A little
+  # longer than prepare's own timeout (main.tf, scheduler_deadline_margin_seconds): a run that
+  # hits it ends with prepare's 504, not with the scheduler abandoning a live run.
+  attempt_deadline = "${var.prepare_timeout_seconds + local.scheduler_deadline_margin_seconds}s"
 
   retry_config {
     retry_count          = var.refresh_retry.retry_count

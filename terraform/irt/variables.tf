@@ -159,11 +159,11 @@ variable "prepare_cpu" {
 }
 
 variable "prepare_timeout_seconds" {
-  description = "Run time limit of one refresh; also the scheduler's attempt deadline, so at most 1800."
+  description = "Run time limit of one refresh (prepare's timeout). The scheduler's attempt deadline is 30 s longer (main.tf, scheduler_deadline_margin_seconds) and at most 1800 (Cloud Scheduler's HTTP limit), so at most 1770."
   type        = number
   validation {
-    condition     = var.prepare_timeout_seconds >= 60 && var.prepare_timeout_seconds <= 1800
-    error_message = "prepare_timeout_seconds must be within [60, 1800] (Cloud Scheduler's HTTP deadline)."
+    condition     = var.prepare_timeout_seconds >= 60 && var.prepare_timeout_seconds <= 1770
+    error_message = "prepare_timeout_seconds must be within [60, 1770]: the scheduler's attempt deadline, 30 s longer, may not exceed 1800."
   }
 }
 

@@ -127,10 +127,12 @@ def every(period: float, until: float, value: float = 1.0, start: float = 0.0) -
 
 # --------------------------------------------------------------------------- the alerts
 @pytest.mark.parametrize("env", ENVS)
-@pytest.mark.parametrize("alert", ["refresh_failed", "monitoring_alert"])
+@pytest.mark.parametrize("alert", ["refresh_failed", "monitoring_alert",
+                                   "refresh_attempt_failed"])
 def test_one_logged_line_fires_and_none_stays_quiet(alert: str, env: str) -> None:
-    """refresh_failed, monitoring_alert: a single log line (one failed refresh, one finding)
-    is the situation; it must fire within minutes, and no line must not fire."""
+    """refresh_failed, monitoring_alert, refresh_attempt_failed: a single log line (one failed
+    refresh, one finding, one failed attempt of the refresh job) is the situation; it must
+    fire within minutes, and no line must not fire."""
     assert fires_at(alert, env, [(600.0, 1.0)], 2 * HOUR) is not None
     assert fires_at(alert, env, [(600.0, 1.0)], 2 * HOUR) <= 600.0 + 10 * 60
     assert fires_at(alert, env, [], 2 * HOUR) is None
@@ -288,3 +290,59 @@ def test_predict_model_alerts_fire_on_one_line_of_the_loader_and_not_on_none(
                         2 * HOUR)
         assert when is not None and when <= 600.0 + 10 * 60, (event, when)
     assert fires_at(alert, env, [], 2 * HOUR) is None
+
+
+# --------------------------------------------------------------------------- the refresh job
+def scheduler_entry(env: str, severity: str, status: str | None = None,
+                    job: str | None = None, resource: str = "cloud_scheduler_job") -> dict:
+    """A Cloud Scheduler execution log entry (log cloudscheduler.googleapis.com/executions)
+    of an attempt of the refresh job: AttemptStarted at INFO, AttemptFinished at ERROR with
+    the failure's status (or at INFO when it succeeded)."""
+    name = job or resolve("${local.scheduler_job_name}", env)
+    payload = {"@type": "type.googleapis.com/google.cloud.scheduler.logging.AttemptFinished",
+               "jobName": f"projects/p/locations/{tfvars(env)['region']}/jobs/{name}"}
+    if status:
+        payload["status"] = status
+    return {"resource": {"type": resource,
+                         "labels": {"job_id": name, "location": tfvars(env)["region"]}},
+            "severity": severity, "jsonPayload": payload}
+
+
+def counts(log_filter: str, entry: dict[str, Any]) -> bool:
+    """Whether a filter of ``resource.type="x"``, ``resource.labels.k="v"`` and
+    ``severity>=LEVEL`` clauses joined by ``AND`` matches a log entry."""
+    levels = ["DEBUG", "INFO", "NOTICE", "WARNING", "ERROR", "CRITICAL", "ALERT", "EMERGENCY"]
+    for clause in log_filter.split(" AND "):
+        if m := re.fullmatch(r"severity>=(\w+)", clause):
+            if levels.index(entry["severity"]) < levels.index(m.group(1)):
+                return False
+        elif m := re.fullmatch(r'resource\.type="([^"]*)"', clause):
+            if entry["resource"]["type"] != m.group(1):
+                return False
+        elif m := re.fullmatch(r'resource\.labels\.(\w+)="([^"]*)"', clause):
+            if entry["resource"]["labels"].get(m.group(1)) != m.group(2):
+                return False
+        else:
+            raise AssertionError(f"clause not understood: {clause}")
+    return True
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_a_failed_attempt_of_the_refresh_job_is_counted_and_fires(env: str) -> None:
+    """The deployment audit: a refresh that dies before it logs (timeout, OOM, an import
+    error, Cloud Run's 403 or 429) raised nothing until model_stale, 30-48 hours on. The
+    scheduler's failed attempt of the refresh job is counted (any status), its started and
+    successful attempts, other jobs' failures and prepare's own lines are not, and one counted
+    line fires the alert within minutes."""
+    log_filter = resolve(of_type("google_logging_metric")["refresh_attempt_failed"]["filter"],
+                         env)
+    failed = [scheduler_entry(env, "ERROR", status) for status in
+              ("DEADLINE_EXCEEDED", "UNAVAILABLE", "PERMISSION_DENIED", "RESOURCE_EXHAUSTED",
+               "INTERNAL")]
+    assert all(counts(log_filter, e) for e in failed)
+    quiet = [scheduler_entry(env, "INFO"),  # AttemptStarted, or a successful AttemptFinished
+             scheduler_entry(env, "ERROR", "UNAVAILABLE", job="another-job"),
+             scheduler_entry(env, "ERROR", "UNAVAILABLE", resource="cloud_run_revision")]
+    assert not any(counts(log_filter, e) for e in quiet)
+    when = fires_at("refresh_attempt_failed", env, [(600.0, 1.0)], 2 * HOUR)
+    assert when is not None and when <= 600.0 + 10 * 60

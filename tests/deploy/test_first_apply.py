@@ -105,9 +105,10 @@ def test_alert_policies_wait_for_their_log_based_metrics() -> None:
             assert "${time_sleep.log_metrics}" in body.get("depends_on", []), name
             waiting.add(name)
     assert waiting == {"refresh_failed", "model_stale", "monitoring_alert", "refresh_slow",
-                       "model_rejected", "model_behind"}
+                       "model_rejected", "model_behind", "refresh_attempt_failed"}
     for name, body in metrics.items():
         assert "google_cloudfunctions2_function" not in json.dumps(body), name
+        assert "google_cloud_scheduler_job" not in json.dumps(body), name  # waits for prepare
     assert "google_cloudfunctions2_function" not in locals_()["prepare_log_filter"]
 
 

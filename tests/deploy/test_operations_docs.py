@@ -207,3 +207,24 @@ def test_readme_paths_exist() -> None:
             assert (ROOT / path).exists(), path
     assert (CONFIG / "versions.tf").exists()
     assert merged(CONFIG)["output"]
+
+
+def test_readme_counts_the_metrics_and_alerts_and_tables_every_alert() -> None:
+    """The deployment audit: the Operations section said "six log-based metrics" where the
+    configuration had nine. Its counts are the configuration's, and the alerts table has a
+    row per alert policy, the Cloud Scheduler one (a refresh attempt that failed) included."""
+    words = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine",
+             "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen"]
+    text = operations()
+    m = re.search(r"\b(\w+) log-based metrics, (\w+) alert\s+policies", text)
+    assert m, "the Operations section no longer counts its metrics and alerts"
+    assert words.index(m.group(1)) == len(of_type("google_logging_metric"))
+    assert words.index(m.group(2)) == len(of_type("google_monitoring_alert_policy"))
+    start = text.index("| alert policy | fires when | first look |")
+    rows = re.findall(r"^\| `IRT <env>: ([^`]+)` \|", text[start:], re.M)
+    assert len(rows) == len(of_type("google_monitoring_alert_policy")), rows
+    names = [re.sub(r"\$\{[^}]+\}", "X", b["display_name"].split(": ", 1)[1])
+             for b in of_type("google_monitoring_alert_policy").values()]
+    for row in rows:
+        row = re.sub(r"\b[NX]\b", "X", row)
+        assert [n for n in names if n.startswith(row)], (row, names)

@@ -252,6 +252,32 @@ def test_scheduler_calls_prepare_with_oidc_audience_its_uri() -> None:
     assert "${var.refresh_retry." in str(one(job["retry_config"]))
 
 
+def test_prepare_times_out_before_the_scheduler_gives_up() -> None:
+    """The deployment audit: prepare's timeout and the scheduler's attempt deadline were the
+    same number, so either could end a long run first; the scheduler, giving up on a run that
+    was still going, would retry it beside itself. prepare's timeout is now a little below the
+    deadline (it answers 504, the attempt fails with that), and the deadline stays within
+    Cloud Scheduler's 30 minutes for every value the variable's validation accepts."""
+    (job,) = of_type("google_cloud_scheduler_job").values()
+    prepare = one(of_type("google_cloudfunctions2_function")["prepare"]["service_config"])
+    assert prepare["timeout_seconds"] == "${var.prepare_timeout_seconds}"
+    assert job["attempt_deadline"] == \
+        "${var.prepare_timeout_seconds + local.scheduler_deadline_margin_seconds}s"
+    margin = locals_()["scheduler_deadline_margin_seconds"]
+    assert 10 <= margin <= 120
+    (validation,) = variables(CONFIG)["prepare_timeout_seconds"]["validation"]
+    for env in ENVS:
+        timeout = tfvars(env)["prepare_timeout_seconds"]
+        assert hcl_condition(validation["condition"], {"prepare_timeout_seconds": timeout})
+        assert timeout + margin <= 1800, env
+    largest = 1800 - margin
+    assert hcl_condition(validation["condition"], {"prepare_timeout_seconds": largest})
+    assert not hcl_condition(validation["condition"], {"prepare_timeout_seconds": largest + 1})
+    assert not hcl_condition(validation["condition"], {"prepare_timeout_seconds": 59})
+    # the job's name is the one its failed-attempt metric filters on (monitoring.tf)
+    assert job["name"] == "${local.scheduler_job_name}"
+
+
 # --------------------------------------------------------------------------- functions
 def test_functions_match_the_functions_folder_and_the_build() -> None:
     table = locals_()["functions"]
@@ -301,7 +327,7 @@ def test_functions_are_private_and_sized_by_variables() -> None:
     for env in ENVS:
         assert tfvars(env)["predict_ingress"] in ("ALLOW_ALL", "ALLOW_INTERNAL_ONLY",
                                                   "ALLOW_INTERNAL_AND_GCLB")
-        assert tfvars(env)["prepare_timeout_seconds"] <= 1800
+        assert tfvars(env)["prepare_timeout_seconds"] <= 1770
 
 
 def _env_keys(expr: str) -> set[str]:
@@ -349,8 +375,10 @@ def test_buckets_are_private_versioned_and_expire_old_data() -> None:
 
 
 # --------------------------------------------------------------------------- monitoring
-#: Log-based metrics on predict's log lines (the rest count prepare's).
+#: Log-based metrics on predict's log lines, on the refresh job's (Cloud Scheduler's); the
+#: rest count prepare's.
 PREDICT_METRICS = {"model_loaded", "model_rejected", "model_behind"}
+SCHEDULER_METRICS = {"refresh_attempt_failed"}
 
 
 def hcl_condition(condition: str, values: dict) -> bool:
@@ -397,15 +425,22 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert 'jsonPayload.event="refresh_failed"' in metrics["refresh_failed"]["filter"]
     assert "severity>=ERROR" in metrics["refresh_failed"]["filter"]
     assert 'jsonPayload.event="model_published"' in metrics["model_published"]["filter"]
+    # a run that dies before it logs (timeout, OOM, import error, 403/429): the scheduler's
+    # failed attempts of this job (tests/deploy/test_alert_semantics.py evaluates the filter)
+    attempts = metrics["refresh_attempt_failed"]["filter"]
+    assert 'resource.labels.job_id="${local.scheduler_job_name}"' in attempts
+    assert "severity>=ERROR" in attempts
+    assert locals_()["scheduler_job_name"] == "${local.prefix}-refresh"
     assert "local.function_names.prepare" in locals_()["prepare_log_filter"]
     for name, body in metrics.items():
         start = "${local.predict_filter} AND " if name in PREDICT_METRICS else \
+            'resource.type="cloud_scheduler_job" AND ' if name in SCHEDULER_METRICS else \
             "${local.prepare_log_filter} AND "
         assert body["filter"].startswith(start), name
     policies = of_type("google_monitoring_alert_policy")
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
                              "predict_4xx", "predict_latency", "memory", "refresh_slow",
-                             "model_rejected", "model_behind"}
+                             "model_rejected", "model_behind", "refresh_attempt_failed"}
     for name, body in policies.items():
         assert body["notification_channels"] == "${local.notification_channels}"
         if "dynamic" in body:  # one condition per function (memory)

@@ -39,7 +39,7 @@ prepare_gate = {
 prepare_env_overrides   = {}
 prepare_memory          = "8Gi"
 prepare_cpu             = "4"
-prepare_timeout_seconds = 1800
+prepare_timeout_seconds = 1770
 
 # predict: always one warm instance (no cold start on the LMS path); 2 vCPUs = 2 gunicorn
 # workers x 4 threads (benchmarks/README.md: best p99 at this concurrency).

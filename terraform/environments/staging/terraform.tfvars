@@ -40,7 +40,7 @@ prepare_gate = {
 prepare_env_overrides   = {}
 prepare_memory          = "4Gi"
 prepare_cpu             = "2"
-prepare_timeout_seconds = 1800
+prepare_timeout_seconds = 1770
 
 # predict
 predict_min_instances = 0
