@@ -67,7 +67,7 @@ variable "bq_project" {
 }
 
 variable "bq_dataset" {
-  description = "Dataset of the answer-log table; prepare gets read access to this dataset only."
+  description = "Dataset of the answer-log table (prepare gets read access to that table only, not to the rest of the dataset: iam.tf)."
   type        = string
 }
 
@@ -103,26 +103,45 @@ variable "prepare_model_type" {
   }
 }
 
+# The limits below are the ones prepare and predict apply to their environment when they start
+# (irt.refresh.config.RefreshConfig.from_env, irt.serving.config): out of them a function
+# refuses to run, so a plan refuses them first.
 variable "prepare_window_days" {
-  description = "Days of answers read per refresh."
+  description = "Days of answers read per refresh (WINDOW_DAYS: a whole number, 1 to 36500)."
   type        = number
+  validation {
+    condition     = floor(var.prepare_window_days) == var.prepare_window_days && var.prepare_window_days >= 1 && var.prepare_window_days <= 36500
+    error_message = "prepare_window_days must be a whole number within [1, 36500]."
+  }
 }
 
 variable "prepare_max_answers_per_item" {
-  description = "Cap on answers per item read from BigQuery (bounds the fit input and memory)."
+  description = "Cap on answers per item read from BigQuery (bounds the fit input and memory; MAX_ANSWERS_PER_ITEM: a whole number, 1 to 1e9)."
   type        = number
+  validation {
+    condition     = floor(var.prepare_max_answers_per_item) == var.prepare_max_answers_per_item && var.prepare_max_answers_per_item >= 1 && var.prepare_max_answers_per_item <= 1000000000
+    error_message = "prepare_max_answers_per_item must be a whole number within [1, 1000000000]."
+  }
 }
 
 variable "prepare_min_answers_per_item" {
-  description = "Items with fewer answers are excluded from calibration (MIN_ANSWERS_PER_ITEM); null: the project's default, 1 (every answered item; the priors shrink rare ones)."
+  description = "Items with fewer answers are excluded from calibration (MIN_ANSWERS_PER_ITEM: a whole number, 1 to 1e9); null: the project's default, 1 (every answered item; the priors shrink rare ones)."
   type        = number
   default     = null
+  validation {
+    condition     = var.prepare_min_answers_per_item == null ? true : floor(var.prepare_min_answers_per_item) == var.prepare_min_answers_per_item && var.prepare_min_answers_per_item >= 1 && var.prepare_min_answers_per_item <= 1000000000
+    error_message = "prepare_min_answers_per_item must be a whole number within [1, 1000000000] (or null)."
+  }
 }
 
 variable "prepare_min_answers_per_student" {
-  description = "Students with fewer answers are dropped before calibration (MIN_ANSWERS_PER_STUDENT); null: the project's default, 2."
+  description = "Students with fewer answers are dropped before calibration (MIN_ANSWERS_PER_STUDENT: a whole number, 1 to 1e9); null: the project's default, 2."
   type        = number
   default     = null
+  validation {
+    condition     = var.prepare_min_answers_per_student == null ? true : floor(var.prepare_min_answers_per_student) == var.prepare_min_answers_per_student && var.prepare_min_answers_per_student >= 1 && var.prepare_min_answers_per_student <= 1000000000
+    error_message = "prepare_min_answers_per_student must be a whole number within [1, 1000000000] (or null)."
+  }
 }
 
 variable "prepare_learning_max_answers" {
@@ -174,8 +193,12 @@ variable "predict_min_instances" {
 }
 
 variable "predict_max_instances" {
-  description = "Upper bound on predict instances (cost and blast-radius cap)."
+  description = "Upper bound on predict instances (cost and blast-radius cap); at least predict_min_instances."
   type        = number
+  validation {
+    condition     = var.predict_max_instances >= var.predict_min_instances
+    error_message = "predict_max_instances must be at least predict_min_instances."
+  }
 }
 
 variable "predict_concurrency" {
@@ -222,8 +245,12 @@ variable "predict_ingress" {
 }
 
 variable "model_refresh_seconds" {
-  description = "predict re-reads models/LATEST at most this often (MODEL_REFRESH_SECONDS)."
+  description = "predict re-reads models/LATEST at most this often (MODEL_REFRESH_SECONDS: 0 to 86400)."
   type        = number
+  validation {
+    condition     = var.model_refresh_seconds >= 0 && var.model_refresh_seconds <= 86400
+    error_message = "model_refresh_seconds must be within [0, 86400]."
+  }
 }
 
 variable "predict_env_overrides" {
@@ -254,6 +281,10 @@ variable "refresh_retry" {
   validation {
     condition     = var.refresh_retry.retry_count >= 0 && var.refresh_retry.retry_count <= 5
     error_message = "refresh_retry.retry_count must be within [0, 5]."
+  }
+  validation {
+    condition     = var.refresh_retry.min_backoff_seconds <= var.refresh_retry.max_backoff_seconds
+    error_message = "refresh_retry.min_backoff_seconds must not exceed max_backoff_seconds."
   }
 }
 

@@ -11,6 +11,7 @@ and checkov on the same files.
 from __future__ import annotations
 
 import ast
+import math
 import re
 
 import pytest
@@ -182,6 +183,10 @@ def test_grants_follow_least_privilege_per_account() -> None:
     table = of_type("google_bigquery_table_iam_member")["prepare_reads_source"]
     assert (table["project"], table["dataset_id"], table["table_id"]) == (
         "${var.bq_project}", "${var.bq_dataset}", "${var.bq_table}")
+    # and the variables say so (bq_dataset's said "read access to this dataset only")
+    described = " ".join(variables(CONFIG)[v]["description"] for v in
+                         ("bq_project", "bq_dataset", "bq_table"))
+    assert "this dataset only" not in described and "that table only" in described
 
 
 def test_tests_run_as_an_account_that_cannot_change_iam_or_deploy() -> None:
@@ -382,12 +387,96 @@ SCHEDULER_METRICS = {"refresh_attempt_failed"}
 
 
 def hcl_condition(condition: str, values: dict) -> bool:
-    """A variable validation's ``condition`` (``length``, ``+``, comparisons, ``||``,
-    ``&&``) evaluated with ``values`` for ``var.*``."""
+    """A variable validation's ``condition`` (``length``, ``floor``, ``+``, comparisons,
+    ``||``, ``&&``, ``null``, one ``c ? a : b``) evaluated with ``values`` for ``var.*``
+    (``var.x.attr`` of an object too)."""
     expr = re.fullmatch(r"\$\{(.*)\}", condition, re.S).group(1)
-    expr = re.sub(r"\bvar\.(\w+)", lambda m: repr(values[m.group(1)]), expr)
+
+    def var(m: re.Match) -> str:
+        value = values[m.group(1)]
+        for attr in filter(None, m.group(2).split(".")):
+            value = value[attr]
+        return repr(value)
+
+    expr = re.sub(r"\bvar\.(\w+)((?:\.\w+)*)", var, expr)
+    if ternary := re.fullmatch(r"(.+?) \? (.+?) : (.+)", expr, re.S):
+        expr = "({1}) if ({0}) else ({2})".format(*ternary.groups())  # lazy, as HCL's
     expr = expr.replace("||", " or ").replace("&&", " and ").replace("length(", "len(")
-    return bool(eval(expr, {"__builtins__": {}}, {"len": len}))
+    return bool(eval(expr, {"__builtins__": {}}, {"len": len, "floor": math.floor,
+                                                  "null": None, "true": True,
+                                                  "false": False}))
+
+
+#: Terraform variable -> (the function, its environment key, values to try): each value must
+#: pass the variable's validation exactly when the function's own configuration accepts it.
+CODE_LIMITS = {
+    "prepare_window_days": ("prepare", "WINDOW_DAYS", [1, 365, 36500, 0, -5, 36501, 30.5]),
+    "prepare_max_answers_per_item": ("prepare", "MAX_ANSWERS_PER_ITEM",
+                                     [1, 5000, 10**9, 0, 10**9 + 1, 2.5]),
+    "prepare_min_answers_per_item": ("prepare", "MIN_ANSWERS_PER_ITEM",
+                                     [None, 1, 2, 10**9, 0, -1, 10**9 + 1, 1.5]),
+    "prepare_min_answers_per_student": ("prepare", "MIN_ANSWERS_PER_STUDENT",
+                                        [None, 1, 2, 10**9, 0, 10**9 + 1, 2.5]),
+    "model_refresh_seconds": ("predict", "MODEL_REFRESH_SECONDS",
+                              [0, 0.5, 60, 86400, -1, 86400.5]),
+}
+
+
+def code_accepts(function: str, key: str, value: float | None) -> bool:
+    """Whether the function starts with ``value`` in ``key`` (``None``: unset), as Terraform
+    passes it (``tostring``)."""
+    from irt.errors import ConfigError
+    from irt.refresh.config import RefreshConfig
+    from irt.serving.config import PredictConfig
+
+    env = {} if value is None else {key: str(value)}
+    try:
+        if function == "prepare":
+            RefreshConfig.from_env({"BQ_TABLE": "irt-test.logs.answers", "MODEL_BUCKET": "b",
+                                    **env})
+        else:
+            PredictConfig.from_env({"MODEL_BUCKET": "b", **env}, "/nonexistent")
+    except ConfigError:
+        return False
+    return True
+
+
+@pytest.mark.parametrize("name", sorted(CODE_LIMITS))
+def test_variables_refuse_what_the_functions_would_refuse(name: str) -> None:
+    """The deployment audit: variables with limits in the code had none in Terraform, so a
+    bad value planned and applied, and the function then refused to start (prepare: every
+    refresh a misconfigured 500). Each validation now accepts exactly what the code accepts,
+    and each environment's value (or the default, null) passes."""
+    function, key, tries = CODE_LIMITS[name]
+    (validation,) = variables(CONFIG)[name]["validation"]
+    for value in tries:
+        assert hcl_condition(validation["condition"], {name: value}) == \
+            code_accepts(function, key, value), (name, value)
+    assert {code_accepts(function, key, v) for v in tries} == {True, False}
+    for env in ENVS:
+        value = tfvars(env).get(name, variables(CONFIG)[name].get("default"))
+        assert hcl_condition(validation["condition"], {name: value}), (env, name)
+
+
+def test_instance_bounds_and_retry_backoffs_are_ordered() -> None:
+    """predict's max instances below its min, or the scheduler's min backoff above its max,
+    only failed at apply (Cloud Run, Cloud Scheduler); the plan refuses them now."""
+    declared = variables(CONFIG)
+    (instances,) = declared["predict_max_instances"]["validation"]
+    ordered = [v["condition"] for v in declared["refresh_retry"]["validation"]
+               if "backoff" in v["condition"]]
+    assert len(ordered) == 1
+    for env in ENVS:
+        values = tfvars(env)
+        assert hcl_condition(instances["condition"], values), env
+        assert hcl_condition(ordered[0], values), env
+        assert not hcl_condition(instances["condition"], {
+            **values, "predict_max_instances": values["predict_min_instances"] - 1}), env
+        assert hcl_condition(instances["condition"], {
+            **values, "predict_max_instances": values["predict_min_instances"]}), env
+        retry = values["refresh_retry"]
+        swapped = {**retry, "min_backoff_seconds": retry["max_backoff_seconds"] + 1}
+        assert not hcl_condition(ordered[0], {**values, "refresh_retry": swapped}), env
 
 
 def test_every_alert_notifies_a_channel_required_in_every_environment() -> None:
