@@ -9,7 +9,7 @@ exactly::
     gunicorn.conf.py   the buildpack starts through ``GOOGLE_ENTRYPOINT`` (Terraform)
     irt/               a copy of ``shared/irt`` (no ``__pycache__``, bytecode or dotfiles)
 
-and nothing else. Terraform zips each folder (``terraform/modules/irt/functions.tf``) and names
+and nothing else. Terraform zips each folder (``terraform/irt/functions.tf``) and names
 the upload by the zip's hash, so the copy must be byte-for-byte reproducible: files are copied
 verbatim, folders are rebuilt from scratch, and nothing derived from the clock or the machine is
 written. The output folder is replaced as a whole, so a function deleted from ``functions/``

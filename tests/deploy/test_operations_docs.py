@@ -70,6 +70,16 @@ def test_terraform_readme_claims_only_steps_that_exist() -> None:
     assert "cdktf-cdktf-provider-google==16.12.1" in text
     for path in re.findall(r"`((?:tests|scripts|terraform)/[\w/.-]+)`", text):
         assert (ROOT / path).exists(), path
+    # every build step it names exists in that build ("the `test` step of the staging
+    # build" named one that cloudbuild.yaml does not have)
+    build = r"`(cloudbuild[\w-]*\.yaml)`"
+    named = re.findall(rf"step `([\w-]+)`\s+of\s+{build}(?: and {build})?", text)
+    assert named
+    for step, *files in named:
+        for name in filter(None, files):
+            ids = {s["id"] for s in yaml.safe_load((ROOT / name).read_text())["steps"]}
+            assert step in ids, (step, name)
+    assert "staging build" not in re.sub(r"\s+", " ", text)
 
 
 def test_builds_by_hand_run_as_the_deploy_account() -> None:
@@ -228,3 +238,24 @@ def test_readme_counts_the_metrics_and_alerts_and_tables_every_alert() -> None:
     for row in rows:
         row = re.sub(r"\b[NX]\b", "X", row)
         assert [n for n in names if n.startswith(row)], (row, names)
+
+
+def test_paths_cited_by_the_deployment_code_exist() -> None:
+    """The deployment audit: scripts/build_functions.py cited
+    ``terraform/modules/irt/functions.tf``, a layout this repository no longer has. Every
+    repository path the deployment code cites (scripts, the Makefile, the build configs, the
+    Terraform) exists, or is one the pipeline writes (git ignores those)."""
+    sources = [*ROOT.glob("scripts/**/*.py"), *ROOT.glob("scripts/**/*.sh"), ROOT / "Makefile",
+               *ROOT.glob("cloudbuild*.yaml"), *ROOT.glob("terraform/**/*.tf"),
+               *ROOT.glob("terraform/**/*.md")]
+    pattern = re.compile(r"(?<![\w/.$-])((?:terraform|scripts|tests|functions|docs|benchmarks"
+                         r"|shared)/[\w/.-]*\w\.(?:tf|py|sh|yaml|md|json|txt|lock|in|hcl|tfvars))"
+                         r"(?![\w.])")
+    cited = {m.group(1) for path in sources for m in pattern.finditer(path.read_text())}
+    assert "terraform/irt/functions.tf" in cited
+    missing = sorted(p for p in cited if not (ROOT / p).exists())
+    if missing:
+        proc = subprocess.run(["git", "check-ignore", "--no-index", *missing], cwd=ROOT,
+                              capture_output=True, text=True)
+        missing = sorted(set(missing) - set(proc.stdout.split()))
+    assert not missing, missing
