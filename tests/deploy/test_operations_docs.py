@@ -259,3 +259,21 @@ def test_paths_cited_by_the_deployment_code_exist() -> None:
                               capture_output=True, text=True)
         missing = sorted(set(missing) - set(proc.stdout.split()))
     assert not missing, missing
+
+
+def test_operations_commands_take_resource_names_from_terraform_outputs() -> None:
+    """The deployment audit: the commands hard-coded ``BUCKET=$PROJECT-irt-models``, the job
+    ``irt-refresh`` and the function ``irt-predict``, names that follow ``name_prefix``
+    ("irt" in the committed tfvars). They read the Terraform outputs instead, each of which
+    exists."""
+    text = operations()
+    blocks = "\n".join(shell_blocks(text))
+    inline = "\n".join(re.findall(r"`((?:gcloud|BUCKET=)[^`]+)`", text))
+    for name in ("-irt-models", "jobs run irt-", "jobs pause irt-", "jobs describe irt-",
+                 "functions describe irt-"):
+        assert name not in blocks and name not in inline, name
+    outputs = {k for block in merged(CONFIG)["output"] for k in block}
+    used = set(re.findall(r"terraform -chdir=terraform/irt output -raw (\w+)", text))
+    assert {"model_bucket", "scheduler_job", "predict_url"} <= used <= outputs, used
+    prepare = (ROOT / "functions" / "prepare" / "README.md").read_text()
+    assert "jobs run irt-refresh" not in prepare and "output -raw scheduler_job" in prepare
