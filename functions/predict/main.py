@@ -360,6 +360,11 @@ def predict(request: Request) -> Response:
     logged_path = path if route is not None else "<unknown path>"
     error: RequestError | None = None
     try:
+        if "HTTP_HOST" not in request.environ and \
+                request.environ.get("SERVER_PROTOCOL") == "HTTP/1.1":
+            # RFC 9112 section 3.2: an HTTP/1.1 request without Host is answered 400
+            raise RequestError("an HTTP/1.1 request must carry a Host header", "Host",
+                               status=400, code="invalid_request")
         if route is None:
             raise RequestError(f"unknown path; use one of {', '.join(sorted(ROUTES))}", "path",
                                status=404, code="not_found")

@@ -251,6 +251,20 @@ def raw_exchange(url: str, request: bytes, timeout: float = 10.0) -> tuple[int, 
     return int(lines[0].split()[1]), headers, body
 
 
+def test_an_http11_request_without_host_is_a_json_400(live_url: str) -> None:
+    """RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1 request without Host
+    (HTTP/1.0 has no such rule); the JSON error names the header."""
+    status, headers, body = raw_exchange(live_url, b"GET /healthz HTTP/1.1\r\n"
+                                         b"Connection: close\r\n\r\n")
+    assert status == 400 and headers["content-type"] == "application/json"
+    assert_error(json.loads(body), "invalid_request", "Host")
+    status, _, body = raw_exchange(live_url, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert status == 200 and json.loads(body)["status"] == "ok"
+    status, _, _ = raw_exchange(live_url, b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+                                b"Connection: close\r\n\r\n")
+    assert status == 200
+
+
 def test_unknown_transfer_encoding_is_a_json_501(live_url: str) -> None:
     """``Transfer-Encoding: xchunked`` was gunicorn's HTML 501: now the API's JSON error
     naming the header."""
