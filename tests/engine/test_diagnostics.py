@@ -431,6 +431,17 @@ def test_m2_refuses_too_few_items() -> None:
     assert d.global_fit.m2 is None and "too few items" in d.global_fit.reason
 
 
+def test_m2_refuses_one_student() -> None:
+    """M2's RMSEA divides by N - 1: one student's answers leave M2 out with the reason."""
+    model = mirt_model("lsat7", "2PL")
+    X = dense("lsat7")[:1].astype(np.int8)
+    with pytest.raises(ValueError, match="at least two students"):
+        m2(model, X)
+    d = diagnose(model, Responses.from_dense(X, item_ids=model.item_ids))
+    assert d.global_fit.m2 is None and "too few students" in d.global_fit.reason
+    assert d.global_fit.criteria.n_students == 1
+
+
 def test_pairs_are_ranked_by_q3_on_a_sparse_log_and_by_ld_x2_on_a_test() -> None:
     model, resp = sparse_case(n_students=600, n_items=20, per_student=10, seed=2)
     sparse = diagnose(model, resp)

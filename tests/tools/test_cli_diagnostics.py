@@ -121,3 +121,21 @@ def test_compare_rejects_an_invalid_model(lsat7: dict[str, Path], tmp_path: Path
     assert main(["compare", str(lsat7["2pl"]), str(bad), str(lsat7["answers"])]) == 2
     assert f"error: {bad}: invalid model" in capsys.readouterr().err
     assert main(["diagnose", str(bad), str(lsat7["answers"])]) == 2
+
+
+def test_one_student_leaves_m2_out_and_says_why(lsat7: dict[str, Path], tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    """M2 (and its RMSEA, which divides by N - 1) needs a population of students: with the
+    answers of one, ``diagnose`` and ``report`` leave it out with the reason instead of
+    failing on a division by zero."""
+    one = write_answers(tmp_path / "one.csv", np.zeros((1, 5)), ref("lsat7")["item_names"])
+    capsys.readouterr()
+    assert main(["diagnose", str(lsat7["2pl"]), str(one), "--json", "-q"]) == 0
+    g = json.loads(capsys.readouterr().out)["global_fit"]
+    assert g["m2"] is None and g["reason"].startswith("too few students for M2: 1;")
+    assert main(["diagnose", str(lsat7["2pl"]), str(one), "-q"]) == 0
+    out = capsys.readouterr()
+    assert "M2: not computed (too few students for M2: 1;" in out.out and out.err == ""
+    page = tmp_path / "one.html"
+    assert main(["report", str(lsat7["2pl"]), str(one), "-o", str(page), "-q"]) == 0
+    assert page.stat().st_size > 0 and capsys.readouterr().err == ""

@@ -357,6 +357,9 @@ def _global(data: FitData, cfg: DiagnosticsConfig, messages: list[str]) -> Globa
         reason = (f"M2 is computed for at most {MAX_ITEMS} items ({data.n_items} here: its "
                   "covariance matrix would have "
                   f"{(data.n_items * (data.n_items + 1) // 2) ** 2:,} entries)")
+    elif data.n_students < 2:
+        reason = (f"too few students for M2: {data.n_students}; it compares the proportions "
+                  "correct over a population of students, and its RMSEA divides by N - 1")
     elif data.n_items * (data.n_items + 1) // 2 <= k:
         reason = (f"too few items for M2: {data.n_items * (data.n_items + 1) // 2} margins for "
                   f"{k} parameters")

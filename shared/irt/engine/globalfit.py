@@ -243,9 +243,12 @@ def m2(model: ItemModel, X: np.ndarray, *, n_points: int = 61, bound: float = 6.
             mirt 1.45.1's convention).
 
     Raises:
-        ValueError: with too few items for positive df, or more than :data:`MAX_ITEMS`.
+        ValueError: with fewer than two students, too few items for positive df, or more
+            than :data:`MAX_ITEMS` items.
     """
     N, J = X.shape
+    if N < 2:
+        raise ValueError(f"M2 needs at least two students, got {N}")
     k = parameter_count(model.model_type, J)
     m = J * (J + 1) // 2
     if m - k <= 0:
