@@ -357,6 +357,22 @@ def test_fairness_group_from_the_answers_file_and_clear_errors(
     assert "Traceback" not in out.err
 
 
+@pytest.mark.parametrize(("value", "message"), [
+    ("0", "must be at least 1, got 0"), ("-2", "must be at least 1, got -2"),
+    ("1001", "must be at most 1000, got 1001"), ("ten", "expected an integer, got 'ten'")])
+def test_fairness_refuses_strata_out_of_range_naming_the_option(
+        files: dict[str, Path], value: str, message: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """``--strata 0`` failed deep in numpy (an IndexError), ``-2`` with numpy's words:
+    argparse refuses them before any file is read, naming the option."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["fairness", str(files["train"]), str(files["groups"]), "--reference", "F",
+              "--focal", "M", "--model", str(files["model"]), "--strata", value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"error: argument --strata: {message}" in err and "Traceback" not in err
+
+
 def test_mantel_haenszel_refuses_an_empty_group() -> None:
     from irt.engine.calibrate import FitConfig, fit
     from irt.tools.fairness import mantel_haenszel
@@ -368,6 +384,8 @@ def test_mantel_haenszel_refuses_an_empty_group() -> None:
         mantel_haenszel(model, responses, groups, "a", "b")
     with pytest.raises(ValueError, match="the same"):
         mantel_haenszel(model, responses, groups, "a", "a")
+    with pytest.raises(ValueError, match="strata must be at least 1"):
+        mantel_haenszel(model, responses, groups, "a", "b", strata=0)
 
 
 def test_explain_a_student_of_an_answers_file(files: dict[str, Path],

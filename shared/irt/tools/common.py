@@ -7,6 +7,8 @@ columns, the one reader of answers files, messages on stderr and output checks.
   content, whatever its name), as :func:`irt.tools.csvio.read_answers_csv` reads it, with
   errors that name the file;
 * :class:`Messages` - ``-q/--quiet``, progress lines and what was written, on stderr;
+* :func:`int_in`, :func:`number_in` - ``type`` of an option with a range, checked by argparse
+  (its error names the option);
 * :func:`check_output` - an ``-o`` path that cannot be written fails before the work;
 * :func:`run_guarded` - errors as one line naming the file, quiet on a closed stdout.
 """
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import math
 import os
 import re
 import sys
@@ -60,6 +63,68 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-q", "--quiet", action="store_true",
                         help="no progress or information on stderr (warnings and errors "
                         "still)")
+
+
+def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An argparse ``type``: an integer in ``[low, high]`` (``high`` ``None``: no upper
+    bound).  argparse prints its error naming the option (``argument --strata: must be at
+    least 1, got 0``) and exits 2 before any file is read.
+
+    Args:
+        low: the smallest value accepted.
+        high: the largest value accepted, or ``None``.
+
+    Returns:
+        The converter for ``add_argument(type=...)``.
+    """
+
+    def integer(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+        return value
+
+    return integer
+
+
+def number_in(low: float, high: float | None = None, *, low_open: bool = False,
+              high_open: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in the interval from ``low`` to ``high``
+    (``high`` ``None``: unbounded above), each end excluded when its ``*_open`` flag is set;
+    ``inf`` and ``nan`` are refused.  Errors as :func:`int_in`'s.
+
+    Args:
+        low: the lower end.
+        high: the upper end, or ``None``.
+        low_open, high_open: whether the end itself is excluded.
+
+    Returns:
+        The converter for ``add_argument(type=...)``.
+    """
+    if high is None:
+        wanted = f"a finite number {'above' if low_open else 'at least'} {low:g}"
+    else:
+        wanted = (f"a number in {'(' if low_open else '['}{low:g}, {high:g}"
+                  f"{')' if high_open else ']'}")
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        ok = math.isfinite(value) and (value > low if low_open else value >= low)
+        if ok and high is not None:
+            ok = value < high if high_open else value <= high
+        if not ok:
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+        return value
+
+    return number
 
 
 def columns_of(args: argparse.Namespace) -> Columns:

@@ -44,10 +44,14 @@ from irt.tools.common import (
     Messages,
     add_answers_arguments,
     add_quiet_argument,
+    int_in,
     open_text,
     read_answers,
     run_guarded,
 )
+
+#: The most ability strata ``--strata`` accepts.
+MAX_STRATA = 1000
 
 
 def _chi2_sf_1df(x: float) -> float:
@@ -73,9 +77,12 @@ def mantel_haenszel(model: ItemModel, responses: Responses, groups: Mapping[str,
         (MH D-DIF), ``chi2``, ``p_value``, ``ets`` (A/B/C, or ``None`` when unclassified).
 
     Raises:
-        ValueError: ``reference`` and ``focal`` are the same group, or no student of one of
-            them answered an item of the model (a misspelt group, a wrong column).
+        ValueError: ``strata`` is below 1, ``reference`` and ``focal`` are the same group, or
+            no student of one of them answered an item of the model (a misspelt group, a
+            wrong column).
     """
+    if strata < 1:
+        raise ValueError(f"strata must be at least 1, got {strata}")
     if reference == focal:
         raise ValueError(f"the reference and focal groups are the same: {reference!r}")
     label = np.array([{reference: 0, focal: 1}.get(groups.get(s, ""), -1)
@@ -172,8 +179,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference", required=True, help="the reference group")
     parser.add_argument("--focal", required=True, help="the focal group")
     parser.add_argument("--model", type=Path, help="model.json (default: fit a 2PL)")
-    parser.add_argument("--strata", type=int, default=10,
-                        help="ability strata (default %(default)s)")
+    parser.add_argument("--strata", type=int_in(1, MAX_STRATA), default=10,
+                        help="ability strata: quantile bins of the students' EAP abilities "
+                        f"(default %(default)s, at most {MAX_STRATA})")
     add_answers_arguments(parser)
     add_quiet_argument(parser)
 
