@@ -178,6 +178,49 @@ def test_an_order_column_named_on_the_command_line_must_exist(
     assert str(files["train"]) in err and "'seq'" in err and "--order-column" in err
 
 
+@pytest.mark.parametrize(("command", "option", "value", "message"), [
+    ("fit", "--tol", "inf", "must be a finite number above 0, got inf"),
+    ("fit", "--tol", "nan", "must be a finite number above 0, got nan"),
+    ("evaluate", "--tol", "0", "must be a finite number above 0, got 0"),
+    ("fit", "--skill-difficulty-sd", "-1", "must be a finite number above 0, got -1"),
+    ("fit", "--min-answers-per-item", "0", "must be at least 1, got 0"),
+    ("evaluate", "--min-answers-per-student", "-1", "must be at least 0, got -1"),
+    ("fit", "--quadrature-points", "2", "must be at least 5, got 2"),
+    ("fit", "--quadrature-points", "100000", "must be at most 401, got 100000"),
+    ("evaluate", "--max-iter", "0", "must be at least 1, got 0"),
+    ("evaluate", "--recency-decay", "1.5", "must be a number in (0, 1], got 1.5"),
+    ("evaluate", "--recency-decay", "0", "must be a number in (0, 1], got 0"),
+    ("evaluate", "--window", "0", "must be at least 1, got 0"),
+    ("demo", "--seed", "-1", "must be at least 0, got -1"),
+])
+def test_option_out_of_range_is_refused_before_reading_naming_the_option(
+        command: str, option: str, value: str, message: str, tmp_path: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """A number out of its range (``--tol inf`` ran the whole fit and then failed writing
+    the JSON) is argparse's error naming the option, before any file is opened: the files
+    named here do not exist."""
+    missing = str(tmp_path / "missing.csv")
+    args = {"fit": ["fit", missing, "-o", str(tmp_path / "m.json")],
+            "evaluate": ["evaluate", missing, missing], "demo": ["demo"]}[command]
+    with pytest.raises(SystemExit) as exit_:
+        main([*args, option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert f"error: argument {option}: {message}" in err and "missing.csv" not in err
+
+
+def test_evaluate_options_need_a_2pl_before_reading(tmp_path: Path,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    missing = str(tmp_path / "missing.csv")
+    code, _, err = _run(["evaluate", missing, missing, "--model", "3pl", "--options",
+                         "recency"], capsys)
+    assert code == 2
+    assert err == ("error: --options recency needs --model 2pl (the learning-aware options "
+                   "are a 2pl's), not --model 3pl\n")
+    code, _, err = _run(["evaluate", missing, missing, "--options", "speed"], capsys)
+    assert code == 2 and err.startswith("error: --options: unknown model option 'speed'")
+
+
 def test_progress_on_stderr_and_quiet_with_q(files: dict[str, Path], tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "m.json"

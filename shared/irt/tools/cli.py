@@ -30,6 +30,8 @@ from irt.tools.common import (
     add_answers_arguments,
     add_quiet_argument,
     check_output,
+    int_in,
+    number_in,
     read_answers,
     run_guarded,
 )
@@ -75,6 +77,12 @@ def _cap(text: str) -> int | None:
     return value
 
 
+#: The most quadrature nodes ``--quadrature-points`` accepts (the learning-aware grid's most).
+MAX_QUADRATURE_POINTS = 401
+#: The most answers in the pfa covariates' recent window (``--window``; the model format's).
+MAX_WINDOW = 10_000
+
+
 def _show(pair: tuple[float, float] | None) -> str:
     return "none" if pair is None else f"{pair[0]:g},{pair[1]:g}"
 
@@ -85,16 +93,20 @@ def _add_calibration_arguments(p: argparse.ArgumentParser, what: str = "answers"
     d = defaults.DEFAULTS
     p.add_argument("--model", choices=MODEL_TYPES, default=d.model,
                    help="model type (default %(default)s)")
-    p.add_argument("--min-answers-per-item", type=int, default=d.min_answers_per_item,
+    p.add_argument("--min-answers-per-item", type=int_in(1), default=d.min_answers_per_item,
                    metavar="N", help=f"leave out items with fewer {what} (default %(default)s)")
-    p.add_argument("--min-answers-per-student", type=int, default=d.min_answers_per_student,
+    p.add_argument("--min-answers-per-student", type=int_in(0),
+                   default=d.min_answers_per_student,
                    metavar="N", help=f"leave out students with fewer {what} before "
                    "calibrating (default %(default)s)")
-    p.add_argument("--quadrature-points", type=int, default=d.quadrature_points, metavar="Q",
-                   help="quadrature nodes on [-6, 6] (default %(default)s)")
-    p.add_argument("--tol", type=float, default=d.tol,
-                   help="convergence: max parameter change per EM cycle (default %(default)s)")
-    p.add_argument("--max-iter", type=int, default=d.max_iter,
+    p.add_argument("--quadrature-points", type=int_in(5, MAX_QUADRATURE_POINTS),
+                   default=d.quadrature_points, metavar="Q",
+                   help=f"quadrature nodes on [-6, 6], 5 to {MAX_QUADRATURE_POINTS} "
+                   "(default %(default)s)")
+    p.add_argument("--tol", type=number_in(0.0, low_open=True), default=d.tol,
+                   help="convergence: max parameter change per EM cycle, a positive number "
+                   "(default %(default)s)")
+    p.add_argument("--max-iter", type=int_in(1), default=d.max_iter,
                    help="EM cycle cap (default %(default)s; reaching it = not converged)")
     p.add_argument("--prior-a", type=_pair, default=d.prior_a, metavar="MEANLOG,SDLOG",
                    help=f"lognormal prior on slopes, or 'none' (default {_show(d.prior_a)})")
@@ -106,7 +118,8 @@ def _add_calibration_arguments(p: argparse.ArgumentParser, what: str = "answers"
     p.add_argument("--no-priors", action="store_true",
                    help="no priors at all: maximum likelihood, R mirt's default (sparse logs "
                    "may then not converge; the 3pl may be unstable)")
-    p.add_argument("--skill-difficulty-sd", type=float, default=d.skill_difficulty_sd,
+    p.add_argument("--skill-difficulty-sd", type=number_in(0.0, low_open=True),
+                   default=d.skill_difficulty_sd,
                    metavar="SD", help="with --skill-column: SD of the difficulties around "
                    "their skill's mean (default %(default)s)")
     p.add_argument("--no-skill-prior", action="store_true", default=not d.skill_prior,
@@ -197,11 +210,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--skill-column", default=None,
                    help="skill column of TRAIN, for the item -> skill map that 'skills' and "
                    "'pfa' learn (ASSISTments files: skill_id)")
-    e.add_argument("--recency-decay", type=float, default=defaults.DEFAULTS.recency_decay,
-                   metavar="LAMBDA", help="recency weight per later answer (default %(default)s)")
-    e.add_argument("--window", type=int, default=defaults.DEFAULTS.pfa_window,
-                   help="answers in the recent window of the pfa covariates "
-                   "(default %(default)s)")
+    e.add_argument("--recency-decay", type=number_in(0.0, 1.0, low_open=True),
+                   default=defaults.DEFAULTS.recency_decay, metavar="LAMBDA",
+                   help="recency weight per later answer, in (0, 1] (default %(default)s)")
+    e.add_argument("--window", type=int_in(1, MAX_WINDOW), default=defaults.DEFAULTS.pfa_window,
+                   help="answers in the recent window of the pfa covariates, 1 to "
+                   f"{MAX_WINDOW} (default %(default)s)")
     e.add_argument("--learning-max-answers", type=_cap,
                    default=defaults.DEFAULTS.learning_max_answers, metavar="N",
                    help="calibrate the options on at most N training answers, whole students "
@@ -214,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_quiet_argument(e)
 
     d = sub.add_parser("demo", help="simulate a log, calibrate, score a few students")
-    d.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    d.add_argument("--seed", type=int_in(0), default=7,
+                   help="random seed, a non-negative integer (default 7)")
     _add_diagnostics_parsers(sub)
     _add_tool_parsers(sub)
     _add_report_parser(sub)
@@ -538,7 +553,14 @@ def _evaluate(args: argparse.Namespace) -> int:
     from irt.engine.learning_fit import base_for_options, with_recency
     from irt.engine.preprocess import prepare_rows
 
-    options = parse_options(args.options, allow_auto=True)
+    try:
+        options = parse_options(args.options, allow_auto=True)
+    except ValueError as exc:
+        raise ValueError(f"--options: {exc}") from None
+    if (options or args.table) and args.model != "2pl":
+        what = "--table" if args.table else f"--options {args.options}"
+        raise ValueError(f"{what} needs --model 2pl (the learning-aware options are a 2pl's), "
+                         f"not --model {args.model}")
     needs_skills = args.table or bool({"skills", "pfa"} & set(options))
     if needs_skills and not args.skill_column:
         raise ValueError("options 'skills' and 'pfa' (and --table) need --skill-column")
