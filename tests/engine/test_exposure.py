@@ -211,3 +211,31 @@ def test_cli_exits_3_when_the_simulation_does_not_converge(tmp_path: Path, model
     section = load_model(out.read_bytes()).exposure
     assert section["simulation"]["converged"] is False
     assert section["simulation"]["max_exposure"] == [1.0]
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--tolerance", "inf", "must be a number in [0, 1), got inf"),
+    ("--tolerance", "-0.1", "must be a number in [0, 1), got -0.1"),
+    ("--r-max", "nan", "must be a number in (0, 1], got nan"),
+    ("--examinees", "1000000000000", "must be at most 100000, got 1000000000000"),
+    ("--examinees", "0", "must be at least 1, got 0"),
+    ("--iterations", "1001", "must be at most 1000, got 1001"),
+    ("--test-length", "0", "must be at least 1, got 0"),
+    ("--seed", "-1", "must be at least 0, got -1"),
+])
+def test_cli_refuses_options_out_of_range_before_the_simulation(
+        tmp_path: Path, option: str, value: str, message: str, capsys) -> None:
+    """``--tolerance inf`` was accepted (any simulation then 'met' r_max) and ``--examinees
+    10**12`` ended in numpy's MemoryError traceback: argparse refuses both, naming the
+    option, before the model is read (it does not exist here)."""
+    with pytest.raises(SystemExit) as exit_:
+        main(["exposure", str(tmp_path / "missing.json"), "-o", str(tmp_path / "sh.json"),
+              option, value])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"error: argument {option}: {message}" in err
+
+
+def test_sympson_hetter_refuses_a_tolerance_outside_0_1(model) -> None:
+    for tolerance in (math.inf, math.nan, -0.01, 1.0):
+        with pytest.raises(ValueError, match=r"tolerance must be in \[0, 1\)"):
+            sympson_hetter(model, tolerance=tolerance)

@@ -370,6 +370,17 @@ def test_run_guarded_turns_expected_errors_into_one_line(
     assert capsys.readouterr().err == "error: x.csv: nothing to do\n"
 
 
+def test_run_guarded_turns_running_out_of_memory_into_one_line(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    def greedy(args):
+        return np.zeros(1 << 58)  # 2 EiB: numpy's MemoryError, nothing allocated
+
+    assert common.run_guarded(greedy, None) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: not enough memory: Unable to allocate ") and err.count(
+        "\n") == 1
+
+
 # --------------------------------------------------------------------------- fairness
 
 def test_fairness_group_from_the_answers_file_and_clear_errors(

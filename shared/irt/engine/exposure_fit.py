@@ -131,10 +131,11 @@ def sympson_hetter(model: ItemModel, *, r_max: float = 0.25, test_length: int = 
         n_examinees: sessions per pass (the binomial noise of ``P(A_j)`` is about
             ``sqrt(r_max (1 - r_max) / n_examinees)``: 0.0097 for 2000 at 0.25).
         max_iterations: the most passes.
-        tolerance: the slack over ``r_max`` that counts as met; ``None``: three binomial SEs
-            of an exposure rate of ``r_max``, ``3 sqrt(r_max (1 - r_max) / n_examinees)``
-            (0.029 for 2000 examinees at 0.25) - the largest of a few hundred simulated rates
-            whose true value is ``r_max`` lies about 2.5 SEs above it by chance alone.
+        tolerance: the slack over ``r_max`` that counts as met, in ``[0, 1)``; ``None``:
+            three binomial SEs of an exposure rate of ``r_max``, ``3 sqrt(r_max (1 - r_max) /
+            n_examinees)`` (0.029 for 2000 examinees at 0.25) - the largest of a few hundred
+            simulated rates whose true value is ``r_max`` lies about 2.5 SEs above it by
+            chance alone.
         seed: pass ``i`` uses ``seed + i``.
 
     Raises:
@@ -153,8 +154,8 @@ def sympson_hetter(model: ItemModel, *, r_max: float = 0.25, test_length: int = 
                          " every item would have to be given more often")
     if tolerance is None:
         tolerance = 3.0 * math.sqrt(r_max * (1.0 - r_max) / n_examinees)
-    if not tolerance >= 0.0:
-        raise ValueError("tolerance must be at least 0")
+    if not 0.0 <= tolerance < 1.0:
+        raise ValueError(f"tolerance must be in [0, 1), got {tolerance}")
     k = np.ones(n)
     history: list[float] = []
     converged = False

@@ -237,6 +237,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: The most simulated sessions per iteration ``exposure --examinees`` accepts (memory grows
+#: as about 70 x examinees x items bytes).
+MAX_EXAMINEES = 100_000
+#: The most iterations ``exposure --iterations`` accepts.
+MAX_EXPOSURE_ITERATIONS = 1000
+
+
 def _add_exposure_parser(sub) -> None:
     """``exposure`` (irt.engine.exposure): Sympson-Hetter parameters into a model JSON."""
     x = sub.add_parser("exposure", help="add Sympson-Hetter exposure-control parameters to a "
@@ -254,18 +261,22 @@ def _add_exposure_parser(sub) -> None:
     x.add_argument("model", type=Path, help="model JSON written by 'fit' (or prepare)")
     x.add_argument("-o", "--output", type=Path, required=True,
                    help="model JSON to write (the input's content plus 'exposure')")
-    x.add_argument("--r-max", type=float, default=0.25,
+    x.add_argument("--r-max", type=number_in(0.0, 1.0, low_open=True), default=0.25,
                    help="target largest exposure rate, in (0, 1] (default %(default)s)")
-    x.add_argument("--test-length", type=int, default=20,
-                   help="items per simulated session (default %(default)s)")
-    x.add_argument("--examinees", type=int, default=2000,
-                   help="simulated sessions per iteration (default %(default)s)")
-    x.add_argument("--iterations", type=int, default=30,
-                   help="most iterations (default %(default)s)")
-    x.add_argument("--tolerance", type=float, default=None,
-                   help="slack over r_max that counts as met (default: 3 binomial SEs, "
-                   "3 sqrt(r_max (1 - r_max) / examinees))")
-    x.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    x.add_argument("--test-length", type=int_in(1), default=20,
+                   help="items per simulated session, at most the bank's items "
+                   "(default %(default)s)")
+    x.add_argument("--examinees", type=int_in(1, MAX_EXAMINEES), default=2000,
+                   help="simulated sessions per iteration, at most "
+                   f"{MAX_EXAMINEES} (default %(default)s)")
+    x.add_argument("--iterations", type=int_in(1, MAX_EXPOSURE_ITERATIONS), default=30,
+                   help=f"most iterations, at most {MAX_EXPOSURE_ITERATIONS} "
+                   "(default %(default)s)")
+    x.add_argument("--tolerance", type=number_in(0.0, 1.0, high_open=True), default=None,
+                   help="slack over r_max that counts as met, in [0, 1) (default: 3 binomial "
+                   "SEs, 3 sqrt(r_max (1 - r_max) / examinees))")
+    x.add_argument("--seed", type=int_in(0), default=0,
+                   help="random seed, a non-negative integer (default 0)")
     add_quiet_argument(x)
 
 

@@ -246,8 +246,9 @@ class Messages:
 
 def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Namespace) -> int:
     """``handler(args)`` with the command line's error handling: an expected error is one
-    line on stderr naming the file (exit 2), and a closed stdout (``| head``) ends the run
-    quietly with 141 (128 + SIGPIPE, as a command killed by the signal)."""
+    line on stderr naming the file (exit 2), so is running out of memory (a size option set
+    too large for the machine), and a closed stdout (``| head``) ends the run quietly with 141
+    (128 + SIGPIPE, as a command killed by the signal)."""
     try:
         status = handler(args)
         sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
@@ -257,6 +258,8 @@ def run_guarded(handler: Callable[[argparse.Namespace], int], args: argparse.Nam
         return 141
     except (OSError, ValueError) as exc:  # CSVFormatError, ModelFormatError are ValueErrors
         print(f"error: {exc}", file=sys.stderr)
+    except MemoryError as exc:  # numpy's says how much it could not allocate
+        print(f"error: not enough memory: {exc or 'allocation failed'}", file=sys.stderr)
     return 2
 
 
