@@ -152,6 +152,64 @@ def test_evaluate_reports_convergence_in_text_and_json(tmp_path: Path,
     assert row["fit_iterations"] == 2
 
 
+def test_evaluate_reports_an_undefined_auc_as_null_and_says_why(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every test answer right: the AUC is undefined. ``--json`` printed ``NaN`` (not JSON);
+    it is null, as in ``compare --json``, and the text says why instead of ``nan``."""
+    train, _, *columns = _write_split(tmp_path)
+    right = tmp_path / "right.csv"
+    right.write_text("user_id,item_id,correct,seq\n" + "".join(
+        f"v{s},q{j},1,{j}\n" for s in range(3) for j in range(5)))
+    capsys.readouterr()
+    assert main(["evaluate", train, str(right), *columns, "--json", "-q"]) == 0
+    out = capsys.readouterr().out
+
+    def refuse(constant: str) -> None:
+        raise AssertionError(f"{constant} is not JSON")
+
+    row = json.loads(out, parse_constant=refuse)
+    assert row["auc"] is None and row["log_loss"] > 0 and row["n_predictions"] == 15
+    assert main(["evaluate", train, str(right), *columns, "-q"]) == 0
+    text = capsys.readouterr().out
+    assert "  AUC -  log-loss 0." in text and "nan" not in text
+    assert "AUC undefined: every test answer is right" in text
+
+
+def test_evaluate_refuses_a_test_file_without_answers(tmp_path: Path,
+                                                      capsys: pytest.CaptureFixture[str]
+                                                      ) -> None:
+    """A header-only TEST exited 0 with nan figures and numpy's RuntimeWarnings."""
+    train, _, *columns = _write_split(tmp_path)
+    empty = tmp_path / "empty.csv"
+    empty.write_text("user_id,item_id,correct,seq\n")
+    capsys.readouterr()
+    assert main(["evaluate", train, str(empty), *columns, "-q"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err == f"error: {empty}: no test answers (the file has no answers)\n"
+    empty.write_text("user_id,item_id,correct,seq\nu1,q1,maybe,1\n,q2,1,2\n")
+    assert main(["evaluate", train, str(empty), *columns, "-q", "--lenient"]) == 2
+    assert capsys.readouterr().err == (f"error: {empty}: no test answers (2 rows read, all "
+                                       "invalid)\n")
+
+
+def test_evaluate_refuses_test_students_that_are_training_students(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The help promises TEST's students are disjoint from TRAIN's; the same file twice gave
+    an in-sample AUC of 0.96 with exit 0. Now an error saying how many students overlap."""
+    train, test, *columns = _write_split(tmp_path)
+    capsys.readouterr()
+    assert main(["evaluate", train, train, *columns, "-q"]) == 2
+    out = capsys.readouterr()
+    assert out.out == ""
+    assert out.err.startswith(f"error: {train}: 1000 of its 1000 students are also in {train}"
+                              " (e.g. 'u0', 'u1', 'u10'); the test students must be disjoint")
+    with open(test, "a") as f:  # one training student among the 200 test students
+        f.write("u7,q3,1,99\n")
+    assert main(["evaluate", train, test, *columns, "-q"]) == 2
+    assert "1 of its 201 students are also in" in capsys.readouterr().err
+
+
 def test_published_figures_only_for_the_published_split(tmp_path: Path) -> None:
     from irt.tools.cli import PUBLISHED_SPLIT, _is_published_split, _read_log
 

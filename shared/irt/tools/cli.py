@@ -200,7 +200,8 @@ def build_parser() -> argparse.ArgumentParser:
                        epilog=_defaults_epilog(),
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     e.add_argument("train", type=Path, help="training answers CSV")
-    e.add_argument("test", type=Path, help="test answers CSV (students disjoint from TRAIN)")
+    e.add_argument("test", type=Path, help="test answers CSV (students disjoint from TRAIN: "
+                   "a student in both files is an error)")
     _add_calibration_arguments(e, "training answers")
     e.add_argument("--options", default=",".join(defaults.DEFAULTS.options),
                    help="learning-aware options, comma-separated: recency, skills, pfa "
@@ -583,6 +584,11 @@ def _evaluate(args: argparse.Namespace) -> int:
     test_rows = _read_rows(args.test, args, messages)
     tr = _log_arrays(train_rows, skill_key)
     te_s, te_i, te_y, te_o = _log_arrays(test_rows)
+    if not te_s:
+        raise ValueError(f"{args.test}: no test answers ("
+                         + (f"{len(test_rows)} rows read, all invalid)" if test_rows
+                            else "the file has no answers)"))
+    _check_disjoint(tr[0], te_s, args.train, args.test)
     published = _is_published_split(tr[0], tr[2], te_s, te_y)
     tr_i = tr[1]
     # First attempt per student-item, as in production (preprocess keeps the first).
@@ -636,8 +642,9 @@ def _evaluate(args: argparse.Namespace) -> int:
         if args.table:
             out["predict_us_per_request"] = _predict_cost(model, *test)
         rows.append(out)
-    if args.json:
-        print(json.dumps(rows if args.table else rows[0], indent=1))
+    if args.json:  # an undefined metric (NaN) is null, as in compare --json
+        print(json.dumps(_json_ready(rows if args.table else rows[0]), indent=1,
+                         allow_nan=False))
     elif args.table:
         _print_table(rows, published)
     else:
@@ -647,10 +654,12 @@ def _evaluate(args: argparse.Namespace) -> int:
               f"{_skill_note(result.model)}; "
               f"{out['n_predictions']} online predictions for {out['n_students']} students "
               f"({out['n_unknown_item_predictions']} on items unknown to the model)")
-        print(f"  AUC {out['auc']:.4f}  log-loss {out['log_loss']:.4f}  "
-              f"Brier {out['brier']:.4f}  ECE {out['ece']:.4f}  "
+        print(f"  AUC {_metric(out['auc'])}  log-loss {_metric(out['log_loss'])}  "
+              f"Brier {_metric(out['brier'])}  ECE {_metric(out['ece'])}  "
               f"mean p {out['mean_probability']:.3f} vs {out['mean_correct']:.3f} correct  "
               f"{out['us_per_prediction']:.1f} us/prediction")
+        if not math.isfinite(out["auc"]):
+            print("  " + _undefined_auc(out))
         print("  " + _convergence(out))
         if "option_selection" in out:
             _print_selection(out["option_selection"])
@@ -658,6 +667,46 @@ def _evaluate(args: argparse.Namespace) -> int:
         if not out["converged"]:
             messages.warning(f"{_row_name(out)} did not converge: {_convergence(out)}")
     return 0
+
+
+def _check_disjoint(train_students: list[str], test_students: list[str], train: Path,
+                    test: Path) -> None:
+    """TEST's students must not be TRAIN's (``evaluate``'s contract, in its help): a student
+    the model was calibrated on makes the online predictions in-sample.
+
+    Raises:
+        ValueError: naming how many students the files share, and a few of them.
+    """
+    both = set(train_students) & set(test_students)
+    if both:
+        shared = sorted(both)
+        raise ValueError(
+            f"{test}: {len(both)} of its {len(set(test_students))} students are also in "
+            f"{train} (e.g. {', '.join(repr(s) for s in shared[:3])}); the test students "
+            "must be disjoint from the training students, or the predictions are in-sample")
+
+
+def _json_ready(doc: Any) -> Any:
+    """``doc`` with every non-finite float (an undefined metric) as ``None`` (JSON null)."""
+    if isinstance(doc, dict):
+        return {k: _json_ready(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [_json_ready(v) for v in doc]
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return None
+    return doc
+
+
+def _metric(x: float, width: int = 0) -> str:
+    """A metric with four decimals, ``-`` when it is undefined (NaN)."""
+    return f"{x:{width}.4f}" if math.isfinite(x) else f"{'-':>{width}}"
+
+
+def _undefined_auc(row: dict) -> str:
+    """Why a report's AUC is ``-``: every test answer is right (or every one wrong)."""
+    kind = "right" if row["mean_correct"] == 1 else "wrong"
+    return (f"AUC undefined: every test answer is {kind} (it needs right and wrong answers; "
+            "null in --json)")
 
 
 def _ordered(students: list[str], items: list[str], correct: np.ndarray, order: np.ndarray
@@ -847,12 +896,15 @@ def _print_table(rows: list[dict], published: bool) -> None:
           f"{'fit s':>8}{'us/pred':>9}{'predict us':>12}{'converged':>11}")
     for r in rows:
         name = _row_name(r) if r["options"] else "2pl (plain)"
-        print(f"{name:<32}{r['auc']:>8.4f}{r['log_loss']:>10.4f}{r['brier']:>8.4f}"
-              f"{r['ece']:>8.4f}{r['fit_seconds']:>8.1f}{r['us_per_prediction']:>9.1f}"
+        print(f"{name:<32}{_metric(r['auc'], 8)}{_metric(r['log_loss'], 10)}"
+              f"{_metric(r['brier'], 8)}{_metric(r['ece'], 8)}"
+              f"{r['fit_seconds']:>8.1f}{r['us_per_prediction']:>9.1f}"
               f"{r['predict_us_per_request']:>12.1f}{'yes' if r['converged'] else 'NO':>11}")
     for r in rows:
         if "option_selection" in r:
             _print_selection(r["option_selection"])
+    if not math.isfinite(first["auc"]):
+        print(_undefined_auc(first))
     if published:
         print("published AUC on the same files (Gervet et al. 2020): " + ", ".join(
             f"{name} {auc:.2f}" for name, auc in PUBLISHED_AUC))
