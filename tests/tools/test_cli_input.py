@@ -339,6 +339,24 @@ def test_errors_name_the_file(files: dict[str, Path], tmp_path: Path,
     assert code == 2 and err.startswith(f"error: {latin}: line 1") and "UTF-8" in err
 
 
+def test_an_id_too_long_stops_a_strict_run_and_is_counted_under_lenient(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """An id longer than 256 characters was dropped silently even in strict mode (``score``
+    wrote a header only, ``fit`` said 'no item left'): now a bad row like any other."""
+    answers = tmp_path / "long.csv"
+    answers.write_text(f"student_id,item_id,correct\ns1,q1,1\n{'x' * 300},q1,1\ns2,q2,0\n")
+    code, out, err = _run(["score", str(files["model"]), str(answers)], capsys)
+    assert code == 2 and out == ""
+    assert err == f"error: {answers}: line 3: student_id longer than 256 characters (300)\n"
+    code, _, err = _run(["fit", str(answers), "-o", str(tmp_path / "m.json")], capsys)
+    assert code == 2 and "line 3: student_id longer than 256 characters" in err
+    code, out, err = _run(["score", str(files["model"]), str(answers), "--lenient", "-q"],
+                          capsys)
+    assert code == 0 and [line.split(",")[0] for line in out.splitlines()] == [
+        "student_id", "s1", "s2"]
+    assert err == f"warning: {answers}: left out 1 bad rows (--lenient): id_too_long 1\n"
+
+
 def test_a_closed_pipe_ends_quietly(files: dict[str, Path], tmp_path: Path) -> None:
     """``python -m irt score ... | head -1``: no broken-pipe error, status 141 (as a command
     killed by SIGPIPE). The scores are longer than a pipe's buffer."""

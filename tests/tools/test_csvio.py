@@ -132,11 +132,19 @@ def test_invalid_correct_message() -> None:
         ("s1,,1", "item_id is empty"),
         ("s1,i1,", "correct must be one of 0, 1, true, false (got '')"),
         ("s1,i1,2", "correct must be one of 0, 1, true, false (got '2')"),
+        ("s" * 257 + ",i1,1", "student_id longer than 256 characters (257)"),
+        ("s1, " + "i" * 300 + " ,1", "item_id longer than 256 characters (300)"),
     ],
 )
 def test_row_errors_name_line_and_reason(bad_line: str, reason: str) -> None:
     err = error_of(f"student_id,item_id,correct\ns0,i0,1\n{bad_line}\ns2,i2,0\n")
     assert (err.line, err.reason) == (3, reason)
+
+
+def test_ids_of_the_longest_length_are_read() -> None:
+    """256 characters (after stripping) is the most ``prepare_rows`` keeps, and reads."""
+    rows = read(f"student_id,item_id,correct\n {'s' * 256} ,{'i' * 256},1\n")
+    assert prepare_rows(rows).report.rows_out == 1
 
 
 def test_invalid_answered_at() -> None:

@@ -48,6 +48,10 @@ DROP_REASONS: tuple[str, ...] = (
     "student_below_min_answers",
 )
 
+#: The longest student or item id, in characters after stripping (longer: ``id_too_long``;
+#: ``MAX_ID_LENGTH`` of ``prepare``, the ids ``predict`` accepts).
+MAX_ID_LENGTH = 256
+
 CORRECT_STRINGS: dict[str, int] = {
     "0": 0, "1": 1,
     "false": 0, "true": 1,
@@ -253,7 +257,7 @@ def prepare_rows(
     *,
     min_answers_per_item: int = 1,
     min_answers_per_student: int = 1,
-    max_id_length: int = 256,
+    max_id_length: int = MAX_ID_LENGTH,
 ) -> PreparedAnswers:
     """Validate, deduplicate and filter raw answer rows.
 
@@ -414,7 +418,7 @@ def prepare_coded(
     *,
     min_answers_per_item: int = 1,
     min_answers_per_student: int = 1,
-    max_id_length: int = 256,
+    max_id_length: int = MAX_ID_LENGTH,
 ) -> PreparedAnswers:
     """Columnar twin of :func:`prepare_rows` for dictionary-encoded input.
 

@@ -485,6 +485,7 @@ def _score(args: argparse.Namespace) -> int:
     messages = Messages(args.quiet)
     model = _load_model(args.model)
     prepared = prepare_rows(_read_rows(args.answers, args, messages))
+    messages.bad_rows(args.answers, prepared.report)
     resp = prepared.responses
     pos, unknown = model.lookup(resp.item_ids)
     known = pos[resp.item] >= 0
@@ -594,6 +595,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     # First attempt per student-item, as in production (preprocess keeps the first).
     prepared = prepare_rows(train_rows, min_answers_per_student=args.min_answers_per_student)
     train = prepared.responses
+    messages.bad_rows(args.train, prepared.report)
     if len(te_s) < len(test_rows):
         messages.warning(f"{args.test}: left out {len(test_rows) - len(te_s)} invalid rows")
     config = _fit_config(args, compute_se=False)
@@ -970,6 +972,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     messages = Messages(args.quiet)
     model = _load_model(args.model)
     prepared = prepare_rows(_read_rows(args.answers, args, messages))
+    messages.bad_rows(args.answers, prepared.report)
     messages.info(f"diagnosing {args.model} on {prepared.responses.n_answers} answers ...")
     result = diagnose(model, prepared.responses)
     if args.json:
@@ -987,6 +990,7 @@ def _compare(args: argparse.Namespace) -> int:
     messages = Messages(args.quiet)
     models = [_load_model(path) for path in (args.model_a, args.model_b)]
     prepared = prepare_rows(_read_rows(args.answers, args, messages))
+    messages.bad_rows(args.answers, prepared.report)
     messages.info(f"comparing on {prepared.responses.n_answers} answers ...")
     order = prepared.answered_at
     result = compare(*models, prepared.responses, labels=(str(args.model_a), str(args.model_b)),
@@ -1028,6 +1032,7 @@ def _report(args: argparse.Namespace) -> int:
     responses = order = None
     if args.answers is not None:
         prepared = prepare_rows(_read_rows(args.answers, args, messages))
+        messages.bad_rows(args.answers, prepared.report)
         responses, order = prepared.responses, prepared.answered_at
     doc = build_report(model, responses, order=order, serving_model=against, title=args.title,
                        config=ReportConfig(max_items=args.max_items))

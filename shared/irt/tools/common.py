@@ -232,6 +232,17 @@ class Messages:
             self._last = now
             self._write(text)
 
+    def bad_rows(self, path: Path, report) -> None:
+        """Warn of the rows of ``path`` that :func:`~irt.engine.preprocess.prepare_rows` left
+        out as invalid (``report``: its :class:`~irt.engine.preprocess.PrepareReport`), which
+        only ``--lenient`` lets through: how many, by reason."""
+        from irt.engine.preprocess import DROP_REASONS
+
+        bad = {k: report.dropped[k] for k in DROP_REASONS[:5] if report.dropped.get(k)}
+        if bad:
+            self.warning(f"{path}: left out {sum(bad.values())} bad rows (--lenient): "
+                         + ", ".join(f"{k} {n}" for k, n in bad.items()))
+
     def em_progress(self, what: str, objective: str = "log-posterior"
                     ) -> Callable[[int, float, float], None]:
         """A ``progress`` callback for :func:`irt.engine.calibrate.fit`: ``what: EM cycle N,

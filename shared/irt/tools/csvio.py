@@ -24,7 +24,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from irt.engine.preprocess import CORRECT_STRINGS, parse_correct, timestamp_or_nan
+from irt.engine.preprocess import (
+    CORRECT_STRINGS,
+    MAX_ID_LENGTH,
+    parse_correct,
+    timestamp_or_nan,
+)
 from irt.errors import CSVFormatError
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("student_id", "item_id", "correct")
@@ -89,8 +94,11 @@ def _row_problem(fields: list[str], n_columns: int, positions: dict[str, int],
     if len(fields) != n_columns:
         return f"expected {n_columns} fields, got {len(fields)}"
     for column in ("student_id", "item_id"):
-        if not fields[positions[column]].strip():
+        value = fields[positions[column]].strip()
+        if not value:
             return f"{names[column]} is empty"
+        if len(value) > MAX_ID_LENGTH:
+            return f"{names[column]} longer than {MAX_ID_LENGTH} characters ({len(value)})"
     value = fields[positions["correct"]]
     if value not in CORRECT_STRINGS and parse_correct(value) is None:
         return f"{names['correct']} must be one of 0, 1, true, false (got {value!r})"
@@ -122,7 +130,8 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True, columns: Columns | 
     Args:
         stream: an open text stream positioned at the header.
         strict: when true, the first bad row raises :class:`CSVFormatError`
-            (wrong number of fields, empty ``student_id`` / ``item_id``,
+            (wrong number of fields, empty ``student_id`` / ``item_id`` or one
+            longer than :data:`~irt.engine.preprocess.MAX_ID_LENGTH` characters,
             invalid ``correct``, invalid non-empty ``answered_at``) and
             quoting is checked strictly (``csv`` ``strict=True``: a stray
             character after a closing quote or an unterminated quote at the
@@ -140,7 +149,8 @@ def read_answers_csv(stream: TextIO, *, strict: bool = True, columns: Columns | 
         ``student_id``, ``item_id``, ``correct`` (whatever ``columns`` names them)
         and, when the header has the column, ``answered_at``, and the
         ``extra_columns`` (lower-cased); values are the raw (unstripped) strings.
-        Ids are not length-checked here; ``prepare_rows`` does that.
+        Under ``strict=False`` nothing is checked here: ``prepare_rows`` drops
+        and counts the bad rows (an id too long as ``id_too_long``).
 
     Raises:
         CSVFormatError: no header, a required column missing or repeated

@@ -230,7 +230,9 @@ def run(args: argparse.Namespace) -> int:
     key = args.group_column.strip().lower()
     rows = read_answers(args.answers, args, () if args.groups else (key,),
                         ("--group-column",))
-    responses = prepare_rows(rows).responses
+    prepared = prepare_rows(rows)
+    messages.bad_rows(args.answers, prepared.report)
+    responses = prepared.responses
     if args.groups:
         groups = _groups_of_file(args.groups, args.student_column, args.group_column)
     else:
