@@ -481,3 +481,32 @@ def test_explain_a_student_of_an_answers_file(files: dict[str, Path],
     assert code == 2 and "'nobody' has no answers" in err
     np.testing.assert_allclose(json.loads(got)["posterior"]["theta"],
                                json.loads(want)["posterior"]["theta"])
+
+
+def test_explain_lenient_leaves_bad_rows_out(files: dict[str, Path], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Under ``--lenient`` a row with ``correct`` 'maybe' or missing was explained as a wrong
+    answer (``bool(None)``); now it is left out, as every other subcommand drops it, and said
+    so on stderr."""
+    answers = tmp_path / "some_bad.csv"
+    answers.write_text("student_id,item_id,correct\ns1,q1,1\ns1,q2,maybe\ns1,q3\n"
+                       "s1,q4,1\ns1,,0\ns2,q2,0\n")
+    request = {"responses": [{"item_id": "q1", "correct": True},
+                             {"item_id": "q4", "correct": True}], "items": ["q2"]}
+    code, want, err = _run(["explain", str(files["model"]), json.dumps(request), "--json"],
+                           capsys)
+    assert code == 0, err
+    code, got, err = _run(["explain", str(files["model"]), str(answers), "--student", "s1",
+                           "--items", "q2", "--json", "--lenient"], capsys)
+    assert code == 0
+    assert json.loads(got) == json.loads(want)
+    assert json.loads(got)["request"]["answers_sent"] == 2
+    assert err == (f"warning: {answers}: left out 3 bad rows of student 's1' (--lenient): "
+                   "null_item_id 1, invalid_correct 2\n")
+    code, _, err = _run(["explain", str(files["model"]), str(answers), "--student", "s1",
+                         "--items", "q2"], capsys)
+    assert code == 2 and "line 3: correct must be" in err  # strict: the first bad row stops
+    answers.write_text("student_id,item_id,correct\ns1,q2,maybe\n")
+    code, _, err = _run(["explain", str(files["model"]), str(answers), "--student", "s1",
+                         "--lenient", "-q"], capsys)
+    assert code == 2 and "student 's1' has no valid answers in the file (1 bad rows)" in err
