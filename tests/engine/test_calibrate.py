@@ -28,6 +28,7 @@ from scipy.special import log_expit, logsumexp
 
 from irt.engine.calibrate import FitConfig, Priors, Quadrature, fit
 from irt.engine.model import irf
+from irt.engine.preprocess import prepare_rows
 from irt.engine.responses import Responses
 from irt.engine.simulate import simulate
 
@@ -465,6 +466,9 @@ def test_fit_with_every_item_excluded_raises():
     all_right = Responses.from_dense(np.ones((50, 3)))
     with pytest.raises(ValueError, match="no item left"):  # maximum likelihood: no estimate
         fit(all_right, FitConfig(min_answers_per_item=1, priors=Priors()))
+    # no answers at all: said so (the reason was empty)
+    with pytest.raises(ValueError, match=r"^no item left to calibrate: there are no answers$"):
+        fit(prepare_rows([]).responses)
 
 
 # --------------------------------------------------------------------------- convergence

@@ -357,6 +357,30 @@ def test_an_id_too_long_stops_a_strict_run_and_is_counted_under_lenient(
     assert err == f"warning: {answers}: left out 1 bad rows (--lenient): id_too_long 1\n"
 
 
+def test_nothing_to_calibrate_says_why(files: dict[str, Path], tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """'no item left to calibrate: ' ended with an empty reason when no answer was left."""
+    header = tmp_path / "header.csv"
+    header.write_text("student_id,item_id,correct\n")
+    model = str(tmp_path / "m.json")
+    code, _, err = _run(["fit", str(header), "-o", model, "-q"], capsys)
+    assert code == 2
+    assert err == f"error: {header}: no item left to calibrate: the file has no answers\n"
+    code, _, err = _run(["evaluate", str(header), str(files["test"]), "-q"], capsys)
+    assert code == 2
+    assert err == f"error: {header}: no item left to calibrate: the file has no answers\n"
+    code, _, err = _run(["diagnose", str(files["model"]), str(header), "-q"], capsys)
+    assert code == 2
+    assert err == f"error: {header}: no answers to diagnose: the file has no answers\n"
+    dropped = tmp_path / "dropped.csv"
+    dropped.write_text("student_id,item_id,correct\ns1,q1,1\ns2,q1,maybe\n")
+    code, _, err = _run(["fit", str(dropped), "-o", model, "--lenient", "-q"], capsys)
+    assert code == 2
+    assert err.endswith(f"error: {dropped}: no item left to calibrate: 2 rows read, all "
+                        "dropped: invalid_correct 1, student_below_min_answers 1 "
+                        "(--min-answers-per-student 2)\n")
+
+
 def test_a_closed_pipe_ends_quietly(files: dict[str, Path], tmp_path: Path) -> None:
     """``python -m irt score ... | head -1``: no broken-pipe error, status 141 (as a command
     killed by SIGPIPE). The scores are longer than a pipe's buffer."""

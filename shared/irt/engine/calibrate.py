@@ -1127,6 +1127,8 @@ def fit(responses: Responses, config: FitConfig | None = None,
             kind = "right" if k_j[j] == n_j[j] else "wrong"
             excluded[responses.item_ids[j]] = f"every answer {kind} ({int(n_j[j])} answers)"
             keep[j] = False
+    if responses.n_items == 0:
+        raise ValueError("no item left to calibrate: there are no answers")
     for refit in range(MAX_REFITS + 1):
         if not keep.any():
             raise ValueError("no item left to calibrate: " + "; ".join(

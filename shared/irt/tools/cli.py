@@ -33,6 +33,7 @@ from irt.tools.common import (
     int_in,
     number_in,
     read_answers,
+    require_answers,
     run_guarded,
 )
 from irt.tools.csvio import Columns, read_answers_csv, write_scores_csv
@@ -347,6 +348,12 @@ def _load_model(path: Path):
         raise ValueError(f"{path}: invalid model: {exc}") from None
 
 
+def _minimum_options(args: argparse.Namespace) -> dict[str, str]:
+    """The option behind preprocessing's student minimum, for :func:`require_answers`."""
+    return {"student_below_min_answers":
+            f"--min-answers-per-student {args.min_answers_per_student}"}
+
+
 def _dropped(report) -> str:
     return json.dumps({k: v for k, v in report.dropped.items() if v})
 
@@ -391,6 +398,7 @@ def _fit(args: argparse.Namespace) -> int:
     prepared = prepare_rows(rows, min_answers_per_student=args.min_answers_per_student)
     messages.info(f"kept {prepared.report.rows_out} answers; dropped "
                   f"{_dropped(prepared.report)}")
+    require_answers(args.answers, prepared.report, options=_minimum_options(args))
     config = _fit_config(args, compute_se=not args.no_se)
     objective = "log-likelihood" if args.no_priors else "log-posterior"
     skills: tuple[Any, ...] = ()
@@ -596,6 +604,7 @@ def _evaluate(args: argparse.Namespace) -> int:
     prepared = prepare_rows(train_rows, min_answers_per_student=args.min_answers_per_student)
     train = prepared.responses
     messages.bad_rows(args.train, prepared.report)
+    require_answers(args.train, prepared.report, options=_minimum_options(args))
     if len(te_s) < len(test_rows):
         messages.warning(f"{args.test}: left out {len(test_rows) - len(te_s)} invalid rows")
     config = _fit_config(args, compute_se=False)
@@ -973,6 +982,7 @@ def _diagnose(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     prepared = prepare_rows(_read_rows(args.answers, args, messages))
     messages.bad_rows(args.answers, prepared.report)
+    require_answers(args.answers, prepared.report, "no answers to diagnose")
     messages.info(f"diagnosing {args.model} on {prepared.responses.n_answers} answers ...")
     result = diagnose(model, prepared.responses)
     if args.json:
@@ -991,6 +1001,7 @@ def _compare(args: argparse.Namespace) -> int:
     models = [_load_model(path) for path in (args.model_a, args.model_b)]
     prepared = prepare_rows(_read_rows(args.answers, args, messages))
     messages.bad_rows(args.answers, prepared.report)
+    require_answers(args.answers, prepared.report, "no answers to compare the models on")
     messages.info(f"comparing on {prepared.responses.n_answers} answers ...")
     order = prepared.answered_at
     result = compare(*models, prepared.responses, labels=(str(args.model_a), str(args.model_b)),

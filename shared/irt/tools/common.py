@@ -182,6 +182,32 @@ def read_answers(path: Path, args: argparse.Namespace, extra_columns: tuple[str,
         raise CSVFormatError(reason, exc.line, str(path)) from None
 
 
+def require_answers(path: Path, report, what: str = "no item left to calibrate",
+                    options: dict[str, str] | None = None) -> None:
+    """Fail, saying why, when :func:`~irt.engine.preprocess.prepare_rows` kept no answer of
+    the file ``path`` (``report``: its :class:`~irt.engine.preprocess.PrepareReport`).
+
+    Args:
+        path: the answers file.
+        report: what preprocessing kept and dropped.
+        what: what cannot be done, the start of the message.
+        options: the option behind a drop reason (``{"student_below_min_answers":
+            "--min-answers-per-student 2"}``), named after its count.
+
+    Raises:
+        ValueError: ``{path}: {what}: the file has no answers`` or ``...: N rows read, all
+            dropped: reason count, ...``.
+    """
+    if report.rows_out:
+        return
+    if not report.rows_in:
+        raise ValueError(f"{path}: {what}: the file has no answers")
+    options = options or {}
+    reasons = ", ".join(f"{k} {n}" + (f" ({options[k]})" if k in options else "")
+                        for k, n in report.dropped.items() if n)
+    raise ValueError(f"{path}: {what}: {report.rows_in} rows read, all dropped: {reasons}")
+
+
 def check_output(path: Path | None) -> None:
     """Fail now, before any work, when ``path`` cannot be written: its folder is missing or
     it is a folder.

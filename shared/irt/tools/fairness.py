@@ -47,6 +47,7 @@ from irt.tools.common import (
     int_in,
     open_text,
     read_answers,
+    require_answers,
     run_guarded,
 )
 
@@ -232,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
                         ("--group-column",))
     prepared = prepare_rows(rows)
     messages.bad_rows(args.answers, prepared.report)
+    require_answers(args.answers, prepared.report, "no answers to examine")
     responses = prepared.responses
     if args.groups:
         groups = _groups_of_file(args.groups, args.student_column, args.group_column)
