@@ -315,6 +315,52 @@ def test_output_into_a_missing_folder_fails_before_the_work(
     assert code == 2 and "it is a folder" in err
 
 
+def test_output_that_is_an_input_is_refused_before_the_work(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``fit in.csv -o in.csv`` overwrote the answers with the model (exit 0), ``report`` and
+    ``score`` their inputs likewise: an ``-o`` that is an input, by any path, is an error."""
+    answers = tmp_path / "in.csv"
+    answers.write_bytes(files["test"].read_bytes())
+    model = tmp_path / "model.json"
+    model.write_bytes(files["model"].read_bytes())
+    (tmp_path / "link.csv").symlink_to(answers)
+    monkeypatch.chdir(tmp_path)
+    for args, what, source in [
+            (["fit", str(answers), "-o", str(answers)], "answers file", answers),
+            (["fit", "link.csv", "-o", "../" + tmp_path.name + "/in.csv"], "answers file",
+             "link.csv"),
+            (["score", str(model), "in.csv", "-o", "model.json"], "model file", model),
+            (["report", "model.json", "in.csv", "-o", "in.csv"], "answers file", "in.csv"),
+            (["report", str(files["model"]), "--against", "model.json", "-o", "model.json"],
+             "--against model file", "model.json"),
+            (["exposure", "model.json", "-o", str(model)], "model file", "model.json")]:
+        code, out, err = _run([*args, "-q"], capsys)
+        assert code == 2 and out == "", args
+        assert err == (f"error: -o {args[args.index('-o') + 1]} is the {what} ({source}): it "
+                       "would be overwritten; write to another file\n"), args
+    assert answers.read_bytes() == files["test"].read_bytes()
+    assert model.read_bytes() == files["model"].read_bytes()
+
+
+def test_output_dash_is_stdout_for_score_and_refused_elsewhere(
+        files: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """``-o -`` wrote a file named '-': ``score`` (whose default is stdout) writes stdout,
+    the subcommands that write a file refuse it."""
+    monkeypatch.chdir(tmp_path)
+    code, out, _ = _run(["score", str(files["model"]), str(files["test"]), "-o", "-", "-q"],
+                        capsys)
+    assert code == 0 and out.startswith("student_id,theta,se,n_answers\n")
+    assert len(out.splitlines()) == 201
+    for args in (["fit", str(files["test"])], ["report", str(files["model"])],
+                 ["exposure", str(files["model"])]):
+        code, _, err = _run([*args, "-o", "-", "-q"], capsys)
+        assert code == 2, args
+        assert err == "error: -o -: this command writes a file, not standard output; name one\n"
+    assert not (tmp_path / "-").exists()
+
+
 def test_errors_name_the_file(files: dict[str, Path], tmp_path: Path,
                               capsys: pytest.CaptureFixture[str]) -> None:
     bad = tmp_path / "bad_test.csv"

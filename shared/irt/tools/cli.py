@@ -31,6 +31,7 @@ from irt.tools.common import (
     add_quiet_argument,
     check_output,
     int_in,
+    is_stdout,
     number_in,
     read_answers,
     require_answers,
@@ -184,7 +185,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("model", type=Path, help="model JSON written by 'fit'")
     s.add_argument("answers", type=Path, help="answers CSV")
-    s.add_argument("-o", "--output", type=Path, help="scores CSV to write (default stdout)")
+    s.add_argument("-o", "--output", type=Path,
+                   help="scores CSV to write (default, or '-': stdout)")
     s.add_argument("--method", choices=("EAP", "MAP", "ML", "WLE"),
                    default=defaults.DEFAULTS.score_method,
                    help="EAP (posterior mean, SE = posterior SD), MAP (posterior mode), ML "
@@ -390,7 +392,7 @@ def _fit(args: argparse.Namespace) -> int:
     from irt.engine.calibrate import fit
     from irt.engine.preprocess import prepare_rows
 
-    check_output(args.output)
+    check_output(args.output, {"answers file": args.answers})
     messages = Messages(args.quiet)
     column = args.skill_column.strip().lower() if args.skill_column else None
     rows = _read_rows(args.answers, args, messages, (column,) if column else (),
@@ -489,7 +491,8 @@ def _score(args: argparse.Namespace) -> int:
     from irt.engine.preprocess import prepare_rows
     from irt.engine.scoring import score_batch
 
-    check_output(args.output)
+    check_output(args.output, {"model file": args.model, "answers file": args.answers},
+                 stdout=True)
     messages = Messages(args.quiet)
     model = _load_model(args.model)
     prepared = prepare_rows(_read_rows(args.answers, args, messages))
@@ -503,13 +506,14 @@ def _score(args: argparse.Namespace) -> int:
     student, item_pos, y = resp.student[known], pos[resp.item[known]], resp.correct[known]
     theta, se = score_batch(model, student, item_pos, y, resp.n_students, args.method)
     n_answers = np.bincount(student, minlength=resp.n_students)
-    out: TextIO = args.output.open("w", newline="", encoding="utf-8") if args.output else sys.stdout
+    to_file = args.output is not None and not is_stdout(args.output)
+    out: TextIO = args.output.open("w", newline="", encoding="utf-8") if to_file else sys.stdout
     try:
         write_scores_csv(out, resp.student_ids, theta, se, n_answers)
     finally:
-        if args.output:
+        if to_file:
             out.close()
-    if args.output:
+    if to_file:
         messages.info(f"wrote {args.output}: {resp.n_students} students' {args.method} "
                       f"scores from {int(known.sum())} answers")
     return 0
@@ -1033,7 +1037,8 @@ def _report(args: argparse.Namespace) -> int:
 
     if args.max_items < 1:
         raise ValueError(f"--max-items must be at least 1, got {args.max_items}")
-    check_output(args.output)
+    check_output(args.output, {"model file": args.model, "answers file": args.answers,
+                               "--against model file": args.against})
     messages = Messages(args.quiet)
     model = _load_model(args.model)
     against = None
@@ -1060,7 +1065,7 @@ def _exposure(args: argparse.Namespace) -> int:
 
     from irt.engine.exposure_fit import exposure_section, sympson_hetter
 
-    check_output(args.output)
+    check_output(args.output, {"model file": args.model})
     messages = Messages(args.quiet)
     model = _load_model(args.model)
     result = sympson_hetter(model, r_max=args.r_max, test_length=args.test_length,

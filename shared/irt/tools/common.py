@@ -208,15 +208,46 @@ def require_answers(path: Path, report, what: str = "no item left to calibrate",
     raise ValueError(f"{path}: {what}: {report.rows_in} rows read, all dropped: {reasons}")
 
 
-def check_output(path: Path | None) -> None:
-    """Fail now, before any work, when ``path`` cannot be written: its folder is missing or
-    it is a folder.
+def is_stdout(path: Path | None) -> bool:
+    """Whether an ``-o`` value is ``-``: standard output."""
+    return path is not None and str(path) == "-"
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (through links, ``..``, a relative path), the
+    output ``a`` possibly not existing yet."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:  # one of them does not exist: compare where they would be
+        return a.resolve() == b.resolve()
+
+
+def check_output(path: Path | None, inputs: dict[str, Path | None] | None = None, *,
+                 stdout: bool = False) -> None:
+    """Fail now, before any work, when ``path`` (``-o``) cannot be written: its folder is
+    missing, it is a folder, it is one of the ``inputs`` (writing would overwrite it), or it
+    is ``-`` where the subcommand has no standard output to write to.
+
+    Args:
+        path: the ``-o`` value (``None``: not given).
+        inputs: the files the subcommand reads, by what they are (``{"answers file":
+            path}``; ``None`` values are ignored).
+        stdout: whether ``-o -`` means standard output here.
 
     Raises:
-        OSError: naming the path.
+        OSError: the folder is missing, or ``path`` is a folder.
+        ValueError: ``path`` is an input, or ``-`` without ``stdout``.
     """
-    if path is None or str(path) == "-":
+    if path is None:
         return
+    if is_stdout(path):
+        if stdout:
+            return
+        raise ValueError("-o -: this command writes a file, not standard output; name one")
+    for what, source in (inputs or {}).items():
+        if source is not None and _same_file(path, source):
+            raise ValueError(f"-o {path} is the {what} ({source}): it would be overwritten; "
+                             "write to another file")
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a folder")
     folder = path.parent
