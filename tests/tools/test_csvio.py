@@ -117,9 +117,10 @@ def test_empty_file() -> None:
 def test_invalid_correct_message() -> None:
     text = "student_id,item_id,correct\n" + "s,i,1\n" * 5 + "s,i,maybe\n"
     err = error_of(text)
-    assert str(err) == "line 7: correct must be one of 0, 1, true, false (got 'maybe')"
+    reason = "correct must be one of 1/0, true/false, t/f, yes/no, in any case (got 'maybe')"
+    assert str(err) == f"line 7: {reason}"
     assert err.line == 7
-    assert err.reason == "correct must be one of 0, 1, true, false (got 'maybe')"
+    assert err.reason == reason
     assert isinstance(err, ValueError)
 
 
@@ -130,8 +131,8 @@ def test_invalid_correct_message() -> None:
         ("s1,i1,1,extra", "expected 3 fields, got 4"),
         ("  ,i1,1", "student_id is empty"),
         ("s1,,1", "item_id is empty"),
-        ("s1,i1,", "correct must be one of 0, 1, true, false (got '')"),
-        ("s1,i1,2", "correct must be one of 0, 1, true, false (got '2')"),
+        ("s1,i1,", "correct must be one of 1/0, true/false, t/f, yes/no, in any case (got '')"),
+        ("s1,i1,2", "correct must be one of 1/0, true/false, t/f, yes/no, in any case (got '2')"),
         ("s" * 257 + ",i1,1", "student_id longer than 256 characters (257)"),
         ("s1, " + "i" * 300 + " ,1", "item_id longer than 256 characters (300)"),
     ],
@@ -258,7 +259,8 @@ def test_columns_errors_name_the_columns_of_the_file() -> None:
     text = "user,item_id,ok,seq\ns,i,1,1\ns,i,maybe,2\n"
     with pytest.raises(CSVFormatError) as err:
         read_answers_csv(io.StringIO(text), columns=columns)
-    assert str(err.value) == "line 3: ok must be one of 0, 1, true, false (got 'maybe')"
+    assert str(err.value) == ("line 3: ok must be one of 1/0, true/false, t/f, yes/no, in any "
+                              "case (got 'maybe')")
     text = "user,item_id,ok,seq\ns,i,1,soon\n"
     with pytest.raises(CSVFormatError, match="seq must be epoch seconds or an ISO-8601"):
         read_answers_csv(io.StringIO(text), columns=columns)

@@ -101,7 +101,8 @@ def _row_problem(fields: list[str], n_columns: int, positions: dict[str, int],
             return f"{names[column]} longer than {MAX_ID_LENGTH} characters ({len(value)})"
     value = fields[positions["correct"]]
     if value not in CORRECT_STRINGS and parse_correct(value) is None:
-        return f"{names['correct']} must be one of 0, 1, true, false (got {value!r})"
+        return (f"{names['correct']} must be one of 1/0, true/false, t/f, yes/no, in any case "
+                f"(got {value!r})")
     if "answered_at" in positions:
         value = fields[positions["answered_at"]]
         if value and timestamp_or_nan(value) is None:  # same rules as parse_timestamp
