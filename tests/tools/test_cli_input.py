@@ -427,6 +427,32 @@ def test_nothing_to_calibrate_says_why(files: dict[str, Path], tmp_path: Path,
                         "(--min-answers-per-student 2)\n")
 
 
+def test_an_input_that_cannot_be_read_is_named(files: dict[str, Path], tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    """'[Errno 2] No such file or directory: ...' did not say which argument it was."""
+    nope = tmp_path / "nope"
+    model, train, test = str(files["model"]), str(files["train"]), str(files["test"])
+    ref = ["--reference", "F", "--focal", "M"]
+    for args, what in [
+            (["score", str(nope), test], "model file"),
+            (["score", model, str(nope)], "answers file"),
+            (["fit", str(tmp_path), "-o", str(tmp_path / "m.json")], "answers file"),
+            (["evaluate", str(nope), test], "training answers file"),
+            (["evaluate", train, str(nope)], "test answers file"),
+            (["report", model, "--against", str(nope), "-o", str(tmp_path / "r.html")],
+             "--against model file"),
+            (["fairness", train, str(nope), *ref], "groups file"),
+            (["fairness", train, str(files["groups"]), "--model", str(nope), *ref],
+             "model file"),
+            (["explain", model, str(nope)], "request file"),
+            (["explain", model, str(nope), "--student", "s1"], "answers file")]:
+        code, _, err = _run([*args, "-q"], capsys)
+        path = tmp_path if what == "answers file" and args[0] == "fit" else nope
+        reason = "Is a directory" if path == tmp_path else "No such file or directory"
+        assert code == 2, args
+        assert err == f"error: cannot read the {what} {path}: {reason}\n", args
+
+
 def test_a_closed_pipe_ends_quietly(files: dict[str, Path], tmp_path: Path) -> None:
     """``python -m irt score ... | head -1``: no broken-pipe error, status 141 (as a command
     killed by SIGPIPE). The scores are longer than a pipe's buffer."""

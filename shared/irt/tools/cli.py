@@ -34,6 +34,7 @@ from irt.tools.common import (
     is_stdout,
     number_in,
     read_answers,
+    read_bytes,
     require_answers,
     run_guarded,
 )
@@ -332,20 +333,22 @@ def _add_diagnostics_parsers(sub) -> None:
 
 
 def _read_rows(path: Path, args: argparse.Namespace, messages: Messages | None = None,
-               extra_columns: tuple[str, ...] = (), extra_options: tuple[str, ...] = ()
-               ) -> list[dict]:
+               extra_columns: tuple[str, ...] = (), extra_options: tuple[str, ...] = (),
+               what: str = "answers file") -> list[dict]:
     """The rows of an answers file (:func:`irt.tools.common.read_answers`), said on stderr."""
     start = time.perf_counter()
-    rows = read_answers(path, args, extra_columns, extra_options)
+    rows = read_answers(path, args, extra_columns, extra_options, what)
     if messages is not None:
         messages.info(f"{path}: read {len(rows)} rows in {time.perf_counter() - start:.1f} s")
     return rows
 
 
-def _load_model(path: Path):
-    """The model JSON at ``path``; an invalid one is an error naming the file."""
+def _load_model(path: Path, what: str = "model file"):
+    """The model JSON at ``path``; an invalid or unreadable one is an error naming the file
+    (and ``what`` it is, when it cannot be read)."""
+    content = read_bytes(path, what)
     try:
-        return load_model(path.read_bytes())
+        return load_model(content)
     except ModelFormatError as exc:
         raise ValueError(f"{path}: invalid model: {exc}") from None
 
@@ -593,8 +596,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     skill_key = skill_col.strip().lower() if skill_col else None
     messages = Messages(args.quiet)
     train_rows = _read_rows(args.train, args, messages, (skill_key,) if skill_key else (),
-                            ("--skill-column",))
-    test_rows = _read_rows(args.test, args, messages)
+                            ("--skill-column",), "training answers file")
+    test_rows = _read_rows(args.test, args, messages, what="test answers file")
     tr = _log_arrays(train_rows, skill_key)
     te_s, te_i, te_y, te_o = _log_arrays(test_rows)
     if not te_s:
@@ -1043,7 +1046,7 @@ def _report(args: argparse.Namespace) -> int:
     model = _load_model(args.model)
     against = None
     if args.against is not None:
-        against = _load_model(args.against)
+        against = _load_model(args.against, "--against model file")
         against = against if against.version else replace(against, version=str(args.against))
     responses = order = None
     if args.answers is not None:

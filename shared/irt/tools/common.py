@@ -146,8 +146,28 @@ def open_text(path: Path) -> TextIO:
     return path.open(newline="", encoding="utf-8")
 
 
+def cannot_read(what: str, path: Path | str, exc: OSError) -> OSError:
+    """The error of an input that cannot be read, naming which input it is: ``cannot read
+    the model file m.json: No such file or directory`` (the same ``OSError`` subclass)."""
+    return type(exc)(f"cannot read the {what} {path}: {exc.strerror or exc}")
+
+
+def read_bytes(path: Path, what: str) -> bytes:
+    """The content of the input ``path``, an error naming ``what`` it is when it cannot be
+    read (:func:`cannot_read`).
+
+    Raises:
+        OSError: the file cannot be read.
+    """
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise cannot_read(what, path, exc) from None
+
+
 def read_answers(path: Path, args: argparse.Namespace, extra_columns: tuple[str, ...] = (),
-                 extra_options: tuple[str, ...] = ()) -> list[dict[str, str | None]]:
+                 extra_options: tuple[str, ...] = (), what: str = "answers file"
+                 ) -> list[dict[str, str | None]]:
     """Rows of the answers file ``path`` read with the options of
     :func:`add_answers_arguments` (strict unless ``--lenient``).
 
@@ -157,17 +177,20 @@ def read_answers(path: Path, args: argparse.Namespace, extra_columns: tuple[str,
         extra_columns: more columns to read (:func:`~irt.tools.csvio.read_answers_csv`).
         extra_options: the option naming each of ``extra_columns`` (``--skill-column``),
             for the hint of a missing column.
+        what: which input the file is, for an error opening it (``test answers file``).
 
     Raises:
         CSVFormatError: as :func:`~irt.tools.csvio.read_answers_csv`, with ``path`` set (and
             for a missing column, the option that names it).
-        OSError: the file cannot be opened.
+        OSError: the file cannot be opened (the message names ``what`` and ``path``).
     """
     columns = columns_of(args)
     try:
         with open_text(path) as stream:
             return read_answers_csv(stream, strict=not getattr(args, "lenient", False),
                                     columns=columns, extra_columns=extra_columns)
+    except OSError as exc:
+        raise cannot_read(what, path, exc) from None
     except CSVFormatError as exc:
         reason = exc.reason
         missing = re.match(r"missing required column '(.*)' in header", reason)

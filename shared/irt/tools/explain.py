@@ -48,6 +48,7 @@ from irt.tools.common import (
     add_answers_arguments,
     add_quiet_argument,
     read_answers,
+    read_bytes,
     run_guarded,
 )
 
@@ -239,8 +240,9 @@ def request_of_answers(rows: list[dict], student: str, items: list[str] | None =
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command line; the exit status (2: an invalid request)."""
+    content = read_bytes(args.model, "model file")
     try:
-        model = load_model(args.model.read_bytes())
+        model = load_model(content)
     except ModelFormatError as exc:
         raise ValueError(f"{args.model}: invalid model: {exc}") from None
     limits = Limits()
@@ -264,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         elif args.request.lstrip().startswith("{"):
             text = args.request
         else:
-            text = Path(args.request).read_text(encoding="utf-8")
+            text = read_bytes(Path(args.request), "request file").decode("utf-8")
         try:
             payload = json.loads(text)
         except json.JSONDecodeError as exc:

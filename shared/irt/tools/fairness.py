@@ -44,9 +44,11 @@ from irt.tools.common import (
     Messages,
     add_answers_arguments,
     add_quiet_argument,
+    cannot_read,
     int_in,
     open_text,
     read_answers,
+    read_bytes,
     require_answers,
     run_guarded,
 )
@@ -236,12 +238,16 @@ def run(args: argparse.Namespace) -> int:
     require_answers(args.answers, prepared.report, "no answers to examine")
     responses = prepared.responses
     if args.groups:
-        groups = _groups_of_file(args.groups, args.student_column, args.group_column)
+        try:
+            groups = _groups_of_file(args.groups, args.student_column, args.group_column)
+        except OSError as exc:
+            raise cannot_read("groups file", args.groups, exc) from None
     else:
         groups = _groups_of_rows(rows, key, args.answers)
     if args.model:
+        content = read_bytes(args.model, "model file")
         try:
-            model = load_model(args.model.read_bytes())
+            model = load_model(content)
         except ModelFormatError as exc:
             raise ValueError(f"{args.model}: invalid model: {exc}") from None
     else:
