@@ -541,6 +541,13 @@ def test_fairness_refuses_strata_out_of_range_naming_the_option(
     assert f"error: argument --strata: {message}" in err and "Traceback" not in err
 
 
+def test_fairness_refuses_the_same_group_twice_before_reading(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = _run(["fairness", str(tmp_path / "missing.csv"), "--reference", "F",
+                         "--focal", "F"], capsys)
+    assert code == 2 and err == "error: --reference and --focal are the same group: 'F'\n"
+
+
 def test_mantel_haenszel_refuses_an_empty_group() -> None:
     from irt.engine.calibrate import FitConfig, fit
     from irt.tools.fairness import mantel_haenszel

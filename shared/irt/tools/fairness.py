@@ -229,6 +229,8 @@ def run(args: argparse.Namespace) -> int:
     from irt.engine.calibrate import FitConfig, fit
     from irt.engine.preprocess import prepare_rows
 
+    if args.reference == args.focal:  # before reading and fitting
+        raise ValueError(f"--reference and --focal are the same group: {args.reference!r}")
     messages = Messages(args.quiet)
     key = args.group_column.strip().lower()
     rows = read_answers(args.answers, args, () if args.groups else (key,),
