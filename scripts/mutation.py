@@ -128,13 +128,16 @@ MUTANTS = (
            ("tests/deploy/test_terraform.py::"
             "test_alerts_watch_refresh_failures_model_age_and_predict_5xx",
             f"{TA}::test_model_stale_fires_when_publishing_stops_and_not_while_it_goes_on")),
-    Mutant("refresh_failed and monitoring_alert thresholds 0 -> 1000", "monitoring 1",
-           ((TFMON, "      threshold_value = 0\n      duration        = \"0s\"\n      aggregations "
-             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
-             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n      }",
-             "      threshold_value = 1000\n      duration        = \"0s\"\n      aggregations "
-             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
-             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n      }"),
+    Mutant("refresh_failed, refresh attempt and monitoring_alert thresholds 0 -> 1000",
+           "monitoring 1",
+           ((TFMON, 'refresh_failed.name}\\" AND resource.type=\\"cloud_run_revision\\""\n'
+             '      comparison      = "COMPARISON_GT"\n      threshold_value = 0\n',
+             'refresh_failed.name}\\" AND resource.type=\\"cloud_run_revision\\""\n'
+             '      comparison      = "COMPARISON_GT"\n      threshold_value = 1000\n'),
+            (TFMON, 'refresh_attempt_failed.name}\\" AND resource.type=\\"cloud_scheduler_job\\""\n'
+             '      comparison      = "COMPARISON_GT"\n      threshold_value = 0\n',
+             'refresh_attempt_failed.name}\\" AND resource.type=\\"cloud_scheduler_job\\""\n'
+             '      comparison      = "COMPARISON_GT"\n      threshold_value = 1000\n'),
             (TFMON, "      threshold_value = 0\n      duration        = \"0s\"\n      aggregations "
              "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
              "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n        group_by",
