@@ -36,13 +36,19 @@ import numpy as np
 
 from irt.engine.responses import Responses
 
-#: Every drop reason reported by :func:`prepare_rows`, in pipeline order.
-DROP_REASONS: tuple[str, ...] = (
+#: The drop reasons of a single malformed row (the other reasons are filters: duplicates,
+#: minimums): what the CLI's ``--lenient`` lets through, ``prepare``'s SQL assigns row by row
+#: and its ``DATA_MAX_INVALID_SHARE`` bounds.
+INVALID_REASONS: tuple[str, ...] = (
     "null_student_id",
     "null_item_id",
     "id_too_long",
     "invalid_correct",
     "invalid_answered_at",
+)
+#: Every drop reason reported by :func:`prepare_rows`, in pipeline order.
+DROP_REASONS: tuple[str, ...] = (
+    *INVALID_REASONS,
     "duplicate_attempt",
     "item_below_min_answers",
     "student_below_min_answers",

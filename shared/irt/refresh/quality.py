@@ -29,10 +29,7 @@ from irt.engine import defaults
 from irt.engine.evaluate import metrics, online_predictions
 from irt.engine.hashing import unit_hash
 from irt.engine.model import ItemModel
-
-#: Drop reasons that mean a malformed source row (not an expected filter).
-INVALID_REASONS: tuple[str, ...] = ("null_student_id", "null_item_id", "id_too_long",
-                                    "invalid_correct", "invalid_answered_at")
+from irt.engine.preprocess import INVALID_REASONS
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class DataThresholds:
     Attributes:
         min_answers: fewest kept answers worth calibrating on.
         max_invalid_share: largest share of input rows dropped as malformed
-            (the :data:`INVALID_REASONS`).
+            (:data:`irt.engine.preprocess.INVALID_REASONS`).
         min_row_ratio: input rows must be at least this share of the previous
             run's (a sudden drop means a broken export or a wrong window).
         max_row_ratio: and at most this multiple of it.

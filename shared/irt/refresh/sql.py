@@ -57,6 +57,7 @@ from datetime import datetime
 from typing import Any, ClassVar
 
 from irt.engine import defaults
+from irt.engine.preprocess import INVALID_REASONS
 from irt.errors import ConfigError
 
 #: A column name: letters, digits, underscores, not starting with a digit.
@@ -69,9 +70,8 @@ NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,1023}$")
 #: Steps whose row counts :func:`drops_from_counts` needs, in order: all but the
 #: last from :func:`build_queries`' counts query; ``kept`` is the answers' row count.
 STAGES: tuple[str, ...] = ("rows_in", "valid", "first_attempts", "capped", "items_ok", "kept")
-#: Drop reasons the SQL assigns to single invalid rows (step 2).
-ROW_REASONS: tuple[str, ...] = ("null_student_id", "null_item_id", "id_too_long",
-                                "invalid_correct", "invalid_answered_at")
+#: Drop reasons the SQL assigns to single invalid rows (step 2): preprocessing's.
+ROW_REASONS: tuple[str, ...] = INVALID_REASONS
 
 
 

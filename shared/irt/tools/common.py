@@ -26,6 +26,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TextIO
 
+from irt.engine.preprocess import INVALID_REASONS, PrepareReport
 from irt.errors import CSVFormatError
 from irt.tools.csvio import Columns, read_answers_csv
 
@@ -205,7 +206,7 @@ def read_answers(path: Path, args: argparse.Namespace, extra_columns: tuple[str,
         raise CSVFormatError(reason, exc.line, str(path)) from None
 
 
-def require_answers(path: Path, report, what: str = "no item left to calibrate",
+def require_answers(path: Path, report: PrepareReport, what: str = "no item left to calibrate",
                     options: dict[str, str] | None = None) -> None:
     """Fail, saying why, when :func:`~irt.engine.preprocess.prepare_rows` kept no answer of
     the file ``path`` (``report``: its :class:`~irt.engine.preprocess.PrepareReport`).
@@ -312,15 +313,13 @@ class Messages:
             self._last = now
             self._write(text)
 
-    def bad_rows(self, path: Path, report) -> None:
+    def bad_rows(self, path: Path | str, report: PrepareReport, whose: str = "") -> None:
         """Warn of the rows of ``path`` that :func:`~irt.engine.preprocess.prepare_rows` left
-        out as invalid (``report``: its :class:`~irt.engine.preprocess.PrepareReport`), which
-        only ``--lenient`` lets through: how many, by reason."""
-        from irt.engine.preprocess import DROP_REASONS
-
-        bad = {k: report.dropped[k] for k in DROP_REASONS[:5] if report.dropped.get(k)}
+        out as invalid (``report``: its report), which only ``--lenient`` lets through: how
+        many, by reason (``whose``: said after the count, ``"of student 's1' "``)."""
+        bad = {k: report.dropped[k] for k in INVALID_REASONS if report.dropped.get(k)}
         if bad:
-            self.warning(f"{path}: left out {sum(bad.values())} bad rows (--lenient): "
+            self.warning(f"{path}: left out {sum(bad.values())} bad rows {whose}(--lenient): "
                          + ", ".join(f"{k} {n}" for k, n in bad.items()))
 
     def em_progress(self, what: str, objective: str = "log-posterior"

@@ -40,6 +40,7 @@ import numpy as np
 
 from irt.engine.artifact import load_model
 from irt.engine.model import ItemModel, irf
+from irt.engine.preprocess import PrepareReport
 from irt.errors import ModelFormatError, RequestError
 from irt.serving import Limits, parse_predict, predict
 from irt.tools.common import (
@@ -181,61 +182,49 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_quiet_argument(parser)
 
 
-def request_of_answers(rows: list[dict], student: str, items: list[str] | None = None,
-                       dropped: dict[str, int] | None = None) -> dict[str, Any]:
+def request_of_answers(rows: list[dict], student: str, items: list[str] | None = None
+                       ) -> tuple[dict[str, Any], PrepareReport]:
     """The predict request of one student's answers (rows of
-    :func:`irt.tools.csvio.read_answers_csv`, in file order): ``correct`` as booleans,
-    ``answered_at`` as epoch seconds where the row has one.  The student's rows that
-    :func:`~irt.engine.preprocess.prepare_rows` would drop as invalid (read with
-    ``--lenient``: an empty or too long item id, a ``correct`` that is none of the accepted
-    values or missing, an invalid ``answered_at``) are left out, never counted as answers.
+    :func:`irt.tools.csvio.read_answers_csv`), and what was left out: the student's rows go
+    through :func:`~irt.engine.preprocess.prepare_rows`, as training's do, so a row it drops
+    as invalid (read with ``--lenient``: an empty or too long id, a ``correct`` that is none
+    of the accepted values or missing, an invalid ``answered_at``) is never an answer.  The
+    kept answers in file order: ``correct`` as booleans, ``answered_at`` as epoch seconds
+    where the row has one.
 
     Args:
         rows: the answers file's rows.
         student: the student's id (stripped).
         items: the items to ask for (``None``: every item of the model).
-        dropped: if given, receives the number of the student's rows left out, by
-            :data:`~irt.engine.preprocess.DROP_REASONS` reason.
+
+    Returns:
+        ``(request, report)``: the request body, and preprocessing's report of the student's
+        rows.
 
     Raises:
         ValueError: the student has no valid answer in ``rows``.
     """
-    from irt.engine.preprocess import (
-        DROP_REASONS,
-        MAX_ID_LENGTH,
-        parse_correct,
-        timestamp_or_nan,
-    )
+    from irt.engine.preprocess import INVALID_REASONS, prepare_rows
 
-    responses = []
-    left_out: dict[str, int] = {}
-    for row in rows:
-        if (row["student_id"] or "").strip() != student:
-            continue
-        item = (row["item_id"] or "").strip()
-        correct = parse_correct(row["correct"])
-        stamp = timestamp_or_nan(row.get("answered_at") or None)
-        reason = ("null_item_id" if not item else
-                  "id_too_long" if max(len(item), len(student)) > MAX_ID_LENGTH else
-                  "invalid_correct" if correct is None else
-                  "invalid_answered_at" if stamp is None else None)
-        if reason is not None:
-            left_out[reason] = left_out.get(reason, 0) + 1
-            continue
-        answer: dict[str, Any] = {"item_id": item, "correct": bool(correct)}
-        if not math.isnan(stamp):
-            answer["answered_at"] = stamp
-        responses.append(answer)
-    if dropped is not None:
-        dropped.update({k: left_out[k] for k in DROP_REASONS if k in left_out})
-    if not responses:
+    prepared = prepare_rows(row for row in rows if (row["student_id"] or "").strip() == student)
+    report = prepared.report
+    if not report.rows_out:
+        bad = sum(report.dropped[k] for k in INVALID_REASONS)
         raise ValueError(f"student {student!r} has no " + (
-            f"valid answers in the file ({sum(left_out.values())} bad rows)" if left_out
-            else "answers in the file"))
+            f"valid answers in the file ({bad} bad rows)" if bad else "answers in the file"))
+    resp = prepared.responses
+    stamps = prepared.answered_at
+    responses = []
+    for k, (item, correct) in enumerate(zip(resp.item.tolist(), resp.correct.tolist(),
+                                            strict=True)):
+        answer: dict[str, Any] = {"item_id": resp.item_ids[item], "correct": bool(correct)}
+        if stamps is not None and not math.isnan(stamps[k]):
+            answer["answered_at"] = float(stamps[k])
+        responses.append(answer)
     body: dict[str, Any] = {"responses": responses}
     if items is not None:
         body["items"] = items
-    return body
+    return body, report
 
 
 def run(args: argparse.Namespace) -> int:
@@ -249,13 +238,9 @@ def run(args: argparse.Namespace) -> int:
     items = None if args.items is None else [i.strip() for i in args.items.split(",")]
     if args.student is not None:
         rows = read_answers(Path(args.request), args)
-        dropped: dict[str, int] = {}
-        payload = request_of_answers(rows, args.student.strip(), items, dropped)
-        if dropped:
-            Messages(args.quiet).warning(
-                f"{args.request}: left out {sum(dropped.values())} bad rows of student "
-                f"{args.student.strip()!r} (--lenient): "
-                + ", ".join(f"{k} {n}" for k, n in dropped.items()))
+        payload, report = request_of_answers(rows, args.student.strip(), items)
+        Messages(args.quiet).bad_rows(args.request, report,
+                                      f"of student {args.student.strip()!r} ")
         limits = Limits(max_responses=max(limits.max_responses, len(payload["responses"])),
                         max_items=max(limits.max_items, len(items or ())))
     else:
