@@ -17,11 +17,18 @@
 #   wait-tested PROJECT COMMIT [TIMEOUT_S] [EVERY_S]   wait for that record: go on if COMMIT
 #                               passed its tests, fail if they failed or no record came in time
 #   mark-passed PROJECT COMMIT BUILD SMOKE   record that COMMIT passed staging
-#                               (gs://PROJECT-releases), only if the smoke test wrote "passed"
-#                               to the file SMOKE (it scored a request)
+#                               (gs://PROJECT-releases/passed/COMMIT), only if the smoke test
+#                               wrote "passed" to the file SMOKE (it scored a request); the
+#                               record holds the sha256 of each function zip staging deployed
+#                               (build/bundles/PROJECT-<function>.zip, `source <function> <sha>`)
 #   check-passed PROJECT COMMIT        refuse a COMMIT that did not pass staging
+#   check-sources STAGING COMMIT PROJECT   after the plan: refuse unless the function zips this
+#                               build planned (build/bundles/PROJECT-<function>.zip) are exactly
+#                               those staging deployed and recorded for COMMIT (same functions,
+#                               same sha256)
 #   bundle TAG COMMIT           release/release.tgz: plan, plan text, configuration, lock file,
-#                               function zips, manifest; release/release.sha256
+#                               function zips, manifest (sha256 of plan, text, lock file and
+#                               zips); release/release.sha256
 #   publish PROJECT TAG         upload the bundle and the plan text to gs://PROJECT-releases/TAG/
 #   request-apply PROJECT TAG TRIGGER [ALLOW_NO_MODEL]  start the approval-gated apply build
 #                               of this bundle
@@ -45,6 +52,21 @@ backend_bucket() {
 
 releases() {
   echo "gs://$1-releases"
+}
+
+# `source <function> <sha256>` of each function zip Terraform wrote for PROJECT
+# (terraform/irt/functions.tf: build/bundles/<project_id>-<function>.zip, uploaded under a name
+# made of the same sha256), in name order; fails when there is none (no plan ran).
+source_sums() {
+  found=false
+  for zip in build/bundles/"$1"-*.zip; do
+    [ -f "$zip" ] || continue
+    name=${zip##*/}
+    name=${name#"$1"-}
+    printf 'source %s %s\n' "${name%.zip}" "$(sha256sum "$zip" | cut -d' ' -f1)"
+    found=true
+  done
+  [ "$found" = true ] || die "no function zips build/bundles/$1-*.zip (terraform plan writes them)"
 }
 
 cmd=${1:-}
@@ -129,7 +151,11 @@ case "$cmd" in
     [ "$smoke" = passed ] ||
       die "commit $commit is not recorded as passed: the smoke test did not score a request ($smoke_file: $smoke)"
     printf 'build %s\n' "$build" >passed.txt
+    # What staging deployed, by content: a release must deploy these very zips (check-sources).
+    source_sums "$project" >>passed.txt
     gcloud storage cp passed.txt "$(releases "$project")/passed/$commit"
+    echo "commit $commit passed staging with:"
+    sed -n 's/^source /  /p' passed.txt
     ;;
   check-passed)
     project=$1 commit=$2
@@ -137,6 +163,25 @@ case "$cmd" in
     gcloud storage objects describe "$(releases "$project")/passed/$commit" >/dev/null 2>&1 ||
       die "commit $commit has not passed staging ($(releases "$project")/passed/$commit is absent)"
     echo "commit $commit passed staging"
+    ;;
+  check-sources)
+    staging=$1 commit=$2 project=$3
+    [ -n "$commit" ] || die "no COMMIT_SHA: a release is built from a tagged commit"
+    record="$(releases "$staging")/passed/$commit"
+    gcloud storage cp "$record" staging_passed.txt >/dev/null 2>&1 ||
+      die "commit $commit has not passed staging ($record is absent)"
+    grep '^source ' staging_passed.txt >staging_sources.txt ||
+      die "staging's record $record names no function zips (recorded before zips were recorded): run staging's build for commit $commit again, then tag again"
+    source_sums "$project" >release_sources.txt
+    if ! cmp -s staging_sources.txt release_sources.txt; then
+      echo "function zips that passed staging ($record):" >&2
+      sed 's/^source /  /' staging_sources.txt >&2
+      echo "function zips this release would deploy (build/bundles/$project-*.zip):" >&2
+      sed 's/^source /  /' release_sources.txt >&2
+      die "refusing to release commit $commit: its function zips are not the ones that passed staging (prod deploys only the exact bytes staging tested; a rebuild that differs means the build is not reproducible)"
+    fi
+    echo "function zips of commit $commit are those that passed staging:"
+    sed 's/^source /  /' release_sources.txt
     ;;
   bundle)
     tag=$1 commit=$2
@@ -146,7 +191,8 @@ case "$cmd" in
     {
       echo "tag $tag"
       echo "commit $commit"
-      sha256sum "$TF_ROOT/tfplan" "$TF_ROOT/plan.txt" "$TF_ROOT/.terraform.lock.hcl"
+      sha256sum "$TF_ROOT/tfplan" "$TF_ROOT/plan.txt" "$TF_ROOT/.terraform.lock.hcl" \
+        build/bundles/*.zip
     } >"$TF_ROOT/MANIFEST"
     tar -czf release/release.tgz --exclude="$TF_ROOT/.terraform" "$TF_ROOT" \
       terraform/environments build/bundles

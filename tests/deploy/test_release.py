@@ -171,19 +171,36 @@ def project(env: str) -> str:
     return re.search(r'^project_id\s*=\s*"([^"]+)"', text, re.M).group(1)
 
 
-def plan_release(tmp_path: Path, tools: dict[str, Path], tag: str = "v1.4.0") -> Path:
-    """Stage 1 as cloudbuild-release-plan.yaml runs it, after staging passed COMMIT."""
+#: The function zips as Terraform writes them (functions.tf: build/bundles/<project>-<name>.zip).
+ZIPS = {"predict": b"predict zip bytes", "prepare": b"prepare zip bytes"}
+
+
+def write_zips(ws: Path, env: str, zips: dict[str, bytes] = ZIPS) -> None:
+    """The zips ``terraform plan`` writes for ``env`` (the stand-in terraform writes none)."""
+    (ws / "build" / "bundles").mkdir(parents=True, exist_ok=True)
+    for name, data in zips.items():
+        (ws / "build" / "bundles" / f"{project(env)}-{name}.zip").write_bytes(data)
+
+
+def pass_staging(tmp_path: Path, tools: dict[str, Path], zips: dict[str, bytes] = ZIPS) -> None:
+    """Staging's last step for COMMIT, after a smoke test that scored a request."""
     staging = checkout(tmp_path, "staging")
+    write_zips(staging, "staging", zips)
     (staging / "smoke_result").write_text("passed\n")
     run(staging, tools, "mark-passed", project("staging"), COMMIT, "build-1", "smoke_result")
+
+
+def plan_release(tmp_path: Path, tools: dict[str, Path], tag: str = "v1.4.0") -> Path:
+    """Stage 1 as cloudbuild-release-plan.yaml runs it, after staging passed COMMIT."""
+    pass_staging(tmp_path, tools)
     ws = checkout(tmp_path, "plan")
-    (ws / "build" / "bundles").mkdir(parents=True)
-    (ws / "build" / "bundles" / "irt-prod-predict.zip").write_bytes(b"zip bytes")
     run(ws, tools, "check-passed", project("staging"), COMMIT)
     run(ws, tools, "init", "prod", project("prod"))
     run(ws, tools, "validate")
     shown = run(ws, tools, "plan", "prod").stdout
     assert "Plan: 0 to add, 1 to change" in shown  # the plan text is in the build log
+    write_zips(ws, "prod")
+    run(ws, tools, "check-sources", project("staging"), COMMIT, project("prod"))
     run(ws, tools, "bundle", tag, COMMIT)
     run(ws, tools, "publish", project("prod"), tag)
     run(ws, tools, "request-apply", project("prod"), tag, "irt-prod-apply")
@@ -217,7 +234,8 @@ def test_prod_applies_exactly_the_saved_plan_of_a_commit_that_passed_staging(
     assert terraform[1][-1] == "tfplan"
     plan = ws / "terraform" / "irt" / "tfplan"
     assert plan.read_bytes() == (planned / "terraform" / "irt" / "tfplan").read_bytes()
-    assert (ws / "build" / "bundles" / "irt-prod-predict.zip").read_bytes() == b"zip bytes"
+    assert (ws / "build" / "bundles" / f"{project('prod')}-predict.zip").read_bytes() == \
+        ZIPS["predict"]
     assert (ws / "predict_url").read_text() == "https://irt-predict.example.run.app"
     assert (ws / "model_pointer").read_text() == "gs://irt-models/models/LATEST"
 
@@ -233,6 +251,7 @@ def test_a_commit_that_did_not_pass_staging_is_not_released(
     assert "not recorded" in run(ws, tools, "mark-passed", project("staging"), "", "b").stdout
     assert not list(tools["gcs"].rglob("*"))
     (ws / "smoke_result").write_text("passed\n")
+    write_zips(ws, "staging")
     run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7", "smoke_result")
     run(ws, tools, "check-passed", project("staging"), COMMIT)
     run(ws, tools, "check-passed", project("staging"), "f" * 40, ok=False)
@@ -246,6 +265,7 @@ def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
     ``models/LATEST`` (a first deploy), the smoke test says so in ``smoke_result``, and
     ``mark-passed`` records a commit only when the smoke test scored a request."""
     ws = checkout(tmp_path, "staging")
+    write_zips(ws, "staging")
     url, pointer = "https://irt-predict.example.run.app", "gs://irt-models/models/LATEST"
     staging = project("staging")
     passed = tools["gcs"] / f"{staging}-releases" / "passed" / COMMIT
@@ -277,7 +297,7 @@ def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
         assert "smoke test passed: model v7" in smoke(allow, "200").stdout
         assert (ws / "smoke_result").read_text() == "passed\n"
     run(ws, tools, "mark-passed", staging, COMMIT, "b3", "smoke_result")
-    assert passed.read_text() == "build b3\n"
+    assert passed.read_text().startswith("build b3\n")
     run(ws, tools, "check-passed", staging, COMMIT)
     # no smoke result at all (the step did not run): not recorded
     (ws / "smoke_result").unlink()
@@ -307,6 +327,89 @@ def test_apply_refuses_any_bundle_but_the_approved_one(
     tgz = tools["gcs"] / f"{project('prod')}-releases/v1.4.0/release.tgz"
     tgz.write_bytes(tgz.read_bytes() + b"\0")
     assert "the approved one is" in run(ws, tools, "fetch", uri, sha, COMMIT, ok=False).stderr
+
+
+def sha256(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def test_staging_records_the_sha256_of_the_zips_it_deployed(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    """The deployment audit: staging's passed record named the build only, so prod rebuilt the
+    functions from the commit and deployed whatever that gave. The record now holds the
+    sha256 of each zip staging deployed (the hash its object name carries, functions.tf)."""
+    pass_staging(tmp_path, tools)
+    record = tools["gcs"] / f"{project('staging')}-releases" / "passed" / COMMIT
+    assert record.read_text() == ("build build-1\n"
+                                  f"source predict {sha256(ZIPS['predict'])}\n"
+                                  f"source prepare {sha256(ZIPS['prepare'])}\n")
+    # no zips (no plan ran in this workspace): nothing is recorded
+    ws = checkout(tmp_path, "nozips")
+    (ws / "smoke_result").write_text("passed\n")
+    err = run(ws, tools, "mark-passed", project("staging"), "f" * 40, "b", "smoke_result",
+              ok=False).stderr
+    assert "no function zips" in err
+    assert not (record.parent / ("f" * 40)).exists()
+
+
+@pytest.mark.parametrize("change", ["other bytes", "missing function", "extra function",
+                                    "old record"])
+def test_prod_refuses_zips_other_than_those_that_passed_staging(
+        tmp_path: Path, tools: dict[str, Path], change: str) -> None:
+    """The deployment audit: prod rebuilt from source; a rebuild that differs (another
+    Python, a changed vendoring, a tampered checkout) was released unchecked. The plan build
+    now refuses unless its zips have exactly the sha256 staging recorded, and the bundle's
+    manifest carries them so that the apply build checks them again after the download."""
+    pass_staging(tmp_path, tools)
+    ws = checkout(tmp_path, "plan")
+    zips = dict(ZIPS)
+    if change == "other bytes":
+        zips["predict"] = b"rebuilt predict"
+    elif change == "missing function":
+        del zips["prepare"]
+    elif change == "extra function":
+        zips["report"] = b"new function"
+    else:  # staging recorded the commit before it recorded zips
+        record = tools["gcs"] / f"{project('staging')}-releases" / "passed" / COMMIT
+        record.write_text("build build-1\n")
+    write_zips(ws, "prod", zips)
+    proc = run(ws, tools, "check-sources", project("staging"), COMMIT, project("prod"), ok=False)
+    if change == "old record":
+        assert "names no function zips" in proc.stderr and "run staging's build" in proc.stderr
+    else:
+        assert "not the ones that passed staging" in proc.stderr
+        assert f"predict {sha256(ZIPS['predict'])}" in proc.stderr
+    # the same zips pass; another commit, never passed, does not
+    write_zips(ws, "prod")
+    if change != "old record":
+        for name in set(zips) - set(ZIPS):
+            (ws / "build" / "bundles" / f"{project('prod')}-{name}.zip").unlink()
+        out = run(ws, tools, "check-sources", project("staging"), COMMIT, project("prod")).stdout
+        assert f"prepare {sha256(ZIPS['prepare'])}" in out
+    err = run(ws, tools, "check-sources", project("staging"), "e" * 40, project("prod"),
+              ok=False).stderr
+    assert "has not passed staging" in err
+
+
+def test_apply_refuses_a_bundle_whose_zips_were_altered(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    """The bundle's manifest holds the zips' sha256 (checked against staging's at plan time):
+    a bundle repacked with another zip is refused even under a digest that matches it."""
+    import tarfile
+    planned = plan_release(tmp_path, tools)
+    manifest = (planned / "terraform" / "irt" / "MANIFEST").read_text()
+    assert f"{sha256(ZIPS['predict'])}  build/bundles/{project('prod')}-predict.zip" in manifest
+    zip_path = planned / "build" / "bundles" / f"{project('prod')}-predict.zip"
+    zip_path.write_bytes(b"tampered")
+    forged = tools["gcs"] / "forged.tgz"
+    with tarfile.open(forged, "w:gz") as tar:
+        for top in ("terraform", "build/bundles"):
+            tar.add(planned / top, arcname=top)
+    ws = checkout(tmp_path, "apply")
+    err = run(ws, tools, "fetch", "gs://forged.tgz", sha256(forged.read_bytes()), COMMIT,
+              ok=False).stderr
+    assert "bundle contents altered" in err
 
 
 def test_apply_without_a_saved_plan_does_nothing(tmp_path: Path,
@@ -367,6 +470,11 @@ def test_release_configs_plan_then_apply_the_saved_plan_only() -> None:
     assert plan["staging-passed"][:2] == ["check-passed", "${_STAGING_PROJECT}"]
     for step in ("init", "plan", "bundle", "publish", "request-apply"):
         assert "staging-passed" in upstream(config("plan"), step), step
+    # the zips are checked against staging's record after the plan made them, before the bundle
+    assert plan["staging-sources"] == ["check-sources", "${_STAGING_PROJECT}", "$COMMIT_SHA",
+                                       "$PROJECT_ID"]
+    assert "plan" in upstream(config("plan"), "staging-sources")
+    assert "staging-sources" in upstream(config("plan"), "bundle")
     assert {"plan", "bundle", "publish"} <= upstream(config("plan"), "request-apply")
     apply = pipeline_commands(config("apply"))
     assert [c[0] for c in apply.values()] == ["fetch", "init", "apply", "smoke"]
