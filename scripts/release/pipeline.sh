@@ -4,6 +4,9 @@
 # (busybox sh), the cloud-sdk image Debian. tests/deploy/test_release.py runs every command
 # against stand-in terraform and gcloud executables.
 #
+#   check-state ENV PROJECT     refuse to go on while the environment's state is still under
+#                               the prefix both environments once shared (irt/default.tfstate)
+#                               and not yet under its own (backend.hcl's prefix): migrate first
 #   init ENV PROJECT            terraform init with the environment's backend.hcl, refusing a
 #                               state bucket or tfvars of another project
 #   validate                    terraform validate
@@ -50,6 +53,13 @@ backend_bucket() {
   sed -n 's/^bucket *= *"\([^"]*\)".*/\1/p' "terraform/environments/$1/backend.hcl"
 }
 
+backend_prefix() {
+  sed -n 's/^prefix *= *"\([^"]*\)".*/\1/p' "terraform/environments/$1/backend.hcl"
+}
+
+# The prefix both environments used before each had its own (terraform/README.md).
+LEGACY_STATE_PREFIX=irt
+
 releases() {
   echo "gs://$1-releases"
 }
@@ -82,6 +92,24 @@ case "$cmd" in
       die "terraform/environments/$env/terraform.tfvars is not for project $project"
     terraform -chdir="$TF_ROOT" init -input=false -reconfigure \
       -backend-config="../environments/$env/backend.hcl"
+    ;;
+  check-state)
+    env=$1 project=$2
+    [ -f "terraform/environments/$env/backend.hcl" ] || die "no environment $env"
+    bucket=$(backend_bucket "$env") prefix=$(backend_prefix "$env")
+    [ "$bucket" = "$project-tfstate" ] ||
+      die "terraform/environments/$env/backend.hcl names state bucket '$bucket', not $project-tfstate"
+    [ -n "$prefix" ] && [ "$prefix" != "$LEGACY_STATE_PREFIX" ] ||
+      die "terraform/environments/$env/backend.hcl must name the environment's own prefix, not '$prefix'"
+    state="gs://$bucket/$prefix/default.tfstate"
+    legacy="gs://$bucket/$LEGACY_STATE_PREFIX/default.tfstate"
+    if gcloud storage objects describe "$state" >/dev/null 2>&1; then
+      echo "state of $env: $state"
+    elif gcloud storage objects describe "$legacy" >/dev/null 2>&1; then
+      die "the state of $env is still $legacy (the prefix both environments shared) and $state does not exist: a plan now would create every resource anew. Migrate it once with terraform init -migrate-state (terraform/README.md, State prefixes), then run this build again"
+    else
+      echo "state of $env: none yet at $state (a first deploy)"
+    fi
     ;;
   validate)
     terraform -chdir="$TF_ROOT" validate

@@ -412,6 +412,40 @@ def test_apply_refuses_a_bundle_whose_zips_were_altered(
     assert "bundle contents altered" in err
 
 
+def test_a_state_under_the_old_shared_prefix_is_refused_until_migrated(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    """The state prefix is the environment's own now (``irt/<env>``, it was ``irt`` in both):
+    a project whose state is still under ``irt`` would otherwise plan to create every
+    resource anew. The builds refuse it, naming the one-time migration; a first deploy (no
+    state anywhere) and a migrated state go on."""
+    ws = checkout(tmp_path, "state")
+    for env in ("staging", "prod"):
+        bucket = tools["gcs"] / f"{project(env)}-tfstate"
+        assert "a first deploy" in run(ws, tools, "check-state", env, project(env)).stdout
+        legacy = bucket / "irt" / "default.tfstate"
+        legacy.parent.mkdir(parents=True)
+        legacy.write_text("{}")
+        err = run(ws, tools, "check-state", env, project(env), ok=False).stderr
+        assert "init -migrate-state" in err and f"gs://{project(env)}-tfstate/irt/" in err
+        own = bucket / "irt" / env / "default.tfstate"
+        own.parent.mkdir(parents=True)
+        own.write_text("{}")
+        assert f"irt/{env}/default.tfstate" in run(ws, tools, "check-state", env,
+                                                   project(env)).stdout
+    other = run(ws, tools, "check-state", "prod", project("staging"), ok=False).stderr
+    assert "names state bucket" in other
+    # a backend.hcl put back to the shared prefix is refused outright
+    hcl = ws / "terraform" / "environments" / "staging" / "backend.hcl"
+    hcl.write_text(re.sub(r'^prefix = .*$', 'prefix = "irt"', hcl.read_text(), flags=re.M))
+    err = run(ws, tools, "check-state", "staging", project("staging"), ok=False).stderr
+    assert "own prefix" in err
+    # both builds that plan check the state before init
+    for name in ("staging", "plan"):
+        commands = pipeline_commands(config(name))
+        assert commands["state"] == ["check-state", "${_ENV}", "$PROJECT_ID"], name
+        assert "state" in upstream(config(name), "init"), name
+
+
 def test_apply_without_a_saved_plan_does_nothing(tmp_path: Path,
                                                  tools: dict[str, Path]) -> None:
     ws = checkout(tmp_path, "apply")
@@ -482,8 +516,9 @@ def test_release_configs_plan_then_apply_the_saved_plan_only() -> None:
     for step in config("apply")["steps"]:  # nothing in stage 2 plans anew
         assert "plan" not in step.get("args", []), step["id"]
     staging = pipeline_commands(config("staging"))
-    assert [c[0] for c in staging.values()] == ["wait-tested", "init", "validate", "plan",
-                                                "apply", "smoke", "mark-passed"]
+    assert [c[0] for c in staging.values()] == ["wait-tested", "check-state", "init",
+                                                "validate", "plan", "apply", "smoke",
+                                                "mark-passed"]
     for step in ("build", "plan", "apply", "passed"):
         assert "tested" in upstream(config("staging"), step), step
     assert "smoke" in upstream(config("staging"), "passed")

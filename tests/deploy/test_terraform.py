@@ -68,6 +68,22 @@ def test_no_workspaces_each_environment_has_its_own_state_bucket_and_project() -
     assert {tfvars(env)["environment"] for env in ENVS} == set(ENVS)
 
 
+def test_each_environment_has_its_own_state_prefix() -> None:
+    """The deployment audit: both backend.hcl files named the prefix ``irt``, so the two
+    environments' states were the same object path ``irt/default.tfstate`` in their buckets
+    and only the bucket name kept them apart. Each has its own prefix now, ``irt/<env>``
+    (terraform/README.md, "State prefixes", migrates an existing state)."""
+    prefixes = {env: backend(env)["prefix"] for env in ENVS}
+    assert len(set(prefixes.values())) == len(ENVS), prefixes
+    for env, prefix in prefixes.items():
+        assert prefix == f"irt/{env}", (env, prefix)
+        assert prefix != "irt", env  # the shared one pipeline.sh check-state migrates from
+    readme = (TF / "README.md").read_text()
+    section = readme[readme.index("## State prefixes"):]
+    assert "init -migrate-state" in section
+    assert "-backend-config=prefix=irt" in section  # the old state is where it starts from
+
+
 def test_environments_differ_only_in_tfvars_and_backend() -> None:
     """#14, thin environments: an environment is its terraform.tfvars and backend.hcl; the
     variables are declared once (terraform/irt/variables.tf)."""
@@ -603,8 +619,8 @@ def test_staging_pipeline_validates_plans_applies_the_saved_plan_and_smoke_tests
     """The staging build (cloudbuild.yaml); prod's two builds: tests/deploy/test_release.py."""
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in config["steps"]}
-    assert list(steps) == ["tested", "build", "fmt", "init", "validate", "plan", "apply",
-                           "smoke", "passed"]
+    assert list(steps) == ["tested", "build", "fmt", "state", "init", "validate", "plan",
+                           "apply", "smoke", "passed"]
     # the suite runs in cloudbuild-test.yaml as the test account; this build waits for it
     assert steps["tested"]["args"][1] == "wait-tested"
     assert steps["build"]["args"] == ["scripts/build_functions.py"]
