@@ -11,17 +11,26 @@
 #                               state bucket or tfvars of another project
 #   validate                    terraform validate
 #   plan ENV                    plan to terraform/irt/tfplan, its text to terraform/irt/plan.txt
-#   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url
-#                               and model_pointer (gs:// URI of the model bucket's LATEST)
+#   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url,
+#                               model_pointer (gs:// URI of the model bucket's LATEST) and
+#                               scheduler_job_id (projects/P/locations/L/jobs/J, the refresh job)
 #   mark-tested PROJECT COMMIT BUILD STATUS...   record the test build's outcome for COMMIT
 #                               (the exit statuses `make test` and `make perf-release` wrote
 #                               to the files STATUS...; passed only if each is 0) as
 #                               gs://PROJECT-releases/tested/COMMIT; exit 1 unless it passed
 #   wait-tested PROJECT COMMIT [TIMEOUT_S] [EVERY_S]   wait for that record: go on if COMMIT
 #                               passed its tests, fail if they failed or no record came in time
-#   mark-passed PROJECT COMMIT BUILD SMOKE   record that COMMIT passed staging
+#   refresh JOB_ID SMOKE [TIMEOUT_S] [EVERY_S]   run prepare once as the schedule does
+#                               (gcloud scheduler jobs run: the scheduler's OIDC token, internal
+#                               ingress) and wait at most TIMEOUT_S for that attempt's
+#                               AttemptFinished log line; writes refresh_result "passed" when
+#                               prepare answered 2xx. Skipped (refresh_result "skipped") unless
+#                               the file SMOKE says "passed": a first deploy let through without
+#                               a model (ALLOW_NO_MODEL) is not recorded anyway
+#   mark-passed PROJECT COMMIT BUILD SMOKE REFRESH   record that COMMIT passed staging
 #                               (gs://PROJECT-releases/passed/COMMIT), only if the smoke test
-#                               wrote "passed" to the file SMOKE (it scored a request); the
+#                               wrote "passed" to the file SMOKE (it scored a request) and the
+#                               refresh "passed" to the file REFRESH (prepare ran); the
 #                               record holds the sha256 of each function zip staging deployed
 #                               (build/bundles/PROJECT-<function>.zip, `source <function> <sha>`)
 #   check-passed PROJECT COMMIT        refuse a COMMIT that did not pass staging
@@ -126,6 +135,7 @@ case "$cmd" in
     terraform -chdir="$TF_ROOT" apply -input=false -lock-timeout=5m tfplan
     terraform -chdir="$TF_ROOT" output -raw predict_url >predict_url
     terraform -chdir="$TF_ROOT" output -raw model_pointer >model_pointer
+    terraform -chdir="$TF_ROOT" output -raw scheduler_job_id >scheduler_job_id
     ;;
   mark-tested)
     project=$1 commit=$2 build=$3
@@ -170,7 +180,7 @@ case "$cmd" in
     done
     ;;
   mark-passed)
-    project=$1 commit=$2 build=$3 smoke_file=${4:-}
+    project=$1 commit=$2 build=$3 smoke_file=${4:-} refresh_file=${5:-}
     if [ -z "$commit" ]; then
       echo "a build by hand (no COMMIT_SHA) is not recorded: only triggered builds release"
       exit 0
@@ -178,12 +188,68 @@ case "$cmd" in
     smoke=$(cat "$smoke_file" 2>/dev/null || echo missing)
     [ "$smoke" = passed ] ||
       die "commit $commit is not recorded as passed: the smoke test did not score a request ($smoke_file: $smoke)"
+    refresh=$(head -n1 "$refresh_file" 2>/dev/null || echo missing)
+    [ "$refresh" = passed ] ||
+      die "commit $commit is not recorded as passed: prepare did not run successfully in staging (${refresh_file:-REFRESH}: $refresh)"
     printf 'build %s\n' "$build" >passed.txt
+    sed -n '2p' "$refresh_file" >>passed.txt
     # What staging deployed, by content: a release must deploy these very zips (check-sources).
     source_sums "$project" >>passed.txt
     gcloud storage cp passed.txt "$(releases "$project")/passed/$commit"
     echo "commit $commit passed staging with:"
     sed -n 's/^source /  /p' passed.txt
+    ;;
+  refresh)
+    job_id=$1 smoke_file=$2 timeout=${3:-1800} every=${4:-15}
+    rm -f refresh_result
+    smoke=$(cat "$smoke_file" 2>/dev/null || echo missing)
+    if [ "$smoke" != passed ]; then
+      echo "refresh skipped: the smoke test did not score a request ($smoke_file: $smoke), so this deploy is not recorded as passed; the first refresh is run by hand (README, Operations)"
+      echo skipped >refresh_result
+      exit 0
+    fi
+    case "$job_id" in
+      projects/*/locations/*/jobs/*) ;;
+      *) die "'$job_id' is not a scheduler job id (projects/P/locations/L/jobs/J; apply writes it)" ;;
+    esac
+    job=${job_id##*/}
+    rest=${job_id#projects/}
+    project=${rest%%/*}
+    rest=${rest#*/locations/}
+    location=${rest%%/*}
+    # A little before now: the build machine's clock against Cloud Logging's.
+    start=$(date -u -d "@$(($(date +%s) - 60))" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null ||
+      date -u +%Y-%m-%dT%H:%M:%SZ)
+    gcloud scheduler jobs run "$job" --location="$location" --project="$project"
+    echo "refresh started ($job_id): prepare runs as the schedule runs it; waiting up to ${timeout}s"
+    filter="resource.type=\"cloud_scheduler_job\" AND resource.labels.job_id=\"$job\""
+    filter="$filter AND resource.labels.location=\"$location\""
+    filter="$filter AND jsonPayload.\"@type\"=\"type.googleapis.com/google.cloud.scheduler.logging.AttemptFinished\""
+    filter="$filter AND timestamp>=\"$start\""
+    waited=0
+    while :; do
+      line=$(gcloud logging read "$filter" --project="$project" --order=asc --limit=1 \
+        --format='value(severity,httpRequest.status,jsonPayload.status)' 2>/dev/null || true)
+      if [ -n "$line" ]; then
+        severity=$(printf '%s\n' "$line" | cut -f1)
+        http=$(printf '%s\n' "$line" | cut -f2)
+        status=$(printf '%s\n' "$line" | cut -f3)
+        case "$severity:$http" in
+          ERROR:* | CRITICAL:* | ALERT:* | EMERGENCY:*)
+            die "prepare failed in staging: the refresh attempt ended $severity (HTTP ${http:-none}, ${status:-no status}); prepare's log says why (event refresh_failed)" ;;
+          *:2??)
+            printf 'passed\nrefresh %s HTTP %s\n' "$start" "$http" >refresh_result
+            echo "prepare ran in staging: HTTP $http"
+            exit 0 ;;
+          *)
+            die "the refresh attempt ended without a 2xx ($severity, HTTP ${http:-none}, ${status:-no status})" ;;
+        esac
+      fi
+      [ "$waited" -ge "$timeout" ] &&
+        die "no finished refresh attempt of $job logged within ${timeout}s (prepare still running, or the job did not start): see gcloud scheduler jobs describe $job --location=$location --project=$project"
+      sleep "$every"
+      waited=$((waited + every))
+    done
     ;;
   check-passed)
     project=$1 commit=$2

@@ -38,3 +38,8 @@ output "scheduler_job" {
   description = "Cloud Scheduler job that runs the refresh (gcloud scheduler jobs run <this> --location <region>)."
   value       = google_cloud_scheduler_job.refresh.name
 }
+
+output "scheduler_job_id" {
+  description = "Full id of the refresh job (projects/<project>/locations/<region>/jobs/<name>): the staging build's refresh step runs it once (scripts/release/pipeline.sh refresh)."
+  value       = google_cloud_scheduler_job.refresh.id
+}

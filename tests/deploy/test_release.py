@@ -62,7 +62,9 @@ elif cmd == "apply":
         sys.exit("no plan file " + args[-1])
 elif cmd == "output":
     print({"predict_url": "https://irt-predict.example.run.app",
-           "model_pointer": "gs://irt-models/models/LATEST"}[args[-1]], end="")
+           "model_pointer": "gs://irt-models/models/LATEST",
+           "scheduler_job_id": "projects/irt-staging/locations/europe-west1/jobs/irt-refresh",
+           }[args[-1]], end="")
 '''
 
 FAKE_GCLOUD = r'''
@@ -86,6 +88,16 @@ elif args[:3] == ["storage", "objects", "describe"]:
     sys.exit(0 if local(args[3]).exists() else 1)
 elif args[:3] == ["builds", "triggers", "run"]:
     pass
+elif args[:3] == ["scheduler", "jobs", "run"]:
+    pass
+elif args[:2] == ["logging", "read"]:
+    # the refresh attempt's AttemptFinished line (severity, http status, status), once
+    # FAKE_REFRESH_AFTER reads have returned nothing (the attempt still running)
+    reads = gcs.parent / "logging_reads"
+    n = int(reads.read_text()) if reads.exists() else 0
+    reads.write_text(str(n + 1))
+    if n >= int(os.environ.get("FAKE_REFRESH_AFTER", "0")):
+        print(os.environ.get("FAKE_REFRESH", ""))
 elif args[:2] == ["auth", "print-identity-token"]:
     print("token-for-" + args[2].split("=", 1)[1])
 else:
@@ -171,6 +183,9 @@ def project(env: str) -> str:
     return re.search(r'^project_id\s*=\s*"([^"]+)"', text, re.M).group(1)
 
 
+#: What a staging refresh that prepare answered with 200 leaves (pipeline.sh refresh).
+REFRESHED = "passed\nrefresh 2026-12-07T10:00:00Z HTTP 200\n"
+
 #: The function zips as Terraform writes them (functions.tf: build/bundles/<project>-<name>.zip).
 ZIPS = {"predict": b"predict zip bytes", "prepare": b"prepare zip bytes"}
 
@@ -187,7 +202,9 @@ def pass_staging(tmp_path: Path, tools: dict[str, Path], zips: dict[str, bytes] 
     staging = checkout(tmp_path, "staging")
     write_zips(staging, "staging", zips)
     (staging / "smoke_result").write_text("passed\n")
-    run(staging, tools, "mark-passed", project("staging"), COMMIT, "build-1", "smoke_result")
+    (staging / "refresh_result").write_text(REFRESHED)
+    run(staging, tools, "mark-passed", project("staging"), COMMIT, "build-1", "smoke_result",
+        "refresh_result")
 
 
 def plan_release(tmp_path: Path, tools: dict[str, Path], tag: str = "v1.4.0") -> Path:
@@ -230,7 +247,7 @@ def test_prod_applies_exactly_the_saved_plan_of_a_commit_that_passed_staging(
     run(ws, tools, "init", "prod", project("prod"))
     run(ws, tools, "apply")
     terraform = [c["args"] for c in calls(tools, "terraform")]
-    assert [a[0] for a in terraform] == ["init", "apply", "output", "output"]  # no plan
+    assert [a[0] for a in terraform] == ["init", "apply", "output", "output", "output"]  # no plan
     assert terraform[1][-1] == "tfplan"
     plan = ws / "terraform" / "irt" / "tfplan"
     assert plan.read_bytes() == (planned / "terraform" / "irt" / "tfplan").read_bytes()
@@ -251,8 +268,10 @@ def test_a_commit_that_did_not_pass_staging_is_not_released(
     assert "not recorded" in run(ws, tools, "mark-passed", project("staging"), "", "b").stdout
     assert not list(tools["gcs"].rglob("*"))
     (ws / "smoke_result").write_text("passed\n")
+    (ws / "refresh_result").write_text(REFRESHED)
     write_zips(ws, "staging")
-    run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7", "smoke_result")
+    run(ws, tools, "mark-passed", project("staging"), COMMIT, "build-7", "smoke_result",
+        "refresh_result")
     run(ws, tools, "check-passed", project("staging"), COMMIT)
     run(ws, tools, "check-passed", project("staging"), "f" * 40, ok=False)
 
@@ -266,6 +285,7 @@ def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
     ``mark-passed`` records a commit only when the smoke test scored a request."""
     ws = checkout(tmp_path, "staging")
     write_zips(ws, "staging")
+    (ws / "refresh_result").write_text(REFRESHED)
     url, pointer = "https://irt-predict.example.run.app", "gs://irt-models/models/LATEST"
     staging = project("staging")
     passed = tools["gcs"] / f"{staging}-releases" / "passed" / COMMIT
@@ -277,7 +297,8 @@ def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
     out = smoke("true", "503")
     assert "no model published yet" in out.stdout
     assert (ws / "smoke_result").read_text() == "no-model\n"
-    err = run(ws, tools, "mark-passed", staging, COMMIT, "b1", "smoke_result", ok=False).stderr
+    err = run(ws, tools, "mark-passed", staging, COMMIT, "b1", "smoke_result",
+              "refresh_result", ok=False).stderr
     assert "not recorded as passed" in err and not passed.exists()
     run(ws, tools, "check-passed", staging, COMMIT, ok=False)
     # a model is published (LATEST exists) but predict answers 503: a failure, allowed or not
@@ -287,7 +308,8 @@ def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
     for allow in ("true", "false"):
         assert "predict is not healthy" in smoke(allow, "503", ok=False).stderr
         assert not (ws / "smoke_result").exists()
-        run(ws, tools, "mark-passed", staging, COMMIT, "b2", "smoke_result", ok=False)
+        run(ws, tools, "mark-passed", staging, COMMIT, "b2", "smoke_result", "refresh_result",
+            ok=False)
     assert not passed.exists()
     # without ALLOW_NO_MODEL a 503 fails even with an empty bucket
     latest.unlink()
@@ -296,19 +318,20 @@ def test_only_a_smoke_test_that_scored_a_request_marks_the_commit_passed(
     for allow in ("true", "false"):
         assert "smoke test passed: model v7" in smoke(allow, "200").stdout
         assert (ws / "smoke_result").read_text() == "passed\n"
-    run(ws, tools, "mark-passed", staging, COMMIT, "b3", "smoke_result")
+    run(ws, tools, "mark-passed", staging, COMMIT, "b3", "smoke_result", "refresh_result")
     assert passed.read_text().startswith("build b3\n")
     run(ws, tools, "check-passed", staging, COMMIT)
     # no smoke result at all (the step did not run): not recorded
     (ws / "smoke_result").unlink()
-    run(ws, tools, "mark-passed", staging, "f" * 40, "b4", "smoke_result", ok=False)
+    run(ws, tools, "mark-passed", staging, "f" * 40, "b4", "smoke_result", "refresh_result",
+        ok=False)
     # the builds pass the pointer to the smoke test and its result to mark-passed
     for name in ("staging", "apply"):
         (smoke_step,) = [s for s in config(name)["steps"] if s["id"] == "smoke"]
         assert smoke_step["args"][-1].endswith(
             'smoke "$$(cat predict_url)" "${_ALLOW_NO_MODEL}" "$$(cat model_pointer)"'), name
     assert pipeline_commands(config("staging"))["passed"][1:] == [
-        "$PROJECT_ID", "$COMMIT_SHA", "$BUILD_ID", "smoke_result"]
+        "$PROJECT_ID", "$COMMIT_SHA", "$BUILD_ID", "smoke_result", "refresh_result"]
 
 
 def test_apply_refuses_any_bundle_but_the_approved_one(
@@ -329,6 +352,94 @@ def test_apply_refuses_any_bundle_but_the_approved_one(
     assert "the approved one is" in run(ws, tools, "fetch", uri, sha, COMMIT, ok=False).stderr
 
 
+JOB_ID = "projects/irt-staging/locations/europe-west1/jobs/irt-refresh"
+ATTEMPT_FINISHED = "type.googleapis.com/google.cloud.scheduler.logging.AttemptFinished"
+
+
+@pytest.mark.parametrize("attempt, ok, says", [
+    ("INFO\t200\t", True, "prepare ran in staging: HTTP 200"),
+    ("ERROR\t422\tINVALID_ARGUMENT", False, "prepare failed in staging"),
+    ("ERROR\t\tDEADLINE_EXCEEDED", False, "DEADLINE_EXCEEDED"),
+    ("INFO\t302\t", False, "without a 2xx"),
+    ("", False, "no finished refresh attempt"),
+])
+def test_staging_runs_prepare_once_before_the_commit_is_marked_passed(
+        tmp_path: Path, tools: dict[str, Path], attempt: str, ok: bool, says: str) -> None:
+    """The deployment audit: the staging build smoke-tested predict only; prepare, the other
+    half of the service, reached prod without having run once on the commit's code. Staging
+    now runs the refresh job once (as the schedule would: the scheduler's OIDC token, since
+    prepare's ingress is internal) and waits, bounded, for the attempt's AttemptFinished log
+    line; mark-passed requires its 2xx as it requires the smoke test's."""
+    ws = checkout(tmp_path, "staging")
+    write_zips(ws, "staging")
+    (ws / "smoke_result").write_text("passed\n")
+    proc = run(ws, tools, "refresh", JOB_ID, "smoke_result", "60", "15", ok=ok,
+               FAKE_REFRESH=attempt, FAKE_REFRESH_AFTER="2")
+    assert says in (proc.stdout + proc.stderr)
+    gcloud = [c["args"] for c in calls(tools, "gcloud")]
+    assert gcloud[0] == ["scheduler", "jobs", "run", "irt-refresh", "--location=europe-west1",
+                         "--project=irt-staging"]
+    reads = [a for a in gcloud if a[:2] == ["logging", "read"]]
+    assert 3 <= len(reads) <= 5  # polled until the line came, at most TIMEOUT / EVERY + 1
+    assert 'resource.labels.job_id="irt-refresh"' in reads[0][2]
+    assert f'jsonPayload."@type"="{ATTEMPT_FINISHED}"' in reads[0][2]
+    assert re.search(r'timestamp>="\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"', reads[0][2])
+    passed = tools["gcs"] / f"{project('staging')}-releases" / "passed" / COMMIT
+    marked = run(ws, tools, "mark-passed", project("staging"), COMMIT, "b", "smoke_result",
+                 "refresh_result", ok=ok)
+    assert passed.exists() is ok
+    if ok:
+        assert "HTTP 200" in passed.read_text().splitlines()[1]
+    else:
+        assert "prepare did not run successfully in staging" in marked.stderr
+
+
+def test_a_first_deploy_without_a_model_skips_the_refresh_and_is_not_recorded(
+        tmp_path: Path, tools: dict[str, Path]) -> None:
+    """_ALLOW_NO_MODEL as before: a deploy whose smoke test was let through on a 503 (no model
+    yet) is not recorded as passed; the refresh step does not run prepare then (the first
+    refresh is run by hand, README Operations) and says so."""
+    ws = checkout(tmp_path, "staging")
+    write_zips(ws, "staging")
+    (ws / "smoke_result").write_text("no-model\n")
+    out = run(ws, tools, "refresh", JOB_ID, "smoke_result", "60", "15").stdout
+    assert "refresh skipped" in out and (ws / "refresh_result").read_text() == "skipped\n"
+    assert not calls(tools, "gcloud")
+    run(ws, tools, "mark-passed", project("staging"), COMMIT, "b", "smoke_result",
+        "refresh_result", ok=False)
+    # a smoke test that passed without a refresh record is not enough either
+    (ws / "smoke_result").write_text("passed\n")
+    err = run(ws, tools, "mark-passed", project("staging"), COMMIT, "b", "smoke_result",
+              "refresh_result", ok=False).stderr
+    assert "prepare did not run successfully" in err
+    (ws / "refresh_result").unlink()
+    run(ws, tools, "mark-passed", project("staging"), COMMIT, "b", "smoke_result", ok=False)
+    assert not (tools["gcs"] / f"{project('staging')}-releases").exists()
+
+
+def test_the_refresh_step_waits_long_enough_and_the_build_outlasts_it() -> None:
+    """The refresh waits for prepare's whole timeout plus the scheduler's margin (a slower
+    run fails the step); the build's own timeout covers that, the test record's wait and a
+    first apply (~15 min)."""
+    from tfconfig import locals_
+    cfg = config("staging")
+    subs = cfg["substitutions"]
+    margin = int(locals_()["scheduler_deadline_margin_seconds"])
+    assert int(subs["_REFRESH_TIMEOUT"]) >= tfvars_value("staging",
+                                                         "prepare_timeout_seconds") + margin
+    build = int(cfg["timeout"].removesuffix("s"))
+    assert build >= int(subs["_TESTED_TIMEOUT"]) + int(subs["_REFRESH_TIMEOUT"]) + 15 * 60
+    steps = {s["id"]: s for s in cfg["steps"]}
+    assert steps["refresh"]["waitFor"] == ["smoke"] and steps["passed"]["waitFor"] == ["refresh"]
+    assert steps["refresh"]["args"][-1].endswith(
+        'refresh "$$(cat scheduler_job_id)" smoke_result "${_REFRESH_TIMEOUT}"')
+
+
+def tfvars_value(env: str, name: str) -> int:
+    text = (ROOT / "terraform" / "environments" / env / "terraform.tfvars").read_text()
+    return int(re.search(rf"^{name}\s*=\s*(\d+)", text, re.M).group(1))
+
+
 def sha256(data: bytes) -> str:
     import hashlib
     return hashlib.sha256(data).hexdigest()
@@ -342,13 +453,15 @@ def test_staging_records_the_sha256_of_the_zips_it_deployed(
     pass_staging(tmp_path, tools)
     record = tools["gcs"] / f"{project('staging')}-releases" / "passed" / COMMIT
     assert record.read_text() == ("build build-1\n"
+                                  "refresh 2026-12-07T10:00:00Z HTTP 200\n"
                                   f"source predict {sha256(ZIPS['predict'])}\n"
                                   f"source prepare {sha256(ZIPS['prepare'])}\n")
     # no zips (no plan ran in this workspace): nothing is recorded
     ws = checkout(tmp_path, "nozips")
     (ws / "smoke_result").write_text("passed\n")
+    (ws / "refresh_result").write_text(REFRESHED)
     err = run(ws, tools, "mark-passed", project("staging"), "f" * 40, "b", "smoke_result",
-              ok=False).stderr
+              "refresh_result", ok=False).stderr
     assert "no function zips" in err
     assert not (record.parent / ("f" * 40)).exists()
 
@@ -518,7 +631,7 @@ def test_release_configs_plan_then_apply_the_saved_plan_only() -> None:
     staging = pipeline_commands(config("staging"))
     assert [c[0] for c in staging.values()] == ["wait-tested", "check-state", "init",
                                                 "validate", "plan", "apply", "smoke",
-                                                "mark-passed"]
+                                                "refresh", "mark-passed"]
     for step in ("build", "plan", "apply", "passed"):
         assert "tested" in upstream(config("staging"), step), step
     assert "smoke" in upstream(config("staging"), "passed")

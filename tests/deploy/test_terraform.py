@@ -604,6 +604,10 @@ def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None
 def test_outputs_expose_urls_bucket_and_service_accounts() -> None:
     outputs = {k for block in merged(CONFIG)["output"] for k in block}
     assert {"predict_url", "prepare_url", "model_bucket", "service_accounts"} <= outputs
+    # the staging build's refresh step runs the job by its full id (pipeline.sh refresh)
+    (job_id,) = [b["scheduler_job_id"] for b in merged(CONFIG)["output"]
+                 if "scheduler_job_id" in b]
+    assert job_id["value"] == "${google_cloud_scheduler_job.refresh.id}"
 
 
 def test_checkov_skips_are_justified() -> None:
@@ -620,7 +624,7 @@ def test_staging_pipeline_validates_plans_applies_the_saved_plan_and_smoke_tests
     config = yaml.safe_load((ROOT / "cloudbuild.yaml").read_text())
     steps = {s["id"]: s for s in config["steps"]}
     assert list(steps) == ["tested", "build", "fmt", "state", "init", "validate", "plan",
-                           "apply", "smoke", "passed"]
+                           "apply", "smoke", "refresh", "passed"]
     # the suite runs in cloudbuild-test.yaml as the test account; this build waits for it
     assert steps["tested"]["args"][1] == "wait-tested"
     assert steps["build"]["args"] == ["scripts/build_functions.py"]
