@@ -13,6 +13,7 @@ import shlex
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 from tfconfig import CONFIG, ENVS, backend, merged, of_type, tfvars
 
@@ -112,13 +113,29 @@ def test_builds_by_hand_run_as_the_deploy_account() -> None:
 
 # --------------------------------------------------------------------------- deploy account
 def project_grants(text: str) -> list[tuple[str, str, str]]:
-    """``(member variable, role, condition or "")`` of every project-level grant."""
+    """``(member variable, role, condition or "")`` of every project-level grant, those of a
+    ``for role in ...; do gcloud projects add-iam-policy-binding ... --role=roles/$role``
+    loop included (each role of the loop, with the loop's condition)."""
     out = []
+    for block in shell_blocks(text):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for m in re.finditer(r"^for role in ([^;]*); do\n(.*?)^done$", joined, re.M | re.S):
+            for argv in commands(f"```sh\n{m.group(2)}```"):
+                opts = dict(re.match(r"--([\w-]+)[= ]?(.*)", a).groups() for a in argv
+                            if a.startswith("--") and "=" in a)
+                assert opts["role"] == "roles/$role", opts
+                for role in m.group(1).split():
+                    out.append((opts.get("member", ""), f"roles/{role}",
+                                "" if opts.get("condition") == "None" else
+                                opts.get("condition", "")))
     for argv in commands(text):
         if argv[:3] == ["gcloud", "projects", "add-iam-policy-binding"]:
             opts = dict(re.match(r"--([\w-]+)[= ]?(.*)", a).groups() for a in argv
                         if a.startswith("--") and "=" in a)
-            out.append((opts.get("member", ""), opts["role"], opts.get("condition", "")))
+            if opts["role"] != "roles/$role":  # the loops, above
+                out.append((opts.get("member", ""), opts["role"],
+                            "" if opts.get("condition") == "None" else
+                            opts.get("condition", "")))
     return out
 
 
@@ -137,14 +154,62 @@ def test_deploy_account_cannot_make_itself_owner() -> None:
     assert grants, "no deploy account grants in the Operations section"
     roles = {role for _, role, _ in grants}
     assert not roles & {"roles/owner", "roles/editor", "roles/iam.securityAdmin",
-                        "roles/resourcemanager.projectIamAdmin_unconditional",
-                        "roles/iam.serviceAccountTokenCreator", "roles/storage.admin"}
+                        "roles/iam.serviceAccountTokenCreator"}
+    unconditional = {role for _, role, condition in grants if not condition}
+    assert "roles/browser" in unconditional  # the loop's roles are read
+    assert not unconditional & {"roles/resourcemanager.projectIamAdmin", "roles/storage.admin",
+                                "roles/run.admin"}, unconditional
     (iam_admin,) = [g for g in grants if g[1] == "roles/resourcemanager.projectIamAdmin"]
     condition = iam_admin[2]
     m = re.search(r"modifiedGrantsByRole', \[\]\)\.hasOnly\(\[([^\]]*)\]\)", condition)
     assert m, f"projectIamAdmin without a role limit: {condition!r}"
     allowed = set(re.findall(r"'([^']+)'", m.group(1)))
     assert allowed == terraform_project_roles(), (allowed, terraform_project_roles())
+
+
+def _deployer_condition(role: str, project_id: str) -> str:
+    (grant,) = [g for g in project_grants(operations()) if g[0] == "$DEPLOYER" and g[1] == role]
+    m = re.fullmatch(r"title=[\w-]+,expression=(.*)", grant[2])
+    assert m, f"{role} without a condition: {grant}"
+    return m.group(1).replace("$PROJECT", project_id).replace("'", '"')
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_deployer_storage_and_run_admin_hold_to_the_service_resources(env: str) -> None:
+    """The deployment audit: the deploy account held roles/storage.admin and roles/run.admin on
+    the whole project (every bucket's objects and IAM, every Cloud Run service). Each is now
+    held by a condition on the resource name to what Terraform manages: the model and source
+    buckets (names from storage.tf and the tfvars) and their objects; the two functions'
+    services (names from main.tf). Bucket creation, which no bucket-level grant can give, is a
+    custom role with ``storage.buckets.create`` only."""
+    from test_first_apply import cel
+    project_id, prefix = tfvars(env)["project_id"], tfvars(env)["name_prefix"]
+    region = tfvars(env)["region"]
+    buckets = [b["name"].replace("${var.project_id}", project_id)
+               .replace("${local.prefix}", prefix)
+               for b in of_type("google_storage_bucket").values()]
+    assert len(buckets) == 2 and all("${" not in b for b in buckets), buckets
+    storage = _deployer_condition("roles/storage.admin", project_id)
+    for bucket in buckets:
+        assert cel(storage, f"projects/_/buckets/{bucket}"), bucket
+        assert cel(storage, f"projects/_/buckets/{bucket}/objects/models/LATEST"), bucket
+    for other in (f"{project_id}-tfstate", f"{project_id}-releases",
+                  f"gcf-v2-sources-123456789012-{region}", "someone-elses-bucket"):
+        assert not cel(storage, f"projects/_/buckets/{other}"), other
+        assert not cel(storage, f"projects/_/buckets/{other}/objects/x"), other
+    functions = {k for block in merged(CONFIG)["locals"] for k in block.get("functions", {})}
+    assert functions == {"predict", "prepare"}
+    run_admin = _deployer_condition("roles/run.admin", project_id)
+    for name in functions:
+        assert cel(run_admin, f"projects/{project_id}/locations/{region}/services/{prefix}-{name}")
+    for other in ("other-service", f"{prefix}-predict-canary", "irt"):
+        assert not cel(run_admin, f"projects/{project_id}/locations/{region}/services/{other}")
+    creator = [g for g in project_grants(operations())
+               if g[0] == "$DEPLOYER" and g[1].endswith("/roles/irtBucketCreator")]
+    assert creator == [("$DEPLOYER", "projects/$PROJECT/roles/irtBucketCreator", "")]
+    (create,) = [c for c in commands(operations()) if c[:4] == ["gcloud", "iam", "roles",
+                                                                  "create"]]
+    assert create[create.index("--permissions") + 1] == "storage.buckets.create"
 
 
 def test_least_privilege_table_lists_every_account_and_grant() -> None:
