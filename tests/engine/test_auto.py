@@ -9,7 +9,14 @@ import pytest
 from learning_sim import simulate_learning
 
 from irt.engine.artifact import load_model
-from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
+from irt.engine.auto import (
+    AutoConfig,
+    _cross_calibrated,
+    choose_options,
+    fit_calibration,
+    fit_chosen,
+    validation_students,
+)
 from irt.engine.calibrate import FitConfig, fit
 from irt.engine.hashing import unit_hash
 from irt.engine.learning import learning_of
@@ -116,6 +123,57 @@ def test_the_choice_is_recorded_in_the_artifact(learning_log) -> None:
     assert [r["verdict"] for r in record["table"]] == [r["verdict"] for r in choice.table]
     spec = learning_of(again)
     assert spec is not None and spec.options == choice.options
+    # every candidate judged calibrated; the chosen one's calibration is the one served
+    assert "calibration" not in choice.table[0]
+    for row in choice.table[1:]:
+        assert row["calibration"]["slope"] > 0 and "ece_uncalibrated" in row
+    chosen = next(r for r in choice.table if r["verdict"] == "chosen")
+    assert spec.calibration == (chosen["calibration"]["intercept"],
+                                chosen["calibration"]["slope"]) == choice.calibration
+    assert record["table"][1]["calibration"] == choice.table[1]["calibration"]
+
+
+@pytest.mark.parametrize("truth", [(0.3, 0.6), (-0.2, 1.4), (0.0, 1.0)])
+def test_fit_calibration_recovers_a_known_calibration(truth) -> None:
+    rng = np.random.default_rng(5)
+    z = rng.normal(0.3, 1.5, 40_000)
+    y = rng.random(z.shape[0]) < 1.0 / (1.0 + np.exp(-(truth[0] + truth[1] * z)))
+    c0, c1 = fit_calibration(z, y)
+    # standard errors here are about 0.013 (intercept) and 0.012 (slope): 4 of them
+    assert c0 == pytest.approx(truth[0], abs=0.05) and c1 == pytest.approx(truth[1], abs=0.05)
+
+
+def test_fit_calibration_keeps_the_identity_when_it_cannot_fit_one() -> None:
+    z = np.linspace(-2, 2, 50)
+    assert fit_calibration(z, np.ones(50)) == (0.0, 1.0)  # all right: nothing to fit
+    assert fit_calibration(z[:1], np.zeros(1)) == (0.0, 1.0)
+    # answers that fall as the logit rises would need a negative slope, which would reverse
+    # the order of the probabilities: refused
+    rng = np.random.default_rng(6)
+    big = rng.normal(0, 2, 5000)
+    down = rng.random(5000) < 1.0 / (1.0 + np.exp(big))
+    assert fit_calibration(big, down) == (0.0, 1.0)
+
+
+def test_the_validation_predictions_are_calibrated_without_their_own_answers() -> None:
+    """Cross-fitting: a student's calibrated predictions come from a calibration fitted on
+    the other half of the students, so changing all of that student's answers leaves them
+    as they were (and moves the other half's)."""
+    rng = np.random.default_rng(7)
+    student = np.repeat(np.arange(40), 25)
+    z = rng.normal(0, 2, student.shape[0])
+    y = (rng.random(student.shape[0]) < 1.0 / (1.0 + np.exp(-0.5 * z))).astype(float)
+    p = 1.0 / (1.0 + np.exp(-z))
+    before, full = _cross_calibrated(p, y, student)
+    assert full[1] == pytest.approx(0.5, abs=0.15)
+    flipped = y.copy()
+    own = student == 3
+    flipped[own] = 1 - flipped[own]
+    after, _ = _cross_calibrated(p, flipped, student)
+    same_half = student % 2 == 1
+    np.testing.assert_array_equal(after[own], before[own])
+    np.testing.assert_array_equal(after[same_half], before[same_half])
+    assert not np.allclose(after[~same_half], before[~same_half])
 
 
 @pytest.mark.parametrize("settings", [{"validation_share": 0.0}, {"validation_share": 1.0},

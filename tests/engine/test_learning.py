@@ -9,6 +9,7 @@ import hashlib
 import itertools
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -42,8 +43,10 @@ COMBOS = [("recency",), ("skills",), ("pfa",), ("skills", "pfa"), ("recency", "s
 
 
 def make_model(options: tuple[str, ...], n_items: int = 12, n_skills: int = 3, seed: int = 0,
-               decay: float = 0.8, tau: float = 0.7) -> ItemModel:
-    """A small model with the given options and hand-set coefficients, through JSON."""
+               decay: float = 0.8, tau: float = 0.7,
+               calibration: tuple[float, float] = (0.0, 1.0)) -> ItemModel:
+    """A small model with the given options, hand-set coefficients and ``calibration``,
+    through JSON."""
     rng = np.random.default_rng(seed)
     ids = tuple(f"q{j}" for j in range(n_items))
     nan = np.full(n_items, np.nan)
@@ -63,6 +66,7 @@ def make_model(options: tuple[str, ...], n_items: int = 12, n_skills: int = 3, s
         spec = Learning(options=options, decay=spec.decay, skill_sd=spec.skill_sd,
                         skill_ids=skills, item_skill=item_skill,
                         gamma=np.zeros((n_skills, 3)))
+    spec = replace(spec, calibration=calibration)
     base.options = {"learning": learning_to_dict(spec, ids)}
     return load_model(base.to_json())
 
@@ -205,9 +209,11 @@ def test_no_prediction_sees_its_own_or_a_later_answer(options: tuple[str, ...]) 
             assert p3[idx[cut + 1]] != p[idx[cut + 1]]
 
 
+@pytest.mark.parametrize("calibration", [(0.0, 1.0), (0.4, 0.7)])
 @pytest.mark.parametrize("options", COMBOS)
-def test_online_harness_equals_predict_on_every_prefix(options: tuple[str, ...]) -> None:
-    model = make_model(options, seed=7)
+def test_online_harness_equals_predict_on_every_prefix(options: tuple[str, ...],
+                                                       calibration: tuple[float, float]) -> None:
+    model = make_model(options, seed=7, calibration=calibration)
     rng = np.random.default_rng(8)
     student = np.repeat(np.arange(3), 12)
     pos = np.concatenate([rng.permutation(12) for _ in range(3)])
@@ -390,6 +396,35 @@ def test_artifact_round_trip() -> None:
     assert "q11" not in doc["item_skills"]  # the item without a skill
 
 
+@pytest.mark.parametrize("options", [("recency",), ("skills", "pfa")])
+def test_a_calibrated_model_serves_logistic_of_its_calibrated_logits(options) -> None:
+    """``calibration (c0, c1)`` maps each next-answer logit z of the uncalibrated model to
+    ``c0 + c1 z``: in predict (the requested item, a provisional-free request) and in the
+    online harness; it is kept by the artifact and shown by describe."""
+    plain = make_model(options, seed=3)
+    cal = make_model(options, seed=3, calibration=(0.3, 0.6))
+    assert learning_of(cal).calibration == (0.3, 0.6)
+    assert learning_of(load_model(cal.to_json())).calibration == (0.3, 0.6)
+    assert cal.to_dict()["options"]["learning"]["calibration"] == {"intercept": 0.3,
+                                                                   "slope": 0.6}
+    assert "calibration" not in plain.to_dict()["options"]["learning"]  # the identity
+    rng = np.random.default_rng(4)
+    student = np.repeat(np.arange(4), 9)
+    pos = np.concatenate([rng.permutation(12)[:9] for _ in range(4)])
+    y = rng.integers(0, 2, student.shape[0])
+    p = online_predictions(plain, student, pos, y)
+    q = online_predictions(cal, student, pos, y)
+    z = np.log(p) - np.log1p(-p)
+    np.testing.assert_allclose(q, 1.0 / (1.0 + np.exp(-(0.3 + 0.6 * z))), rtol=1e-12)
+    ids = [plain.item_ids[j] for j in pos[:8]]
+    want = plain.item_ids[pos[8]]
+    zp = predict_one(plain, ids, y[:8].tolist(), [want])["probabilities"][want]
+    zq = predict_one(cal, ids, y[:8].tolist(), [want])["probabilities"][want]
+    logit = math.log(zp) - math.log1p(-zp)
+    assert zq == pytest.approx(1.0 / (1.0 + math.exp(-(0.3 + 0.6 * logit))), abs=2e-6)
+    assert zq != pytest.approx(zp, abs=1e-3)
+
+
 def test_learning_artifacts_are_schema_2_so_older_readers_refuse_them() -> None:
     """A reader from before learning-aware models accepted exactly schema 1 and ignored
     ``options``: it would have served a learning model as a plain one.  Schema 2 makes it
@@ -430,6 +465,16 @@ def test_older_artifacts_without_options_load_as_plain_models() -> None:
     (lambda d: d.update(window=0), "options.learning.window"),
     (lambda d: d.update(grid={"n_points": 5}), "options.learning.grid.n_points"),
     (lambda d: d.update(extra=1), "options.learning.extra"),
+    (lambda d: d.update(calibration={"intercept": 0.1}), "options.learning.calibration"),
+    (lambda d: d.update(calibration=[0.1, 0.9]), "options.learning.calibration"),
+    (lambda d: d.update(calibration={"intercept": 0.1, "slope": 0}),
+     "options.learning.calibration.slope"),
+    (lambda d: d.update(calibration={"intercept": 0.1, "slope": -0.5}),
+     "options.learning.calibration.slope"),
+    (lambda d: d.update(calibration={"intercept": 11.0, "slope": 1.0}),
+     "options.learning.calibration.intercept"),
+    (lambda d: d.update(calibration={"intercept": "0", "slope": 1.0}),
+     "options.learning.calibration.intercept"),
 ])
 def test_invalid_learning_options_are_rejected_naming_the_field(change, field) -> None:
     model = make_model(("recency", "skills", "pfa"))
@@ -475,8 +520,14 @@ def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
     auto = rows[-1]
     assert auto["chosen"] == auto["option_selection"]["chosen"]
     chosen = tuple(auto["chosen"])
-    if chosen:  # the chosen set refitted on all of TRAIN predicts TEST as that set's row
-        assert auto["auc"] == pytest.approx(rows[names.index(chosen)]["auc"], abs=1e-9)
+    if chosen:  # the chosen set refitted on all of TRAIN predicts TEST as that set's row,
+        # calibrated: the same AUC (the calibration keeps the order), another log-loss
+        row = rows[names.index(chosen)]
+        assert auto["auc"] == pytest.approx(row["auc"], abs=1e-5)  # (rounding: ties)
+        cal = next(r["calibration"] for r in auto["option_selection"]["table"]
+                   if r["verdict"] == "chosen")
+        assert cal != {"intercept": 0.0, "slope": 1.0}
+        assert auto["log_loss"] != pytest.approx(row["log_loss"], abs=1e-9)
     auc = {n: r["auc"] for n, r in zip(names, rows, strict=True)}
     assert auc[("skills", "pfa")] > auc[()] + 0.01
     assert all(r["n_predictions"] == 150 * 24 and r["predict_us_per_request"] > 0 for r in rows)
@@ -488,5 +539,8 @@ def test_cli_evaluates_every_option_set(tmp_path, capsys) -> None:
     assert table.splitlines()[1].split()[-1] == "converged"
     assert all(line.split()[-1] in ("yes", "NO") for line in table.splitlines()[2:9])
     assert "2pl+auto -> " in table and "  auto: validated on " in table
+    # each candidate's validation line shows its ECE before calibration and the calibration
+    lines = [line for line in table.splitlines() if "(uncalibrated " in line]
+    assert len(lines) == 5 and all("calibration " in line and " z)" in line for line in lines)
     _print_table(rows, published=True)
     assert "Best-LR 0.77" in capsys.readouterr().out

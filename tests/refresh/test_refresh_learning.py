@@ -150,6 +150,10 @@ def test_prepare_with_auto_chooses_on_training_students_and_records_it(tmp_path:
     assert spec is not None and list(spec.options) == selection["chosen"]
     rows = {tuple(r["options"]): r for r in selection["table"]}
     assert rows[tuple(selection["chosen"])]["verdict"] == "chosen"
+    # served with the calibration fitted on the validation students for the chosen set
+    cal = rows[tuple(selection["chosen"])]["calibration"]
+    assert spec.calibration == (cal["intercept"], cal["slope"]) != (0.0, 1.0)
+    assert model.to_dict()["options"]["learning"]["calibration"] == cal
     assert all(r["verdict"] != "chosen" for k, r in rows.items()
                if list(k) != selection["chosen"])
     # the gate compared the model with the plain 2PL challenger as well

@@ -46,8 +46,12 @@ kernel ``K`` (rows normalised)::
     rho_k(u)  oc exp(L_k(u)) sum_th pi(th) / g_k(th) K(th, u)       posterior of theta + delta_k
     u_k       = sum_u u rho_k(u)   (a skill with no answers: rho_k = pi K)
 
-and the probability of item ``j`` is the plug-in ``logistic(a_j (u_k - b_j) + beta . x + gamma_k
-. z)`` with the covariates of the next step (without skills, ``u_k`` is the general EAP).  The
+and the probability of item ``j`` is the plug-in ``logistic(c_0 + c_1 z_j)``,
+``z_j = a_j (u_k - b_j) + beta . x + gamma_k . z`` with the covariates of the next step (without
+skills, ``u_k`` is the general EAP).  ``(c_0, c_1)`` is the model's ``calibration`` (default
+``(0, 1)``: none): ``auto`` fits it by logistic regression of the answers on ``z`` over its
+held-out validation students (:func:`irt.engine.auto.fit_calibration`), because the plug-in
+of a model calibrated in-sample on sparse items is over-confident on new students.  The
 reported ability is the general ``theta`` (EAP: posterior mean and SD; MAP: the posterior
 mode, parabola through the grid's best three nodes, SE from its curvature).
 """
@@ -82,6 +86,12 @@ _SKILL_COLUMNS = np.array([FEATURES.index(f) for f in SKILL_FEATURES])
 DEFAULT_WINDOW = 10
 DEFAULT_POINTS = 41
 DEFAULT_BOUND = 6.0
+#: ``(c_0, c_1)`` of a model without a probability calibration.
+IDENTITY: tuple[float, float] = (0.0, 1.0)
+#: The ranges an artifact's calibration must lie in (the slope positive: the calibration
+#: keeps the order of the probabilities).
+CALIBRATION_INTERCEPT = (-10.0, 10.0)
+CALIBRATION_SLOPE = (0.0, 10.0)
 
 
 def parse_options(text: str | Sequence[str] | None, allow_auto: bool = False
@@ -126,6 +136,8 @@ class Learning:
         item_skill: skill index of each model item (``-1``: none), shape ``(n_items,)``.
         n_points: grid nodes; ``bound``: grid half-width.
         fit: calibration summary (free-form, kept in the artifact).
+        calibration: ``(c_0, c_1)``, intercept and slope applied to the next answer's logit
+            (``(0, 1)``: none; see the module docstring).
     """
 
     options: tuple[str, ...]
@@ -139,6 +151,7 @@ class Learning:
     n_points: int = DEFAULT_POINTS
     bound: float = DEFAULT_BOUND
     fit: dict[str, Any] = field(default_factory=dict)
+    calibration: tuple[float, float] = IDENTITY
 
     @property
     def grouped(self) -> bool:
@@ -181,6 +194,7 @@ def learning_to_dict(spec: Learning, item_ids: Sequence[str]) -> dict[str, Any]:
          "coefficients": {"skill_successes": 0.2, ...},          # beta, pfa only
          "skills": {"k1": {"skill_successes": 0.1, ...}, ...},    # gamma_k, pfa only
          "item_skills": {"Q1": "k1", ...},                        # skills or pfa
+         "calibration": {"intercept": 0.1, "slope": 0.8},          # when not (0, 1)
          "fit": {...}}
     """
     out: dict[str, Any] = {
@@ -195,6 +209,9 @@ def learning_to_dict(spec: Learning, item_ids: Sequence[str]) -> dict[str, Any]:
     if spec.grouped:
         out["item_skills"] = {item_ids[j]: spec.skill_ids[k]
                               for j, k in enumerate(spec.item_skill.tolist()) if k >= 0}
+    if spec.calibration != IDENTITY:
+        out["calibration"] = {"intercept": float(spec.calibration[0]),
+                              "slope": float(spec.calibration[1])}
     if spec.fit:
         out["fit"] = spec.fit
     return out
@@ -218,8 +235,9 @@ def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Le
     else 0 (or absent); "skills" and "pfa" need ``item_skills`` (model item ids -> non-empty
     skill ids); "pfa" needs every coefficient of :data:`FEATURES` (finite) and per skill the
     :data:`SKILL_FEATURES` (a skill left out has zeros); ``window`` an integer in
-    ``[1, 10000]``; ``grid.n_points`` in ``[21, 401]``, ``grid.bound`` in ``(0, 20]``; the
-    model has no guessing parameter (not ``3pl``).
+    ``[1, 10000]``; ``grid.n_points`` in ``[21, 401]``, ``grid.bound`` in ``(0, 20]``;
+    ``calibration`` (optional) an object with ``intercept`` in ``[-10, 10]`` and ``slope`` in
+    ``(0, 10]``; the model has no guessing parameter (not ``3pl``).
 
     Raises:
         ModelFormatError: naming the offending field (``options.learning.<field>``).
@@ -228,7 +246,7 @@ def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Le
     if not isinstance(doc, dict):
         raise ModelFormatError("must be an object", base)
     known = {"options", "recency_decay", "skill_sd", "window", "grid", "coefficients", "skills",
-             "item_skills", "fit"}
+             "item_skills", "calibration", "fit"}
     for key in doc:
         if key not in known:
             raise ModelFormatError(f"unknown field; allowed: {', '.join(sorted(known))}",
@@ -311,7 +329,32 @@ def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Le
         raise ModelFormatError("must be an object", f"{base}.fit")
     return Learning(options=options, decay=decay, skill_sd=skill_sd, window=window, beta=beta,
                     gamma=gamma, skill_ids=skill_ids, item_skill=item_skill, n_points=n_points,
-                    bound=bound, fit=fit)
+                    bound=bound, fit=fit, calibration=_calibration_from(doc, base))
+
+
+def _calibration_from(doc: dict[str, Any], base: str) -> tuple[float, float]:
+    """``(c_0, c_1)`` of an artifact's ``calibration`` object (absent: :data:`IDENTITY`)."""
+    raw = doc.get("calibration")
+    if raw is None:
+        return IDENTITY
+    path = f"{base}.calibration"
+    if not isinstance(raw, dict) or set(raw) != {"intercept", "slope"}:
+        raise ModelFormatError("must be an object with exactly intercept and slope", path)
+    return (_number(raw["intercept"], f"{path}.intercept", *CALIBRATION_INTERCEPT),
+            _number(raw["slope"], f"{path}.slope", *CALIBRATION_SLOPE, open_lo=True))
+
+
+def calibrated(spec: Learning, z: np.ndarray) -> np.ndarray:
+    """``logistic(c_0 + c_1 z)``: the probabilities of logits ``z`` under the model's
+    calibration (``z`` is overwritten)."""
+    c0, c1 = spec.calibration
+    if (c0, c1) != IDENTITY:
+        z *= c1
+        z += c0
+    np.negative(z, out=z)
+    np.exp(z, out=z)
+    z += 1.0
+    return np.reciprocal(z, out=z)
 
 
 def learning_of(model: ItemModel) -> Learning | None:
@@ -628,8 +671,7 @@ def _online_chunk(spec: Learning, a: np.ndarray, b: np.ndarray, o: np.ndarray, y
         lr = lr - lr.max(axis=1, keepdims=True)
         w = np.exp(lr) * h
         u[offset_rows] = (w @ x) / w.sum(axis=1)
-    z = a * (u - b) + o
-    return 1.0 / (1.0 + np.exp(-z))
+    return calibrated(spec, a * (u - b) + o)
 
 
 # --------------------------------------------------------------------------- one student
@@ -1022,7 +1064,7 @@ def probabilities(model: ItemModel, spec: Learning, post: StudentPosterior,
     z *= model.a[pos]
     if spec.pfa:
         z += _row_offsets(model, spec, post, row)
-    return 1.0 / (1.0 + np.exp(-z))
+    return calibrated(spec, z)
 
 
 def _row_offsets(model: ItemModel, spec: Learning, post: StudentPosterior, rows: np.ndarray
@@ -1128,7 +1170,7 @@ def skill_probabilities(model: ItemModel, spec: Learning, post: StudentPosterior
     z = table.a[q] * (post.abilities(row) - table.b[q])
     if spec.pfa:
         z += _row_offsets(model, spec, post, row)
-    p = 1.0 / (1.0 + np.exp(-z))
+    p = calibrated(spec, z)
     return table.c[q] + (1.0 - table.c[q]) * p
 
 
@@ -1145,6 +1187,8 @@ def describe(spec: Learning) -> dict[str, Any]:
     """A short JSON summary (``GET /model``, logs): options and scalar settings."""
     out: dict[str, Any] = {"options": list(spec.options), "recency_decay": spec.decay,
                            "skill_sd": spec.skill_sd, "n_skills": len(spec.skill_ids)}
+    if spec.calibration != IDENTITY:
+        out["calibration"] = {"intercept": spec.calibration[0], "slope": spec.calibration[1]}
     if spec.pfa:
         out["window"] = spec.window
         out["coefficients"] = {f: float(v) for f, v in zip(FEATURES, spec.beta, strict=True)}

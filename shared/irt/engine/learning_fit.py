@@ -95,6 +95,7 @@ from irt.engine.learning import (
     DEFAULT_BOUND,
     DEFAULT_POINTS,
     FEATURES,
+    IDENTITY,
     SKILL_FEATURES,
     Learning,
     history_features,
@@ -406,6 +407,17 @@ def with_recency(model: ItemModel, decay: float) -> ItemModel:
     doc["options"] = [o for o in ("recency", "skills", "pfa")
                       if o in doc["options"] or o == "recency"]
     doc["recency_decay"] = float(decay)
+    return replace(model, options={**model.options, "learning": doc}, _index=None, _cache={})
+
+
+def with_calibration(model: ItemModel, calibration: tuple[float, float]) -> ItemModel:
+    """``model`` (with learning-aware options) served with ``calibration`` ``(c_0, c_1)`` on
+    its next-answer logits (:func:`irt.engine.learning.calibrated`); the identity removes it.
+    Nothing is recalibrated."""
+    doc = dict(model.options["learning"])
+    doc.pop("calibration", None)
+    if tuple(calibration) != IDENTITY:
+        doc["calibration"] = {"intercept": float(calibration[0]), "slope": float(calibration[1])}
     return replace(model, options={**model.options, "learning": doc}, _index=None, _cache={})
 
 

@@ -592,10 +592,11 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
              log_posterior_by_iteration=[round(v, 4) for v in result.history],
              n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
              train_answers=train.n_answers, holdout_answers=int(held_out.sum()))
-    options, selection = config.model_options, None
+    options, selection, calibration = config.model_options, None, None
     order_key = holdout.order_key[~held_out]
     if options == (AUTO,):  # 6a. choose the options on validation students of the training
-        options, selection = _choose_options(run, fit_config, train, order_key, prepared)
+        options, selection, calibration = _choose_options(run, fit_config, train, order_key,
+                                                          prepared)
         if not options:
             model = replace(result.model, fit={**result.model.fit,
                                                "option_selection": selection})
@@ -608,8 +609,11 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
         learning = _fit_learning(config, base, train, order_key, prepared.skills,
                                  prepared.responses.item_ids, run.say, options)
         model = learning.model
-        if selection is not None:
-            model = replace(model, fit={**model.fit, "option_selection": selection},
+        if selection is not None:  # served with the calibration auto fitted (irt.engine.auto)
+            from irt.engine.learning_fit import with_calibration
+
+            model = replace(with_calibration(model, calibration),
+                            fit={**model.fit, "option_selection": selection},
                             _index=None, _cache={})
         return Calibrated(model, result, fit_config, learning.converged,
                           learning.iterations, selection)
@@ -617,9 +621,11 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
 
 
 def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.ndarray,
-                    prepared: Prepared) -> tuple[tuple[str, ...], dict[str, Any]]:
+                    prepared: Prepared
+                    ) -> tuple[tuple[str, ...], dict[str, Any], tuple[float, float]]:
     """``MODEL_OPTIONS=auto``: :func:`irt.engine.auto.choose_options` on the training
-    answers; logs INFO ``options_chosen`` with the validation table."""
+    answers: ``(options, the choice's record, the chosen set's calibration)``; logs INFO
+    ``options_chosen`` with the validation table."""
     from irt.engine.auto import choose_options
 
     t0 = time.perf_counter()
@@ -634,7 +640,7 @@ def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.n
              event="options_chosen", since=t0, chosen=list(choice.options),
              n_validation_students=choice.n_validation_students,
              validation=selection["table"])
-    return choice.options, selection
+    return choice.options, selection, choice.calibration
 
 
 def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,

@@ -752,7 +752,7 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
     TRAIN, as the test protocol predicts TEST), then the chosen set on every training
     answer (reusing a fit of the same set when the table already made one)."""
     from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
-    from irt.engine.learning_fit import base_for_options, with_recency
+    from irt.engine.learning_fit import base_for_options, with_calibration, with_recency
 
     start = time.perf_counter()
     item_skill, skill_ids = skills if skills is not None else (None, ())
@@ -771,7 +771,7 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
         model, _, info = fitted[calibrated]
         if "recency" in choice.options:
             model = with_recency(model, args.recency_decay)
-        model = _with_selection(model, choice)
+        model = _with_selection(with_calibration(model, choice.calibration), choice)
     else:
         first = base_for_options(base, calibrated, train, config, item_skill, skill_ids)
         result = fit_chosen(first, train, answered_at, item_skill, skill_ids, learning, choice)
@@ -798,6 +798,11 @@ def _print_selection(selection: dict) -> None:
         ece = "-" if row.get("ece") is None else f"{row['ece']:.4f}"
         gain = "" if row.get("gain") is None else \
             f" gain {row['gain']:+.5f} (noise {row['noise']:.5f})"
+        cal = row.get("calibration")
+        if cal is not None:  # a candidate, judged with its calibration (irt.engine.auto)
+            before = row.get("ece_uncalibrated")
+            ece += (f" (uncalibrated {'-' if before is None else f'{before:.4f}'}; "
+                    f"calibration {cal['intercept']:+.3f} + {cal['slope']:.3f} z)")
         print(f"    {'+'.join(row['options']) or 'plain':<22} AUC {auc} ECE {ece}{gain}: "
               f"{row['verdict']}")
 
