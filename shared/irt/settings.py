@@ -5,30 +5,73 @@ Both functions read their configuration once, at start (``RefreshConfig.from_env
 as ``os.environ``.  Every rule broken is a :class:`irt.errors.ConfigError` naming the variable,
 so a bad deployment fails at start with one clear line instead of at the first request.
 
+Numbers are read strictly, as a person writes them (:func:`parse_int`, :func:`parse_number`):
+Python's ``int()`` and ``float()`` also take ``1_000``, `` 12 ``, ``+5`` and non-ASCII digits
+(``\u0661\u0662``), none of which a deployment means.
+
 No environment is read here: callers pass the mapping.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 
 from irt.errors import ConfigError
+
+#: How an integer setting is written (the rule an error quotes).
+INTEGER_RULE = "ASCII digits 0-9 only, '-' first for a negative (no space, '_' or leading '+')"
+#: How a number setting is written (the rule an error quotes).
+NUMBER_RULE = ("ASCII digits 0-9 with an optional '.' and exponent (2.5, 1e-3), '-' first for "
+               "a negative (no space, '_' or leading '+')")
+_INTEGER = re.compile(r"-?[0-9]+")
+# inf and nan pass the syntax so that the caller's range check names them (never in range)
+_NUMBER = re.compile(r"-?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
+                     r"|(?i:inf|infinity|nan))")
+
+
+def parse_int(text: str) -> int:
+    """``text`` as an integer written in :data:`INTEGER_RULE`'s way: ``"12"``, ``"-3"``,
+    ``"007"``; not ``"1_000"``, ``" 12 "``, ``"+5"``, ``"1.0"`` or ``"\u0661\u0662"``.
+
+    Raises:
+        ValueError: any other text (the message states the rule).
+    """
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"got {text!r}: {INTEGER_RULE}")
+    try:
+        return int(text)
+    except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
+        raise ValueError(f"got {text[:20]!r}... ({len(text)} digits): too long") from None
+
+
+def parse_number(text: str) -> float:
+    """``text`` as a number written in :data:`NUMBER_RULE`'s way: ``"0.5"``, ``"-2"``,
+    ``".5"``, ``"1e-3"``; also ``inf`` and ``nan`` (any case), which the caller's range check
+    refuses; not ``"1_000"``, ``" 1 "``, ``"+5"`` or ``"\u0661"``.
+
+    Raises:
+        ValueError: any other text (the message states the rule).
+    """
+    if not _NUMBER.fullmatch(text):
+        raise ValueError(f"got {text!r}: {NUMBER_RULE}")
+    return float(text)
 
 
 def env_int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) -> int:
     """``env[key]`` as an integer in ``[lo, hi]``; ``default`` when unset or blank.
 
     Raises:
-        ConfigError: not an integer, or outside ``[lo, hi]``.
+        ConfigError: not an integer as :func:`parse_int` reads one, or outside ``[lo, hi]``.
     """
     raw = env.get(key, "")
     if raw.strip() == "":
         return default
     try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"must be an integer, got {raw!r}", key) from None
+        value = parse_int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"must be an integer, {exc}", key) from None
     if not lo <= value <= hi:
         raise ConfigError(f"must be between {lo} and {hi}, got {value}", key)
     return value
@@ -38,15 +81,16 @@ def env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: f
     """``env[key]`` as a finite number in ``[lo, hi]``; ``default`` when unset or blank.
 
     Raises:
-        ConfigError: not a number, not finite, or outside ``[lo, hi]``.
+        ConfigError: not a number as :func:`parse_number` reads one, not finite, or outside
+            ``[lo, hi]``.
     """
     raw = env.get(key, "")
     if raw.strip() == "":
         return default
     try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigError(f"must be a number, got {raw!r}", key) from None
+        value = parse_number(raw)
+    except ValueError as exc:
+        raise ConfigError(f"must be a number, {exc}", key) from None
     if not (math.isfinite(value) and lo <= value <= hi):
         raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
     return value

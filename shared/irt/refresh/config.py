@@ -23,21 +23,23 @@ from irt.errors import ConfigError
 from irt.refresh.monitoring import MonitorConfig
 from irt.refresh.quality import DataThresholds, GateConfig
 from irt.refresh.sql import SourceColumns, parse_table
-from irt.settings import env_bool, env_float, env_int
+from irt.settings import NUMBER_RULE, env_bool, env_float, env_int, parse_number
 
 
 def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | None
               ) -> tuple[float, float] | None:
-    raw = env.get(key, "").strip()
-    if raw == "":
+    """``env[key]`` as two numbers ``location,scale`` (each as :func:`parse_number` reads
+    it), or ``none``; ``default`` when unset or blank."""
+    raw = env.get(key, "")
+    if raw.strip() == "":
         return default
-    if raw.lower() == "none":
+    if raw.strip().lower() == "none":
         return None
     try:
-        first, second = (float(v) for v in raw.split(","))
+        first, second = (parse_number(v) for v in raw.split(","))
     except ValueError:
-        raise ConfigError(f"must be two numbers 'location,scale' or 'none', got {raw!r}", key
-                          ) from None
+        raise ConfigError(f"must be two numbers 'location,scale' ({NUMBER_RULE}) or 'none', "
+                          f"got {raw!r}", key) from None
     if not (math.isfinite(first) and math.isfinite(second) and second > 0):
         raise ConfigError(f"needs a finite location and a positive scale, got {raw!r}", key)
     return first, second

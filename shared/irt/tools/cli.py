@@ -24,6 +24,7 @@ from irt.engine import defaults
 from irt.engine.artifact import load_model
 from irt.engine.model import MODEL_TYPES
 from irt.errors import CSVFormatError, ModelFormatError
+from irt.settings import NUMBER_RULE, parse_int, parse_number
 from irt.tools.common import (
     ANSWERS_FORMAT,
     Messages,
@@ -57,10 +58,10 @@ def _pair(text: str) -> tuple[float, float] | None:
     if text.strip().lower() == "none":
         return None
     try:
-        x, y = (float(v) for v in text.split(","))
+        x, y = (parse_number(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected two numbers 'x,y' or 'none', got {text!r}") from None
+            f"expected two numbers 'x,y' ({NUMBER_RULE}) or 'none', got {text!r}") from None
     if not (math.isfinite(x) and math.isfinite(y) and y > 0):
         raise argparse.ArgumentTypeError(f"needs finite numbers, the second positive: {text!r}")
     return x, y
@@ -71,10 +72,9 @@ def _cap(text: str) -> int | None:
     if text.strip().lower() == "none":
         return None
     try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer or 'none', got {text!r}"
-                                         ) from None
+        value = parse_int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected an integer or 'none', {exc}") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value

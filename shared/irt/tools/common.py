@@ -28,6 +28,7 @@ from typing import TextIO
 
 from irt.engine.preprocess import INVALID_REASONS, PrepareReport
 from irt.errors import CSVFormatError
+from irt.settings import parse_int, parse_number
 from irt.tools.csvio import Columns, read_answers_csv
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -68,8 +69,9 @@ def add_quiet_argument(parser: argparse.ArgumentParser) -> None:
 
 def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argparse ``type``: an integer in ``[low, high]`` (``high`` ``None``: no upper
-    bound).  argparse prints its error naming the option (``argument --strata: must be at
-    least 1, got 0``) and exits 2 before any file is read.
+    bound), written as :func:`irt.settings.parse_int` reads one (``1_000``, ``+5`` and
+    non-ASCII digits are refused).  argparse prints its error naming the option
+    (``argument --strata: must be at least 1, got 0``) and exits 2 before any file is read.
 
     Args:
         low: the smallest value accepted.
@@ -81,9 +83,9 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
 
     def integer(text: str) -> int:
         try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+            value = parse_int(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected an integer, {exc}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
         if high is not None and value > high:
@@ -97,7 +99,8 @@ def number_in(low: float, high: float | None = None, *, low_open: bool = False,
               high_open: bool = False) -> Callable[[str], float]:
     """An argparse ``type``: a finite number in the interval from ``low`` to ``high``
     (``high`` ``None``: unbounded above), each end excluded when its ``*_open`` flag is set;
-    ``inf`` and ``nan`` are refused.  Errors as :func:`int_in`'s.
+    ``inf`` and ``nan`` are refused.  Written as :func:`irt.settings.parse_number` reads one.
+    Errors as :func:`int_in`'s.
 
     Args:
         low: the lower end.
@@ -115,9 +118,9 @@ def number_in(low: float, high: float | None = None, *, low_open: bool = False,
 
     def number(text: str) -> float:
         try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            value = parse_number(text)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"expected a number, {exc}") from None
         ok = math.isfinite(value) and (value > low if low_open else value >= low)
         if ok and high is not None:
             ok = value < high if high_open else value <= high

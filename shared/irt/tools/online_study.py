@@ -62,6 +62,7 @@ from irt.engine.evaluate import evaluate
 from irt.engine.model import ItemModel, irf
 from irt.engine.simulate import simulate
 from irt.serving import Limits, recommend
+from irt.tools.common import int_in
 
 
 @dataclass(frozen=True)
@@ -274,7 +275,7 @@ def table(result: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="the test's smaller size")
-    parser.add_argument("--seeds", type=int, nargs="*", help="seeds (default 1 2 3)")
+    parser.add_argument("--seeds", type=int_in(0), nargs="*", help="seeds (default 1 2 3)")
     parser.add_argument("--json", help="also write the result here")
     args = parser.parse_args(argv)
     config = QUICK if args.quick else StudyConfig()
