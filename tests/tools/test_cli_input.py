@@ -188,6 +188,10 @@ def test_an_order_column_named_on_the_command_line_must_exist(
     ("fit", "--quadrature-points", "2", "must be at least 5, got 2"),
     ("fit", "--quadrature-points", "100000", "must be at most 401, got 100000"),
     ("evaluate", "--max-iter", "0", "must be at least 1, got 0"),
+    ("fit", "--max-iter", "10001", "must be at most 10000, got 10001"),
+    ("evaluate", "--max-iter", "5000000", "must be at most 10000, got 5000000"),
+    ("report", "--max-items", "0", "must be at least 1, got 0"),
+    ("report", "--max-items", "ten", "expected an integer, got 'ten'"),
     ("evaluate", "--recency-decay", "1.5", "must be a number in (0, 1], got 1.5"),
     ("evaluate", "--recency-decay", "0", "must be a number in (0, 1], got 0"),
     ("evaluate", "--window", "0", "must be at least 1, got 0"),
@@ -201,7 +205,8 @@ def test_option_out_of_range_is_refused_before_reading_naming_the_option(
     named here do not exist."""
     missing = str(tmp_path / "missing.csv")
     args = {"fit": ["fit", missing, "-o", str(tmp_path / "m.json")],
-            "evaluate": ["evaluate", missing, missing], "demo": ["demo"]}[command]
+            "evaluate": ["evaluate", missing, missing], "demo": ["demo"],
+            "report": ["report", missing, missing, "-o", str(tmp_path / "r.html")]}[command]
     with pytest.raises(SystemExit) as exit_:
         main([*args, option, value])
     err = capsys.readouterr().err

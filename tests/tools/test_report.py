@@ -238,8 +238,10 @@ def test_cli_report_with_and_without_answers(planted: dict, tmp_path: Path,
     figures = page_figures(bare.read_text())
     assert set(figures) == {"fig-icc", "fig-iif", "fig-test"}
     assert "fit statistics need answers" in bare.read_text()
-    assert main(["report", model, "-o", str(bare), "--max-items", "0"]) == 2
-    assert "--max-items must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # argparse's error, naming the option
+        main(["report", model, "-o", str(bare), "--max-items", "0"])
+    assert exit_.value.code == 2
+    assert "error: argument --max-items: must be at least 1, got 0" in capsys.readouterr().err
     (tmp_path / "bad.json").write_text("{}")
     assert main(["report", str(tmp_path / "bad.json"), "-o", str(bare)]) == 2
     assert main(["report", model, "-o", str(bare), "--against",

@@ -82,6 +82,11 @@ def _cap(text: str) -> int | None:
 
 #: The most quadrature nodes ``--quadrature-points`` accepts (the learning-aware grid's most).
 MAX_QUADRATURE_POINTS = 401
+#: The most EM cycles ``--max-iter`` accepts: 20 times the default (500,
+#: :data:`irt.engine.defaults.DEFAULTS`), as the quadrature cap is about 10 times its default
+#: and exposure's ``--iterations`` 33 times; a fit not converged by then will not converge
+#: with more cycles, and a typo (``--max-iter 5000000``) does not run for days.
+MAX_EM_CYCLES = 10_000
 #: The most answers in the pfa covariates' recent window (``--window``; the model format's).
 MAX_WINDOW = 10_000
 
@@ -109,8 +114,9 @@ def _add_calibration_arguments(p: argparse.ArgumentParser, what: str = "answers"
     p.add_argument("--tol", type=number_in(0.0, low_open=True), default=d.tol,
                    help="convergence: max parameter change per EM cycle, a positive number "
                    "(default %(default)s)")
-    p.add_argument("--max-iter", type=int_in(1), default=d.max_iter,
-                   help="EM cycle cap (default %(default)s; reaching it = not converged)")
+    p.add_argument("--max-iter", type=int_in(1, MAX_EM_CYCLES), default=d.max_iter,
+                   metavar="N", help=f"EM cycle cap, 1 to {MAX_EM_CYCLES} (default "
+                   "%(default)s; reaching it = not converged)")
     p.add_argument("--prior-a", type=_pair, default=d.prior_a, metavar="MEANLOG,SDLOG",
                    help=f"lognormal prior on slopes, or 'none' (default {_show(d.prior_a)})")
     p.add_argument("--prior-b", type=_pair, default=d.prior_b, metavar="MEAN,SD",
@@ -384,8 +390,9 @@ def _add_report_parser(sub) -> None:
     r.add_argument("-o", "--output", type=Path, required=True, help="HTML file to write")
     r.add_argument("--against", type=Path, metavar="MODEL",
                    help="another model JSON (e.g. the one serving): drift scatter of a and b")
-    r.add_argument("--max-items", type=int, default=1000, metavar="N",
-                   help="items in the table and the curve selector (default %(default)s)")
+    r.add_argument("--max-items", type=int_in(1), default=1000, metavar="N",
+                   help="items in the table and the curve selector, at least 1 "
+                   "(default %(default)s)")
     r.add_argument("--title", help="page title (default: the model's version or type)")
     add_answers_arguments(r)
     add_quiet_argument(r)
@@ -1043,8 +1050,6 @@ def _report(args: argparse.Namespace) -> int:
     from irt.engine.preprocess import prepare_rows
     from irt.refresh.report import ReportConfig, build_report, render_html
 
-    if args.max_items < 1:
-        raise ValueError(f"--max-items must be at least 1, got {args.max_items}")
     check_output(args.output, {"model file": args.model, "answers file": args.answers,
                                "--against model file": args.against})
     messages = Messages(args.quiet)
