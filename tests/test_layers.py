@@ -3,15 +3,12 @@
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import layers
 import pytest
+from fresh_python import predict_main_modules
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "shared" / "irt"
@@ -89,17 +86,8 @@ def test_a_planted_environment_read_in_the_engine_is_caught(tmp_path: Path) -> N
 def test_predict_imports_nothing_from_refresh_or_tools(tmp_path: Path) -> None:
     """What ``functions/predict/main.py`` loads, in a fresh interpreter, as the deployed
     build does (no model: it logs that and starts)."""
-    code = ("import importlib.util, json, sys\n"
-            "spec = importlib.util.spec_from_file_location('main', sys.argv[1])\n"
-            "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-            "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('irt', 'scipy', 'pyarrow', 'duckdb'))))\n")
-    env = {**os.environ, "MODEL_DIR": str(tmp_path), "PYTHONPATH": str(ROOT / "shared")}
-    env.pop("MODEL_BUCKET", None)
-    out = subprocess.run([sys.executable, "-c", code, str(ROOT / "functions" / "predict" /
-                                                          "main.py")],
-                         env=env, capture_output=True, text=True, check=True, timeout=120)
-    loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    loaded = [m for m in predict_main_modules(tmp_path)
+              if m.split(".")[0] in ("irt", "scipy", "pyarrow", "duckdb")]
     assert "irt.serving.api" in loaded and "irt.engine.model" in loaded
     assert [m for m in loaded if m.startswith(("irt.refresh", "irt.tools"))] == []
     assert [m for m in loaded if not m.startswith("irt")] == []  # no scipy, Arrow, DuckDB

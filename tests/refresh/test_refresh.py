@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 from answerlogs import edge_rows, simulated_rows, write_csv
+from fresh_python import run_fresh
 from refresh_run import END, Logs, config, run
 
 from irt.engine.artifact import load_model
@@ -350,8 +351,8 @@ def test_killed_between_upload_and_pointer_move(tmp_path, log_file):
     cfg = RefreshConfig.from_env(env)
     first = run(cfg, options={"window_days": 30})
     script = KILL_SCRIPT.format(shared=str(ROOT / "shared"), env=env, options=END)
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=120)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    proc = run_fresh(script)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     store = LocalStore(cfg.model_dir)
     assert store.read_pointer()[0] == first.body["version"]  # still the complete old model
     load_model(store.get(first.body["version"], "model.json"))

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -14,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 from answerlogs import simulated_rows, write_csv
+from fresh_python import run_fresh
 from refresh_run import Logs, config, run
 
 from irt.engine.model import ItemModel
@@ -61,8 +60,8 @@ def _two_versions(root: Path) -> LocalStore:
 def test_a_sigkill_during_the_pointer_move_does_not_wedge_the_store(tmp_path):
     store = _two_versions(tmp_path)
     script = DIES_MID_MOVE.format(shared=str(ROOT / "shared"), root=str(tmp_path))
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
-    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()[-2000:]
+    proc = run_fresh(script, timeout=60)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr[-2000:]
     assert store.read_pointer()[0] == "v1"
     t0 = time.monotonic()
     store.move_pointer("v2", store.read_pointer()[1])  # no 10 s wait, no false conflict
@@ -77,7 +76,7 @@ def test_rollback_works_after_a_killed_move(tmp_path, capsys):
     store.move_pointer("v2", "v1")
     (tmp_path / "models" / ".LATEST.lock").write_text("pid 1\n")  # left by an older release
     script = DIES_MID_MOVE.format(shared=str(ROOT / "shared"), root=str(tmp_path))
-    subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    run_fresh(script, timeout=60)
     t0 = time.monotonic()
     assert ops_main(["--dir", str(tmp_path), "rollback", "v1"]) == 0, capsys.readouterr().err
     assert time.monotonic() - t0 < 2

@@ -613,8 +613,7 @@ def test_the_refresh_layer_serves_without_predicts_decoders(tmp_path: Path) -> N
     """``prepare`` calls ``irt.serving.predict`` (the skew check, ``irt.refresh.monitoring``)
     and installs neither msgspec nor orjson (``functions/prepare/requirements.txt``): the
     serving package must import and answer a parsed body without them."""
-    import subprocess
-    import sys
+    from fresh_python import run_fresh
 
     script = (
         "import sys\n"
@@ -628,10 +627,7 @@ def test_the_refresh_layer_serves_without_predicts_decoders(tmp_path: Path) -> N
         "assert 0.0 < out['probabilities']['q2'] < 1.0, out\n"
         "import irt.refresh.monitoring\n"
         "print('ok')\n")
-    shared = Path(__file__).resolve().parents[2] / "shared"
-    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                          env={"PYTHONPATH": str(shared), "PATH": "/usr/bin:/bin"},
-                          cwd=tmp_path, timeout=120)
+    done = run_fresh(script, base_env={"PATH": "/usr/bin:/bin"}, cwd=tmp_path)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
 
 

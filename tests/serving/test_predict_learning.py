@@ -156,15 +156,12 @@ def test_an_invalid_learning_artifact_is_never_served(monkeypatch, tmp_path: Pat
 
 
 def test_the_learning_serving_path_does_not_import_scipy() -> None:
-    import subprocess
-    import sys
+    from fresh_python import loaded_modules
 
-    root = Path(__file__).resolve().parents[2]
-    code = ("import sys, irt.serving, irt.serving.learning, irt.engine.learning; "
-            "assert 'scipy' not in sys.modules, sorted(m for m in sys.modules if 'scipy' in m)")
-    done = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(root / "shared")},
-                          capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
+    loaded = loaded_modules("import irt.serving, irt.serving.learning, irt.engine.learning",
+                            base_env={}, timeout=60)
+    assert "irt.serving.learning" in loaded and "irt.engine.learning" in loaded
+    assert "scipy" not in loaded, [m for m in loaded if "scipy" in m]
 
 
 

@@ -5,15 +5,12 @@ that ``predict`` never loads the plotting library.  The browser checks are in
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from fresh_python import loaded_modules, predict_main_modules
 from plotly.offline import get_plotlyjs
 from report_cases import EVIL, MISFITS, page_data, page_figures, planted_answers
 
@@ -256,27 +253,14 @@ def test_cli_help_names_report(capsys: pytest.CaptureFixture[str]) -> None:
     assert "plotly.js inlined" in text and "--against" in text and "--max-items" in text
 
 
-def _loaded_modules(code: str, tmp_path: Path) -> list[str]:
-    env = {**os.environ, "MODEL_DIR": str(tmp_path), "PYTHONPATH": str(ROOT / "shared")}
-    env.pop("MODEL_BUCKET", None)
-    out = subprocess.run([sys.executable, "-c", code + "\nimport json, sys\n"
-                          "print(json.dumps(sorted(sys.modules)))"],
-                         env=env, capture_output=True, text=True, check=True, timeout=120)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
 def test_predict_and_the_pipeline_import_no_plotting_library(tmp_path: Path) -> None:
     """predict's import path never loads plotly; prepare's pipeline loads it only when it
     renders a page."""
-    predict = ROOT / "functions" / "predict" / "main.py"
-    loaded = _loaded_modules(
-        "import importlib.util\n"
-        f"spec = importlib.util.spec_from_file_location('main', {str(predict)!r})\n"
-        "m = importlib.util.module_from_spec(spec); spec.loader.exec_module(m)", tmp_path)
+    loaded = predict_main_modules(tmp_path)
     assert "irt.serving.api" in loaded
     assert [m for m in loaded if m.split(".")[0] in ("plotly", "narwhals")] == []
-    loaded = _loaded_modules("import irt.refresh.pipeline, irt.refresh.report, "
-                             "irt.tools.cli", tmp_path)
+    loaded = loaded_modules("import irt.refresh.pipeline, irt.refresh.report, irt.tools.cli",
+                            extra_env={"MODEL_DIR": str(tmp_path)}, unset=("MODEL_BUCKET",))
     assert [m for m in loaded if m.split(".")[0] == "plotly"] == []
 
 
