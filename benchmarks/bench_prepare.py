@@ -3,7 +3,8 @@
 Each measured run is a fresh process (imports included) doing one whole refresh with
 :func:`irt.refresh.pipeline.run_refresh`: DuckDB runs the BigQuery SQL over a Parquet log, Arrow
 columns -> ``prepare_coded`` -> hold-out -> calibration (2PL) -> quality gate -> artifacts
-(gzip CSV, model, metrics, report) -> pointer.  Peak memory is the child's ``ru_maxrss``.
+(gzip CSV, model, metrics, report) -> pointer.  Peak memory is the child's ``ru_maxrss``;
+the report page's time and size are the run's ``report_built`` log line's.
 
 Reference, measured in the same run: the same process reading the same log with DuckDB
 into Arrow and doing nothing else (the I/O floor); the ratio says what the pipeline costs
@@ -52,12 +53,17 @@ else:
     from irt.store import LocalStore
     cfg = RefreshConfig.from_env({{"SOURCE_FILE": log, "MODEL_DIR": model_dir,
                                   "COLUMN_SKILL": "skill_id", "WINDOW_DAYS": "3650"}})
+    report = {{}}  # the report_built line: the page's seconds and bytes
+    def say(severity, message, **fields):
+        if fields.get("event") == "report_built":
+            report.update(fields)
     r = run_refresh(cfg, DuckDBSource(log), LocalStore(model_dir),
-                    RunOptions.from_json({{"window_end": "2027-01-01T00:00:00Z"}}),
-                    log=lambda *a, **k: None)
+                    RunOptions.from_json({{"window_end": "2027-01-01T00:00:00Z"}}), log=say)
     assert r.status == 200, r.body
     out = {{"rows_in": r.body["data"]["rows_in"], "rows_out": r.body["data"]["rows_out"],
-           "n_items": r.body["data"]["n_items"], "auc": r.body["gate"]["new"]["auc"]}}
+           "n_items": r.body["data"]["n_items"], "auc": r.body["gate"]["new"]["auc"],
+           "report_seconds": report.get("seconds"),
+           "report_bytes": report.get("report_html_bytes")}}
 out["seconds"] = time.perf_counter() - t0
 usage = resource.getrusage(resource.RUSAGE_SELF)
 out["peak_mib"] = usage.ru_maxrss / 1024
@@ -144,6 +150,9 @@ def measure(name: str, log: Path, repeat: int, target_s: float, target_mib: floa
           f"{', '.join(format(r['seconds'], '.2f') for r in runs)}), peak {mib:,.0f} MiB")
     print(f"  reference (DuckDB read into Arrow only): median {ref:.2f} s, peak {ref_mib:,.0f} MiB"
           f"; ratio refresh/read {sec / ref:.1f}x")
+    if all(r["report_seconds"] is not None for r in runs):  # the run's report_built line
+        print(f"  report.html: median {statistics.median(r['report_seconds'] for r in runs):.2f} s "
+              f"of the refresh, {first['report_bytes'] / 1e6:.2f} MB")
     # The regression check's figures (scripts/perf_regression.py): refresh time and peak
     # memory as ratios to DuckDB reading the same log in the same run.  The time is the
     # child's CPU time (user + system, all threads): on a shared machine the wall time of
