@@ -38,7 +38,8 @@ from irt.tools import cli
 OTHER = Defaults(model="1pl", prior_a=(0.1, 0.4), prior_b=(0.2, 1.5), prior_c=(4.0, 16.0),
                  min_answers_per_item=3, min_answers_per_student=4, quadrature_points=31,
                  tol=2e-4, max_iter=77, min_slope=0.07, score_method="MAP",
-                 recency_decay=0.9, pfa_window=7, pfa_beta_sd=0.7, auto_validation_share=0.3,
+                 recency_decay=0.9, pfa_window=7, pfa_beta_sd=0.7, learning_difficulty_sd=1.3,
+                 auto_validation_share=0.3,
                  auto_noise_z=3.0, max_ece_over_plain=0.02, skill_prior=False,
                  skill_difficulty_sd=0.7, learning_max_answers=123_456)
 #: ... and the options (which need the 2PL).
@@ -75,9 +76,9 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
     assert Priors.default("3pl").c_beta == d.prior_c
     learning = LearningConfig()
     assert (learning.prior_a, learning.prior_b, learning.decay, learning.window,
-            learning.beta_sd, learning.max_answers) == (
+            learning.beta_sd, learning.difficulty_sd, learning.max_answers) == (
         d.prior_a, d.prior_b, d.recency_decay, d.pfa_window, d.pfa_beta_sd,
-        d.learning_max_answers)
+        d.learning_difficulty_sd, d.learning_max_answers)
     # auto and the gate's rule against the plain challenger
     auto = AutoConfig()
     assert (auto.validation_share, auto.noise_z, auto.max_ece_over_plain) == (

@@ -81,6 +81,9 @@ class Defaults:
             the prior of the skill means; :mod:`irt.engine.calibrate`).
         skill_difficulty_sd: ``sigma_b``, SD of the difficulties around their skill's mean.
         pfa_beta_sd: SD of the normal prior on the ``pfa`` option's shared coefficients.
+        learning_difficulty_sd: ``sigma_b`` of the learning-aware fit (option ``skills``):
+            SD of the prior of the difficulties around their skill's mean (why 2:
+            :class:`irt.engine.learning_fit.LearningConfig`).
         auto_validation_share: share of the training students ``auto`` validates on.
         auto_noise_z: ``auto`` keeps plain unless an option set's validation gain exceeds
             this many standard errors.
@@ -108,6 +111,7 @@ class Defaults:
     skill_prior: bool = True
     skill_difficulty_sd: float = 1.0
     pfa_beta_sd: float = 1.0
+    learning_difficulty_sd: float = 2.0
     auto_validation_share: float = 0.2
     auto_noise_z: float = 2.0
     max_ece_over_plain: float = 0.01
@@ -124,8 +128,8 @@ class Defaults:
             raise ValueError("learning_max_answers must be at least 1 (or None: no cap)")
         if self.score_method not in ("EAP", "MAP"):
             raise ValueError("score_method must be EAP or MAP")
-        if not self.skill_difficulty_sd > 0:
-            raise ValueError("skill_difficulty_sd must be positive")
+        if not self.skill_difficulty_sd > 0 or not self.learning_difficulty_sd > 0:
+            raise ValueError("skill_difficulty_sd and learning_difficulty_sd must be positive")
 
     def maximum_likelihood(self) -> Defaults:
         """These settings without any prior: R mirt's default estimation."""
@@ -155,7 +159,8 @@ class Defaults:
             f"  scoring {self.score_method}; options "
             f"{','.join(self.options) or 'none (plain model)'}; recency decay "
             f"{self.recency_decay:g}; pfa window {self.pfa_window}, coefficients ~ "
-            f"N(0,{self.pfa_beta_sd:g}^2)",
+            f"N(0,{self.pfa_beta_sd:g}^2); skills: b ~ N(mu_skill, "
+            f"{self.learning_difficulty_sd:g}^2)",
             f"  options auto: validated on {self.auto_validation_share:.0%} of the training "
             f"students; kept only if the gain > {self.auto_noise_z:g} x its standard error "
             f"and ECE <= plain + {self.max_ece_over_plain:g}; options calibrated on "
