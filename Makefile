@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed
 TOOLS := .venv-tools
 TOOLS_STAMP := $(TOOLS)/.installed
 
-.PHONY: demo serve test lint bench bench-10m evaluate venv lock clean build tf-check drills \
+.PHONY: demo serve test lint bench bench-10m evaluate evaluate-akt venv lock clean build tf-check drills \
 	provider-schema browser mutation perf-release bench-baseline
 
 # Every package, transitive ones included, is installed from a lock file with its hashes
@@ -171,6 +171,19 @@ evaluate: $(STAMP)
 	      $(DATASETS)/$$d/$${d}_test.csv.gz --student-column user_id --order-column seq \
 	      --skill-column skill_id --table -q || exit 1; \
 	  else echo "skipped: $(DATASETS)/$$d not found"; fi; \
+	done
+
+# The five AKT folds of ASSISTments 2009 (../shared/datasets/assistments2009_akt; skipped if
+# absent): a log the models were not developed on (README "Sparse logs and skills").
+evaluate-akt: $(STAMP)
+	@$(PY) scripts/akt_folds.py --out build/akt
+	@for k in 1 2 3 4 5; do \
+	  if [ -f build/akt/train_f$$k.csv.gz ]; then \
+	    echo "== AKT fold $$k"; \
+	    PYTHONPATH=shared $(PY) -m irt evaluate build/akt/train_f$$k.csv.gz \
+	      build/akt/test_f$$k.csv.gz --student-column user_id --item-column problem_id \
+	      --order-column seq --skill-column skill_idx --table -q || exit 1; \
+	  fi; \
 	done
 
 clean:
