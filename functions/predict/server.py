@@ -90,16 +90,37 @@ LINGER_SECONDS = 2.0
 
 
 def _env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment (``default`` when unset)."""
+    """A positive number of seconds from the environment (``default`` when unset), written
+    as :func:`irt.settings.parse_number` reads a number."""
+    from irt.settings import parse_number  # vendored beside this file (main.py's package)
+
     raw = os.environ.get(name)
     if raw is None or raw.strip() == "":
         return default
     try:
-        value = float(raw)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number of seconds, got {raw!r}") from None
+        value = parse_number(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a number of seconds, {exc}") from None
     if not 0 < value <= 600:
         raise SystemExit(f"{name} must be in (0, 600] seconds, got {raw!r}")
+    return value
+
+
+def _env_bytes(name: str, default: int) -> int:
+    """A positive byte count from the environment (``default`` when unset), written as
+    :func:`irt.settings.parse_int` reads an integer; ``main.py`` checks its upper bound
+    (:class:`irt.serving.config.PredictConfig`)."""
+    from irt.settings import parse_int
+
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = parse_int(raw)
+    except ValueError as exc:
+        raise SystemExit(f"{name} must be a positive integer, {exc}") from None
+    if value < 1:
+        raise SystemExit(f"{name} must be a positive integer, got {raw!r}")
     return value
 
 
@@ -107,7 +128,7 @@ READ_HEADER_TIMEOUT = _env_seconds("READ_HEADER_TIMEOUT_SECONDS", 5.0)
 READ_BODY_TIMEOUT = _env_seconds("READ_BODY_TIMEOUT_SECONDS", 10.0)
 #: Bodies up to this size are read by the event loop before a thread takes the request
 #: (``MAX_BODY_BYTES`` of ``main.py``, same variable and default).
-BUFFER_BODY_BYTES = int(os.environ.get("MAX_BODY_BYTES") or 1 << 20)
+BUFFER_BODY_BYTES = _env_bytes("MAX_BODY_BYTES", 1 << 20)
 
 
 class ReadTimeout(http_errors.NoMoreData):

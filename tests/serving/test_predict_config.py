@@ -110,7 +110,18 @@ def test_gunicorn_conf_reads_workers_threads_and_port(monkeypatch: pytest.Monkey
     assert (defaults.workers, defaults.threads, defaults.address) == (1, 8, [("0.0.0.0", 8080)])
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-1", "601"])
+@pytest.mark.parametrize(("key", "value"), [
+    ("WORKERS", "1_0"), ("WORKERS", " 2 "), ("WORKERS", "0"), ("WORKERS", "65"),
+    ("THREADS", "+4"), ("THREADS", "\u0664"), ("PORT", "80_80"), ("PORT", "70000")])
+def test_gunicorn_conf_refuses_a_lenient_or_out_of_range_count(
+        monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
+    """int() would take each of these (or they are out of range): the server must not start
+    with 10 workers from ``1_0``; it stops naming the variable and the rule."""
+    with pytest.raises(SystemExit, match=f"{key} must be an integer from 1 to"):
+        _gunicorn_config(monkeypatch, **{key: value})
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-1", "601", "1_0", " 5"])
 def test_a_bad_read_deadline_stops_the_server_naming_it(value: str) -> None:
     """READ_HEADER_TIMEOUT_SECONDS must be a number of seconds in (0, 600]: otherwise the
     server does not start and says which variable and why."""
