@@ -108,6 +108,10 @@ def _server(port: int, target: str = "predict", extra: dict[str, str] | None = N
            "PYTHONUNBUFFERED": "1", **(extra or {})}
     env.pop("PORT", None)  # the port is --port's
     env.pop("HOST", None)
+    # server.py serves FUNCTION_TARGET from FUNCTION_SOURCE: never an inherited pair (a
+    # shell's, or a test's functions_framework.create_app, which writes FUNCTION_TARGET)
+    env.pop("FUNCTION_TARGET", None)
+    env.pop("FUNCTION_SOURCE", None)
     if target == "predict":  # as deployed: the buildpack's GOOGLE_ENTRYPOINT (Terraform)
         cmd = [str(Path(sys.executable).with_name("gunicorn")), "-c",
                str(ROOT / "functions/predict/gunicorn.conf.py"), "server:app"]

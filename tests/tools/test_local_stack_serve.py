@@ -40,8 +40,12 @@ def test_serve_uses_port_and_shows_request_logs(tmp_path: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as sink:
+        # an inherited FUNCTION_TARGET/FUNCTION_SOURCE (a shell's, or one a test's
+        # functions_framework.create_app wrote) must not change what is served
+        env = {**os.environ, "PORT": str(port), "FUNCTION_TARGET": "prepare",
+               "FUNCTION_SOURCE": str(REPO / "functions" / "prepare" / "main.py")}
         proc = subprocess.Popen([sys.executable, str(SCRIPT), "serve", "--model-dir", str(root)],
-                                env={**os.environ, "PORT": str(port)}, stdout=sink,
+                                env=env, stdout=sink,
                                 stderr=subprocess.STDOUT, start_new_session=True)
     try:
         deadline = time.monotonic() + 60
