@@ -59,6 +59,27 @@ def test_predict_answers_with_the_learning_aware_model(client, learned: ItemMode
     assert flipped["probabilities"]["q2"] != body["probabilities"]["q2"]
 
 
+def test_model_metadata_names_the_options_and_the_calibration(monkeypatch, tmp_path: Path,
+                                                             learned: ItemModel) -> None:
+    """GET /model says which learning-aware options the serving model has, with its
+    calibration when it has one, in the documented shape (docs/predict-openapi.yaml)."""
+    import yaml
+    from openapi_schema_validator import OAS30Validator
+
+    from irt.engine.learning_fit import with_calibration
+
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs"
+                           / "predict-openapi.yaml").read_text())
+    schema = {**spec["components"]["schemas"]["ModelMetadata"],
+              "components": spec["components"]}
+    publish(tmp_path, "learn-2", with_calibration(learned, (0.1, 0.8)).to_json())
+    body = make_client(monkeypatch, tmp_path).get("/model").get_json()
+    OAS30Validator(schema).validate(body)
+    assert body["learning"]["options"] == ["recency", "skills", "pfa"]
+    assert body["learning"]["calibration"] == {"intercept": 0.1, "slope": 0.8}
+    assert body["learning"]["n_skills"] == 3 and body["learning"]["window"] == 10
+
+
 def test_answered_at_orders_the_answers_and_first_attempts_count(client) -> None:
     timed = [{"item_id": i, "correct": y, "answered_at": f"2026-11-28T10:0{9 - k}:00Z"}
              for k, (i, y) in enumerate(HISTORY)]

@@ -1184,9 +1184,10 @@ def _skill_positions(model: ItemModel, spec: Learning) -> dict[str, int]:
 
 
 def describe(spec: Learning) -> dict[str, Any]:
-    """A short JSON summary (``GET /model``, logs): options and scalar settings."""
-    out: dict[str, Any] = {"options": list(spec.options), "recency_decay": spec.decay,
-                           "skill_sd": spec.skill_sd, "n_skills": len(spec.skill_ids)}
+    """A short JSON summary (``GET /model``): options, scalar settings, the ``pfa``
+    coefficients and the probability calibration (when not the identity)."""
+    out: dict[str, Any] = {"options": list(spec.options), "recency_decay": float(spec.decay),
+                           "skill_sd": float(spec.skill_sd), "n_skills": len(spec.skill_ids)}
     if spec.calibration != IDENTITY:
         out["calibration"] = {"intercept": spec.calibration[0], "slope": spec.calibration[1]}
     if spec.pfa:

@@ -78,7 +78,9 @@ def warm(model: ItemModel, limits: Limits) -> None:
 
 def model_metadata(model: ItemModel, version: str) -> dict[str, Any]:
     """Serving model summary for ``GET /model`` (``exposure``: ``{"method", "r_max"}`` only
-    for a model with Sympson-Hetter parameters)."""
+    for a model with Sympson-Hetter parameters; ``learning``: the learning-aware options, their
+    scalar settings and ``calibration``, only for a model with them,
+    :func:`irt.engine.learning.describe`)."""
     fit = model.fit
     meta: dict[str, Any] = {
         "model_version": version,
@@ -96,4 +98,10 @@ def model_metadata(model: ItemModel, version: str) -> dict[str, Any]:
     if model.exposure:
         meta["exposure"] = {"method": model.exposure["method"],
                             "r_max": float(model.exposure["r_max"])}
+    if model.options.get("learning"):
+        from irt.engine.learning import describe, learning_of
+
+        spec = learning_of(model)
+        assert spec is not None
+        meta["learning"] = describe(spec)
     return meta
