@@ -8,8 +8,9 @@ is in ``server.py``'s docstring and ``functions/predict/README.md``.
 Environment: ``PORT`` (8080; ``HOST``, default all interfaces), ``WORKERS`` (1) and
 ``THREADS`` (8) as functions-framework reads them, ``READ_HEADER_TIMEOUT_SECONDS`` (5) and
 ``READ_BODY_TIMEOUT_SECONDS`` (10) (``server.py``), ``GUNICORN_LOG_LEVEL`` (error).
-``PORT``, ``WORKERS`` and ``THREADS`` are read as :func:`irt.settings.parse_int` reads an
-integer (``1_0``, `` 2 `` or ``+2`` stop the server, naming the variable), in range.
+``PORT``, ``WORKERS`` and ``THREADS`` are read by :func:`irt.settings.env_int` (through
+``server.read_env``): ``1_0``, `` 2 ``, ``+2`` or a value out of range stops the server,
+naming the variable.
 """
 
 import os
@@ -17,27 +18,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # server.py, main.py, irt
 
-from irt.settings import parse_int  # vendored beside this file
+from server import read_env
 
+from irt.settings import env_int
 
-def _count(name: str, default: int, hi: int) -> int:
-    """``name`` from the environment as an integer in ``[1, hi]`` (``default`` when unset or
-    blank); otherwise the server does not start, and says which variable and why."""
-    raw = os.environ.get(name, "")
-    if raw.strip() == "":
-        return default
-    try:
-        value = parse_int(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be an integer from 1 to {hi}, {exc}") from None
-    if not 1 <= value <= hi:
-        raise SystemExit(f"{name} must be an integer from 1 to {hi}, got {raw!r}")
-    return value
-
-
-bind = f"{os.environ.get('HOST', '0.0.0.0')}:{_count('PORT', 8080, 65535)}"
-workers = _count("WORKERS", 1, 64)
-threads = _count("THREADS", 8, 1000)
+bind = f"{os.environ.get('HOST', '0.0.0.0')}:{read_env(env_int, 'PORT', 8080, 1, 65535)}"
+workers = read_env(env_int, "WORKERS", 1, 1, 64)
+threads = read_env(env_int, "THREADS", 8, 1, 1000)
 worker_class = "server.BoundedThreadWorker"
 # gunicorn 27 with reuse_port: no shared socket in the arbiter, each worker binds its own with
 # SO_REUSEPORT, and the kernel spreads connections over them (issue 17, item 11).

@@ -64,12 +64,16 @@ import socket
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from gunicorn.http import errors as http_errors
 from gunicorn.workers.gthread import ThreadWorker
+
+from irt.errors import ConfigError  # vendored beside this file, as main.py's package
+from irt.settings import env_float, env_int
 
 HERE = Path(__file__).resolve().parent
 
@@ -89,46 +93,23 @@ LINGER_BYTES = 4 * 1024 * 1024
 LINGER_SECONDS = 2.0
 
 
-def _env_seconds(name: str, default: float) -> float:
-    """A positive number of seconds from the environment (``default`` when unset), written
-    as :func:`irt.settings.parse_number` reads a number."""
-    from irt.settings import parse_number  # vendored beside this file (main.py's package)
-
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
+def read_env(read: Callable[..., Any], name: str, default: Any, lo: Any, hi: Any) -> Any:
+    """``name`` from the environment by ``read`` (:func:`irt.settings.env_float` or
+    ``env_int``: written strictly, in ``[lo, hi]``, ``default`` when unset); otherwise the
+    server does not start, and says which variable and why."""
     try:
-        value = parse_number(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be a number of seconds, {exc}") from None
-    if not 0 < value <= 600:
-        raise SystemExit(f"{name} must be in (0, 600] seconds, got {raw!r}")
-    return value
+        return read(os.environ, name, default, lo, hi)
+    except ConfigError as exc:
+        raise SystemExit(str(exc)) from None
 
 
-def _env_bytes(name: str, default: int) -> int:
-    """A positive byte count from the environment (``default`` when unset), written as
-    :func:`irt.settings.parse_int` reads an integer; ``main.py`` checks its upper bound
-    (:class:`irt.serving.config.PredictConfig`)."""
-    from irt.settings import parse_int
-
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        value = parse_int(raw)
-    except ValueError as exc:
-        raise SystemExit(f"{name} must be a positive integer, {exc}") from None
-    if value < 1:
-        raise SystemExit(f"{name} must be a positive integer, got {raw!r}")
-    return value
-
-
-READ_HEADER_TIMEOUT = _env_seconds("READ_HEADER_TIMEOUT_SECONDS", 5.0)
-READ_BODY_TIMEOUT = _env_seconds("READ_BODY_TIMEOUT_SECONDS", 10.0)
+#: Deadlines for a request's head and body, seconds in [0.001, 600].
+READ_HEADER_TIMEOUT = read_env(env_float, "READ_HEADER_TIMEOUT_SECONDS", 5.0, 1e-3, 600.0)
+READ_BODY_TIMEOUT = read_env(env_float, "READ_BODY_TIMEOUT_SECONDS", 10.0, 1e-3, 600.0)
 #: Bodies up to this size are read by the event loop before a thread takes the request
-#: (``MAX_BODY_BYTES`` of ``main.py``, same variable and default).
-BUFFER_BODY_BYTES = _env_bytes("MAX_BODY_BYTES", 1 << 20)
+#: (``MAX_BODY_BYTES`` of ``main.py``, same variable and default; ``main.py`` checks its
+#: upper bound, :class:`irt.serving.config.PredictConfig`).
+BUFFER_BODY_BYTES = read_env(env_int, "MAX_BODY_BYTES", 1 << 20, 1, 1 << 62)
 
 
 class ReadTimeout(http_errors.NoMoreData):

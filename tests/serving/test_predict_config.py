@@ -117,16 +117,16 @@ def test_gunicorn_conf_refuses_a_lenient_or_out_of_range_count(
         monkeypatch: pytest.MonkeyPatch, key: str, value: str) -> None:
     """int() would take each of these (or they are out of range): the server must not start
     with 10 workers from ``1_0``; it stops naming the variable and the rule."""
-    with pytest.raises(SystemExit, match=f"{key} must be an integer from 1 to"):
+    with pytest.raises(SystemExit, match=f"^{key}: must be"):
         _gunicorn_config(monkeypatch, **{key: value})
 
 
 @pytest.mark.parametrize("value", ["abc", "0", "-1", "601", "1_0", " 5"])
 def test_a_bad_read_deadline_stops_the_server_naming_it(value: str) -> None:
-    """READ_HEADER_TIMEOUT_SECONDS must be a number of seconds in (0, 600]: otherwise the
+    """READ_HEADER_TIMEOUT_SECONDS must be a number of seconds in [0.001, 600]: otherwise the
     server does not start and says which variable and why."""
     from livesrv import ServerStartError, live_server
 
-    with pytest.raises(ServerStartError, match="READ_HEADER_TIMEOUT_SECONDS must be"), \
+    with pytest.raises(ServerStartError, match="READ_HEADER_TIMEOUT_SECONDS: must be"), \
             live_server(env={"READ_HEADER_TIMEOUT_SECONDS": value}, start_timeout=20):
         pass
