@@ -62,7 +62,7 @@ from irt.engine.learning_fit import (
     with_calibration,
     with_recency,
 )
-from irt.engine.model import ItemModel
+from irt.engine.model import ItemModel, logistic
 from irt.engine.responses import Responses
 
 #: The option sets ``auto`` tries when the log has an item -> skill map (plain first).
@@ -134,6 +134,14 @@ class OptionChoice:
                 return row["calibration"]["intercept"], row["calibration"]["slope"]
         return IDENTITY
 
+    def attach(self, model: ItemModel) -> ItemModel:
+        """``model`` (the chosen set's fit, or the plain one) as served for this choice: with
+        the chosen set's calibration and this record in ``fit["option_selection"]``."""
+        if self.calibration != IDENTITY:
+            model = with_calibration(model, self.calibration)
+        return replace(model, fit={**model.fit, "option_selection": self.to_dict()},
+                       _index=None, _cache={})
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready record (the artifact's ``fit["option_selection"]``)."""
         return {"method": "auto", "chosen": list(self.options),
@@ -189,7 +197,7 @@ def fit_calibration(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     x = np.stack([np.ones_like(z), z], axis=1)
     c = np.array(IDENTITY)
     for _ in range(50):
-        p = 1.0 / (1.0 + np.exp(-np.clip(x @ c, -35.0, 35.0)))
+        p = logistic(x @ c)
         grad = x.T @ (y - p) - 1e-6 * (c - np.array(IDENTITY))
         hess = (x * (p * (1.0 - p))[:, None]).T @ x + 1e-6 * np.eye(2)
         step = np.linalg.solve(hess, grad)
@@ -222,7 +230,7 @@ def _cross_calibrated(p: np.ndarray, y: np.ndarray, student: np.ndarray
     out = np.empty_like(p)
     for part in (half, ~half):
         c0, c1 = fit_calibration(z[~part], y[~part])
-        out[part] = 1.0 / (1.0 + np.exp(-(c0 + c1 * z[part])))
+        out[part] = logistic(c0 + c1 * z[part])
     return out, fit_calibration(z, y)
 
 
@@ -362,7 +370,4 @@ def fit_chosen(base: ItemModel, train: Responses, order_key: np.ndarray | None,
     model = result.model
     if "recency" in choice.options:
         model = with_recency(model, learning.decay)
-    model = with_calibration(model, choice.calibration)
-    model = replace(model, fit={**model.fit, "option_selection": choice.to_dict()},
-                    _index=None, _cache={})
-    return replace(result, model=model)
+    return replace(result, model=choice.attach(model))

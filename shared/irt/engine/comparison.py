@@ -38,6 +38,17 @@ from irt.engine.model import ItemModel
 from irt.engine.responses import Responses
 
 
+def json_ready(doc: Any) -> Any:
+    """``doc`` (dicts and lists, nested) with every non-finite float - an undefined metric -
+    as ``None``, which JSON writes as ``null``."""
+    if isinstance(doc, dict):
+        return {k: json_ready(v) for k, v in doc.items()}
+    if isinstance(doc, list):
+        return [json_ready(v) for v in doc]
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return None
+    return doc
+
 @dataclass(frozen=True)
 class ModelSummary:
     """One bank's figures on the common answers.
@@ -82,16 +93,7 @@ class Comparison:
     notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
-        def clean(x: Any) -> Any:
-            if isinstance(x, dict):
-                return {k: clean(v) for k, v in x.items()}
-            if isinstance(x, list):
-                return [clean(v) for v in x]
-            if isinstance(x, float) and not math.isfinite(x):
-                return None
-            return x
-
-        return clean({"models": [m.to_dict() for m in self.models],
+        return json_ready({"models": [m.to_dict() for m in self.models],
                       "lrt": self.lrt.to_dict() if self.lrt is not None else None,
                       "n_students": self.n_students, "n_answers": self.n_answers,
                       "n_answers_left_out": self.n_answers_left_out, "notes": self.notes})

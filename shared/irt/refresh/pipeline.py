@@ -83,6 +83,7 @@ from irt.refresh.sql import QueryParams, drops_from_counts
 from irt.store import PUBLISHED, ArtifactStore, parse_document
 
 if TYPE_CHECKING:
+    from irt.engine.auto import OptionChoice
     from irt.engine.learning_fit import LearningConfig, LearningFit
 
 #: What callers import from here (``functions/prepare/main.py``, the tests, the benchmarks); the
@@ -592,15 +593,14 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
              log_posterior_by_iteration=[round(v, 4) for v in result.history],
              n_items=result.model.n_items, excluded_items=len(result.model.excluded_items),
              train_answers=train.n_answers, holdout_answers=int(held_out.sum()))
-    options, selection, calibration = config.model_options, None, None
+    options, choice = config.model_options, None
     order_key = holdout.order_key[~held_out]
     if options == (AUTO,):  # 6a. choose the options on validation students of the training
-        options, selection, calibration = _choose_options(run, fit_config, train, order_key,
-                                                          prepared)
+        choice = _choose_options(run, fit_config, train, order_key, prepared)
+        options = choice.options
         if not options:
-            model = replace(result.model, fit={**result.model.fit,
-                                               "option_selection": selection})
-            return Calibrated(model, result, fit_config, selection=selection)
+            return Calibrated(choice.attach(result.model), result, fit_config,
+                              selection=choice.to_dict())
     if options:  # 6b. the learning-aware options, on the same training answers
         from irt.engine.learning_fit import base_for_options
 
@@ -608,24 +608,16 @@ def calibrate(run: Run, prepared: Prepared, holdout: Holdout) -> Calibrated:
                                 skill_ids)  # calibrated options: without the skill prior
         learning = _fit_learning(config, base, train, order_key, prepared.skills,
                                  prepared.responses.item_ids, run.say, options)
-        model = learning.model
-        if selection is not None:  # served with the calibration auto fitted (irt.engine.auto)
-            from irt.engine.learning_fit import with_calibration
-
-            model = replace(with_calibration(model, calibration),
-                            fit={**model.fit, "option_selection": selection},
-                            _index=None, _cache={})
-        return Calibrated(model, result, fit_config, learning.converged,
-                          learning.iterations, selection)
+        model = learning.model if choice is None else choice.attach(learning.model)
+        return Calibrated(model, result, fit_config, learning.converged, learning.iterations,
+                          None if choice is None else choice.to_dict())
     return Calibrated(result.model, result, fit_config)
 
 
 def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.ndarray,
-                    prepared: Prepared
-                    ) -> tuple[tuple[str, ...], dict[str, Any], tuple[float, float]]:
+                    prepared: Prepared) -> OptionChoice:
     """``MODEL_OPTIONS=auto``: :func:`irt.engine.auto.choose_options` on the training
-    answers: ``(options, the choice's record, the chosen set's calibration)``; logs INFO
-    ``options_chosen`` with the validation table."""
+    answers; logs INFO ``options_chosen`` with the validation table."""
     from irt.engine.auto import choose_options
 
     t0 = time.perf_counter()
@@ -640,7 +632,7 @@ def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.n
              event="options_chosen", since=t0, chosen=list(choice.options),
              n_validation_students=choice.n_validation_students,
              validation=selection["table"])
-    return choice.options, selection, choice.calibration
+    return choice
 
 
 def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,

@@ -668,7 +668,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             out["predict_us_per_request"] = _predict_cost(model, *test)
         rows.append(out)
     if args.json:  # an undefined metric (NaN) is null, as in compare --json
-        print(json.dumps(_json_ready(rows if args.table else rows[0]), indent=1,
+        from irt.engine.comparison import json_ready
+
+        print(json.dumps(json_ready(rows if args.table else rows[0]), indent=1,
                          allow_nan=False))
     elif args.table:
         _print_table(rows, published)
@@ -711,17 +713,6 @@ def _check_disjoint(train_students: list[str], test_students: list[str], train: 
             "must be disjoint from the training students, or the predictions are in-sample")
 
 
-def _json_ready(doc: Any) -> Any:
-    """``doc`` with every non-finite float (an undefined metric) as ``None`` (JSON null)."""
-    if isinstance(doc, dict):
-        return {k: _json_ready(v) for k, v in doc.items()}
-    if isinstance(doc, list):
-        return [_json_ready(v) for v in doc]
-    if isinstance(doc, float) and not math.isfinite(doc):
-        return None
-    return doc
-
-
 def _metric(x: float, width: int = 0) -> str:
     """A metric with four decimals, ``-`` when it is undefined (NaN)."""
     return f"{x:{width}.4f}" if math.isfinite(x) else f"{'-':>{width}}"
@@ -759,7 +750,7 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
     TRAIN, as the test protocol predicts TEST), then the chosen set on every training
     answer (reusing a fit of the same set when the table already made one)."""
     from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
-    from irt.engine.learning_fit import base_for_options, with_calibration, with_recency
+    from irt.engine.learning_fit import base_for_options, with_recency
 
     start = time.perf_counter()
     item_skill, skill_ids = skills if skills is not None else (None, ())
@@ -778,7 +769,7 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
         model, _, info = fitted[calibrated]
         if "recency" in choice.options:
             model = with_recency(model, args.recency_decay)
-        model = _with_selection(with_calibration(model, choice.calibration), choice)
+        model = choice.attach(model)
     else:
         first = base_for_options(base, calibrated, train, config, item_skill, skill_ids)
         result = fit_chosen(first, train, answered_at, item_skill, skill_ids, learning, choice)
@@ -787,13 +778,6 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
             info = {"em_iterations": result.iterations, "em_converged": result.converged}
     info = {**info, "chosen": list(choice.options), "option_selection": choice.to_dict()}
     return model, time.perf_counter() - start, info
-
-
-def _with_selection(model, choice):
-    from dataclasses import replace
-
-    return replace(model, fit={**model.fit, "option_selection": choice.to_dict()},
-                   _index=None, _cache={})
 
 
 def _print_selection(selection: dict) -> None:
