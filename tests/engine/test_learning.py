@@ -311,6 +311,27 @@ def test_recency_alone_keeps_the_calibrated_items(simulated) -> None:
     assert learning_of(model).decay == 0.9 and learning_of(base) is None
 
 
+def test_an_item_without_information_does_not_freeze_the_fit(simulated) -> None:
+    """An item whose difficulty starts far beyond every node (a sparse item's estimate may)
+    has a log-likelihood linear in (a, d): its Newton step from the priors' curvature alone
+    was 1e4-1e6, the joint step failed every halving, and no parameter of any item moved
+    (the fit reported convergence at its start, with an overflow warning).  Each item's step
+    now stays in a trust region."""
+    train, _, base, fits = simulated
+    a, b = base.a.copy(), base.b.copy()
+    a[0], b[0] = 4.0, 30.0
+    start = replace(base, a=a, b=b)
+    result = fit_learning(start, train.responses, train.order, train.item_skill,
+                          train.skill_ids, LearningConfig(options=("skills", "pfa")))
+    model = result.model
+    assert result.converged
+    assert abs(model.b[0]) < 5.0 and 0.2 < model.a[0] < 4.0  # pulled back into the data
+    # the other items are fitted as from the ordinary start
+    usual = fits[("skills", "pfa")].model
+    np.testing.assert_allclose(model.b[1:], usual.b[1:], atol=0.15)
+    np.testing.assert_allclose(learning_of(model).beta, learning_of(usual).beta, atol=0.1)
+
+
 def test_skills_and_pfa_need_a_skill_map_and_a_2pl(simulated) -> None:
     train, _, base, _ = simulated
     with pytest.raises(ValueError, match="skill map"):

@@ -55,7 +55,9 @@ M-step: the item parameters and coefficients take one Fisher-scoring step with s
 on the expected complete-data log-likelihood ``sum_p sum_r rho_p(r) L_p(r)`` plus the
 log-priors - one system coupling every item (2 x 2 blocks) to the shared ``beta`` and its
 skill's ``gamma_k``, solved exactly as a two-level arrowhead (items, then skills, then a
-5 x 5 system in ``beta``); then ``mu_k`` in closed form::
+5 x 5 system in ``beta``; each item's step kept within a trust region, at most
+``MAX_ITEM_STEP`` logits of its linear predictor on the grid and half its slope); then
+``mu_k`` in closed form::
 
     mu_k = (sum_{j in k} b_j / sigma_b^2 + m_0 / s_0^2) / (n_k / sigma_b^2 + 1 / s_0^2)
 
@@ -563,6 +565,9 @@ class _Chunk:
 #: kernel entries below ``1e-30`` as 0: subnormal floats (below ~1e-38) make the products
 #: dozens of times slower on x86 and change nothing that matters.
 _LOG_FLOOR = -80.0
+#: The largest change of an item's linear predictor (logits, at the grid's edge) in one
+#: M-step (see ``_newton``).
+MAX_ITEM_STEP = 10.0
 
 
 def _flush(kernel: np.ndarray, dtype: type) -> np.ndarray:
@@ -870,7 +875,8 @@ class _EM:
     def _newton(self, a, d, beta, gamma, mu, rho, obj: float):
         """One Fisher-scoring step with step halving on the expected complete-data
         log-likelihood plus log-priors, jointly in the items ``(a_j, d_j)``, ``beta`` and
-        the ``gamma_k`` (``mu`` fixed): ``(a, d, beta, gamma)``.
+        the ``gamma_k`` (``mu`` fixed): ``(a, d, beta, gamma)``, each item's step within
+        its trust region (:data:`MAX_ITEM_STEP`).
 
         The system is a two-level arrowhead: each item couples to ``beta`` and to its
         skill's ``gamma_k``; the ``gamma_k`` couple only to ``beta``.  The items are
@@ -895,7 +901,11 @@ class _EM:
             o = self._offsets(beta, gamma, lo, hi)
             p = self._z(a, d, o, lo, hi)
             np.negative(p, out=p)
-            np.exp(p, out=p)
+            # exp(-z) overflows to inf where z < -88 (float32; an item far harder than every
+            # node, as a sparse item's difficulty may start): p = 1 / (1 + inf) = 0 is the
+            # limit, so the overflow changes nothing and is not worth a warning
+            with np.errstate(over="ignore"):
+                np.exp(p, out=p)
             p += 1.0
             np.reciprocal(p, out=p)
             # r = w (y - p), v = w p (1 - p): their sums and moments in x from three
@@ -995,6 +1005,18 @@ class _EM:
             rest -= np.einsum("jai,ji->ja", b_phi, own)
         step_a = np.where(self.active, c_aa * rest[:, 0] + c_ad * rest[:, 1], 0.0)
         step_d = np.where(self.active, c_ad * rest[:, 0] + c_dd * rest[:, 1], 0.0)
+        # A trust region per item: no step may move an item's linear predictor by more than
+        # MAX_ITEM_STEP logits on the grid, nor halve its slope.  An item whose answers carry
+        # no information (every node far from its difficulty: its log-likelihood is linear
+        # in (a, d)) has a Newton step of 1e4-1e6 from the priors' curvature alone; halving
+        # the joint step never brought it in range, so that no parameter of any item moved
+        # and the fit "converged" at its start.  Ordinary steps are far inside the region.
+        reach = np.abs(step_a) * float(np.abs(x).max()) + np.abs(step_d)
+        shrink = np.minimum(1.0, MAX_ITEM_STEP / np.maximum(reach, 1e-300))
+        falls = step_a < 0
+        shrink[falls] = np.minimum(shrink[falls], 0.5 * a[falls] / -step_a[falls])
+        step_a *= shrink
+        step_d *= shrink
         scale = 1.0
         for _ in range(12):
             a_new = a + scale * step_a
