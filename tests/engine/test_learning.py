@@ -496,6 +496,10 @@ def test_older_artifacts_without_options_load_as_plain_models() -> None:
      "options.learning.calibration.intercept"),
     (lambda d: d.update(calibration={"intercept": "0", "slope": 1.0}),
      "options.learning.calibration.intercept"),
+    (lambda d: d.update(calibration={"intercept": 0.1, "slope": 10**400}),
+     "options.learning.calibration.slope"),
+    (lambda d: d["coefficients"].update(skill_last=-10**400),
+     "options.learning.coefficients.skill_last"),
 ])
 def test_invalid_learning_options_are_rejected_naming_the_field(change, field) -> None:
     model = make_model(("recency", "skills", "pfa"))

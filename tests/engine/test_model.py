@@ -168,6 +168,16 @@ def test_rejects_non_finite_b():
     assert info.value.field == "items.Q3.b"
 
 
+def test_rejects_an_integer_too_large_for_a_float_naming_the_field():
+    # 1 followed by 400 zeros is legal JSON that Python parses to an int float() cannot hold
+    # (OverflowError): refused as any other non-finite number, naming the field.
+    text = make_model().to_json().replace('"b": 0.0', '"b": 1' + "0" * 400, 1)
+    _raises_field(text, "items.Q2.b", "finite")
+    doc = valid_doc("3pl")
+    doc["items"]["Q1"]["se_a"] = 10**400
+    _raises_field(doc, "items.Q1.se_a", "finite")
+
+
 def test_rejects_b_that_is_not_a_number():
     doc = valid_doc()
     doc["items"]["Q1"]["b"] = "easy"

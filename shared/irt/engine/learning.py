@@ -218,10 +218,14 @@ def learning_to_dict(spec: Learning, item_ids: Sequence[str]) -> dict[str, Any]:
 
 
 def _number(value: Any, path: str, lo: float, hi: float, *, open_lo: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(
-            float(value)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelFormatError("must be a finite number", path)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # a JSON integer beyond any float (1 and 400 zeros)
+        v = math.inf
+    if not math.isfinite(v):
+        raise ModelFormatError("must be a finite number", path)
     if v < lo or v > hi or (open_lo and v == lo):
         raise ModelFormatError(f"must be in {'(' if open_lo else '['}{lo}, {hi}], got {v}", path)
     return v

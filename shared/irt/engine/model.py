@@ -311,7 +311,10 @@ def _finite(value: Any, path: str, lo: float = -math.inf, hi: float = math.inf,
             closed_lo: bool = True, closed_hi: bool = True) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise ModelFormatError("must be a number", path)
-    v = float(value)
+    try:
+        v = float(value)
+    except OverflowError:  # a JSON integer beyond any float (1 and 400 zeros)
+        v = math.inf
     if not math.isfinite(v):
         raise ModelFormatError("must be finite", path)
     if v < lo or v > hi or (v == lo and not closed_lo) or (v == hi and not closed_hi):
