@@ -28,6 +28,7 @@ from irt.engine.learning import (
     next_features,
     parse_options,
     predict_one,
+    probabilities,
     skill_map,
     student_posterior,
 )
@@ -444,6 +445,26 @@ def test_a_calibrated_model_serves_logistic_of_its_calibrated_logits(options) ->
     logit = math.log(zp) - math.log1p(-zp)
     assert zq == pytest.approx(1.0 / (1.0 + math.exp(-(0.3 + 0.6 * logit))), abs=2e-6)
     assert zq != pytest.approx(zp, abs=1e-3)
+
+
+@pytest.mark.parametrize("options", [("recency",), ("skills", "pfa")])
+def test_the_steepest_calibration_serves_extreme_items_without_overflow(options) -> None:
+    """A slope of 10 (the largest the artifact allows) on items the loader accepts far from
+    the grid (``b`` +-40): probabilities 0 and 1, no overflow warning (RuntimeWarnings from
+    irt are errors in the suite) in predict, next-items ranking or the online harness."""
+    doc = make_model(options, seed=3, calibration=(-10.0, 10.0)).to_dict()
+    for j, item in enumerate(doc["items"].values()):
+        item["b"] = 40.0 if j % 2 else -40.0
+    model = load_model(json.dumps(doc))
+    spec = learning_of(model)
+    out = predict_one(model, ["q0", "q1", "q2"], [1, 0, 1], None)
+    assert set(out["probabilities"].values()) == {0.0, 1.0}
+    post = student_posterior(model, spec, model.positions(["q0"]), np.array([1]))
+    p = probabilities(model, spec, post, np.arange(model.n_items))
+    assert np.all((p >= 0.0) & (p <= 1.0))
+    q = online_predictions(model, np.zeros(6, dtype=np.int64), np.arange(6),
+                           np.array([1, 0, 1, 0, 1, 1]))
+    assert np.all(np.isfinite(q))
 
 
 def test_learning_artifacts_are_schema_2_so_older_readers_refuse_them() -> None:

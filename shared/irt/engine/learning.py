@@ -350,13 +350,15 @@ def _calibration_from(doc: dict[str, Any], base: str) -> tuple[float, float]:
 
 def calibrated(spec: Learning, z: np.ndarray) -> np.ndarray:
     """``logistic(c_0 + c_1 z)``: the probabilities of logits ``z`` under the model's
-    calibration (``z`` is overwritten)."""
+    calibration (``z`` is overwritten).  A logit below about -709 (a slope of 10 makes one of
+    -71 so) overflows ``exp`` to ``inf``, whose probability is exactly 0."""
     c0, c1 = spec.calibration
     if (c0, c1) != IDENTITY:
         z *= c1
         z += c0
     np.negative(z, out=z)
-    np.exp(z, out=z)
+    with np.errstate(over="ignore"):
+        np.exp(z, out=z)
     z += 1.0
     return np.reciprocal(z, out=z)
 
