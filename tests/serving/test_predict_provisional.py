@@ -252,3 +252,50 @@ def test_learning_model_serves_provisional_items(monkeypatch, tmp_path, learned)
                                    "item_skills": {"new-1": k}}).get_json()["results"][0]
     assert batch["probabilities"] == got["probabilities"]
     assert batch["provisional_items"] == ["new-1"]
+
+
+def test_a_calibrated_learning_model_serves_the_calibration_on_every_path(
+        monkeypatch, tmp_path, learned) -> None:
+    """``options.learning.calibration (c0, c1)`` reaches every probability ``predict`` serves:
+    the decoded single request, the general path (``answered_at``), a batch, a provisional
+    item and the ``/next-items`` ranking each give ``logistic(c0 + c1 z)`` of the uncalibrated
+    logit ``z``, at the same ability."""
+    from irt.engine.learning import probabilities
+    from irt.engine.learning_fit import with_calibration
+
+    c0, c1 = 0.3, 0.6
+    publish(tmp_path, "cal-1", with_calibration(learned, (c0, c1)).to_json())
+    client = make_client(monkeypatch, tmp_path)
+    skill_of = learned.skills["item_skills"]
+    k = skill_of["q0"]
+    mine = [i for i, s in skill_of.items() if s == k][:5]
+    y = [True, False, True, True, False]
+    spec = learning_of(learned)
+    post = student_posterior(learned, spec, learned.positions(mine), np.array(y, dtype=int))
+    table = skill_table(learned)
+    assert table is not None
+    asked = ["q1", "q2", "q4"]
+    z = np.concatenate([probabilities(learned, spec, post, learned.positions(asked)),
+                        skill_probabilities(learned, spec, post, [table.index[k]])])
+    z = np.log(z) - np.log1p(-z)
+    want = dict(zip([*asked, "new-1"], 1.0 / (1.0 + np.exp(-(c0 + c1 * z))), strict=True))
+    answers = [{"item_id": i, "correct": v} for i, v in zip(mine, y, strict=True)]
+    timed = [{**a, "answered_at": f"2026-11-28T10:0{n}:00Z"} for n, a in enumerate(answers)]
+    ability = {"theta": round(post.theta, 6), "se": round(post.se, 6), "method": "EAP",
+               "n_answers": 5}
+    fast = client.post("/", json={"responses": answers, "items": asked}).get_json()
+    general = client.post("/", json={"responses": timed, "items": [*asked, "new-1"],
+                                     "item_skills": {"new-1": k}}).get_json()
+    batch = client.post("/", json={"students": [{"responses": answers,
+                                                 "items": [*asked, "new-1"]}],
+                                   "item_skills": {"new-1": k}}).get_json()["results"][0]
+    for got in (fast, general, batch):
+        assert got["ability"] == ability
+        for item, p in got["probabilities"].items():
+            assert p == pytest.approx(want[item], abs=1e-6), item
+    assert general["provisional_items"] == batch["provisional_items"] == ["new-1"]
+    ranked = client.post("/next-items", json={"responses": answers, "k": 3,
+                                              "candidates": asked}).get_json()
+    assert {i["item_id"] for i in ranked["items"]} == set(asked)
+    for row in ranked["items"]:
+        assert row["probability"] == pytest.approx(want[row["item_id"]], abs=1e-6)
