@@ -105,13 +105,14 @@ def _log(level: int, message: str, **fields: Any) -> None:
 # --------------------------------------------------------------------------- configuration, model
 def _configure() -> PredictConfig:
     """The configuration, checked once at start: a value that breaks its rule is logged
-    (naming the variable) and stops the instance, so a bad revision never serves."""
+    (naming the variable) and stops the instance (``SystemExit`` with that line, as
+    ``server.read_env``: no traceback), so a bad revision never serves."""
     try:
         return PredictConfig.from_env(os.environ, str(Path(__file__).resolve().parent / "model"))
     except ConfigError as exc:
         _log(logging.CRITICAL, f"predict is misconfigured: {exc}", event="misconfigured",
              field=exc.field, error=exc.message)
-        raise
+        raise SystemExit(f"predict is misconfigured: {exc}") from None
 
 
 def _open_store(config: PredictConfig) -> ModelSource:
