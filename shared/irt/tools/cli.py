@@ -221,9 +221,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--skill-column", default=None,
                    help="skill column of TRAIN, for the item -> skill map that 'skills' and "
                    "'pfa' learn (ASSISTments files: skill_id)")
-    e.add_argument("--recency-decay", type=number_in(0.0, 1.0, low_open=True),
+    e.add_argument("--recency-decay", type=number_in(0.0, 1.0, low_open=True, high_open=True),
                    default=defaults.DEFAULTS.recency_decay, metavar="LAMBDA",
-                   help="recency weight per later answer, in (0, 1] (default %(default)s)")
+                   help="recency weight per later answer, in (0, 1) (default %(default)s)")
     e.add_argument("--window", type=int_in(1, MAX_WINDOW), default=defaults.DEFAULTS.pfa_window,
                    help="answers in the recent window of the pfa covariates, 1 to "
                    f"{MAX_WINDOW} (default %(default)s)")
