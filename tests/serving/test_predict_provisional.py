@@ -299,3 +299,7 @@ def test_a_calibrated_learning_model_serves_the_calibration_on_every_path(
     assert {i["item_id"] for i in ranked["items"]} == set(asked)
     for row in ranked["items"]:
         assert row["probability"] == pytest.approx(want[row["item_id"]], abs=1e-6)
+        # the Fisher information of the served probability: dp/du = c1 a p (1 - p)
+        a = learned.a[learned.index[row["item_id"]]]
+        p = want[row["item_id"]]
+        assert row["information"] == pytest.approx((c1 * a) ** 2 * p * (1 - p), abs=2e-6)

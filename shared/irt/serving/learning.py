@@ -16,8 +16,9 @@ is the skill's typical item's at the student's ability in that skill
 * ``probabilities`` are learning-aware: the item's skill ability ``u_k`` (posterior mean)
   and the covariates of the next answer, whatever the ``method``.
 * ``/next-items`` ranks the candidates by those probabilities: ``max_information`` by
-  ``a_j^2 p_j (1 - p_j)``, ``target_probability`` by ``|p_j - target|`` (ties: higher
-  information, then position), as :func:`irt.engine.selection.next_items` does for plain models;
+  ``(c_1 a_j)^2 p_j (1 - p_j)`` (``c_1``: the calibration's slope, 1 without one),
+  ``target_probability`` by ``|p_j - target|`` (ties: higher information, then position), as
+  :func:`irt.engine.selection.next_items` does for plain models;
   the adaptive controls (``exclude``, ``randomesque``/``seed``, ``skill_caps``/``skill_shares``
   over ``options["learning"]["item_skills"]``, ``stop``) act as for plain models
   (:func:`irt.engine.selection.pick`).
@@ -113,7 +114,9 @@ def recommend(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
         unknown = list(dict.fromkeys([*unknown, *missing]))
     pool = pool[~np.isin(pool, never)]
     p = probabilities(model, spec, post, pool) if pool.size else np.zeros(0)
-    info = model.a[pool] ** 2 * p * (1.0 - p)
+    # Fisher information of the served probability at the (skill) ability: with the
+    # calibration p = logistic(c_0 + c_1 z), dp/du = c_1 a p (1 - p)
+    info = (spec.calibration[1] * model.a[pool]) ** 2 * p * (1.0 - p)
     order = rank(pool, info, p, req.strategy, req.target)
     where = {j: i for i, j in enumerate(pool.tolist())}
     settings, unknown_skills = controls(model, req, pos)
