@@ -155,6 +155,24 @@ def test_fit_calibration_keeps_the_identity_when_it_cannot_fit_one() -> None:
     assert fit_calibration(big, down) == (0.0, 1.0)
 
 
+def test_fit_calibration_returns_what_the_artifact_stores() -> None:
+    """The calibration is stored to 6 decimals; ``fit_calibration`` returns those values, so a
+    slope that rounds to 0 (which the artifact refuses: a model ``prepare`` would publish and
+    ``predict`` refuse) keeps the identity."""
+    rng = np.random.default_rng(5)
+    z = rng.normal(0.3, 1.5, 5000)
+    y = rng.random(z.shape[0]) < 1.0 / (1.0 + np.exp(-(0.3 + 0.6 * z)))
+    c = fit_calibration(z, y)
+    assert c != (0.0, 1.0) and c == tuple(round(v, 6) for v in c)
+    # a slope of about 3e-7: answers at logits +30 and -30, right half the time plus one
+    n = 200_000
+    z = np.r_[np.full(n, 30.0), np.full(n, -30.0)]
+    y = np.zeros(2 * n)
+    y[:n // 2 + 1] = 1
+    y[n:n + n // 2] = 1
+    assert fit_calibration(z, y) == (0.0, 1.0)
+
+
 def test_the_validation_predictions_are_calibrated_without_their_own_answers() -> None:
     """Cross-fitting: a student's calibrated predictions come from a calibration fitted on
     the other half of the students, so changing all of that student's answers leaves them

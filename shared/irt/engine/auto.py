@@ -181,10 +181,10 @@ def _loglik(y: np.ndarray, p: np.ndarray) -> np.ndarray:
 def fit_calibration(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """``(c_0, c_1)`` maximising ``sum_i log P(y_i)`` with ``P(y = 1) = logistic(c_0 + c_1
     z_i)``: logistic regression of the answers on the logits (Newton's method from the
-    identity ``(0, 1)``; a 1e-6 ridge keeps a degenerate sample finite).  The identity is kept
-    when the sample cannot fit one (fewer than two answers, or all right or all wrong) or the
-    fit leaves the artifact's ranges (:data:`irt.engine.learning.CALIBRATION_SLOPE`,
-    ``CALIBRATION_INTERCEPT``).
+    identity ``(0, 1)``; a 1e-6 ridge keeps a degenerate sample finite), rounded to the 6
+    decimals the artifact stores.  The identity is kept when the sample cannot fit one (fewer
+    than two answers, or all right or all wrong) or the fit leaves the artifact's ranges
+    (:data:`irt.engine.learning.CALIBRATION_SLOPE`, ``CALIBRATION_INTERCEPT``).
 
     Args:
         z: logits of the predictions, shape ``(n,)``.
@@ -206,7 +206,9 @@ def fit_calibration(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
             return IDENTITY
         if np.abs(step).max() < 1e-10:
             break
-    c0, c1 = float(c[0]), float(c[1])
+    # to the 6 decimals the artifact stores (a slope below 5e-7 would be stored as 0, which
+    # the artifact refuses): what is judged here is what is served
+    c0, c1 = round(float(c[0]), 6), round(float(c[1]), 6)
     lo0, hi0 = CALIBRATION_INTERCEPT
     lo1, hi1 = CALIBRATION_SLOPE
     if not (lo0 <= c0 <= hi0 and lo1 < c1 <= hi1):
