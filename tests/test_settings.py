@@ -150,3 +150,35 @@ def test_the_command_line_refuses_them_naming_the_option(
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"argument {option}: expected" in err
     assert "Traceback" not in err and "missing.csv" not in err
+
+
+LONG = "9" * 5000
+
+
+@pytest.mark.parametrize(("read", "raw"), [
+    (lambda raw: env_int({"K": raw}, "K", 1, 0, 10), LONG),  # too many digits for int()
+    (lambda raw: env_int({"K": raw}, "K", 1, 0, 10), "x" * 5000),
+    (lambda raw: env_float({"K": raw}, "K", 1.0, 0.0, 10.0), LONG),  # inf: out of range
+    (lambda raw: env_float({"K": raw}, "K", 1.0, 0.0, 10.0), "x" * 5000),
+    (lambda raw: RefreshConfig.from_env({**BASE, "PRIOR_B": raw}), "0," + LONG + "x"),
+])
+def test_an_error_quotes_a_long_value_cut_short(read, raw: str) -> None:
+    """A 5,000-character value is quoted by its first 40 characters and its length (it made
+    a 5 KB log line)."""
+    with pytest.raises(ConfigError) as err:
+        read(raw)
+    assert len(str(err.value)) < 400 and f"({len(raw)} characters)" in str(err.value)
+
+
+@pytest.mark.parametrize("argv", [
+    ["demo", "--seed", LONG],  # int_in: too many digits
+    ["fit", "missing.csv", "-o", "m.json", "--max-iter", "1" + "0" * 3000],  # out of range
+    ["fit", "missing.csv", "-o", "m.json", "--tol", LONG],
+    ["fit", "missing.csv", "-o", "m.json", "--prior-a", "0," + "x" * 5000],
+])
+def test_the_command_line_quotes_a_long_value_cut_short(
+        argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and "characters)" in err and len(err) < 2000

@@ -31,6 +31,19 @@ _NUMBER = re.compile(r"-?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?
                      r"|(?i:inf|infinity|nan))")
 
 
+#: An error quotes at most this many characters of the value it refuses.
+SHOWN_CHARS = 40
+
+
+def shown(text: str, quoted: bool = True) -> str:
+    """``text`` for an error message (``repr`` with ``quoted``), cut to :data:`SHOWN_CHARS`
+    characters with the length added when longer (a 5,000-character value made a 5 KB log
+    line)."""
+    cut = text[:SHOWN_CHARS]
+    cut = repr(cut) if quoted else cut
+    return cut if len(text) <= SHOWN_CHARS else f"{cut}... ({len(text)} characters)"
+
+
 def parse_int(text: str) -> int:
     """``text`` as an integer written in :data:`INTEGER_RULE`'s way: ``"12"``, ``"-3"``,
     ``"007"``; not ``"1_000"``, ``" 12 "``, ``"+5"``, ``"1.0"`` or ``"\u0661\u0662"``.
@@ -39,11 +52,11 @@ def parse_int(text: str) -> int:
         ValueError: any other text (the message states the rule).
     """
     if not _INTEGER.fullmatch(text):
-        raise ValueError(f"got {text!r}: {INTEGER_RULE}")
+        raise ValueError(f"got {shown(text)}: {INTEGER_RULE}")
     try:
         return int(text)
     except ValueError:  # more digits than Python converts (sys.get_int_max_str_digits)
-        raise ValueError(f"got {text[:20]!r}... ({len(text)} digits): too long") from None
+        raise ValueError(f"got {shown(text)}: too long") from None
 
 
 def parse_number(text: str) -> float:
@@ -55,7 +68,7 @@ def parse_number(text: str) -> float:
         ValueError: any other text (the message states the rule).
     """
     if not _NUMBER.fullmatch(text):
-        raise ValueError(f"got {text!r}: {NUMBER_RULE}")
+        raise ValueError(f"got {shown(text)}: {NUMBER_RULE}")
     return float(text)
 
 
@@ -92,7 +105,7 @@ def env_float(env: Mapping[str, str], key: str, default: float, lo: float, hi: f
     except ValueError as exc:
         raise ConfigError(f"must be a number, {exc}", key) from None
     if not (math.isfinite(value) and lo <= value <= hi):
-        raise ConfigError(f"must be between {lo} and {hi}, got {raw}", key)
+        raise ConfigError(f"must be between {lo} and {hi}, got {shown(raw, False)}", key)
     return value
 
 
@@ -110,4 +123,4 @@ def env_bool(env: Mapping[str, str], key: str, default: bool) -> bool:
         return True
     if raw in ("false", "0", "no"):
         return False
-    raise ConfigError(f"must be true or false, got {env[key]!r}", key)
+    raise ConfigError(f"must be true or false, got {shown(env[key])}", key)

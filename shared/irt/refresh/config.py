@@ -23,7 +23,7 @@ from irt.errors import ConfigError
 from irt.refresh.monitoring import MonitorConfig
 from irt.refresh.quality import DataThresholds, GateConfig
 from irt.refresh.sql import SourceColumns, parse_table
-from irt.settings import NUMBER_RULE, env_bool, env_float, env_int, parse_number
+from irt.settings import NUMBER_RULE, env_bool, env_float, env_int, parse_number, shown
 
 
 def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | None
@@ -39,9 +39,10 @@ def _env_pair(env: Mapping[str, str], key: str, default: tuple[float, float] | N
         first, second = (parse_number(v) for v in raw.split(","))
     except ValueError:
         raise ConfigError(f"must be two numbers 'location,scale' ({NUMBER_RULE}) or 'none', "
-                          f"got {raw!r}", key) from None
+                          f"got {shown(raw)}", key) from None
     if not (math.isfinite(first) and math.isfinite(second) and second > 0):
-        raise ConfigError(f"needs a finite location and a positive scale, got {raw!r}", key)
+        raise ConfigError(f"needs a finite location and a positive scale, got {shown(raw)}",
+                          key)
     return first, second
 
 

@@ -47,7 +47,7 @@ from irt.engine.learning import abilities
 from irt.engine.model import ItemModel
 from irt.errors import ConfigError, ModelFormatError
 from irt.refresh.quality import Replay, holdout_scores
-from irt.settings import env_float, env_int
+from irt.settings import env_float, env_int, shown
 
 #: Item p-value and student score histograms: ten equal bins on [0, 1].
 BINS = np.linspace(0.0, 1.0, 11)
@@ -189,7 +189,7 @@ def challenger_kind(config: MonitorConfig, model_type: str) -> str | None:
 def _simpler_setting(raw: str) -> str:
     value = raw.strip().lower() or "auto"
     if value not in ("auto", "none", "rasch", "1pl", "2pl"):
-        raise ConfigError(f"must be auto, none, rasch, 1pl or 2pl, got {raw!r}",
+        raise ConfigError(f"must be auto, none, rasch, 1pl or 2pl, got {shown(raw)}",
                           "MONITOR_SIMPLER_MODEL")
     return value
 

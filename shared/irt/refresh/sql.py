@@ -59,6 +59,7 @@ from typing import Any, ClassVar
 from irt.engine import defaults
 from irt.engine.preprocess import INVALID_REASONS
 from irt.errors import ConfigError
+from irt.settings import shown
 
 #: A column name: letters, digits, underscores, not starting with a digit.
 COLUMN_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
@@ -92,7 +93,7 @@ def parse_table(text: str, field: str = "BQ_TABLE") -> tuple[str, str, str]:
     """
     parts = text.split(".")
     if len(parts) != 3:
-        raise ConfigError(f"expected project.dataset.table, got {text!r}", field)
+        raise ConfigError(f"expected project.dataset.table, got {shown(text)}", field)
     project, dataset, table = parts
     if not PROJECT_PATTERN.fullmatch(project):
         raise ConfigError(f"project {project!r} is not a valid project id "

@@ -24,7 +24,7 @@ from irt.engine import defaults
 from irt.engine.artifact import load_model
 from irt.engine.model import MODEL_TYPES
 from irt.errors import CSVFormatError, ModelFormatError
-from irt.settings import NUMBER_RULE, parse_int, parse_number
+from irt.settings import NUMBER_RULE, parse_int, parse_number, shown
 from irt.tools.common import (
     ANSWERS_FORMAT,
     Messages,
@@ -61,9 +61,11 @@ def _pair(text: str) -> tuple[float, float] | None:
         x, y = (parse_number(v) for v in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(
-            f"expected two numbers 'x,y' ({NUMBER_RULE}) or 'none', got {text!r}") from None
+            f"expected two numbers 'x,y' ({NUMBER_RULE}) or 'none', got {shown(text)}"
+        ) from None
     if not (math.isfinite(x) and math.isfinite(y) and y > 0):
-        raise argparse.ArgumentTypeError(f"needs finite numbers, the second positive: {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"needs finite numbers, the second positive: {shown(text)}")
     return x, y
 
 

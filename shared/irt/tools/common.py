@@ -28,7 +28,7 @@ from typing import TextIO
 
 from irt.engine.preprocess import INVALID_REASONS, PrepareReport
 from irt.errors import CSVFormatError
-from irt.settings import parse_int, parse_number
+from irt.settings import parse_int, parse_number, shown
 from irt.tools.csvio import Columns, read_answers_csv
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -87,9 +87,9 @@ def int_in(low: int, high: int | None = None) -> Callable[[str], int]:
         except ValueError as exc:
             raise argparse.ArgumentTypeError(f"expected an integer, {exc}") from None
         if value < low:
-            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {shown(text, False)}")
         if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {shown(text, False)}")
         return value
 
     return integer
@@ -125,7 +125,7 @@ def number_in(low: float, high: float | None = None, *, low_open: bool = False,
         if ok and high is not None:
             ok = value < high if high_open else value <= high
         if not ok:
-            raise argparse.ArgumentTypeError(f"must be {wanted}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {wanted}, got {shown(text, False)}")
         return value
 
     return number
