@@ -6,6 +6,8 @@ Blocks and attributes are not told apart here (``explicit_blocks=False``): the s
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
@@ -50,6 +52,88 @@ def resources(folder: Path = CONFIG) -> dict[tuple[str, str], dict]:
 
 def of_type(rtype: str) -> dict[str, dict]:
     return {name: body for (t, name), body in resources().items() if t == rtype}
+
+
+# ``for_each`` over a map in ``locals``, as the alert policies use it: ``local.NAME``, or that
+# map with defaults merged into each entry (``{for k, v in local.NAME : k => merge(local.D, v)}``).
+_FOR_EACH_LOCAL = re.compile(r"\$\{local\.(\w+)\}")
+_FOR_EACH_MERGE = re.compile(
+    r"\$\{\{for (\w+), (\w+) in local\.(\w+) : \1 => merge\(local\.(\w+), \2\)\}\}")
+_EACH = re.compile(r"\$\{each\.(?:(key)|value\.(\w+))\}")
+
+
+def for_each_items(expr: Any, loc: dict[str, Any]) -> dict[str, dict] | None:
+    """``{each.key: each.value}`` of a ``for_each`` over a ``locals`` map of objects (the two
+    forms above); ``None`` for any other ``for_each``."""
+    if not isinstance(expr, str):
+        return None
+    if m := _FOR_EACH_LOCAL.fullmatch(expr):
+        items = loc.get(m.group(1))
+        if isinstance(items, dict) and all(isinstance(v, dict) for v in items.values()):
+            return dict(items)
+        return None
+    if m := _FOR_EACH_MERGE.fullmatch(expr):
+        defaults = loc[m.group(4)]
+        return {key: {**defaults, **value} for key, value in loc[m.group(3)].items()}
+    return None
+
+
+def substitute_each(value: Any, key: str, each: dict[str, Any]) -> Any:
+    """``value`` with ``each.key`` and ``each.value.X`` replaced as Terraform evaluates them: a
+    whole ``${each.value.X}`` is X itself (any type), one inside a template is X's text; and
+    with every attribute set to null dropped (null leaves an argument unset)."""
+    if isinstance(value, str):
+        def item(m: re.Match) -> Any:
+            return key if m.group(1) else each[m.group(2)]
+
+        if whole := _EACH.fullmatch(value):
+            return item(whole)
+        out = _EACH.sub(lambda m: _text(item(m), value), value)
+        assert "each." not in out, f"unsupported use of each: {value!r}"
+        return out
+    if isinstance(value, dict):
+        return {k: v for k, v in ((k, substitute_each(v, key, each)) for k, v in value.items())
+                if v is not None}
+    if isinstance(value, list):
+        return [substitute_each(v, key, each) for v in value]
+    return value
+
+
+def _text(value: Any, template: str) -> str:
+    assert isinstance(value, str), f"a {type(value).__name__} inside the template {template!r}"
+    return value
+
+
+def instances(rtype: str, folder: Path = CONFIG) -> dict[str, dict]:
+    """Every instance of a resource type by name: a resource with ``for_each`` over a
+    ``locals`` map gives one body per key, ``each`` substituted and ``for_each`` dropped
+    (keys must not repeat across resources); any other resource its body, under its name."""
+    loc = locals_(folder)
+    out: dict[str, dict] = {}
+    for (t, name), body in resources(folder).items():
+        if t != rtype:
+            continue
+        items = for_each_items(body.get("for_each"), loc)
+        if items is None:
+            assert name not in out, name
+            out[name] = body
+            continue
+        template = {k: v for k, v in body.items() if k != "for_each"}
+        for key, each in items.items():
+            assert key not in out, f"{rtype}: key {key!r} twice"
+            out[key] = substitute_each(template, key, each)
+    return out
+
+
+def alert_policies() -> dict[str, dict]:
+    """The alert policies as Terraform plans them, by key (the for_each key, or the name)."""
+    return instances("google_monitoring_alert_policy")
+
+
+def join_list(expr: str, sep: str) -> list[str] | None:
+    """The string list of ``${join("SEP", [...])}`` as python-hcl2 renders it, else None."""
+    m = re.fullmatch(r'\$\{join\(' + re.escape(json.dumps(sep)) + r', (\[.*\])\)\}', expr, re.S)
+    return json.loads(m.group(1)) if m else None
 
 
 def variables(folder: Path) -> dict[str, dict]:
