@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from tfconfig import CONFIG, ENVS, locals_, of_type, one, tfvars, variables
+from tfconfig import CONFIG, ENVS, alert_policies, locals_, of_type, one, tfvars, variables
 
 STEP = 60.0  # seconds between evaluations
 HOUR, DAY = 3600.0, 86400.0
@@ -60,7 +60,7 @@ def seconds(text: str) -> float:
 
 def condition(alert: str, env: str) -> dict[str, Any]:
     """The alert's (first) ``condition_threshold``, every value resolved for ``env``."""
-    body = of_type("google_monitoring_alert_policy")[alert]
+    body = alert_policies()[alert]
     if "conditions" in body:
         cond = one(one(body["conditions"])["condition_threshold"])
     else:  # dynamic "conditions" (memory): one per function, all alike

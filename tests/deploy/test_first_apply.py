@@ -14,7 +14,18 @@ import re
 from types import SimpleNamespace
 
 import pytest
-from tfconfig import CONFIG, ENVS, locals_, merged, of_type, one, resources, tfvars, variables
+from tfconfig import (
+    CONFIG,
+    ENVS,
+    alert_policies,
+    locals_,
+    merged,
+    of_type,
+    one,
+    resources,
+    tfvars,
+    variables,
+)
 
 PROJECT_NUMBER = "123456789012"
 REGION = "europe-west1"
@@ -100,7 +111,7 @@ def test_alert_policies_wait_for_their_log_based_metrics() -> None:
     assert set(sleep["triggers"].values()) == {f"${{google_logging_metric.{m}.id}}"
                                                for m in metrics}
     waiting = set()
-    for name, body in of_type("google_monitoring_alert_policy").items():
+    for name, body in alert_policies().items():
         if "logging.googleapis.com/user/" in json.dumps(body):
             assert "${time_sleep.log_metrics}" in body.get("depends_on", []), name
             waiting.add(name)
@@ -200,7 +211,7 @@ def test_prod_alerts_name_a_notification_channel() -> None:
     channel = of_type("google_monitoring_notification_channel")["email"]
     assert channel["type"] == "email"
     assert channel["for_each"] == "${toset(var.notification_emails)}"
-    for name, body in of_type("google_monitoring_alert_policy").items():
+    for name, body in alert_policies().items():
         assert body["notification_channels"] == "${local.notification_channels}", name
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from tfconfig import CONFIG, ENVS, backend, merged, of_type, tfvars
+from tfconfig import CONFIG, ENVS, alert_policies, backend, merged, of_type, tfvars
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
@@ -294,12 +294,12 @@ def test_readme_counts_the_metrics_and_alerts_and_tables_every_alert() -> None:
     m = re.search(r"\b(\w+) log-based metrics, (\w+) alert\s+policies", text)
     assert m, "the Operations section no longer counts its metrics and alerts"
     assert words.index(m.group(1)) == len(of_type("google_logging_metric"))
-    assert words.index(m.group(2)) == len(of_type("google_monitoring_alert_policy"))
+    assert words.index(m.group(2)) == len(alert_policies())
     start = text.index("| alert policy | fires when | first look |")
     rows = re.findall(r"^\| `IRT <env>: ([^`]+)` \|", text[start:], re.M)
-    assert len(rows) == len(of_type("google_monitoring_alert_policy")), rows
+    assert len(rows) == len(alert_policies()), rows
     names = [re.sub(r"\$\{[^}]+\}", "X", b["display_name"].split(": ", 1)[1])
-             for b in of_type("google_monitoring_alert_policy").values()]
+             for b in alert_policies().values()]
     for row in rows:
         row = re.sub(r"\b[NX]\b", "X", row)
         assert [n for n in names if n.startswith(row)], (row, names)

@@ -22,6 +22,7 @@ from tfconfig import (
     PUBLIC,
     ROOT,
     TF,
+    alert_policies,
     all_tf_files,
     backend,
     locals_,
@@ -516,7 +517,7 @@ def test_every_alert_notifies_a_channel_required_in_every_environment() -> None:
         one_channel = {"notification_channels": ["projects/p/notificationChannels/1"],
                        "notification_emails": []}
         assert hcl_condition(required, {**values, **one_channel}), env
-    policies = of_type("google_monitoring_alert_policy")
+    policies = alert_policies()
     assert len(policies) >= 10
     for name, body in policies.items():
         assert body["notification_channels"] == "${local.notification_channels}", name
@@ -542,7 +543,7 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
             'resource.type="cloud_scheduler_job" AND ' if name in SCHEDULER_METRICS else \
             "${local.prepare_log_filter} AND "
         assert body["filter"].startswith(start), name
-    policies = of_type("google_monitoring_alert_policy")
+    policies = alert_policies()
     assert set(policies) == {"refresh_failed", "model_stale", "predict_5xx", "monitoring_alert",
                              "predict_4xx", "predict_latency", "memory", "refresh_slow",
                              "model_rejected", "model_behind", "refresh_attempt_failed"}
@@ -557,9 +558,10 @@ def test_alerts_watch_refresh_failures_model_age_and_predict_5xx() -> None:
     assert "google_logging_metric.model_published.name" in stale["filter"]
     assert stale["evaluation_missing_data"] == "EVALUATION_MISSING_DATA_ACTIVE"
     five = one(one(policies["predict_5xx"]["conditions"])["condition_threshold"])
-    assert 'metric.labels.response_code_class="5xx"' in five["filter"]
-    assert "google_cloudfunctions2_function.predict.name" in five["filter"]
-    assert "denominator_filter" in five
+    assert five["filter"] == \
+        '${local.predict_requests} AND metric.labels.response_code_class="5xx"'
+    assert five["denominator_filter"] == "${local.predict_requests}"
+    assert "google_cloudfunctions2_function.predict.name" in locals_()["predict_requests"]
 
 
 def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None:
@@ -571,7 +573,7 @@ def test_ml_monitoring_alerts_watch_findings_inputs_latency_and_memory() -> None
     assert finding["label_extractors"] == {"check": "EXTRACT(jsonPayload.check)"}
     source = (ROOT / "shared" / "irt" / "refresh" / "pipeline.py").read_text()
     assert 'event="monitoring_alert", check=' in source  # the line the metric counts
-    policies = of_type("google_monitoring_alert_policy")
+    policies = alert_policies()
     cond = one(one(policies["monitoring_alert"]["conditions"])["condition_threshold"])
     assert one(cond["aggregations"])["group_by_fields"] == ["metric.label.check"]
     four = one(one(policies["predict_4xx"]["conditions"])["condition_threshold"])

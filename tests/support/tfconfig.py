@@ -78,29 +78,33 @@ def for_each_items(expr: Any, loc: dict[str, Any]) -> dict[str, dict] | None:
     return None
 
 
-def substitute_each(value: Any, key: str, each: dict[str, Any]) -> Any:
+def substitute_each(value: Any, key: str, each: dict[str, Any], strict: bool = True) -> Any:
     """``value`` with ``each.key`` and ``each.value.X`` replaced as Terraform evaluates them: a
     whole ``${each.value.X}`` is X itself (any type), one inside a template is X's text; and
-    with every attribute set to null dropped (null leaves an argument unset)."""
+    with every attribute set to null dropped (null leaves an argument unset). ``strict``: any
+    other use of ``each`` (``x[each.key]``, a number inside a template) is an error; otherwise
+    it is left as written."""
     if isinstance(value, str):
         def item(m: re.Match) -> Any:
             return key if m.group(1) else each[m.group(2)]
 
+        def text(m: re.Match) -> str:
+            found = item(m)
+            if isinstance(found, str):
+                return found
+            assert not strict, f"a {type(found).__name__} inside the template {value!r}"
+            return m.group(0)
+
         if whole := _EACH.fullmatch(value):
             return item(whole)
-        out = _EACH.sub(lambda m: _text(item(m), value), value)
-        assert "each." not in out, f"unsupported use of each: {value!r}"
+        out = _EACH.sub(text, value)
+        assert not strict or "each." not in out, f"unsupported use of each: {value!r}"
         return out
     if isinstance(value, dict):
-        return {k: v for k, v in ((k, substitute_each(v, key, each)) for k, v in value.items())
-                if v is not None}
+        return {k: v for k, v in ((k, substitute_each(v, key, each, strict))
+                                  for k, v in value.items()) if v is not None}
     if isinstance(value, list):
-        return [substitute_each(v, key, each) for v in value]
-    return value
-
-
-def _text(value: Any, template: str) -> str:
-    assert isinstance(value, str), f"a {type(value).__name__} inside the template {template!r}"
+        return [substitute_each(v, key, each, strict) for v in value]
     return value
 
 

@@ -12,7 +12,9 @@ provider would at ``validate``/``plan``:
   a ``max_one`` block appears at most once, ``dynamic`` blocks name a real block;
 * every required argument and required block is present, at every level of nesting;
 * a literal string given to an attribute whose schema lists ``Possible values: [...]`` (the
-  enum the provider validates) is one of them, also in ``cond ? "A" : "B"``;
+  enum the provider validates) is one of them, also in ``cond ? "A" : "B"``, and also where
+  it comes from a ``locals`` map through ``each.value`` (a resource with ``for_each`` over
+  such a map is checked once per key, as ``tfconfig.instances`` expands it);
 * a reference ``google_x.name.attr`` / ``data.google_x.name.attr`` names a resource declared
   in the configuration and an attribute that resource type exports.
 
@@ -34,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 import hcl2
+from tfconfig import for_each_items, substitute_each
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -226,12 +229,20 @@ def validate_texts(texts: dict[str, str], schemas: dict[str, Schema]) -> list[st
     """Every problem found in one configuration, given as ``{file name: HCL text}``."""
     validator = Validator(schemas)
     parsed = {name: parse(text) for name, text in texts.items()}
+    loc = {key: value for tree in parsed.values() for block in tree.get("locals", [])
+           for key, value in block.items() if key != BLOCK}
     declared: dict[tuple[str, str, str], str] = {}
     for file, tree in parsed.items():
         for kind in ("resource", "data"):
             for tf_type, name, body in _blocks(tree, kind):
                 declared[(kind, tf_type, name)] = file
-                validator.top_level(kind, tf_type, name, body, file)
+                items = for_each_items(body.get("for_each"), loc)
+                if items is None:
+                    validator.top_level(kind, tf_type, name, body, file)
+                    continue
+                for key, each in items.items():
+                    validator.top_level(kind, tf_type, f'{name}["{key}"]',
+                                        substitute_each(body, key, each, strict=False), file)
         for block in tree.get("provider", []):
             for name, body in block.items():
                 if name != BLOCK:
