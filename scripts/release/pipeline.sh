@@ -1,6 +1,7 @@
 #!/bin/sh
 # The steps of the Cloud Build pipelines (cloudbuild-test.yaml, cloudbuild.yaml,
-# cloudbuild-release-plan.yaml, cloudbuild-release-apply.yaml), one command each, POSIX sh: the terraform image is Alpine
+# cloudbuild-plan.yaml, cloudbuild-release-plan.yaml, cloudbuild-release-apply.yaml), one
+# command each, POSIX sh: the terraform image is Alpine
 # (busybox sh), the cloud-sdk image Debian. tests/deploy/test_release.py runs every command
 # against stand-in terraform and gcloud executables.
 #
@@ -11,6 +12,10 @@
 #                               state bucket or tfvars of another project
 #   validate                    terraform validate
 #   plan ENV                    plan to terraform/irt/tfplan, its text to terraform/irt/plan.txt
+#   plan-readonly ENV           plan and print it, as the read-only planner account
+#                               (cloudbuild-plan.yaml): no state lock (taking one writes an
+#                               object to the state bucket, which the planner may only read)
+#                               and no plan file (nothing this plan shows is ever applied)
 #   apply                       apply terraform/irt/tfplan (a saved plan only), write predict_url,
 #                               model_pointer (gs:// URI of the model bucket's LATEST) and
 #                               scheduler_job_id (projects/P/locations/L/jobs/J, the refresh job)
@@ -129,6 +134,12 @@ case "$cmd" in
       -var-file="../environments/$env/terraform.tfvars" -out=tfplan
     terraform -chdir="$TF_ROOT" show -no-color tfplan >"$TF_ROOT/plan.txt"
     cat "$TF_ROOT/plan.txt"
+    ;;
+  plan-readonly)
+    env=$1
+    [ -f "terraform/environments/$env/terraform.tfvars" ] || die "no environment $env"
+    terraform -chdir="$TF_ROOT" plan -input=false -lock=false -no-color \
+      -var-file="../environments/$env/terraform.tfvars"
     ;;
   apply)
     [ -f "$TF_ROOT/tfplan" ] || die "no saved plan $TF_ROOT/tfplan: apply runs a reviewed plan only"

@@ -99,15 +99,17 @@ def test_builds_by_hand_run_as_the_deploy_account() -> None:
             "CLOUD_LOGGING_ONLY"
     triggers = [c for c in commands(operations())
                 if c[:4] == ["gcloud", "builds", "triggers", "create"]]
-    assert len(triggers) == 4
+    assert len(triggers) == 5
     for argv in triggers:
         assert any(a.startswith("--service-account") for a in argv), argv
-    # issue 17 item 16: the test build runs as the test account, every other as the deployer
+    # issue 17 item 16: the test build runs as the test account, the plan-only build as the
+    # planner, every other as the deployer
+    accounts = {"cloudbuild-test.yaml": "irt-tester", "cloudbuild-plan.yaml": "irt-planner"}
     for argv in triggers:
         flags = " ".join(argv)
         account = re.search(r"serviceAccounts/([a-z-]+)@", flags).group(1)
         config = re.search(r"--build-config[= ](\S+)", flags).group(1)
-        assert account == ("irt-tester" if config == "cloudbuild-test.yaml" else "irt-deployer")
+        assert account == accounts.get(config, "irt-deployer"), (config, account)
     assert any("cloudbuild-test.yaml" in " ".join(t) for t in triggers)
 
 
@@ -247,7 +249,10 @@ def test_each_environment_keeps_its_state_in_its_own_project() -> None:
     grants = [c for c in commands(text)
               if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]]
     state = [c for c in grants if c[4] == "gs://$PROJECT-tfstate"]
-    assert state and all("$DEPLOYER" in " ".join(c) for c in state)
+    # the deployer reads and writes it; the planner (plan-only builds) only reads it
+    assert sorted((c[5], c[6]) for c in state) == [
+        ("--member=$DEPLOYER", "--role=roles/storage.objectAdmin"),
+        ("--member=$PLANNER", "--role=roles/storage.objectViewer")]
     for env in ENVS:
         assert backend(env)["bucket"] == f"{tfvars(env)['project_id']}-tfstate"
     assert "one bucket for both environments" not in text
@@ -342,3 +347,77 @@ def test_operations_commands_take_resource_names_from_terraform_outputs() -> Non
     assert {"model_bucket", "scheduler_job", "predict_url"} <= used <= outputs, used
     prepare = (ROOT / "functions" / "prepare" / "README.md").read_text()
     assert "jobs run irt-refresh" not in prepare and "output -raw scheduler_job" in prepare
+
+
+# --------------------------------------------------------------------------- planner account
+#: What a read-only role is called: Google's viewer, reader and reviewer roles, plus the
+#: planner's own build logs.
+READ_ONLY_ROLE = re.compile(r"roles/(?:[\w.]+\.(?:\w*[vV]iewer|reader|securityReviewer)|browser"
+                            r"|logging\.logWriter)")
+
+
+def _planner_grants() -> tuple[list[tuple[str, str, str]], list[list[str]]]:
+    """The planner's project grants and its bucket grants (argv) in the bootstrap."""
+    text = operations()
+    project = [g for g in project_grants(text) if g[0] == "$PLANNER"]
+    buckets = [c for c in commands(text)
+               if c[:4] == ["gcloud", "storage", "buckets", "add-iam-policy-binding"]
+               and "--member=$PLANNER" in c]
+    return project, buckets
+
+
+@pytest.mark.parametrize("env", ENVS)
+def test_the_planner_reads_and_changes_nothing(env: str) -> None:
+    """The plan-only builds (cloudbuild-plan.yaml, pull requests) run as irt-planner: every role
+    it holds is a viewer, reader or reviewer role (and its build logs); its storage grants reach
+    the service's bucket settings, the source zips and the state, read only, and no object of
+    the model bucket (the training snapshots, student answers), of the release records or of
+    any other bucket."""
+    from test_first_apply import cel
+    project_id, prefix = tfvars(env)["project_id"], tfvars(env)["name_prefix"]
+    grants, buckets = _planner_grants()
+    assert grants, "no planner grants in the Operations section"
+    for _, role, _ in grants:
+        assert READ_ONLY_ROLE.fullmatch(role), role
+    assert not READ_ONLY_ROLE.fullmatch("roles/storage.objectAdmin")  # negative controls
+    assert not READ_ONLY_ROLE.fullmatch("roles/cloudbuild.builds.editor")
+    assert [(c[4], c[6]) for c in buckets] == [("gs://$PROJECT-tfstate",
+                                                "--role=roles/storage.objectViewer")]
+
+    def condition(role: str) -> str:
+        (grant,) = [g for g in grants if g[1] == role]
+        m = re.fullmatch(r"title=[\w-]+,expression=(.*)", grant[2])
+        assert m, f"{role} without a condition: {grant}"
+        return m.group(1).replace("$PROJECT", project_id).replace("'", '"')
+
+    models, sources = f"{project_id}-{prefix}-models", f"{project_id}-{prefix}-sources"
+    bucket_names = {b["name"].replace("${var.project_id}", project_id)
+                    .replace("${local.prefix}", prefix)
+                    for b in of_type("google_storage_bucket").values()}
+    assert bucket_names == {models, sources}
+    settings = condition("roles/storage.bucketViewer")
+    for bucket in (models, sources):
+        assert cel(settings, f"projects/_/buckets/{bucket}"), bucket
+    for other in (f"{project_id}-tfstate", f"{project_id}-releases", "someone-elses-bucket"):
+        assert not cel(settings, f"projects/_/buckets/{other}"), other
+    objects = condition("roles/storage.objectViewer")
+    assert cel(objects, f"projects/_/buckets/{sources}")
+    assert cel(objects, f"projects/_/buckets/{sources}/objects/predict/predict-abc.zip")
+    for other in (f"{models}/objects/models/v1/prepared.csv.gz", f"{models}/objects/x",
+                  f"{sources}-other/objects/x", f"{project_id}-releases/objects/passed/c"):
+        assert not cel(objects, f"projects/_/buckets/{other}"), other
+    # it calls no function: not an invoker of predict
+    assert not [m for m in tfvars(env)["predict_invokers"] if "irt-planner@" in m]
+
+
+def test_least_privilege_table_lists_every_planner_grant() -> None:
+    text = operations()
+    start = text.index("### Least privilege")
+    section = text[start:text.index("\n### ", start + 1)]
+    rows = {tuple(c.strip(" `") for c in line.strip("|").split("|")[:2])
+            for line in section.splitlines() if line.startswith("| `irt-planner`")}
+    grants, buckets = _planner_grants()
+    listed = {("irt-planner", role.removeprefix("roles/")) for _, role, _ in grants}
+    listed |= {("irt-planner", c[6].removeprefix("--role=roles/")) for c in buckets}
+    listed.add(("irt-planner", "bigquery.metadataViewer"))  # on the table, by hand
+    assert rows == listed, rows ^ listed

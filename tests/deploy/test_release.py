@@ -33,7 +33,8 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "release" / "pipeline.sh"
 CONFIGS = {"test": "cloudbuild-test.yaml", "staging": "cloudbuild.yaml",
-           "plan": "cloudbuild-release-plan.yaml", "apply": "cloudbuild-release-apply.yaml"}
+           "plan": "cloudbuild-release-plan.yaml", "apply": "cloudbuild-release-apply.yaml",
+           "pr": "cloudbuild-plan.yaml"}
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
 FAKE_TERRAFORM = r'''
@@ -51,9 +52,12 @@ if cmd == "init":
     if not lock.exists():
         lock.write_text('provider "registry.terraform.io/hashicorp/google" {}\n')
 elif cmd == "plan":
-    out = next(a.split("=", 1)[1] for a in args if a.startswith("-out="))
+    out = next((a.split("=", 1)[1] for a in args if a.startswith("-out=")), None)
     var_file = next(a.split("=", 1)[1] for a in args if a.startswith("-var-file="))
-    (cwd / out).write_bytes(b"PLAN of " + (cwd / var_file).read_bytes()[:40])
+    if out is None:  # a plan that is only shown (plan-readonly)
+        print("Plan: 0 to add, 1 to change, 0 to destroy.", (cwd / var_file).exists())
+    else:
+        (cwd / out).write_bytes(b"PLAN of " + (cwd / var_file).read_bytes()[:40])
 elif cmd == "show":
     print("  # google_cloudfunctions2_function.predict will be updated in-place")
     print("Plan: 0 to add, 1 to change, 0 to destroy.")
@@ -680,6 +684,8 @@ def test_the_same_images_everywhere() -> None:
 
 #: Builds run as a deploy account (the test build runs as the test account).
 DEPLOY_BUILDS = ("staging", "plan", "apply")
+#: Builds run as the read-only planner account (README, Operations; terraform/README.md).
+PLANNER_BUILDS = ("pr",)
 #: What installs a package: pip in any form, uv, apt, npm.
 INSTALLS = re.compile(r"\bpip3? install\b|-m pip\b|\buv (?:pip|sync|add|tool)\b"
                       r"|\bapt(?:-get)? install\b|\bnpm (?:install|ci)\b")
@@ -760,7 +766,7 @@ def test_installs_are_found_through_make_prerequisites() -> None:
     assert not installs("bash -c make build", rules)  # the standard library only
 
 
-@pytest.mark.parametrize("name", DEPLOY_BUILDS)
+@pytest.mark.parametrize("name", DEPLOY_BUILDS + PLANNER_BUILDS)
 def test_no_build_run_as_a_deploy_account_installs_or_runs_project_code(name: str) -> None:
     """Issue 17 item 16 and the deployment audit: ``make test`` (the suite and ~130
     third-party packages) ran as the deploy account, which may change IAM; then the prod plan
@@ -770,7 +776,8 @@ def test_no_build_run_as_a_deploy_account_installs_or_runs_project_code(name: st
     neither itself nor through a make target (prerequisites followed), and the ``pipeline.sh``
     commands it runs install nothing either. The suite and the performance check run in
     cloudbuild-test.yaml, as the test account (terraform/irt/iam.tf,
-    tests/deploy/test_terraform.py)."""
+    tests/deploy/test_terraform.py). The plan-only build, run as the planner, follows the same
+    rule: its account reads the state and every managed resource."""
     rules = makefile_rules()
     script = SCRIPT.read_text()
     branches = dict(re.findall(r"^  ([a-z-]+)\)\n(.*?)^    ;;$", script, re.M | re.S))
@@ -871,3 +878,55 @@ def test_pin_images_resolves_each_tag_to_its_digest(tmp_path: Path) -> None:
             assert cfg["substitutions"][key] == f"{ref}@{new[ref]}", (name, key)
     checked = pin("--check")
     assert checked.returncode == 0 and checked.stdout.count("(unchanged)") == 3 * len(CONFIGS)
+
+
+# --------------------------------------------------------------------------- the planner
+#: The pipeline commands the read-only planner account can run: they read, never write.
+READ_ONLY_COMMANDS = {"check-state", "init", "validate", "plan-readonly"}
+
+
+def test_the_plan_only_build_reads_and_writes_nothing(tmp_path: Path,
+                                                      tools: dict[str, Path]) -> None:
+    """cloudbuild-plan.yaml (pull requests, as irt-planner): every step is a reading command,
+    run here in the build's order. Its plan takes no state lock (the gcs backend locks by
+    writing an object to the state bucket, which the planner may only read; -lock=false:
+    https://developer.hashicorp.com/terraform/cli/commands/plan#lock-false) and saves no plan
+    file; nothing is written to Cloud Storage and nothing applied. The deploy builds' plan,
+    by contrast, locks and saves the plan it applies."""
+    cfg = config("pr")
+    commands = pipeline_commands(cfg)
+    assert {c[0] for c in commands.values()} == READ_ONLY_COMMANDS
+    assert cfg["substitutions"]["_ENV"] == "staging"
+    assert cfg["options"]["logging"] == "CLOUD_LOGGING_ONLY"
+    assert {"validate", "build"} <= upstream(cfg, "plan")
+    ws = checkout(tmp_path, "pr")
+    subs = {"${_ENV}": "staging", "$PROJECT_ID": project("staging")}
+    for step in cfg["steps"]:
+        if step["id"] in commands:
+            run(ws, tools, *[subs.get(a, a) for a in commands[step["id"]]])
+    terraform = [c["args"] for c in calls(tools, "terraform")]
+    assert [a[0] for a in terraform] == ["init", "validate", "plan"]
+    plan = terraform[-1]
+    assert "-lock=false" in plan and "-var-file=../environments/staging/terraform.tfvars" in plan
+    assert not [a for a in plan if a.startswith("-out")]
+    assert not (ws / "terraform" / "irt" / "tfplan").exists()
+    gcloud = [c["args"] for c in calls(tools, "gcloud")]
+    assert gcloud and all(a[:3] == ["storage", "objects", "describe"] for a in gcloud), gcloud
+    assert not [p for p in tools["gcs"].rglob("*") if p.is_file()]
+    # the deploy builds' plan locks the state and saves what it applies
+    run(ws, tools, "plan", "staging")
+    deploy_plan = calls(tools, "terraform")[-2]["args"]  # then `show`
+    assert deploy_plan[0] == "plan" and "-lock=false" not in deploy_plan
+    assert "-out=tfplan" in deploy_plan
+    run(ws, tools, "plan-readonly", "nowhere", ok=False)
+
+
+def test_only_the_plan_only_build_runs_as_the_planner() -> None:
+    """The planner runs cloudbuild-plan.yaml and no build that applies, records or publishes:
+    those stay with the deploy account (terraform/README.md, "The planner account")."""
+    for name in CONFIGS:
+        used = {c[0] for c in pipeline_commands(config(name)).values()}
+        if name in PLANNER_BUILDS:
+            assert used <= READ_ONLY_COMMANDS, name
+        else:
+            assert "plan-readonly" not in used, name
