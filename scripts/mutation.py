@@ -128,22 +128,11 @@ MUTANTS = (
            ("tests/deploy/test_terraform.py::"
             "test_alerts_watch_refresh_failures_model_age_and_predict_5xx",
             f"{TA}::test_model_stale_fires_when_publishing_stops_and_not_while_it_goes_on")),
-    Mutant("refresh_failed, refresh attempt and monitoring_alert thresholds 0 -> 1000",
+    Mutant("log-metric alerts' default threshold 0 -> 1000 (refresh_failed, refresh attempt, "
+           "monitoring_alert, model_rejected, model_behind)",
            "monitoring 1",
-           ((TFMON, 'refresh_failed.name}\\" AND resource.type=\\"cloud_run_revision\\""\n'
-             '      comparison      = "COMPARISON_GT"\n      threshold_value = 0\n',
-             'refresh_failed.name}\\" AND resource.type=\\"cloud_run_revision\\""\n'
-             '      comparison      = "COMPARISON_GT"\n      threshold_value = 1000\n'),
-            (TFMON, 'refresh_attempt_failed.name}\\" AND resource.type=\\"cloud_scheduler_job\\""\n'
-             '      comparison      = "COMPARISON_GT"\n      threshold_value = 0\n',
-             'refresh_attempt_failed.name}\\" AND resource.type=\\"cloud_scheduler_job\\""\n'
-             '      comparison      = "COMPARISON_GT"\n      threshold_value = 1000\n'),
-            (TFMON, "      threshold_value = 0\n      duration        = \"0s\"\n      aggregations "
-             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
-             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n        group_by",
-             "      threshold_value = 1000\n      duration        = \"0s\"\n      aggregations "
-             "{\n        alignment_period     = \"300s\"\n        per_series_aligner   = "
-             "\"ALIGN_SUM\"\n        cross_series_reducer = \"REDUCE_SUM\"\n        group_by")),
+           ((TFMON, '    threshold     = 0\n    duration      = "0s"\n',
+             '    threshold     = 1000\n    duration      = "0s"\n'),),
            ("tests/deploy/test_terraform.py::"
             "test_alerts_watch_refresh_failures_model_age_and_predict_5xx",
             "tests/deploy/test_terraform.py::"
@@ -249,10 +238,16 @@ MUTANTS = (
              "    condition     = var.environment != \"prod\" || "
              "length(var.notification_channels) + length(var.notification_emails) > 0\n"),),
            (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
-    Mutant("an alert policy notifies no one", "monitoring 1",
-           ((TFMON, "model refresh failed\"\n  combiner              = \"OR\"\n"
+    Mutant("the log-metric alert policies notify no one", "monitoring 1",
+           ((TFMON, "merge(local.log_metric_alert_defaults, alert) }\n\n"
+             "  project               = var.project_id\n"
+             "  display_name          = \"IRT ${var.environment}: ${each.value.display_name}\"\n"
+             "  combiner              = \"OR\"\n"
              "  notification_channels = local.notification_channels\n",
-             "model refresh failed\"\n  combiner              = \"OR\"\n"
+             "merge(local.log_metric_alert_defaults, alert) }\n\n"
+             "  project               = var.project_id\n"
+             "  display_name          = \"IRT ${var.environment}: ${each.value.display_name}\"\n"
+             "  combiner              = \"OR\"\n"
              "  notification_channels = []\n"),),
            (f"{TT}::test_every_alert_notifies_a_channel_required_in_every_environment",)),
     Mutant("served-AUC trend alert never raised", "monitoring 7",
