@@ -496,6 +496,36 @@ def test_holdout_is_the_latest_answers_of_a_deterministic_sample():
     assert np.unique(student[capped]).size == 7
 
 
+def test_a_small_log_still_holds_out_its_minimum_of_students():
+    """37 students of whom none hashes below the share (as the Spanish log's first attempts
+    in prepare: the gate had nothing to judge and refused every refresh): the minimum, the
+    lowest hashes, is held out, a superset of the share's sample; a student with one answer
+    is never held out."""
+    from irt.engine.hashing import unit_hash
+
+    ids = [f"u{k}" for k in range(2000)]
+    ids = [*[i for i in ids if unit_hash(i) >= 0.1][:36], "one"]
+    student = np.r_[np.repeat(np.arange(36), 10), 36]
+    order = np.r_[np.tile(np.arange(10.0), 36), 0.0]
+    for name, gate_config in (("share", GateConfig()),
+                              ("capped", GateConfig(holdout_max_students=3)),
+                              ("none", GateConfig(holdout_min_students=1, holdout_students=1e-6))):
+        mask = holdout_mask(student, ids, order, gate_config)
+        held = np.unique(student[mask])
+        want = {"share": 5, "capped": 3, "none": 1}[name]
+        assert held.size == want, name
+        lowest = np.argsort([unit_hash(i) for i in ids[:36]], kind="stable")[:want]
+        assert set(held) == set(lowest), name
+        assert 36 not in held
+    # a share that samples enough keeps its own sample (the minimum adds nobody)
+    many = [f"v{k}" for k in range(200)]
+    big = np.repeat(np.arange(200), 10)
+    order = np.tile(np.arange(10.0), 200)
+    assert np.array_equal(holdout_mask(big, many, order, GateConfig(holdout_students=0.25)),
+                          holdout_mask(big, many, order, GateConfig(holdout_students=0.25,
+                                                                    holdout_min_students=1)))
+
+
 def test_local_store_pointer_compare_and_swap(tmp_path):
     store = LocalStore(tmp_path)
     assert store.read_pointer() == (None, None)

@@ -93,7 +93,8 @@ class RefreshConfig:
             are the settings ``python -m irt evaluate`` measures with.
         data: ``DATA_MIN_ANSWERS``, ``DATA_MAX_INVALID_SHARE``,
             ``DATA_MIN_ROW_RATIO``, ``DATA_MAX_ROW_RATIO``, ``DATA_MAX_ITEMS_LOST``.
-        gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MAX_STUDENTS``,
+        gate: ``GATE_HOLDOUT_STUDENTS``, ``GATE_HOLDOUT_MIN_STUDENTS``,
+            ``GATE_HOLDOUT_MAX_STUDENTS``,
             ``GATE_HOLDOUT_LAST``, ``GATE_MAX_AUC_DROP``,
             ``GATE_MAX_LOGLOSS_RISE``, ``GATE_MIN_AUC``, ``GATE_MAX_ECE_OVER_PLAIN``.
         bucket: ``MODEL_BUCKET``; ``model_dir``: ``MODEL_DIR`` (used when no bucket).
@@ -215,6 +216,8 @@ class RefreshConfig:
         gate_config = GateConfig(
             holdout_students=env_float(env, "GATE_HOLDOUT_STUDENTS", g.holdout_students,
                                         1e-6, 1),
+            holdout_min_students=env_int(env, "GATE_HOLDOUT_MIN_STUDENTS",
+                                          g.holdout_min_students, 1, 10**7),
             holdout_max_students=env_int(env, "GATE_HOLDOUT_MAX_STUDENTS",
                                           g.holdout_max_students, 1, 10**7),
             holdout_last=env_float(env, "GATE_HOLDOUT_LAST", g.holdout_last, 0.01, 0.99),

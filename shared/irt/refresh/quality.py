@@ -107,6 +107,10 @@ class GateConfig:
 
     Attributes:
         holdout_students: share of students sampled for the hold-out.
+        holdout_min_students: at least this many students are sampled (those of lowest
+            hash beyond the share, among the students with two answers or more): a log of a
+            few dozen students may have none below the share, and the gate then had nothing
+            to judge and refused every refresh (at most ``holdout_max_students``).
         holdout_max_students: cap on sampled students (bounds the gate's cost).
         holdout_last: share of each sampled student's latest answers held out.
         max_auc_drop: the new AUC may be at most this much below the serving one.
@@ -119,6 +123,7 @@ class GateConfig:
     """
 
     holdout_students: float = 0.1
+    holdout_min_students: int = 5
     holdout_max_students: int = 5000
     holdout_last: float = 0.2
     max_auc_drop: float = 0.005
@@ -130,8 +135,8 @@ class GateConfig:
     def __post_init__(self) -> None:
         if not 0 < self.holdout_students <= 1 or not 0 < self.holdout_last < 1:
             raise ValueError("holdout_students must be in (0, 1] and holdout_last in (0, 1)")
-        if self.holdout_max_students < 1:
-            raise ValueError("holdout_max_students must be >= 1")
+        if self.holdout_max_students < 1 or self.holdout_min_students < 1:
+            raise ValueError("holdout_min_students and holdout_max_students must be >= 1")
 
 
 def holdout_mask(student: np.ndarray, student_ids: Sequence[str], order_key: np.ndarray,
@@ -147,7 +152,9 @@ def holdout_mask(student: np.ndarray, student_ids: Sequence[str], order_key: np.
     Returns:
         Boolean mask over the answers: the latest ``ceil(holdout_last * n)``
         answers (at least 1, at most ``n - 1``) of each sampled student with at
-        least two answers.  Deterministic: it depends on the ids, not on a seed.
+        least two answers.  The sample: the students whose id hashes below
+        ``holdout_students``, at least ``holdout_min_students`` (the lowest hashes) and at
+        most ``holdout_max_students``.  Deterministic: it depends on the ids, not on a seed.
     """
     student = np.asarray(student, dtype=np.int64)
     n_students = len(student_ids)
@@ -156,7 +163,12 @@ def holdout_mask(student: np.ndarray, student_ids: Sequence[str], order_key: np.
         return mask
     h = np.fromiter((unit_hash(s) for s in student_ids), dtype=float, count=n_students)
     counts = np.bincount(student, minlength=n_students)
-    eligible = np.flatnonzero((h < config.holdout_students) & (counts >= 2))
+    two = counts >= 2
+    eligible = np.flatnonzero((h < config.holdout_students) & two)
+    at_least = min(config.holdout_min_students, config.holdout_max_students)
+    if eligible.size < at_least:  # a small log: the students of lowest hash
+        pool = np.flatnonzero(two)
+        eligible = pool[np.argsort(h[pool], kind="stable")[:at_least]]
     if eligible.size > config.holdout_max_students:
         eligible = eligible[np.argsort(h[eligible], kind="stable")[:config.holdout_max_students]]
     chosen = np.zeros(n_students, dtype=bool)
