@@ -4,6 +4,8 @@ one where the plain 2PL did."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 from learning_sim import simulate_learning
@@ -15,6 +17,7 @@ from irt.engine.auto import (
     choose_options,
     fit_calibration,
     fit_chosen,
+    noise_factor,
     validation_students,
 )
 from irt.engine.calibrate import FitConfig, fit
@@ -48,9 +51,15 @@ def _check_rule(choice, config: AutoConfig) -> None:
     among the winners; a set that lost on any count is never chosen."""
     plain = choice.table[0]
     assert plain["options"] == [] and plain["gain"] == 0.0
+    # z: noise_z standard errors of a normal at the same one-sided level in Student's t
+    # with S - 1 degrees of freedom (S validation students)
+    from scipy.stats import norm, t
+    level = norm.cdf(config.noise_z)
+    assert t.cdf(choice.noise_factor, choice.n_validation_students - 1) == pytest.approx(level)
+    assert choice.noise_factor > config.noise_z
     winners = []
     for row in choice.table[1:]:
-        won = (row["em_converged"] and row["gain"] > config.noise_z * row["noise"]
+        won = (row["em_converged"] and row["gain"] > choice.noise_factor * row["noise"]
                and row["auc"] >= plain["auc"]
                and row["ece"] <= plain["ece"] + config.max_ece_over_plain)
         assert row["verdict"].startswith("lost") != won, row
@@ -74,6 +83,19 @@ def test_auto_chooses_an_option_set_when_the_log_has_learning(learning_log) -> N
     # validated on about a fifth of the students, none of them in the fit part
     total = choice.n_fit_students + choice.n_validation_students
     assert total == 500 and 0.12 < choice.n_validation_students / total < 0.28
+
+
+def test_a_few_validation_students_need_a_larger_edge(learning_log) -> None:
+    """With S validation students the gain must exceed the t quantile (S - 1 degrees of
+    freedom) at the level of 2 normal standard errors: 3.3 at S = 4, 2.0 for thousands."""
+    assert noise_factor(2.0, 4) == pytest.approx(3.307, abs=1e-3)
+    assert noise_factor(2.0, 30) == pytest.approx(2.09, abs=1e-2)
+    assert noise_factor(2.0, 100_000) == pytest.approx(2.0, abs=1e-3)
+    assert noise_factor(2.0, 1) == math.inf
+    choice = _choose(learning_log, validation_share=0.02)
+    assert 3 <= choice.n_validation_students <= 20
+    _check_rule(choice, AutoConfig(validation_share=0.02))
+    assert choice.to_dict()["noise_factor"] == pytest.approx(choice.noise_factor, abs=1e-4)
 
 
 def test_auto_keeps_plain_when_no_option_set_wins_beyond_noise(plain_log) -> None:

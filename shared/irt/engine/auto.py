@@ -30,11 +30,14 @@ on its own answer.  The chosen set is served with the calibration fitted on all 
 students (``options.learning.calibration`` of the artifact); the plain model is never
 recalibrated (it is the baseline, served as R mirt would fit it).
 
-A candidate *wins* when ``gain > z * noise`` (``z`` = ``noise_z``, default 2), its AUC is not
-below plain's, and its calibration error is at most plain's + ``max_ece_over_plain`` (0.01).
-Among the winners the largest gain is chosen; with no winner the plain model is kept.  So
-``auto`` never chooses an option set that lost to plain on validation, nor one whose edge is
-within the noise of the validation sample.  The choice, the rule and the whole validation
+A candidate *wins* when ``gain > z * noise``, its AUC is not below plain's, and its
+calibration error is at most plain's + ``max_ece_over_plain`` (0.01).  ``z`` is ``noise_z``
+(default 2) standard errors of a normal, at the same one-sided level in Student's t with
+``S - 1`` degrees of freedom (:func:`noise_factor`): with a few validation students the
+standard error is itself uncertain (``z`` = 3.3 at ``S`` = 4, 2.3 at 11, 2.09 at 30, 2.01
+from 300).  Among the winners the largest gain is chosen; with no winner the plain model is
+kept.  So ``auto`` never chooses an option set that lost to plain on validation, nor one whose
+edge is within the noise of the validation sample.  The choice, the rule and the whole validation
 table are recorded (:meth:`OptionChoice.to_dict`) in the model artifact
 (``fit["option_selection"]``) and in ``prepare``'s ``report.json``.
 """
@@ -81,7 +84,8 @@ class AutoConfig:
     Attributes:
         validation_share: share of the training students held out for validation.
         noise_z: a candidate must beat plain by more than this many standard errors of its
-            paired per-student log-likelihood gain.
+            paired per-student log-likelihood gain (a normal's; with ``S`` validation
+            students, the t quantile of the same level, :func:`noise_factor`).
         max_ece_over_plain: a candidate whose validation calibration error exceeds plain's
             by more than this loses.
         min_validation_students: with fewer validation students nothing is tried and the
@@ -115,6 +119,9 @@ class OptionChoice:
             ``em_converged`` and ``verdict`` (``chosen``, ``won``, or why it lost).
         n_fit_students, n_validation_students, n_validation_answers: the split's sizes.
         seconds: wall time of the choice.
+        config: the rule's settings.
+        noise_factor: the standard errors a gain had to exceed (:func:`noise_factor`;
+            ``None`` when no option set was tried).
     """
 
     options: tuple[str, ...]
@@ -124,6 +131,7 @@ class OptionChoice:
     n_validation_answers: int
     seconds: float
     config: AutoConfig = field(default_factory=AutoConfig)
+    noise_factor: float | None = None
 
     @property
     def calibration(self) -> tuple[float, float]:
@@ -146,9 +154,13 @@ class OptionChoice:
         """JSON-ready record (the artifact's ``fit["option_selection"]``)."""
         return {"method": "auto", "chosen": list(self.options),
                 "rule": (f"largest per-answer log-likelihood gain over plain among the option "
-                         f"sets with gain > {self.config.noise_z:g} x its standard error over "
-                         f"validation students, AUC >= plain's and ECE <= plain's + "
+                         f"sets with gain > z x its standard error over validation students "
+                         f"(z: {self.config.noise_z:g} standard errors of a normal, at the same "
+                         f"one-sided level in Student's t with students - 1 degrees of "
+                         f"freedom), AUC >= plain's and ECE <= plain's + "
                          f"{self.config.max_ece_over_plain:g}; else plain"),
+                "noise_factor": None if self.noise_factor is None else round(
+                    self.noise_factor, 4),
                 "validation_share": self.config.validation_share,
                 "n_fit_students": self.n_fit_students,
                 "n_validation_students": self.n_validation_students,
@@ -161,6 +173,18 @@ def validation_students(student_ids: Sequence[str], share: float) -> np.ndarray:
     in every run, on every machine) below ``share``."""
     return np.fromiter((unit_hash(_SALT + str(s)) < share for s in student_ids), dtype=bool,
                        count=len(student_ids))
+
+
+def noise_factor(noise_z: float, n_students: int) -> float:
+    """How many standard errors a gain over ``n_students`` validation students must exceed:
+    the quantile of Student's t with ``n_students - 1`` degrees of freedom at the one-sided
+    level of ``noise_z`` standard errors of a normal (``Phi(2)`` = 0.977 for 2); ``noise_z``
+    itself for an infinite sample."""
+    from scipy.stats import norm, t  # prepare and the CLI only; predict never imports this
+
+    if n_students < 2:
+        return math.inf
+    return float(t.ppf(norm.cdf(noise_z), n_students - 1))
 
 
 def _gain(ll_c: np.ndarray, ll_p: np.ndarray, student: np.ndarray) -> tuple[float, float]:
@@ -328,13 +352,14 @@ def choose_options(train: Responses, order_key: np.ndarray | None, item_skill: n
                       "em_converged": bool(converged), **extra})
     plain = table[0]
     plain["verdict"] = "baseline"
+    z = noise_factor(cfg.noise_z, int(np.unique(v_student).shape[0]))
     best = None
     for row in table[1:]:
         why = []
         if not row["em_converged"]:
             why.append("its EM did not converge")
-        if not row["gain"] > cfg.noise_z * row["noise"]:
-            why.append(f"gain {row['gain']:.5f} within {cfg.noise_z:g} x noise "
+        if not row["gain"] > z * row["noise"]:
+            why.append(f"gain {row['gain']:.5f} within {z:.3g} x noise "
                        f"{row['noise']:.5f}" if row["gain"] > 0 else
                        f"lower log-likelihood than plain ({row['gain']:.5f} per answer)")
         if not row["auc"] >= plain["auc"]:
@@ -356,7 +381,7 @@ def choose_options(train: Responses, order_key: np.ndarray | None, item_skill: n
             if key in row:
                 row[key] = None if not math.isfinite(row[key]) else round(float(row[key]), 6)
     return OptionChoice(chosen, table, n_fit_students, n_val_students, int(v_y.shape[0]),
-                        time.perf_counter() - t0, cfg)
+                        time.perf_counter() - t0, cfg, z)
 
 
 def fit_chosen(base: ItemModel, train: Responses, order_key: np.ndarray | None,
