@@ -269,12 +269,20 @@ def serve(port: int, model_dir: Path | None = None) -> int:
 
 
 def main() -> int:
+    from irt.errors import ConfigError
+    from irt.settings import env_int
+    from irt.tools.common import int_in
+
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    try:  # PORT read as the deployed server reads it (server.read_env): 1-65535, strictly
+        port = env_int(os.environ, "PORT", 8080, 1, 65535)
+    except ConfigError as exc:
+        parser.error(str(exc))
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("demo", help="calibrate, serve, send sample requests, stop")
     s = sub.add_parser("serve", help="serve predict on 127.0.0.1 until Ctrl-C")
-    s.add_argument("--port", type=int, default=int(os.environ.get("PORT") or 8080),
+    s.add_argument("--port", type=int_in(1, 65535), default=port,
                    help="port on 127.0.0.1 (default: $PORT, else 8080)")
     s.add_argument("--model-dir", type=Path, default=None,
                    help=f"model directory (default {MODEL_DIR.relative_to(ROOT)})")

@@ -35,6 +35,19 @@ def test_a_taken_port_fails_clearly(tmp_path: Path) -> None:
     assert "serving" not in out.stdout + out.stderr
 
 
+def test_a_bad_port_setting_fails_naming_it(tmp_path: Path) -> None:
+    """PORT is read as the deployed server reads it (1-65535, ASCII digits): it was int(),
+    a traceback for 'abc' and a silent 10 for '1_0'."""
+    for raw in ("abc", "1_0", "70000", "0"):
+        out = subprocess.run([sys.executable, str(SCRIPT), "serve"], capture_output=True,
+                             text=True, timeout=60, env={**os.environ, "PORT": raw})
+        assert out.returncode == 2 and "PORT: must be" in out.stderr, (raw, out)
+        assert "Traceback" not in out.stderr
+    out = subprocess.run([sys.executable, str(SCRIPT), "serve", "--port", "70000"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2 and "--port: must be at most 65535" in out.stderr
+
+
 def test_serve_uses_port_and_shows_request_logs(tmp_path: Path) -> None:
     root = write_model_dir(tmp_path / "store", "v1-local")
     port = free_port()
