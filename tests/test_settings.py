@@ -161,6 +161,18 @@ LONG = "9" * 5000
     (lambda raw: env_float({"K": raw}, "K", 1.0, 0.0, 10.0), LONG),  # inf: out of range
     (lambda raw: env_float({"K": raw}, "K", 1.0, 0.0, 10.0), "x" * 5000),
     (lambda raw: RefreshConfig.from_env({**BASE, "PRIOR_B": raw}), "0," + LONG + "x"),
+    # an integer int() still reads (4,300 digits at most), out of range: it was quoted whole
+    pytest.param(lambda raw: env_int({"K": raw}, "K", 1, 0, 10), "1" + "0" * 4000,
+                 id="env_int-out-of-range"),
+    pytest.param(lambda raw: PredictConfig.from_env({"MAX_RESPONSES": raw}, "unused"),
+                 "1" + "0" * 4000, id="MAX_RESPONSES-out-of-range"),
+    # the table reference's parts and a column name, refused by their patterns: quoted whole
+    pytest.param(lambda raw: RefreshConfig.from_env({**BASE, "BQ_TABLE": raw + ".ds.t"}),
+                 "x" * 5000, id="BQ_TABLE-project"),
+    pytest.param(lambda raw: RefreshConfig.from_env({**BASE, "BQ_TABLE": f"my-project.{raw}.t"}),
+                 "x" * 5000, id="BQ_TABLE-dataset"),
+    pytest.param(lambda raw: RefreshConfig.from_env({**BASE, "COLUMN_STUDENT": raw}),
+                 "x" * 5000, id="COLUMN_STUDENT"),
 ])
 def test_an_error_quotes_a_long_value_cut_short(read, raw: str) -> None:
     """A 5,000-character value is quoted by its first 40 characters and its length (it made
@@ -175,6 +187,9 @@ def test_an_error_quotes_a_long_value_cut_short(read, raw: str) -> None:
     ["fit", "missing.csv", "-o", "m.json", "--max-iter", "1" + "0" * 3000],  # out of range
     ["fit", "missing.csv", "-o", "m.json", "--tol", LONG],
     ["fit", "missing.csv", "-o", "m.json", "--prior-a", "0," + "x" * 5000],
+    # below 1, an integer int() still reads: it was quoted whole
+    pytest.param(["evaluate", "missing.csv", "missing.csv", "--learning-max-answers",
+                  "-" + "9" * 4000], id="learning-max-answers-below-1"),
 ])
 def test_the_command_line_quotes_a_long_value_cut_short(
         argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:

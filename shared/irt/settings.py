@@ -86,7 +86,7 @@ def env_int(env: Mapping[str, str], key: str, default: int, lo: int, hi: int) ->
     except ValueError as exc:
         raise ConfigError(f"must be an integer, {exc}", key) from None
     if not lo <= value <= hi:
-        raise ConfigError(f"must be between {lo} and {hi}, got {value}", key)
+        raise ConfigError(f"must be between {lo} and {hi}, got {shown(raw, False)}", key)
     return value
 
 

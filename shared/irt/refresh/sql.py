@@ -96,11 +96,11 @@ def parse_table(text: str, field: str = "BQ_TABLE") -> tuple[str, str, str]:
         raise ConfigError(f"expected project.dataset.table, got {shown(text)}", field)
     project, dataset, table = parts
     if not PROJECT_PATTERN.fullmatch(project):
-        raise ConfigError(f"project {project!r} is not a valid project id "
+        raise ConfigError(f"project {shown(project)} is not a valid project id "
                                  f"(pattern {PROJECT_PATTERN.pattern})", field)
     for kind, name in (("dataset", dataset), ("table", table)):
         if not NAME_PATTERN.fullmatch(name):
-            raise ConfigError(f"{kind} {name!r} must match {NAME_PATTERN.pattern}", field)
+            raise ConfigError(f"{kind} {shown(name)} must match {NAME_PATTERN.pattern}", field)
     return project, dataset, table
 
 
@@ -135,7 +135,8 @@ class SourceColumns:
                 continue
             key = self.ENV[f.name]
             if not isinstance(value, str) or not COLUMN_PATTERN.fullmatch(value):
-                raise ConfigError(f"{value!r} must match {COLUMN_PATTERN.pattern}", key)
+                quoted = shown(value) if isinstance(value, str) else repr(value)
+                raise ConfigError(f"{quoted} must match {COLUMN_PATTERN.pattern}", key)
             if value.lower() in seen:
                 raise ConfigError(f"{value!r} is already used by {seen[value.lower()]}", key)
             seen[value.lower()] = key

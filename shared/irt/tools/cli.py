@@ -78,7 +78,7 @@ def _cap(text: str) -> int | None:
     except ValueError as exc:
         raise argparse.ArgumentTypeError(f"expected an integer or 'none', {exc}") from None
     if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {shown(text, False)}")
     return value
 
 
