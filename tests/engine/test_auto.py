@@ -98,6 +98,25 @@ def test_a_few_validation_students_need_a_larger_edge(learning_log) -> None:
     assert choice.to_dict()["noise_factor"] == pytest.approx(choice.noise_factor, abs=1e-4)
 
 
+def test_the_cli_and_the_docs_state_the_t_factor(learning_log, capsys) -> None:
+    """``irt evaluate --options auto`` prints the factor a gain had to exceed (a row that won
+    showed only its gain and noise, and a reader checking them against 2 judged a rule not
+    applied); the README's rule and the CLI help's defaults name the t quantile."""
+    from pathlib import Path
+
+    from irt.engine.defaults import DEFAULTS
+    from irt.tools.cli import _print_selection
+
+    choice = _choose(learning_log, validation_share=0.02)
+    _print_selection(choice.to_dict())
+    header = capsys.readouterr().out.splitlines()[0]
+    assert f"a gain must exceed {choice.noise_factor:.3g} x its noise" in header
+    assert "Student's t" in DEFAULTS.describe()
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rule = readme.split("A set **wins** when", 1)[1].split("\n5. ", 1)[0]
+    assert "2 × its noise" not in rule and "Student's t" in rule
+
+
 def test_auto_keeps_plain_when_no_option_set_wins_beyond_noise(plain_log) -> None:
     choice = _choose(plain_log)
     _check_rule(choice, AutoConfig())

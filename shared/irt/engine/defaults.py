@@ -86,7 +86,8 @@ class Defaults:
             :class:`irt.engine.learning_fit.LearningConfig`).
         auto_validation_share: share of the training students ``auto`` validates on.
         auto_noise_z: ``auto`` keeps plain unless an option set's validation gain exceeds
-            this many standard errors.
+            this many standard errors (a normal's; with few validation students the t
+            quantile of the same level, :func:`irt.engine.auto.noise_factor`).
         max_ece_over_plain: ``auto`` and the quality gate refuse an option set whose
             calibration error (ECE) exceeds the plain 2PL's by more than this.
         learning_max_answers: the learning-aware options are calibrated on at most this
@@ -163,6 +164,7 @@ class Defaults:
             f"{self.learning_difficulty_sd:g}^2)",
             f"  options auto: validated on {self.auto_validation_share:.0%} of the training "
             f"students; kept only if the gain > {self.auto_noise_z:g} x its standard error "
+            f"(Student's t at that level with few validation students) "
             f"and ECE <= plain + {self.max_ece_over_plain:g}; options calibrated on "
             + ("all answers" if self.learning_max_answers is None else
                f"at most {self.learning_max_answers:,} answers (whole students)"),

@@ -783,9 +783,11 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
 
 
 def _print_selection(selection: dict) -> None:
+    factor = selection.get("noise_factor")  # None when no option set was tried
     print(f"  auto: validated on {selection['n_validation_students']} training students "
           f"({selection['n_validation_answers']} answers), fitted on "
-          f"{selection['n_fit_students']}; chosen: {'+'.join(selection['chosen']) or 'plain'}")
+          f"{selection['n_fit_students']}; chosen: {'+'.join(selection['chosen']) or 'plain'}"
+          + ("" if factor is None else f"; a gain must exceed {factor:.3g} x its noise"))
     for row in selection["table"]:
         auc = "-" if row.get("auc") is None else f"{row['auc']:.4f}"
         ece = "-" if row.get("ece") is None else f"{row['ece']:.4f}"
