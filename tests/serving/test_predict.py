@@ -123,6 +123,36 @@ def test_next_items_strategies(client, fitted: ItemModel) -> None:
     assert limited["unknown_items"] == ["what"]
 
 
+def test_next_items_information_of_a_3pl_is_birnbaums_as_the_contract_says(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, fitted: ItemModel) -> None:
+    """A 3PL's information is Birnbaum's ``a^2 (Q/P) ((P - c)/(1 - c))^2``, not ``a^2 P Q``:
+    /next-items serves it, and docs/predict-openapi.yaml says so (its ``information`` gave
+    ``a^2 p (1 - p)`` for every model)."""
+    from dataclasses import replace
+
+    import yaml
+
+    from irt.engine.model import item_information
+
+    guessing = replace(fitted, model_type="3pl", c=np.full(fitted.n_items, 0.2),
+                       _index=None, _cache={})
+    publish(tmp_path, "v3", guessing.to_json())
+    body = make_client(monkeypatch, tmp_path).post(
+        "/next-items", json={"responses": ANSWERS, "k": 5}).get_json()
+    theta = body["ability"]["theta"]
+    for row in body["items"]:
+        j = guessing.item_ids.index(row["item_id"])
+        want = item_information(np.array(theta), guessing.a[j], guessing.b[j], 0.2)
+        assert row["information"] == pytest.approx(float(want), abs=1e-6)
+        p = row["probability"]
+        assert row["information"] != pytest.approx(guessing.a[j] ** 2 * p * (1 - p), abs=1e-3)
+    spec = yaml.safe_load((Path(__file__).resolve().parents[2] / "docs"
+                           / "predict-openapi.yaml").read_text())
+    text = spec["components"]["schemas"]["NextItemsResponse"]["properties"]["items"]["items"][
+        "properties"]["information"]["description"]
+    assert "((p - c) / (1 - c))^2" in text and "3PL" in text
+
+
 def test_model_metadata_and_health(client, fitted: ItemModel) -> None:
     meta = client.get("/model").get_json()
     assert meta["model_version"] == "v1"
