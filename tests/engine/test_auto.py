@@ -13,6 +13,7 @@ from learning_sim import simulate_learning
 from irt.engine.artifact import load_model
 from irt.engine.auto import (
     AutoConfig,
+    OptionChoice,
     _cross_calibrated,
     choose_options,
     fit_calibration,
@@ -92,6 +93,9 @@ def test_a_few_validation_students_need_a_larger_edge(learning_log) -> None:
     assert noise_factor(2.0, 30) == pytest.approx(2.09, abs=1e-2)
     assert noise_factor(2.0, 100_000) == pytest.approx(2.0, abs=1e-3)
     assert noise_factor(2.0, 1) == math.inf
+    # never written to the record as JSON's non-standard Infinity
+    record = OptionChoice((), [], 1, 1, 2, 0.0, AutoConfig(), math.inf).to_dict()
+    assert record["noise_factor"] is None
     choice = _choose(learning_log, validation_share=0.02)
     assert 3 <= choice.n_validation_students <= 20
     _check_rule(choice, AutoConfig(validation_share=0.02))

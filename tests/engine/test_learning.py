@@ -79,6 +79,9 @@ def test_parse_options() -> None:
     assert parse_options(["recency"]) == ("recency",)
     with pytest.raises(ValueError, match="unknown model option 'bkt'"):
         parse_options("skills,bkt")
+    with pytest.raises(ValueError, match=r"'xxxxxxxxxx.*\.\.\. \(5000 characters\)") as err:
+        parse_options("skills," + "x" * 5000)  # quoted short, not whole
+    assert len(str(err.value)) < 200
 
 
 # --------------------------------------------------------------------------- covariates

@@ -159,8 +159,8 @@ class OptionChoice:
                          f"one-sided level in Student's t with students - 1 degrees of "
                          f"freedom), AUC >= plain's and ECE <= plain's + "
                          f"{self.config.max_ece_over_plain:g}; else plain"),
-                "noise_factor": None if self.noise_factor is None else round(
-                    self.noise_factor, 4),
+                "noise_factor": None if self.noise_factor is None or not math.isfinite(
+                    self.noise_factor) else round(self.noise_factor, 4),
                 "validation_share": self.config.validation_share,
                 "n_fit_students": self.n_fit_students,
                 "n_validation_students": self.n_validation_students,

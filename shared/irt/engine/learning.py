@@ -117,7 +117,9 @@ def parse_options(text: str | Sequence[str] | None, allow_auto: bool = False
     known = (*OPTIONS, AUTO) if allow_auto else OPTIONS
     unknown = sorted(names - set(OPTIONS))
     if unknown:
-        raise ValueError(f"unknown model option {unknown[0]!r}; known: {', '.join(known)}")
+        name = unknown[0]  # a long one by its first 40 characters (it went whole into logs)
+        shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name)} characters)"
+        raise ValueError(f"unknown model option {shown}; known: {', '.join(known)}")
     return tuple(o for o in OPTIONS if o in names)
 
 
