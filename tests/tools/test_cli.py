@@ -347,3 +347,11 @@ def test_score_offers_ml_and_wle_as_the_engine_computes_them(tmp_path: Path) -> 
             theta, _ = scorer(model, zero, pos, y, 1)
             assert rows[method][sid] == pytest.approx(float(theta[0]), abs=1e-6), method
         assert rows["ML"][sid] != pytest.approx(rows["WLE"][sid], abs=1e-3)
+
+
+def test_counts_in_the_reports_are_singular_for_one() -> None:
+    """'1 student', '1 skill': the reports said '1 students' and '(1 skills)'."""
+    from irt.tools.cli import _count
+
+    assert _count(1, "test student") == "1 test student"
+    assert _count(0, "skill") == "0 skills" and _count(12, "skill") == "12 skills"

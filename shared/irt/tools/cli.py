@@ -496,7 +496,12 @@ def _skill_note(model) -> str:
     if "skill_prior" not in model.fit:
         return ""
     n = len(model.skills.get("parameters", {}))
-    return f", skill prior {'on' if model.fit['skill_prior'] else 'off'} ({n} skills)"
+    return f", skill prior {'on' if model.fit['skill_prior'] else 'off'} ({_count(n, 'skill')})"
+
+
+def _count(n: int, noun: str) -> str:
+    """``"1 skill"``, ``"12 skills"``."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _score(args: argparse.Namespace) -> int:
@@ -678,10 +683,11 @@ def _evaluate(args: argparse.Namespace) -> int:
         _print_table(rows, published)
     else:
         out = rows[0]
-        print(f"{_row_name(out)}: calibrated {out['items_calibrated']} items on "
-              f"{out['train_answers']} answers in {out['fit_seconds']:.1f} s"
+        print(f"{_row_name(out)}: calibrated {_count(out['items_calibrated'], 'item')} on "
+              f"{_count(out['train_answers'], 'answer')} in {out['fit_seconds']:.1f} s"
               f"{_skill_note(result.model)}; "
-              f"{out['n_predictions']} online predictions for {out['n_students']} students "
+              f"{_count(out['n_predictions'], 'online prediction')} for "
+              f"{_count(out['n_students'], 'student')} "
               f"({out['n_unknown_item_predictions']} on items unknown to the model)")
         print(f"  AUC {_metric(out['auc'])}  log-loss {_metric(out['log_loss'])}  "
               f"Brier {_metric(out['brier'])}  ECE {_metric(out['ece'])}  "
@@ -784,8 +790,9 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
 
 def _print_selection(selection: dict) -> None:
     factor = selection.get("noise_factor")  # None when no option set was tried
-    print(f"  auto: validated on {selection['n_validation_students']} training students "
-          f"({selection['n_validation_answers']} answers), fitted on "
+    print(f"  auto: validated on "
+          f"{_count(selection['n_validation_students'], 'training student')} "
+          f"({_count(selection['n_validation_answers'], 'answer')}), fitted on "
           f"{selection['n_fit_students']}; chosen: {'+'.join(selection['chosen']) or 'plain'}"
           + ("" if factor is None else f"; a gain must exceed {factor:.3g} x its noise"))
     for row in selection["table"]:
@@ -906,9 +913,11 @@ def _predict_cost(model, student: np.ndarray, item_ids: list[str], correct: np.n
 
 def _print_table(rows: list[dict], published: bool) -> None:
     first = rows[0]
-    print(f"calibrated {first['items_calibrated']} items on {first['train_answers']} answers; "
-          f"{first['n_predictions']} online predictions for {first['n_students']} test "
-          f"students ({first['n_unknown_item_predictions']} on items unknown to the model); "
+    print(f"calibrated {_count(first['items_calibrated'], 'item')} on "
+          f"{_count(first['train_answers'], 'answer')}; "
+          f"{_count(first['n_predictions'], 'online prediction')} for "
+          f"{_count(first['n_students'], 'test student')} "
+          f"({first['n_unknown_item_predictions']} on items unknown to the model); "
           "each answer predicted from the same student's earlier answers only")
     print(f"{'model':<32}{'AUC':>8}{'log-loss':>10}{'Brier':>8}{'ECE':>8}"
           f"{'fit s':>8}{'us/pred':>9}{'predict us':>12}{'converged':>11}")
