@@ -20,12 +20,26 @@ Which layer raises what:
 * refresh: :class:`ConfigError`, :class:`SourceError`;
 * tools: :class:`CSVFormatError`.
 
+Also :func:`shown`, how a message quotes the value it refuses (cut short).
+
 No imports: every layer may import this module.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+#: An error quotes at most this many characters of the value it refuses.
+SHOWN_CHARS = 40
+
+
+def shown(text: str, quoted: bool = True) -> str:
+    """``text`` for an error message (``repr`` with ``quoted``), cut to :data:`SHOWN_CHARS`
+    characters with the length added when longer (a 5,000-character value made a 5 KB log
+    line)."""
+    cut = text[:SHOWN_CHARS]
+    cut = repr(cut) if quoted else cut
+    return cut if len(text) <= SHOWN_CHARS else f"{cut}... ({len(text)} characters)"
 
 
 class IRTError(Exception):

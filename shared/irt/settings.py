@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Mapping
 
-from irt.errors import ConfigError
+from irt.errors import ConfigError, shown
 
 #: How an integer setting is written (the rule an error quotes).
 INTEGER_RULE = "ASCII digits 0-9 only, '-' first for a negative (no space, '_' or leading '+')"
@@ -29,19 +29,6 @@ _INTEGER = re.compile(r"-?[0-9]+")
 # inf and nan pass the syntax so that the caller's range check names them (never in range)
 _NUMBER = re.compile(r"-?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?"
                      r"|(?i:inf|infinity|nan))")
-
-
-#: An error quotes at most this many characters of the value it refuses.
-SHOWN_CHARS = 40
-
-
-def shown(text: str, quoted: bool = True) -> str:
-    """``text`` for an error message (``repr`` with ``quoted``), cut to :data:`SHOWN_CHARS`
-    characters with the length added when longer (a 5,000-character value made a 5 KB log
-    line)."""
-    cut = text[:SHOWN_CHARS]
-    cut = repr(cut) if quoted else cut
-    return cut if len(text) <= SHOWN_CHARS else f"{cut}... ({len(text)} characters)"
 
 
 def parse_int(text: str) -> int:

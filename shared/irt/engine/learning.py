@@ -67,9 +67,9 @@ from typing import Any
 import numpy as np
 
 from irt.engine.ability import SIGNS, affine_rows, eap_batch, log_logistic_sums
-from irt.engine.model import ItemModel, skill_table
+from irt.engine.model import ItemModel, _finite, skill_table
 from irt.engine.online import answer_runs, plain_online_predictions, student_chunks
-from irt.errors import ModelFormatError
+from irt.errors import ModelFormatError, shown
 
 #: The options a model may carry, in their canonical order.
 OPTIONS: tuple[str, ...] = ("recency", "skills", "pfa")
@@ -117,9 +117,7 @@ def parse_options(text: str | Sequence[str] | None, allow_auto: bool = False
     known = (*OPTIONS, AUTO) if allow_auto else OPTIONS
     unknown = sorted(names - set(OPTIONS))
     if unknown:
-        name = unknown[0]  # a long one by its first 40 characters (it went whole into logs)
-        shown = repr(name) if len(name) <= 40 else f"{name[:40]!r}... ({len(name)} characters)"
-        raise ValueError(f"unknown model option {shown}; known: {', '.join(known)}")
+        raise ValueError(f"unknown model option {shown(unknown[0])}; known: {', '.join(known)}")
     return tuple(o for o in OPTIONS if o in names)
 
 
@@ -220,17 +218,9 @@ def learning_to_dict(spec: Learning, item_ids: Sequence[str]) -> dict[str, Any]:
 
 
 def _number(value: Any, path: str, lo: float, hi: float, *, open_lo: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ModelFormatError("must be a finite number", path)
-    try:
-        v = float(value)
-    except OverflowError:  # a JSON integer beyond any float (1 and 400 zeros)
-        v = math.inf
-    if not math.isfinite(v):
-        raise ModelFormatError("must be a finite number", path)
-    if v < lo or v > hi or (open_lo and v == lo):
-        raise ModelFormatError(f"must be in {'(' if open_lo else '['}{lo}, {hi}], got {v}", path)
-    return v
+    """A finite number in ``[lo, hi]`` (``(lo, hi]`` with ``open_lo``), as the item bank's
+    fields are read (:func:`irt.engine.model._finite`)."""
+    return _finite(value, path, lo, hi, closed_lo=not open_lo)
 
 
 def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Learning:
