@@ -512,6 +512,8 @@ def test_older_artifacts_without_options_load_as_plain_models() -> None:
     (lambda d: d.update(extra=1), "options.learning.extra"),
     (lambda d: d.update(calibration={"intercept": 0.1}), "options.learning.calibration"),
     (lambda d: d.update(calibration=[0.1, 0.9]), "options.learning.calibration"),
+    (lambda d: d.update(calibration=None), "options.learning.calibration"),  # as fit: null
+    (lambda d: d.update(fit=None), "options.learning.fit"),
     (lambda d: d.update(calibration={"intercept": 0.1, "slope": 0}),
      "options.learning.calibration.slope"),
     (lambda d: d.update(calibration={"intercept": 0.1, "slope": -0.5}),

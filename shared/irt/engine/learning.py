@@ -232,8 +232,9 @@ def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Le
     skill ids); "pfa" needs every coefficient of :data:`FEATURES` (finite) and per skill the
     :data:`SKILL_FEATURES` (a skill left out has zeros); ``window`` an integer in
     ``[1, 10000]``; ``grid.n_points`` in ``[21, 401]``, ``grid.bound`` in ``(0, 20]``;
-    ``calibration`` (optional) an object with ``intercept`` in ``[-10, 10]`` and ``slope`` in
-    ``(0, 10]``; the model has no guessing parameter (not ``3pl``).
+    ``calibration`` optional, but when present an object with ``intercept`` in ``[-10, 10]``
+    and ``slope`` in ``(0, 10]`` (``null`` is refused, as for ``fit`` and ``grid``); the model
+    has no guessing parameter (not ``3pl``).
 
     Raises:
         ModelFormatError: naming the offending field (``options.learning.<field>``).
@@ -329,10 +330,11 @@ def learning_from_dict(doc: Any, item_ids: Sequence[str], model_type: str) -> Le
 
 
 def _calibration_from(doc: dict[str, Any], base: str) -> tuple[float, float]:
-    """``(c_0, c_1)`` of an artifact's ``calibration`` object (absent: :data:`IDENTITY`)."""
-    raw = doc.get("calibration")
-    if raw is None:
+    """``(c_0, c_1)`` of an artifact's ``calibration`` object (absent: :data:`IDENTITY`; a
+    ``null`` is refused, as for ``fit`` and ``grid``: the writer leaves the identity out)."""
+    if "calibration" not in doc:
         return IDENTITY
+    raw = doc["calibration"]
     path = f"{base}.calibration"
     if not isinstance(raw, dict) or set(raw) != {"intercept", "slope"}:
         raise ModelFormatError("must be an object with exactly intercept and slope", path)
