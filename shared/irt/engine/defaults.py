@@ -82,7 +82,7 @@ class Defaults:
         skill_difficulty_sd: ``sigma_b``, SD of the difficulties around their skill's mean.
         pfa_beta_sd: SD of the normal prior on the ``pfa`` option's shared coefficients.
         learning_difficulty_sd: ``sigma_b`` of the learning-aware fit (option ``skills``):
-            SD of the prior of the difficulties around their skill's mean (why 2:
+            SD of the prior of the difficulties around their skill's mean (why 1.5:
             :class:`irt.engine.learning_fit.LearningConfig`).
         auto_validation_share: share of the training students ``auto`` validates on.
         auto_noise_z: ``auto`` keeps plain unless an option set's validation gain exceeds
@@ -112,7 +112,7 @@ class Defaults:
     skill_prior: bool = True
     skill_difficulty_sd: float = 1.0
     pfa_beta_sd: float = 1.0
-    learning_difficulty_sd: float = 2.0
+    learning_difficulty_sd: float = 1.5
     auto_validation_share: float = 0.2
     auto_noise_z: float = 2.0
     max_ece_over_plain: float = 0.01
