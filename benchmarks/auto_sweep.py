@@ -128,7 +128,9 @@ SHAPES: tuple[Shape, ...] = (
 @dataclass
 class Log:
     """A simulated log: per answer its student, item, 0/1 answer, the truth's probability and
-    its order within the student; ``tag`` the skill column of each item."""
+    its order within the student, and the covariates ``x`` of :data:`N_FEATURES` the truth
+    used (``irt.engine.learning.history_features`` of the true skills; a test holds them
+    equal); ``tag`` the skill column of each item."""
 
     student: np.ndarray
     item: np.ndarray
@@ -136,6 +138,7 @@ class Log:
     p_true: np.ndarray
     step: np.ndarray
     tag: np.ndarray
+    x: np.ndarray
 
 
 def _items(shape: Shape) -> tuple:
@@ -186,6 +189,7 @@ def simulate(shape: Shape, n_students: int, part: int) -> Log:
     last = np.zeros((n_students, n_k))
     ys = np.zeros((n_students, length))
     ps = np.zeros((n_students, length))
+    xs = np.zeros((n_students, length, N_FEATURES))
     idx = np.arange(n_students)
     for t in range(length):
         j = seq[:, t]
@@ -199,14 +203,15 @@ def simulate(shape: Shape, n_students: int, part: int) -> Log:
             + np.sum(x[:, SKILL_COLUMNS] * gamma[k], axis=1)
         p = shape.guess * 0.5 + (1.0 - shape.guess) / (1.0 + np.exp(-z))
         y = (rng.random(n_students) < p).astype(float)
-        ys[:, t], ps[:, t] = y, p
+        ys[:, t], ps[:, t], xs[:, t] = y, p, x
         right[idx, k] += y
         wrong[idx, k] += 1 - y
         last[idx, k] = 2 * y - 1
         if shape.drift_sd:
             theta = theta + rng.normal(0.0, shape.drift_sd, n_students)
     return Log(np.repeat(idx, length), seq.reshape(-1), ys.reshape(-1).astype(np.int8),
-               ps.reshape(-1), np.tile(np.arange(length), n_students), tag)
+               ps.reshape(-1), np.tile(np.arange(length), n_students), tag,
+               xs.reshape(-1, N_FEATURES))
 
 
 def write_csv(log: Log, path: Path, prefix: str) -> None:
