@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from irt.engine.defaults import DEFAULTS
-from irt.engine.learning import FEATURES, history_features
+from irt.engine.learning import history_features
 
 SWEEP = Path(__file__).resolve().parents[2] / "benchmarks" / "auto_sweep.py"
 
@@ -32,7 +31,6 @@ def sweep():
 def test_the_sweeps_covariates_are_the_engines(sweep, name) -> None:
     shape = replace(next(s for s in sweep.SHAPES if s.name == name), n_train=30)
     log = sweep.simulate(shape, 30, 0)
-    assert len(FEATURES) == sweep.N_FEATURES and DEFAULTS.pfa_window == sweep.WINDOW
     item_skill = np.arange(shape.n_items) % shape.n_skills  # the truth's skills
     expected = history_features(log.student, item_skill[log.item], log.correct,
                                 np.ones(log.correct.shape[0], dtype=bool), sweep.WINDOW)
