@@ -420,6 +420,22 @@ def learning_model() -> ItemModel:
     return big_model(seed=5)
 
 
+def test_warm_builds_the_learning_tables_before_the_first_request(
+        learning_model: ItemModel) -> None:
+    model = model_from_dict(json.loads(learning_model.to_json()))  # empty caches
+    limits = serving.Limits()
+    serving.warm(model, limits)
+    built = {key: id(value) for key, value in model._cache.items()}
+    assert {"learning", "learning_grid", "learning_tables", "learning_counting"} <= set(built)
+    ids = list(model.item_ids)[:limits.max_responses]  # the longest history a request sends
+    body = {"responses": [{"item_id": i, "correct": k % 3 != 0} for k, i in enumerate(ids)],
+            "items": [model.item_ids[-1]]}
+    answer = serving.predict(model, body, limits, "v1")
+    assert answer["ability"]["n_answers"] == limits.max_responses
+    # the request built nothing, and grew none of the tables (a grown one is a new object)
+    assert {key: id(value) for key, value in model._cache.items()} == built
+
+
 def learning_detailed(monkeypatch: pytest.MonkeyPatch, *args: Any) -> Any:
     """``serving.predict(*args)`` with the learning-aware path's fast lookup switched off."""
     with monkeypatch.context() as m:

@@ -72,8 +72,13 @@ def recommend(model: ItemModel, payload: Any, limits: Limits, version: str) -> d
 
 def warm(model: ItemModel, limits: Limits) -> None:
     """Compute, before a model serves, what its first request would otherwise build (the
-    plain path's grid table and lookups, cached on the model)."""
+    plain path's grid table and lookups and, for a learning-aware model, its path's tables;
+    cached on the model)."""
     plain.warm(model, limits)
+    if model.options.get("learning"):
+        from irt.serving import learning
+
+        learning.warm(model, limits)
 
 
 def model_metadata(model: ItemModel, version: str) -> dict[str, Any]:

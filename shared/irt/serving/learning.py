@@ -30,7 +30,13 @@ from typing import Any
 
 import numpy as np
 
-from irt.engine.learning import learning_of, predict_one, probabilities, student_posterior
+from irt.engine.learning import (
+    learning_of,
+    predict_one,
+    probabilities,
+    student_posterior,
+    warm_serving,
+)
 from irt.engine.model import ItemModel
 from irt.engine.selection import pick, rank
 from irt.serving.plain import (
@@ -49,6 +55,12 @@ from irt.serving.requests import (
     parse_next,
     parse_predict,
 )
+
+
+def warm(model: ItemModel, limits: Limits) -> None:
+    """Build the learning-aware path's per-model tables for histories up to
+    ``limits.max_responses`` answers (:func:`irt.engine.learning.warm_serving`)."""
+    warm_serving(model, limits.max_responses)
 
 
 def predict(model: ItemModel, payload: Any, limits: Limits) -> dict[str, Any]:
