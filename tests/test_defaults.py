@@ -39,7 +39,7 @@ OTHER = Defaults(model="1pl", prior_a=(0.1, 0.4), prior_b=(0.2, 1.5), prior_c=(4
                  min_answers_per_item=3, min_answers_per_student=4, quadrature_points=31,
                  tol=2e-4, max_iter=77, min_slope=0.07, score_method="MAP",
                  recency_decay=0.9, pfa_window=7, pfa_beta_sd=0.7, learning_difficulty_sd=1.3,
-                 auto_validation_share=0.3,
+                 auto_validation_share=0.3, auto_all_folds_below=80,
                  auto_noise_z=3.0, max_ece_over_plain=0.02, skill_prior=False,
                  skill_difficulty_sd=0.7, learning_max_answers=123_456)
 #: ... and the options (which need the 2PL).
@@ -81,8 +81,9 @@ def test_every_entry_point_starts_from_the_one_default_object(monkeypatch, setti
         d.learning_difficulty_sd, d.learning_max_answers)
     # auto and the gate's rule against the plain challenger
     auto = AutoConfig()
-    assert (auto.validation_share, auto.noise_z, auto.max_ece_over_plain) == (
-        d.auto_validation_share, d.auto_noise_z, d.max_ece_over_plain)
+    assert (auto.validation_share, auto.noise_z, auto.max_ece_over_plain,
+            auto.all_folds_below) == (d.auto_validation_share, d.auto_noise_z,
+                                      d.max_ece_over_plain, d.auto_all_folds_below)
     assert GateConfig().max_ece_over_plain == d.max_ece_over_plain
     # prepare: the environment with nothing set, the run's FitConfig and the query's minimums
     refresh = RefreshConfig.from_env(MINIMAL_ENV)
@@ -218,3 +219,12 @@ def test_prepare_serves_what_irt_fit_calibrates_from_the_same_answers(tmp_path, 
         theirs = served["skills"]["parameters"][skill]
         np.testing.assert_allclose([mine["a"], mine["b"]], [theirs["a"], theirs["b"]],
                                    atol=1e-6, err_msg=skill)
+
+
+@pytest.mark.parametrize("settings", [
+    {"auto_validation_share": 0.0}, {"auto_validation_share": 1.0},
+    {"auto_all_folds_below": -1}, {"learning_max_answers": 0}, {"score_method": "WLE"},
+    {"skill_difficulty_sd": 0.0}, {"min_answers_per_item": 0}, {"model": "4pl"}])
+def test_invalid_defaults_are_refused(settings) -> None:
+    with pytest.raises(ValueError):
+        Defaults(**settings)

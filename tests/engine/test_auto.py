@@ -19,9 +19,12 @@ from irt.engine.auto import (
     fit_calibration,
     fit_chosen,
     noise_factor,
+    student_folds,
     validation_students,
 )
 from irt.engine.calibrate import FitConfig, fit
+from irt.engine.defaults import fold_count
+from irt.engine.evaluate import metrics, online_predictions
 from irt.engine.hashing import unit_hash
 from irt.engine.learning import learning_of
 from irt.engine.learning_fit import LearningConfig
@@ -81,9 +84,8 @@ def test_auto_chooses_an_option_set_when_the_log_has_learning(learning_log) -> N
     assert row["gain"] > 2 * row["noise"] > 0
     assert [tuple(r["options"]) for r in choice.table] == [
         (), ("recency",), ("skills",), ("pfa",), ("skills", "pfa"), ("recency", "skills", "pfa")]
-    # validated on about a fifth of the students, none of them in the fit part
-    total = choice.n_fit_students + choice.n_validation_students
-    assert total == 500 and 0.12 < choice.n_validation_students / total < 0.28
+    # about 100 hold-out students, below all_folds_below (200): every student, in 5 folds
+    assert choice.n_folds == 5 and choice.n_validation_students == 500
 
 
 def test_a_few_validation_students_need_a_larger_edge(learning_log) -> None:
@@ -96,8 +98,9 @@ def test_a_few_validation_students_need_a_larger_edge(learning_log) -> None:
     # never written to the record as JSON's non-standard Infinity
     record = OptionChoice((), [], 1, 1, 2, 0.0, AutoConfig(), math.inf).to_dict()
     assert record["noise_factor"] is None
-    choice = _choose(learning_log, validation_share=0.02)
-    assert 3 <= choice.n_validation_students <= 20
+    # the hold-out split kept (all_folds_below=0) on a log it leaves few students to validate
+    choice = _choose(learning_log, validation_share=0.02, all_folds_below=0)
+    assert 3 <= choice.n_validation_students <= 20 and choice.n_folds == 1
     _check_rule(choice, AutoConfig(validation_share=0.02))
     assert choice.to_dict()["noise_factor"] == pytest.approx(choice.noise_factor, abs=1e-4)
 
@@ -111,7 +114,7 @@ def test_the_cli_and_the_docs_state_the_t_factor(learning_log, capsys) -> None:
     from irt.engine.defaults import DEFAULTS
     from irt.tools.cli import _print_selection
 
-    choice = _choose(learning_log, validation_share=0.02)
+    choice = _choose(learning_log, validation_share=0.02, all_folds_below=0)
     _print_selection(choice.to_dict())
     header = capsys.readouterr().out.splitlines()[0]
     assert f"a gain must exceed {choice.noise_factor:.3g} x its noise" in header
@@ -154,6 +157,64 @@ def test_the_validation_split_is_stable_and_not_the_gates_sample() -> None:
     gate = np.array([unit_hash(s) < 0.1 for s in ids])  # the gate's hold-out sample
     overlap = (first & gate).mean()
     assert overlap == pytest.approx(0.2 * 0.1, abs=0.005)  # independent, not nested
+
+
+@pytest.fixture(scope="module")
+def small_log():
+    """A learning log of 120 students: the hold-out split would validate on about 24."""
+    return simulate_learning(120, 24, 3, tau=0.8, beta=BETA, seed=53, item_seed=4)
+
+
+def test_folds_are_stable_and_the_first_is_the_hold_out_split() -> None:
+    assert [fold_count(s) for s in (0.2, 0.25, 0.5, 0.6, 0.02)] == [5, 4, 2, 2, 10]
+    ids = [f"student-{k}" for k in range(20_000)]
+    folds = student_folds(ids, 5)
+    assert np.array_equal(folds, student_folds(list(ids), 5))
+    assert np.bincount(folds).min() > 0.19 * len(ids)
+    # fold 0 of 5 is the 20 % hold-out split: a large log's validation is one of the folds
+    assert np.array_equal(folds == 0, validation_students(ids, 0.2))
+
+
+def test_a_small_log_is_validated_on_every_student_fold_by_fold(small_log) -> None:
+    choice = _choose(small_log)
+    assert choice.n_folds == 5 and choice.to_dict()["n_folds"] == 5
+    assert choice.n_validation_students == choice.n_fit_students == 120
+    assert choice.n_validation_answers == small_log.responses.n_answers
+    _check_rule(choice, AutoConfig())
+    # the plain row's figures are the out-of-fold predictions': each student's answers
+    # predicted online by the plain model fitted on the other folds only
+    train = small_log.responses
+    fold = student_folds(train.student_ids, 5)[train.student]
+    rows = np.lexsort((small_log.order, train.student))
+    p = np.empty(train.n_answers)
+    for k in range(5):
+        mine = rows[fold[rows] == k]
+        model = fit(train.subset(fold != k), FIT, small_log.item_skill, small_log.skill_ids).model
+        p[mine] = online_predictions(model, train.student[mine],
+                                     model.positions([train.item_ids[j] for j in train.item[mine]]),
+                                     train.correct[mine].astype(np.int8))
+    expected = metrics(train.correct[rows].astype(float), p[rows])
+    plain = choice.table[0]
+    assert plain["auc"] == pytest.approx(expected["auc"], abs=1e-6)
+    assert plain["log_loss"] == pytest.approx(expected["log_loss"], abs=1e-6)
+    # the hold-out split alone, as a large log is validated
+    held = _choose(small_log, all_folds_below=0)
+    assert held.n_folds == 1 and held.n_validation_students < 40
+    assert held.n_fit_students + held.n_validation_students == 120
+
+
+def test_a_large_log_keeps_the_hold_out_split(learning_log) -> None:
+    """About 100 hold-out students, at least ``all_folds_below`` (here 60): one fold,
+    validated on about a fifth of the students, none of them in the fit part, and the same
+    choice and table as with the folds switched off."""
+    choice = _choose(learning_log, all_folds_below=60)
+    assert choice.n_folds == 1
+    total = choice.n_fit_students + choice.n_validation_students
+    assert total == 500 and choice.n_validation_students >= 60 and 0.12 < (
+        choice.n_validation_students / total) < 0.28
+    _check_rule(choice, AutoConfig())
+    held = _choose(learning_log, all_folds_below=0)
+    assert choice.options == held.options and choice.table == held.table
 
 
 def test_the_choice_is_recorded_in_the_artifact(learning_log) -> None:
@@ -240,7 +301,8 @@ def test_the_validation_predictions_are_calibrated_without_their_own_answers() -
 
 
 @pytest.mark.parametrize("settings", [{"validation_share": 0.0}, {"validation_share": 1.0},
-                                      {"noise_z": -1.0}, {"min_validation_students": 1}])
+                                      {"noise_z": -1.0}, {"min_validation_students": 1},
+                                      {"all_folds_below": -1}])
 def test_auto_settings_are_checked(settings) -> None:
     with pytest.raises(ValueError):
         AutoConfig(**settings)

@@ -85,6 +85,9 @@ class Defaults:
             SD of the prior of the difficulties around their skill's mean (why 1.5:
             :class:`irt.engine.learning_fit.LearningConfig`).
         auto_validation_share: share of the training students ``auto`` validates on.
+        auto_all_folds_below: when the hold-out split has fewer validation students than
+            this, ``auto`` validates on every training student instead: about ``1 /
+            auto_validation_share`` folds (5), each predicted by models fitted on the others.
         auto_noise_z: ``auto`` keeps plain unless an option set's validation gain exceeds
             this many standard errors (a normal's; with few validation students the t
             quantile of the same level, :func:`irt.engine.auto.noise_factor`).
@@ -114,6 +117,7 @@ class Defaults:
     pfa_beta_sd: float = 1.0
     learning_difficulty_sd: float = 1.5
     auto_validation_share: float = 0.2
+    auto_all_folds_below: int = 200
     auto_noise_z: float = 2.0
     max_ece_over_plain: float = 0.01
     learning_max_answers: int | None = 500_000
@@ -125,6 +129,9 @@ class Defaults:
             raise ValueError("minimum answers must be at least 1")
         if self.options and self.model != "2pl":
             raise ValueError("learning-aware options need the 2pl model")
+        if not 0.0 < self.auto_validation_share < 1.0 or self.auto_all_folds_below < 0:
+            raise ValueError("auto_validation_share must be in (0, 1) and "
+                             "auto_all_folds_below at least 0")
         if self.learning_max_answers is not None and self.learning_max_answers < 1:
             raise ValueError("learning_max_answers must be at least 1 (or None: no cap)")
         if self.score_method not in ("EAP", "MAP"):
@@ -163,12 +170,25 @@ class Defaults:
             f"N(0,{self.pfa_beta_sd:g}^2); skills: b ~ N(mu_skill, "
             f"{self.learning_difficulty_sd:g}^2)",
             f"  options auto: validated on {self.auto_validation_share:.0%} of the training "
-            f"students; kept only if the gain > {self.auto_noise_z:g} x its standard error "
+            f"students (on all of them, in {fold_count(self.auto_validation_share)} folds, "
+            f"when that is fewer than {self.auto_all_folds_below}); kept only if the gain > "
+            f"{self.auto_noise_z:g} x its standard error "
             f"(Student's t at that level with few validation students) "
             f"and ECE <= plain + {self.max_ece_over_plain:g}; options calibrated on "
             + ("all answers" if self.learning_max_answers is None else
                f"at most {self.learning_max_answers:,} answers (whole students)"),
         ])
+
+
+#: At most this many folds when ``auto`` validates on every training student.
+MAX_FOLDS = 10
+
+
+def fold_count(share: float) -> int:
+    """The folds of a small log's validation by ``auto``
+    (:attr:`Defaults.auto_all_folds_below`): about ``1 / share`` (5 for the default 20 %),
+    from 2 to :data:`MAX_FOLDS`."""
+    return min(MAX_FOLDS, max(2, round(1.0 / share)))
 
 
 #: The defaults.  Entry points read ``irt.engine.defaults.DEFAULTS`` when they run.

@@ -757,17 +757,19 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
     of TRAIN (:func:`irt.engine.auto.choose_options`, predicting every attempt of theirs in
     TRAIN, as the test protocol predicts TEST), then the chosen set on every training
     answer (reusing a fit of the same set when the table already made one)."""
-    from irt.engine.auto import AutoConfig, choose_options, fit_chosen, validation_students
+    from irt.engine.auto import AutoConfig, choose_options, fit_chosen
     from irt.engine.learning_fit import base_for_options, with_recency
 
     start = time.perf_counter()
     item_skill, skill_ids = skills if skills is not None else (None, ())
     auto = AutoConfig()
-    chosen_ids = validation_students(train.student_ids, auto.validation_share)
-    val_set = {s for s, v in zip(train.student_ids, chosen_ids.tolist(), strict=True) if v}
-    keep = [k for k, s in enumerate(tr[0]) if s in val_set]
-    validation = _ordered([tr[0][k] for k in keep], [tr[1][k] for k in keep], tr[2][keep],
-                          tr[3][keep])
+    # every attempt of the training students, by their index in TRAIN (choose_options keeps
+    # those of the students it validates on)
+    index = {s: k for k, s in enumerate(train.student_ids)}
+    code = np.array([index.get(s, -1) for s in tr[0]], dtype=np.int64)
+    keep = np.flatnonzero(code >= 0)
+    rows = keep[np.lexsort((tr[3][keep], code[keep]))]
+    validation = (code[rows], [tr[1][k] for k in rows], tr[2][rows])
     learning = _learning_config(args, ())
     choice = choose_options(train, answered_at, item_skill, skill_ids, config, learning, auto,
                             validation)
@@ -790,10 +792,13 @@ def _fit_auto(base, train, answered_at, skills, config, args: argparse.Namespace
 
 def _print_selection(selection: dict) -> None:
     factor = selection.get("noise_factor")  # None when no option set was tried
+    folds = selection.get("n_folds", 1)
+    fitted = f"fitted on {selection['n_fit_students']}" if folds == 1 else \
+        f"in {folds} folds, each predicted by a fit on the others"
     print(f"  auto: validated on "
           f"{_count(selection['n_validation_students'], 'training student')} "
-          f"({_count(selection['n_validation_answers'], 'answer')}), fitted on "
-          f"{selection['n_fit_students']}; chosen: {'+'.join(selection['chosen']) or 'plain'}"
+          f"({_count(selection['n_validation_answers'], 'answer')}), {fitted}; "
+          f"chosen: {'+'.join(selection['chosen']) or 'plain'}"
           + ("" if factor is None else f"; a gain must exceed {factor:.3g} x its noise"))
     for row in selection["table"]:
         auc = "-" if row.get("auc") is None else f"{row['auc']:.4f}"
