@@ -478,6 +478,13 @@ def test_gate_compares_a_model_with_options_with_the_plain_challenger():
     # the rise allowed is a setting (GATE_MAX_ECE_OVER_PLAIN), from the one defaults object
     loose = GateConfig(max_ece_over_plain=0.02)
     assert gate({**new, "ece": 0.0415}, None, loose, 100, 10, plain).passed
+    # against_plain: the reasons against the plain challenger only (auto falls back on them)
+    assert worse_ece.against_plain == worse_ece.reasons and result.against_plain == []
+    serving = {"auc": 0.80, "log_loss": 0.50, "ece": 0.02}
+    both = gate({**new, "ece": 0.0415}, serving, GateConfig(), 100, 10, plain)
+    assert len(both.reasons) == 3 and both.against_plain == both.reasons[2:]
+    assert all("serving" in r for r in both.reasons[:2])
+    assert gate(new, serving, GateConfig(), 100, 10).against_plain == []
 
 
 def test_holdout_is_the_latest_answers_of_a_deterministic_sample():

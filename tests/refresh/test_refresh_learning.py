@@ -172,3 +172,35 @@ def test_gate_rejects_options_that_calibrate_worse_than_plain(tmp_path: Path) ->
     assert result.status == 422, result.body
     assert any("plain 2PL challenger" in r for r in result.body["gate"]["reasons"])
     assert LocalStore(cfg.model_dir).read_pointer() == (None, None)
+
+
+def test_auto_falls_back_to_plain_when_its_set_loses_to_plain_on_the_gate(
+        tmp_path: Path) -> None:
+    """``auto`` chose ``pfa`` on its validation students, but on the gate's held-out answers
+    its calibration error is above the plain challenger's (no tolerance here): ``auto``
+    never serves a set that lost to plain, so the plain 2PL fitted on the same answers is the
+    candidate, gated and published, and the record says why.  An option set named
+    explicitly is rejected instead (the test above)."""
+    log_file = write_csv(learning_rows(seed=33), tmp_path / "log.csv")
+    cfg = config(tmp_path, log_file, MODEL_OPTIONS="auto", GATE_MAX_ECE_OVER_PLAIN="0")
+    logs = Logs()
+    result = run(cfg, logs=logs)
+    assert result.status == 200 and result.body["status"] == "published", result.body
+    chosen = next(line for line in logs.lines if line.get("event") == "options_chosen")
+    fallback = next(line for line in logs.lines if line.get("event") == "options_fallback")
+    assert chosen["chosen"] and fallback["severity"] == "WARNING"
+    assert fallback["options"] == chosen["chosen"]
+    assert fallback["reasons"] and all("plain 2PL challenger" in r for r in fallback["reasons"])
+    gates = [line for line in logs.lines if line.get("event") == "gate"]
+    assert len(gates) == 2 and gates[0]["reasons"] == fallback["reasons"] and gates[1]["passed"]
+    store = LocalStore(cfg.model_dir)
+    version, _ = store.read_pointer()
+    model = load_model(store.get(version, "model.json"))
+    report = json.loads(store.get(version, "report.json"))
+    assert learning_of(model) is None  # the plain 2PL serves
+    selection = model.fit["option_selection"]
+    assert selection == report["option_selection"]
+    assert selection["chosen"] == [] and selection["gate_fallback"]["options"] == chosen["chosen"]
+    lost = selection["gate_fallback"]
+    assert lost["new"]["ece"] > lost["plain"]["ece"]  # why it lost
+    assert report["gate"]["passed"] and report["gate"]["plain"] is None

@@ -304,12 +304,17 @@ def _run(config: RefreshConfig, source: AnswerSource, store: ArtifactStore,
     try:
         challenger = start_challenger(run, holdout, background)
         calibrated = calibrate(run, prepared, holdout)
-        # a data violation:
-        violations += items_lost(serving.model, calibrated.model, run.config.data)
         plain = None if calibrated.model.options.get("learning") is None else \
             calibrated.result.model
         diagnostics = start_report_diagnostics(calibrated, holdout, background)
         verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving, plain)
+        if calibrated.selection is not None and verdict.against_plain:
+            # MODEL_OPTIONS=auto never serves a set that lost to plain: the plain 2PL, gated
+            calibrated = fall_back_to_plain(run, calibrated, verdict)
+            diagnostics = start_report_diagnostics(calibrated, holdout, background)
+            verdict, replay = quality_gate(run, prepared, holdout, calibrated.model, serving)
+        # a data violation:
+        violations += items_lost(serving.model, calibrated.model, run.config.data)
         checks = monitor(run, prepared, holdout, calibrated, serving, verdict, replay, challenger)
         findings = Findings(violations, verdict, checks)
 
@@ -633,6 +638,27 @@ def _choose_options(run: Run, fit_config: FitConfig, train: Any, order_key: np.n
              n_validation_students=choice.n_validation_students,
              validation=selection["table"])
     return choice
+
+
+def fall_back_to_plain(run: Run, calibrated: Calibrated, verdict: GateResult) -> Calibrated:
+    """Step 7a (``MODEL_OPTIONS=auto`` only): the option set ``auto`` chose lost to the plain
+    2PL challenger on the gate's held-out answers (``verdict.against_plain``), so the plain
+    2PL fitted on the same training answers takes its place, to be gated against the serving
+    model as any plain candidate is.  ``auto``'s record (``option_selection``) keeps its
+    validation table, with ``chosen`` now ``[]`` and ``gate_fallback``: the set, the gate's
+    reasons and both models' held-out metrics.  Logs WARNING ``options_fallback``.
+    """
+    selection = dict(calibrated.selection or {})
+    lost = {"options": selection.get("chosen", []), "reasons": verdict.against_plain,
+            "new": verdict.to_dict()["new"], "plain": verdict.to_dict()["plain"]}
+    selection.update(chosen=[], gate_fallback=lost)
+    plain = calibrated.result.model
+    model = replace(plain, fit={**plain.fit, "option_selection": selection}, _index=None,
+                    _cache={})
+    log_step(run.say, "options " + "+".join(lost["options"]) + " lost to the plain 2PL on the "
+             "held-out answers: the plain 2PL is the candidate", severity="WARNING",
+             event="options_fallback", options=lost["options"], reasons=lost["reasons"])
+    return Calibrated(model, calibrated.result, calibrated.fit_config, selection=selection)
 
 
 def quality_gate(run: Run, prepared: Prepared, holdout: Holdout, model: ItemModel,

@@ -198,6 +198,8 @@ class GateResult:
         n_holdout_answers: held-out answers scored.
         n_holdout_students: students they belong to.
         plain: the same for the plain 2PL challenger (``None`` when the new model is plain).
+        against_plain: the reasons (among ``reasons``) that compare the new model with the
+            plain challenger: the new model lost to it.
     """
 
     passed: bool
@@ -207,6 +209,7 @@ class GateResult:
     n_holdout_answers: int
     n_holdout_students: int
     plain: dict[str, float] | None = None
+    against_plain: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (NaN as ``None``)."""
@@ -313,6 +316,7 @@ def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateCo
     (nothing was validated).
     """
     reasons: list[str] = []
+    against_plain: list[str] = []
     if n_answers == 0:
         reasons.append("no held-out answers to validate the model on")
     else:
@@ -329,6 +333,7 @@ def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateCo
                 reasons.append(f"log-loss {new['log_loss']:.4f} against "
                                f"{serving['log_loss']:.4f} serving "
                                f"(allowed rise {config.max_logloss_rise})")
+        before = len(reasons)
         if plain is not None:
             if not new["auc"] >= plain["auc"] - config.max_auc_drop:
                 reasons.append(f"AUC {new['auc']:.4f} against {plain['auc']:.4f} for the plain "
@@ -341,5 +346,7 @@ def gate(new: dict[str, float], serving: dict[str, float] | None, config: GateCo
                 reasons.append(f"calibration error (ECE) {new['ece']:.4f} against "
                                f"{plain['ece']:.4f} for the plain 2PL challenger (allowed "
                                f"rise {config.max_ece_over_plain})")
+        against_plain = reasons[before:]
     return GateResult(passed=not reasons, reasons=reasons, new=new, serving=serving,
-                      n_holdout_answers=n_answers, n_holdout_students=n_students, plain=plain)
+                      n_holdout_answers=n_answers, n_holdout_students=n_students, plain=plain,
+                      against_plain=against_plain)
