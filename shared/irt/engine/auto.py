@@ -197,18 +197,27 @@ class OptionChoice:
                 "seconds": round(self.seconds, 3), "table": self.table}
 
 
+def _student_hashes(student_ids: Sequence[str]) -> np.ndarray:
+    """The stable salted hash of each student id, in [0, 1) (the same in every run, on every
+    machine): the split and the folds both read it."""
+    return np.fromiter((unit_hash(_SALT + str(s)) for s in student_ids), dtype=float,
+                       count=len(student_ids))
+
+
+def _folds(hashes: np.ndarray, n_folds: int) -> np.ndarray:
+    return np.minimum((hashes * n_folds).astype(np.int64), n_folds - 1)
+
+
 def validation_students(student_ids: Sequence[str], share: float) -> np.ndarray:
     """Whether each student is a validation student: a stable hash of the id (the same split
     in every run, on every machine) below ``share``."""
-    return np.fromiter((unit_hash(_SALT + str(s)) < share for s in student_ids), dtype=bool,
-                       count=len(student_ids))
+    return _student_hashes(student_ids) < share
 
 
 def student_folds(student_ids: Sequence[str], n_folds: int) -> np.ndarray:
     """Each student's fold, ``floor(n_folds h)`` of the stable hash ``h`` of
     :func:`validation_students`: the same folds in every run, on every machine."""
-    return np.fromiter((min(int(unit_hash(_SALT + str(s)) * n_folds), n_folds - 1)
-                        for s in student_ids), dtype=np.int64, count=len(student_ids))
+    return _folds(_student_hashes(student_ids), n_folds)
 
 
 def noise_factor(noise_z: float, n_students: int) -> float:
@@ -324,11 +333,12 @@ def choose_options(train: Responses, order_key: np.ndarray | None, item_skill: n
     """
     cfg = config or AutoConfig()
     t0 = time.perf_counter()
-    is_val = validation_students(train.student_ids, cfg.validation_share)
+    hashes = _student_hashes(train.student_ids)  # validation_students' and student_folds'
+    is_val = hashes < cfg.validation_share
     n_hold_out = int(np.unique(train.student[is_val[train.student]]).shape[0])
     if n_hold_out < cfg.all_folds_below:  # a small log: every student, fold by fold
         n_folds = fold_count(cfg.validation_share)
-        fold = student_folds(train.student_ids, n_folds)
+        fold = _folds(hashes, n_folds)
     else:  # the hold-out split: fold 0 validated, fitted on fold 1
         n_folds = 1
         fold = np.where(is_val, 0, 1)

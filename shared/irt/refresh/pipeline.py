@@ -649,8 +649,9 @@ def fall_back_to_plain(run: Run, calibrated: Calibrated, verdict: GateResult) ->
     reasons and both models' held-out metrics.  Logs WARNING ``options_fallback``.
     """
     selection = dict(calibrated.selection or {})
+    figures = verdict.to_dict()
     lost = {"options": selection.get("chosen", []), "reasons": verdict.against_plain,
-            "new": verdict.to_dict()["new"], "plain": verdict.to_dict()["plain"]}
+            "new": figures["new"], "plain": figures["plain"]}
     selection.update(chosen=[], gate_fallback=lost)
     plain = calibrated.result.model
     model = replace(plain, fit={**plain.fit, "option_selection": selection}, _index=None,
